@@ -1,0 +1,172 @@
+"""Complexity accounting: parameters, analytic multiply-accumulates (MACs), XLA's FLOP count.
+
+Conventions (the README explains them at length):
+- `params`: trainable `nnx.Param` elements (conv and dense weights and biases, batch-norm scale
+  and offset). Batch-norm running statistics (`nnx.BatchStat`) are reported apart.
+- `macs`: multiply-accumulates of the conv and dense layers per image, from shapes alone, as
+  the papers count them (GoogLeNet's Table 1 "ops"): for a conv, output elements x kernel taps x
+  input channels per group, *including* taps that fall on zero padding. Pooling, normalization,
+  activations and additions count zero.
+- `flops` = 2 x MACs.
+- `flops_xla`: XLA's own estimate for the compiled forward (`cost_analysis()["flops"]`). It skips
+  taps on zero padding and adds element-wise work (batch norm, ReLU, pooling, softmax-free head),
+  so it differs from 2 x MACs by a few percent either way.
+
+Nothing here runs a convolution: shapes come from tracing abstract values (`jax.make_jaxpr` on
+`ShapeDtypeStruct` leaves, `nnx.eval_shape`), and XLA's count from compiling, not running.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from absl import logging
+from flax import nnx
+
+from bottleneck import registry
+
+
+def count_params(module: nnx.Module) -> int:
+  """Trainable parameter elements (`nnx.Param`) of `module`, real or abstract."""
+  return sum(math.prod(x.shape) for x in jax.tree.leaves(nnx.state(module, nnx.Param)))
+
+
+def count_batch_stats(module: nnx.Module) -> int:
+  """Batch-norm running statistics (`nnx.BatchStat`) elements: not trained, reported apart."""
+  return sum(math.prod(x.shape) for x in jax.tree.leaves(nnx.state(module, nnx.BatchStat)))
+
+
+def _sub_jaxprs(value):
+  if isinstance(value, jax.extend.core.ClosedJaxpr):
+    yield value.jaxpr
+  elif isinstance(value, jax.extend.core.Jaxpr):
+    yield value
+  elif isinstance(value, (tuple, list)):
+    for v in value:
+      yield from _sub_jaxprs(v)
+
+
+def jaxpr_macs(jaxpr) -> int:
+  """Multiply-accumulates of every conv and dot in `jaxpr` (nested jaxprs included)."""
+  jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
+  total = 0
+  for eqn in jaxpr.eqns:
+    name = eqn.primitive.name
+    if name == "conv_general_dilated":
+      out = eqn.outvars[0].aval.shape
+      rhs = eqn.invars[1].aval.shape
+      out_feature_dim = eqn.params["dimension_numbers"].rhs_spec[0]
+      # Per output element: kernel taps x input channels of its group = |rhs| / out channels.
+      total += math.prod(out) * (math.prod(rhs) // rhs[out_feature_dim])
+    elif name == "dot_general":
+      (lhs_contract, _), _ = eqn.params["dimension_numbers"]
+      lhs = eqn.invars[0].aval.shape
+      total += math.prod(eqn.outvars[0].aval.shape) * math.prod(lhs[d] for d in lhs_contract)
+    else:
+      times = eqn.params.get("length", 1) if name == "scan" else 1
+      for value in eqn.params.values():
+        for sub in _sub_jaxprs(value):
+          total += times * jaxpr_macs(sub)
+  return total
+
+
+def _abstract(tree):
+  return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), tree)
+
+
+def _trace(module: nnx.Module, x: jax.ShapeDtypeStruct):
+  graphdef, state = nnx.split(module)
+  return jax.make_jaxpr(lambda s, x: nnx.merge(graphdef, s)(x))(_abstract(state), x)
+
+
+def module_macs(module: nnx.Module, input_shape: Sequence[int], dtype=jnp.float32) -> int:
+  """MACs of one call of `module` on an input of `input_shape` (traced, not run)."""
+  return jaxpr_macs(_trace(module, jax.ShapeDtypeStruct(tuple(input_shape), dtype)))
+
+
+def xla_flops(compiled) -> float | None:
+  """XLA's FLOP estimate from a compiled computation, or None where the backend gives none.
+
+  `cost_analysis()` has returned a dict, a list of dicts (one per program), None, or -1
+  depending on backend and JAX version; every form is handled here.
+  """
+  try:
+    cost = compiled.cost_analysis()
+  except Exception as e:  # pylint: disable=broad-except  # some backends raise instead
+    logging.info("cost_analysis() unavailable: %s", e)
+    return None
+  if isinstance(cost, dict):
+    cost = [cost]
+  if not isinstance(cost, (list, tuple)):
+    return None
+  flops = [c.get("flops") for c in cost if isinstance(c, dict)]
+  flops = [f for f in flops if f is not None and f >= 0]
+  return float(sum(flops)) if flops else None
+
+
+def model_xla_flops(model: nnx.Module, input_shape: Sequence[int]) -> float | None:
+  """XLA's FLOPs for one forward of `model` (eval mode) on `input_shape`; compiles, runs nothing."""
+  graphdef, state = nnx.split(model)
+
+  def forward(s, x):
+    m = nnx.merge(graphdef, s)
+    m.eval()
+    return m(x)
+
+  compiled = jax.jit(forward).lower(
+      _abstract(state), jax.ShapeDtypeStruct(tuple(input_shape), jnp.float32)).compile()
+  return xla_flops(compiled)
+
+
+def analyze_model(model, *, xla: bool = True) -> dict:
+  """Per-stage and total complexity of a `bottleneck.models.Network` for one image.
+
+  `model` may be real or abstract; it is not modified (a merged copy is put in eval mode).
+  Returns the JSON contract of `experiments.analyze` without the identifying keys.
+  """
+  graphdef, state = nnx.split(model)
+  model = nnx.merge(graphdef, state)
+  model.eval()
+  side_heads = {after: (name, head) for after, name, head in model.side_heads()}
+  x = jax.ShapeDtypeStruct((1, model.image_size, model.image_size, model.in_channels),
+                           jnp.float32)
+  model.check_input(x.shape)
+  layers = []
+
+  def row(name, module, x):
+    jaxpr = _trace(module, x)
+    out = jaxpr.out_avals[0]
+    layers.append({"name": name, "params": count_params(module), "macs": jaxpr_macs(jaxpr),
+                   "output_shape": list(out.shape[1:]),
+                   "widths": dict(getattr(module, "widths", ()))})
+    return jax.ShapeDtypeStruct(out.shape, out.dtype)
+
+  for name, stage in model.named_stages():
+    y = row(name, stage, x)
+    if name in side_heads:
+      row(*side_heads[name], y)
+    x = y
+  macs = sum(l["macs"] for l in layers)
+  total = {"params": count_params(model), "batch_stats": count_batch_stats(model),
+           "macs": macs, "flops": 2 * macs,
+           "flops_xla": model_xla_flops(model, (1, model.image_size, model.image_size,
+                                                model.in_channels)) if xla else None}
+  return {"total": total, "layers": layers}
+
+
+def analyze(name: str, *, reduce: bool, image_size: int | None = None,
+            num_classes: int | None = None, xla: bool = True, **overrides) -> dict:
+  """Complexity report for registry model `name` (built abstractly: no weights are made)."""
+  model = registry.abstract_model(name, reduce=reduce, image_size=image_size,
+                                  num_classes=num_classes, **overrides)
+  return {"model": name, "reduce": bool(reduce), "image_size": model.image_size,
+          "num_classes": model.num_classes, **analyze_model(model, xla=xla)}
+
+
+def conv_macs(height: int, width: int, in_channels: int, out_channels: int,
+              kernel: int) -> int:
+  """MACs of a stride-1 SAME k x k conv on an H x W x C_in map: H W k^2 C_in C_out."""
+  return height * width * kernel * kernel * in_channels * out_channels

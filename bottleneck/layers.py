@@ -1,0 +1,117 @@
+"""Layers shared by every block: the conv unit, pooling, local response normalization, heads.
+
+Everything is NHWC, takes `dtype` (compute) and `param_dtype`, and gets its randomness from the
+`nnx.Rngs` it is given. Nothing here depends on the device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from bottleneck import validation
+
+Padding = str  # "SAME" or "VALID"
+
+
+def _pair(k: int | Sequence[int]) -> tuple[int, int]:
+  return (k, k) if isinstance(k, int) else tuple(k)
+
+
+class ConvUnit(nnx.Module):
+  """Conv -> optional batch norm -> optional ReLU, the building brick of every block.
+
+  Args:
+    in_features, out_features: channels in and out.
+    kernel_size: an int or (height, width), e.g. (1, 7) for Inception-v3's factorized convs.
+    strides: an int or a pair.
+    padding: "SAME" or "VALID".
+    use_bias: a learned bias in the conv (paper GoogLeNet: yes; batch-norm nets: no).
+    batch_norm: batch norm after the conv.
+    bn_use_scale: whether batch norm learns a scale (torchvision: yes; Keras Inception-v3: no).
+    activation: ReLU after the conv (off for a "linear bottleneck").
+  """
+
+  def __init__(self, in_features: int, out_features: int, kernel_size, *, strides=1,
+               padding: Padding = "SAME", use_bias: bool = True, batch_norm: bool = False,
+               bn_use_scale: bool = True, bn_epsilon: float = 1e-3, bn_momentum: float = 0.99,
+               activation: bool = True, dtype=jnp.float32, param_dtype=jnp.float32,
+               rngs: nnx.Rngs, name: str = "conv"):
+    validation.positive_int(in_features, "in_features", name)
+    validation.positive_int(out_features, "out_features", name)
+    self.kernel_size = _pair(kernel_size)
+    for k in self.kernel_size:
+      validation.positive_int(k, "kernel_size", name)
+    self.in_features, self.out_features = in_features, out_features
+    self.strides = _pair(strides)
+    self.padding = validation.choice(padding, "padding", ("SAME", "VALID"), name)
+    self.activation = activation
+    self.conv = nnx.Conv(in_features, out_features, self.kernel_size, strides=self.strides,
+                         padding=padding, use_bias=use_bias, dtype=dtype,
+                         param_dtype=param_dtype, rngs=rngs)
+    self.norm = (nnx.BatchNorm(out_features, use_scale=bn_use_scale, epsilon=bn_epsilon,
+                               momentum=bn_momentum, dtype=dtype, param_dtype=param_dtype,
+                               rngs=rngs) if batch_norm else None)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x = self.conv(x)
+    if self.norm is not None:
+      x = self.norm(x)
+    return nnx.relu(x) if self.activation else x
+
+
+class MaxPool(nnx.Module):
+  """Max pooling over a window (NHWC)."""
+
+  def __init__(self, window: int = 3, stride: int = 2, padding: Padding = "SAME"):
+    self.window, self.stride, self.padding = _pair(window), _pair(stride), padding
+
+  def __call__(self, x):
+    return nnx.max_pool(x, self.window, self.stride, self.padding)
+
+
+class AvgPool(nnx.Module):
+  """Average pooling over a window (NHWC); padded taps count as zeros (torchvision default)."""
+
+  def __init__(self, window: int = 3, stride: int = 1, padding: Padding = "SAME"):
+    self.window, self.stride, self.padding = _pair(window), _pair(stride), padding
+
+  def __call__(self, x):
+    return nnx.avg_pool(x, self.window, self.stride, self.padding)
+
+
+class LocalResponseNorm(nnx.Module):
+  """Cross-channel local response normalization (AlexNet; used by the paper's GoogLeNet).
+
+  y = x / (k + alpha / size * sum_{window of `size` channels} x^2) ** beta, as in
+  torch.nn.LocalResponseNorm. It has no parameters and no multiply-adds in our convention.
+  """
+
+  def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0):
+    self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+  def __call__(self, x):
+    lo = self.size // 2
+    hi = self.size - 1 - lo
+    sq_sum = jax.lax.reduce_window(x * x, jnp.array(0, x.dtype), jax.lax.add,
+                                   (1, 1, 1, self.size), (1, 1, 1, 1),
+                                   ((0, 0), (0, 0), (0, 0), (lo, hi)))
+    return x / (self.k + self.alpha / self.size * sq_sum) ** self.beta
+
+
+class ClassifierHead(nnx.Module):
+  """Global average pool -> dropout -> dense, the head of every network here."""
+
+  def __init__(self, in_features: int, num_classes: int, *, dropout: float = 0.0,
+               dtype=jnp.float32, param_dtype=jnp.float32, rngs: nnx.Rngs):
+    validation.positive_int(num_classes, "num_classes", "classifier head")
+    self.dropout = nnx.Dropout(dropout, rngs=rngs)
+    self.dense = nnx.Linear(in_features, num_classes, dtype=dtype, param_dtype=param_dtype,
+                            rngs=rngs)
+
+  def __call__(self, x):
+    x = jnp.mean(x, axis=(1, 2))
+    return self.dense(self.dropout(x))

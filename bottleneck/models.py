@@ -1,0 +1,253 @@
+"""Whole networks: GoogLeNet (paper and batch-norm flavours), Inception-v3, Zhang et al.'s small
+Inception. Each is a flat sequence of named stages so that complexity is reported per stage, with
+the names the papers use (`inception_3a` ... `inception_5b`, `mixed_5b` ...).
+
+Widths and conventions: `../shared/architectures.md` and the docstrings below.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from bottleneck import blocks, validation
+from bottleneck.layers import AvgPool, ClassifierHead, LocalResponseNorm, MaxPool
+
+# GoogLeNet Table 1: name, #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
+GOOGLENET_TABLE1 = (
+    ("inception_3a", 64, 96, 128, 16, 32, 32),
+    ("inception_3b", 128, 128, 192, 32, 96, 64),
+    ("pool3", None),
+    ("inception_4a", 192, 96, 208, 16, 48, 64),
+    ("inception_4b", 160, 112, 224, 24, 64, 64),
+    ("inception_4c", 128, 128, 256, 24, 64, 64),
+    ("inception_4d", 112, 144, 288, 32, 64, 64),
+    ("inception_4e", 256, 160, 320, 32, 128, 128),
+    ("pool4", None),
+    ("inception_5a", 256, 160, 320, 32, 128, 128),
+    ("inception_5b", 384, 192, 384, 48, 128, 128),
+)
+
+# Zhang et al. (2017) small Inception: ("I", c1, c3) or ("D", c3).
+SMALL_INCEPTION_LAYOUT = (
+    ("I", 32, 32), ("I", 32, 48), ("D", 80), ("I", 112, 48), ("I", 96, 64), ("I", 80, 80),
+    ("I", 48, 96), ("D", 96), ("I", 176, 160), ("I", 176, 160),
+)
+
+
+class Network(nnx.Module):
+  """A classifier made of named stages applied in order.
+
+  Subclasses fill `self.stages` (an `nnx.List`) and `self.stage_names`, and set
+  `min_image_size`: the smallest input side the network accepts.
+  """
+
+  in_channels = 3
+
+  def _init_common(self, name, *, num_classes, reduce, image_size, min_image_size):
+    self.name = name
+    self.num_classes = validation.positive_int(num_classes, "num_classes", name)
+    self.reduce = bool(reduce)
+    self.min_image_size = min_image_size
+    self.image_size = validation.positive_int(image_size, "image_size", name)
+    if image_size < min_image_size:
+      raise validation.ConfigError(
+          f"{name}: image_size={image_size} is too small; the minimum is {min_image_size}.")
+    self._names, self._stages = [], []
+
+  def _add(self, name: str, stage: nnx.Module):
+    self._names.append(name)
+    self._stages.append(stage)
+    return stage
+
+  def _seal(self):
+    self.stage_names = tuple(self._names)
+    self.stages = nnx.List(self._stages)
+    del self._names, self._stages
+
+  def named_stages(self):
+    return list(zip(self.stage_names, self.stages))
+
+  def side_heads(self):
+    """Heads that branch off the main path: (after_stage, name, module) triples."""
+    return []
+
+  def check_input(self, shape) -> None:
+    """Raises ConfigError unless `shape` is (batch, H, W, in_channels) with H, W large enough."""
+    if len(shape) != 4 or shape[-1] != self.in_channels:
+      raise validation.ConfigError(
+          f"{self.name}: input shape {tuple(shape)} is invalid; expected "
+          f"(batch, height, width, {self.in_channels}).")
+    h, w = shape[1], shape[2]
+    if min(h, w) < self.min_image_size:
+      raise validation.ConfigError(
+          f"{self.name}: input {h}x{w} is too small; the minimum is "
+          f"{self.min_image_size}x{self.min_image_size}.")
+
+  def features(self, x: jax.Array) -> jax.Array:
+    """Everything but the classifier head: the last feature map."""
+    self.check_input(x.shape)
+    for name, stage in self.named_stages():
+      if name != "head":
+        x = stage(x)
+    return x
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return self.head(self.features(x))
+
+  @property
+  def head(self):
+    return self.stages[self.stage_names.index("head")]
+
+
+class GoogLeNet(Network):
+  """GoogLeNet (Szegedy et al. 2014, Table 1) with `reduce` switching every Inception block.
+
+  The stem (conv 7x7/2, max pool, conv 1x1 64 + 3x3 192, max pool) is the same in both variants.
+  Pools use SAME padding, which gives the paper's 112/56/28/14/7 grid from 224 (torchvision
+  gets the same sizes with `ceil_mode=True`). The head is a global average pool (the paper's
+  7x7 average pool at 224), dropout and a linear layer; auxiliary classifiers are not built.
+
+  Args:
+    batch_norm, use_bias, lrn, branch5_kernel: paper (`False, True, True, 5`) or torchvision
+      (`True, False, False, 3`) conventions; registry names `googlenet` and `googlenet_bn`.
+    reduction_ratio, reduction_activation: see `bottleneck.blocks`.
+  """
+
+  def __init__(self, *, num_classes: int = 1000, reduce: bool = True, image_size: int = 224,
+               batch_norm: bool = False, use_bias: bool = True, lrn: bool = True,
+               branch5_kernel: int = 5, reduction_ratio: float | None = None,
+               reduction_activation: bool = True, dropout: float = 0.4,
+               dtype=jnp.float32, param_dtype=jnp.float32, rngs: nnx.Rngs,
+               name: str = "googlenet"):
+    # Five stride-2 stages: below 32 pixels the last map would be made of padding alone.
+    self._init_common(name, num_classes=num_classes, reduce=reduce, image_size=image_size,
+                      min_image_size=32)
+    style = blocks.ConvStyle(use_bias=use_bias, batch_norm=batch_norm, dtype=dtype,
+                             param_dtype=param_dtype)
+    self._add("conv1", style.unit(3, 64, 7, strides=2, rngs=rngs, name="conv1"))
+    self._add("pool1", MaxPool(3, 2))
+    if lrn:
+      self._add("lrn1", LocalResponseNorm())
+    self._add("conv2", nnx.Sequential(
+        style.unit(64, 64, 1, rngs=rngs, name="conv2_reduce"),
+        style.unit(64, 192, 3, rngs=rngs, name="conv2")))
+    if lrn:
+      self._add("lrn2", LocalResponseNorm())
+    self._add("pool2", MaxPool(3, 2))
+    c = 192
+    for name_, *widths in GOOGLENET_TABLE1:
+      if widths == [None]:
+        self._add(name_, MaxPool(3, 2))
+        continue
+      block = self._add(name_, blocks.GoogLeNetInception(
+          c, *widths, reduce=reduce, reduction_ratio=reduction_ratio,
+          reduction_activation=reduction_activation, branch5_kernel=branch5_kernel,
+          style=style, rngs=rngs, name=name_))
+      c = block.out_features
+    self._add("head", ClassifierHead(c, num_classes, dropout=dropout, dtype=dtype,
+                                     param_dtype=param_dtype, rngs=rngs))
+    self._seal()
+
+
+class InceptionV3(Network):
+  """Inception-v3 (Szegedy et al. 2015) as in Keras / torchvision, with `reduce` switching
+  every block. Every conv is conv (no bias) -> batch norm -> ReLU.
+
+  Args:
+    bn_use_scale: False as in Keras (default), True as in torchvision.
+    aux_logits: build the auxiliary classifier on the last 17x17 map (torchvision's
+      InceptionAux); `model(x, return_aux=True)` then returns (logits, aux_logits). It needs
+      the full 299x299 input.
+  """
+
+  def __init__(self, *, num_classes: int = 1000, reduce: bool = True, image_size: int = 299,
+               bn_use_scale: bool = False, aux_logits: bool = False,
+               reduction_ratio: float | None = None, reduction_activation: bool = True,
+               dropout: float = 0.5, dtype=jnp.float32, param_dtype=jnp.float32,
+               rngs: nnx.Rngs, name: str = "inception_v3"):
+    # 75 is the smallest input whose last grid reduction still has a 3x3 map to read (Keras's
+    # minimum too); the auxiliary head's 5x5/3 pool then 5x5 VALID conv needs a 17x17 map.
+    self._init_common(name, num_classes=num_classes, reduce=reduce, image_size=image_size,
+                      min_image_size=299 if aux_logits else 75)
+    style = blocks.ConvStyle(use_bias=False, batch_norm=True, bn_use_scale=bn_use_scale,
+                             dtype=dtype, param_dtype=param_dtype)
+    kw = dict(reduce=reduce, reduction_ratio=reduction_ratio,
+              reduction_activation=reduction_activation, style=style, rngs=rngs)
+    unit = lambda cin, cout, k, s=1, p="VALID", name="": style.unit(
+        cin, cout, k, strides=s, padding=p, rngs=rngs, name=name)
+    self._add("stem", nnx.Sequential(
+        unit(3, 32, 3, 2, name="stem_1a"), unit(32, 32, 3, name="stem_2a"),
+        unit(32, 64, 3, p="SAME", name="stem_2b"), MaxPool(3, 2, "VALID"),
+        unit(64, 80, 1, name="stem_3b"), unit(80, 192, 3, name="stem_4a"),
+        MaxPool(3, 2, "VALID")))
+    c = 192
+    for name_, pool in (("mixed_5b", 32), ("mixed_5c", 64), ("mixed_5d", 64)):
+      c = self._add(name_, blocks.InceptionV3A(c, pool, name=name_, **kw)).out_features
+    c = self._add("mixed_6a", blocks.InceptionV3ReductionA(c, name="mixed_6a", **kw)).out_features
+    for name_, c7 in (("mixed_6b", 128), ("mixed_6c", 160), ("mixed_6d", 160), ("mixed_6e", 192)):
+      c = self._add(name_, blocks.InceptionV3B(c, c7, name=name_, **kw)).out_features
+    self.aux = nnx.data(None if not aux_logits else nnx.Sequential(
+          AvgPool(5, 3, "VALID"), unit(c, 128, 1, name="aux_1"),
+          unit(128, 768, 5, name="aux_2"),
+          ClassifierHead(768, num_classes, rngs=rngs, dtype=dtype, param_dtype=param_dtype)))
+    c = self._add("mixed_7a", blocks.InceptionV3ReductionB(c, name="mixed_7a", **kw)).out_features
+    for name_ in ("mixed_7b", "mixed_7c"):
+      c = self._add(name_, blocks.InceptionV3C(c, name=name_, **kw)).out_features
+    self._add("head", ClassifierHead(c, num_classes, dropout=dropout, dtype=dtype,
+                                     param_dtype=param_dtype, rngs=rngs))
+    self._seal()
+
+  def side_heads(self):
+    return [] if self.aux is None else [("mixed_6e", "aux_head", self.aux)]
+
+  def __call__(self, x, return_aux: bool = False):
+    if not return_aux:
+      return super().__call__(x)
+    if self.aux is None:
+      raise validation.ConfigError(f"{self.name}: return_aux=True needs aux_logits=True.")
+    self.check_input(x.shape)
+    aux = None
+    for name, stage in self.named_stages():
+      x = stage(x)
+      if name == "mixed_6e":
+        aux = self.aux(x)
+    return x, aux
+
+
+class InceptionSmall(Network):
+  """Zhang et al. (2017) small Inception for 28x28 CIFAR-10 crops. Every conv is
+  conv (with bias) -> batch norm -> ReLU, SAME padding.
+
+  `reduce=False` is the paper's network; `reduce=True` puts a 1x1 conv of
+  `reduction_ratio * in_features` channels before each 3x3 of the Inception and downsample
+  modules (not before the stem). `width` multiplies every published width.
+  """
+
+  def __init__(self, *, num_classes: int = 10, reduce: bool = False, image_size: int = 28,
+               in_channels: int = 3, width: float = 1.0, reduction_ratio: float = 0.5,
+               reduction_activation: bool = True, dtype=jnp.float32,
+               param_dtype=jnp.float32, rngs: nnx.Rngs, name: str = "inception_small"):
+    # Two stride-2 downsamples: below 4 pixels the last map is made of padding alone.
+    self._init_common(name, num_classes=num_classes, reduce=reduce, image_size=image_size,
+                      min_image_size=4)
+    self.in_channels = validation.positive_int(in_channels, "in_channels", name)
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or width <= 0:
+      raise validation.ConfigError(f"{name}: width={width!r} is invalid; it must be > 0.")
+    scale = lambda ch: max(1, round(ch * width))
+    style = blocks.ConvStyle(use_bias=True, batch_norm=True, dtype=dtype,
+                             param_dtype=param_dtype)
+    kw = dict(reduce=reduce, reduction_ratio=reduction_ratio,
+              reduction_activation=reduction_activation, style=style, rngs=rngs)
+    c = scale(96)
+    self._add("stem", style.unit(in_channels, c, 3, rngs=rngs, name="stem"))
+    counts = {"I": 0, "D": 0}
+    for kind, *widths in SMALL_INCEPTION_LAYOUT:
+      counts[kind] += 1
+      name_ = f"{'inception' if kind == 'I' else 'downsample'}_{counts[kind]}"
+      cls = blocks.SmallInception if kind == "I" else blocks.SmallDownsample
+      c = self._add(name_, cls(c, *map(scale, widths), name=name_, **kw)).out_features
+    self._add("head", ClassifierHead(c, num_classes, dtype=dtype, param_dtype=param_dtype,
+                                     rngs=rngs))
+    self._seal()

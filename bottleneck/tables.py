@@ -1,0 +1,79 @@
+"""Rendering of complexity reports as tables (text, markdown, CSV) and JSON.
+
+Frames are pandas DataFrames, rendered by `tabulate` (through `DataFrame.to_markdown`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import pandas as pd
+
+FORMATS = ("table", "markdown", "csv", "json")
+_VARIANT = {True: "reduced", False: "naive"}
+
+
+def _shape(shape) -> str:
+  return "x".join(map(str, shape))
+
+
+def complexity_frame(reports: Sequence[dict]) -> pd.DataFrame:
+  """One row per layer, each variant's output, params and MACs side by side; with both
+  variants, the naive/reduced ratios too. The last row holds the totals."""
+  frames = []
+  for rep in reports:
+    v = _VARIANT[rep["reduce"]]
+    rows = [{"layer": l["name"], f"output ({v})": _shape(l["output_shape"]),
+             f"params ({v})": l["params"], f"MACs ({v}, M)": l["macs"] / 1e6}
+            for l in rep["layers"]]
+    rows.append({"layer": "total", f"output ({v})": "", f"params ({v})": rep["total"]["params"],
+                 f"MACs ({v}, M)": rep["total"]["macs"] / 1e6})
+    frames.append(pd.DataFrame(rows).set_index("layer"))
+  # The widths of the first report (the reduced one when both are given), as in Table 1.
+  widths = pd.DataFrame([l.get("widths", {}) for l in reports[0]["layers"]],
+                        index=[l["name"] for l in reports[0]["layers"]]).astype("Int64")
+  frame = pd.concat([widths] + frames, axis=1)
+  if len(reports) == 2:
+    for what, naive, reduced in (("params", "params (naive)", "params (reduced)"),
+                                 ("MACs", "MACs (naive, M)", "MACs (reduced, M)")):
+      frame[f"{what} naive/reduced"] = frame[naive] / frame[reduced].where(frame[reduced] > 0)
+  frame.index.name = "layer"
+  return frame.reset_index()
+
+
+def totals_frame(reports: Sequence[dict]) -> pd.DataFrame:
+  """One row per variant: params, batch-norm statistics, MACs, FLOPs (=2xMACs), XLA FLOPs."""
+  return pd.DataFrame([{
+      "model": r["model"], "variant": _VARIANT[r["reduce"]],
+      "input": f'{r["image_size"]}x{r["image_size"]}', "params": r["total"]["params"],
+      "BN stats (not trained)": r["total"]["batch_stats"],
+      "MACs (G)": round(r["total"]["macs"] / 1e9, 3),
+      "FLOPs (=2xMACs, G)": round(r["total"]["flops"] / 1e9, 3),
+      "XLA FLOPs (G)": (None if r["total"]["flops_xla"] is None
+                        else round(r["total"]["flops_xla"] / 1e9, 3)),
+  } for r in reports])
+
+
+def render(frame: pd.DataFrame, fmt: str) -> str:
+  if fmt == "csv":
+    return frame.to_csv(index=False)
+  tablefmt = "github" if fmt == "markdown" else "simple"
+  floatfmt = [".2f" if "/" in c else ",.3f" if "G)" in c else ",.1f" for c in frame.columns]
+  frame = frame.astype(object).where(frame.notna(), None)
+  return frame.to_markdown(index=False, tablefmt=tablefmt, floatfmt=floatfmt, intfmt=",",
+                           missingval="")
+
+
+def render_reports(reports: Sequence[dict], fmt: str) -> str:
+  """The whole `experiments.analyze` output in format `fmt` (one of FORMATS)."""
+  if fmt == "json":
+    return json.dumps(reports[0] if len(reports) == 1 else list(reports), indent=1)
+  if fmt == "csv":
+    return render(complexity_frame(reports), "csv")
+  title = f"{reports[0]['model']}, input {reports[0]['image_size']}x{reports[0]['image_size']}"
+  return "\n\n".join([
+      ("## " if fmt == "markdown" else "") + title,
+      render(complexity_frame(reports), fmt),
+      render(totals_frame(reports), fmt),
+  ]) + "\n"

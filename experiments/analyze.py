@@ -1,0 +1,29 @@
+r"""Parameters and multiply-adds of a network, reduced (1x1 reductions) and naive, per block.
+
+  python -m experiments.analyze --model=googlenet --reduce=both --format=table
+
+Nothing is trained or run: the model is built abstractly and its forward traced and compiled.
+"""
+
+from absl import flags
+
+from bottleneck import cli, complexity, registry, tables
+
+_MODEL = flags.DEFINE_string("model", "googlenet", f"One of {', '.join(registry.MODELS)}.")
+_REDUCE = flags.DEFINE_string("reduce", "both", "true (1x1 reductions), false (naive) or both.")
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Input side; default: the model's own.")
+_NUM_CLASSES = flags.DEFINE_integer("num_classes", None, "Default: the model's own.")
+_FORMAT = flags.DEFINE_enum("format", "table", tables.FORMATS, "Output format.")
+_XLA = flags.DEFINE_bool("xla", True, "Also compile the forward for XLA's FLOP count.")
+
+
+def main(argv):
+  del argv
+  reports = [complexity.analyze(_MODEL.value, reduce=r, image_size=_IMAGE_SIZE.value,
+                                num_classes=_NUM_CLASSES.value, xla=_XLA.value)
+             for r in cli.parse_bool_or_both(_REDUCE.value, "reduce")]
+  print(tables.render_reports(reports, _FORMAT.value), end="")
+
+
+if __name__ == "__main__":
+  cli.run(main)

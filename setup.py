@@ -1,0 +1,31 @@
+"""bottleneck: what 1x1 reduction convolutions buy in Inception-style networks."""
+
+import re
+
+from setuptools import find_packages, setup
+
+with open("bottleneck/__init__.py") as f:
+  version = re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
+
+setup(
+    name="bottleneck-inception",  # "bottleneck" on PyPI is an unrelated NumPy accelerator
+    version=version,
+    description="Measure what 1x1 bottleneck convolutions buy in Inception-style networks.",
+    packages=find_packages(include=["bottleneck", "bottleneck.*", "experiments", "configs"]),
+    python_requires=">=3.11",
+    install_requires=[
+        "jax>=0.7",
+        "flax>=0.12",
+        "optax>=0.2",
+        "tensorflow-datasets>=4.9.9",
+        "absl-py",
+        "ml_collections>=1.0",
+        "orbax-checkpoint>=0.11",
+        "tensorboardX>=2.6",
+        "matplotlib>=3.8",
+        "pandas>=2.2",
+        "tabulate>=0.9",  # pandas' to_markdown renders through it
+        "scikit-learn>=1.4",  # ships the offline digits dataset
+    ],
+    extras_require={"test": ["pytest>=8"]},
+)

@@ -1,0 +1,50 @@
+"""`python -m experiments.analyze`, end to end in a subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(*flags):
+  return subprocess.run([sys.executable, "-m", "experiments.analyze", *flags], cwd=ROOT,
+                        capture_output=True, text=True, timeout=600,
+                        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+
+
+def test_json_for_all_models_both_variants():
+  start = time.time()
+  for model in ("googlenet", "googlenet_bn", "inception_v3", "inception_small"):
+    proc = run(f"--model={model}", "--reduce=both", "--format=json")
+    assert proc.returncode == 0, proc.stderr
+    reduced, naive = json.loads(proc.stdout)
+    assert (reduced["reduce"], naive["reduce"]) == (True, False)
+    assert naive["total"]["macs"] > reduced["total"]["macs"] > 0
+    assert reduced["total"]["flops_xla"] > 0
+  print(f"analyze, 4 models x 2 variants: {time.time() - start:.1f} s")
+
+
+def test_one_variant_and_overrides():
+  proc = run("--model=inception_small", "--reduce=false", "--image_size=32", "--num_classes=5",
+             "--format=json")
+  assert proc.returncode == 0, proc.stderr
+  out = json.loads(proc.stdout)
+  assert (out["reduce"], out["image_size"], out["num_classes"]) == (False, 32, 5)
+  assert out["layers"][-1]["output_shape"] == [5]
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--model=googlenett"], "unknown model 'googlenett'"),
+    (["--model=inception_v3", "--image_size=60"], "image_size=60 is too small; the minimum is 75"),
+    (["--reduce=maybe"], "--reduce='maybe' is invalid; valid: true, false, both"),
+])
+def test_bad_input_is_one_clear_line(flags, message):
+  proc = run(*flags)
+  assert proc.returncode == 2
+  assert message in proc.stderr
+  assert "Traceback" not in proc.stderr

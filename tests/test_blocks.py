@@ -1,0 +1,104 @@
+"""Inception blocks: naive vs reduced structure, knobs, and errors on impossible widths."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+from flax import nnx
+
+from bottleneck import blocks, complexity
+from bottleneck.layers import ConvUnit
+from bottleneck.validation import ConfigError
+
+
+def conv_units(module):
+  return [m for _, m in nnx.iter_graph(module) if isinstance(m, ConvUnit)]
+
+
+def kernels(module):
+  return sorted(u.kernel_size for u in conv_units(module))
+
+
+def test_googlenet_block_variants_have_the_papers_branches():
+  reduced = blocks.GoogLeNetInception(192, 64, 96, 128, 16, 32, 32, rngs=nnx.Rngs(0))
+  naive = blocks.GoogLeNetInception(192, 64, 96, 128, 16, 32, 32, reduce=False,
+                                    rngs=nnx.Rngs(0))
+  assert kernels(reduced) == [(1, 1)] * 4 + [(3, 3), (5, 5)]
+  assert kernels(naive) == [(1, 1), (3, 3), (5, 5)]
+  assert reduced.out_features == 256
+  y = reduced(jnp.ones((1, 28, 28, 192)))
+  assert y.shape == (1, 28, 28, 256)
+  assert naive(jnp.ones((1, 28, 28, 192))).shape == (1, 28, 28, 416)
+
+
+def test_branch5_kernel_and_reduction_ratio():
+  block = blocks.GoogLeNetInception(192, 64, 96, 128, 16, 32, 32, branch5_kernel=3,
+                                    reduction_ratio=0.25, rngs=nnx.Rngs(0))
+  assert (5, 5) not in kernels(block)
+  reductions = [u for u in conv_units(block) if u.kernel_size == (1, 1) and u.out_features == 48]
+  assert len(reductions) == 2  # both reductions are 0.25 * 192 = 48 wide
+  assert dict(block.widths)["#3x3 reduce"] == 48
+
+
+def test_linear_bottleneck_switches_off_the_reduction_relu_only():
+  block = blocks.GoogLeNetInception(8, 4, 2, 4, 2, 4, 4, reduction_activation=False,
+                                    rngs=nnx.Rngs(0))
+  linear = [u for u in conv_units(block) if not u.activation]
+  assert sorted(u.out_features for u in linear) == [2, 2]
+  assert all(u.kernel_size == (1, 1) for u in linear)
+
+
+@pytest.mark.parametrize("cls,args,reduced_1x1,naive_1x1", [
+    (blocks.InceptionV3A, (192, 32), 4, 2),
+    (blocks.InceptionV3ReductionA, (288,), 1, 0),
+    (blocks.InceptionV3B, (768, 128), 4, 2),
+    (blocks.InceptionV3ReductionB, (768,), 2, 0),
+    (blocks.InceptionV3C, (1280,), 4, 2),
+    (blocks.SmallInception, (96, 32, 32), 2, 1),
+    (blocks.SmallDownsample, (96, 80), 1, 0),
+])
+def test_naive_drops_exactly_the_1x1s_that_feed_larger_convs(cls, args, reduced_1x1, naive_1x1):
+  kw = {"reduce": True}
+  reduced = cls(*args, rngs=nnx.Rngs(0), **kw)
+  naive = cls(*args, reduce=False, rngs=nnx.Rngs(0))
+  count = lambda b: sum(u.kernel_size == (1, 1) for u in conv_units(b))
+  assert (count(reduced), count(naive)) == (reduced_1x1, naive_1x1)
+  # Both variants keep the same output grid and the same larger convs.
+  assert ([k for k in kernels(reduced) if k != (1, 1)]
+          == [k for k in kernels(naive) if k != (1, 1)])
+  side = 17
+  x = jax.ShapeDtypeStruct((1, side, side, args[0]), jnp.float32)
+  out_r = nnx.eval_shape(lambda b, x: b(x), reduced, x)
+  out_n = nnx.eval_shape(lambda b, x: b(x), naive, x)
+  assert out_r.shape[:3] == out_n.shape[:3]
+  assert out_r.shape[-1] == reduced.out_features and out_n.shape[-1] == naive.out_features
+
+
+def test_reductions_cut_macs_of_the_v3_blocks():
+  for cls, args in [(blocks.InceptionV3A, (288, 64)), (blocks.InceptionV3C, (2048,))]:
+    r = complexity.module_macs(cls(*args, rngs=nnx.Rngs(0)), (1, 8, 8, args[0]))
+    n = complexity.module_macs(cls(*args, reduce=False, rngs=nnx.Rngs(0)), (1, 8, 8, args[0]))
+    assert n > r
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(n1x1=0), r"#1x1=0 is invalid; it must be a whole number >= 1"),
+    (dict(n3x3=-4), r"#3x3=-4 is invalid"),
+    (dict(n5x5_reduce=0), r"#5x5 reduce=0 is invalid"),
+    (dict(pool_proj=2.5), r"pool proj=2.5 is invalid"),
+    (dict(reduction_ratio=0.0), r"reduction_ratio=0.0 is invalid; it must lie in \(0, 1\]"),
+    (dict(reduction_ratio=1.5), r"reduction_ratio=1.5 is invalid"),
+    (dict(branch5_kernel=7), r"unknown branch5_kernel 7; valid: 3, 5"),
+])
+def test_bad_widths_are_clear_errors(kwargs, match):
+  args = dict(in_features=192, n1x1=64, n3x3_reduce=96, n3x3=128, n5x5_reduce=16, n5x5=32,
+              pool_proj=32)
+  args.update(kwargs)
+  with pytest.raises(ConfigError, match=match) as e:
+    blocks.GoogLeNetInception(**args, rngs=nnx.Rngs(0), name="inception_3a")
+  assert "inception_3a" in str(e.value)
+
+
+def test_small_reduced_block_needs_a_ratio():
+  with pytest.raises(ConfigError, match="give reduction_ratio"):
+    blocks.SmallInception(96, 32, 32, reduce=True, reduction_ratio=None, rngs=nnx.Rngs(0))
+  blocks.SmallInception(96, 32, 32, reduce=False, reduction_ratio=None, rngs=nnx.Rngs(0))

@@ -1,0 +1,187 @@
+"""Complexity accounting against the GoogLeNet paper's Table 1 and hand-computed figures."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+from flax import nnx
+
+from bottleneck import blocks, complexity, registry
+from bottleneck.layers import ConvUnit
+
+K = 1024  # the paper's "K" for params (architectures.md)
+
+# GoogLeNet Table 1: (name, input channels, grid side, #1x1, #3x3 reduce, #3x3, #5x5 reduce,
+# #5x5, pool proj, published params in K, published ops in M).
+TABLE1_BLOCKS = [
+    ("inception_3a", 192, 28, 64, 96, 128, 16, 32, 32, 159, 128),
+    ("inception_3b", 256, 28, 128, 128, 192, 32, 96, 64, 380, 304),
+    ("inception_4a", 480, 14, 192, 96, 208, 16, 48, 64, 364, 73),
+    ("inception_4b", 512, 14, 160, 112, 224, 24, 64, 64, 437, 88),
+    ("inception_4c", 512, 14, 128, 128, 256, 24, 64, 64, 463, 100),
+    ("inception_4d", 512, 14, 112, 144, 288, 32, 64, 64, 580, 119),
+    ("inception_4e", 528, 14, 256, 160, 320, 32, 128, 128, 840, 170),
+    ("inception_5a", 832, 7, 256, 160, 320, 32, 128, 128, 1072, 54),
+    ("inception_5b", 832, 7, 384, 192, 384, 48, 128, 128, 1388, 71),
+]
+# The other rows of Table 1: conv1 (2.7K, 34M), conv2 (112K, 360M), linear (1000K, 1M).
+TABLE1_OTHER = {"conv1": (2.7, 34), "conv2": (112, 360), "head": (1000, 1)}
+
+
+def hand_block_weights(cin, n1, r3, n3, r5, n5, pp):
+  """Conv weights (no biases) of a reduced GoogLeNet block, from its Table 1 widths."""
+  return cin * n1 + cin * r3 + 9 * r3 * n3 + cin * r5 + 25 * r5 * n5 + cin * pp
+
+
+def table1_block(row, use_bias=False):
+  _, cin, _, *widths = row[:9]
+  return blocks.GoogLeNetInception(cin, *widths, style=blocks.ConvStyle(use_bias=use_bias),
+                                   rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("row", TABLE1_BLOCKS[:2], ids=lambda r: r[0])
+def test_table1_blocks_3a_3b_match_the_paper(row):
+  name, cin, hw, n1, r3, n3, r5, n5, pp, params_k, ops_m = row
+  block = table1_block(row)
+  weights = complexity.count_params(block)
+  macs = complexity.module_macs(block, (1, hw, hw, cin))
+  # By hand: 3a = 192*64 + 192*96 + 9*96*128 + 192*16 + 25*16*32 + 192*32 = 163,328.
+  expected = {"inception_3a": 163_328, "inception_3b": 388_096}[name]
+  assert weights == hand_block_weights(cin, n1, r3, n3, r5, n5, pp) == expected
+  assert macs == expected * hw * hw  # every weight of a stride-1 block is used once per pixel
+  assert round(macs / 1e6) == ops_m  # 128M and 304M, as published
+  # The published params column is rounded loosely (3a: 159.5K printed 159K; 3b: 379.0K
+  # printed 380K); within one K of it.
+  assert abs(weights / K - params_k) <= 1
+
+
+def test_table1_block_biases_are_counted_as_params():
+  row = TABLE1_BLOCKS[0]
+  with_bias = complexity.count_params(table1_block(row, use_bias=True))
+  assert with_bias == 163_328 + (64 + 96 + 128 + 16 + 32 + 32)
+
+
+def test_naive_3a_counts_by_hand():
+  block = blocks.GoogLeNetInception(192, 64, 96, 128, 16, 32, 32, reduce=False,
+                                    style=blocks.ConvStyle(use_bias=False), rngs=nnx.Rngs(0))
+  # 1x1 64, 3x3 128 and 5x5 32 all on the 192-channel input; the pool branch has no weights.
+  weights = 192 * 64 + 9 * 192 * 128 + 25 * 192 * 32
+  assert weights == 387_072
+  assert complexity.count_params(block) == weights
+  assert complexity.module_macs(block, (1, 28, 28, 192)) == weights * 28 * 28 == 303_464_448
+  assert block.out_features == 192 + 64 + 128 + 32
+
+
+def test_googlenet_totals_near_table1_sums():
+  report = complexity.analyze("googlenet", reduce=True, use_bias=False, xla=False)
+  rows = {l["name"]: l for l in report["layers"]}
+  table_params = (sum(r[9] for r in TABLE1_BLOCKS) + sum(p for p, _ in TABLE1_OTHER.values()))
+  assert report["total"]["params"] == pytest.approx(table_params * K, rel=0.02)
+  # Table 1's conv1 row (34M ops) disagrees with its own widths: 7x7x3x64 at 112x112 is 118M.
+  assert rows["conv1"]["macs"] == 112 * 112 * 7 * 7 * 3 * 64 == 118_013_952
+  table_ops = sum(r[10] for r in TABLE1_BLOCKS) + sum(o for n, (_, o) in TABLE1_OTHER.items()
+                                                      if n != "conv1")
+  ours = report["total"]["macs"] - rows["conv1"]["macs"]
+  assert ours == pytest.approx(table_ops * 1e6, rel=0.02)
+  for name, *_, ops_m in TABLE1_BLOCKS:  # every block's ops agree with the table to 1M, or
+    if name != "inception_5a":  # 5a: 51.1M by its widths, 54M printed
+      assert abs(rows[name]["macs"] / 1e6 - ops_m) < 1, name
+
+
+def test_the_classic_example_5x5_with_and_without_a_1x1_reduction():
+  x = (1, 28, 28, 192)
+  direct = ConvUnit(192, 32, 5, rngs=nnx.Rngs(0))
+  reduced = nnx.Sequential(ConvUnit(192, 16, 1, rngs=nnx.Rngs(0)),
+                           ConvUnit(16, 32, 5, rngs=nnx.Rngs(0)))
+  assert complexity.module_macs(direct, x) == 28 * 28 * 5 * 5 * 192 * 32 == 120_422_400
+  by_hand = 28 * 28 * 192 * 16 + 28 * 28 * 5 * 5 * 16 * 32
+  assert by_hand == 12_443_648
+  assert complexity.module_macs(reduced, x) == by_hand
+  assert complexity.conv_macs(28, 28, 192, 32, 5) == 120_422_400
+
+
+def test_grouped_and_strided_convs_and_dense():
+  depthwise = nnx.Conv(8, 8, (3, 3), feature_group_count=8, rngs=nnx.Rngs(0))
+  assert complexity.module_macs(depthwise, (2, 10, 10, 8)) == 2 * 10 * 10 * 9 * 8
+  strided = nnx.Conv(4, 6, (3, 3), strides=2, padding="VALID", rngs=nnx.Rngs(0))
+  assert complexity.module_macs(strided, (1, 9, 9, 4)) == 4 * 4 * 9 * 4 * 6
+  dense = nnx.Linear(5, 7, rngs=nnx.Rngs(0))
+  assert complexity.module_macs(dense, (3, 5)) == 3 * 5 * 7
+
+
+def test_macs_inside_nested_jaxprs_are_counted():
+  conv = nnx.Conv(4, 6, (3, 3), rngs=nnx.Rngs(0))
+  graphdef, state = nnx.split(conv)
+  inner = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))
+  jaxpr = jax.make_jaxpr(inner)(state, jnp.zeros((1, 5, 5, 4)))
+  assert complexity.jaxpr_macs(jaxpr) == 5 * 5 * 9 * 4 * 6
+
+
+@pytest.mark.parametrize("padding,expected", [
+    ("VALID", 2 * 8 * 8 * 9 * 16 * 8),
+    # SAME on 10x10: XLA skips taps on the zero padding: per axis 8 positions see 3 taps and 2
+    # edge positions see 2, so (8*3 + 2*2)^2 tap positions instead of 10^2 * 9.
+    ("SAME", 2 * (8 * 3 + 2 * 2) ** 2 * 16 * 8),
+])
+def test_xla_flops_skip_padding_taps(padding, expected):
+  conv = nnx.Conv(16, 8, (3, 3), padding=padding, use_bias=False, rngs=nnx.Rngs(0))
+  graphdef, state = nnx.split(conv)
+  compiled = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x)).lower(
+      state, jax.ShapeDtypeStruct((1, 10, 10, 16), jnp.float32)).compile()
+  assert complexity.xla_flops(compiled) == expected
+
+
+class _FakeCompiled:
+
+  def __init__(self, cost):
+    self._cost = cost
+
+  def cost_analysis(self):
+    if isinstance(self._cost, Exception):
+      raise self._cost
+    return self._cost
+
+
+@pytest.mark.parametrize("cost,expected", [
+    ({"flops": 10.0, "bytes accessed": 3.0}, 10.0),
+    ([{"flops": 10.0}, {"flops": 5.0}], 15.0),
+    ([], None), (None, None), (-1, None), ({"flops": -1.0}, None), ({}, None),
+    (NotImplementedError("no cost model"), None),
+])
+def test_xla_flops_handles_every_cost_analysis_shape(cost, expected):
+  assert complexity.xla_flops(_FakeCompiled(cost)) == expected
+
+
+def test_analyze_json_contract_and_names():
+  report = complexity.analyze("googlenet", reduce=True)
+  assert set(report) == {"model", "reduce", "image_size", "num_classes", "total", "layers"}
+  assert report["image_size"] == 224 and report["num_classes"] == 1000
+  assert {"params", "macs", "flops_xla"} <= set(report["total"])
+  assert report["total"]["flops"] == 2 * report["total"]["macs"]
+  names = [l["name"] for l in report["layers"]]
+  assert [n for n in names if n.startswith("inception")] == [
+      "inception_3a", "inception_3b", "inception_4a", "inception_4b", "inception_4c",
+      "inception_4d", "inception_4e", "inception_5a", "inception_5b"]
+  assert sum(l["params"] for l in report["layers"]) == report["total"]["params"]
+  assert report["layers"][-1]["output_shape"] == [1000]
+  # XLA skips padding taps (fewer) but counts element-wise work (more): within 10% here.
+  assert report["total"]["flops_xla"] == pytest.approx(report["total"]["flops"], rel=0.1)
+
+
+def test_analyze_builds_nothing_concrete():
+  model = registry.abstract_model("inception_v3", reduce=False)
+  leaves = jax.tree.leaves(nnx.state(model))
+  assert leaves and all(isinstance(x, jax.ShapeDtypeStruct) for x in leaves)
+
+
+def test_aux_head_is_its_own_row():
+  report = complexity.analyze("inception_v3", reduce=True, aux_logits=True, xla=False)
+  names = [l["name"] for l in report["layers"]]
+  assert names[names.index("mixed_6e") + 1] == "aux_head"
+  assert sum(l["params"] for l in report["layers"]) == report["total"]["params"]
+
+
+def test_analyze_does_not_touch_the_model_it_is_given():
+  model = registry.random_model("inception_small", reduce=True, width=0.25)
+  model.train()
+  complexity.analyze_model(model, xla=False)
+  assert model.stages[0].norm.use_running_average is False

@@ -1,0 +1,58 @@
+"""The conv unit's switches, local response normalization, the classifier head."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from bottleneck import complexity
+from bottleneck.layers import ClassifierHead, ConvUnit, LocalResponseNorm
+from bottleneck.validation import ConfigError
+
+
+@pytest.mark.parametrize("use_bias,batch_norm,bn_use_scale,expected", [
+    (True, False, True, 3 * 3 * 4 * 8 + 8),
+    (False, True, True, 3 * 3 * 4 * 8 + 2 * 8),
+    (False, True, False, 3 * 3 * 4 * 8 + 8),
+    (True, True, True, 3 * 3 * 4 * 8 + 3 * 8),
+])
+def test_conv_unit_params(use_bias, batch_norm, bn_use_scale, expected):
+  unit = ConvUnit(4, 8, 3, use_bias=use_bias, batch_norm=batch_norm, bn_use_scale=bn_use_scale,
+                  rngs=nnx.Rngs(0))
+  assert complexity.count_params(unit) == expected
+
+
+def test_activation_switch():
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(1, 5, 5, 4)), jnp.float32)
+  relu = ConvUnit(4, 8, 1, rngs=nnx.Rngs(0))
+  linear = ConvUnit(4, 8, 1, activation=False, rngs=nnx.Rngs(0))
+  assert float(relu(x).min()) >= 0
+  assert float(linear(x).min()) < 0
+  np.testing.assert_allclose(relu(x), jnp.maximum(linear(x), 0), atol=1e-6)
+
+
+def test_factorized_kernel_and_bad_arguments():
+  unit = ConvUnit(4, 8, (1, 7), rngs=nnx.Rngs(0))
+  assert unit.conv.kernel.shape == (1, 7, 4, 8)
+  with pytest.raises(ConfigError, match=r"out_features=0 is invalid"):
+    ConvUnit(4, 0, 3, rngs=nnx.Rngs(0))
+  with pytest.raises(ConfigError, match=r"unknown padding 'same'.*Did you mean 'SAME'"):
+    ConvUnit(4, 8, 3, padding="same", rngs=nnx.Rngs(0))
+
+
+def test_local_response_norm_matches_its_formula():
+  x = np.random.default_rng(1).normal(size=(2, 3, 3, 7)).astype(np.float32)
+  lrn = LocalResponseNorm(size=5, alpha=1e-2, beta=0.75, k=2.0)
+  expected = np.empty_like(x)
+  for c in range(7):
+    window = x[..., max(0, c - 2):min(7, c + 3)]
+    expected[..., c] = x[..., c] / (2.0 + 1e-2 / 5 * (window ** 2).sum(-1)) ** 0.75
+  np.testing.assert_allclose(lrn(jnp.asarray(x)), expected, rtol=1e-5)
+
+
+def test_classifier_head_pools_globally():
+  head = ClassifierHead(6, 3, rngs=nnx.Rngs(0))
+  x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 4, 5, 6)), jnp.float32)
+  np.testing.assert_allclose(head(x), head.dense(x.mean(axis=(1, 2))), atol=1e-6)
+  with pytest.raises(ConfigError, match="num_classes=0"):
+    ClassifierHead(6, 0, rngs=nnx.Rngs(0))

@@ -1,0 +1,34 @@
+"""The model registry: names, defaults, errors, the NumPy-filled model."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+from flax import nnx
+
+from bottleneck import registry
+from bottleneck.validation import ConfigError
+
+
+def test_every_model_has_its_defaults():
+  for name, spec in registry.MODELS.items():
+    model = registry.abstract_model(name, reduce=True)
+    assert (model.image_size, model.num_classes) == (spec.image_size, spec.num_classes)
+    assert model.name == name
+
+
+def test_unknown_name_lists_the_known_and_the_closest():
+  with pytest.raises(ConfigError) as e:
+    registry.create_model("inception_v4", reduce=True)
+  msg = str(e.value)
+  assert "'inception_v4'" in msg and "googlenet_bn" in msg
+  assert "Did you mean 'inception_v3'?" in msg
+
+
+def test_random_model_is_deterministic_and_runs():
+  a = registry.random_model("inception_small", reduce=True, width=0.25, seed=3)
+  b = registry.random_model("inception_small", reduce=True, width=0.25, seed=3)
+  for x, y in zip(jax.tree.leaves(nnx.state(a)), jax.tree.leaves(nnx.state(b))):
+    assert bool(jnp.all(x == y))
+  a.eval()
+  out = nnx.jit(lambda m, x: m(x))(a, jnp.ones((1, 28, 28, 3)))
+  assert out.shape == (1, 10) and float(jnp.abs(out).sum()) > 0
