@@ -18,6 +18,7 @@ setup(
         "flax>=0.12",
         "optax>=0.2",
         "tensorflow-datasets>=4.9.9",
+        "importlib_resources",  # TFDS builders need it (etils.epath) but do not declare it
         "absl-py",
         "ml_collections>=1.0",
         "orbax-checkpoint>=0.11",
@@ -27,5 +28,10 @@ setup(
         "tabulate>=0.9",  # pandas' to_markdown renders through it
         "scikit-learn>=1.4",  # ships the offline digits dataset
     ],
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={
+        "test": ["pytest>=8"],
+        # TFDS needs TensorFlow to download and decode catalog image datasets (mnist, cifar10,
+        # imagenette, ...); the embedded digits need none.
+        "catalog": ["tensorflow-cpu>=2.16"],
+    },
 )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from absl import app
+import logging as std_logging
+
+from absl import app, logging
 
 from bottleneck.validation import ConfigError
 
@@ -13,6 +15,7 @@ def run(main) -> None:
   """`absl.app.run(main)`, turning a ConfigError into one line on stderr and exit status 2."""
 
   def guarded(argv):
+    logging.get_absl_handler().addFilter(_QuietOrbax())
     try:
       return main(argv)
     except ConfigError as e:
@@ -28,3 +31,10 @@ def parse_bool_or_both(value: str, flag: str) -> tuple[bool, ...]:
   if value.lower() not in table:
     raise ConfigError(f"--{flag}={value!r} is invalid; valid: true, false, both.")
   return table[value.lower()]
+
+
+class _QuietOrbax(std_logging.Filter):
+  """Drops orbax's INFO chatter (a dozen lines per checkpoint); its warnings still show."""
+
+  def filter(self, record):
+    return record.levelno >= std_logging.WARNING or "orbax" not in record.pathname

@@ -1,0 +1,192 @@
+"""Input pipeline: TFDS data sources, preprocessing, deterministic batches.
+
+Data is read with random access (`builder.as_data_source()`, array_record files), so a batch
+is a function of (seed, step) alone: the order of epoch e is a permutation seeded by (seed, e)
+and the augmentation of step t is seeded by (seed, t). A run resumed from step t therefore sees
+exactly the batches an uninterrupted run sees.
+
+Datasets: `digits` (embedded, offline, `bottleneck.data.digits`) and any TFDS catalog image
+dataset by name (`mnist`, `cifar10`, `imagenette`, ...), which downloads on first use and needs
+TensorFlow to decode images: `pip install -e '.[catalog]'`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+
+import numpy as np
+import tensorflow_datasets as tfds
+from absl import logging
+from PIL import Image
+
+from bottleneck.data.digits import Digits
+from bottleneck.validation import ConfigError
+
+EMBEDDED = {"digits": Digits}
+CATALOG_EXTRA = "pip install -e '.[catalog]'  (installs tensorflow-cpu, which TFDS uses to " \
+                "download and decode catalog image datasets)"
+
+
+@dataclasses.dataclass
+class Split:
+  """A random-access split: `source[i]` is a dict with "image" (HWC uint8) and "label"."""
+  name: str
+  source: object
+  num_classes: int
+
+  def __len__(self):
+    return len(self.source)
+
+  def read(self, indices) -> tuple[list[np.ndarray], np.ndarray]:
+    examples = [self.source[int(i)] for i in indices]
+    return ([np.asarray(e["image"]) for e in examples],
+            np.asarray([e["label"] for e in examples], np.int32))
+
+
+def _catalog_builder(name: str, data_dir: str | None):
+  catalog = tfds.list_builders(with_community_datasets=False)
+  if name.split(":")[0].split("/")[0] not in catalog:
+    close = difflib.get_close_matches(name, sorted(set(catalog) | set(EMBEDDED)), n=3)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    raise ConfigError(f"unknown dataset {name!r}: it is neither embedded "
+                      f"({', '.join(EMBEDDED)}) nor in the TFDS catalog.{hint}")
+  try:
+    return tfds.builder(name, data_dir=data_dir, file_format="array_record")
+  except ImportError as e:
+    raise ConfigError(f"dataset {name!r} needs a package that is not installed ({e}). "
+                      f"Install it with: {CATALOG_EXTRA}") from None
+
+
+def load_splits(name: str, splits: tuple[str, ...] = ("train", "test"),
+                data_dir: str | None = None) -> dict[str, Split]:
+  """The requested splits of dataset `name`, built or downloaded on first use."""
+  if name in EMBEDDED:
+    builder = EMBEDDED[name](data_dir=data_dir, file_format="array_record")
+  else:
+    builder = _catalog_builder(name, data_dir)
+  try:
+    builder.download_and_prepare()
+  except ImportError as e:
+    raise ConfigError(f"dataset {name!r} needs a package that is not installed ({e}). "
+                      f"Install it with: {CATALOG_EXTRA}") from None
+  except Exception as e:  # pylint: disable=broad-except  # offline, disk, quota, ...
+    if "tensorflow" in str(e).lower():
+      raise ConfigError(f"dataset {name!r} needs TensorFlow: {CATALOG_EXTRA}") from None
+    raise ConfigError(f"dataset {name!r} could not be prepared in "
+                      f"{builder.data_dir}: {type(e).__name__}: {e}") from None
+  features = builder.info.features
+  if "image" not in features or "label" not in features:
+    raise ConfigError(f"dataset {name!r} has features {list(features)}; an image "
+                      "classification dataset with 'image' and 'label' is needed.")
+  available = list(builder.info.splits) or list(splits)
+  out = {}
+  for split in splits:
+    if split not in available:
+      raise ConfigError(f"dataset {name!r} has no split {split!r}; it has "
+                        f"{', '.join(available)}.")
+    out[split] = Split(split, builder.as_data_source(split=split),
+                       features["label"].num_classes)
+  return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocess:
+  """Host-side preprocessing to float32 NHWC.
+
+  Each image is resized (if its side differs from `image_size` and `resize` is "resize") or
+  zero-padded / cropped (`resize` "pad") and given the model's channel count. An image larger
+  than `image_size` is cropped at the centre, or, in training with `random_crop`, at a random
+  place (Zhang et al.: random 28x28 crops of 32x32 CIFAR-10 images, the centre at test time).
+  Training images are then padded by `crop_padding` and randomly cropped back, and flipped
+  left-right with probability 1/2 if `flip`. Finally (x / 255 - mean) / std.
+  """
+  image_size: int
+  channels: int
+  mean: float = 0.5
+  std: float = 0.5
+  resize: str = "pad"
+  crop_padding: int = 0
+  flip: bool = False
+  random_crop: bool = False
+
+  def _fit(self, image: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+    if image.ndim == 2:
+      image = image[..., None]
+    s = self.image_size
+    h, w = image.shape[:2]
+    if (h, w) != (s, s):
+      if self.resize == "resize":
+        scale = s / min(h, w)  # shorter side to s, then centre crop
+        size = (max(s, round(w * scale)), max(s, round(h * scale)))
+        mode = "L" if image.shape[-1] == 1 else "RGB"
+        image = np.asarray(Image.fromarray(image.squeeze(-1) if mode == "L" else image, mode)
+                           .resize(size, Image.BILINEAR)).reshape(size[1], size[0], -1)
+        h, w = image.shape[:2]
+      ph, pw = max(0, s - h), max(0, s - w)
+      image = np.pad(image, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+      h, w = image.shape[:2]
+      if rng is not None and self.random_crop:
+        top, left = rng.integers(0, h - s + 1), rng.integers(0, w - s + 1)
+      else:
+        top, left = (h - s) // 2, (w - s) // 2
+      image = image[top:top + s, left:left + s]
+    if image.shape[-1] != self.channels:
+      if image.shape[-1] == 1:
+        image = np.repeat(image, self.channels, axis=-1)
+      else:
+        raise ConfigError(f"images have {image.shape[-1]} channels; the model takes "
+                          f"{self.channels}.")
+    return image
+
+  def __call__(self, images: list[np.ndarray], *, train: bool,
+               rng: np.random.Generator | None = None) -> np.ndarray:
+    x = np.stack([self._fit(im, rng if train else None) for im in images]).astype(np.float32)
+    if train and self.crop_padding:
+      p, s = self.crop_padding, self.image_size
+      padded = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+      offsets = rng.integers(0, 2 * p + 1, size=(len(x), 2))
+      x = np.stack([im[i:i + s, j:j + s] for im, (i, j) in zip(padded, offsets)])
+    if train and self.flip:
+      flip = rng.random(len(x)) < 0.5
+      x[flip] = x[flip, :, ::-1]
+    return (x / 255.0 - self.mean) / self.std
+
+
+class Batches:
+  """Deterministic training and evaluation batches over a split."""
+
+  def __init__(self, split: Split, batch_size: int, preprocess: Preprocess, seed: int):
+    if batch_size > len(split):
+      raise ConfigError(f"batch_size={batch_size} is larger than the {split.name} split "
+                        f"({len(split)} examples).")
+    self.split, self.batch_size, self.preprocess, self.seed = split, batch_size, preprocess, seed
+    self.steps_per_epoch = len(split) // batch_size  # the remainder is dropped in training
+    self._perm_epoch, self._perm = None, None
+
+  def train_batch(self, step: int) -> dict[str, np.ndarray]:
+    """The batch of global step `step` (0-based)."""
+    epoch, i = divmod(step, self.steps_per_epoch)
+    if epoch != self._perm_epoch:
+      self._perm = np.random.default_rng((self.seed, epoch)).permutation(len(self.split))
+      self._perm_epoch = epoch
+    images, labels = self.split.read(self._perm[i * self.batch_size:(i + 1) * self.batch_size])
+    rng = np.random.default_rng((self.seed, 1_000_003, step))
+    return {"image": self.preprocess(images, train=True, rng=rng), "label": labels}
+
+  def eval_batches(self):
+    """Every example once, in order; the last batch is padded and masked (`mask` 0)."""
+    n = len(self.split)
+    for start in range(0, n, self.batch_size):
+      idx = np.arange(start, min(start + self.batch_size, n))
+      images, labels = self.split.read(idx)
+      x = self.preprocess(images, train=False)
+      pad = self.batch_size - len(idx)
+      mask = np.concatenate([np.ones(len(idx), np.float32), np.zeros(pad, np.float32)])
+      yield {"image": np.pad(x, ((0, pad), (0, 0), (0, 0), (0, 0))),
+             "label": np.pad(labels, (0, pad)), "mask": mask}
+
+
+def log_split_sizes(splits: dict[str, Split]) -> None:
+  for name, split in splits.items():
+    logging.info("split %s: %d examples, %d classes", name, len(split), split.num_classes)

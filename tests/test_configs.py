@@ -1,0 +1,28 @@
+"""Every experiment config loads, names a registered model, and shows its command."""
+
+import glob
+import importlib
+import os
+
+import pytest
+
+from bottleneck import registry
+
+CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(
+    os.path.join(os.path.dirname(__file__), "..", "configs", "*.py")) if "__init__" not in p)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_config_variants(name):
+  module = importlib.import_module(f"configs.{name}")
+  assert f"--config=configs/{name}.py" in module.__doc__
+  for variant in ("reduced", "naive"):
+    c = module.get_config(variant)
+    assert c.reduce == (variant == "reduced")
+    assert c.model in registry.MODELS
+    probe = registry.abstract_model(c.model, reduce=c.reduce, image_size=c.image_size,
+                                    **c.model_kwargs)
+    assert c.image_size >= probe.min_image_size
+    assert c.batch_size % 2 == 0  # splits over 2 devices
+  with pytest.raises(ValueError, match="unknown variant"):
+    module.get_config("other")

@@ -1,0 +1,112 @@
+"""Data: the embedded digits builder, catalog datasets through mock data, preprocessing,
+deterministic batches."""
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from bottleneck.data import digits, pipeline
+from bottleneck.validation import ConfigError
+
+
+def test_digits_builder_real_images_stratified_split(digits_dir):
+  splits = pipeline.load_splits("digits", data_dir=digits_dir)
+  assert (len(splits["train"]), len(splits["test"])) == (1347, 450)
+  assert splits["train"].num_classes == 10
+  images, labels = splits["test"].read(range(450))
+  assert images[0].shape == (8, 8, 1) and images[0].dtype == np.uint8
+  assert max(im.max() for im in images) == 255  # 16 scaled to 255
+  counts = np.bincount(labels, minlength=10)
+  assert counts.min() >= 43 and counts.max() <= 46  # a quarter of each ~180-example class
+  from sklearn.datasets import load_digits  # the split holds the very images sklearn ships
+  ref = load_digits()
+  idx = digits.stratified_split(ref.target)["test"]
+  ours = sorted((int(l), im.tobytes()) for l, im in zip(labels, images))  # TFDS shuffles order
+  theirs = sorted((int(ref.target[i]), np.round(ref.images[i] * 255 / 16).astype(np.uint8)
+                   .tobytes()) for i in idx)
+  assert ours == theirs
+
+
+def test_catalog_dataset_through_mock_data(tmp_path):
+  with tfds.testing.mock_data(num_examples=24):
+    splits = pipeline.load_splits("cifar10", data_dir=str(tmp_path))
+    batches = pipeline.Batches(splits["train"], 8, pipeline.Preprocess(28, 3, crop_padding=2,
+                                                                       flip=True), seed=1)
+    batch = batches.train_batch(0)
+  assert batch["image"].shape == (8, 28, 28, 3) and batch["label"].shape == (8,)
+  assert splits["train"].num_classes == 10
+
+
+def test_unknown_dataset_and_split_are_clear_errors(digits_dir):
+  with pytest.raises(ConfigError, match=r"unknown dataset 'mnsit'.*Did you mean 'mnist'"):
+    pipeline.load_splits("mnsit")
+  with pytest.raises(ConfigError, match=r"no split 'validation'; it has train, test"):
+    pipeline.load_splits("digits", ("train", "validation"), data_dir=digits_dir)
+
+
+def test_missing_tensorflow_names_the_extra(tmp_path, monkeypatch):
+  def no_tf(*args, **kwargs):
+    raise ModuleNotFoundError("No module named 'tensorflow'")
+  monkeypatch.setattr(tfds, "builder", no_tf)
+  with pytest.raises(ConfigError, match=r"pip install -e '\.\[catalog\]'"):
+    pipeline.load_splits("mnist", data_dir=str(tmp_path))
+
+
+def test_batches_are_a_function_of_seed_and_step(digits_dir):
+  split = pipeline.load_splits("digits", data_dir=digits_dir)["train"]
+  pre = pipeline.Preprocess(8, 1, crop_padding=1)
+  a = pipeline.Batches(split, 64, pre, seed=0)
+  b = pipeline.Batches(split, 64, pre, seed=0)
+  for step in (0, 25, 21, 3):  # any order: no hidden iterator state
+    np.testing.assert_array_equal(a.train_batch(step)["image"], b.train_batch(step)["image"])
+  c = pipeline.Batches(split, 64, pre, seed=1)
+  assert not np.array_equal(a.train_batch(0)["label"], c.train_batch(0)["label"])
+  # Each epoch is a new permutation of the whole split.
+  spe = a.steps_per_epoch
+  assert spe == 1347 // 64
+  epoch0 = np.concatenate([a.train_batch(s)["label"] for s in range(spe)])
+  epoch1 = np.concatenate([a.train_batch(spe + s)["label"] for s in range(spe)])
+  assert not np.array_equal(epoch0, epoch1)
+  _, labels = split.read(range(len(split)))
+  full = np.bincount(labels, minlength=10)
+  for epoch in (epoch0, epoch1):  # each example at most once; only the 3-example remainder left
+    missing = full - np.bincount(epoch, minlength=10)
+    assert missing.min() >= 0 and missing.sum() == 1347 - 1344
+
+
+def test_eval_batches_cover_every_example_once(digits_dir):
+  split = pipeline.load_splits("digits", data_dir=digits_dir)["test"]
+  batches = list(pipeline.Batches(split, 64, pipeline.Preprocess(8, 1), 0).eval_batches())
+  assert sum(b["mask"].sum() for b in batches) == 450
+  assert all(b["image"].shape == (64, 8, 8, 1) for b in batches)
+  _, labels = split.read(range(450))
+  np.testing.assert_array_equal(np.concatenate([b["label"] for b in batches])[:450], labels)
+
+
+def test_preprocess_pad_resize_channels_crop_flip():
+  img = np.arange(16, dtype=np.uint8).reshape(4, 4, 1)
+  padded = pipeline.Preprocess(8, 3, mean=0.0, std=1.0)([img], train=False)
+  assert padded.shape == (1, 8, 8, 3)
+  np.testing.assert_allclose(padded[0, 2:6, 2:6, 0] * 255, img[..., 0], atol=1e-4)
+  assert padded[0, 0, 0, 0] == 0
+  resized = pipeline.Preprocess(8, 1, resize="resize")([np.zeros((16, 32, 1), np.uint8)],
+                                                        train=False)
+  assert resized.shape == (1, 8, 8, 1)
+  pre = pipeline.Preprocess(4, 1, mean=0.0, std=1.0, crop_padding=1, flip=True)
+  outs = {pre([img], train=True, rng=np.random.default_rng(s)).tobytes() for s in range(20)}
+  assert len(outs) > 1  # random crops and flips differ
+  np.testing.assert_allclose(pre([img], train=False)[0, ..., 0] * 255, img[..., 0], atol=1e-4)
+  big = np.arange(36, dtype=np.uint8).reshape(6, 6, 1)
+  crops = pipeline.Preprocess(4, 1, mean=0.0, std=1.0, random_crop=True)
+  np.testing.assert_allclose(crops([big], train=False)[0, ..., 0] * 255, big[1:5, 1:5, 0],
+                             atol=1e-4)  # the centre at test time
+  seen = {crops([big], train=True, rng=np.random.default_rng(s))[0, 0, 0, 0] for s in range(30)}
+  assert len(seen) > 3  # random places in training
+  with pytest.raises(ConfigError, match="images have 3 channels; the model takes 1"):
+    pipeline.Preprocess(4, 1)([np.zeros((4, 4, 3), np.uint8)], train=False)
+
+
+def test_batch_larger_than_split_is_an_error(digits_dir):
+  split = pipeline.load_splits("digits", data_dir=digits_dir)["test"]
+  with pytest.raises(ConfigError, match="batch_size=512 is larger than the test split"):
+    pipeline.Batches(split, 512, pipeline.Preprocess(8, 1), 0)

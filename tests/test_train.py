@@ -1,0 +1,200 @@
+"""Training: outputs, resume (SIGKILL included), corrupt checkpoints, guard rails, data
+parallelism. Tiny configs on the embedded digits; no test downloads anything."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import optax
+import pytest
+
+from bottleneck import train, workdir as wd
+from tests import tiny_train_config
+from bottleneck.validation import ConfigError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_config(digits_dir, **overrides):
+  c = tiny_train_config.get_config()
+  c.data_dir = digits_dir
+  for key, value in overrides.items():
+    target = c
+    *parents, leaf = key.split(".")
+    for p in parents:
+      target = target[p]
+    target[leaf] = value
+  return c
+
+
+def run_cli(workdir, digits_dir, *extra, env=None, wait=True):
+  cmd = [sys.executable, "-m", "experiments.train",
+         f"--config={ROOT}/tests/tiny_train_config.py", f"--workdir={workdir}",
+         f"--config.data_dir={digits_dir}", *extra]
+  kwargs = dict(cwd=ROOT, env={**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})},
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  if not wait:
+    return subprocess.Popen(cmd, **kwargs)
+  return subprocess.run(cmd, timeout=600, **kwargs)
+
+
+def test_train_writes_every_output_and_learns(tmp_path, digits_dir):
+  result = train.train_and_evaluate(tiny_config(digits_dir), str(tmp_path))
+  for name in (wd.CONFIG, wd.METRICS, wd.RESULT):
+    assert os.path.exists(tmp_path / name)
+  assert os.listdir(tmp_path / wd.TENSORBOARD)
+  assert sorted(os.listdir(tmp_path / wd.CHECKPOINTS)) == ["16", "24"]  # the last 2 kept
+  rows = wd.read_jsonl(str(tmp_path / wd.METRICS))
+  train_rows = [r for r in rows if r["split"] == "train"]
+  assert [r["step"] for r in train_rows] == [4, 8, 12, 16, 20, 24]
+  assert {"loss", "accuracy", "learning_rate", "examples_per_s"} <= set(train_rows[0])
+  assert all(np.isfinite(r["loss"]) for r in train_rows)
+  assert train_rows[-1]["loss"] < train_rows[0]["loss"]
+  assert train_rows[-1]["accuracy"] > train_rows[0]["accuracy"]
+  assert rows[-1]["split"] == "eval" and rows[-1]["step"] == 24
+  on_disk = wd.read_json(str(tmp_path / wd.RESULT))
+  assert on_disk == json.loads(json.dumps(result, default=str))
+  for key in ("model", "reduce", "dataset", "params", "macs", "flops_xla", "eval_accuracy",
+              "eval_loss", "train_steps", "train_time_s", "compile_time_s", "examples_per_s",
+              "device", "jax_version", "seed", "config"):
+    assert key in result, key
+  # After 24 steps the batch-norm running averages (momentum 0.99) are still near their
+  # initial values, so evaluation accuracy means little; the digits config trains properly.
+  assert result["train_steps"] == 24 and 0 <= result["eval_accuracy"] <= 1
+  assert wd.read_json(str(tmp_path / wd.CONFIG))["optimizer"]["learning_rate"] == 0.05
+
+
+def test_finished_workdir_is_not_trained_again(tmp_path, digits_dir):
+  config = tiny_config(digits_dir, num_train_steps=8)
+  first = train.train_and_evaluate(config, str(tmp_path))
+  before = os.path.getmtime(tmp_path / wd.METRICS)
+  again = train.train_and_evaluate(config, str(tmp_path))
+  assert again == json.loads(json.dumps(first, default=str))
+  assert os.path.getmtime(tmp_path / wd.METRICS) == before
+
+
+def test_workdir_with_another_config_is_refused(tmp_path, digits_dir):
+  train.train_and_evaluate(tiny_config(digits_dir, num_train_steps=8), str(tmp_path))
+  with pytest.raises(ConfigError, match=r"different config \(optimizer.learning_rate: 0.05 "
+                                        r"there, 0.1 now\)"):
+    train.train_and_evaluate(tiny_config(digits_dir, num_train_steps=8,
+                                         **{"optimizer.learning_rate": 0.1}), str(tmp_path))
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_one_before(tmp_path, digits_dir, caplog):
+  config = tiny_config(digits_dir)
+  reference = train.train_and_evaluate(config, str(tmp_path / "ref"))
+  work = tmp_path / "run"
+  train.train_and_evaluate(tiny_config(digits_dir, num_train_steps=16), str(work / "a"))
+  # Make a workdir with checkpoints 8 and 16 of the 24-step run and a corrupt 16.
+  train.train_and_evaluate(config, str(work / "b"))
+  os.remove(work / "b" / wd.RESULT)
+  for root, _, files in os.walk(work / "b" / wd.CHECKPOINTS / "24"):
+    for f in files:
+      with open(os.path.join(root, f), "wb") as fh:
+        fh.write(b"not a checkpoint")
+  caplog.set_level("WARNING")
+  resumed = train.train_and_evaluate(config, str(work / "b"))
+  assert any("step 24" in r.getMessage() and "unreadable" in r.getMessage()
+             for r in caplog.records)
+  assert resumed["eval_loss"] == pytest.approx(reference["eval_loss"], abs=1e-6)
+  steps = [r["step"] for r in wd.read_jsonl(str(work / "b" / wd.METRICS)) if r["split"] == "train"]
+  assert steps == sorted(set(steps))  # rows after the restored step were not duplicated
+
+
+def test_nan_loss_stops_the_run_naming_the_step(tmp_path, digits_dir):
+  config = tiny_config(digits_dir, **{"optimizer.learning_rate": 1e30, "optimizer.momentum": 0.0})
+  with pytest.raises(train.TrainingDiverged, match=r"loss became nan at step \d+"):
+    train.train_and_evaluate(config, str(tmp_path))
+  assert not os.path.exists(tmp_path / wd.RESULT)
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"image_size": 3}, r"image_size=3 is too small; the minimum is 4"),
+    ({"dataset": "digitz"}, r"unknown dataset 'digitz'.*Did you mean 'digits'"),
+    ({"model": "inception_v4"}, r"unknown model 'inception_v4'"),
+    ({"optimizer.name": "adam"}, r"unknown optimizer.name 'adam'; valid: sgd, adamw"),
+    ({"optimizer.schedule": "linear"}, r"unknown optimizer.schedule 'linear'"),
+])
+def test_bad_config_is_a_clear_error(tmp_path, digits_dir, overrides, match):
+  with pytest.raises(ConfigError, match=match):
+    train.train_and_evaluate(tiny_config(digits_dir, **overrides), str(tmp_path))
+
+
+def test_schedules_and_optimizers():
+  c = train.default_config()
+  c.optimizer.learning_rate, c.optimizer.decay_rate = 0.1, 0.95
+  c.optimizer.schedule = "exponential"
+  s = train.make_schedule(c, steps_per_epoch=10, total_steps=100)
+  assert float(s(9)) == pytest.approx(0.1) and float(s(10)) == pytest.approx(0.095)
+  assert float(s(25)) == pytest.approx(0.1 * 0.95 ** 2)
+  c.optimizer.schedule, c.optimizer.warmup_epochs = "cosine", 1.0
+  s = train.make_schedule(c, steps_per_epoch=10, total_steps=100)
+  assert float(s(0)) == 0.0 and float(s(10)) == pytest.approx(0.1)
+  assert float(s(100)) == pytest.approx(0.0, abs=1e-7)
+  c.optimizer.schedule = "constant"
+  assert float(train.make_schedule(c, 10, 100)(77)) == pytest.approx(0.1)
+  for name in ("sgd", "adamw"):
+    c.optimizer.name, c.optimizer.weight_decay = name, 1e-4
+    assert isinstance(train.make_optimizer(c, optax.constant_schedule(0.1)),
+                      optax.GradientTransformation)
+
+
+def test_sigkill_then_resume_ends_like_an_uninterrupted_run(tmp_path, digits_dir):
+  steps = "--config.num_train_steps=160"
+  reference = run_cli(tmp_path / "ref", digits_dir, steps)
+  assert reference.returncode == 0, reference.stderr[-2000:]
+  killed = tmp_path / "killed"
+  proc = run_cli(killed, digits_dir, steps, wait=False)
+  first_ckpt = killed / wd.CHECKPOINTS / "16"
+  deadline = time.time() + 300
+  while not first_ckpt.exists() and proc.poll() is None and time.time() < deadline:
+    time.sleep(0.02)
+  os.kill(proc.pid, signal.SIGKILL)
+  proc.wait()
+  assert proc.returncode == -signal.SIGKILL
+  assert not (killed / wd.RESULT).exists(), "the run finished before it could be killed"
+  resumed = run_cli(killed, digits_dir, steps)
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  assert "resuming from the checkpoint at step" in resumed.stderr
+  a = wd.read_json(str(tmp_path / "ref" / wd.RESULT))
+  b = wd.read_json(str(killed / wd.RESULT))
+  assert b["train_steps"] == a["train_steps"] == 160
+  assert b["eval_loss"] == pytest.approx(a["eval_loss"], abs=1e-6)
+  assert b["eval_accuracy"] == a["eval_accuracy"]
+  again = run_cli(killed, digits_dir, steps)
+  assert again.returncode == 0 and "already finished" in again.stderr
+
+
+def test_two_devices_match_one(tmp_path, digits_dir):
+  two = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  # Every step logged: the batch is split over the devices but the math is the same, so the
+  # losses agree to float rounding. (Over many steps this tiny model amplifies rounding.)
+  short = ("--config.num_train_steps=6", "--config.log_every_steps=1")
+  one = run_cli(tmp_path / "one", digits_dir, *short)
+  pair = run_cli(tmp_path / "two", digits_dir, *short, env=two)
+  assert one.returncode == 0 and pair.returncode == 0, pair.stderr[-2000:]
+  a = wd.read_json(str(tmp_path / "one" / wd.RESULT))
+  b = wd.read_json(str(tmp_path / "two" / wd.RESULT))
+  assert " x " not in a["device"] and b["device"].startswith("2 x ")
+  rows_a = wd.read_jsonl(str(tmp_path / "one" / wd.METRICS))
+  rows_b = wd.read_jsonl(str(tmp_path / "two" / wd.METRICS))
+  assert [r["step"] for r in rows_a] == [r["step"] for r in rows_b] == [1, 2, 3, 4, 5, 6, 6]
+  for ra, rb in zip(rows_a, rows_b):
+    assert rb["loss"] == pytest.approx(ra["loss"], abs=1e-4)
+    assert rb["accuracy"] == ra["accuracy"]
+  odd = run_cli(tmp_path / "odd", digits_dir, "--config.batch_size=33", env=two)
+  assert odd.returncode == 2
+  assert "batch_size=33 is not divisible by the 2 devices" in odd.stderr
+  assert "Traceback" not in odd.stderr
+
+
+def test_bfloat16_compute_trains(tmp_path, digits_dir):
+  result = train.train_and_evaluate(tiny_config(digits_dir, dtype="bfloat16", num_train_steps=8),
+                                    str(tmp_path))
+  rows = [r for r in wd.read_jsonl(str(tmp_path / wd.METRICS)) if r["split"] == "train"]
+  assert all(np.isfinite(r["loss"]) for r in rows) and np.isfinite(result["eval_loss"])

@@ -1,0 +1,19 @@
+"""A training config small enough for tests (the subprocess tests load it by path)."""
+
+from bottleneck.train import default_config
+
+
+def get_config():
+  c = default_config()
+  c.model, c.reduce, c.dataset = "inception_small", True, "digits"
+  c.model_kwargs.width = 0.125
+  c.model_kwargs.in_channels = 1
+  c.image_size = 8
+  c.data.crop_padding = 1
+  c.batch_size = c.eval_batch_size = 32
+  c.num_train_steps = 24
+  c.optimizer.learning_rate = 0.05
+  c.log_every_steps = 4
+  c.checkpoint_every_steps = 8
+  c.keep_checkpoints = 2
+  return c
