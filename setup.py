@@ -28,10 +28,13 @@ setup(
         "tabulate>=0.9",  # pandas' to_markdown renders through it
         "scikit-learn>=1.4",  # ships the offline digits dataset
     ],
+    entry_points={"console_scripts": ["bottleneck-report=experiments.report:entry_point"]},
     extras_require={
-        "test": ["pytest>=8"],
+        "test": ["pytest>=8", "ray>=2.9"],  # Ray: the sweep's Ray launcher is tested
         # TFDS needs TensorFlow to download and decode catalog image datasets (mnist, cifar10,
         # imagenette, ...); the embedded digits need none.
         "catalog": ["tensorflow-cpu>=2.16"],
+        # --launcher=ray of experiments.sweep.
+        "ray": ["ray>=2.9"],
     },
 )

@@ -7,6 +7,10 @@ The network is `inception_small` at a quarter of its published widths, on the 8x
 they are (its two stride-2 downsamples leave a 2x2 map), so that each variant trains in well
 under two minutes on a 2-core CPU. Variants: `reduced` (a 1x1 of half the input's channels
 before each 3x3) and `naive` (the paper's modules).
+
+The sweep (both variants x 3 seeds; `python -m experiments.report` runs it):
+
+  python -m experiments.sweep --config=configs/digits_inception.py --workdir=runs/digits_sweep
 """
 
 from bottleneck.train import default_config
@@ -30,4 +34,9 @@ def get_config(arg: str = "reduced"):
   c.optimizer.weight_decay = 5e-4
   c.log_every_steps = 21
   c.checkpoint_every_steps = 105
+  c.eval_every_steps = 105  # every 5 epochs, for the curves
   return c
+
+
+def get_sweep():
+  return [{"reduce": reduce, "seed": seed} for reduce in (True, False) for seed in (0, 1, 2)]

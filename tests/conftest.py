@@ -19,4 +19,5 @@ def digits_dir(tmp_path_factory):
   from bottleneck.data import pipeline  # pylint: disable=g-import-not-at-top
   path = str(tmp_path_factory.mktemp("tfds"))
   pipeline.load_splits("digits", data_dir=path)
+  os.environ["BOTTLENECK_TEST_TFDS_DIR"] = path  # for config files that tests load by name
   return path

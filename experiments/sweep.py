@@ -1,0 +1,40 @@
+r"""Run every point of a config's sweep (`get_sweep()`), each in its own subdirectory.
+
+  python -m experiments.sweep --config=configs/digits_inception.py --workdir=runs/digits_sweep
+  python -m experiments.sweep --config=configs/digits_inception.py --workdir=DIR --parallel=2
+  python -m experiments.sweep --config=configs/digits_inception.py --workdir=DIR --launcher=ray
+  python -m experiments.sweep --config=configs/digits_inception.py --workdir=DIR --launcher=print
+
+Rerunning skips finished points and resumes interrupted ones. Exit status 1 if a point failed.
+"""
+
+import sys
+
+from absl import flags
+
+from bottleneck import cli, sweep
+
+_CONFIG = flags.DEFINE_string("config", None, "Config file, optionally with :variant.",
+                              required=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Sweep directory.", required=True)
+_PARALLEL = flags.DEFINE_integer("parallel", 1, "Points run at a time (local launcher).")
+_LAUNCHER = flags.DEFINE_enum("launcher", "local", sweep.LAUNCHERS,
+                              "local processes, Ray tasks, or print the commands.")
+_RAY_ADDRESS = flags.DEFINE_string("ray_address", None,
+                                   "An existing Ray cluster (default: start a local Ray).")
+
+
+def main(argv):
+  del argv
+  module, config = sweep.load_config_file(_CONFIG.value)
+  points = sweep.expand(module, config, _WORKDIR.value)
+  summary = sweep.run(points, parallel=_PARALLEL.value, launcher=_LAUNCHER.value,
+                      ray_address=_RAY_ADDRESS.value, config_spec=_CONFIG.value)
+  if _LAUNCHER.value != "print":
+    print(sweep.format_summary(summary, _WORKDIR.value), file=sys.stderr)
+  if any(s.startswith("failed") for s in summary.values()):
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  cli.run(main)

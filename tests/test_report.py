@@ -1,0 +1,41 @@
+"""The one-command report, end to end on a tiny sweep, and its computed finding."""
+
+import os
+
+import pandas as pd
+
+from bottleneck import report
+
+
+def test_report_end_to_end_and_rerun_reuses_work(tmp_path, digits_dir):
+  path = report.build_report(str(tmp_path), sweep_config="tests.tiny_sweep_config",
+                             models=("inception_small",))
+  text = open(path).read()
+  assert "## Finding" in text and "On the digits, the 1x1 reductions cut parameters" in text
+  assert "### inception_small" in text and "XLA FLOPs" in text
+  assert "accuracy_vs_cost.png" in text and os.path.exists(tmp_path / "curves.png")
+  assert "jax " in text and "Machine:" in text
+  result = tmp_path / "digits" / "reduce=True,seed=0" / "result.json"
+  before = os.path.getmtime(result)
+  report.build_report(str(tmp_path), sweep_config="tests.tiny_sweep_config",
+                      models=("inception_small",))
+  assert os.path.getmtime(result) == before
+
+
+def test_finding_is_computed_from_the_numbers():
+  summary = pd.DataFrame([
+      {"variant": "reduced", "eval_accuracy mean": 0.98, "eval_accuracy std": 0.01,
+       "train_time_s mean": 12.0, "n": 3},
+      {"variant": "naive", "eval_accuracy mean": 0.975, "eval_accuracy std": 0.002,
+       "train_time_s mean": 10.0, "n": 3}])
+  ratio = {"params naive/reduced": 1.5, "MACs naive/reduced": 1.49}
+  text = report.finding(summary, ratio)
+  assert "cut parameters 1.50x and multiply-adds 1.49x" in text
+  assert "98.00% with them and 97.50% without" in text
+  assert "+0.50 points, within the seed-to-seed spread (1.00)" in text
+  assert "did not turn into a saving in time" in text
+  summary.loc[0, "train_time_s mean"] = 5.0
+  summary.loc[1, "eval_accuracy std"] = 0.001
+  summary.loc[0, "eval_accuracy std"] = 0.001
+  text = report.finding(summary, ratio)
+  assert "beyond the seed-to-seed spread" in text and "did turn into" in text

@@ -1,0 +1,16 @@
+"""A two-point sweep of the tiny training config, for the sweep, Ray and report tests."""
+
+import os
+
+from tests import tiny_train_config
+
+
+def get_config():
+  c = tiny_train_config.get_config()
+  c.num_train_steps = 8
+  c.data_dir = os.environ.get("BOTTLENECK_TEST_TFDS_DIR")  # set by the tests' fixture
+  return c
+
+
+def get_sweep():
+  return [{"reduce": True, "seed": 0}, {"reduce": False, "seed": 0}]
