@@ -170,3 +170,19 @@ def conv_macs(height: int, width: int, in_channels: int, out_channels: int,
               kernel: int) -> int:
   """MACs of a stride-1 SAME k x k conv on an H x W x C_in map: H W k^2 C_in C_out."""
   return height * width * kernel * kernel * in_channels * out_channels
+
+
+def reduction_cost(height: int, width: int, channels: int, depths) -> list[dict]:
+  """What a 1x1 conv reducing an H x W x C map to H x W x D costs, for each D: parameters
+  (weights and biases), MACs and the output's size, counted on an abstract conv."""
+  from bottleneck.layers import ConvUnit  # pylint: disable=g-import-not-at-top
+  rows = []
+  for d in depths:
+    unit = nnx.eval_shape(lambda d=d: ConvUnit(channels, d, 1, rngs=nnx.Rngs(0),
+                                               name="reduction"))
+    rows.append({"input": f"{height}x{width}x{channels}", "D": d,
+                 "output": f"{height}x{width}x{d}", "output elements": height * width * d,
+                 "params": count_params(unit),
+                 "MACs (M)": module_macs(unit, (1, height, width, channels)) / 1e6,
+                 "output / input size": d / channels})
+  return rows

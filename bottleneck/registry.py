@@ -37,6 +37,9 @@ MODELS: dict[str, ModelSpec] = {
     "inception_small": ModelSpec(
         functools.partial(models.InceptionSmall, name="inception_small"), 28, 10,
         "Zhang et al. 2017 small Inception for CIFAR-10 (the paper's net is the naive variant)"),
+    "flatten_head_cnn": ModelSpec(
+        functools.partial(models.FlattenHeadClassifier, name="flatten_head_cnn"), 8, 10,
+        "small CNN with a flatten + Dense head (8x8 digits); reduce: a 1x1 before the head"),
 }
 
 

@@ -223,6 +223,43 @@ def device_description() -> str:
   return f"{len(devices)} x {kind}" if len(devices) > 1 else kind
 
 
+def build_model(config: ml_collections.ConfigDict, num_classes: int):
+  """The registry model a config trains, freshly initialised from its seed."""
+  dtype = DTYPES[validation.choice(config.dtype, "dtype", DTYPES, "config")]
+  return registry.create_model(
+      config.model, reduce=config.reduce, num_classes=num_classes,
+      image_size=config.image_size, dtype=dtype,
+      rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1),
+      **config.get("model_kwargs", {}))
+
+
+def load_trained_model(workdir: str):
+  """(model in eval mode, config, data splits) from a training workdir's newest readable
+  checkpoint. Clear errors for a directory that is not a workdir or holds no checkpoint."""
+  path = os.path.join(workdir, wd.CONFIG)
+  if not os.path.exists(path):
+    raise ConfigError(f"{workdir} is not a training workdir: it has no {wd.CONFIG}.")
+  config = ml_collections.ConfigDict(wd.read_json(path))
+  splits = pipeline.load_splits(config.dataset, (config.train_split, config.eval_split),
+                                config.get("data_dir"))
+  model = build_model(config, splits[config.train_split].num_classes)
+  optimizer = nnx.Optimizer(model, make_optimizer(config, make_schedule(config, 1, 1)),
+                            wrt=nnx.Param)
+  ckpt_dir = os.path.abspath(os.path.join(workdir, wd.CHECKPOINTS))
+  manager = ocp.CheckpointManager(ckpt_dir, options=ocp.CheckpointManagerOptions(create=False)) \
+      if os.path.isdir(ckpt_dir) else None
+  if manager is None or not manager.all_steps():
+    raise ConfigError(f"{workdir} holds no checkpoint: train it first.")
+  step, restored = restore_latest(manager, {"model": nnx.state(model),
+                                            "optimizer": nnx.state(optimizer)})
+  if step == 0:
+    raise ConfigError(f"every checkpoint in {ckpt_dir} is unreadable.")
+  nnx.update(model, restored["model"])
+  model.eval()
+  logging.info("loaded %s from the checkpoint at step %d", config.model, step)
+  return model, config, splits
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains `config.model` on `config.dataset`, evaluates it, returns the result.json dict."""
   config_dict = config.to_dict()
@@ -255,11 +292,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   # Model.
   dtype = DTYPES[validation.choice(config.dtype, "dtype", DTYPES, "config")]
-  model = registry.create_model(
-      config.model, reduce=config.reduce, num_classes=train_split.num_classes,
-      image_size=config.image_size, dtype=dtype,
-      rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1),
-      **config.get("model_kwargs", {}))
+  model = build_model(config, train_split.num_classes)
   cost = complexity.analyze_model(model)
   logging.info("model %s (reduce=%s): %s params, %.4g GMACs, %s XLA GFLOPs per image",
                config.model, config.reduce, f"{cost['total']['params']:,}",

@@ -127,7 +127,8 @@ def test_jitted_forward_at_the_smallest_valid_input(name, reduce):
   size = probe.min_image_size
   model = registry.random_model(name, reduce=reduce, image_size=size, num_classes=7)
   model.eval()
-  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, size, size, 3)), jnp.float32)
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, size, size, probe.in_channels)),
+                  jnp.float32)
   logits = nnx.jit(lambda m, x: m(x))(model, x)
   assert logits.shape == (2, 7)
   assert bool(jnp.all(jnp.isfinite(logits)))

@@ -1,0 +1,125 @@
+"""A 1x1 conv is a fully connected layer applied at every pixel: exact conversions.
+
+- `dense_to_conv1x1` / `conv1x1_to_dense`: a Dense layer (C -> K) and the 1x1 conv with the same
+  weights, reshaped (C, K) <-> (1, 1, C, K). Exact in both directions.
+- `flatten_dense_to_conv`: a Dense layer reading a flattened H x W x C map (row-major, as
+  `x.reshape(batch, -1)` flattens NHWC) is an H x W conv with VALID padding: on an H x W map it
+  gives the same numbers, and on a larger map it slides, giving a map of outputs.
+- `gap_head_to_score_map`: a global-average-pool + Dense head, without the pool, is the Dense as
+  a 1x1 conv at every position; since both are linear, the mean of that score map is the
+  original logits.
+- `convolutionalize`: a `FlattenHeadClassifier` to its fully convolutional twin, which takes
+  inputs larger than its training size and returns an H' x W' x classes score map whose
+  location (i, j) equals the original classifier on the crop at (i * stride, j * stride).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from bottleneck import models
+from bottleneck.validation import ConfigError
+
+
+def _copy_bias(dst, src) -> None:
+  if (src.bias is None) != (dst.bias is None):
+    raise ConfigError("one layer has a bias and the other has none.")
+  if src.bias is not None:
+    dst.bias.value = src.bias.value
+
+
+def dense_to_conv1x1(dense: nnx.Linear) -> nnx.Conv:
+  """The 1x1 conv that applies `dense` at every pixel."""
+  c, k = dense.kernel.value.shape
+  conv = nnx.Conv(c, k, (1, 1), use_bias=dense.bias is not None, dtype=dense.dtype,
+                  param_dtype=dense.param_dtype, rngs=nnx.Rngs(0))
+  conv.kernel.value = dense.kernel.value.reshape(1, 1, c, k)
+  _copy_bias(conv, dense)
+  return conv
+
+
+def conv1x1_to_dense(conv: nnx.Conv) -> nnx.Linear:
+  """The Dense layer that a 1x1 conv applies at every pixel."""
+  kh, kw, c, k = conv.kernel.value.shape
+  strides = conv.strides or 1
+  strides = (strides, strides) if isinstance(strides, int) else tuple(strides)
+  if (kh, kw) != (1, 1) or conv.feature_group_count != 1 or strides != (1, 1):
+    raise ConfigError(f"only an ungrouped stride-1 1x1 conv is a Dense layer; this conv has a "
+                      f"{kh}x{kw} kernel, {conv.feature_group_count} groups, strides "
+                      f"{conv.strides}.")
+  dense = nnx.Linear(c, k, use_bias=conv.bias is not None, dtype=conv.dtype,
+                     param_dtype=conv.param_dtype, rngs=nnx.Rngs(0))
+  dense.kernel.value = conv.kernel.value.reshape(c, k)
+  _copy_bias(dense, conv)
+  return dense
+
+
+def flatten_dense_to_conv(dense: nnx.Linear, height: int, width: int) -> nnx.Conv:
+  """The H x W VALID conv equal to `dense` on a flattened H x W x C map."""
+  n, k = dense.kernel.value.shape
+  if n % (height * width):
+    raise ConfigError(f"a Dense layer with {n} inputs cannot read a flattened "
+                      f"{height}x{width} map: {n} is not a multiple of {height * width}.")
+  c = n // (height * width)
+  conv = nnx.Conv(c, k, (height, width), padding="VALID", use_bias=dense.bias is not None,
+                  dtype=dense.dtype, param_dtype=dense.param_dtype, rngs=nnx.Rngs(0))
+  conv.kernel.value = dense.kernel.value.reshape(height, width, c, k)
+  _copy_bias(conv, dense)
+  return conv
+
+
+class ScoreMapHead(nnx.Module):
+  """A global-average-pool head without the pool: class scores at every position."""
+
+  def __init__(self, head):
+    self.conv = dense_to_conv1x1(head.dense)
+
+  def __call__(self, x):
+    return self.conv(x)
+
+
+def gap_head_to_score_map(head) -> ScoreMapHead:
+  """`bottleneck.layers.ClassifierHead` -> its score-map form (dropout is dropped: eval)."""
+  return ScoreMapHead(head)
+
+
+class FullyConvClassifier(nnx.Module):
+  """A `FlattenHeadClassifier` whose Dense layers are convs: any input >= the training size."""
+
+  def __init__(self, classifier: models.FlattenHeadClassifier):
+    self.trunk = classifier.trunk
+    self.min_image_size = classifier.image_size
+    self.stride = classifier.stride
+    h = w = classifier.feature_size
+    self.hidden = flatten_dense_to_conv(classifier.hidden, h, w)
+    self.out = dense_to_conv1x1(classifier.out)
+
+  def score_map_size(self, image_size: int) -> int:
+    """Side of the score map for a square input: (N - training size) // stride + 1."""
+    return (image_size - self.min_image_size) // self.stride + 1
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    if min(x.shape[1:3]) < self.min_image_size:
+      raise ConfigError(f"input {x.shape[1]}x{x.shape[2]} is too small for the fully "
+                        f"convolutional classifier; the minimum is its training size "
+                        f"{self.min_image_size}x{self.min_image_size}.")
+    return self.out(nnx.relu(self.hidden(self.trunk(x))))
+
+
+def convolutionalize(classifier: models.FlattenHeadClassifier) -> FullyConvClassifier:
+  return FullyConvClassifier(classifier)
+
+
+def crops_vs_score_map(classifier, fully_conv: FullyConvClassifier, canvas: jax.Array):
+  """(score map, max |score map - classifier on every matching crop|, crops checked)."""
+  scores = fully_conv(canvas)
+  size, stride = fully_conv.min_image_size, fully_conv.stride
+  h, w = scores.shape[1:3]
+  crops = jnp.stack([canvas[:, i * stride:i * stride + size, j * stride:j * stride + size]
+                     for i in range(h) for j in range(w)], axis=1)
+  b = canvas.shape[0]
+  direct = classifier(crops.reshape(b * h * w, size, size, canvas.shape[-1]))
+  diff = jnp.max(jnp.abs(direct.reshape(b, h, w, -1) - scores))
+  return scores, float(diff), b * h * w

@@ -1,0 +1,114 @@
+"""Sliding-window classification in one pass: a trained flatten + Dense classifier,
+convolutionalized, on a canvas holding several test digits; heat maps of the score map."""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bottleneck import conversions, models, train
+from bottleneck.data import pipeline
+from bottleneck.validation import ConfigError
+
+
+def make_canvas(split: pipeline.Split, size: int, tile: int, stride: int, num_digits: int,
+                seed: int):
+  """An size x size uint8 canvas with `num_digits` test images at non-overlapping places
+  whose offsets are multiples of `stride` (so a score-map location covers each exactly)."""
+  rng = np.random.default_rng(seed)
+  images, labels = split.read(rng.choice(len(split), num_digits, replace=False))
+  canvas = np.zeros((size, size, images[0].shape[-1]), np.uint8)
+  taken = np.zeros((size, size), bool)
+  placed = []
+  slots = [(r, c) for r in range(0, size - tile + 1, stride)
+           for c in range(0, size - tile + 1, stride)]
+  for image, label in zip(images, labels):
+    for k in rng.permutation(len(slots)):
+      r, c = slots[k]
+      if not taken[r:r + tile, c:c + tile].any():
+        canvas[r:r + tile, c:c + tile] = image
+        taken[r:r + tile, c:c + tile] = True
+        placed.append({"label": int(label), "row": int(r), "col": int(c)})
+        break
+  return canvas, placed
+
+
+def heat_maps(canvas: np.ndarray, probs: np.ndarray, placed: list[dict], stride: int,
+              out_dir: str) -> list[str]:
+  """One PNG per class (canvas beside that class's probability map) and an overview."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  os.makedirs(out_dir, exist_ok=True)
+  files = []
+  num_classes = probs.shape[-1]
+  fig, axes = plt.subplots(2, (num_classes + 2) // 2, figsize=(2.2 * ((num_classes + 2) // 2), 4.6),
+                           constrained_layout=True)
+  axes = axes.ravel()
+  axes[0].imshow(canvas[..., 0], cmap="gray")
+  axes[0].set_title(f"canvas {canvas.shape[0]}x{canvas.shape[1]}")
+  for k in range(num_classes):
+    axes[k + 1].imshow(probs[..., k], vmin=0, vmax=1, cmap="viridis")
+    axes[k + 1].set_title(f"class {k}")
+  for ax in axes:
+    ax.set_xticks([])
+    ax.set_yticks([])
+  for ax in axes[num_classes + 1:]:
+    ax.axis("off")
+  fig.suptitle(f"score map {probs.shape[0]}x{probs.shape[1]}x{num_classes} (softmax), "
+               f"stride {stride}; digits: " + ", ".join(str(p["label"]) for p in placed))
+  files.append(os.path.join(out_dir, "heatmaps.png"))
+  fig.savefig(files[-1], dpi=100)
+  plt.close(fig)
+  for k in range(num_classes):
+    fig, (a, b) = plt.subplots(1, 2, figsize=(6, 3), constrained_layout=True)
+    a.imshow(canvas[..., 0], cmap="gray")
+    a.set_title("canvas")
+    b.imshow(probs[..., k], vmin=0, vmax=1, cmap="viridis")
+    b.set_title(f"P(class {k}) per location")
+    files.append(os.path.join(out_dir, f"class_{k}.png"))
+    fig.savefig(files[-1], dpi=80)
+    plt.close(fig)
+  return files
+
+
+def run(workdir: str, image_size: int, *, num_digits: int = 4, seed: int = 0,
+        out_dir: str | None = None) -> dict:
+  """Loads the classifier trained in `workdir`, convolutionalizes it, runs it on a canvas."""
+  model, config, splits = train.load_trained_model(workdir)
+  if not isinstance(model, models.FlattenHeadClassifier):
+    raise ConfigError(f"{workdir} trained {config.model!r}; fully_conv needs a flatten + Dense "
+                      "classifier (configs/digits_fc_head.py).")
+  fully_conv = conversions.convolutionalize(model)
+  if image_size < fully_conv.min_image_size:
+    raise ConfigError(f"--image_size={image_size} is too small; the minimum is the training "
+                      f"size {fully_conv.min_image_size}.")
+  d = config.data
+  canvas, placed = make_canvas(splits[config.eval_split], image_size, model.image_size,
+                               fully_conv.stride, num_digits, seed)
+  x = pipeline.Preprocess(image_size, model.in_channels, mean=d.mean, std=d.std)(
+      [canvas], train=False)
+  scores, diff, checked = conversions.crops_vs_score_map(model, fully_conv, jnp.asarray(x))
+  probs = np.asarray(jax.nn.softmax(scores[0], axis=-1))
+  for p in placed:  # the location whose window is exactly this digit
+    p["predicted"] = int(np.argmax(probs[p["row"] // fully_conv.stride,
+                                         p["col"] // fully_conv.stride]))
+  files = heat_maps(canvas, probs, placed, fully_conv.stride,
+                    out_dir or os.path.join(workdir, "fully_conv"))
+  return {"input_shape": list(x.shape), "score_map_shape": list(scores.shape[1:]),
+          "max_abs_diff_vs_crops": diff, "crops_checked": checked, "stride": fully_conv.stride,
+          "digits": placed, "files": files}
+
+
+def format_text(out: dict) -> str:
+  lines = [f"input {out['input_shape']} -> score map {out['score_map_shape']} "
+           f"(stride {out['stride']})",
+           f"every location vs the original classifier on its crop: max |diff| = "
+           f"{out['max_abs_diff_vs_crops']:.3g} over {out['crops_checked']} crops"]
+  lines += [f"digit {p['label']} at ({p['row']}, {p['col']}): predicted {p['predicted']}"
+            for p in out["digits"]]
+  lines.append(f"heat maps: {os.path.dirname(out['files'][0])}/ (heatmaps.png, class_*.png)")
+  return "\n".join(lines)

@@ -1,0 +1,38 @@
+r"""The cost of dimensionality reduction: a 1x1 conv from H x W x C to H x W x D, for several D.
+
+  python -m experiments.reduction_cost --height=100 --width=100 --channels=512 --depths=16,32,64,128,256,512
+"""
+
+import json
+
+import pandas as pd
+from absl import flags
+
+from bottleneck import cli, complexity, tables, validation
+
+_HEIGHT = flags.DEFINE_integer("height", 100, "Map height.")
+_WIDTH = flags.DEFINE_integer("width", 100, "Map width.")
+_CHANNELS = flags.DEFINE_integer("channels", 512, "Input channels C.")
+_DEPTHS = flags.DEFINE_list("depths", ["16", "32", "64", "128", "256", "512"],
+                            "Output channels D of the 1x1 conv.")
+_FORMAT = flags.DEFINE_enum("format", "table", tables.FORMATS, "Output format.")
+
+
+def main(argv):
+  del argv
+  for name, value in (("height", _HEIGHT.value), ("width", _WIDTH.value),
+                      ("channels", _CHANNELS.value)):
+    validation.positive_int(value, name, "reduction_cost")
+  try:
+    depths = [int(d) for d in _DEPTHS.value]
+  except ValueError:
+    raise validation.ConfigError(f"--depths={','.join(_DEPTHS.value)} must be whole numbers.")
+  rows = complexity.reduction_cost(_HEIGHT.value, _WIDTH.value, _CHANNELS.value, depths)
+  if _FORMAT.value == "json":
+    print(json.dumps(rows, indent=1))
+  else:
+    print(tables.render(pd.DataFrame(rows), _FORMAT.value))
+
+
+if __name__ == "__main__":
+  cli.run(main)
