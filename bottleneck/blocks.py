@@ -39,12 +39,13 @@ class ConvStyle:
   bn_use_scale: bool = True
   dtype: jnp.dtype = jnp.float32
   param_dtype: jnp.dtype = jnp.float32
+  conv_1x1: str = "xla"  # or "matmul": see ConvUnit
 
   def unit(self, in_features, out_features, kernel_size, *, rngs, name, **kwargs) -> ConvUnit:
     return ConvUnit(in_features, out_features, kernel_size, use_bias=self.use_bias,
                     batch_norm=self.batch_norm, bn_use_scale=self.bn_use_scale,
-                    dtype=self.dtype, param_dtype=self.param_dtype, rngs=rngs, name=name,
-                    **kwargs)
+                    conv_1x1=self.conv_1x1, dtype=self.dtype, param_dtype=self.param_dtype,
+                    rngs=rngs, name=name, **kwargs)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,6 +15,7 @@ from flax import nnx
 from bottleneck import validation
 
 Padding = str  # "SAME" or "VALID"
+CONV_1X1 = ("xla", "matmul")
 
 
 def _pair(k: int | Sequence[int]) -> tuple[int, int]:
@@ -33,13 +34,16 @@ class ConvUnit(nnx.Module):
     batch_norm: batch norm after the conv.
     bn_use_scale: whether batch norm learns a scale (torchvision: yes; Keras Inception-v3: no).
     activation: ReLU after the conv (off for a "linear bottleneck").
+    conv_1x1: how a stride-1 1x1 conv is computed: "xla" (`lax.conv_general_dilated`) or
+      "matmul" (an einsum over the channel axis: a 1x1 conv *is* a Dense layer at every pixel).
+      Same parameters, same numbers; the speed differs by backend (`experiments.benchmark`).
   """
 
   def __init__(self, in_features: int, out_features: int, kernel_size, *, strides=1,
                padding: Padding = "SAME", use_bias: bool = True, batch_norm: bool = False,
                bn_use_scale: bool = True, bn_epsilon: float = 1e-3, bn_momentum: float = 0.99,
-               activation: bool = True, dtype=jnp.float32, param_dtype=jnp.float32,
-               rngs: nnx.Rngs, name: str = "conv"):
+               activation: bool = True, conv_1x1: str = "xla", dtype=jnp.float32,
+               param_dtype=jnp.float32, rngs: nnx.Rngs, name: str = "conv"):
     validation.positive_int(in_features, "in_features", name)
     validation.positive_int(out_features, "out_features", name)
     self.kernel_size = _pair(kernel_size)
@@ -49,6 +53,9 @@ class ConvUnit(nnx.Module):
     self.strides = _pair(strides)
     self.padding = validation.choice(padding, "padding", ("SAME", "VALID"), name)
     self.activation = activation
+    validation.choice(conv_1x1, "conv_1x1", CONV_1X1, name)
+    self.as_matmul = (conv_1x1 == "matmul" and self.kernel_size == (1, 1)
+                      and self.strides == (1, 1))
     self.conv = nnx.Conv(in_features, out_features, self.kernel_size, strides=self.strides,
                          padding=padding, use_bias=use_bias, dtype=dtype,
                          param_dtype=param_dtype, rngs=rngs)
@@ -57,7 +64,16 @@ class ConvUnit(nnx.Module):
                                rngs=rngs) if batch_norm else None)
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    x = self.conv(x)
+    if self.as_matmul:
+      conv = self.conv
+      x, kernel, bias = nnx.nn.dtypes.promote_dtype(
+          (x, conv.kernel.value, None if conv.bias is None else conv.bias.value),
+          dtype=conv.dtype)
+      x = jnp.einsum("bhwc,cd->bhwd", x, kernel[0, 0])
+      if bias is not None:
+        x = x + bias
+    else:
+      x = self.conv(x)
     if self.norm is not None:
       x = self.norm(x)
     return nnx.relu(x) if self.activation else x

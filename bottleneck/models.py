@@ -119,13 +119,13 @@ class GoogLeNet(Network):
                batch_norm: bool = False, use_bias: bool = True, lrn: bool = True,
                branch5_kernel: int = 5, reduction_ratio: float | None = None,
                reduction_activation: bool = True, dropout: float = 0.4,
-               dtype=jnp.float32, param_dtype=jnp.float32, rngs: nnx.Rngs,
-               name: str = "googlenet"):
+               conv_1x1: str = "xla", dtype=jnp.float32, param_dtype=jnp.float32,
+               rngs: nnx.Rngs, name: str = "googlenet"):
     # Five stride-2 stages: below 32 pixels the last map would be made of padding alone.
     self._init_common(name, num_classes=num_classes, reduce=reduce, image_size=image_size,
                       min_image_size=32)
     style = blocks.ConvStyle(use_bias=use_bias, batch_norm=batch_norm, dtype=dtype,
-                             param_dtype=param_dtype)
+                             param_dtype=param_dtype, conv_1x1=conv_1x1)
     self._add("conv1", style.unit(3, 64, 7, strides=2, rngs=rngs, name="conv1"))
     self._add("pool1", MaxPool(3, 2))
     if lrn:
@@ -165,14 +165,14 @@ class InceptionV3(Network):
   def __init__(self, *, num_classes: int = 1000, reduce: bool = True, image_size: int = 299,
                bn_use_scale: bool = False, aux_logits: bool = False,
                reduction_ratio: float | None = None, reduction_activation: bool = True,
-               dropout: float = 0.5, dtype=jnp.float32, param_dtype=jnp.float32,
-               rngs: nnx.Rngs, name: str = "inception_v3"):
+               dropout: float = 0.5, conv_1x1: str = "xla", dtype=jnp.float32,
+               param_dtype=jnp.float32, rngs: nnx.Rngs, name: str = "inception_v3"):
     # 75 is the smallest input whose last grid reduction still has a 3x3 map to read (Keras's
     # minimum too); the auxiliary head's 5x5/3 pool then 5x5 VALID conv needs a 17x17 map.
     self._init_common(name, num_classes=num_classes, reduce=reduce, image_size=image_size,
                       min_image_size=299 if aux_logits else 75)
     style = blocks.ConvStyle(use_bias=False, batch_norm=True, bn_use_scale=bn_use_scale,
-                             dtype=dtype, param_dtype=param_dtype)
+                             dtype=dtype, param_dtype=param_dtype, conv_1x1=conv_1x1)
     kw = dict(reduce=reduce, reduction_ratio=reduction_ratio,
               reduction_activation=reduction_activation, style=style, rngs=rngs)
     unit = lambda cin, cout, k, s=1, p="VALID", name="": style.unit(
@@ -227,7 +227,7 @@ class InceptionSmall(Network):
 
   def __init__(self, *, num_classes: int = 10, reduce: bool = False, image_size: int = 28,
                in_channels: int = 3, width: float = 1.0, reduction_ratio: float = 0.5,
-               reduction_activation: bool = True, dtype=jnp.float32,
+               reduction_activation: bool = True, conv_1x1: str = "xla", dtype=jnp.float32,
                param_dtype=jnp.float32, rngs: nnx.Rngs, name: str = "inception_small"):
     # Two stride-2 downsamples: below 4 pixels the last map is made of padding alone.
     self._init_common(name, num_classes=num_classes, reduce=reduce, image_size=image_size,
@@ -237,7 +237,7 @@ class InceptionSmall(Network):
       raise validation.ConfigError(f"{name}: width={width!r} is invalid; it must be > 0.")
     scale = lambda ch: max(1, round(ch * width))
     style = blocks.ConvStyle(use_bias=True, batch_norm=True, dtype=dtype,
-                             param_dtype=param_dtype)
+                             param_dtype=param_dtype, conv_1x1=conv_1x1)
     kw = dict(reduce=reduce, reduction_ratio=reduction_ratio,
               reduction_activation=reduction_activation, style=style, rngs=rngs)
     c = scale(96)

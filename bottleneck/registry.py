@@ -64,15 +64,11 @@ def abstract_model(name: str, **kwargs) -> models.Network:
   return nnx.eval_shape(lambda: create_model(name, **kwargs))
 
 
-def random_model(name: str, *, seed: int = 0, **kwargs) -> models.Network:
-  """The model with NumPy-random weights (normal / sqrt(fan_in); batch-norm scale 1, others 0).
-
-  For benchmarks and tests that need values but not the model's own initialisers: filling the
-  abstract model from NumPy compiles nothing, where `create_model` compiles one random op per
-  distinct parameter shape (about 10 s for GoogLeNet on a 2-core CPU). Train from
-  `create_model`.
-  """
-  graphdef, state = nnx.split(abstract_model(name, **kwargs))
+def fill_random(module: nnx.Module, seed: int = 0) -> nnx.Module:
+  """`module` (abstract or real) with NumPy-random values: kernels normal / sqrt(fan_in),
+  batch-norm scale and variance 1, everything else (biases, means, RNG state) 0. Compiles
+  nothing, unlike running the model's initialisers."""
+  graphdef, state = nnx.split(module)
   rng = np.random.default_rng(seed)
 
   def fill(path, leaf):
@@ -86,3 +82,14 @@ def random_model(name: str, *, seed: int = 0, **kwargs) -> models.Network:
     return jnp.zeros(leaf.shape, leaf.dtype)
 
   return nnx.merge(graphdef, jax.tree.map_with_path(fill, state))
+
+
+def random_model(name: str, *, seed: int = 0, **kwargs) -> models.Network:
+  """The model with NumPy-random weights (see `fill_random`).
+
+  For benchmarks and tests that need values but not the model's own initialisers: filling the
+  abstract model from NumPy compiles nothing, where `create_model` compiles one random op per
+  distinct parameter shape (about 10 s for GoogLeNet on a 2-core CPU). Train from
+  `create_model`.
+  """
+  return fill_random(abstract_model(name, **kwargs), seed)

@@ -38,6 +38,18 @@ from bottleneck.validation import ConfigError
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
+VARIANTS = ("reduced", "naive")
+
+
+def variant_config(arg: str) -> ml_collections.ConfigDict:
+  """`default_config()` for the named variant: "reduced" (1x1 reductions) or "naive"."""
+  if arg not in VARIANTS:
+    raise ValueError(f"unknown variant {arg!r}; valid: {', '.join(VARIANTS)}")
+  c = default_config()
+  c.reduce = arg == "reduced"
+  return c
+
+
 def default_config() -> ml_collections.ConfigDict:
   """Every field `train_and_evaluate` reads, with defaults; experiment configs override them."""
   c = ml_collections.ConfigDict()

@@ -11,15 +11,12 @@ puts a 1x1 of half the input channels before each 3x3. The paper gives no weight
 or epoch count: 5e-4 and 100 epochs here. It downloads CIFAR-10 (about 160 MB) on first use.
 """
 
-from bottleneck.train import default_config
+from bottleneck.train import variant_config
 
 
 def get_config(arg: str = "naive"):
-  if arg not in ("reduced", "naive"):
-    raise ValueError(f"unknown variant {arg!r}; valid: reduced, naive")
-  c = default_config()
+  c = variant_config(arg)
   c.model = "inception_small"
-  c.reduce = arg == "reduced"
   c.dataset = "cifar10"
   c.image_size = 28
   c.data.random_crop = True

@@ -7,15 +7,12 @@ Variants: `naive` (default: conv, conv, pool, flatten, Dense 64, Dense 10) and `
 conv to 8 channels before the flatten, which cuts the first Dense layer 4x).
 """
 
-from bottleneck.train import default_config
+from bottleneck.train import variant_config
 
 
 def get_config(arg: str = "naive"):
-  if arg not in ("reduced", "naive"):
-    raise ValueError(f"unknown variant {arg!r}; valid: reduced, naive")
-  c = default_config()
+  c = variant_config(arg)
   c.model = "flatten_head_cnn"
-  c.reduce = arg == "reduced"
   c.dataset = "digits"
   c.image_size = 8
   c.data.crop_padding = 1

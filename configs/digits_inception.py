@@ -13,15 +13,12 @@ The sweep (both variants x 3 seeds; `python -m experiments.report` runs it):
   python -m experiments.sweep --config=configs/digits_inception.py --workdir=runs/digits_sweep
 """
 
-from bottleneck.train import default_config
+from bottleneck.train import variant_config
 
 
 def get_config(arg: str = "reduced"):
-  if arg not in ("reduced", "naive"):
-    raise ValueError(f"unknown variant {arg!r}; valid: reduced, naive")
-  c = default_config()
+  c = variant_config(arg)
   c.model = "inception_small"
-  c.reduce = arg == "reduced"
   c.model_kwargs.width = 0.25
   c.model_kwargs.in_channels = 1
   c.dataset = "digits"

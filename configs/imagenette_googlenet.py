@@ -10,15 +10,12 @@ GoogLeNet has 70M parameters and 6x the multiply-adds at this size: expect it to
 CPU; this config is meant for a GPU or TPU.
 """
 
-from bottleneck.train import default_config
+from bottleneck.train import variant_config
 
 
 def get_config(arg: str = "reduced"):
-  if arg not in ("reduced", "naive"):
-    raise ValueError(f"unknown variant {arg!r}; valid: reduced, naive")
-  c = default_config()
+  c = variant_config(arg)
   c.model = "googlenet_bn"
-  c.reduce = arg == "reduced"
   c.dataset = "imagenette/160px-v2"
   c.eval_split = "validation"
   c.image_size = 128

@@ -9,7 +9,8 @@ import pytest
 from bottleneck import registry
 
 CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(
-    os.path.join(os.path.dirname(__file__), "..", "configs", "*.py")) if "__init__" not in p)
+    os.path.join(os.path.dirname(__file__), "..", "configs", "*.py"))
+    if "__init__" not in p and "benchmark" not in p)  # training configs
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -26,3 +27,15 @@ def test_config_variants(name):
     assert c.batch_size % 2 == 0  # splits over 2 devices
   with pytest.raises(ValueError, match="unknown variant"):
     module.get_config("other")
+
+
+def test_benchmark_config_variants():
+  from bottleneck import benchmark  # pylint: disable=g-import-not-at-top
+  from configs import benchmark as bench_config  # pylint: disable=g-import-not-at-top
+  assert "--config=configs/benchmark.py" in bench_config.__doc__
+  for variant in bench_config.VARIANTS:
+    c = bench_config.get_config(variant)
+    for name in c.cases:
+      benchmark.case(name)  # raises on an unknown case
+  with pytest.raises(ValueError, match="unknown variant"):
+    bench_config.get_config("other")

@@ -1,0 +1,257 @@
+"""Does saving multiply-adds save time? Blocks and networks, naive vs reduced, timed.
+
+Every case is compiled once (timed), warmed up, then timed `repeats` times with
+`block_until_ready`; the median and the spread (min, max) are reported. Achieved GFLOP/s use the
+analytic MACs (forward: 2 x MACs; forward+backward: 3 x that, the usual convention that the
+backward pass costs twice the forward), and `peak_fraction` divides the forward+backward rate by
+the device's matmul peak measured in the same run with a large `jnp.dot`. Ratios are only ever
+taken between numbers measured in the same run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+from flax import nnx
+
+from bottleneck import blocks, complexity, models, registry, train, validation
+from bottleneck.validation import ConfigError
+
+DTYPES = train.DTYPES
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+  """One thing to time: `build(reduce, dtype, conv_1x1)` returns the module, fed NHWC input."""
+  name: str
+  build: Callable[..., nnx.Module]
+  image_size: int
+  channels: int
+
+
+def _googlenet_block(row):
+  name, *widths = row
+
+  def build(reduce, dtype, conv_1x1):
+    return blocks.GoogLeNetInception(
+        GOOGLENET_INPUTS[name][1], *widths, reduce=reduce, rngs=nnx.Rngs(0), name=name,
+        style=blocks.ConvStyle(dtype=dtype, conv_1x1=conv_1x1))
+  return Case(name, build, GOOGLENET_INPUTS[name][0], GOOGLENET_INPUTS[name][1])
+
+
+# GoogLeNet blocks: (input side, input channels), as in the paper's network.
+GOOGLENET_INPUTS = {"inception_3a": (28, 192), "inception_3b": (28, 256),
+                    "inception_4a": (14, 480), "inception_4b": (14, 512),
+                    "inception_4c": (14, 512), "inception_4d": (14, 512),
+                    "inception_4e": (14, 528), "inception_5a": (7, 832),
+                    "inception_5b": (7, 832)}
+
+
+def _v3_block(name, cls, side, cin, *args):
+  def build(reduce, dtype, conv_1x1):
+    style = blocks.ConvStyle(use_bias=False, batch_norm=True, bn_use_scale=False, dtype=dtype,
+                             conv_1x1=conv_1x1)
+    return cls(cin, *args, reduce=reduce, style=style, rngs=nnx.Rngs(0), name=name)
+  return Case(name, build, side, cin)
+
+
+def _small_block(name, cls, side, cin, *args):
+  def build(reduce, dtype, conv_1x1):
+    style = blocks.ConvStyle(use_bias=True, batch_norm=True, dtype=dtype, conv_1x1=conv_1x1)
+    return cls(cin, *args, reduce=reduce, style=style, rngs=nnx.Rngs(0), name=name)
+  return Case(name, build, side, cin)
+
+
+def _network(name, image_size):
+  def build(reduce, dtype, conv_1x1):
+    return registry.abstract_model(name, reduce=reduce, image_size=image_size, dtype=dtype,
+                                   conv_1x1=conv_1x1)
+  return Case(f"{name}@{image_size}", build, image_size, 3)
+
+
+def cases() -> dict[str, Case]:
+  """Every case by name: GoogLeNet blocks, Inception-v3 blocks, small modules, networks."""
+  out = {c.name: c for c in (_googlenet_block(r) for r in models.GOOGLENET_TABLE1
+                                                  if r[1] is not None)}
+  for c in (_v3_block("v3_block_a", blocks.InceptionV3A, 35, 192, 32),
+            _v3_block("v3_reduction_a", blocks.InceptionV3ReductionA, 35, 288),
+            _v3_block("v3_block_b", blocks.InceptionV3B, 17, 768, 128),
+            _v3_block("v3_reduction_b", blocks.InceptionV3ReductionB, 17, 768),
+            _v3_block("v3_block_c", blocks.InceptionV3C, 8, 1280),
+            _small_block("small_inception", blocks.SmallInception, 28, 96, 32, 32),
+            _small_block("small_downsample", blocks.SmallDownsample, 28, 80, 80)):
+    out[c.name] = c
+  return out
+
+
+def case(name: str) -> Case:
+  """A case by name; networks as `model@size` (e.g. `googlenet_bn@224`)."""
+  if "@" in name:
+    model, _, size = name.partition("@")
+    validation.choice(model, "model", registry.MODELS, "benchmark")
+    return _network(model, int(size))
+  known = cases()
+  validation.choice(name, "benchmark case", list(known) + ["<model>@<size>"], "benchmark")
+  return known[name]
+
+
+def _timed(fn, args, warmup: int, repeats: int) -> list[float]:
+  for _ in range(warmup):
+    jax.block_until_ready(fn(*args))
+  times = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - t)
+  return times
+
+
+def matmul_peak(dtype=jnp.float32, n: int = 2048, repeats: int = 5) -> float:
+  """GFLOP/s of an n x n x n `jnp.dot`: the device's practical matmul peak, measured now."""
+  a = jnp.asarray(np.random.default_rng(0).normal(size=(n, n)), dtype)
+  dot = jax.jit(jnp.dot)
+  t = statistics.median(_timed(dot, (a, a), warmup=2, repeats=repeats))
+  return 2 * n ** 3 / t / 1e9
+
+
+def run_case(c: Case, *, reduce: bool, batch: int, dtype: str = "float32",
+             conv_1x1: str = "xla", warmup: int = 1, repeats: int = 5,
+             peak_gflops: float | None = None) -> dict:
+  """Times one case: compile, forward, forward+backward (w.r.t. parameters and input)."""
+  jdtype = DTYPES[validation.choice(dtype, "dtype", DTYPES, "benchmark")]
+  module = registry.fill_random(c.build(reduce, jdtype, conv_1x1))
+  shape = (batch, c.image_size, c.image_size, c.channels)
+  x = jnp.asarray(np.random.default_rng(1).normal(size=shape), jdtype)
+  macs = complexity.module_macs(module, shape)
+  module.eval()
+  eval_def, state = nnx.split(module)
+  module.train()
+  train_def, _ = nnx.split(module)
+  params, rest = nnx.split_state(state, nnx.Param, ...)
+
+  def forward(params, rest, x):
+    return nnx.merge(eval_def, params, rest)(x)
+
+  def forward_backward(params, rest, x):
+    # As in training: gradients w.r.t. the parameters, and w.r.t. the input as a block inside
+    # a network needs; batch norm in train mode.
+    model = nnx.merge(train_def, params, rest)
+    return nnx.grad(lambda m, x: jnp.sum(m(x).astype(jnp.float32)), argnums=(0, 1))(model, x)
+
+  row = {"name": c.name, "reduce": reduce, "batch": batch, "image_size": c.image_size,
+         "dtype": dtype, "conv_1x1": conv_1x1, "macs": macs,
+         "params": complexity.count_params(module)}
+  for key, fn in (("fwd", forward), ("fwd_bwd", forward_backward)):
+    t = time.perf_counter()
+    compiled = jax.jit(fn).lower(params, rest, x).compile()
+    row[f"{key}_compile_s"] = time.perf_counter() - t
+    times = _timed(compiled, (params, rest, x), warmup, repeats)
+    row[f"{key}_ms"] = 1e3 * statistics.median(times)
+    row[f"{key}_ms_min"], row[f"{key}_ms_max"] = 1e3 * min(times), 1e3 * max(times)
+    if key == "fwd":
+      row["flops_xla"] = complexity.xla_flops(compiled)
+      mem = compiled.memory_analysis()
+      row["memory_mb"] = (None if mem is None else
+                          (mem.argument_size_in_bytes + mem.output_size_in_bytes
+                           + mem.temp_size_in_bytes) / 2 ** 20)
+  row["compile_s"] = row["fwd_compile_s"] + row["fwd_bwd_compile_s"]
+  row["images_per_s"] = batch / (row["fwd_bwd_ms"] / 1e3)
+  row["gflops_per_s_fwd"] = 2 * macs / (row["fwd_ms"] / 1e3) / 1e9
+  row["gflops_per_s"] = 3 * 2 * macs / (row["fwd_bwd_ms"] / 1e3) / 1e9
+  row["peak_gflops_per_s"] = peak_gflops
+  row["peak_fraction"] = (row["gflops_per_s"] / peak_gflops) if peak_gflops else None
+  row["xla_over_analytic"] = (row["flops_xla"] / (2 * macs)) if row["flops_xla"] else None
+  return row
+
+
+def run(case_names, *, batches, reduces=(True, False), dtypes=("float32",),
+        conv_1x1s=("xla",), warmup=1, repeats=5, progress=True) -> list[dict]:
+  """Every combination, the matmul peak measured first (per dtype) in the same process."""
+  peaks = {d: matmul_peak(DTYPES[d]) for d in dtypes}
+  logging.info("matmul peak: %s", {d: f"{p:.1f} GFLOP/s" for d, p in peaks.items()})
+  rows = []
+  combos = [(n, b, r, d, k) for n in case_names for b in batches for d in dtypes
+            for k in conv_1x1s for r in reduces]
+  for i, (name, batch, reduce, dtype, conv) in enumerate(combos):
+    if progress:
+      logging.info("[%d/%d] %s %s batch %d %s conv_1x1=%s", i + 1, len(combos), name,
+                   "reduced" if reduce else "naive", batch, dtype, conv)
+    try:
+      rows.append(run_case(case(name), reduce=reduce, batch=batch, dtype=dtype,
+                           conv_1x1=conv, warmup=warmup, repeats=repeats,
+                           peak_gflops=peaks[dtype]))
+    except (ConfigError, RuntimeError, ValueError, MemoryError) as e:  # the rest still runs
+      logging.error("%s failed: %s: %s", name, type(e).__name__, e)
+      rows.append({"name": name, "reduce": reduce, "batch": batch, "dtype": dtype,
+                   "conv_1x1": conv, "error": f"{type(e).__name__}: {e}"})
+  return rows
+
+
+def failed(rows: list[dict]) -> list[dict]:
+  return [r for r in rows if "error" in r]
+
+
+def timed(rows: list[dict]) -> list[dict]:
+  return [r for r in rows if "error" not in r]
+
+
+def central_ratios(rows: list[dict]) -> list[dict]:
+  """naive/reduced time against naive/reduced MACs, per case, batch, dtype and conv path."""
+  key = lambda r: (r["name"], r["batch"], r["dtype"], r["conv_1x1"])
+  by = {(key(r), r["reduce"]): r for r in timed(rows)}
+  out = []
+  for (k, reduce), red in by.items():
+    naive = by.get((k, False))
+    if not reduce or naive is None:
+      continue
+    macs_ratio = naive["macs"] / red["macs"]
+    time_ratio = naive["fwd_bwd_ms"] / red["fwd_bwd_ms"]
+    out.append({"name": k[0], "batch": k[1], "dtype": k[2], "conv_1x1": k[3],
+                "MACs naive/reduced": macs_ratio, "time naive/reduced": time_ratio,
+                "time saved": "yes" if time_ratio > 1.05 else
+                              ("no" if time_ratio < 0.95 else "even")})
+  return out
+
+
+def verdict(ratios: list[dict]) -> str:
+  """A line saying whether the saving in MACs turned into a saving in time on this device."""
+  if not ratios:
+    return "No naive/reduced pairs were timed."
+  saved = sum(r["time saved"] == "yes" for r in ratios)
+  geo = math.exp(statistics.mean(math.log(r["time naive/reduced"]) for r in ratios))
+  geo_macs = math.exp(statistics.mean(math.log(r["MACs naive/reduced"]) for r in ratios))
+  return (f"On {train.device_description()}, the reductions cut MACs {geo_macs:.2f}x and "
+          f"forward+backward time {geo:.2f}x (geometric means over {len(ratios)} pairs); time "
+          f"was saved in {saved} of {len(ratios)} pairs.")
+
+
+def plot_time_vs_macs(rows: list[dict], path: str) -> str:
+  """Forward+backward time against MACs, both variants, one marker per batch size."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots(figsize=(7, 5), constrained_layout=True)
+  rows = timed(rows)
+  markers = dict(zip(sorted({r["batch"] for r in rows}), "os^Dvx"))
+  for reduce, color in ((True, "tab:blue"), (False, "tab:orange")):
+    for batch, marker in markers.items():
+      pts = [r for r in rows if r["reduce"] == reduce and r["batch"] == batch]
+      if pts:
+        ax.scatter([r["macs"] for r in pts], [r["fwd_bwd_ms"] for r in pts], color=color,
+                   marker=marker, label=f"{'reduced' if reduce else 'naive'}, batch {batch}")
+  ax.set(xscale="log", yscale="log", xlabel="MACs per forward (whole batch)",
+         ylabel="forward+backward time (ms, median)",
+         title=f"Time against multiply-adds on {train.device_description()}")
+  ax.grid(alpha=0.3, which="both")
+  ax.legend(fontsize=8)
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path

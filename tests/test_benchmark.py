@@ -1,0 +1,73 @@
+"""Benchmark plumbing on a tiny block: rows complete, ratios consistent. Never speed."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from bottleneck import benchmark
+from bottleneck.layers import ConvUnit
+from bottleneck.validation import ConfigError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KEYS = {"name", "reduce", "batch", "image_size", "compile_s", "fwd_ms", "fwd_bwd_ms",
+        "images_per_s", "gflops_per_s", "peak_fraction", "macs", "flops_xla", "memory_mb"}
+
+
+@pytest.mark.parametrize("cin,cout,bias,batch_norm", [(5, 7, True, False), (64, 16, False, True)])
+def test_1x1_as_matmul_equals_xla_conv(cin, cout, bias, batch_norm):
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(3, 6, 5, cin)), jnp.float32)
+  conv = ConvUnit(cin, cout, 1, use_bias=bias, batch_norm=batch_norm, rngs=nnx.Rngs(0))
+  mm = ConvUnit(cin, cout, 1, use_bias=bias, batch_norm=batch_norm, conv_1x1="matmul",
+                rngs=nnx.Rngs(0))
+  assert mm.as_matmul and not conv.as_matmul
+  np.testing.assert_allclose(mm(x), conv(x), atol=1e-5, rtol=1e-5)
+  strided = ConvUnit(cin, cout, 1, strides=2, conv_1x1="matmul", rngs=nnx.Rngs(0))
+  assert not strided.as_matmul  # only stride-1 1x1 convs are matmuls
+  with pytest.raises(ConfigError, match="unknown conv_1x1 'einsum'"):
+    ConvUnit(cin, cout, 1, conv_1x1="einsum", rngs=nnx.Rngs(0))
+
+
+def test_rows_are_complete_and_ratios_consistent():
+  rows = benchmark.run(["small_inception"], batches=[2], conv_1x1s=["xla"], warmup=1,
+                       repeats=2, progress=False)
+  assert len(rows) == 2 and {r["reduce"] for r in rows} == {True, False}
+  for r in rows:
+    assert KEYS <= set(r)
+    assert r["fwd_ms_min"] <= r["fwd_ms"] <= r["fwd_ms_max"]
+    assert r["images_per_s"] == pytest.approx(2 / (r["fwd_bwd_ms"] / 1e3))
+    assert r["peak_fraction"] == pytest.approx(r["gflops_per_s"] / r["peak_gflops_per_s"])
+  red, naive = sorted(rows, key=lambda r: not r["reduce"])
+  assert red["macs"] < naive["macs"]  # the reduced module computes less
+  (ratio,) = benchmark.central_ratios(rows)
+  assert ratio["MACs naive/reduced"] == pytest.approx(naive["macs"] / red["macs"])
+  assert ratio["time naive/reduced"] == pytest.approx(naive["fwd_bwd_ms"] / red["fwd_bwd_ms"])
+  assert "cut MACs" in benchmark.verdict([ratio])
+
+
+def test_cases_and_errors():
+  assert {"inception_3a", "inception_5b", "v3_block_c", "small_downsample"} <= set(
+      benchmark.cases())
+  assert benchmark.case("inception_small@28").image_size == 28
+  with pytest.raises(ConfigError, match=r"unknown benchmark case 'inception_3z'.*Did you mean"):
+    benchmark.case("inception_3z")
+  with pytest.raises(ConfigError, match="unknown model 'googlenot'"):
+    benchmark.case("googlenot@224")
+
+
+def test_cli_json_and_files(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, "-m", "experiments.benchmark",
+       f"--config={ROOT}/tests/tiny_benchmark_config.py", "--format=json", f"--out={tmp_path}"],
+      cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  out = json.loads(proc.stdout)
+  assert len(out["rows"]) == 4 and len(out["ratios"]) == 2
+  assert {r["conv_1x1"] for r in out["rows"]} == {"xla", "matmul"}
+  for name in ("benchmark.json", "benchmark.md", "time_vs_macs.png"):
+    assert os.path.getsize(tmp_path / name) > 0
