@@ -36,5 +36,8 @@ setup(
         "catalog": ["tensorflow-cpu>=2.16"],
         # --launcher=ray of experiments.sweep.
         "ray": ["ray>=2.9"],
+        # the PyTorch peer of experiments.benchmark (a CPU build of this version is on disk
+        # on this project's machines; an unpinned torch would pull a multi-GB CUDA build)
+        "torch": ["torch==2.13.0"],
     },
 )

@@ -172,8 +172,26 @@ def run_case(c: Case, *, reduce: bool, batch: int, dtype: str = "float32",
   return row
 
 
+def add_torch_peer(row: dict, *, compile_: bool, warmup: int, repeats: int) -> None:
+  """Times the PyTorch twin of a GoogLeNet block row (float32) and adds the JAX/PyTorch ratios."""
+  from bottleneck import torch_peer  # pylint: disable=g-import-not-at-top
+  widths = next(r[1:] for r in models.GOOGLENET_TABLE1 if r[0] == row["name"])
+  side, cin = GOOGLENET_INPUTS[row["name"]]
+  for mode, comp in (("eager", False),) + ((("compile", True),) if compile_ else ()):
+    block = torch_peer.googlenet_block(cin, *widths, reduce=row["reduce"])
+    t = torch_peer.time_block(block, row["batch"], side, cin, compile_=comp, warmup=warmup,
+                              repeats=repeats)
+    if t["params"] != row["params"]:
+      raise RuntimeError(f"{row['name']}: PyTorch block has {t['params']} parameters, ours "
+                         f"{row['params']}; the peer is not the same block.")
+    row[f"torch_{mode}_fwd_ms"] = t["fwd_ms"]
+    row[f"torch_{mode}_fwd_bwd_ms"] = t["fwd_bwd_ms"]
+    row[f"jax/torch_{mode} fwd_bwd"] = row["fwd_bwd_ms"] / t["fwd_bwd_ms"]
+
+
 def run(case_names, *, batches, reduces=(True, False), dtypes=("float32",),
-        conv_1x1s=("xla",), warmup=1, repeats=5, progress=True) -> list[dict]:
+        conv_1x1s=("xla",), warmup=1, repeats=5, progress=True, torch_peer=False,
+        torch_compile=False) -> list[dict]:
   """Every combination, the matmul peak measured first (per dtype) in the same process."""
   peaks = {d: matmul_peak(DTYPES[d]) for d in dtypes}
   logging.info("matmul peak: %s", {d: f"{p:.1f} GFLOP/s" for d, p in peaks.items()})
@@ -188,6 +206,8 @@ def run(case_names, *, batches, reduces=(True, False), dtypes=("float32",),
       rows.append(run_case(case(name), reduce=reduce, batch=batch, dtype=dtype,
                            conv_1x1=conv, warmup=warmup, repeats=repeats,
                            peak_gflops=peaks[dtype]))
+      if torch_peer and name in GOOGLENET_INPUTS and dtype == "float32":
+        add_torch_peer(rows[-1], compile_=torch_compile, warmup=warmup, repeats=repeats)
     except (ConfigError, RuntimeError, ValueError, MemoryError) as e:  # the rest still runs
       logging.error("%s failed: %s: %s", name, type(e).__name__, e)
       rows.append({"name": name, "reduce": reduce, "batch": batch, "dtype": dtype,

@@ -15,6 +15,7 @@ replicated). The work directory holds:
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -95,9 +96,10 @@ def make_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int, total
     return optax.constant_schedule(lr)
   if name == "cosine":
     warmup = round(o.get("warmup_epochs", 0) * steps_per_epoch)
-    return optax.warmup_cosine_decay_schedule(0.0, lr, max(warmup, 0), max(total_steps, 1),
-                                              end_value=0.0) if warmup else \
-        optax.cosine_decay_schedule(lr, max(total_steps, 1))
+    if warmup > 0:
+      return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(total_steps, 1),
+                                                end_value=0.0)
+    return optax.cosine_decay_schedule(lr, max(total_steps, 1))
   # Zhang et al.: lr * decay_rate ** epoch, changed once per epoch.
   return optax.exponential_decay(lr, transition_steps=steps_per_epoch,
                                  decay_rate=o.decay_rate, staircase=True)
@@ -204,7 +206,6 @@ def _check_workdir_config(workdir: str, config_dict: dict) -> dict | None:
 
 
 def _json_roundtrip(obj):
-  import json  # pylint: disable=g-import-not-at-top
   return json.loads(json.dumps(obj, sort_keys=True, default=str))
 
 

@@ -7,7 +7,8 @@ r"""Benchmarks: naive vs reduced blocks and networks, timed on this device.
 Variants: `smoke` (block 3a and the small modules, batch 8, both 1x1 paths), `default` (every
 GoogLeNet block, the Inception-v3 blocks, the small modules, three networks; batches 1, 8, 32;
 float32), `conv1x1` (the "1x1 conv as a matmul" path against XLA's conv, blocks 3a and 4e),
-`precision` (float32 against bfloat16).
+`precision` (float32 against bfloat16), `peer` (every GoogLeNet block against the same block in
+PyTorch eager, timed in the same run; needs `pip install -e '.[torch]'`).
 """
 
 import ml_collections
@@ -18,7 +19,7 @@ GOOGLENET_BLOCKS = ["inception_3a", "inception_3b", "inception_4a", "inception_4
 V3_BLOCKS = ["v3_block_a", "v3_reduction_a", "v3_block_b", "v3_reduction_b", "v3_block_c"]
 SMALL = ["small_inception", "small_downsample"]
 NETWORKS = ["inception_small@28", "googlenet_bn@112", "inception_v3@75"]
-VARIANTS = ("default", "smoke", "conv1x1", "precision")
+VARIANTS = ("default", "smoke", "conv1x1", "precision", "peer")
 
 
 def get_config(arg: str = "default"):
@@ -31,7 +32,13 @@ def get_config(arg: str = "default"):
   c.conv_1x1 = ("xla",)
   c.warmup = 1
   c.repeats = 3
-  if arg == "smoke":
+  c.torch_peer = False  # time the PyTorch twin of every GoogLeNet block (pip install -e '.[torch]')
+  c.torch_compile = False  # and its torch.compile version
+  if arg == "peer":
+    c.cases = GOOGLENET_BLOCKS
+    c.batches = (8, 32)
+    c.torch_peer = True
+  elif arg == "smoke":
     c.cases = ["inception_3a"] + SMALL
     c.batches = (8,)
     c.conv_1x1 = ("xla", "matmul")

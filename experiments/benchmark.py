@@ -30,7 +30,8 @@ def render(rows, ratios, verdict, fmt):
   errors = [f"FAILED {r['name']} ({'reduced' if r['reduce'] else 'naive'}, batch "
             f"{r['batch']}): {r['error']}" for r in benchmark.failed(rows)]
   rows = benchmark.timed(rows)
-  frame = pd.DataFrame(rows)[COLUMNS]
+  frame = pd.DataFrame(rows)
+  frame = frame[COLUMNS + [c for c in frame.columns if c.startswith(("torch_", "jax/torch"))]]
   frame["macs"] = frame["macs"] / 1e6
   frame = frame.rename(columns={"macs": "MACs (M, batch)", "peak_fraction": "achieved/peak",
                                 "xla_over_analytic": "XLA/analytic FLOPs"})
@@ -45,7 +46,9 @@ def main(argv):
   del argv
   c = flags.FLAGS.config
   rows = benchmark.run(list(c.cases), batches=list(c.batches), dtypes=list(c.dtypes),
-                       conv_1x1s=list(c.conv_1x1), warmup=c.warmup, repeats=c.repeats)
+                       conv_1x1s=list(c.conv_1x1), warmup=c.warmup, repeats=c.repeats,
+                       torch_peer=c.get("torch_peer", False),
+                       torch_compile=c.get("torch_compile", False))
   ratios = benchmark.central_ratios(rows)
   verdict = benchmark.verdict(ratios)
   print(render(rows, ratios, verdict, _FORMAT.value), end="")

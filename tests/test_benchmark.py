@@ -71,3 +71,21 @@ def test_cli_json_and_files(tmp_path):
   assert {r["conv_1x1"] for r in out["rows"]} == {"xla", "matmul"}
   for name in ("benchmark.json", "benchmark.md", "time_vs_macs.png"):
     assert os.path.getsize(tmp_path / name) > 0
+
+
+def test_torch_peer_is_the_same_block():
+  pytest.importorskip("torch")  # optional extra: pip install -e '.[torch]'
+  rows = benchmark.run(["inception_3a"], batches=[1], warmup=1, repeats=1, progress=False,
+                       torch_peer=True)
+  for r in rows:  # add_torch_peer raises if the parameter counts differ
+    assert r["torch_eager_fwd_bwd_ms"] > 0
+    assert r["jax/torch_eager fwd_bwd"] == pytest.approx(
+        r["fwd_bwd_ms"] / r["torch_eager_fwd_bwd_ms"])
+
+
+def test_torch_blocks_count_like_ours():
+  pytest.importorskip("torch")
+  from bottleneck import torch_peer  # pylint: disable=g-import-not-at-top
+  for reduce, expected in ((True, 163_696), (False, 387_296)):
+    block = torch_peer.googlenet_block(192, 64, 96, 128, 16, 32, 32, reduce=reduce)
+    assert sum(p.numel() for p in block.parameters()) == expected
