@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import math
 from collections.abc import Callable
 
@@ -53,6 +54,11 @@ def create_model(name: str, *, reduce: bool, num_classes: int | None = None,
                  **overrides) -> models.Network:
   """Builds model `name`; `num_classes` and `image_size` default to the model's own."""
   spec = get_spec(name)
+  accepted = inspect.signature(spec.build.func.__init__).parameters
+  for key in overrides:
+    if key not in accepted:
+      valid = [p for p in accepted if p not in ("self", "rngs", "name", "reduce")]
+      validation.choice(key, f"argument of model {name!r}", valid, "registry")
   return spec.build(reduce=reduce,
                     num_classes=spec.num_classes if num_classes is None else num_classes,
                     image_size=spec.image_size if image_size is None else image_size,

@@ -32,3 +32,9 @@ def test_random_model_is_deterministic_and_runs():
   a.eval()
   out = nnx.jit(lambda m, x: m(x))(a, jnp.ones((1, 28, 28, 3)))
   assert out.shape == (1, 10) and float(jnp.abs(out).sum()) > 0
+
+
+def test_unknown_model_argument_is_a_clear_error():
+  with pytest.raises(ConfigError, match=r"unknown argument of model 'inception_small' 'widht'.*"
+                                        r"Did you mean 'width'\?"):
+    registry.abstract_model("inception_small", reduce=True, widht=0.5)
