@@ -58,7 +58,7 @@ def ratios(summary: pd.DataFrame) -> pd.DataFrame:
   keys = [c for c in ("model", "dataset") if c in summary.columns]
   wide = summary.pivot_table(index=keys, columns="variant",
                              values=["params", "macs", "train_time_s mean",
-                                     "eval_accuracy mean", "examples_per_s mean"],
+                                     "eval_accuracy mean"],
                              aggfunc="first")
   if "naive" not in wide.columns.get_level_values(1) or \
       "reduced" not in wide.columns.get_level_values(1):

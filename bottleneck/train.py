@@ -283,8 +283,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                  os.path.join(workdir, wd.RESULT))
     print(f"already finished: result in {os.path.join(workdir, wd.RESULT)}", file=sys.stderr)
     return finished
-  if jax.process_index() == 0:
-    wd.write_json(os.path.join(workdir, wd.CONFIG), config_dict)
 
   # Devices and the data-parallel mesh.
   n_dev = jax.device_count()
@@ -304,8 +302,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   train_split, eval_split = splits[config.train_split], splits[config.eval_split]
 
   # Model.
-  dtype = DTYPES[validation.choice(config.dtype, "dtype", DTYPES, "config")]
-  model = build_model(config, train_split.num_classes)
+  model = build_model(config, train_split.num_classes)  # validates config.dtype too
+  dtype = DTYPES[config.dtype]
   cost = complexity.analyze_model(model)
   logging.info("model %s (reduce=%s): %s params, %.4g GMACs, %s XLA GFLOPs per image",
                config.model, config.reduce, f"{cost['total']['params']:,}",
@@ -322,6 +320,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       config.num_epochs * spe)
   schedule = make_schedule(config, spe, total_steps)
   optimizer = nnx.Optimizer(model, make_optimizer(config, schedule), wrt=nnx.Param)
+  # Only a config that got this far is recorded: a run refused for bad input leaves no
+  # config.json behind to block the corrected rerun in the same workdir.
+  if jax.process_index() == 0:
+    wd.write_json(os.path.join(workdir, wd.CONFIG), config_dict)
 
   model.train()
   model_def, model_state = nnx.split(model)

@@ -123,6 +123,14 @@ def test_nan_loss_stops_the_run_naming_the_step(tmp_path, digits_dir):
 def test_bad_config_is_a_clear_error(tmp_path, digits_dir, overrides, match):
   with pytest.raises(ConfigError, match=match):
     train.train_and_evaluate(tiny_config(digits_dir, **overrides), str(tmp_path))
+  assert not os.path.exists(tmp_path / wd.CONFIG)  # nothing blocks the corrected rerun
+
+
+def test_corrected_config_reruns_in_the_same_workdir(tmp_path, digits_dir):
+  with pytest.raises(ConfigError):
+    train.train_and_evaluate(tiny_config(digits_dir, image_size=3), str(tmp_path))
+  result = train.train_and_evaluate(tiny_config(digits_dir, num_train_steps=4), str(tmp_path))
+  assert result["train_steps"] == 4
 
 
 def test_schedules_and_optimizers():
