@@ -22,7 +22,7 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from bottleneck import blocks, complexity, models, registry, train, validation
+from bottleneck import blocks, complexity, kernels, models, registry, train, validation
 from bottleneck.validation import ConfigError
 
 DTYPES = train.DTYPES
@@ -30,7 +30,8 @@ DTYPES = train.DTYPES
 
 @dataclasses.dataclass(frozen=True)
 class Case:
-  """One thing to time: `build(reduce, dtype, conv_1x1)` returns the module, fed NHWC input."""
+  """One thing to time: `build(reduce, **paths)` returns the module, fed NHWC input; `paths`
+  are `ConvStyle` fields (dtype, conv_1x1, conv_kx1, max_pool)."""
   name: str
   build: Callable[..., nnx.Module]
   image_size: int
@@ -40,10 +41,10 @@ class Case:
 def _googlenet_block(row):
   name, *widths = row
 
-  def build(reduce, dtype, conv_1x1):
+  def build(reduce, **paths):
     return blocks.GoogLeNetInception(
         GOOGLENET_INPUTS[name][1], *widths, reduce=reduce, rngs=nnx.Rngs(0), name=name,
-        style=blocks.ConvStyle(dtype=dtype, conv_1x1=conv_1x1))
+        style=blocks.ConvStyle(**paths))
   return Case(name, build, GOOGLENET_INPUTS[name][0], GOOGLENET_INPUTS[name][1])
 
 
@@ -56,24 +57,22 @@ GOOGLENET_INPUTS = {"inception_3a": (28, 192), "inception_3b": (28, 256),
 
 
 def _v3_block(name, cls, side, cin, *args):
-  def build(reduce, dtype, conv_1x1):
-    style = blocks.ConvStyle(use_bias=False, batch_norm=True, bn_use_scale=False, dtype=dtype,
-                             conv_1x1=conv_1x1)
+  def build(reduce, **paths):
+    style = blocks.ConvStyle(use_bias=False, batch_norm=True, bn_use_scale=False, **paths)
     return cls(cin, *args, reduce=reduce, style=style, rngs=nnx.Rngs(0), name=name)
   return Case(name, build, side, cin)
 
 
 def _small_block(name, cls, side, cin, *args):
-  def build(reduce, dtype, conv_1x1):
-    style = blocks.ConvStyle(use_bias=True, batch_norm=True, dtype=dtype, conv_1x1=conv_1x1)
+  def build(reduce, **paths):
+    style = blocks.ConvStyle(use_bias=True, batch_norm=True, **paths)
     return cls(cin, *args, reduce=reduce, style=style, rngs=nnx.Rngs(0), name=name)
   return Case(name, build, side, cin)
 
 
 def _network(name, image_size):
-  def build(reduce, dtype, conv_1x1):
-    return registry.abstract_model(name, reduce=reduce, image_size=image_size, dtype=dtype,
-                                   conv_1x1=conv_1x1)
+  def build(reduce, **paths):
+    return registry.abstract_model(name, reduce=reduce, image_size=image_size, **paths)
   return Case(f"{name}@{image_size}", build, image_size, 3)
 
 
@@ -123,11 +122,16 @@ def matmul_peak(dtype=jnp.float32, n: int = 2048, repeats: int = 5) -> float:
 
 
 def run_case(c: Case, *, reduce: bool, batch: int, dtype: str = "float32",
-             conv_1x1: str = "xla", warmup: int = 1, repeats: int = 5,
-             peak_gflops: float | None = None) -> dict:
-  """Times one case: compile, forward, forward+backward (w.r.t. parameters and input)."""
+             conv_1x1: str = "auto", conv_kx1: str = "auto", max_pool: str = "auto",
+             warmup: int = 1, repeats: int = 5, peak_gflops: float | None = None) -> dict:
+  """Times one case: compile, forward, forward+backward (w.r.t. parameters and input).
+
+  The row names the paths actually taken ("auto" resolved, `bottleneck.kernels`).
+  """
   jdtype = DTYPES[validation.choice(dtype, "dtype", DTYPES, "benchmark")]
-  module = registry.fill_random(c.build(reduce, jdtype, conv_1x1))
+  paths = {kind: kernels.resolve(kind, choice, "benchmark") for kind, choice in
+           (("conv_1x1", conv_1x1), ("conv_kx1", conv_kx1), ("max_pool", max_pool))}
+  module = registry.fill_random(c.build(reduce, dtype=jdtype, **paths))
   shape = (batch, c.image_size, c.image_size, c.channels)
   x = jnp.asarray(np.random.default_rng(1).normal(size=shape), jdtype)
   macs = complexity.module_macs(module, shape)
@@ -147,7 +151,7 @@ def run_case(c: Case, *, reduce: bool, batch: int, dtype: str = "float32",
     return nnx.grad(lambda m, x: jnp.sum(m(x).astype(jnp.float32)), argnums=(0, 1))(model, x)
 
   row = {"name": c.name, "reduce": reduce, "batch": batch, "image_size": c.image_size,
-         "dtype": dtype, "conv_1x1": conv_1x1, "macs": macs,
+         "dtype": dtype, **paths, "macs": macs,
          "params": complexity.count_params(module)}
   for key, fn in (("fwd", forward), ("fwd_bwd", forward_backward)):
     t = time.perf_counter()
@@ -172,46 +176,57 @@ def run_case(c: Case, *, reduce: bool, batch: int, dtype: str = "float32",
   return row
 
 
-def add_torch_peer(row: dict, *, compile_: bool, warmup: int, repeats: int) -> None:
-  """Times the PyTorch twin of a GoogLeNet block row (float32) and adds the JAX/PyTorch ratios."""
+def add_torch_peer(row: dict, c: Case, *, compile_: bool, warmup: int, repeats: int) -> None:
+  """Times the PyTorch twin of a float32 row's case (`torch_peer.from_nnx`, same weights) in
+  eager mode and, with `compile_`, under `torch.compile`, and adds the JAX/PyTorch ratios.
+
+  Before timing, the twin must have our parameter count and give our outputs (eval mode).
+  """
   from bottleneck import torch_peer  # pylint: disable=g-import-not-at-top
-  widths = next(r[1:] for r in models.GOOGLENET_TABLE1 if r[0] == row["name"])
-  side, cin = GOOGLENET_INPUTS[row["name"]]
+  module = registry.fill_random(c.build(row["reduce"], dtype=jnp.float32,
+                                        **{k: row[k] for k in kernels.CHOICES}))
+  peer = torch_peer.from_nnx(module)
+  if torch_peer.count_params(peer) != row["params"]:
+    raise RuntimeError(f"{row['name']}: the PyTorch peer has {torch_peer.count_params(peer)} "
+                       f"parameters, ours {row['params']}; it is not the same network.")
+  x = np.random.default_rng(2).normal(size=(2, c.image_size, c.image_size, c.channels))
+  row["torch_rel_diff"] = torch_peer.check_same(module, peer, x.astype(np.float32), row["name"])
   for mode, comp in (("eager", False),) + ((("compile", True),) if compile_ else ()):
-    block = torch_peer.googlenet_block(cin, *widths, reduce=row["reduce"])
-    t = torch_peer.time_block(block, row["batch"], side, cin, compile_=comp, warmup=warmup,
-                              repeats=repeats)
-    if t["params"] != row["params"]:
-      raise RuntimeError(f"{row['name']}: PyTorch block has {t['params']} parameters, ours "
-                         f"{row['params']}; the peer is not the same block.")
+    t = torch_peer.time_peer(peer, (row["batch"], c.channels, c.image_size, c.image_size),
+                             compile_=comp, warmup=warmup, repeats=repeats)
     row[f"torch_{mode}_fwd_ms"] = t["fwd_ms"]
     row[f"torch_{mode}_fwd_bwd_ms"] = t["fwd_bwd_ms"]
+    row[f"jax/torch_{mode} fwd"] = row["fwd_ms"] / t["fwd_ms"]
     row[f"jax/torch_{mode} fwd_bwd"] = row["fwd_bwd_ms"] / t["fwd_bwd_ms"]
 
 
 def run(case_names, *, batches, reduces=(True, False), dtypes=("float32",),
-        conv_1x1s=("xla",), warmup=1, repeats=5, progress=True, torch_peer=False,
-        torch_compile=False) -> list[dict]:
+        conv_1x1s=("auto",), conv_kx1s=("auto",), max_pools=("auto",), warmup=1, repeats=5,
+        progress=True, torch_peer=False, torch_compile=False) -> list[dict]:
   """Every combination, the matmul peak measured first (per dtype) in the same process."""
+  if torch_peer:  # PyTorch, or a clear error before anything is timed
+    import bottleneck.torch_peer  # pylint: disable=g-import-not-at-top,unused-import
   peaks = {d: matmul_peak(DTYPES[d]) for d in dtypes}
   logging.info("matmul peak: %s", {d: f"{p:.1f} GFLOP/s" for d, p in peaks.items()})
   rows = []
-  combos = [(n, b, r, d, k) for n in case_names for b in batches for d in dtypes
-            for k in conv_1x1s for r in reduces]
-  for i, (name, batch, reduce, dtype, conv) in enumerate(combos):
+  combos = [(n, b, r, d, {"conv_1x1": k, "conv_kx1": t, "max_pool": p})
+            for n in case_names for b in batches for d in dtypes for k in conv_1x1s
+            for t in conv_kx1s for p in max_pools for r in reduces]
+  for i, (name, batch, reduce, dtype, paths) in enumerate(combos):
     if progress:
-      logging.info("[%d/%d] %s %s batch %d %s conv_1x1=%s", i + 1, len(combos), name,
-                   "reduced" if reduce else "naive", batch, dtype, conv)
+      logging.info("[%d/%d] %s %s batch %d %s %s", i + 1, len(combos), name,
+                   "reduced" if reduce else "naive", batch, dtype,
+                   " ".join(f"{k}={v}" for k, v in paths.items()))
     try:
-      rows.append(run_case(case(name), reduce=reduce, batch=batch, dtype=dtype,
-                           conv_1x1=conv, warmup=warmup, repeats=repeats,
-                           peak_gflops=peaks[dtype]))
-      if torch_peer and name in GOOGLENET_INPUTS and dtype == "float32":
-        add_torch_peer(rows[-1], compile_=torch_compile, warmup=warmup, repeats=repeats)
+      c = case(name)
+      rows.append(run_case(c, reduce=reduce, batch=batch, dtype=dtype, warmup=warmup,
+                           repeats=repeats, peak_gflops=peaks[dtype], **paths))
+      if torch_peer and dtype == "float32":
+        add_torch_peer(rows[-1], c, compile_=torch_compile, warmup=warmup, repeats=repeats)
     except (ConfigError, RuntimeError, ValueError, MemoryError) as e:  # the rest still runs
       logging.error("%s failed: %s: %s", name, type(e).__name__, e)
-      rows.append({"name": name, "reduce": reduce, "batch": batch, "dtype": dtype,
-                   "conv_1x1": conv, "error": f"{type(e).__name__}: {e}"})
+      rows.append({"name": name, "reduce": reduce, "batch": batch, "dtype": dtype, **paths,
+                   "error": f"{type(e).__name__}: {e}"})
   return rows
 
 
@@ -224,8 +239,8 @@ def timed(rows: list[dict]) -> list[dict]:
 
 
 def central_ratios(rows: list[dict]) -> list[dict]:
-  """naive/reduced time against naive/reduced MACs, per case, batch, dtype and conv path."""
-  key = lambda r: (r["name"], r["batch"], r["dtype"], r["conv_1x1"])
+  """naive/reduced time against naive/reduced MACs, per case, batch, dtype and paths."""
+  key = lambda r: (r["name"], r["batch"], r["dtype"], *(r[k] for k in kernels.CHOICES))
   by = {(key(r), r["reduce"]): r for r in timed(rows)}
   out = []
   for (k, reduce), red in by.items():
@@ -234,7 +249,7 @@ def central_ratios(rows: list[dict]) -> list[dict]:
       continue
     macs_ratio = naive["macs"] / red["macs"]
     time_ratio = naive["fwd_bwd_ms"] / red["fwd_bwd_ms"]
-    out.append({"name": k[0], "batch": k[1], "dtype": k[2], "conv_1x1": k[3],
+    out.append({"name": k[0], "batch": k[1], "dtype": k[2], **dict(zip(kernels.CHOICES, k[3:])),
                 "MACs naive/reduced": macs_ratio, "time naive/reduced": time_ratio,
                 "time saved": "yes" if time_ratio > 1.05 else
                               ("no" if time_ratio < 0.95 else "even")})

@@ -39,13 +39,19 @@ class ConvStyle:
   bn_use_scale: bool = True
   dtype: jnp.dtype = jnp.float32
   param_dtype: jnp.dtype = jnp.float32
-  conv_1x1: str = "xla"  # or "matmul": see ConvUnit
+  conv_1x1: str = "auto"  # "xla" or "matmul": see bottleneck.kernels
+  conv_kx1: str = "auto"  # "xla" or "transposed"
+  max_pool: str = "auto"  # "xla" or "argmax": see bottleneck.kernels
+
+  def pool(self, window: int, stride: int, padding: str = "SAME") -> MaxPool:
+    """A max pool computed the way this style says."""
+    return MaxPool(window, stride, padding, impl=self.max_pool)
 
   def unit(self, in_features, out_features, kernel_size, *, rngs, name, **kwargs) -> ConvUnit:
     return ConvUnit(in_features, out_features, kernel_size, use_bias=self.use_bias,
                     batch_norm=self.batch_norm, bn_use_scale=self.bn_use_scale,
-                    conv_1x1=self.conv_1x1, dtype=self.dtype, param_dtype=self.param_dtype,
-                    rngs=rngs, name=name, **kwargs)
+                    conv_1x1=self.conv_1x1, conv_kx1=self.conv_kx1, dtype=self.dtype,
+                    param_dtype=self.param_dtype, rngs=rngs, name=name, **kwargs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,12 +172,12 @@ class GoogLeNetInception(InceptionBase):
       branches += [
           self._branch("#3x3", n3x3_reduce, [Conv(n3x3, 3)]),
           self._branch("#5x5", n5x5_reduce, [Conv(n5x5, branch5_kernel)]),
-          (nnx.Sequential(MaxPool(3, 1),
+          (nnx.Sequential(self._style.pool(3, 1),
                           self._branch("pool", None, [Conv(pool_proj, 1)])[0]), pool_proj)]
     else:
       branches += [self._branch("#3x3", None, [Conv(n3x3, 3)]),
                    self._branch("#5x5", None, [Conv(n5x5, branch5_kernel)]),
-                   (MaxPool(3, 1), self.in_features)]
+                   (self._style.pool(3, 1), self.in_features)]
     self._finish(branches, order=("#1x1", "#3x3 reduce", "#3x3", "#5x5 reduce", "#5x5",
                                   "pool proj"))  # Table 1's column order
 
@@ -206,7 +212,7 @@ class InceptionV3ReductionA(InceptionBase):
     self._finish([
         self._branch("b3", None, [Conv(384, 3, 2, "VALID")]),
         self._branch("b3dbl", 64, [Conv(96, 3), Conv(96, 3, 2, "VALID")]),
-        (MaxPool(3, 2, "VALID"), self.in_features)])
+        (self._style.pool(3, 2, "VALID"), self.in_features)])
 
 
 class InceptionV3B(InceptionBase):
@@ -240,7 +246,7 @@ class InceptionV3ReductionB(InceptionBase):
         self._branch("b3", 192, [Conv(320, 3, 2, "VALID")]),
         self._branch("b7", 192, [Conv(192, (1, 7)), Conv(192, (7, 1)),
                                  Conv(192, 3, 2, "VALID")]),
-        (MaxPool(3, 2, "VALID"), self.in_features)])
+        (self._style.pool(3, 2, "VALID"), self.in_features)])
 
 
 class InceptionV3C(InceptionBase):
@@ -289,4 +295,4 @@ class SmallDownsample(InceptionBase):
                      name=name)
     c3 = self._width("c3", c3)
     self._finish([self._branch("b3", RATIO_ONLY, [Conv(c3, 3, 2)]),
-                  (MaxPool(3, 2, "SAME"), self.in_features)])
+                  (self._style.pool(3, 2, "SAME"), self.in_features)])

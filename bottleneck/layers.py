@@ -12,10 +12,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from bottleneck import validation
+from bottleneck import kernels, validation
 
 Padding = str  # "SAME" or "VALID"
-CONV_1X1 = ("xla", "matmul")
 
 
 def _pair(k: int | Sequence[int]) -> tuple[int, int]:
@@ -34,16 +33,19 @@ class ConvUnit(nnx.Module):
     batch_norm: batch norm after the conv.
     bn_use_scale: whether batch norm learns a scale (torchvision: yes; Keras Inception-v3: no).
     activation: ReLU after the conv (off for a "linear bottleneck").
-    conv_1x1: how a stride-1 1x1 conv is computed: "xla" (`lax.conv_general_dilated`) or
-      "matmul" (an einsum over the channel axis: a 1x1 conv *is* a Dense layer at every pixel).
-      Same parameters, same numbers; the speed differs by backend (`experiments.benchmark`).
+    conv_1x1: how a stride-1 1x1 conv is computed: "xla" (`lax.conv_general_dilated`),
+      "matmul" (an einsum over the channel axis: a 1x1 conv *is* a Dense layer at every pixel)
+      or "auto" (the faster of the two on this backend, `bottleneck.kernels`). Same parameters,
+      same numbers; the speed differs by backend (`experiments.benchmark`).
+    conv_kx1: how a (k, 1) conv is computed: "xla", "transposed" (the (1, k) conv of the
+      height/width-swapped map) or "auto"; likewise the same numbers.
   """
 
   def __init__(self, in_features: int, out_features: int, kernel_size, *, strides=1,
                padding: Padding = "SAME", use_bias: bool = True, batch_norm: bool = False,
                bn_use_scale: bool = True, bn_epsilon: float = 1e-3, bn_momentum: float = 0.99,
-               activation: bool = True, conv_1x1: str = "xla", dtype=jnp.float32,
-               param_dtype=jnp.float32, rngs: nnx.Rngs, name: str = "conv"):
+               activation: bool = True, conv_1x1: str = "auto", conv_kx1: str = "auto",
+               dtype=jnp.float32, param_dtype=jnp.float32, rngs: nnx.Rngs, name: str = "conv"):
     validation.positive_int(in_features, "in_features", name)
     validation.positive_int(out_features, "out_features", name)
     self.kernel_size = _pair(kernel_size)
@@ -53,9 +55,12 @@ class ConvUnit(nnx.Module):
     self.strides = _pair(strides)
     self.padding = validation.choice(padding, "padding", ("SAME", "VALID"), name)
     self.activation = activation
-    validation.choice(conv_1x1, "conv_1x1", CONV_1X1, name)
-    self.as_matmul = (conv_1x1 == "matmul" and self.kernel_size == (1, 1)
+    self.conv_1x1 = kernels.resolve("conv_1x1", conv_1x1, name)
+    self.as_matmul = (self.conv_1x1 == "matmul" and self.kernel_size == (1, 1)
                       and self.strides == (1, 1))
+    self.conv_kx1 = kernels.resolve("conv_kx1", conv_kx1, name)
+    self.transposed = (self.conv_kx1 == "transposed" and self.kernel_size[0] > 1
+                       and self.kernel_size[1] == 1)
     self.conv = nnx.Conv(in_features, out_features, self.kernel_size, strides=self.strides,
                          padding=padding, use_bias=use_bias, dtype=dtype,
                          param_dtype=param_dtype, rngs=rngs)
@@ -64,12 +69,13 @@ class ConvUnit(nnx.Module):
                                rngs=rngs) if batch_norm else None)
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    if self.as_matmul:
+    if self.as_matmul or self.transposed:
       conv = self.conv
       x, kernel, bias = nnx.nn.dtypes.promote_dtype(
           (x, conv.kernel.value, None if conv.bias is None else conv.bias.value),
           dtype=conv.dtype)
-      x = jnp.einsum("bhwc,cd->bhwd", x, kernel[0, 0])
+      x = (kernels.conv_1x1_matmul(x, kernel) if self.as_matmul else
+           kernels.conv_kx1_transposed(x, kernel, self.strides, self.padding))
       if bias is not None:
         x = x + bias
     else:
@@ -80,12 +86,20 @@ class ConvUnit(nnx.Module):
 
 
 class MaxPool(nnx.Module):
-  """Max pooling over a window (NHWC)."""
+  """Max pooling over a window (NHWC).
 
-  def __init__(self, window: int = 3, stride: int = 2, padding: Padding = "SAME"):
+  `impl`: how its gradient is computed, "xla" (`select_and_scatter`), "argmax" (through the
+  index of each window's maximum) or "auto" (`bottleneck.kernels`). The values are the same.
+  """
+
+  def __init__(self, window: int = 3, stride: int = 2, padding: Padding = "SAME",
+               impl: str = "auto"):
     self.window, self.stride, self.padding = _pair(window), _pair(stride), padding
+    self.impl = kernels.resolve("max_pool", impl, "MaxPool")
 
   def __call__(self, x):
+    if self.impl == "argmax":
+      return kernels.max_pool_argmax(x, self.window, self.stride, self.padding)
     return nnx.max_pool(x, self.window, self.stride, self.padding)
 
 

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from bottleneck import blocks, validation
-from bottleneck.layers import AvgPool, ClassifierHead, LocalResponseNorm, MaxPool
+from bottleneck.layers import AvgPool, ClassifierHead, LocalResponseNorm
 
 # GoogLeNet Table 1: name, #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
 GOOGLENET_TABLE1 = (
@@ -119,15 +119,17 @@ class GoogLeNet(Network):
                batch_norm: bool = False, use_bias: bool = True, lrn: bool = True,
                branch5_kernel: int = 5, reduction_ratio: float | None = None,
                reduction_activation: bool = True, dropout: float = 0.4,
-               conv_1x1: str = "xla", dtype=jnp.float32, param_dtype=jnp.float32,
-               rngs: nnx.Rngs, name: str = "googlenet"):
+               conv_1x1: str = "auto", conv_kx1: str = "auto",
+               max_pool: str = "auto", dtype=jnp.float32,
+               param_dtype=jnp.float32, rngs: nnx.Rngs, name: str = "googlenet"):
     # Five stride-2 stages: below 32 pixels the last map would be made of padding alone.
     self._init_common(name, num_classes=num_classes, reduce=reduce, image_size=image_size,
                       min_image_size=32)
     style = blocks.ConvStyle(use_bias=use_bias, batch_norm=batch_norm, dtype=dtype,
-                             param_dtype=param_dtype, conv_1x1=conv_1x1)
+                             param_dtype=param_dtype, conv_1x1=conv_1x1,
+                             conv_kx1=conv_kx1, max_pool=max_pool)
     self._add("conv1", style.unit(3, 64, 7, strides=2, rngs=rngs, name="conv1"))
-    self._add("pool1", MaxPool(3, 2))
+    self._add("pool1", style.pool(3, 2))
     if lrn:
       self._add("lrn1", LocalResponseNorm())
     self._add("conv2", nnx.Sequential(
@@ -135,11 +137,11 @@ class GoogLeNet(Network):
         style.unit(64, 192, 3, rngs=rngs, name="conv2")))
     if lrn:
       self._add("lrn2", LocalResponseNorm())
-    self._add("pool2", MaxPool(3, 2))
+    self._add("pool2", style.pool(3, 2))
     c = 192
     for name_, *widths in GOOGLENET_TABLE1:
       if widths == [None]:
-        self._add(name_, MaxPool(3, 2))
+        self._add(name_, style.pool(3, 2))
         continue
       block = self._add(name_, blocks.GoogLeNetInception(
           c, *widths, reduce=reduce, reduction_ratio=reduction_ratio,
@@ -165,23 +167,26 @@ class InceptionV3(Network):
   def __init__(self, *, num_classes: int = 1000, reduce: bool = True, image_size: int = 299,
                bn_use_scale: bool = False, aux_logits: bool = False,
                reduction_ratio: float | None = None, reduction_activation: bool = True,
-               dropout: float = 0.5, conv_1x1: str = "xla", dtype=jnp.float32,
-               param_dtype=jnp.float32, rngs: nnx.Rngs, name: str = "inception_v3"):
+               dropout: float = 0.5, conv_1x1: str = "auto", conv_kx1: str = "auto",
+               max_pool: str = "auto",
+               dtype=jnp.float32, param_dtype=jnp.float32, rngs: nnx.Rngs,
+               name: str = "inception_v3"):
     # 75 is the smallest input whose last grid reduction still has a 3x3 map to read (Keras's
     # minimum too); the auxiliary head's 5x5/3 pool then 5x5 VALID conv needs a 17x17 map.
     self._init_common(name, num_classes=num_classes, reduce=reduce, image_size=image_size,
                       min_image_size=299 if aux_logits else 75)
     style = blocks.ConvStyle(use_bias=False, batch_norm=True, bn_use_scale=bn_use_scale,
-                             dtype=dtype, param_dtype=param_dtype, conv_1x1=conv_1x1)
+                             dtype=dtype, param_dtype=param_dtype, conv_1x1=conv_1x1,
+                             conv_kx1=conv_kx1, max_pool=max_pool)
     kw = dict(reduce=reduce, reduction_ratio=reduction_ratio,
               reduction_activation=reduction_activation, style=style, rngs=rngs)
     unit = lambda cin, cout, k, s=1, p="VALID", name="": style.unit(
         cin, cout, k, strides=s, padding=p, rngs=rngs, name=name)
     self._add("stem", nnx.Sequential(
         unit(3, 32, 3, 2, name="stem_1a"), unit(32, 32, 3, name="stem_2a"),
-        unit(32, 64, 3, p="SAME", name="stem_2b"), MaxPool(3, 2, "VALID"),
+        unit(32, 64, 3, p="SAME", name="stem_2b"), style.pool(3, 2, "VALID"),
         unit(64, 80, 1, name="stem_3b"), unit(80, 192, 3, name="stem_4a"),
-        MaxPool(3, 2, "VALID")))
+        style.pool(3, 2, "VALID")))
     c = 192
     for name_, pool in (("mixed_5b", 32), ("mixed_5c", 64), ("mixed_5d", 64)):
       c = self._add(name_, blocks.InceptionV3A(c, pool, name=name_, **kw)).out_features
@@ -227,8 +232,9 @@ class InceptionSmall(Network):
 
   def __init__(self, *, num_classes: int = 10, reduce: bool = False, image_size: int = 28,
                in_channels: int = 3, width: float = 1.0, reduction_ratio: float = 0.5,
-               reduction_activation: bool = True, conv_1x1: str = "xla", dtype=jnp.float32,
-               param_dtype=jnp.float32, rngs: nnx.Rngs, name: str = "inception_small"):
+               reduction_activation: bool = True, conv_1x1: str = "auto", conv_kx1: str = "auto",
+               max_pool: str = "auto", dtype=jnp.float32, param_dtype=jnp.float32,
+               rngs: nnx.Rngs, name: str = "inception_small"):
     # Two stride-2 downsamples: below 4 pixels the last map is made of padding alone.
     self._init_common(name, num_classes=num_classes, reduce=reduce, image_size=image_size,
                       min_image_size=4)
@@ -237,7 +243,8 @@ class InceptionSmall(Network):
       raise validation.ConfigError(f"{name}: width={width!r} is invalid; it must be > 0.")
     scale = lambda ch: max(1, round(ch * width))
     style = blocks.ConvStyle(use_bias=True, batch_norm=True, dtype=dtype,
-                             param_dtype=param_dtype, conv_1x1=conv_1x1)
+                             param_dtype=param_dtype, conv_1x1=conv_1x1,
+                             conv_kx1=conv_kx1, max_pool=max_pool)
     kw = dict(reduce=reduce, reduction_ratio=reduction_ratio,
               reduction_activation=reduction_activation, style=style, rngs=rngs)
     c = scale(96)
@@ -278,17 +285,19 @@ class FlattenHeadClassifier(Network):
 
   def __init__(self, *, num_classes: int = 10, reduce: bool = False, image_size: int = 8,
                in_channels: int = 1, width: float = 1.0, hidden: int = 64,
-               reduction_channels: int = 8, dtype=jnp.float32, param_dtype=jnp.float32,
+               reduction_channels: int = 8, conv_1x1: str = "auto", conv_kx1: str = "auto",
+               max_pool: str = "auto", dtype=jnp.float32, param_dtype=jnp.float32,
                rngs: nnx.Rngs, name: str = "flatten_head_cnn"):
     self._init_common(name, num_classes=num_classes, reduce=reduce, image_size=image_size,
                       min_image_size=6)  # two 3x3 VALID convs and a 2x2 pool need 6 pixels
     self.in_channels = validation.positive_int(in_channels, "in_channels", name)
     validation.positive_int(hidden, "hidden", name)
     c1, c2 = max(1, round(16 * width)), max(1, round(32 * width))
-    style = blocks.ConvStyle(dtype=dtype, param_dtype=param_dtype)
+    style = blocks.ConvStyle(dtype=dtype, param_dtype=param_dtype, conv_1x1=conv_1x1,
+                             conv_kx1=conv_kx1, max_pool=max_pool)
     layers = [style.unit(in_channels, c1, 3, padding="VALID", rngs=rngs, name="conv1"),
               style.unit(c1, c2, 3, padding="VALID", rngs=rngs, name="conv2"),
-              MaxPool(2, 2, "VALID")]
+              style.pool(2, 2, "VALID")]
     if reduce:
       validation.positive_int(reduction_channels, "reduction_channels", name)
       layers.append(style.unit(c2, reduction_channels, 1, rngs=rngs, name="reduce"))

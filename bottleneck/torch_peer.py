@@ -1,10 +1,12 @@
-"""PyTorch peers of GoogLeNet's Inception block, timed in the same run as ours.
+"""PyTorch peers of our blocks and networks, timed in the same run as ours.
 
-Optional: needs `pip install -e '.[torch]'` (torch==2.13.0, a CPU build here). The block is
-built from the same Table 1 widths (conv with bias -> ReLU, both variants), its parameter count
-is checked equal to ours, and it is timed like ours: median of `repeats` runs after warm-up,
-forward and forward+backward (gradients w.r.t. parameters and input). PyTorch runs NCHW, its
-default layout.
+Optional: needs `pip install -e '.[torch]'` (torch==2.13.0, a CPU build on this project's
+machines). `from_nnx(module)` walks any block or network of this package (conv units, branch
+concatenations, sequences, pools, LRN, the classifier head) and builds its PyTorch twin with the
+same weights, so that `check_same` can verify, on real numbers, that the peer computes what ours
+does before either is timed. The peer runs NCHW, PyTorch's default layout, and each op in its
+natural form: a conv with symmetric padding pads itself; only TF-style SAME padding that is
+asymmetric (some stride-2 layers) gets an explicit pad first.
 """
 
 from __future__ import annotations
@@ -12,64 +14,194 @@ from __future__ import annotations
 import statistics
 import time
 
+import numpy as np
+from flax import nnx
+
+from bottleneck import blocks, layers, models
 from bottleneck.validation import ConfigError
 
-
-def _torch():
-  try:
-    import torch  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    raise ConfigError("the PyTorch peer needs PyTorch: pip install -e '.[torch]'") from None
-  return torch
-
-
-def googlenet_block(cin, n1x1, n3x3_reduce, n3x3, n5x5_reduce, n5x5, pool_proj, *, reduce):
-  """GoogLeNet's Inception module in PyTorch, reduced (Fig. 2b) or naive (Fig. 2a)."""
-  torch = _torch()
-  nn = torch.nn
-
-  def conv(ci, co, k):
-    return nn.Sequential(nn.Conv2d(ci, co, k, padding=k // 2), nn.ReLU())
-
-  if reduce:
-    branches = [conv(cin, n1x1, 1),
-                nn.Sequential(conv(cin, n3x3_reduce, 1), conv(n3x3_reduce, n3x3, 3)),
-                nn.Sequential(conv(cin, n5x5_reduce, 1), conv(n5x5_reduce, n5x5, 5)),
-                nn.Sequential(nn.MaxPool2d(3, 1, 1), conv(cin, pool_proj, 1))]
-  else:
-    branches = [conv(cin, n1x1, 1), conv(cin, n3x3, 3), conv(cin, n5x5, 5),
-                nn.MaxPool2d(3, 1, 1)]
-
-  class Block(nn.Module):
-
-    def __init__(self):
-      super().__init__()
-      self.branches = nn.ModuleList(branches)
-
-    def forward(self, x):
-      return torch.cat([b(x) for b in self.branches], dim=1)
-
-  return Block()
+try:
+  import torch
+  import torch.nn.functional as F
+  from torch import nn
+except ImportError:
+  raise ConfigError("the PyTorch peer needs PyTorch: pip install -e '.[torch]'") from None
 
 
-def time_block(block, batch: int, side: int, channels: int, *, compile_: bool = False,
-               warmup: int = 1, repeats: int = 5) -> dict:
-  """Forward and forward+backward medians (ms) of a PyTorch block, and its parameter count."""
-  torch = _torch()
+def _pads(size: int, kernel: int, stride: int, padding: str) -> tuple[int, int]:
+  """(before, after) padding of one axis, as XLA's SAME / VALID give it."""
+  if padding == "VALID":
+    return 0, 0
+  total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+  return total // 2, total - total // 2
+
+
+class _Padded(nn.Module):
+  """`op` (built without padding) after XLA-style padding with `fill`; the op pads itself
+  where the padding is symmetric, which it is for every stride-1 odd kernel."""
+
+  def __init__(self, op, kernel, stride, padding, fill):
+    super().__init__()
+    self.op, self.kernel, self.stride, self.padding, self.fill = (op, kernel, stride, padding,
+                                                                  fill)
+
+  def forward(self, x):
+    (t, b), (l, r) = (_pads(x.shape[2 + a], self.kernel[a], self.stride[a], self.padding)
+                      for a in (0, 1))
+    return self.op(F.pad(x, (l, r, t, b), value=self.fill) if (t, b, l, r) != (0,) * 4 else x)
+
+
+def _padded(make, kernel, stride, padding, fill):
+  """`make(padding)` with its own symmetric padding where that is exact, else `_Padded`."""
+  if padding == "VALID":
+    return make(0)
+  if all(s == 1 and k % 2 == 1 for k, s in zip(kernel, stride)):
+    return make(tuple(k // 2 for k in kernel))
+  return _Padded(make(0), kernel, stride, padding, fill)
+
+
+def _tensor(value) -> torch.Tensor:
+  return torch.from_numpy(np.array(value, dtype=np.float32))
+
+
+def _conv_unit(unit: layers.ConvUnit) -> nn.Module:
+  conv = unit.conv
+  kernel, stride = unit.kernel_size, unit.strides
+  torch_conv = _padded(
+      lambda p: nn.Conv2d(unit.in_features, unit.out_features, kernel, stride, p,
+                          bias=conv.bias is not None),
+      kernel, stride, unit.padding, 0.0)
+  inner = torch_conv.op if isinstance(torch_conv, _Padded) else torch_conv
+  with torch.no_grad():
+    inner.weight.copy_(_tensor(conv.kernel.value).permute(3, 2, 0, 1))  # HWIO -> OIHW
+    if conv.bias is not None:
+      inner.bias.copy_(_tensor(conv.bias.value))
+  out = [torch_conv]
+  if unit.norm is not None:
+    norm = unit.norm
+    bn = nn.BatchNorm2d(unit.out_features, eps=norm.epsilon, momentum=1 - norm.momentum)
+    with torch.no_grad():
+      bn.running_mean.copy_(_tensor(norm.mean.value))
+      bn.running_var.copy_(_tensor(norm.var.value))
+      bn.bias.copy_(_tensor(norm.bias.value))
+      if norm.scale is not None:
+        bn.weight.copy_(_tensor(norm.scale.value))
+      else:  # Keras-style batch norm learns no scale: fixed at 1, not a parameter
+        bn.weight.fill_(1.0)
+        bn.weight.requires_grad_(False)
+    out.append(bn)
+  if unit.activation:
+    out.append(nn.ReLU())
+  return nn.Sequential(*out)
+
+
+def _pool(pool, kind: str) -> nn.Module:
+  if kind == "max":
+    make = lambda p: nn.MaxPool2d(pool.window, pool.stride, p)
+  else:  # flax counts padded taps as zeros, as count_include_pad=True does
+    make = lambda p: nn.AvgPool2d(pool.window, pool.stride, p, count_include_pad=True)
+  return _padded(make, pool.window, pool.stride, pool.padding,
+                 -float("inf") if kind == "max" else 0.0)
+
+
+class _Concat(nn.Module):
+
+  def __init__(self, branches):
+    super().__init__()
+    self.branches = nn.ModuleList(branches)
+
+  def forward(self, x):
+    return torch.cat([b(x) for b in self.branches], dim=1)
+
+
+class _Head(nn.Module):
+
+  def __init__(self, head: layers.ClassifierHead):
+    super().__init__()
+    dense = head.dense
+    self.dropout = nn.Dropout(head.dropout.rate)
+    self.dense = nn.Linear(dense.in_features, dense.out_features)
+    with torch.no_grad():
+      self.dense.weight.copy_(_tensor(dense.kernel.value).T)
+      self.dense.bias.copy_(_tensor(dense.bias.value))
+
+  def forward(self, x):
+    return self.dense(self.dropout(x.mean(dim=(2, 3))))
+
+
+def from_nnx(module: nnx.Module) -> nn.Module:
+  """The PyTorch twin of a block or network of this package, with its weights and statistics."""
+  if isinstance(module, layers.ConvUnit):
+    return _conv_unit(module)
+  if isinstance(module, blocks.InceptionBase):
+    return from_nnx(module.body)
+  if isinstance(module, blocks.Concat):
+    return _Concat([from_nnx(b) for b in module.branches])
+  if isinstance(module, nnx.Sequential):
+    return nn.Sequential(*(from_nnx(m) for m in module.layers))
+  if isinstance(module, models.Network):
+    if module.side_heads():
+      raise ConfigError(f"{module.name}: the PyTorch peer has no side heads (aux_logits).")
+    return nn.Sequential(*(from_nnx(m) for m in module.stages))
+  if isinstance(module, layers.MaxPool):
+    return _pool(module, "max")
+  if isinstance(module, layers.AvgPool):
+    return _pool(module, "avg")
+  if isinstance(module, layers.LocalResponseNorm):
+    return nn.LocalResponseNorm(module.size, module.alpha, module.beta, module.k)
+  if isinstance(module, layers.ClassifierHead):
+    return _Head(module)
+  raise ConfigError(f"no PyTorch peer for {type(module).__name__}; known: conv units, Inception "
+                    "blocks, Concat, Sequential, networks, max/avg pools, LRN, classifier head.")
+
+
+def count_params(peer: nn.Module) -> int:
+  """Trainable parameter elements, counted as `bottleneck.complexity.count_params` counts."""
+  return sum(p.numel() for p in peer.parameters() if p.requires_grad)
+
+
+def check_same(module: nnx.Module, peer: nn.Module, x: np.ndarray, name: str,
+               rtol: float = 1e-4) -> float:
+  """Raises RuntimeError unless `peer` gives `module`'s output (eval mode) on NHWC `x`.
+
+  Returns the largest difference relative to the largest output magnitude.
+  """
+  module.eval()
+  ours = np.asarray(module(x))
+  peer.eval()
+  with torch.no_grad():
+    theirs = peer(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))).numpy()
+  if theirs.ndim == 4:
+    theirs = theirs.transpose(0, 2, 3, 1)
+  if theirs.shape != ours.shape:
+    raise RuntimeError(f"{name}: the PyTorch peer outputs {theirs.shape}, ours {ours.shape}.")
+  err = float(np.max(np.abs(theirs - ours)) / max(float(np.max(np.abs(ours))), 1e-30))
+  if not err <= rtol:
+    raise RuntimeError(f"{name}: the PyTorch peer differs from ours by {err:.2e} (relative); "
+                       "it is not the same computation.")
+  return err
+
+
+def time_peer(peer: nn.Module, shape_nchw, *, compile_: bool = False, warmup: int = 1,
+              repeats: int = 5) -> dict:
+  """Forward (eval mode, no grad) and forward+backward (train mode; gradients w.r.t. the
+  parameters and the input) medians in ms, timed as `bottleneck.benchmark` times ours."""
   torch.manual_seed(0)
-  model = torch.compile(block) if compile_ else block
-  x = torch.randn(batch, channels, side, side, requires_grad=True)
+  model = torch.compile(peer) if compile_ else peer
+  x = torch.randn(*shape_nchw, requires_grad=True)
 
   def fwd():
+    peer.eval()
     with torch.no_grad():
       model(x)
 
   def fwd_bwd():
-    block.zero_grad(set_to_none=True)
+    peer.train()
+    peer.zero_grad(set_to_none=True)
     x.grad = None
     model(x).sum().backward()
 
-  out = {"params": sum(p.numel() for p in block.parameters())}
+  out = {}
   for key, fn in (("fwd", fwd), ("fwd_bwd", fwd_bwd)):
     t = time.perf_counter()
     fn()  # compiles under torch.compile

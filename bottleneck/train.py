@@ -32,7 +32,7 @@ from absl import logging
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from bottleneck import complexity, registry, validation, workdir as wd
+from bottleneck import complexity, kernels, registry, validation, workdir as wd
 from bottleneck.data import pipeline
 from bottleneck.validation import ConfigError
 
@@ -57,6 +57,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.model = "inception_small"
   c.reduce = True
   c.model_kwargs = ml_collections.ConfigDict()  # extra model arguments (width, ...)
+  # How the ops are computed (bottleneck.kernels): the same numbers, another speed.
+  c.paths = ml_collections.ConfigDict({kind: "auto" for kind in kernels.CHOICES})
   c.dataset = "digits"
   c.data_dir = ml_collections.config_dict.placeholder(str)  # None: TFDS default directory
   c.train_split, c.eval_split = "train", "test"
@@ -243,7 +245,7 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int):
       config.model, reduce=config.reduce, num_classes=num_classes,
       image_size=config.image_size, dtype=dtype,
       rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1),
-      **config.get("model_kwargs", {}))
+      **config.get("paths", {}), **config.get("model_kwargs", {}))
 
 
 def load_trained_model(workdir: str):
@@ -456,6 +458,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       "compile_time_s": compile_time,
       "examples_per_s": (step - start_step) * config.batch_size / max(train_time, 1e-9),
       "device": device_description(), "jax_version": jax.__version__, "seed": config.seed,
+      "paths": {k: kernels.resolve(k, v, "config") for k, v in config.get("paths", {}).items()},
       "config": config_dict,
   }
   if jax.process_index() == 0:

@@ -1,6 +1,6 @@
 r"""Time naive vs reduced Inception blocks and networks on this device.
 
-  python -m experiments.benchmark --config=configs/benchmark.py:smoke [--format=table|json] [--out=DIR]
+  python -m experiments.benchmark --config=configs/benchmark.py:smoke [--format=table|json|markdown] [--out=DIR]
 
 Prints the rows, the naive/reduced ratios and a verdict; with --out, writes benchmark.json,
 benchmark.md and time_vs_macs.png there.
@@ -19,7 +19,8 @@ config_flags.DEFINE_config_file("config", None, "Benchmark config file.", lock_c
 _FORMAT = flags.DEFINE_enum("format", "table", ("table", "json", "markdown"), "Output format.")
 _OUT = flags.DEFINE_string("out", None, "Directory for benchmark.json, .md and the plot.")
 
-COLUMNS = ["name", "reduce", "batch", "dtype", "conv_1x1", "macs", "compile_s", "fwd_ms",
+COLUMNS = ["name", "reduce", "batch", "dtype", "conv_1x1", "conv_kx1", "max_pool", "macs",
+            "compile_s", "fwd_ms",
            "fwd_bwd_ms", "fwd_bwd_ms_min", "fwd_bwd_ms_max", "images_per_s",
            "gflops_per_s", "peak_fraction", "memory_mb", "xla_over_analytic"]
 
@@ -46,7 +47,9 @@ def main(argv):
   del argv
   c = flags.FLAGS.config
   rows = benchmark.run(list(c.cases), batches=list(c.batches), dtypes=list(c.dtypes),
-                       conv_1x1s=list(c.conv_1x1), warmup=c.warmup, repeats=c.repeats,
+                       conv_1x1s=list(c.conv_1x1), conv_kx1s=list(c.get("conv_kx1", ["auto"])),
+                       max_pools=list(c.get("max_pool", ["auto"])),
+                       warmup=c.warmup, repeats=c.repeats,
                        torch_peer=c.get("torch_peer", False),
                        torch_compile=c.get("torch_compile", False))
   ratios = benchmark.central_ratios(rows)

@@ -22,7 +22,8 @@ KEYS = {"name", "reduce", "batch", "image_size", "compile_s", "fwd_ms", "fwd_bwd
 @pytest.mark.parametrize("cin,cout,bias,batch_norm", [(5, 7, True, False), (64, 16, False, True)])
 def test_1x1_as_matmul_equals_xla_conv(cin, cout, bias, batch_norm):
   x = jnp.asarray(np.random.default_rng(0).normal(size=(3, 6, 5, cin)), jnp.float32)
-  conv = ConvUnit(cin, cout, 1, use_bias=bias, batch_norm=batch_norm, rngs=nnx.Rngs(0))
+  conv = ConvUnit(cin, cout, 1, use_bias=bias, batch_norm=batch_norm, conv_1x1="xla",
+                  rngs=nnx.Rngs(0))
   mm = ConvUnit(cin, cout, 1, use_bias=bias, batch_norm=batch_norm, conv_1x1="matmul",
                 rngs=nnx.Rngs(0))
   assert mm.as_matmul and not conv.as_matmul
@@ -73,19 +74,11 @@ def test_cli_json_and_files(tmp_path):
     assert os.path.getsize(tmp_path / name) > 0
 
 
-def test_torch_peer_is_the_same_block():
+def test_torch_peer_rows():
   pytest.importorskip("torch")  # optional extra: pip install -e '.[torch]'
-  rows = benchmark.run(["inception_3a"], batches=[1], warmup=1, repeats=1, progress=False,
+  rows = benchmark.run(["small_downsample"], batches=[1], warmup=1, repeats=1, progress=False,
                        torch_peer=True)
-  for r in rows:  # add_torch_peer raises if the parameter counts differ
-    assert r["torch_eager_fwd_bwd_ms"] > 0
+  for r in rows:  # add_torch_peer raises if the peer's parameters or outputs differ
+    assert r["torch_rel_diff"] < 1e-5
     assert r["jax/torch_eager fwd_bwd"] == pytest.approx(
         r["fwd_bwd_ms"] / r["torch_eager_fwd_bwd_ms"])
-
-
-def test_torch_blocks_count_like_ours():
-  pytest.importorskip("torch")
-  from bottleneck import torch_peer  # pylint: disable=g-import-not-at-top
-  for reduce, expected in ((True, 163_696), (False, 387_296)):
-    block = torch_peer.googlenet_block(192, 64, 96, 128, 16, 32, 32, reduce=reduce)
-    assert sum(p.numel() for p in block.parameters()) == expected

@@ -30,12 +30,15 @@ def test_config_variants(name):
 
 
 def test_benchmark_config_variants():
-  from bottleneck import benchmark  # pylint: disable=g-import-not-at-top
+  from bottleneck import benchmark, kernels  # pylint: disable=g-import-not-at-top
   from configs import benchmark as bench_config  # pylint: disable=g-import-not-at-top
   assert "--config=configs/benchmark.py" in bench_config.__doc__
   for variant in bench_config.VARIANTS:
     c = bench_config.get_config(variant)
     for name in c.cases:
       benchmark.case(name)  # raises on an unknown case
+    for kind in kernels.CHOICES:
+      for choice in c[kind]:
+        kernels.resolve(kind, choice)  # raises on an unknown path
   with pytest.raises(ValueError, match="unknown variant"):
     bench_config.get_config("other")

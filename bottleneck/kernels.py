@@ -1,0 +1,139 @@
+"""How the ops of a block are computed: XLA's own op, or a faster formulation of the same math.
+
+Every path here gives the same numbers as XLA's op (tests check it, gradients included) and is
+chosen by name, per network, from the config, so that `experiments.benchmark` can show each
+one's effect:
+
+- `conv_1x1`: a stride-1 1x1 conv as `lax.conv_general_dilated` ("xla"), or as a matmul over
+  the channel axis ("matmul"): a 1x1 conv *is* a Dense layer applied at every pixel.
+- `conv_kx1`: a (k, 1) conv (Inception-v3's 7x1 and 3x1) as XLA's conv ("xla"), or as the
+  (1, k) conv of the map with height and width swapped ("transposed"); XLA's CPU conv computes
+  the weight gradient of a kernel along the height far slower than along the width.
+- `max_pool`: XLA's `reduce_window` max, whose gradient is XLA's `select_and_scatter` ("xla"),
+  or the same forward with a gradient routed through the index of each window's first maximum
+  ("argmax"), as PyTorch's max pool keeps its indices. Ties go to the first maximum in both.
+
+"auto" (the default) picks the path measured fastest on the backend the model is built for
+(docs/benchmarks.md has the figures); a backend that was not measured gets XLA's op.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from bottleneck import validation
+
+CHOICES = {"conv_1x1": ("auto", "xla", "matmul"), "conv_kx1": ("auto", "xla", "transposed"),
+           "max_pool": ("auto", "xla", "argmax")}
+# Measured on the 2-core CPU (docs/benchmarks.md, forward+backward at batch 32): a 1x1 conv as
+# a matmul ran 2x to 4x faster than XLA's conv, a 7x1 conv transposed 1.4x to 2.4x, the argmax
+# max pool 3.5x to 5x.
+AUTO = {"cpu": {"conv_1x1": "matmul", "conv_kx1": "transposed", "max_pool": "argmax"}}
+
+
+def resolve(kind: str, choice: str, where: str = "kernels") -> str:
+  """`choice` for op `kind` (a key of CHOICES), with "auto" made concrete."""
+  validation.choice(choice, kind, CHOICES[kind], where)
+  if choice != "auto":
+    return choice
+  return AUTO.get(jax.default_backend(), {}).get(kind, "xla")
+
+
+def conv_1x1_matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """A stride-1 1x1 conv (NHWC input, HWIO kernel of shape (1, 1, C, D)) as a matmul."""
+  return jnp.einsum("bhwc,cd->bhwd", x, kernel[0, 0])
+
+
+def conv_kx1_transposed(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
+                        padding: str) -> jax.Array:
+  """A (k, 1) conv (NHWC, HWIO) as the (1, k) conv of the height/width-swapped map."""
+  y = lax.conv_general_dilated(x.transpose(0, 2, 1, 3), kernel.transpose(1, 0, 2, 3),
+                               tuple(strides)[::-1], padding,
+                               dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return y.transpose(0, 2, 1, 3)
+
+
+def _window_geometry(size: int, window: int, stride: int, padding: str):
+  """(pad before, pad after, output size) of one spatial axis, as `lax.reduce_window` does."""
+  if padding == "VALID":
+    return 0, 0, (size - window) // stride + 1
+  out = -(-size // stride)
+  total = max((out - 1) * stride + window - size, 0)
+  return total // 2, total - total // 2, out
+
+
+def _pool_views(x, window, strides, padding):
+  """The window's taps as strided views of the -inf padded input, row-major, and the geometry."""
+  geom = [_window_geometry(x.shape[1 + a], window[a], strides[a], padding) for a in (0, 1)]
+  pad = jnp.array(-jnp.inf, x.dtype)
+  xp = lax.pad(x, pad, [(0, 0, 0), (geom[0][0], geom[0][1], 0), (geom[1][0], geom[1][1], 0),
+                        (0, 0, 0)])
+  (_, _, oh), (_, _, ow) = geom
+  views = [lax.slice(xp, (0, i, j, 0),
+                     (x.shape[0], i + (oh - 1) * strides[0] + 1,
+                      j + (ow - 1) * strides[1] + 1, x.shape[3]),
+                     (1, strides[0], strides[1], 1))
+           for i in range(window[0]) for j in range(window[1])]
+  return views, geom
+
+
+def _argmax_pool(x, window, strides, padding):
+  """Each window's maximum and the index of its first maximum (row-major tap order)."""
+  views, _ = _pool_views(x, window, strides, padding)
+  index_dtype = jnp.int8 if len(views) <= 127 else jnp.int32
+  best, index = views[0], jnp.zeros(views[0].shape, index_dtype)
+  for n, view in enumerate(views[1:], 1):
+    better = view > best  # strictly greater: ties stay with the first maximum
+    best = jnp.where(better, view, best)
+    index = jnp.where(better, jnp.asarray(n, index_dtype), index)
+  return best, index
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
+def max_pool_argmax(x: jax.Array, window: Sequence[int], strides: Sequence[int],
+                    padding: str) -> jax.Array:
+  """Max pool (NHWC) equal to `reduce_window` max, with a gradient through the argmax.
+
+  The forward (without a gradient) is XLA's `reduce_window`. Under differentiation, the forward
+  also keeps each window's first-maximum index, and the backward gives every input pixel the
+  output gradients of the windows that chose it: for each of the window's taps, one shifted
+  view of the (stride-dilated, padded) output gradient, where the index names that tap. All of
+  it is element-wise, which XLA fuses into one pass, where `select_and_scatter` walks windows.
+  """
+  return lax.reduce_window(x, jnp.array(-jnp.inf, x.dtype), lax.max, (1, *window, 1),
+                           (1, *strides, 1), padding)
+
+
+def _max_pool_fwd(x, window, strides, padding):
+  best, index = _argmax_pool(x, window, strides, padding)
+  return best, (index, x.shape)
+
+
+def _max_pool_bwd(window, strides, padding, residuals, g):
+  index, shape = residuals
+  geom = [_window_geometry(shape[1 + a], window[a], strides[a], padding) for a in (0, 1)]
+  padded = [geom[a][0] + shape[1 + a] + geom[a][1] for a in (0, 1)]
+  # Dilate the output grid by the stride, then pad by window - 1 before and up to the padded
+  # input's size after: position r of the padded input reads tap t of the window at r - t.
+  config = [(0, 0, 0)] + [
+      (window[a] - 1, padded[a] - ((geom[a][2] - 1) * strides[a] + 1), strides[a] - 1)
+      for a in (0, 1)] + [(0, 0, 0)]
+  g_pad = lax.pad(g, jnp.array(0, g.dtype), config)
+  i_pad = lax.pad(index, jnp.array(-1, index.dtype), config)
+  dx = None
+  for n in range(math.prod(window)):
+    i, j = divmod(n, window[1])
+    start = (0, window[0] - 1 - i, window[1] - 1 - j, 0)
+    limit = (shape[0], start[1] + padded[0], start[2] + padded[1], shape[3])
+    term = jnp.where(lax.slice(i_pad, start, limit) == n, lax.slice(g_pad, start, limit), 0)
+    dx = term if dx is None else dx + term
+  return (dx[:, geom[0][0]:geom[0][0] + shape[1], geom[1][0]:geom[1][0] + shape[2]],)
+
+
+max_pool_argmax.defvjp(_max_pool_fwd, _max_pool_bwd)

@@ -1,0 +1,107 @@
+"""Every fast path equals XLA's own op, values and gradients, ties included."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from bottleneck import blocks, kernels, registry
+from bottleneck.layers import ConvUnit, MaxPool
+from bottleneck.validation import ConfigError
+
+
+def _xla_pool(x, window, stride, padding):
+  return nnx.max_pool(x, window, stride, padding)
+
+
+def _value_and_grad(pool, x):
+  """The pool's output and the gradient of a weighted sum of it (weights all distinct)."""
+  def loss(x):
+    y = pool(x)
+    return jnp.sum(y * jnp.cos(jnp.arange(y.size, dtype=y.dtype).reshape(y.shape)))
+  return pool(x), jax.grad(loss)(x)
+
+
+@pytest.mark.parametrize("shape,window,stride,padding", [
+    ((2, 9, 9, 3), (3, 3), (1, 1), "SAME"),
+    ((2, 10, 7, 4), (3, 3), (2, 2), "SAME"),
+    ((2, 11, 11, 3), (3, 3), (2, 2), "VALID"),
+    ((1, 8, 8, 2), (2, 2), (2, 2), "VALID"),
+    ((2, 7, 9, 3), (1, 3), (1, 2), "SAME"),
+    ((1, 12, 12, 2), (5, 3), (3, 2), "SAME"),
+])
+@pytest.mark.parametrize("data", ["normal", "relu", "zeros"])
+def test_argmax_max_pool_equals_xla(shape, window, stride, padding, data):
+  x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+  # ReLU'd data (many zeros) and all-zero data put ties in most windows: the gradient must go
+  # to the same tap as XLA's select_and_scatter gives it, not be shared or doubled.
+  x = jnp.asarray({"normal": x, "relu": np.maximum(x, 0), "zeros": np.zeros_like(x)}[data])
+  ours = lambda x: kernels.max_pool_argmax(x, window, stride, padding)
+  y, g = _value_and_grad(jax.jit(ours), x)
+  y_ref, g_ref = _value_and_grad(lambda x: _xla_pool(x, window, stride, padding), x)
+  np.testing.assert_array_equal(y, y_ref)
+  np.testing.assert_allclose(g, g_ref, atol=1e-6, rtol=1e-6)
+  assert float(jnp.sum(g)) == pytest.approx(float(jnp.sum(g_ref)), rel=1e-5, abs=1e-5)
+
+
+def test_argmax_max_pool_bfloat16():
+  x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 8, 8, 3)), jnp.bfloat16)
+  y, g = _value_and_grad(lambda x: kernels.max_pool_argmax(x, (3, 3), (2, 2), "SAME"), x)
+  y_ref, g_ref = _value_and_grad(lambda x: _xla_pool(x, (3, 3), (2, 2), "SAME"), x)
+  assert y.dtype == g.dtype == jnp.bfloat16
+  np.testing.assert_array_equal(y, y_ref)
+  np.testing.assert_allclose(g.astype(np.float32), g_ref.astype(np.float32), atol=1e-2)
+
+
+@pytest.mark.parametrize("kernel,strides,padding", [
+    ((7, 1), 1, "SAME"), ((3, 1), (2, 1), "VALID"), ((5, 1), 2, "SAME")])
+def test_transposed_kx1_conv_equals_xla(kernel, strides, padding):
+  x = jnp.asarray(np.random.default_rng(3).normal(size=(2, 11, 9, 6)), jnp.float32)
+  units = [ConvUnit(6, 5, kernel, strides=strides, padding=padding, conv_kx1=path,
+                    rngs=nnx.Rngs(0)) for path in ("xla", "transposed")]
+  assert not units[0].transposed and units[1].transposed
+  outs = [nnx.value_and_grad(lambda m, x: jnp.sum(jnp.sin(m(x))), argnums=(0, 1))(u, x)
+          for u in units]
+  np.testing.assert_allclose(units[1](x), units[0](x), atol=1e-5, rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(outs[1]), jax.tree.leaves(outs[0]), strict=True):
+    np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
+  assert not ConvUnit(6, 5, (1, 7), conv_kx1="transposed", rngs=nnx.Rngs(0)).transposed
+
+
+def test_resolve():
+  assert jax.default_backend() == "cpu"  # conftest pins the tests to the CPU
+  assert kernels.resolve("conv_1x1", "auto") == "matmul"
+  assert kernels.resolve("max_pool", "auto") == "argmax"
+  assert kernels.resolve("conv_kx1", "auto") == "transposed"
+  assert kernels.resolve("max_pool", "xla") == "xla"
+  assert MaxPool(3, 1).impl == "argmax" and MaxPool(3, 1, impl="xla").impl == "xla"
+  with pytest.raises(ConfigError, match=r"unknown max_pool 'argmin'.*valid: auto, xla, argmax"
+                                        r".*Did you mean 'argmax'"):
+    MaxPool(3, 1, impl="argmin")
+  with pytest.raises(ConfigError, match="unknown conv_1x1 'einsum'"):
+    registry.create_model("inception_small", reduce=True, conv_1x1="einsum")
+
+
+@pytest.mark.parametrize("block", ["googlenet_3a", "v3_block_b"])
+def test_every_path_computes_the_same_block(block):
+  """Narrow (3a) and Inception-v3 B blocks under every combination of paths."""
+  x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 9, 9, 48)), jnp.float32)
+  outs = {}
+  for paths in itertools.product(*(kernels.CHOICES[k][1:] for k in kernels.CHOICES)):
+    style = blocks.ConvStyle(batch_norm=block != "googlenet_3a",
+                             **dict(zip(kernels.CHOICES, paths)))
+    if block == "googlenet_3a":
+      module = blocks.GoogLeNetInception(48, 16, 24, 32, 4, 8, 8, style=style, rngs=nnx.Rngs(0))
+    else:
+      module = blocks.InceptionV3B(48, 8, style=style, rngs=nnx.Rngs(0))
+    loss = lambda m, x: jnp.sum(jnp.sin(m(x)))
+    value, grads = nnx.value_and_grad(loss, argnums=(0, 1))(module, x)
+    outs[paths] = (value, jax.tree.leaves(grads))
+  ref = outs[("xla",) * len(kernels.CHOICES)]
+  for key, (value, grads) in outs.items():
+    assert float(value) == pytest.approx(float(ref[0]), rel=1e-5), key
+    for g, g_ref in zip(grads, ref[1], strict=True):
+      np.testing.assert_allclose(g, g_ref, atol=1e-4, rtol=1e-4, err_msg=str(key))

@@ -1,0 +1,76 @@
+"""The PyTorch peer is the same computation as ours: parameters, outputs, and clear errors."""
+
+import os
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+pytest.importorskip("torch")  # the optional extra: pip install -e '.[torch]'
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import torch
+
+from bottleneck import benchmark, complexity, registry, torch_peer
+from bottleneck.validation import ConfigError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _peer(name, reduce):
+  c = benchmark.case(name)
+  module = registry.fill_random(c.build(reduce, dtype=jnp.float32))
+  x = np.random.default_rng(0).normal(size=(2, c.image_size, c.image_size, c.channels))
+  return module, torch_peer.from_nnx(module), x.astype(np.float32)
+
+
+@pytest.mark.parametrize("reduce,params", [(True, 163_696), (False, 387_296)])
+def test_googlenet_3a_twin(reduce, params):
+  # Table 1 widths on a 192-channel input, conv weights + biases, derived by hand:
+  # reduced 192*64+64 + 192*96+96 + 9*96*128+128 + 192*16+16 + 25*16*32+32 + 192*32+32;
+  # naive 192*64+64 + 9*192*128+128 + 25*192*32+32 (the pool passes through).
+  module, peer, x = _peer("inception_3a", reduce)
+  assert torch_peer.count_params(peer) == params
+  assert torch_peer.check_same(module, peer, x, "3a") < 1e-5
+
+
+@pytest.mark.parametrize("name", ["small_downsample", "v3_block_c", "v3_reduction_a"])
+def test_padding_and_batch_norm_twins(name):
+  """Stride-2 SAME (asymmetric padding), (1, 3) / (3, 1) kernels, Keras batch norm (no scale)."""
+  module, peer, x = _peer(name, True)
+  assert torch_peer.count_params(peer) == complexity.count_params(module)
+  assert torch_peer.check_same(module, peer, x, name) < 1e-5
+
+
+def test_network_twin_with_lrn():
+  module = registry.random_model("googlenet", reduce=True, image_size=32, num_classes=7)
+  peer = torch_peer.from_nnx(module)
+  x = np.random.default_rng(1).normal(size=(2, 32, 32, 3)).astype(np.float32)
+  assert torch_peer.check_same(module, peer, x, "googlenet") < 1e-5
+
+
+def test_a_different_peer_is_caught():
+  module, peer, x = _peer("small_inception", True)
+  with torch.no_grad():
+    next(peer.parameters()).mul_(1.01)
+  with pytest.raises(RuntimeError, match="not the same computation"):
+    torch_peer.check_same(module, peer, x, "small_inception")
+  with pytest.raises(ConfigError, match="no PyTorch peer for Linear"):
+    torch_peer.from_nnx(nnx.Linear(2, 3, rngs=nnx.Rngs(0)))
+
+
+def test_time_peer():
+  _, peer, _ = _peer("small_inception", False)
+  t = torch_peer.time_peer(peer, (1, 96, 28, 28), warmup=0, repeats=1)
+  assert t["fwd_ms"] > 0 and t["fwd_bwd_ms"] > 0
+
+
+def test_missing_torch_is_a_clear_error():
+  code = ("import sys; sys.modules['torch'] = None\n"
+          "try:\n  import bottleneck.torch_peer\n"
+          "except Exception as e:\n  print(type(e).__name__, e)\n")
+  proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                        timeout=300, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert "ConfigError the PyTorch peer needs PyTorch: pip install -e '.[torch]'" in proc.stdout
