@@ -31,7 +31,7 @@ DTYPES = train.DTYPES
 @dataclasses.dataclass(frozen=True)
 class Case:
   """One thing to time: `build(reduce, **paths)` returns the module, fed NHWC input; `paths`
-  are `ConvStyle` fields (dtype, conv_1x1, conv_kx1, max_pool)."""
+  are `ConvStyle` fields (dtype and the paths of `bottleneck.kernels`)."""
   name: str
   build: Callable[..., nnx.Module]
   image_size: int
@@ -122,15 +122,18 @@ def matmul_peak(dtype=jnp.float32, n: int = 2048, repeats: int = 5) -> float:
 
 
 def run_case(c: Case, *, reduce: bool, batch: int, dtype: str = "float32",
-             conv_1x1: str = "auto", conv_kx1: str = "auto", max_pool: str = "auto",
-             warmup: int = 1, repeats: int = 5, peak_gflops: float | None = None) -> dict:
+             warmup: int = 1, repeats: int = 5, peak_gflops: float | None = None,
+             **paths: str) -> dict:
   """Times one case: compile, forward, forward+backward (w.r.t. parameters and input).
 
-  The row names the paths actually taken ("auto" resolved, `bottleneck.kernels`).
+  `paths`: conv_1x1=..., max_pool=... (`bottleneck.kernels.CHOICES`; "auto" where not given).
+  The row names the paths actually taken, "auto" resolved.
   """
   jdtype = DTYPES[validation.choice(dtype, "dtype", DTYPES, "benchmark")]
-  paths = {kind: kernels.resolve(kind, choice, "benchmark") for kind, choice in
-           (("conv_1x1", conv_1x1), ("conv_kx1", conv_kx1), ("max_pool", max_pool))}
+  for kind in paths:
+    validation.choice(kind, "path", kernels.CHOICES, "benchmark")
+  paths = {kind: kernels.resolve(kind, paths.get(kind, "auto"), "benchmark")
+           for kind in kernels.CHOICES}
   module = registry.fill_random(c.build(reduce, dtype=jdtype, **paths))
   shape = (batch, c.image_size, c.image_size, c.channels)
   x = jnp.asarray(np.random.default_rng(1).normal(size=shape), jdtype)
@@ -200,32 +203,35 @@ def add_torch_peer(row: dict, c: Case, *, compile_: bool, warmup: int, repeats: 
     row[f"jax/torch_{mode} fwd_bwd"] = row["fwd_bwd_ms"] / t["fwd_bwd_ms"]
 
 
-def run(case_names, *, batches, reduces=(True, False), dtypes=("float32",),
-        conv_1x1s=("auto",), conv_kx1s=("auto",), max_pools=("auto",), warmup=1, repeats=5,
-        progress=True, torch_peer=False, torch_compile=False) -> list[dict]:
-  """Every combination, the matmul peak measured first (per dtype) in the same process."""
+def run(case_names, *, batches, reduces=(True, False), dtypes=("float32",), paths=("auto",),
+        warmup=1, repeats=5, progress=True, torch_peer=False, torch_compile=False) -> list[dict]:
+  """Every combination, the matmul peak measured first (per dtype) in the same process.
+
+  `paths`: path sets to time, each as `bottleneck.kernels.parse_paths` reads it ("auto",
+  "xla", "xla,conv_1x1=matmul", ...).
+  """
+  path_sets = [kernels.parse_paths(p) for p in paths]  # a bad spec fails before any timing
   if torch_peer:  # PyTorch, or a clear error before anything is timed
     import bottleneck.torch_peer  # pylint: disable=g-import-not-at-top,unused-import
   peaks = {d: matmul_peak(DTYPES[d]) for d in dtypes}
   logging.info("matmul peak: %s", {d: f"{p:.1f} GFLOP/s" for d, p in peaks.items()})
   rows = []
-  combos = [(n, b, r, d, {"conv_1x1": k, "conv_kx1": t, "max_pool": p})
-            for n in case_names for b in batches for d in dtypes for k in conv_1x1s
-            for t in conv_kx1s for p in max_pools for r in reduces]
-  for i, (name, batch, reduce, dtype, paths) in enumerate(combos):
+  combos = [(n, b, r, d, p) for n in case_names for b in batches for d in dtypes
+            for p in path_sets for r in reduces]
+  for i, (name, batch, reduce, dtype, path_set) in enumerate(combos):
     if progress:
       logging.info("[%d/%d] %s %s batch %d %s %s", i + 1, len(combos), name,
                    "reduced" if reduce else "naive", batch, dtype,
-                   " ".join(f"{k}={v}" for k, v in paths.items()))
+                   " ".join(f"{k}={v}" for k, v in path_set.items()))
     try:
       c = case(name)
       rows.append(run_case(c, reduce=reduce, batch=batch, dtype=dtype, warmup=warmup,
-                           repeats=repeats, peak_gflops=peaks[dtype], **paths))
+                           repeats=repeats, peak_gflops=peaks[dtype], **path_set))
       if torch_peer and dtype == "float32":
         add_torch_peer(rows[-1], c, compile_=torch_compile, warmup=warmup, repeats=repeats)
     except (ConfigError, RuntimeError, ValueError, MemoryError) as e:  # the rest still runs
       logging.error("%s failed: %s: %s", name, type(e).__name__, e)
-      rows.append({"name": name, "reduce": reduce, "batch": batch, "dtype": dtype, **paths,
+      rows.append({"name": name, "reduce": reduce, "batch": batch, "dtype": dtype, **path_set,
                    "error": f"{type(e).__name__}: {e}"})
   return rows
 

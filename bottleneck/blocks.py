@@ -41,6 +41,7 @@ class ConvStyle:
   param_dtype: jnp.dtype = jnp.float32
   conv_1x1: str = "auto"  # "xla" or "matmul": see bottleneck.kernels
   conv_kx1: str = "auto"  # "xla" or "transposed"
+  conv_strided: str = "auto"  # "xla" or "im2col"
   max_pool: str = "auto"  # "xla" or "argmax": see bottleneck.kernels
 
   def pool(self, window: int, stride: int, padding: str = "SAME") -> MaxPool:
@@ -50,7 +51,8 @@ class ConvStyle:
   def unit(self, in_features, out_features, kernel_size, *, rngs, name, **kwargs) -> ConvUnit:
     return ConvUnit(in_features, out_features, kernel_size, use_bias=self.use_bias,
                     batch_norm=self.batch_norm, bn_use_scale=self.bn_use_scale,
-                    conv_1x1=self.conv_1x1, conv_kx1=self.conv_kx1, dtype=self.dtype,
+                    conv_1x1=self.conv_1x1, conv_kx1=self.conv_kx1,
+                    conv_strided=self.conv_strided, dtype=self.dtype,
                     param_dtype=self.param_dtype, rngs=rngs, name=name, **kwargs)
 
 

@@ -9,6 +9,10 @@ one's effect:
 - `conv_kx1`: a (k, 1) conv (Inception-v3's 7x1 and 3x1) as XLA's conv ("xla"), or as the
   (1, k) conv of the map with height and width swapped ("transposed"); XLA's CPU conv computes
   the weight gradient of a kernel along the height far slower than along the width.
+- `conv_strided`: a conv with a stride above 1 as XLA's conv ("xla"), or as one matmul of its
+  patches ("im2col": the kernel's taps as strided views of the padded input, concatenated on
+  the channel axis), differentiated by JAX, so that the weight and input gradients are
+  matmuls too.
 - `max_pool`: XLA's `reduce_window` max, whose gradient is XLA's `select_and_scatter` ("xla"),
   or the same forward with a gradient routed through the index of each window's first maximum
   ("argmax"), as PyTorch's max pool keeps its indices. Ties go to the first maximum in both.
@@ -30,11 +34,12 @@ from jax import lax
 from bottleneck import validation
 
 CHOICES = {"conv_1x1": ("auto", "xla", "matmul"), "conv_kx1": ("auto", "xla", "transposed"),
-           "max_pool": ("auto", "xla", "argmax")}
+           "conv_strided": ("auto", "xla", "im2col"), "max_pool": ("auto", "xla", "argmax")}
 # Measured on the 2-core CPU (docs/benchmarks.md, forward+backward at batch 32): a 1x1 conv as
-# a matmul ran 2x to 4x faster than XLA's conv, a 7x1 conv transposed 1.4x to 2.4x, the argmax
-# max pool 3.5x to 5x.
-AUTO = {"cpu": {"conv_1x1": "matmul", "conv_kx1": "transposed", "max_pool": "argmax"}}
+# a matmul ran 2x to 4x faster than XLA's conv, a 7x1 conv transposed 1.4x to 2.4x, a stride-2
+# conv as im2col 1.2x to 2.1x, the argmax max pool 3.5x to 5x.
+AUTO = {"cpu": {"conv_1x1": "matmul", "conv_kx1": "transposed", "conv_strided": "im2col",
+                "max_pool": "argmax"}}
 
 
 def resolve(kind: str, choice: str, where: str = "kernels") -> str:
@@ -43,6 +48,21 @@ def resolve(kind: str, choice: str, where: str = "kernels") -> str:
   if choice != "auto":
     return choice
   return AUTO.get(jax.default_backend(), {}).get(kind, "xla")
+
+
+def parse_paths(spec: str) -> dict[str, str]:
+  """A set of paths from "BASE[,kind=choice...]": BASE ("auto" or "xla") for every kind, then
+  overrides, e.g. "xla,max_pool=argmax" (only the max pool changed from XLA's op)."""
+  base, *overrides = [part.strip() for part in spec.split(",")]
+  validation.choice(base, "path base", ("auto", "xla"), f"paths {spec!r}")
+  paths = dict.fromkeys(CHOICES, base)
+  for item in overrides:
+    kind, sep, choice = item.partition("=")
+    if not sep:
+      raise validation.ConfigError(f"paths {spec!r}: {item!r} is not kind=choice.")
+    validation.choice(kind, "path kind", CHOICES, f"paths {spec!r}")
+    paths[kind] = validation.choice(choice, kind, CHOICES[kind], f"paths {spec!r}")
+  return paths
 
 
 def conv_1x1_matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -60,7 +80,7 @@ def conv_kx1_transposed(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
 
 
 def _window_geometry(size: int, window: int, stride: int, padding: str):
-  """(pad before, pad after, output size) of one spatial axis, as `lax.reduce_window` does."""
+  """(pad before, pad after, output size) of one spatial axis, as XLA's SAME / VALID give it."""
   if padding == "VALID":
     return 0, 0, (size - window) // stride + 1
   out = -(-size // stride)
@@ -68,24 +88,31 @@ def _window_geometry(size: int, window: int, stride: int, padding: str):
   return total // 2, total - total // 2, out
 
 
-def _pool_views(x, window, strides, padding):
-  """The window's taps as strided views of the -inf padded input, row-major, and the geometry."""
+def _window_views(x, window, strides, padding, fill):
+  """The window's taps as strided views of the `fill`-padded input, row-major."""
   geom = [_window_geometry(x.shape[1 + a], window[a], strides[a], padding) for a in (0, 1)]
-  pad = jnp.array(-jnp.inf, x.dtype)
-  xp = lax.pad(x, pad, [(0, 0, 0), (geom[0][0], geom[0][1], 0), (geom[1][0], geom[1][1], 0),
-                        (0, 0, 0)])
+  xp = lax.pad(x, jnp.array(fill, x.dtype),
+               [(0, 0, 0), (geom[0][0], geom[0][1], 0), (geom[1][0], geom[1][1], 0), (0, 0, 0)])
   (_, _, oh), (_, _, ow) = geom
   views = [lax.slice(xp, (0, i, j, 0),
                      (x.shape[0], i + (oh - 1) * strides[0] + 1,
                       j + (ow - 1) * strides[1] + 1, x.shape[3]),
                      (1, strides[0], strides[1], 1))
            for i in range(window[0]) for j in range(window[1])]
-  return views, geom
+  return views
+
+
+def conv_im2col(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
+                padding: str) -> jax.Array:
+  """A conv (NHWC, HWIO) as one matmul of its patches: equal to XLA's, another speed."""
+  kh, kw, c, d = kernel.shape
+  patches = jnp.concatenate(_window_views(x, (kh, kw), strides, padding, 0), axis=-1)
+  return jnp.einsum("bhwk,kd->bhwd", patches, kernel.reshape(kh * kw * c, d))
 
 
 def _argmax_pool(x, window, strides, padding):
   """Each window's maximum and the index of its first maximum (row-major tap order)."""
-  views, _ = _pool_views(x, window, strides, padding)
+  views = _window_views(x, window, strides, padding, -jnp.inf)
   index_dtype = jnp.int8 if len(views) <= 127 else jnp.int32
   best, index = views[0], jnp.zeros(views[0].shape, index_dtype)
   for n, view in enumerate(views[1:], 1):

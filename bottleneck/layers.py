@@ -39,13 +39,16 @@ class ConvUnit(nnx.Module):
       same numbers; the speed differs by backend (`experiments.benchmark`).
     conv_kx1: how a (k, 1) conv is computed: "xla", "transposed" (the (1, k) conv of the
       height/width-swapped map) or "auto"; likewise the same numbers.
+    conv_strided: how a conv with a stride above 1 is computed: "xla", "im2col" (one matmul
+      of its patches) or "auto".
   """
 
   def __init__(self, in_features: int, out_features: int, kernel_size, *, strides=1,
                padding: Padding = "SAME", use_bias: bool = True, batch_norm: bool = False,
                bn_use_scale: bool = True, bn_epsilon: float = 1e-3, bn_momentum: float = 0.99,
                activation: bool = True, conv_1x1: str = "auto", conv_kx1: str = "auto",
-               dtype=jnp.float32, param_dtype=jnp.float32, rngs: nnx.Rngs, name: str = "conv"):
+               conv_strided: str = "auto", dtype=jnp.float32, param_dtype=jnp.float32,
+               rngs: nnx.Rngs, name: str = "conv"):
     validation.positive_int(in_features, "in_features", name)
     validation.positive_int(out_features, "out_features", name)
     self.kernel_size = _pair(kernel_size)
@@ -59,8 +62,10 @@ class ConvUnit(nnx.Module):
     self.as_matmul = (self.conv_1x1 == "matmul" and self.kernel_size == (1, 1)
                       and self.strides == (1, 1))
     self.conv_kx1 = kernels.resolve("conv_kx1", conv_kx1, name)
+    self.conv_strided = kernels.resolve("conv_strided", conv_strided, name)
+    self.im2col = self.conv_strided == "im2col" and self.strides != (1, 1)
     self.transposed = (self.conv_kx1 == "transposed" and self.kernel_size[0] > 1
-                       and self.kernel_size[1] == 1)
+                       and self.kernel_size[1] == 1 and not self.im2col)
     self.conv = nnx.Conv(in_features, out_features, self.kernel_size, strides=self.strides,
                          padding=padding, use_bias=use_bias, dtype=dtype,
                          param_dtype=param_dtype, rngs=rngs)
@@ -69,13 +74,17 @@ class ConvUnit(nnx.Module):
                                rngs=rngs) if batch_norm else None)
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    if self.as_matmul or self.transposed:
+    if self.as_matmul or self.transposed or self.im2col:
       conv = self.conv
       x, kernel, bias = nnx.nn.dtypes.promote_dtype(
           (x, conv.kernel.value, None if conv.bias is None else conv.bias.value),
           dtype=conv.dtype)
-      x = (kernels.conv_1x1_matmul(x, kernel) if self.as_matmul else
-           kernels.conv_kx1_transposed(x, kernel, self.strides, self.padding))
+      if self.as_matmul:
+        x = kernels.conv_1x1_matmul(x, kernel)
+      elif self.im2col:
+        x = kernels.conv_im2col(x, kernel, self.strides, self.padding)
+      else:
+        x = kernels.conv_kx1_transposed(x, kernel, self.strides, self.padding)
       if bias is not None:
         x = x + bias
     else:

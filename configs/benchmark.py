@@ -6,9 +6,8 @@ r"""Benchmarks: naive vs reduced blocks and networks, timed on this device.
 
 Variants: `smoke` (block 3a and the small modules, batch 8), `default` (every GoogLeNet block,
 the Inception-v3 blocks, the small modules, three networks; batches 1, 8, 32; float32),
-`paths` (each way of computing the ops, `bottleneck.kernels`: 1x1 convs as XLA convs or
-matmuls x 7x1 convs as XLA's or transposed x max pools with XLA's or the argmax gradient;
-blocks 3a, 4e, v3 B), `precision`
+`paths` (each way of computing the ops, `bottleneck.kernels`: XLA's ops, each path alone, and
+all of them; blocks 3a, v3 B and v3 reduction A at batch 32), `precision`
 (float32 against bfloat16), `peer` (every case against its PyTorch twin in eager mode, timed in
 the same run; needs `pip install -e '.[torch]'`), `peer_compile` (four blocks against PyTorch
 eager and `torch.compile`).
@@ -33,9 +32,9 @@ def get_config(arg: str = "default"):
   c.cases = tuple(GOOGLENET_BLOCKS + V3_BLOCKS + SMALL + NETWORKS)
   c.batches = (1, 8, 32)
   c.dtypes = ("float32",)
-  c.conv_1x1 = ("auto",)  # "xla", "matmul" or "auto" (bottleneck.kernels)
-  c.conv_kx1 = ("auto",)  # "xla", "transposed" or "auto"
-  c.max_pool = ("auto",)  # "xla", "argmax" or "auto"
+  # Path sets to time (bottleneck.kernels.parse_paths): "auto", "xla" (every op XLA's own),
+  # or a base with overrides, e.g. "xla,max_pool=argmax".
+  c.paths = ("auto",)
   c.warmup = 1
   c.repeats = 3
   c.torch_peer = False  # time the PyTorch twin of every case (pip install -e '.[torch]')
@@ -53,11 +52,11 @@ def get_config(arg: str = "default"):
     c.batches = (8,)
     c.repeats = 5
   elif arg == "paths":
-    c.cases = ("inception_3a", "inception_4e", "v3_block_b")
+    c.cases = ("inception_3a", "v3_block_b", "v3_reduction_a")
     c.batches = (32,)
-    c.conv_1x1 = ("xla", "matmul")
-    c.conv_kx1 = ("xla", "transposed")
-    c.max_pool = ("xla", "argmax")
+    # XLA's ops, each path alone, every path ("auto" on the CPU).
+    c.paths = ("xla", "xla,conv_1x1=matmul", "xla,conv_kx1=transposed",
+               "xla,conv_strided=im2col", "xla,max_pool=argmax", "auto")
     c.repeats = 5
   elif arg == "precision":
     c.cases = ("inception_3a", "inception_4e", "v3_block_b")

@@ -13,14 +13,13 @@ import pandas as pd
 from absl import flags
 from ml_collections import config_flags
 
-from bottleneck import benchmark, cli, tables, workdir as wd
+from bottleneck import benchmark, cli, kernels, tables, workdir as wd
 
 config_flags.DEFINE_config_file("config", None, "Benchmark config file.", lock_config=True)
 _FORMAT = flags.DEFINE_enum("format", "table", ("table", "json", "markdown"), "Output format.")
 _OUT = flags.DEFINE_string("out", None, "Directory for benchmark.json, .md and the plot.")
 
-COLUMNS = ["name", "reduce", "batch", "dtype", "conv_1x1", "conv_kx1", "max_pool", "macs",
-            "compile_s", "fwd_ms",
+COLUMNS = ["name", "reduce", "batch", "dtype", *kernels.CHOICES, "macs", "compile_s", "fwd_ms",
            "fwd_bwd_ms", "fwd_bwd_ms_min", "fwd_bwd_ms_max", "images_per_s",
            "gflops_per_s", "peak_fraction", "memory_mb", "xla_over_analytic"]
 
@@ -47,9 +46,7 @@ def main(argv):
   del argv
   c = flags.FLAGS.config
   rows = benchmark.run(list(c.cases), batches=list(c.batches), dtypes=list(c.dtypes),
-                       conv_1x1s=list(c.conv_1x1), conv_kx1s=list(c.get("conv_kx1", ["auto"])),
-                       max_pools=list(c.get("max_pool", ["auto"])),
-                       warmup=c.warmup, repeats=c.repeats,
+                       paths=list(c.get("paths", ["auto"])), warmup=c.warmup, repeats=c.repeats,
                        torch_peer=c.get("torch_peer", False),
                        torch_compile=c.get("torch_compile", False))
   ratios = benchmark.central_ratios(rows)

@@ -35,7 +35,7 @@ def test_1x1_as_matmul_equals_xla_conv(cin, cout, bias, batch_norm):
 
 
 def test_rows_are_complete_and_ratios_consistent():
-  rows = benchmark.run(["small_inception"], batches=[2], conv_1x1s=["xla"], warmup=1,
+  rows = benchmark.run(["small_inception"], batches=[2], paths=["xla"], warmup=1,
                        repeats=2, progress=False)
   assert len(rows) == 2 and {r["reduce"] for r in rows} == {True, False}
   for r in rows:
@@ -69,7 +69,8 @@ def test_cli_json_and_files(tmp_path):
   assert proc.returncode == 0, proc.stderr[-2000:]
   out = json.loads(proc.stdout)
   assert len(out["rows"]) == 4 and len(out["ratios"]) == 2
-  assert {r["conv_1x1"] for r in out["rows"]} == {"xla", "matmul"}
+  assert {r["conv_1x1"] for r in out["rows"]} == {"xla", "matmul"}  # "auto" resolved
+  assert {r["max_pool"] for r in out["rows"]} == {"xla", "argmax"}
   for name in ("benchmark.json", "benchmark.md", "time_vs_macs.png"):
     assert os.path.getsize(tmp_path / name) > 0
 

@@ -37,8 +37,7 @@ def test_benchmark_config_variants():
     c = bench_config.get_config(variant)
     for name in c.cases:
       benchmark.case(name)  # raises on an unknown case
-    for kind in kernels.CHOICES:
-      for choice in c[kind]:
-        kernels.resolve(kind, choice)  # raises on an unknown path
+    for spec in c.paths:
+      kernels.parse_paths(spec)  # raises on an unknown path
   with pytest.raises(ValueError, match="unknown variant"):
     bench_config.get_config("other")

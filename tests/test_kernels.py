@@ -61,7 +61,7 @@ def test_argmax_max_pool_bfloat16():
 def test_transposed_kx1_conv_equals_xla(kernel, strides, padding):
   x = jnp.asarray(np.random.default_rng(3).normal(size=(2, 11, 9, 6)), jnp.float32)
   units = [ConvUnit(6, 5, kernel, strides=strides, padding=padding, conv_kx1=path,
-                    rngs=nnx.Rngs(0)) for path in ("xla", "transposed")]
+                    conv_strided="xla", rngs=nnx.Rngs(0)) for path in ("xla", "transposed")]
   assert not units[0].transposed and units[1].transposed
   outs = [nnx.value_and_grad(lambda m, x: jnp.sum(jnp.sin(m(x))), argnums=(0, 1))(u, x)
           for u in units]
@@ -71,11 +71,40 @@ def test_transposed_kx1_conv_equals_xla(kernel, strides, padding):
   assert not ConvUnit(6, 5, (1, 7), conv_kx1="transposed", rngs=nnx.Rngs(0)).transposed
 
 
+@pytest.mark.parametrize("kernel,strides,padding", [
+    (3, 2, "VALID"), (3, 2, "SAME"), (7, 2, "SAME"), ((1, 3), (1, 2), "SAME"), (1, 2, "VALID")])
+def test_im2col_strided_conv_equals_xla(kernel, strides, padding):
+  x = jnp.asarray(np.random.default_rng(4).normal(size=(2, 12, 11, 5)), jnp.float32)
+  units = [ConvUnit(5, 4, kernel, strides=strides, padding=padding, conv_strided=path,
+                    batch_norm=True, rngs=nnx.Rngs(0)) for path in ("xla", "im2col")]
+  assert not units[0].im2col and units[1].im2col
+  outs = [nnx.value_and_grad(lambda m, x: jnp.sum(jnp.sin(m(x))), argnums=(0, 1))(u, x)
+          for u in units]
+  for a, b in zip(jax.tree.leaves(outs[1]), jax.tree.leaves(outs[0]), strict=True):
+    np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
+  assert not ConvUnit(5, 4, 3, conv_strided="im2col", rngs=nnx.Rngs(0)).im2col  # stride 1
+
+
+def test_parse_paths():
+  assert kernels.parse_paths("auto") == dict.fromkeys(kernels.CHOICES, "auto")
+  assert kernels.parse_paths("xla, max_pool=argmax") == {
+      "conv_1x1": "xla", "conv_kx1": "xla", "conv_strided": "xla", "max_pool": "argmax"}
+  with pytest.raises(ConfigError, match=r"unknown path kind 'maxpool'.*Did you mean 'max_pool'"):
+    kernels.parse_paths("xla,maxpool=argmax")
+  with pytest.raises(ConfigError, match=r"unknown conv_1x1 'mm'"):
+    kernels.parse_paths("auto,conv_1x1=mm")
+  with pytest.raises(ConfigError, match=r"'max_pool' is not kind=choice"):
+    kernels.parse_paths("xla,max_pool")
+  with pytest.raises(ConfigError, match=r"unknown path base 'fast'"):
+    kernels.parse_paths("fast")
+
+
 def test_resolve():
   assert jax.default_backend() == "cpu"  # conftest pins the tests to the CPU
   assert kernels.resolve("conv_1x1", "auto") == "matmul"
   assert kernels.resolve("max_pool", "auto") == "argmax"
   assert kernels.resolve("conv_kx1", "auto") == "transposed"
+  assert kernels.resolve("conv_strided", "auto") == "im2col"
   assert kernels.resolve("max_pool", "xla") == "xla"
   assert MaxPool(3, 1).impl == "argmax" and MaxPool(3, 1, impl="xla").impl == "xla"
   with pytest.raises(ConfigError, match=r"unknown max_pool 'argmin'.*valid: auto, xla, argmax"

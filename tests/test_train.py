@@ -67,7 +67,8 @@ def test_train_writes_every_output_and_learns(tmp_path, digits_dir):
   assert result["train_steps"] == 24 and 0 <= result["eval_accuracy"] <= 1
   assert wd.read_json(str(tmp_path / wd.CONFIG))["optimizer"]["learning_rate"] == 0.05
   # "auto" paths are recorded as taken on this backend (the CPU).
-  assert result["paths"] == {"conv_1x1": "matmul", "conv_kx1": "transposed", "max_pool": "argmax"}
+  assert result["paths"] == {"conv_1x1": "matmul", "conv_kx1": "transposed",
+                            "conv_strided": "im2col", "max_pool": "argmax"}
 
 
 def test_paths_reach_the_model(digits_dir):

@@ -8,7 +8,7 @@ def get_config():
   c.cases = ["small_inception"]
   c.batches = (2,)
   c.dtypes = ("float32",)
-  c.conv_1x1 = ("xla", "matmul")
+  c.paths = ("xla", "auto")
   c.warmup = 1
   c.repeats = 2
   return c
