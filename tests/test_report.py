@@ -39,3 +39,7 @@ def test_finding_is_computed_from_the_numbers():
   summary.loc[0, "eval_accuracy std"] = 0.001
   text = report.finding(summary, ratio)
   assert "beyond the seed-to-seed spread" in text and "did turn into" in text
+  summary["train_time_s std"] = [0.4, 0.7]  # 11.5 vs 11.7 s: inside the spread
+  summary.loc[0, "train_time_s mean"], summary.loc[1, "train_time_s mean"] = 11.5, 11.7
+  text = report.finding(summary, ratio)
+  assert "within the seed-to-seed spread (0.7 s): no measurable saving in time" in text
