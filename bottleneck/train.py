@@ -245,7 +245,8 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int):
       config.model, reduce=config.reduce, num_classes=num_classes,
       image_size=config.image_size, dtype=dtype,
       rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1),
-      **config.get("paths", {}), **config.get("model_kwargs", {}))
+      # model_kwargs may name a path too; it then wins over config.paths
+      **{**config.get("paths", {}), **config.get("model_kwargs", {})})
 
 
 def load_trained_model(workdir: str):

@@ -78,6 +78,11 @@ def test_paths_reach_the_model(digits_dir):
   pools = [m for _, m in model.iter_modules() if isinstance(m, layers.MaxPool)]
   assert units and pools
   assert {u.conv_1x1 for u in units} == {"xla"} and {p.impl for p in pools} == {"xla"}
+  both = tiny_config(digits_dir, **{"paths.conv_1x1": "xla"})
+  both.model_kwargs.conv_1x1 = "matmul"
+  model = train.build_model(both, num_classes=10)
+  assert {m.conv_1x1 for _, m in model.iter_modules() if isinstance(m, layers.ConvUnit)} == {
+      "matmul"}
   with pytest.raises(ConfigError, match="unknown max_pool 'fast'"):
     train.build_model(tiny_config(digits_dir, **{"paths.max_pool": "fast"}), num_classes=10)
 
