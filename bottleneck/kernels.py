@@ -79,7 +79,7 @@ def conv_kx1_transposed(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
   return y.transpose(0, 2, 1, 3)
 
 
-def _window_geometry(size: int, window: int, stride: int, padding: str):
+def window_geometry(size: int, window: int, stride: int, padding: str):
   """(pad before, pad after, output size) of one spatial axis, as XLA's SAME / VALID give it."""
   if padding == "VALID":
     return 0, 0, (size - window) // stride + 1
@@ -90,7 +90,7 @@ def _window_geometry(size: int, window: int, stride: int, padding: str):
 
 def _window_views(x, window, strides, padding, fill):
   """The window's taps as strided views of the `fill`-padded input, row-major."""
-  geom = [_window_geometry(x.shape[1 + a], window[a], strides[a], padding) for a in (0, 1)]
+  geom = [window_geometry(x.shape[1 + a], window[a], strides[a], padding) for a in (0, 1)]
   xp = lax.pad(x, jnp.array(fill, x.dtype),
                [(0, 0, 0), (geom[0][0], geom[0][1], 0), (geom[1][0], geom[1][1], 0), (0, 0, 0)])
   (_, _, oh), (_, _, ow) = geom
@@ -144,7 +144,7 @@ def _max_pool_fwd(x, window, strides, padding):
 
 def _max_pool_bwd(window, strides, padding, residuals, g):
   index, shape = residuals
-  geom = [_window_geometry(shape[1 + a], window[a], strides[a], padding) for a in (0, 1)]
+  geom = [window_geometry(shape[1 + a], window[a], strides[a], padding) for a in (0, 1)]
   padded = [geom[a][0] + shape[1 + a] + geom[a][1] for a in (0, 1)]
   # Dilate the output grid by the stride, then pad by window - 1 before and up to the padded
   # input's size after: position r of the padded input reads tap t of the window at r - t.

@@ -17,7 +17,7 @@ import time
 import numpy as np
 from flax import nnx
 
-from bottleneck import blocks, layers, models
+from bottleneck import blocks, kernels, layers, models
 from bottleneck.validation import ConfigError
 
 try:
@@ -26,14 +26,6 @@ try:
   from torch import nn
 except ImportError:
   raise ConfigError("the PyTorch peer needs PyTorch: pip install -e '.[torch]'") from None
-
-
-def _pads(size: int, kernel: int, stride: int, padding: str) -> tuple[int, int]:
-  """(before, after) padding of one axis, as XLA's SAME / VALID give it."""
-  if padding == "VALID":
-    return 0, 0
-  total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
-  return total // 2, total - total // 2
 
 
 class _Padded(nn.Module):
@@ -46,8 +38,9 @@ class _Padded(nn.Module):
                                                                   fill)
 
   def forward(self, x):
-    (t, b), (l, r) = (_pads(x.shape[2 + a], self.kernel[a], self.stride[a], self.padding)
-                      for a in (0, 1))
+    (t, b, _), (l, r, _) = (kernels.window_geometry(x.shape[2 + a], self.kernel[a],
+                                                    self.stride[a], self.padding)
+                            for a in (0, 1))
     return self.op(F.pad(x, (l, r, t, b), value=self.fill) if (t, b, l, r) != (0,) * 4 else x)
 
 
