@@ -126,7 +126,8 @@ def run_case(c: Case, *, reduce: bool, batch: int, dtype: str = "float32",
              **paths: str) -> dict:
   """Times one case: compile, forward, forward+backward (w.r.t. parameters and input).
 
-  `paths`: conv_1x1=..., max_pool=... (`bottleneck.kernels.CHOICES`; "auto" where not given).
+  `paths`: conv_1x1=..., conv_library=... (`bottleneck.kernels.CHOICES`; "auto" where not
+  given).
   The row names the paths actually taken, "auto" resolved.
   """
   jdtype = DTYPES[validation.choice(dtype, "dtype", DTYPES, "benchmark")]
@@ -134,7 +135,8 @@ def run_case(c: Case, *, reduce: bool, batch: int, dtype: str = "float32",
     validation.choice(kind, "path", kernels.CHOICES, "benchmark")
   paths = {kind: kernels.resolve(kind, paths.get(kind, "auto"), "benchmark")
            for kind in kernels.CHOICES}
-  module = registry.fill_random(c.build(reduce, dtype=jdtype, **paths))
+  module = registry.fill_random(c.build(reduce, dtype=jdtype, **kernels.module_paths(paths)))
+  options = kernels.compiler_options(paths["conv_library"], "benchmark")
   shape = (batch, c.image_size, c.image_size, c.channels)
   x = jnp.asarray(np.random.default_rng(1).normal(size=shape), jdtype)
   macs = complexity.module_macs(module, shape)
@@ -158,7 +160,7 @@ def run_case(c: Case, *, reduce: bool, batch: int, dtype: str = "float32",
          "params": complexity.count_params(module)}
   for key, fn in (("fwd", forward), ("fwd_bwd", forward_backward)):
     t = time.perf_counter()
-    compiled = jax.jit(fn).lower(params, rest, x).compile()
+    compiled = jax.jit(fn, compiler_options=options).lower(params, rest, x).compile()
     row[f"{key}_compile_s"] = time.perf_counter() - t
     times = _timed(compiled, (params, rest, x), warmup, repeats)
     row[f"{key}_ms"] = 1e3 * statistics.median(times)
@@ -187,7 +189,7 @@ def add_torch_peer(row: dict, c: Case, *, compile_: bool, warmup: int, repeats: 
   """
   from bottleneck import torch_peer  # pylint: disable=g-import-not-at-top
   module = registry.fill_random(c.build(row["reduce"], dtype=jnp.float32,
-                                        **{k: row[k] for k in kernels.CHOICES}))
+                                        **{k: row[k] for k in kernels.MODULE_KINDS}))
   peer = torch_peer.from_nnx(module)
   if torch_peer.count_params(peer) != row["params"]:
     raise RuntimeError(f"{row['name']}: the PyTorch peer has {torch_peer.count_params(peer)} "

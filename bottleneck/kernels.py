@@ -16,6 +16,13 @@ one's effect:
 - `max_pool`: XLA's `reduce_window` max, whose gradient is XLA's `select_and_scatter` ("xla"),
   or the same forward with a gradient routed through the index of each window's first maximum
   ("argmax"), as PyTorch's max pool keeps its indices. Ties go to the first maximum in both.
+- `conv_library`: which code computes XLA's convolutions on the CPU. "xla" leaves XLA's default:
+  in jax 0.10 the CPU backend hands every convolution to YNNPACK. "eigen" keeps them in XLA's
+  own CPU convolution (Eigen's), matmuls still in YNNPACK. This one is not an attribute of the
+  modules but an XLA compiler option of the jit that computes them: `compiler_options(...)`
+  gives it (the training loop and the benchmark pass it to `jax.jit`; pass it to your own
+  `jax.jit(..., compiler_options=...)` for the same code). It changes which library runs the
+  convolution, never the math: the tests check both give XLA's numbers.
 
 "auto" (the default) picks the path measured fastest on the backend the model is built for
 (docs/benchmarks.md has the figures); a backend that was not measured gets XLA's op.
@@ -34,20 +41,75 @@ from jax import lax
 from bottleneck import validation
 
 CHOICES = {"conv_1x1": ("auto", "xla", "matmul"), "conv_kx1": ("auto", "xla", "transposed"),
-           "conv_strided": ("auto", "xla", "im2col"), "max_pool": ("auto", "xla", "argmax")}
+           "conv_strided": ("auto", "xla", "im2col"), "max_pool": ("auto", "xla", "argmax"),
+           "conv_library": ("auto", "xla", "eigen")}
+# The kinds that modules take (ConvStyle fields, model arguments); the others are compiler
+# options of the jit (`compiler_options`).
+MODULE_KINDS = ("conv_1x1", "conv_kx1", "conv_strided", "max_pool")
 # Measured on the 2-core CPU (docs/benchmarks.md, forward+backward at batch 32): a 1x1 conv as
 # a matmul ran 2x to 4x faster than XLA's conv, a 7x1 conv transposed 1.4x to 2.4x, a stride-2
 # conv as im2col 1.2x to 2.1x, the argmax max pool 3.5x to 5x.
-AUTO = {"cpu": {"conv_1x1": "matmul", "conv_kx1": "transposed", "conv_strided": "im2col",
-                "max_pool": "argmax"}}
+AUTO = {"cpu": {"conv_1x1": "matmul", "conv_kx1": "transposed", "conv_strided": "xla",
+                "max_pool": "argmax", "conv_library": "eigen"}}
+
+# XLA's CPU compiler option listing the ops it hands to YNNPACK; "eigen" leaves it the matmuls.
+_YNN_OPTION = "xla_cpu_experimental_ynn_fusion_type"
+_LIBRARY_OPTIONS = {"eigen": {_YNN_OPTION: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}}
 
 
 def resolve(kind: str, choice: str, where: str = "kernels") -> str:
   """`choice` for op `kind` (a key of CHOICES), with "auto" made concrete."""
   validation.choice(choice, kind, CHOICES[kind], where)
+  if kind == "conv_library":
+    return _resolve_library(choice, where)
   if choice != "auto":
     return choice
   return AUTO.get(jax.default_backend(), {}).get(kind, "xla")
+
+
+def _resolve_library(choice: str, where: str) -> str:
+  backend = jax.default_backend()
+  concrete = AUTO.get(backend, {}).get("conv_library", "xla") if choice == "auto" else choice
+  if concrete == "xla":
+    return concrete
+  if backend != "cpu":
+    raise validation.ConfigError(
+        f"{where}: conv_library={choice!r} chooses between libraries of XLA's CPU backend, "
+        f"and this backend is {backend!r}; valid here: 'auto', 'xla'.")
+  if not _library_option_works(concrete):
+    if choice == "auto":  # this jax's XLA has no such option: its default it is
+      return "xla"
+    raise validation.ConfigError(
+        f"{where}: conv_library={choice!r} needs XLA's CPU option {_YNN_OPTION!r}, which "
+        f"jax {jax.__version__} does not accept; valid here: 'auto', 'xla'.")
+  return concrete
+
+
+@functools.cache
+def _library_option_works(choice: str) -> bool:
+  """Whether this jax compiles a convolution with the compiler options of `choice`."""
+  conv = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME")
+  x = jax.ShapeDtypeStruct((1, 1, 3, 3), jnp.float32)
+  try:
+    jax.jit(conv, compiler_options=_LIBRARY_OPTIONS[choice]).lower(x, x).compile()
+  except Exception:  # pylint: disable=broad-except  # any refusal means: not on this jax
+    return False
+  return True
+
+
+def compiler_options(conv_library: str = "auto", where: str = "kernels") -> dict | None:
+  """The `compiler_options` of a `jax.jit` computing our models with `conv_library`.
+
+  None for XLA's default ("xla", or "auto" where nothing faster was measured); give it to
+  `jax.jit(fn, compiler_options=...)`. A convolution's numbers are the same either way.
+  """
+  concrete = resolve("conv_library", conv_library, where)
+  return None if concrete == "xla" else dict(_LIBRARY_OPTIONS[concrete])
+
+
+def module_paths(paths: dict) -> dict:
+  """The part of a path set that modules take (ConvStyle fields, model arguments)."""
+  return {k: v for k, v in paths.items() if k in MODULE_KINDS}
 
 
 def parse_paths(spec: str) -> dict[str, str]:

@@ -246,7 +246,7 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int):
       image_size=config.image_size, dtype=dtype,
       rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1),
       # model_kwargs may name a path too; it then wins over config.paths
-      **{**config.get("paths", {}), **config.get("model_kwargs", {})})
+      **{**kernels.module_paths(config.get("paths", {})), **config.get("model_kwargs", {})})
 
 
 def load_trained_model(workdir: str):
@@ -307,6 +307,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   # Model.
   model = build_model(config, train_split.num_classes)  # validates config.dtype too
   dtype = DTYPES[config.dtype]
+  # Compiler options of the jits: which library computes the convolutions (bottleneck.kernels).
+  options = kernels.compiler_options(config.get("paths", {}).get("conv_library", "auto"),
+                                     "config")
   cost = complexity.analyze_model(model)
   logging.info("model %s (reduce=%s): %s params, %.4g GMACs, %s XLA GFLOPs per image",
                config.model, config.reduce, f"{cost['total']['params']:,}",
@@ -379,11 +382,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   t = time.time()
   first = to_device(train_batches.train_batch(start_step))
-  train_step_c = jax.jit(train_step, donate_argnums=0,
-                         out_shardings=(replicated, replicated)).lower(state, first).compile()
+  train_step_c = jax.jit(train_step, donate_argnums=0, out_shardings=(replicated, replicated),
+                         compiler_options=options).lower(state, first).compile()
   compile_time = time.time() - t
   logging.info("train step compiled in %.1f s", compile_time)
-  eval_step_j = jax.jit(eval_step)
+  eval_step_j = jax.jit(eval_step, compiler_options=options)
 
   def evaluate(model_state):
     sums = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}

@@ -6,8 +6,9 @@ r"""Benchmarks: naive vs reduced blocks and networks, timed on this device.
 
 Variants: `smoke` (block 3a and the small modules, batch 8), `default` (every GoogLeNet block,
 the Inception-v3 blocks, the small modules, three networks; batches 1, 8, 32; float32),
-`paths` (each way of computing the ops, `bottleneck.kernels`: XLA's ops, each path alone, and
-all of them; blocks 3a, v3 B and v3 reduction A at batch 32), `precision`
+`paths` (each way of computing the ops, `bottleneck.kernels`: XLA's defaults, XLA's own CPU
+convolution in place of YNNPACK, each path alone on top of that, and all of them; blocks 3a,
+v3 B and v3 reduction A at batch 32), `precision`
 (float32 against bfloat16), `peer` (every case against its PyTorch twin in eager mode, timed in
 the same run; needs `pip install -e '.[torch]'`), `peer_compile` (four blocks against PyTorch
 eager and `torch.compile`).
@@ -54,9 +55,11 @@ def get_config(arg: str = "default"):
   elif arg == "paths":
     c.cases = ("inception_3a", "v3_block_b", "v3_reduction_a")
     c.batches = (32,)
-    # XLA's ops, each path alone, every path ("auto" on the CPU).
-    c.paths = ("xla", "xla,conv_1x1=matmul", "xla,conv_kx1=transposed",
-               "xla,conv_strided=im2col", "xla,max_pool=argmax", "auto")
+    # XLA's defaults; its own CPU convolution instead of YNNPACK's; each path alone on top of
+    # that; every path ("auto" on the CPU).
+    eigen = "xla,conv_library=eigen"
+    c.paths = ("xla", eigen, f"{eigen},conv_1x1=matmul", f"{eigen},conv_kx1=transposed",
+               f"{eigen},conv_strided=im2col", f"{eigen},max_pool=argmax", "auto")
     c.repeats = 5
   elif arg == "precision":
     c.cases = ("inception_3a", "inception_4e", "v3_block_b")

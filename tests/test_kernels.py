@@ -88,7 +88,8 @@ def test_im2col_strided_conv_equals_xla(kernel, strides, padding):
 def test_parse_paths():
   assert kernels.parse_paths("auto") == dict.fromkeys(kernels.CHOICES, "auto")
   assert kernels.parse_paths("xla, max_pool=argmax") == {
-      "conv_1x1": "xla", "conv_kx1": "xla", "conv_strided": "xla", "max_pool": "argmax"}
+      "conv_1x1": "xla", "conv_kx1": "xla", "conv_strided": "xla", "max_pool": "argmax",
+      "conv_library": "xla"}
   with pytest.raises(ConfigError, match=r"unknown path kind 'maxpool'.*Did you mean 'max_pool'"):
     kernels.parse_paths("xla,maxpool=argmax")
   with pytest.raises(ConfigError, match=r"unknown conv_1x1 'mm'"):
@@ -104,7 +105,8 @@ def test_resolve():
   assert kernels.resolve("conv_1x1", "auto") == "matmul"
   assert kernels.resolve("max_pool", "auto") == "argmax"
   assert kernels.resolve("conv_kx1", "auto") == "transposed"
-  assert kernels.resolve("conv_strided", "auto") == "im2col"
+  assert kernels.resolve("conv_strided", "auto") == "xla"
+  assert kernels.resolve("conv_library", "auto") == "eigen"
   assert kernels.resolve("max_pool", "xla") == "xla"
   assert MaxPool(3, 1).impl == "argmax" and MaxPool(3, 1, impl="xla").impl == "xla"
   with pytest.raises(ConfigError, match=r"unknown max_pool 'argmin'.*valid: auto, xla, argmax"
@@ -119,9 +121,9 @@ def test_every_path_computes_the_same_block(block):
   """Narrow (3a) and Inception-v3 B blocks under every combination of paths."""
   x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 9, 9, 48)), jnp.float32)
   outs = {}
-  for paths in itertools.product(*(kernels.CHOICES[k][1:] for k in kernels.CHOICES)):
-    style = blocks.ConvStyle(batch_norm=block != "googlenet_3a",
-                             **dict(zip(kernels.CHOICES, paths)))
+  kinds = kernels.MODULE_KINDS
+  for paths in itertools.product(*(kernels.CHOICES[k][1:] for k in kinds)):
+    style = blocks.ConvStyle(batch_norm=block != "googlenet_3a", **dict(zip(kinds, paths)))
     if block == "googlenet_3a":
       module = blocks.GoogLeNetInception(48, 16, 24, 32, 4, 8, 8, style=style, rngs=nnx.Rngs(0))
     else:
@@ -129,8 +131,63 @@ def test_every_path_computes_the_same_block(block):
     loss = lambda m, x: jnp.sum(jnp.sin(m(x)))
     value, grads = nnx.value_and_grad(loss, argnums=(0, 1))(module, x)
     outs[paths] = (value, jax.tree.leaves(grads))
-  ref = outs[("xla",) * len(kernels.CHOICES)]
+  ref = outs[("xla",) * len(kinds)]
   for key, (value, grads) in outs.items():
     assert float(value) == pytest.approx(float(ref[0]), rel=1e-5), key
     for g, g_ref in zip(grads, ref[1], strict=True):
       np.testing.assert_allclose(g, g_ref, atol=1e-4, rtol=1e-4, err_msg=str(key))
+
+
+@pytest.mark.parametrize("kernel,strides,padding,features", [
+    (3, 1, "VALID", (6, 5)), (3, 1, "SAME", (6, 5)), (3, 2, "VALID", (6, 5)),
+    (5, 1, "SAME", (4, 8)), ((7, 1), 1, "SAME", (6, 5)), ((1, 7), 1, "SAME", (6, 5)),
+    (1, 1, "SAME", (6, 5))])
+def test_conv_library_gives_xla_numbers(kernel, strides, padding, features):
+  """The same conv, values and both gradients, compiled for YNNPACK (XLA's CPU default) and
+  for XLA's own convolution; and the option really moves the convolution out of YNNPACK."""
+  x = jnp.asarray(np.random.default_rng(5).normal(size=(2, 12, 11, features[0])), jnp.float32)
+  w = jnp.asarray(np.random.default_rng(6).normal(size=(*np.broadcast_to(kernel, 2), *features)),
+                  jnp.float32)
+  strides = tuple(np.broadcast_to(strides, 2).tolist())
+
+  def loss(x, w):
+    y = jax.lax.conv_general_dilated(x, w, strides, padding,
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return jnp.sum(jnp.sin(y))
+  step = lambda options: jax.jit(jax.value_and_grad(loss, argnums=(0, 1)),
+                                 compiler_options=options)
+  default, eigen = step(kernels.compiler_options("xla")), step(kernels.compiler_options("eigen"))
+  for a, b in zip(jax.tree.leaves(eigen(x, w)), jax.tree.leaves(default(x, w)), strict=True):
+    np.testing.assert_allclose(a, b, atol=2e-5, rtol=2e-5)
+  hlo = lambda f: f.lower(x, w).compile().as_text()
+  if "ynn_fusion" in hlo(default):  # this jax hands convolutions to YNNPACK by default
+    assert "ynn_fusion" not in hlo(eigen)
+
+
+def test_compiler_options():
+  assert kernels.compiler_options("xla") is None
+  assert kernels.compiler_options("auto") == kernels.compiler_options("eigen") == {
+      "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+  with pytest.raises(ConfigError, match=r"unknown conv_library 'egien'.*Did you mean 'eigen'"):
+    kernels.compiler_options("egien", "config")
+  # A module takes the op paths, not the library (a compiler option of the jit).
+  assert kernels.module_paths(kernels.parse_paths("auto")) == dict.fromkeys(
+      kernels.MODULE_KINDS, "auto")
+  with pytest.raises(ConfigError, match="unknown argument of model 'inception_small' "
+                                        "'conv_library'"):
+    registry.create_model("inception_small", reduce=True, conv_library="eigen")
+
+
+def test_conv_library_elsewhere(monkeypatch):
+  """Another backend gets XLA's default, and a CPU choice named there is refused; a jax whose
+  XLA lacks the option falls back to its default under "auto" and refuses "eigen"."""
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  assert kernels.resolve("conv_library", "auto") == "xla"
+  assert kernels.compiler_options("auto") is None
+  with pytest.raises(ConfigError, match=r"conv_library='eigen'.*backend is 'gpu'.*'auto', 'xla'"):
+    kernels.compiler_options("eigen")
+  monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+  monkeypatch.setattr(kernels, "_library_option_works", lambda choice: False)
+  assert kernels.resolve("conv_library", "auto") == "xla"
+  with pytest.raises(ConfigError, match=r"needs XLA's CPU option .* does not accept"):
+    kernels.resolve("conv_library", "eigen", "config")

@@ -68,11 +68,13 @@ def test_train_writes_every_output_and_learns(tmp_path, digits_dir):
   assert wd.read_json(str(tmp_path / wd.CONFIG))["optimizer"]["learning_rate"] == 0.05
   # "auto" paths are recorded as taken on this backend (the CPU).
   assert result["paths"] == {"conv_1x1": "matmul", "conv_kx1": "transposed",
-                            "conv_strided": "im2col", "max_pool": "argmax"}
+                            "conv_strided": "xla", "max_pool": "argmax",
+                            "conv_library": "eigen"}
 
 
-def test_paths_reach_the_model(digits_dir):
-  config = tiny_config(digits_dir, **{"paths.conv_1x1": "xla", "paths.max_pool": "xla"})
+def test_paths_reach_the_model(tmp_path, digits_dir):
+  config = tiny_config(digits_dir, **{"paths.conv_1x1": "xla", "paths.max_pool": "xla",
+                                      "paths.conv_library": "xla"})
   model = train.build_model(config, num_classes=10)
   units = [m for _, m in model.iter_modules() if isinstance(m, layers.ConvUnit)]
   pools = [m for _, m in model.iter_modules() if isinstance(m, layers.MaxPool)]
@@ -85,6 +87,11 @@ def test_paths_reach_the_model(digits_dir):
       "matmul"}
   with pytest.raises(ConfigError, match="unknown max_pool 'fast'"):
     train.build_model(tiny_config(digits_dir, **{"paths.max_pool": "fast"}), num_classes=10)
+  # The library is a compiler option of the train step: checked before anything is written.
+  with pytest.raises(ConfigError, match="config: unknown conv_library 'ynnpack'"):
+    train.train_and_evaluate(tiny_config(digits_dir, **{"paths.conv_library": "ynnpack"}),
+                             str(tmp_path))
+  assert not os.listdir(tmp_path)
 
 
 def test_finished_workdir_is_not_trained_again(tmp_path, digits_dir):
