@@ -7,22 +7,23 @@ one's effect:
 - `conv_1x1`: a stride-1 1x1 conv as `lax.conv_general_dilated` ("xla"), or as a matmul over
   the channel axis ("matmul"): a 1x1 conv *is* a Dense layer applied at every pixel.
 - `conv_kx1`: a (k, 1) conv (Inception-v3's 7x1 and 3x1) as XLA's conv ("xla"), or as the
-  (1, k) conv of the map with height and width swapped ("transposed"); XLA's CPU conv computes
-  the weight gradient of a kernel along the height far slower than along the width.
+  (1, k) conv of the map with height and width swapped ("transposed"); YNNPACK computes the
+  weight gradient of a kernel along the height far slower than along the width.
 - `conv_strided`: a conv with a stride above 1 as XLA's conv ("xla"), or as one matmul of its
   patches ("im2col": the kernel's taps as strided views of the padded input, concatenated on
   the channel axis), differentiated by JAX, so that the weight and input gradients are
-  matmuls too.
+  matmuls too. It paid against YNNPACK's strided convs, not against XLA's own.
 - `max_pool`: XLA's `reduce_window` max, whose gradient is XLA's `select_and_scatter` ("xla"),
   or the same forward with a gradient routed through the index of each window's first maximum
   ("argmax"), as PyTorch's max pool keeps its indices. Ties go to the first maximum in both.
 - `conv_library`: which code computes XLA's convolutions on the CPU. "xla" leaves XLA's default:
-  in jax 0.10 the CPU backend hands every convolution to YNNPACK. "eigen" keeps them in XLA's
-  own CPU convolution (Eigen's), matmuls still in YNNPACK. This one is not an attribute of the
-  modules but an XLA compiler option of the jit that computes them: `compiler_options(...)`
-  gives it (the training loop and the benchmark pass it to `jax.jit`; pass it to your own
-  `jax.jit(..., compiler_options=...)` for the same code). It changes which library runs the
-  convolution, never the math: the tests check both give XLA's numbers.
+  in jax 0.10 the CPU backend hands convolutions, matmuls and reductions to YNNPACK. "eigen"
+  keeps the convolutions in XLA's own CPU convolution (Eigen's); matmuls and reductions stay in
+  YNNPACK. This one is not an attribute of the modules but an XLA compiler option of the jit
+  that computes them: `compiler_options(...)` gives it (the training loop and the benchmark
+  pass it to `jax.jit`; pass it to your own `jax.jit(..., compiler_options=...)` for the same
+  code). It changes which library runs the convolution, never the math: the tests check both
+  give XLA's numbers.
 
 "auto" (the default) picks the path measured fastest on the backend the model is built for
 (docs/benchmarks.md has the figures); a backend that was not measured gets XLA's op.
@@ -46,15 +47,20 @@ CHOICES = {"conv_1x1": ("auto", "xla", "matmul"), "conv_kx1": ("auto", "xla", "t
 # The kinds that modules take (ConvStyle fields, model arguments); the others are compiler
 # options of the jit (`compiler_options`).
 MODULE_KINDS = ("conv_1x1", "conv_kx1", "conv_strided", "max_pool")
-# Measured on the 2-core CPU (docs/benchmarks.md, forward+backward at batch 32): a 1x1 conv as
-# a matmul ran 2x to 4x faster than XLA's conv, a 7x1 conv transposed 1.4x to 2.4x, a stride-2
-# conv as im2col 1.2x to 2.1x, the argmax max pool 3.5x to 5x.
+# Measured on the 2-core CPU (docs/benchmarks.md, blocks at batch 32, forward+backward): XLA's
+# own convs made Inception-v3 reduction A 1.7x faster than YNNPACK's, v3 B 1.6x; on top of
+# them, the argmax max pool made (3a) 1.9x faster, the 1x1 matmul and the transposed 7x1 each
+# gained up to 5% (v3 B), and the stride-2 im2col lost 3% to 7% on reduction A, with 2.4x the
+# memory (against YNNPACK's strided convs it had gained 1.2x to 2.1x): "auto" leaves it off.
 AUTO = {"cpu": {"conv_1x1": "matmul", "conv_kx1": "transposed", "conv_strided": "xla",
                 "max_pool": "argmax", "conv_library": "eigen"}}
 
-# XLA's CPU compiler option listing the ops it hands to YNNPACK; "eigen" leaves it the matmuls.
+# XLA's CPU compiler option listing the kinds of op it hands to YNNPACK. jax 0.10's default
+# list is matmuls, convolutions and reductions; "eigen" is that list less the convolutions.
+# (tests/test_kernels.py checks it against the default of the installed jax.)
 _YNN_OPTION = "xla_cpu_experimental_ynn_fusion_type"
-_LIBRARY_OPTIONS = {"eigen": {_YNN_OPTION: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}}
+_LIBRARY_OPTIONS = {
+    "eigen": {_YNN_OPTION: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"}}
 
 
 def resolve(kind: str, choice: str, where: str = "kernels") -> str:
