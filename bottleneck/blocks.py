@@ -43,6 +43,7 @@ class ConvStyle:
   conv_kx1: str = "auto"  # "xla" or "transposed"
   conv_strided: str = "auto"  # "xla" or "im2col"
   max_pool: str = "auto"  # "xla" or "argmax": see bottleneck.kernels
+  conv_taps: str = "auto"  # "xla" or "live"
 
   def pool(self, window: int, stride: int, padding: str = "SAME") -> MaxPool:
     """A max pool computed the way this style says."""
@@ -52,7 +53,7 @@ class ConvStyle:
     return ConvUnit(in_features, out_features, kernel_size, use_bias=self.use_bias,
                     batch_norm=self.batch_norm, bn_use_scale=self.bn_use_scale,
                     conv_1x1=self.conv_1x1, conv_kx1=self.conv_kx1,
-                    conv_strided=self.conv_strided, dtype=self.dtype,
+                    conv_strided=self.conv_strided, conv_taps=self.conv_taps, dtype=self.dtype,
                     param_dtype=self.param_dtype, rngs=rngs, name=name, **kwargs)
 
 

@@ -16,6 +16,10 @@ one's effect:
 - `max_pool`: XLA's `reduce_window` max, whose gradient is XLA's `select_and_scatter` ("xla"),
   or the same forward with a gradient routed through the index of each window's first maximum
   ("argmax"), as PyTorch's max pool keeps its indices. Ties go to the first maximum in both.
+- `conv_taps`: a stride-1 SAME conv on a map smaller than its kernel as XLA's conv ("xla"), or
+  with only the kernel taps that can touch the map ("live"): the others only ever meet the
+  zero padding. A 3x3 conv on a 1x1 map is then its centre tap, a matmul; a 7x1 on a 3-high
+  map keeps 5 of its 7 rows. Inception-v3's last blocks at small inputs run on such maps.
 - `conv_library`: which code computes XLA's convolutions on the CPU. "xla" leaves XLA's default:
   in jax 0.10 the CPU backend hands convolutions, matmuls and reductions to YNNPACK. "eigen"
   keeps the convolutions in XLA's own CPU convolution (Eigen's); matmuls and reductions stay in
@@ -43,17 +47,17 @@ from bottleneck import validation
 
 CHOICES = {"conv_1x1": ("auto", "xla", "matmul"), "conv_kx1": ("auto", "xla", "transposed"),
            "conv_strided": ("auto", "xla", "im2col"), "max_pool": ("auto", "xla", "argmax"),
-           "conv_library": ("auto", "xla", "eigen")}
+           "conv_taps": ("auto", "xla", "live"), "conv_library": ("auto", "xla", "eigen")}
 # The kinds that modules take (ConvStyle fields, model arguments); the others are compiler
 # options of the jit (`compiler_options`).
-MODULE_KINDS = ("conv_1x1", "conv_kx1", "conv_strided", "max_pool")
+MODULE_KINDS = ("conv_1x1", "conv_kx1", "conv_strided", "max_pool", "conv_taps")
 # Measured on the 2-core CPU (docs/benchmarks.md, blocks at batch 32, forward+backward): XLA's
 # own convs made Inception-v3 reduction A 1.7x faster than YNNPACK's, v3 B 1.6x; on top of
 # them, the argmax max pool made (3a) 1.9x faster, the 1x1 matmul and the transposed 7x1 each
 # gained up to 5% (v3 B), and the stride-2 im2col lost 3% to 7% on reduction A, with 2.4x the
 # memory (against YNNPACK's strided convs it had gained 1.2x to 2.1x): "auto" leaves it off.
 AUTO = {"cpu": {"conv_1x1": "matmul", "conv_kx1": "transposed", "conv_strided": "xla",
-                "max_pool": "argmax", "conv_library": "eigen"}}
+                "max_pool": "argmax", "conv_taps": "live", "conv_library": "eigen"}}
 
 # XLA's CPU compiler option listing the kinds of op it hands to YNNPACK. jax 0.10's default
 # list is matmuls, convolutions and reductions; "eigen" is that list less the convolutions.
@@ -154,6 +158,28 @@ def window_geometry(size: int, window: int, stride: int, padding: str):
   out = -(-size // stride)
   total = max((out - 1) * stride + window - size, 0)
   return total // 2, total - total // 2, out
+
+
+def live_taps(size: int, window: int) -> tuple[int, int, int, int]:
+  """(first tap, end tap, pad before, pad after) of a stride-1 SAME window of `window` taps
+  over `size` pixels, keeping only the taps that touch a real pixel for some output."""
+  before = (window - 1) // 2  # XLA's SAME at stride 1: total window - 1, the odd one after
+  first, end = max(0, before - size + 1), min(window, before + size)
+  return first, end, before - first, (end - first - 1) - (before - first)
+
+
+def conv_live_taps(x: jax.Array, kernel: jax.Array) -> jax.Array | None:
+  """A stride-1 SAME conv (NHWC, HWIO) with only its live taps (`live_taps`), or None where
+  every tap is live. The dropped taps would only multiply zero padding: the same numbers."""
+  (t0, t1, b0, a0), (u0, u1, b1, a1) = (live_taps(x.shape[1 + a], kernel.shape[a])
+                                        for a in (0, 1))
+  if (t1 - t0, u1 - u0) == kernel.shape[:2]:
+    return None
+  kernel = kernel[t0:t1, u0:u1]
+  if kernel.shape[:2] == (1, 1):
+    return conv_1x1_matmul(x, kernel)
+  return lax.conv_general_dilated(x, kernel, (1, 1), ((b0, a0), (b1, a1)),
+                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 def _window_views(x, window, strides, padding, fill):

@@ -41,13 +41,17 @@ class ConvUnit(nnx.Module):
       height/width-swapped map) or "auto"; likewise the same numbers.
     conv_strided: how a conv with a stride above 1 is computed: "xla", "im2col" (one matmul
       of its patches) or "auto".
+    conv_taps: how a stride-1 SAME conv on a map smaller than its kernel is computed: "xla",
+      "live" (only the kernel taps that touch the map; the rest meet only zero padding) or
+      "auto".
   """
 
   def __init__(self, in_features: int, out_features: int, kernel_size, *, strides=1,
                padding: Padding = "SAME", use_bias: bool = True, batch_norm: bool = False,
                bn_use_scale: bool = True, bn_epsilon: float = 1e-3, bn_momentum: float = 0.99,
                activation: bool = True, conv_1x1: str = "auto", conv_kx1: str = "auto",
-               conv_strided: str = "auto", dtype=jnp.float32, param_dtype=jnp.float32,
+               conv_strided: str = "auto", conv_taps: str = "auto", dtype=jnp.float32,
+               param_dtype=jnp.float32,
                rngs: nnx.Rngs, name: str = "conv"):
     validation.positive_int(in_features, "in_features", name)
     validation.positive_int(out_features, "out_features", name)
@@ -66,6 +70,10 @@ class ConvUnit(nnx.Module):
     self.im2col = self.conv_strided == "im2col" and self.strides != (1, 1)
     self.transposed = (self.conv_kx1 == "transposed" and self.kernel_size[0] > 1
                        and self.kernel_size[1] == 1 and not self.im2col)
+    self.conv_taps = kernels.resolve("conv_taps", conv_taps, name)
+    # Which taps are live depends on the map's size, known at the call.
+    self.live_taps = (self.conv_taps == "live" and self.strides == (1, 1)
+                      and self.padding == "SAME" and self.kernel_size != (1, 1))
     self.conv = nnx.Conv(in_features, out_features, self.kernel_size, strides=self.strides,
                          padding=padding, use_bias=use_bias, dtype=dtype,
                          param_dtype=param_dtype, rngs=rngs)
@@ -74,12 +82,16 @@ class ConvUnit(nnx.Module):
                                rngs=rngs) if batch_norm else None)
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    if self.as_matmul or self.transposed or self.im2col:
+    trim = self.live_taps and any(x.shape[1 + a] < self.kernel_size[a] for a in (0, 1))
+    if self.as_matmul or self.transposed or self.im2col or trim:
       conv = self.conv
       x, kernel, bias = nnx.nn.dtypes.promote_dtype(
           (x, conv.kernel.value, None if conv.bias is None else conv.bias.value),
           dtype=conv.dtype)
-      if self.as_matmul:
+      y = kernels.conv_live_taps(x, kernel) if trim else None
+      if y is not None:
+        x = y
+      elif self.as_matmul:
         x = kernels.conv_1x1_matmul(x, kernel)
       elif self.im2col:
         x = kernels.conv_im2col(x, kernel, self.strides, self.padding)

@@ -120,7 +120,8 @@ class GoogLeNet(Network):
                branch5_kernel: int = 5, reduction_ratio: float | None = None,
                reduction_activation: bool = True, dropout: float = 0.4,
                conv_1x1: str = "auto", conv_kx1: str = "auto",
-               conv_strided: str = "auto", max_pool: str = "auto", dtype=jnp.float32,
+               conv_strided: str = "auto", max_pool: str = "auto", conv_taps: str = "auto",
+               dtype=jnp.float32,
                param_dtype=jnp.float32, rngs: nnx.Rngs, name: str = "googlenet"):
     # Five stride-2 stages: below 32 pixels the last map would be made of padding alone.
     self._init_common(name, num_classes=num_classes, reduce=reduce, image_size=image_size,
@@ -128,7 +129,7 @@ class GoogLeNet(Network):
     style = blocks.ConvStyle(use_bias=use_bias, batch_norm=batch_norm, dtype=dtype,
                              param_dtype=param_dtype, conv_1x1=conv_1x1,
                              conv_kx1=conv_kx1, conv_strided=conv_strided,
-                             max_pool=max_pool)
+                             max_pool=max_pool, conv_taps=conv_taps)
     self._add("conv1", style.unit(3, 64, 7, strides=2, rngs=rngs, name="conv1"))
     self._add("pool1", style.pool(3, 2))
     if lrn:
@@ -169,7 +170,7 @@ class InceptionV3(Network):
                bn_use_scale: bool = False, aux_logits: bool = False,
                reduction_ratio: float | None = None, reduction_activation: bool = True,
                dropout: float = 0.5, conv_1x1: str = "auto", conv_kx1: str = "auto",
-               conv_strided: str = "auto", max_pool: str = "auto",
+               conv_strided: str = "auto", max_pool: str = "auto", conv_taps: str = "auto",
                dtype=jnp.float32, param_dtype=jnp.float32, rngs: nnx.Rngs,
                name: str = "inception_v3"):
     # 75 is the smallest input whose last grid reduction still has a 3x3 map to read (Keras's
@@ -179,7 +180,7 @@ class InceptionV3(Network):
     style = blocks.ConvStyle(use_bias=False, batch_norm=True, bn_use_scale=bn_use_scale,
                              dtype=dtype, param_dtype=param_dtype, conv_1x1=conv_1x1,
                              conv_kx1=conv_kx1, conv_strided=conv_strided,
-                             max_pool=max_pool)
+                             max_pool=max_pool, conv_taps=conv_taps)
     kw = dict(reduce=reduce, reduction_ratio=reduction_ratio,
               reduction_activation=reduction_activation, style=style, rngs=rngs)
     unit = lambda cin, cout, k, s=1, p="VALID", name="": style.unit(
@@ -235,7 +236,8 @@ class InceptionSmall(Network):
   def __init__(self, *, num_classes: int = 10, reduce: bool = False, image_size: int = 28,
                in_channels: int = 3, width: float = 1.0, reduction_ratio: float = 0.5,
                reduction_activation: bool = True, conv_1x1: str = "auto", conv_kx1: str = "auto",
-               conv_strided: str = "auto", max_pool: str = "auto", dtype=jnp.float32,
+               conv_strided: str = "auto", max_pool: str = "auto", conv_taps: str = "auto",
+               dtype=jnp.float32,
                param_dtype=jnp.float32, rngs: nnx.Rngs, name: str = "inception_small"):
     # Two stride-2 downsamples: below 4 pixels the last map is made of padding alone.
     self._init_common(name, num_classes=num_classes, reduce=reduce, image_size=image_size,
@@ -247,7 +249,7 @@ class InceptionSmall(Network):
     style = blocks.ConvStyle(use_bias=True, batch_norm=True, dtype=dtype,
                              param_dtype=param_dtype, conv_1x1=conv_1x1,
                              conv_kx1=conv_kx1, conv_strided=conv_strided,
-                             max_pool=max_pool)
+                             max_pool=max_pool, conv_taps=conv_taps)
     kw = dict(reduce=reduce, reduction_ratio=reduction_ratio,
               reduction_activation=reduction_activation, style=style, rngs=rngs)
     c = scale(96)
@@ -289,7 +291,8 @@ class FlattenHeadClassifier(Network):
   def __init__(self, *, num_classes: int = 10, reduce: bool = False, image_size: int = 8,
                in_channels: int = 1, width: float = 1.0, hidden: int = 64,
                reduction_channels: int = 8, conv_1x1: str = "auto", conv_kx1: str = "auto",
-               conv_strided: str = "auto", max_pool: str = "auto", dtype=jnp.float32,
+               conv_strided: str = "auto", max_pool: str = "auto", conv_taps: str = "auto",
+               dtype=jnp.float32,
                param_dtype=jnp.float32, rngs: nnx.Rngs, name: str = "flatten_head_cnn"):
     self._init_common(name, num_classes=num_classes, reduce=reduce, image_size=image_size,
                       min_image_size=6)  # two 3x3 VALID convs and a 2x2 pool need 6 pixels
@@ -298,7 +301,7 @@ class FlattenHeadClassifier(Network):
     c1, c2 = max(1, round(16 * width)), max(1, round(32 * width))
     style = blocks.ConvStyle(dtype=dtype, param_dtype=param_dtype, conv_1x1=conv_1x1,
                              conv_kx1=conv_kx1, conv_strided=conv_strided,
-                             max_pool=max_pool)
+                             max_pool=max_pool, conv_taps=conv_taps)
     layers = [style.unit(in_channels, c1, 3, padding="VALID", rngs=rngs, name="conv1"),
               style.unit(c1, c2, 3, padding="VALID", rngs=rngs, name="conv2"),
               style.pool(2, 2, "VALID")]

@@ -90,7 +90,7 @@ def test_parse_paths():
   assert kernels.parse_paths("auto") == dict.fromkeys(kernels.CHOICES, "auto")
   assert kernels.parse_paths("xla, max_pool=argmax") == {
       "conv_1x1": "xla", "conv_kx1": "xla", "conv_strided": "xla", "max_pool": "argmax",
-      "conv_library": "xla"}
+      "conv_taps": "xla", "conv_library": "xla"}
   with pytest.raises(ConfigError, match=r"unknown path kind 'maxpool'.*Did you mean 'max_pool'"):
     kernels.parse_paths("xla,maxpool=argmax")
   with pytest.raises(ConfigError, match=r"unknown conv_1x1 'mm'"):
@@ -108,6 +108,7 @@ def test_resolve():
   assert kernels.resolve("conv_kx1", "auto") == "transposed"
   assert kernels.resolve("conv_strided", "auto") == "xla"
   assert kernels.resolve("conv_library", "auto") == "eigen"
+  assert kernels.resolve("conv_taps", "auto") == "live"
   assert kernels.resolve("max_pool", "xla") == "xla"
   assert MaxPool(3, 1).impl == "argmax" and MaxPool(3, 1, impl="xla").impl == "xla"
   with pytest.raises(ConfigError, match=r"unknown max_pool 'argmin'.*valid: auto, xla, argmax"
@@ -122,7 +123,7 @@ def test_every_path_computes_the_same_block(block):
   """Narrow (3a) and Inception-v3 B blocks under every combination of paths."""
   x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 9, 9, 48)), jnp.float32)
   outs = {}
-  kinds = kernels.MODULE_KINDS
+  kinds = tuple(k for k in kernels.MODULE_KINDS if k != "conv_taps")  # all taps live at 9x9
   for paths in itertools.product(*(kernels.CHOICES[k][1:] for k in kinds)):
     style = blocks.ConvStyle(batch_norm=block != "googlenet_3a", **dict(zip(kinds, paths)))
     if block == "googlenet_3a":
@@ -160,6 +161,31 @@ def test_conv_library_gives_xla_numbers(kernel, strides, padding, features):
   default, eigen = step(kernels.compiler_options("xla")), step(kernels.compiler_options("eigen"))
   for a, b in zip(jax.tree.leaves(eigen(x, w)), jax.tree.leaves(default(x, w)), strict=True):
     np.testing.assert_allclose(a, b, atol=2e-5, rtol=2e-5)
+
+
+@pytest.mark.parametrize("size,kernel", [
+    ((1, 1), 3), ((1, 1), (1, 3)), ((3, 3), (7, 1)), ((3, 3), (1, 7)), ((2, 3), 5), ((1, 4), 3),
+    ((2, 2), 4), ((3, 3), 3)])
+def test_live_taps_conv_equals_xla(size, kernel):
+  """A SAME conv on a map smaller than its kernel, with only its live taps: XLA's values and
+  gradients (the dropped taps' kernel gradients are exactly zero)."""
+  x = jnp.asarray(np.random.default_rng(7).normal(size=(2, *size, 6)), jnp.float32)
+  units = [ConvUnit(6, 5, kernel, conv_taps=path, batch_norm=True, rngs=nnx.Rngs(0))
+           for path in ("xla", "live")]
+  assert not units[0].live_taps and units[1].live_taps
+  outs = [nnx.value_and_grad(lambda m, x: jnp.sum(jnp.sin(m(x))), argnums=(0, 1))(u, x)
+          for u in units]
+  for a, b in zip(jax.tree.leaves(outs[1]), jax.tree.leaves(outs[0]), strict=True):
+    np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
+  k = np.broadcast_to(kernel, 2)
+  trimmed = kernels.conv_live_taps(x, units[1].conv.kernel.value)
+  assert (trimmed is None) == all(size[a] >= k[a] for a in (0, 1))
+  grad_kernel = outs[1][1][0]["conv"]["kernel"].value
+  live = [kernels.live_taps(size[a], int(k[a])) for a in (0, 1)]
+  dead = np.ones(grad_kernel.shape[:2], bool)
+  dead[live[0][0]:live[0][1], live[1][0]:live[1][1]] = False
+  assert np.all(np.asarray(grad_kernel)[dead] == 0)
+  assert not ConvUnit(6, 5, 3, strides=2, conv_taps="live", rngs=nnx.Rngs(0)).live_taps
 
 
 def _ynn_op_kinds(compiled_text: str) -> set[str]:

@@ -69,7 +69,7 @@ def test_train_writes_every_output_and_learns(tmp_path, digits_dir):
   # "auto" paths are recorded as taken on this backend (the CPU).
   assert result["paths"] == {"conv_1x1": "matmul", "conv_kx1": "transposed",
                             "conv_strided": "xla", "max_pool": "argmax",
-                            "conv_library": "eigen"}
+                            "conv_taps": "live", "conv_library": "eigen"}
 
 
 def test_paths_reach_the_model(tmp_path, digits_dir):
