@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from absl import logging
 from flax import nnx
 
-from bottleneck import registry
+from bottleneck import layers, registry
 
 
 def count_params(module: nnx.Module) -> int:
@@ -78,7 +78,17 @@ def _abstract(tree):
 
 
 def _trace(module: nnx.Module, x: jax.ShapeDtypeStruct):
-  graphdef, state = nnx.split(module)
+  # Every kernel tap counts, as the papers count them: the `conv_taps="live"` path, which
+  # skips the taps that meet only padding, is switched off while tracing.
+  live = [m for _, m in module.iter_modules()
+          if isinstance(m, layers.ConvUnit) and m.live_taps]
+  for unit in live:
+    unit.live_taps = False
+  try:
+    graphdef, state = nnx.split(module)
+  finally:
+    for unit in live:
+      unit.live_taps = True
   return jax.make_jaxpr(lambda s, x: nnx.merge(graphdef, s)(x))(_abstract(state), x)
 
 

@@ -56,6 +56,7 @@ MODULE_KINDS = ("conv_1x1", "conv_kx1", "conv_strided", "max_pool", "conv_taps")
 # them, the argmax max pool made (3a) 1.9x faster, the 1x1 matmul and the transposed 7x1 each
 # gained up to 5% (v3 B), and the stride-2 im2col lost 3% to 7% on reduction A, with 2.4x the
 # memory (against YNNPACK's strided convs it had gained 1.2x to 2.1x): "auto" leaves it off.
+# The live taps made naive Inception-v3 at 75x75 1.6x faster (673 to 422 ms), reduced 1.2x.
 AUTO = {"cpu": {"conv_1x1": "matmul", "conv_kx1": "transposed", "conv_strided": "xla",
                 "max_pool": "argmax", "conv_taps": "live", "conv_library": "eigen"}}
 

@@ -185,3 +185,17 @@ def test_analyze_does_not_touch_the_model_it_is_given():
   model.train()
   complexity.analyze_model(model, xla=False)
   assert model.stages[0].norm.use_running_average is False
+
+
+def test_macs_count_every_tap_whatever_the_path():
+  """Inception-v3 at 75 px runs its last blocks on 1x1 and 3x3 maps, where conv_taps="live"
+  computes fewer taps; the MACs still count them all, as the papers do, and the path is left
+  as it was."""
+  macs = {}
+  for taps in ("live", "xla"):
+    model = registry.abstract_model("inception_v3", reduce=False, image_size=75,
+                                    conv_taps=taps)
+    macs[taps] = complexity.module_macs(model, (1, 75, 75, 3))
+    units = [m for _, m in model.iter_modules() if isinstance(m, ConvUnit)]
+    assert any(u.live_taps for u in units) == (taps == "live")
+  assert macs["live"] == macs["xla"]
