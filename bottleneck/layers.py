@@ -51,8 +51,7 @@ class ConvUnit(nnx.Module):
                bn_use_scale: bool = True, bn_epsilon: float = 1e-3, bn_momentum: float = 0.99,
                activation: bool = True, conv_1x1: str = "auto", conv_kx1: str = "auto",
                conv_strided: str = "auto", conv_taps: str = "auto", dtype=jnp.float32,
-               param_dtype=jnp.float32,
-               rngs: nnx.Rngs, name: str = "conv"):
+               param_dtype=jnp.float32, rngs: nnx.Rngs, name: str = "conv"):
     validation.positive_int(in_features, "in_features", name)
     validation.positive_int(out_features, "out_features", name)
     self.kernel_size = _pair(kernel_size)

@@ -121,8 +121,8 @@ class GoogLeNet(Network):
                reduction_activation: bool = True, dropout: float = 0.4,
                conv_1x1: str = "auto", conv_kx1: str = "auto",
                conv_strided: str = "auto", max_pool: str = "auto", conv_taps: str = "auto",
-               dtype=jnp.float32,
-               param_dtype=jnp.float32, rngs: nnx.Rngs, name: str = "googlenet"):
+               dtype=jnp.float32, param_dtype=jnp.float32, rngs: nnx.Rngs,
+               name: str = "googlenet"):
     # Five stride-2 stages: below 32 pixels the last map would be made of padding alone.
     self._init_common(name, num_classes=num_classes, reduce=reduce, image_size=image_size,
                       min_image_size=32)
@@ -237,8 +237,8 @@ class InceptionSmall(Network):
                in_channels: int = 3, width: float = 1.0, reduction_ratio: float = 0.5,
                reduction_activation: bool = True, conv_1x1: str = "auto", conv_kx1: str = "auto",
                conv_strided: str = "auto", max_pool: str = "auto", conv_taps: str = "auto",
-               dtype=jnp.float32,
-               param_dtype=jnp.float32, rngs: nnx.Rngs, name: str = "inception_small"):
+               dtype=jnp.float32, param_dtype=jnp.float32, rngs: nnx.Rngs,
+               name: str = "inception_small"):
     # Two stride-2 downsamples: below 4 pixels the last map is made of padding alone.
     self._init_common(name, num_classes=num_classes, reduce=reduce, image_size=image_size,
                       min_image_size=4)
@@ -292,8 +292,8 @@ class FlattenHeadClassifier(Network):
                in_channels: int = 1, width: float = 1.0, hidden: int = 64,
                reduction_channels: int = 8, conv_1x1: str = "auto", conv_kx1: str = "auto",
                conv_strided: str = "auto", max_pool: str = "auto", conv_taps: str = "auto",
-               dtype=jnp.float32,
-               param_dtype=jnp.float32, rngs: nnx.Rngs, name: str = "flatten_head_cnn"):
+               dtype=jnp.float32, param_dtype=jnp.float32, rngs: nnx.Rngs,
+               name: str = "flatten_head_cnn"):
     self._init_common(name, num_classes=num_classes, reduce=reduce, image_size=image_size,
                       min_image_size=6)  # two 3x3 VALID convs and a 2x2 pool need 6 pixels
     self.in_channels = validation.positive_int(in_channels, "in_channels", name)
