@@ -166,7 +166,7 @@ def live_taps(size: int, window: int) -> tuple[int, int, int, int]:
   over `size` pixels, keeping only the taps that touch a real pixel for some output."""
   before = (window - 1) // 2  # XLA's SAME at stride 1: total window - 1, the odd one after
   first, end = max(0, before - size + 1), min(window, before + size)
-  return first, end, before - first, (end - first - 1) - (before - first)
+  return first, end, before - first, end - 1 - before
 
 
 def conv_live_taps(x: jax.Array, kernel: jax.Array) -> jax.Array | None:
