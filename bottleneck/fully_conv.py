@@ -14,17 +14,45 @@ from bottleneck.data import pipeline
 from bottleneck.validation import ConfigError
 
 
+def canvas_slots(size: int, tile: int, stride: int) -> list[tuple[int, int]]:
+  """Where a digit may go: offsets that are multiples of `stride` and leave it whole."""
+  return [(r, c) for r in range(0, size - tile + 1, stride)
+          for c in range(0, size - tile + 1, stride)]
+
+
+def capacity(size: int, tile: int, stride: int) -> int:
+  """How many non-overlapping digits a grid of slots `ceil(tile / stride) * stride` apart holds:
+  the most `make_canvas` promises to place."""
+  step = -(-tile // stride) * stride
+  return len(range(0, size - tile + 1, step)) ** 2
+
+
 def make_canvas(split: pipeline.Split, size: int, tile: int, stride: int, num_digits: int,
                 seed: int):
   """An size x size uint8 canvas with `num_digits` test images at non-overlapping places
-  whose offsets are multiples of `stride` (so a score-map location covers each exactly)."""
+  whose offsets are multiples of `stride` (so a score-map location covers each exactly).
+  ConfigError if more digits are asked for than `capacity` allows."""
+  most = min(capacity(size, tile, stride), len(split))
+  if not 1 <= num_digits <= most:
+    raise ConfigError(f"--num_digits={num_digits} is invalid: a {size}x{size} canvas holds 1 to "
+                      f"{most} non-overlapping {tile}x{tile} digits; use a larger --image_size "
+                      "for more.")
   rng = np.random.default_rng(seed)
   images, labels = split.read(rng.choice(len(split), num_digits, replace=False))
+  slots = canvas_slots(size, tile, stride)
+  for _ in range(100):  # random places; if they crowd each other out, the grid always fits
+    canvas, placed = _place(images, labels, slots, size, tile, rng)
+    if len(placed) == num_digits:
+      return canvas, placed
+  step = -(-tile // stride) * stride
+  grid = [(r, c) for r, c in slots if r % step == 0 and c % step == 0]
+  return _place(images, labels, grid, size, tile, rng)
+
+
+def _place(images, labels, slots, size, tile, rng):
   canvas = np.zeros((size, size, images[0].shape[-1]), np.uint8)
   taken = np.zeros((size, size), bool)
   placed = []
-  slots = [(r, c) for r in range(0, size - tile + 1, stride)
-           for c in range(0, size - tile + 1, stride)]
   for image, label in zip(images, labels):
     for k in rng.permutation(len(slots)):
       r, c = slots[k]
@@ -78,7 +106,7 @@ def heat_maps(canvas: np.ndarray, probs: np.ndarray, placed: list[dict], stride:
 def run(workdir: str, image_size: int, *, num_digits: int = 4, seed: int = 0,
         out_dir: str | None = None) -> dict:
   """Loads the classifier trained in `workdir`, convolutionalizes it, runs it on a canvas."""
-  model, config, splits = train.load_trained_model(workdir)
+  model, config, splits, step = train.load_trained_model(workdir)
   if not isinstance(model, models.FlattenHeadClassifier):
     raise ConfigError(f"{workdir} trained {config.model!r}; fully_conv needs a flatten + Dense "
                       "classifier (configs/digits_fc_head.py).")
@@ -98,13 +126,15 @@ def run(workdir: str, image_size: int, *, num_digits: int = 4, seed: int = 0,
                                          p["col"] // fully_conv.stride]))
   files = heat_maps(canvas, probs, placed, fully_conv.stride,
                     out_dir or os.path.join(workdir, "fully_conv"))
-  return {"input_shape": list(x.shape), "score_map_shape": list(scores.shape[1:]),
-          "max_abs_diff_vs_crops": diff, "crops_checked": checked, "stride": fully_conv.stride,
-          "digits": placed, "files": files}
+  return {"checkpoint_step": step, "input_shape": list(x.shape),
+          "score_map_shape": list(scores.shape[1:]), "max_abs_diff_vs_crops": diff,
+          "crops_checked": checked, "stride": fully_conv.stride, "digits": placed,
+          "files": files}
 
 
 def format_text(out: dict) -> str:
-  lines = [f"input {out['input_shape']} -> score map {out['score_map_shape']} "
+  lines = [f"checkpoint: step {out['checkpoint_step']}",
+           f"input {out['input_shape']} -> score map {out['score_map_shape']} "
            f"(stride {out['stride']})",
            f"every location vs the original classifier on its crop: max |diff| = "
            f"{out['max_abs_diff_vs_crops']:.3g} over {out['crops_checked']} crops"]

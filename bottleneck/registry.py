@@ -49,6 +49,34 @@ def get_spec(name: str) -> ModelSpec:
   return MODELS[name]
 
 
+# Set by the config's own fields (or by the training loop), not through `model_kwargs`.
+_NOT_KWARGS = ("self", "rngs", "name", "reduce", "num_classes", "image_size", "dtype",
+               "param_dtype")
+
+
+def model_arguments(name: str) -> dict[str, type]:
+  """The arguments of model `name` that a config's `model_kwargs` may set, with their types
+  (from the defaults; `float` for a `float | None` default)."""
+  params = inspect.signature(get_spec(name).build.func.__init__).parameters
+  out = {}
+  for key, p in params.items():
+    if key in _NOT_KWARGS:
+      continue
+    if p.default is None:
+      out[key] = float if "float" in str(p.annotation) else int
+    else:
+      out[key] = type(p.default)
+  return out
+
+
+def all_model_arguments() -> dict[str, type]:
+  """`model_arguments` of every registered model, together."""
+  out = {}
+  for name in MODELS:
+    out.update(model_arguments(name))
+  return out
+
+
 def create_model(name: str, *, reduce: bool, num_classes: int | None = None,
                  image_size: int | None = None, rngs: nnx.Rngs | None = None,
                  **overrides) -> models.Network:

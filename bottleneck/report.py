@@ -28,9 +28,16 @@ def _complexity(workdir: str, models) -> dict[str, list[dict]]:
   for i, model in enumerate(models):
     path = os.path.join(workdir, "complexity", f"{model}.json")
     if os.path.exists(path):
-      out[model] = wd.read_json(path)
-      logging.info("[1/3] complexity of %s: reusing %s", model, path)
-      continue
+      try:
+        out[model] = wd.read_json(path)
+        if not (isinstance(out[model], list) and len(out[model]) == 2
+                and all(isinstance(r, dict) and "total" in r for r in out[model])):
+          raise wd.CorruptFile(f"{path} is incomplete: it is not a reduced and a naive report.")
+        logging.info("[1/3] complexity of %s: reusing %s", model, path)
+        continue
+      except wd.CorruptFile as e:
+        moved = wd.set_aside(workdir, [os.path.relpath(path, workdir)], str(e))
+        logging.warning("%s Moved to %s; computing it again.", e, moved)
     logging.info("[1/3] complexity of %s (%d/%d), reduced and naive", model, i + 1,
                  len(models))
     out[model] = [complexity.analyze(model, reduce=r) for r in (True, False)]
@@ -57,27 +64,39 @@ def finding(summary, ratio_row) -> str:
   # A time difference inside the seeds' spread is no saving and no loss.
   time_spread = np.nanmax([by.loc[v].get("train_time_s std", np.nan) for v in ("reduced", "naive")])
   time_diff = time_s["naive"] - time_s["reduced"]
-  if not np.isnan(time_spread) and abs(time_diff) <= time_spread:
-    verdict = ("the difference is within the seed-to-seed spread "
-               f"({time_spread:.1f} s): no measurable saving in time")
+  if np.isnan(time_diff):  # every run of a variant resumed without its metrics
+    timing = ("The training time of one variant is unknown (its runs were resumed without "
+              "their metrics), so no time is compared.")
   else:
-    verdict = (f"the saving in multiply-adds {'did' if time_diff > 0 else 'did not'} turn into "
-               "a saving in time")
+    if not np.isnan(time_spread) and abs(time_diff) <= time_spread:
+      verdict = ("the difference is within the seed-to-seed spread "
+                 f"({time_spread:.1f} s): no measurable saving in time")
+    else:
+      verdict = (f"the saving in multiply-adds {'did' if time_diff > 0 else 'did not'} turn "
+                 "into a saving in time")
+    timing = (f"Training took {time_s['reduced']:.1f} s with reductions and "
+              f"{time_s['naive']:.1f} s without on this machine: {verdict}.")
   return (
       f"On the digits, the 1x1 reductions cut parameters "
       f"{ratio_row['params naive/reduced']:.2f}x and multiply-adds "
       f"{ratio_row['MACs naive/reduced']:.2f}x; test accuracy was {acc['reduced'][0]:.2f}% "
       f"with them and {acc['naive'][0]:.2f}% without (n = {int(by.loc['reduced', 'n'])} and "
       f"{int(by.loc['naive', 'n'])} seeds), a difference of {diff:+.2f} points, {within} the "
-      f"seed-to-seed spread ({spread:.2f}). Training took {time_s['reduced']:.1f} s with "
-      f"reductions and {time_s['naive']:.1f} s without on this machine: {verdict}.")
+      f"seed-to-seed spread ({spread:.2f}). {timing}")
 
 
 def build_report(workdir: str, *, parallel: int = 1, data_dir: str | None = None,
-                 sweep_config: str = SWEEP_CONFIG, models=COMPLEXITY_MODELS) -> str:
-  """Runs (or reuses) every part and writes REPORT.md; returns its path."""
+                 sweep_config: str = SWEEP_CONFIG, models=COMPLEXITY_MODELS,
+                 rerun_changed: bool = False) -> str:
+  """Runs (or reuses) every part and writes REPORT.md; returns its path. The workdir is
+  locked while it runs; sweep points whose config changed are refused unless
+  `rerun_changed` (see `bottleneck.sweep.run`)."""
+  with wd.lock(workdir):
+    return _build_report(workdir, parallel, data_dir, sweep_config, models, rerun_changed)
+
+
+def _build_report(workdir, parallel, data_dir, sweep_config, models, rerun_changed) -> str:
   start = time.time()
-  os.makedirs(workdir, exist_ok=True)
   cplx = _complexity(workdir, models)
 
   module = importlib.import_module(sweep_config)
@@ -88,8 +107,9 @@ def build_report(workdir: str, *, parallel: int = 1, data_dir: str | None = None
   points = sweep.expand(module, config, sweep_dir)
   logging.info("[2/3] digits sweep: %d runs in %s (finished ones are reused)", len(points),
                sweep_dir)
-  summary_states = sweep.run(points, parallel=parallel)
-  failed = {k: v for k, v in summary_states.items() if v.startswith("failed")}
+  summary_states = sweep.run(points, parallel=parallel, rerun_changed=rerun_changed)
+  failed = {k: v for k, v in summary_states.items()
+            if v != "done" and not v.startswith("skipped")}
 
   logging.info("[3/3] tables, plots and REPORT.md")
   runs = results.collect(sweep_dir)

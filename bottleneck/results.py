@@ -5,11 +5,11 @@ Frames are pandas DataFrames; rendering goes through `bottleneck.tables.render` 
 
 from __future__ import annotations
 
-import glob
 import os
 
 import numpy as np
 import pandas as pd
+from absl import logging
 
 from bottleneck import tables, workdir as wd
 from bottleneck.validation import ConfigError
@@ -21,18 +21,30 @@ DEFAULT_GROUP_BY = ("model", "dataset", "variant")
 
 
 def collect(directory: str) -> pd.DataFrame:
-  """One row per `result.json` below `directory` (any depth), with its run directory."""
-  paths = sorted(glob.glob(os.path.join(directory, "**", wd.RESULT), recursive=True))
+  """One row per `result.json` below `directory` (any depth; runs set aside under hidden
+  directories are not counted), with its run directory. An unreadable or incomplete one is
+  named in a warning and left out."""
+  paths = wd.find_files(directory, wd.RESULT)
   if not paths:
     raise ConfigError(f"no {wd.RESULT} below {directory}: run a training or a sweep first.")
   rows = []
   for path in paths:
-    r = wd.read_json(path)
+    try:
+      r = wd.read_json(path, required=wd.RESULT_KEYS)
+    except wd.CorruptFile as e:
+      logging.warning("left out of the table: %s Rerun its training or sweep to recompute it.",
+                      e)
+      continue
     rows.append({"model": r["model"], "dataset": r["dataset"],
                  "variant": "reduced" if r["reduce"] else "naive", "seed": r["seed"],
                  **{k: r.get(k) for k in COST + MEASURED + ["compile_time_s", "device"]},
                  "run": os.path.relpath(os.path.dirname(path), directory)})
-  return pd.DataFrame(rows)
+  if not rows:
+    raise ConfigError(f"no readable {wd.RESULT} below {directory}: rerun its trainings.")
+  frame = pd.DataFrame(rows)
+  for col in COST + MEASURED:  # null (unknown) becomes NaN, never 0
+    frame[col] = pd.to_numeric(frame[col], errors="coerce")
+  return frame
 
 
 def aggregate(runs: pd.DataFrame, group_by=DEFAULT_GROUP_BY) -> pd.DataFrame:
@@ -59,7 +71,7 @@ def ratios(summary: pd.DataFrame) -> pd.DataFrame:
   wide = summary.pivot_table(index=keys, columns="variant",
                              values=["params", "macs", "train_time_s mean",
                                      "eval_accuracy mean"],
-                             aggfunc="first")
+                             aggfunc="first", dropna=False)  # keep unknown (NaN) times
   if "naive" not in wide.columns.get_level_values(1) or \
       "reduced" not in wide.columns.get_level_values(1):
     return pd.DataFrame()
@@ -80,6 +92,8 @@ def display(summary: pd.DataFrame) -> pd.DataFrame:
   out["MACs (M)"] = summary["macs"] / 1e6
   out["XLA FLOPs (M)"] = summary["flops_xla"] / 1e6
   def fmt(mean, std, scale=1.0, digits=2):  # a string, so that tabulate keeps the digits
+    if mean is None or np.isnan(mean):
+      return "unknown"  # e.g. the training time of a run resumed without its metrics
     std = "–" if np.isnan(std) else f"{std * scale:.{digits}f}"  # one seed: no spread
     return f"{mean * scale:.{digits}f} ± {std}"
 

@@ -7,27 +7,38 @@ Points run in this process one after another, in N worker processes (`parallel`)
 tasks (`launcher="ray"`); `launcher="print"` prints one shell command per point for another
 scheduler (a SLURM array, ...). Finished points are skipped, interrupted ones resume from their
 checkpoints, a failing point is recorded in its `error.json` and the others still run.
+
+A finished point is reused only if its recorded config is the point's config now: a sweep whose
+points changed since they ran is refused, naming them, unless `rerun_changed` sets their old
+runs aside (`.set_aside/`, nothing deleted) and runs them again. A result that cannot be read
+is named and recomputed. The sweep directory is locked for the sweep (a second sweep there is
+refused at once), and each point's directory for its training. Local workers run in their own
+process group: Ctrl-C reaches them through the sweep, which lets them finish their checkpoint,
+and a worker whose sweep died (killed) stops within a second.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import importlib.util
 import multiprocessing
 import os
+import queue as queue_lib
 import re
 import shlex
+import signal
 import sys
+import threading
+import time
 import traceback
 
 import ml_collections
 from absl import logging
 
-from bottleneck import workdir as wd
+from bottleneck import run_config, workdir as wd
 from bottleneck.validation import ConfigError
 
-ERROR = "error.json"
+ERROR = wd.ERROR
 LAUNCHERS = ("local", "ray", "print")
 
 
@@ -47,11 +58,13 @@ def load_config_file(spec: str):
   name = "bottleneck_config_" + re.sub(r"\W", "_", os.path.abspath(path))
   module_spec = importlib.util.spec_from_file_location(name, path)
   module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
   try:
+    module_spec.loader.exec_module(module)
     config = module.get_config(arg) if arg else module.get_config()
-  except ValueError as e:
-    raise ConfigError(f"{spec}: {e}") from None
+  except ConfigError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except  # the user's file: say what failed
+    raise ConfigError(f"{spec}: {type(e).__name__}: {e}") from None
   return module, config
 
 
@@ -76,7 +89,10 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict):
     if leaf not in target:
       raise ConfigError(f"sweep override {key!r}: the config has no field {leaf!r}; it has "
                         f"{', '.join(sorted(target.keys()))}.")
-    target[leaf] = value
+    try:
+      target[leaf] = value
+    except (TypeError, ValueError) as e:
+      raise ConfigError(f"sweep override {key}={value!r}: {e}") from None
   return config
 
 
@@ -95,37 +111,77 @@ def expand(module, config: ml_collections.ConfigDict, workdir: str) -> list[Poin
 
 
 def status(point: Point) -> str:
-  if os.path.exists(os.path.join(point.workdir, wd.RESULT)):
-    return "done"
+  """"done", "changed" (it ran under another config), "unreadable" (its result), "failed",
+  "started" or "new"."""
+  record = run_config.record(point.config)
+  result_path = os.path.join(point.workdir, wd.RESULT)
+  if os.path.exists(result_path):
+    try:
+      result = wd.read_json(result_path, required=wd.RESULT_KEYS + ("config",))
+    except wd.CorruptFile:
+      return "unreadable"
+    return "changed" if run_config.differences(result["config"], record) else "done"
+  config_path = os.path.join(point.workdir, wd.CONFIG)
+  if os.path.exists(config_path) and wd.has_checkpoints(point.workdir):
+    try:
+      if run_config.differences(wd.read_json(config_path), record):
+        return "changed"
+    except wd.CorruptFile:
+      return "changed"
   if os.path.exists(os.path.join(point.workdir, ERROR)):
     return "failed"
-  return "started" if os.path.exists(os.path.join(point.workdir, wd.CONFIG)) else "new"
+  return "started" if os.path.exists(config_path) else "new"
 
 
-def run_point(config_dict: dict, workdir: str) -> dict:
-  """Trains one point; on failure writes `error.json` and returns {"error": ...}."""
+def _changes(point: Point) -> str:
+  """What changed in a "changed" point, for the refusal."""
+  for path in (os.path.join(point.workdir, wd.RESULT), os.path.join(point.workdir, wd.CONFIG)):
+    try:
+      old = wd.read_json(path)
+    except (OSError, wd.CorruptFile):
+      continue
+    old = old.get("config", old) if path.endswith(wd.RESULT) else old
+    diff = run_config.differences(old, run_config.record(point.config))
+    if diff:
+      return "; ".join(diff[:3]) + (" ..." if len(diff) > 3 else "")
+  return "its config.json is unreadable"
+
+
+def run_point(config_dict: dict, workdir: str, restart: bool = False,
+              label: str | None = None) -> dict:
+  """Trains one point; on failure writes `error.json` and returns {"error": ...}; if another
+  process holds the point's directory, returns {"busy": ...} and writes nothing."""
   from bottleneck import train  # pylint: disable=g-import-not-at-top  # light import for workers
-  os.makedirs(workdir, exist_ok=True)
   error_path = os.path.join(workdir, ERROR)
-  if os.path.exists(error_path):
-    os.remove(error_path)
   try:
-    return train.train_and_evaluate(ml_collections.ConfigDict(config_dict), workdir)
+    with wd.lock(workdir):  # error.json is the point's: only the lock's holder touches it
+      if os.path.exists(error_path):
+        os.remove(error_path)
+    return train.train_and_evaluate(ml_collections.ConfigDict(config_dict), workdir,
+                                    restart=restart, label=label)
+  except wd.WorkdirBusy as e:
+    logging.warning("point %s: %s", workdir, e)
+    return {"busy": str(e)}
   except Exception as e:  # pylint: disable=broad-except  # recorded; the sweep goes on
     error = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
-    wd.write_json(error_path, error)
     logging.error("point %s failed: %s", workdir, error["error"])
+    try:
+      wd.write_json(error_path, error)
+    except OSError:
+      pass  # an unusable point directory: the summary still says why
     return error
 
 
-def command_for(point: Point, config_spec: str) -> str:
+def command_for(point: Point, config_spec: str, restart: bool = False) -> str:
   """The shell command that runs `point` alone (for --launcher=print)."""
   flags = [f"--config={config_spec}", f"--workdir={point.workdir}"]
+  flags += ["--restart"] if restart else []
   flags += [f"--config.{k}={v}" for k, v in point.overrides.items()]
   return " ".join([sys.executable, "-m", "experiments.train", *map(shlex.quote, flags)])
 
 
-def _run_ray(todo: list[Point], address: str | None, cpus_per_point: float):
+def _run_ray(todo: list[Point], restart: set[str], address: str | None,
+             cpus_per_point: float):
   try:
     import ray  # pylint: disable=g-import-not-at-top
   except ImportError:
@@ -138,41 +194,137 @@ def _run_ray(todo: list[Point], address: str | None, cpus_per_point: float):
     ray.init(address=address, include_dashboard=False, log_to_driver=True, **local)
   try:
     task = ray.remote(num_cpus=cpus_per_point)(run_point)
-    refs = [task.remote(p.config.to_dict(), os.path.abspath(p.workdir)) for p in todo]
+    refs = [task.remote(p.config.to_dict(), os.path.abspath(p.workdir), p.name in restart,
+                        p.name) for p in todo]
     return ray.get(refs)
   finally:
     if started_here:
       ray.shutdown()
 
 
+# --- local worker processes ------------------------------------------------------------------
+
+
+def _watch_parent(parent_pid: int) -> None:
+  """Ends this worker within a second of its sweep's death (a killed parent cannot say so)."""
+  while True:
+    time.sleep(0.5)
+    if os.getppid() != parent_pid:
+      os._exit(3)  # pylint: disable=protected-access  # a checkpoint cut short is set aside later
+
+
+def _worker(name: str, config_dict: dict, workdir: str, restart: bool, results,
+            parent_pid: int, verbosity: int) -> None:
+  os.setpgrp()  # the terminal's Ctrl-C goes to the sweep, which passes it on once
+  threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from bottleneck import cli  # pylint: disable=g-import-not-at-top
+  flags.FLAGS.mark_as_parsed()  # the sweep parsed them: no "logging before flag parsing"
+  cli.quiet_orbax()
+  logging.set_verbosity(verbosity)
+  try:
+    result = run_point(config_dict, workdir, restart, label=name)
+  except KeyboardInterrupt as e:
+    result = {"interrupted": str(e) or "interrupted"}
+  results.put((name, {k: v for k, v in result.items() if k in ("error", "busy", "interrupted")}))
+
+
+def _run_local(todo: list[Point], restart: set[str], parallel: int) -> dict[str, dict]:
+  """Runs `todo` in up to `parallel` worker processes (one per point); {name: outcome}."""
+  ctx = multiprocessing.get_context("spawn")  # JAX is not fork-safe
+  results = ctx.Queue()
+  waiting, running, outcome = list(todo), {}, {}
+
+  def collect(block: bool) -> None:
+    try:
+      name, r = results.get(timeout=0.5) if block else results.get_nowait()
+    except queue_lib.Empty:
+      return
+    outcome[name] = r
+
+  try:
+    while waiting or running:
+      while waiting and len(running) < parallel:
+        p = waiting.pop(0)
+        logging.info("sweep: starting %s (%d running, %d waiting)", p.name, len(running) + 1,
+                     len(waiting))
+        proc = ctx.Process(target=_worker, args=(
+            p.name, p.config.to_dict(), p.workdir, p.name in restart, results, os.getpid(),
+            logging.get_verbosity()))
+        proc.start()
+        running[p.name] = proc
+      collect(block=True)
+      for name, proc in list(running.items()):
+        if name in outcome or not proc.is_alive():
+          proc.join(timeout=60)
+          collect(block=False)
+          if name not in outcome:
+            outcome[name] = {"error": f"its worker process died (exit code {proc.exitcode})"}
+          del running[name]
+  except KeyboardInterrupt:
+    for proc in running.values():  # each finishes its in-flight checkpoint, then stops
+      os.kill(proc.pid, signal.SIGINT)
+    for proc in running.values():
+      proc.join(timeout=120)
+      if proc.is_alive():
+        proc.terminate()
+    raise KeyboardInterrupt("sweep interrupted: every running point stopped after its "
+                            "checkpoint; rerun the same command to resume.") from None
+  return outcome
+
+
 def run(points: list[Point], *, parallel: int = 1, launcher: str = "local",
-        ray_address: str | None = None, config_spec: str = "") -> dict[str, str]:
-  """Runs every unfinished point; returns {name: "done" | "failed: ..." | "skipped (done)"}."""
+        ray_address: str | None = None, config_spec: str = "",
+        rerun_changed: bool = False) -> dict[str, str]:
+  """Runs every unfinished point; returns {name: "done" | "failed: ..." | "busy: ..." |
+  "skipped (done)"}. Points that ran under another config are refused (ConfigError naming
+  them) unless `rerun_changed`: their old runs are set aside and they run again."""
   if launcher not in LAUNCHERS:
     raise ConfigError(f"unknown launcher {launcher!r}; valid: {', '.join(LAUNCHERS)}.")
   if parallel < 1:
     raise ConfigError(f"--parallel={parallel} is invalid; it must be >= 1.")
-  summary = {p.name: "skipped (done)" for p in points if status(p) == "done"}
+  if launcher == "print":
+    return _run(points, parallel, launcher, ray_address, config_spec, rerun_changed)
+  with wd.lock(os.path.dirname(points[0].workdir) if points else ".", "the sweep's --workdir"):
+    return _run(points, parallel, launcher, ray_address, config_spec, rerun_changed)
+
+
+def _run(points, parallel, launcher, ray_address, config_spec, rerun_changed):
+  states = {p.name: status(p) for p in points}
+  changed = [p for p in points if states[p.name] == "changed"]
+  if changed and not rerun_changed:
+    raise ConfigError(
+        f"{len(changed)} sweep point(s) ran under another config than the sweep's now: "
+        + ", ".join(f"{p.name} ({_changes(p)})" for p in changed[:4])
+        + (" ..." if len(changed) > 4 else "")
+        + ". Rerun with --rerun_changed to set their old runs aside (nothing is deleted) and "
+        "run them again, or use another --workdir.")
+  for p in points:
+    if states[p.name] == "unreadable":
+      logging.warning("point %s: its %s is unreadable; it is recomputed", p.name, wd.RESULT)
+  summary = {p.name: "skipped (done)" for p in points if states[p.name] == "done"}
   todo = [p for p in points if p.name not in summary]
+  restart = {p.name for p in changed}
   if launcher == "print":
     for p in todo:
-      print(command_for(p, config_spec))
+      print(command_for(p, config_spec, p.name in restart))
     return {**summary, **{p.name: "printed" for p in todo}}
   logging.info("sweep: %d points, %d finished, %d to run", len(points), len(summary), len(todo))
   if launcher == "ray":
-    results = _run_ray(todo, ray_address, cpus_per_point=1)
-  elif parallel == 1:
-    results = []
+    results = dict(zip([p.name for p in todo],
+                       _run_ray(todo, restart, ray_address, cpus_per_point=1)))
+  elif parallel == 1 or len(todo) <= 1:
+    results = {}
     for i, p in enumerate(todo):
       logging.info("sweep point %d/%d: %s", i + 1, len(todo), p.name)
-      results.append(run_point(p.config.to_dict(), p.workdir))
+      results[p.name] = run_point(p.config.to_dict(), p.workdir, p.name in restart)
   else:
-    ctx = multiprocessing.get_context("spawn")  # JAX is not fork-safe
-    with concurrent.futures.ProcessPoolExecutor(parallel, mp_context=ctx) as pool:
-      results = list(pool.map(run_point, [p.config.to_dict() for p in todo],
-                              [p.workdir for p in todo]))
-  for p, r in zip(todo, results):
-    summary[p.name] = f"failed: {r['error']}" if "error" in r else "done"
+    results = _run_local(todo, restart, parallel)
+  for p in todo:
+    r = results[p.name]
+    summary[p.name] = (f"failed: {r['error']}" if "error" in r else
+                       f"busy: {r['busy']}" if "busy" in r else
+                       f"interrupted: {r['interrupted']}" if "interrupted" in r else "done")
   return {p.name: summary[p.name] for p in points}
 
 

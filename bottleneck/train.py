@@ -2,24 +2,34 @@
 
 One jit-compiled train step over `nnx.split` state (model and optimizer), the batch sharded over
 every local device on a `jax.sharding.Mesh` "data" axis (data parallelism; the state is
-replicated). The work directory holds:
+replicated). The config is checked whole first (`bottleneck.run_config.validate`); the workdir
+is locked for the run (`bottleneck.workdir.lock`: a second process is refused). It holds:
 
-- `config.json`: the resolved config; a rerun with a different config is refused.
-- `metrics.jsonl`: one JSON object per logged step (`split` "train" or "eval"), and TensorBoard
-  events in `tensorboard/`.
+- `config.json`: the config; it guards the run's checkpoints. A rerun with another config is
+  refused while the run has checkpoints (`--restart` sets that run aside), and accepted, saying
+  what changed, when it has none (a run that failed early does not block its fix).
+- `metrics.jsonl`: one JSON object per logged step and per checkpoint (`split` "train" or
+  "eval"), and TensorBoard events in `tensorboard/`.
 - `checkpoints/<step>/`: orbax checkpoints every `checkpoint_every_steps`, the last
   `keep_checkpoints` kept. A rerun resumes from the newest readable one and, since batches are a
-  function of (seed, step), ends where an uninterrupted run would.
-- `result.json`: the summary, written last; a workdir that has one is not trained again.
+  function of (seed, step), ends where an uninterrupted run would. Unreadable ones are moved
+  under `.set_aside/`, so that their steps are saved again.
+- `result.json`: the summary, written last; a workdir that has a complete one is not trained
+  again (an unreadable one is set aside and recomputed from the final checkpoint).
+
+Ctrl-C checkpoints the step the run is at (after any save in flight) and stops with one line
+saying how to resume.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import math
 import os
 import platform
+import signal
 import sys
+import threading
 import time
 
 import jax
@@ -27,62 +37,28 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 from absl import logging
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from bottleneck import complexity, kernels, registry, validation, workdir as wd
+from bottleneck import (checkpoints, complexity, kernels, registry, run_config, validation,
+                        workdir as wd)
 from bottleneck.data import pipeline
 from bottleneck.validation import ConfigError
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+DTYPES = run_config.DTYPES
+# Configs import these from here too.
+default_config, variant_config = run_config.default_config, run_config.variant_config
+# What a run writes in its workdir; `--restart` and a replaced config set all of it aside.
+RUN_FILES = (wd.CONFIG, wd.METRICS, wd.RESULT, wd.CHECKPOINTS, wd.TENSORBOARD, wd.ERROR)
 
 
-VARIANTS = ("reduced", "naive")
+class TrainingDiverged(ConfigError):
+  """The loss became NaN or infinite (a config to correct: one line on the command line)."""
 
 
-def variant_config(arg: str) -> ml_collections.ConfigDict:
-  """`default_config()` for the named variant: "reduced" (1x1 reductions) or "naive"."""
-  if arg not in VARIANTS:
-    raise ValueError(f"unknown variant {arg!r}; valid: {', '.join(VARIANTS)}")
-  c = default_config()
-  c.reduce = arg == "reduced"
-  return c
-
-
-def default_config() -> ml_collections.ConfigDict:
-  """Every field `train_and_evaluate` reads, with defaults; experiment configs override them."""
-  c = ml_collections.ConfigDict()
-  c.model = "inception_small"
-  c.reduce = True
-  c.model_kwargs = ml_collections.ConfigDict()  # extra model arguments (width, ...)
-  # How the ops are computed (bottleneck.kernels): the same numbers, another speed.
-  c.paths = ml_collections.ConfigDict({kind: "auto" for kind in kernels.CHOICES})
-  c.dataset = "digits"
-  c.data_dir = ml_collections.config_dict.placeholder(str)  # None: TFDS default directory
-  c.train_split, c.eval_split = "train", "test"
-  c.image_size = 28
-  c.data = ml_collections.ConfigDict(dict(mean=0.5, std=0.5, resize="pad", crop_padding=0,
-                                          flip=False, random_crop=False))
-  c.batch_size = 128
-  c.eval_batch_size = 128
-  c.num_epochs = 10.0
-  c.num_train_steps = 0  # > 0 overrides num_epochs
-  c.optimizer = ml_collections.ConfigDict(dict(
-      name="sgd", learning_rate=0.1, momentum=0.9, nesterov=False, weight_decay=0.0,
-      schedule="cosine", warmup_epochs=0.0, decay_rate=0.95))
-  c.dtype = "float32"
-  c.seed = 0
-  c.log_every_steps = 50
-  c.eval_every_steps = 0  # 0: evaluate at the end only
-  c.checkpoint_every_steps = 200
-  c.keep_checkpoints = 3
-  return c
-
-
-class TrainingDiverged(RuntimeError):
-  """The loss became NaN or infinite."""
+class Interrupted(KeyboardInterrupt):
+  """Ctrl-C during training, after this step's checkpoint was saved; says how to resume."""
 
 
 # --- optimizer -------------------------------------------------------------------------------
@@ -118,57 +94,17 @@ def make_optimizer(config, schedule) -> optax.GradientTransformation:
   return optax.chain(optax.add_decayed_weights(o.weight_decay), sgd) if o.weight_decay else sgd
 
 
-# --- checkpoints -----------------------------------------------------------------------------
-
-
-def _is_key(x) -> bool:
-  return jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
-
-
-def _to_storable(state: nnx.State):
-  """Pure nested dicts with PRNG keys as their raw data (orbax stores plain arrays)."""
-  return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x,
-                      state.to_pure_dict())
-
-
-def _from_storable(template: nnx.State, stored) -> nnx.State:
-  pure = template.to_pure_dict()
-  pure = jax.tree.map(lambda t, s: jax.random.wrap_key_data(s, impl=jax.random.key_impl(t))
-                      if _is_key(t) else s, pure, stored)
-  state = jax.tree.map(lambda x: x, template)  # a copy to fill
-  nnx.replace_by_pure_dict(state, pure)
-  return state
-
-
-def restore_latest(manager: ocp.CheckpointManager, states: dict[str, nnx.State]):
-  """(step, states) from the newest readable checkpoint, or (0, states) if there is none.
-
-  An unreadable checkpoint (corrupt, cut short) is reported and the one before it is tried.
-  """
-  template = {k: _to_storable(v) for k, v in states.items()}
-  for step in sorted(manager.all_steps(), reverse=True):
-    try:
-      stored = manager.restore(step, args=ocp.args.StandardRestore(template))
-    except Exception as e:  # pylint: disable=broad-except  # orbax raises many kinds
-      logging.warning("checkpoint at step %d in %s is unreadable (%s: %s); trying the one "
-                      "before it", step, manager.directory, type(e).__name__,
-                      str(e).splitlines()[0][:200])
-      continue
-    return step, {k: _from_storable(states[k], stored[k]) for k in states}
-  if manager.all_steps():
-    logging.warning("no readable checkpoint in %s: starting from scratch", manager.directory)
-  return 0, states
-
-
 # --- progress --------------------------------------------------------------------------------
 
 
 class Progress:
-  """Step, loss, steps/s and ETA: one updating line on a terminal, log lines otherwise."""
+  """Step, loss, steps/s and ETA: one updating line on a terminal, log lines otherwise (and
+  always log lines, prefixed with `label`, when several runs share one terminal)."""
 
-  def __init__(self, total_steps: int, start_step: int, every: int):
+  def __init__(self, total_steps: int, start_step: int, every: int, label: str | None = None):
     self.total, self.every = total_steps, max(1, every)
-    self.tty = sys.stderr.isatty()
+    self.label = f"[{label}] " if label else ""
+    self.tty = sys.stderr.isatty() and not label
     self.t0, self.s0 = time.time(), start_step
     self._last_draw = 0.0
 
@@ -176,7 +112,8 @@ class Progress:
     now = time.time()
     rate = (step - self.s0) / max(now - self.t0, 1e-9)
     eta = (self.total - step) / rate if rate > 0 else float("nan")
-    text = (f"step {step}/{self.total}" + (f"  loss {loss:.4f}" if loss is not None else "")
+    text = (f"{self.label}step {step}/{self.total}"
+            + (f"  loss {loss:.4f}" if loss is not None else "")
             + f"  {rate:.2f} steps/s  ETA {eta:.0f} s")
     if self.tty:
       if force or now - self._last_draw > 0.2:
@@ -184,42 +121,95 @@ class Progress:
         sys.stderr.flush()
         self._last_draw = now
     elif force or step % self.every == 0:
-      logging.info("%s", text)
+      if self.label:  # a worker of a parallel sweep: shown whatever its logging level
+        print(text, file=sys.stderr, flush=True)
+      else:
+        logging.info("%s", text)
 
   def close(self) -> None:
     if self.tty:
       sys.stderr.write("\n")
 
 
+class _CtrlC:
+  """Within the block, a first Ctrl-C (SIGINT) only sets `pressed`: the training loop then
+  checkpoints the step it is at, lets the save finish and stops. Interrupting orbax in the
+  middle of a save would leave its background threads waiting for ever. A second Ctrl-C
+  interrupts at once. Outside the main thread (Ray workers) it does nothing."""
+
+  def __init__(self):
+    self.pressed = False
+    self._previous = None
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    if self.pressed:
+      raise KeyboardInterrupt("interrupted twice: the checkpoint being written may be lost; "
+                              "rerun the same command to resume from the one before.")
+    self.pressed = True
+    logging.warning("Ctrl-C: saving a checkpoint of this step, then stopping (Ctrl-C again to "
+                    "stop at once)")
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGINT, self._handle)
+    return self
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGINT, self._previous)
+    return False
+
+
+# --- the workdir -----------------------------------------------------------------------------
+
+
+def read_result(workdir: str) -> dict:
+  """A finished run's result.json; CorruptFile (naming it) if it is cut short or incomplete."""
+  return wd.read_json(os.path.join(workdir, wd.RESULT), required=wd.RESULT_KEYS)
+
+
+def prepare_workdir(workdir: str, record: dict, *, restart: bool = False) -> dict | None:
+  """Makes `workdir` ready for the run `record` describes (the caller holds its lock); returns
+  its result if that run is finished.
+
+  `config.json` guards a run's checkpoints: a workdir whose run has checkpoints and another
+  config is refused (with `restart`, that run is set aside). A workdir with no checkpoint
+  accepts the new config, saying what changed. An unreadable result is set aside and
+  recomputed from the final checkpoint. Nothing is deleted: see `workdir.set_aside`.
+  """
+  config_path = os.path.join(workdir, wd.CONFIG)
+  if restart:
+    moved = wd.set_aside(workdir, RUN_FILES, "set aside by --restart")
+    if moved:
+      logging.warning("--restart: the previous run in %s was moved to %s", workdir, moved)
+    return None
+  if os.path.exists(config_path):
+    try:
+      diff = run_config.differences(wd.read_json(config_path), record)
+    except wd.CorruptFile as e:
+      diff = [str(e)]
+    if diff:
+      if wd.has_checkpoints(workdir):
+        raise ConfigError(
+            f"workdir {workdir} holds a run with a different config ({'; '.join(diff[:5])}). "
+            "Rerun with --restart to set that run aside (moved under .set_aside/, nothing is "
+            "deleted), or use another --workdir.")
+      moved = wd.set_aside(workdir, RUN_FILES, "replaced by a new config; the run had no "
+                           "checkpoint. Changed: " + "; ".join(diff))
+      logging.warning("%s had no checkpoint of its run; it takes the new config (%s). The "
+                      "old files are in %s", workdir, "; ".join(diff[:5]), moved)
+      return None
+  if os.path.exists(os.path.join(workdir, wd.RESULT)):
+    try:
+      return read_result(workdir)
+    except wd.CorruptFile as e:
+      moved = wd.set_aside(workdir, [wd.RESULT], str(e))
+      logging.warning("%s Moved to %s; it is recomputed from the final checkpoint.", e, moved)
+  return None
+
+
 # --- the run ---------------------------------------------------------------------------------
-
-
-def _check_workdir_config(workdir: str, config_dict: dict) -> dict | None:
-  """Refuses a workdir whose config.json differs; returns its result.json if finished."""
-  path = os.path.join(workdir, wd.CONFIG)
-  if os.path.exists(path):
-    old, new = wd.read_json(path), _json_roundtrip(config_dict)
-    if old != new:
-      diff = _dict_diff(old, new)
-      raise ConfigError(f"workdir {workdir} holds a run with a different config "
-                        f"({'; '.join(diff[:5])}). Use another --workdir, or delete this one.")
-  result = os.path.join(workdir, wd.RESULT)
-  return wd.read_json(result) if os.path.exists(result) else None
-
-
-def _json_roundtrip(obj):
-  return json.loads(json.dumps(obj, sort_keys=True, default=str))
-
-
-def _dict_diff(old, new, prefix="") -> list[str]:
-  out = []
-  for k in sorted(set(old) | set(new)):
-    a, b = old.get(k, "<absent>"), new.get(k, "<absent>")
-    if isinstance(a, dict) and isinstance(b, dict):
-      out += _dict_diff(a, b, f"{prefix}{k}.")
-    elif a != b:
-      out.append(f"{prefix}{k}: {a!r} there, {b!r} now")
-  return out
 
 
 def _first_nonfinite(losses: list[tuple[int, jax.Array]]) -> None:
@@ -227,7 +217,8 @@ def _first_nonfinite(losses: list[tuple[int, jax.Array]]) -> None:
     value = float(loss)
     if not math.isfinite(value):
       raise TrainingDiverged(f"loss became {value} at step {step}; no checkpoint was written "
-                             "after it. Lower optimizer.learning_rate or check the data.")
+                             "after it. Lower optimizer.learning_rate or check the data, and "
+                             "rerun with --restart (the diverged run is set aside).")
 
 
 def device_description() -> str:
@@ -246,12 +237,13 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int):
       image_size=config.image_size, dtype=dtype,
       rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1),
       # model_kwargs may name a path too; it then wins over config.paths
-      **{**kernels.module_paths(config.get("paths", {})), **config.get("model_kwargs", {})})
+      **{**kernels.module_paths(config.get("paths", {})), **run_config.model_kwargs(config)})
 
 
 def load_trained_model(workdir: str):
-  """(model in eval mode, config, data splits) from a training workdir's newest readable
-  checkpoint. Clear errors for a directory that is not a workdir or holds no checkpoint."""
+  """(model in eval mode, config, data splits, step) from a training workdir's newest readable
+  checkpoint, saying which step it loaded. Clear errors for a directory that is not a workdir
+  or holds no readable checkpoint. Reads only: an unreadable step is reported, not moved."""
   path = os.path.join(workdir, wd.CONFIG)
   if not os.path.exists(path):
     raise ConfigError(f"{workdir} is not a training workdir: it has no {wd.CONFIG}.")
@@ -261,32 +253,46 @@ def load_trained_model(workdir: str):
   model = build_model(config, splits[config.train_split].num_classes)
   optimizer = nnx.Optimizer(model, make_optimizer(config, make_schedule(config, 1, 1)),
                             wrt=nnx.Param)
-  ckpt_dir = os.path.abspath(os.path.join(workdir, wd.CHECKPOINTS))
-  manager = ocp.CheckpointManager(ckpt_dir, options=ocp.CheckpointManagerOptions(create=False)) \
-      if os.path.isdir(ckpt_dir) else None
-  if manager is None or not manager.all_steps():
+  manager = checkpoints.manager(workdir, read_only=True)
+  newest = max(manager.all_steps(), default=0) if manager else 0
+  if not newest:
     raise ConfigError(f"{workdir} holds no checkpoint: train it first.")
-  step, restored = restore_latest(manager, {"model": nnx.state(model),
-                                            "optimizer": nnx.state(optimizer)})
+  step, restored = checkpoints.restore_latest(manager, {"model": nnx.state(model),
+                                                        "optimizer": nnx.state(optimizer)})
   if step == 0:
-    raise ConfigError(f"every checkpoint in {ckpt_dir} is unreadable.")
+    raise ConfigError(f"every checkpoint in {os.path.join(workdir, wd.CHECKPOINTS)} is "
+                      "unreadable.")
   nnx.update(model, restored["model"])
   model.eval()
-  logging.info("loaded %s from the checkpoint at step %d", config.model, step)
-  return model, config, splits
+  if step != newest:
+    logging.warning("%s: loaded the checkpoint at step %d; the newest, step %d, is unreadable",
+                    workdir, step, newest)
+  else:
+    logging.info("%s: loaded %s from the checkpoint at step %d", workdir, config.model, step)
+  return model, config, splits, step
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains `config.model` on `config.dataset`, evaluates it, returns the result.json dict."""
-  config_dict = config.to_dict()
-  os.makedirs(workdir, exist_ok=True)
-  finished = _check_workdir_config(workdir, config_dict)
-  if finished is not None:
-    logging.info("%s is finished: its result is in %s", workdir,
-                 os.path.join(workdir, wd.RESULT))
-    print(f"already finished: result in {os.path.join(workdir, wd.RESULT)}", file=sys.stderr)
-    return finished
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       restart: bool = False, label: str | None = None) -> dict:
+  """Trains `config.model` on `config.dataset`, evaluates it, returns the result.json dict.
 
+  The config is checked whole before anything is read or written; the workdir is locked for
+  the run (one process at a time). `restart` sets a previous run in the workdir aside instead
+  of resuming it. `label` prefixes the progress lines (runs sharing a terminal)."""
+  run_config.validate(config)
+  record = run_config.record(config)
+  owner = jax.process_index() == 0  # writes the workdir's files and holds its lock
+  with wd.lock(workdir) if owner else contextlib.nullcontext():
+    finished = prepare_workdir(workdir, record, restart=restart) if owner else None
+    if finished is not None:
+      logging.info("%s is finished: its result is in %s", workdir,
+                   os.path.join(workdir, wd.RESULT))
+      print(f"already finished: result in {os.path.join(workdir, wd.RESULT)}", file=sys.stderr)
+      return finished
+    return _train(config, record, workdir, owner, label)
+
+
+def _train(config, record: dict, workdir: str, owner: bool, label: str | None) -> dict:
   # Devices and the data-parallel mesh.
   n_dev = jax.device_count()
   for name in ("batch_size", "eval_batch_size"):
@@ -305,7 +311,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   train_split, eval_split = splits[config.train_split], splits[config.eval_split]
 
   # Model.
-  model = build_model(config, train_split.num_classes)  # validates config.dtype too
+  model = build_model(config, train_split.num_classes)
   dtype = DTYPES[config.dtype]
   # Compiler options of the jits: which library computes the convolutions (bottleneck.kernels).
   options = kernels.compiler_options(config.get("paths", {}).get("conv_library", "auto"),
@@ -322,14 +328,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   train_batches = pipeline.Batches(train_split, config.batch_size, preprocess, config.seed)
   eval_batches = pipeline.Batches(eval_split, config.eval_batch_size, preprocess, config.seed)
   spe = train_batches.steps_per_epoch
-  total_steps = config.num_train_steps if config.get("num_train_steps") else round(
-      config.num_epochs * spe)
+  total_steps = config.num_train_steps if config.get("num_train_steps") else max(1, round(
+      config.num_epochs * spe))
   schedule = make_schedule(config, spe, total_steps)
   optimizer = nnx.Optimizer(model, make_optimizer(config, schedule), wrt=nnx.Param)
   # Only a config that got this far is recorded: a run refused for bad input leaves no
   # config.json behind to block the corrected rerun in the same workdir.
-  if jax.process_index() == 0:
-    wd.write_json(os.path.join(workdir, wd.CONFIG), config_dict)
+  if owner:
+    wd.write_json(os.path.join(workdir, wd.CONFIG), record)
 
   model.train()
   model_def, model_state = nnx.split(model)
@@ -337,19 +343,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   eval_def, _ = nnx.split(model)
   opt_def, opt_state = nnx.split(optimizer)
 
-  # Resume.
-  manager = ocp.CheckpointManager(
-      os.path.abspath(os.path.join(workdir, wd.CHECKPOINTS)),
-      options=ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints, create=True))
-  start_step, restored = restore_latest(manager, {"model": model_state, "optimizer": opt_state})
+  # Resume: unreadable checkpoints are set aside so that their steps can be saved again.
+  manager = checkpoints.manager(workdir, keep=config.keep_checkpoints)
+  start_step, restored = checkpoints.restore_latest(
+      manager, {"model": model_state, "optimizer": opt_state},
+      set_aside_in=workdir if owner else None)
   model_state, opt_state = restored["model"], restored["optimizer"]
   metrics_path = os.path.join(workdir, wd.METRICS)
   rows = [r for r in wd.read_jsonl(metrics_path) if r["step"] <= start_step]
-  if jax.process_index() == 0:
+  if owner:
     wd.truncate_jsonl(metrics_path, rows)  # drop rows logged after the checkpoint we resume
-  prior_time = max((r.get("train_time_s", 0.0) for r in rows), default=0.0)
+  # Training time so far: the train row logged with the checkpoint we resume (every
+  # checkpoint step logs one). Without it the time is unknown, never 0.
+  at_start = [r for r in rows if r["split"] == "train" and r["step"] == start_step]
+  prior_time = 0.0 if not start_step else (at_start[-1].get("train_time_s") if at_start
+                                           else None)
   if start_step:
     logging.info("resuming from the checkpoint at step %d of %d", start_step, total_steps)
+    if prior_time is None:
+      logging.warning("no metrics row at step %d: the training time before it is unknown, so "
+                      "train_time_s and examples_per_s are recorded as null", start_step)
   state = jax.device_put((model_state, opt_state), replicated)
 
   def train_step(state, batch):
@@ -396,10 +409,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     return {"loss": sums["loss_sum"] / sums["count"], "accuracy": sums["correct"] / sums["count"]}
 
   tb = None
-  if jax.process_index() == 0:
+  if owner:
     from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
     tb = SummaryWriter(os.path.join(workdir, wd.TENSORBOARD))
-  writer = wd.JsonlWriter(metrics_path) if jax.process_index() == 0 else None
+  writer = wd.JsonlWriter(metrics_path) if owner else None
 
   def log_row(row):
     if writer is None:
@@ -410,62 +423,70 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         tb.add_scalar(f"{row['split']}/{k}", v, row["step"])
     tb.flush()
 
-  progress = Progress(total_steps, start_step, config.log_every_steps)
+  progress = Progress(total_steps, start_step, config.log_every_steps, label)
   pending, window_t, window_steps, train_time = [], time.time(), 0, 0.0
   step = start_step
   try:
-    while step < total_steps:
-      batch = first if step == start_step else to_device(train_batches.train_batch(step))
-      state, metrics = train_step_c(state, batch)
-      step += 1
-      pending.append((step, metrics))
-      window_steps += 1
-      log_now = step % config.log_every_steps == 0 or step == total_steps
-      ckpt_now = step % config.checkpoint_every_steps == 0 or step == total_steps
-      if log_now or ckpt_now:
-        jax.block_until_ready(state)
-        _first_nonfinite([(s, m["loss"]) for s, m in pending])
-        elapsed = time.time() - window_t
-        train_time += elapsed  # wall time of training steps and their data, not eval or saving
-        last = jax.device_get(pending[-1][1])
-        progress.update(step, float(last["loss"]), force=True)
-        if log_now:
+    with _CtrlC() as ctrl_c:
+      while step < total_steps:
+        batch = first if step == start_step else to_device(train_batches.train_batch(step))
+        state, metrics = train_step_c(state, batch)
+        step += 1
+        pending.append((step, metrics))
+        window_steps += 1
+        # Ctrl-C: this step is checkpointed (and the save finished) before the run stops.
+        ckpt_now = (step % config.checkpoint_every_steps == 0 or step == total_steps
+                    or ctrl_c.pressed)
+        if step % config.log_every_steps == 0 or ckpt_now:
+          jax.block_until_ready(state)
+          _first_nonfinite([(s, m["loss"]) for s, m in pending])
+          elapsed = time.time() - window_t
+          train_time += elapsed  # wall time of training steps and data, not eval or saving
+          last = jax.device_get(pending[-1][1])
+          progress.update(step, float(last["loss"]), force=True)
+          # A row at every checkpoint too: a resumed run reads its training time there.
           log_row({"step": step, "split": "train", "loss": float(last["loss"]),
                    "accuracy": float(last["accuracy"]),
                    "learning_rate": float(schedule(step - 1)),
                    "steps_per_s": window_steps / elapsed,
                    "examples_per_s": window_steps * config.batch_size / elapsed,
-                   "train_time_s": prior_time + train_time})
-        if config.eval_every_steps and step % config.eval_every_steps == 0 \
-            and step != total_steps:
-          log_row({"step": step, "split": "eval", **evaluate(state[0])})
-        if ckpt_now:
-          manager.save(step, args=ocp.args.StandardSave(
-              {"model": _to_storable(state[0]), "optimizer": _to_storable(state[1])}))
-        pending, window_t, window_steps = [], time.time(), 0
-      else:
-        progress.update(step)
-    manager.wait_until_finished()
+                   **({} if prior_time is None else {"train_time_s": prior_time + train_time})})
+          if config.eval_every_steps and step % config.eval_every_steps == 0 \
+              and step != total_steps and not ctrl_c.pressed:
+            log_row({"step": step, "split": "eval", **evaluate(state[0])})
+          if ckpt_now:
+            checkpoints.save(manager, step, {"model": state[0], "optimizer": state[1]})
+          pending, window_t, window_steps = [], time.time(), 0
+          if ctrl_c.pressed:
+            break
+        else:
+          progress.update(step)
+      manager.wait_until_finished()
     progress.close()
+    if ctrl_c.pressed and step < total_steps:
+      raise Interrupted(f"interrupted at step {step} of {total_steps}; the checkpoint at step "
+                        f"{step} is saved. Rerun the same command to resume.")
     final = evaluate(state[0])
     log_row({"step": step, "split": "eval", **final})
   finally:
+    manager.close()  # waits for an in-flight save, whatever ended the loop
     if writer is not None:
       writer.close()
       tb.close()
-  train_time_s = prior_time + train_time
+  train_time_s = None if prior_time is None else prior_time + train_time
   result = {
       "model": config.model, "reduce": bool(config.reduce), "dataset": config.dataset,
       "params": cost["total"]["params"], "macs": cost["total"]["macs"],
       "flops_xla": cost["total"]["flops_xla"], "eval_accuracy": final["accuracy"],
       "eval_loss": final["loss"], "train_steps": step, "train_time_s": train_time_s,
       "compile_time_s": compile_time,
-      "examples_per_s": (step - start_step) * config.batch_size / max(train_time, 1e-9),
+      # over the whole run, resumed parts included; null when its time is unknown
+      "examples_per_s": step * config.batch_size / train_time_s if train_time_s else None,
       "device": device_description(), "jax_version": jax.__version__, "seed": config.seed,
       "paths": {k: kernels.resolve(k, v, "config") for k, v in config.get("paths", {}).items()},
-      "config": config_dict,
+      "config": record,
   }
-  if jax.process_index() == 0:
+  if owner:
     wd.write_json(os.path.join(workdir, wd.RESULT), result)
   logging.info("eval accuracy %.4f, loss %.4f after %d steps; result in %s", final["accuracy"],
                final["loss"], step, os.path.join(workdir, wd.RESULT))

@@ -1,17 +1,57 @@
-"""Files of a run's work directory, written atomically (temporary file, then rename)."""
+"""A run's work directory: its files, written atomically; one process at a time; nothing lost.
+
+- Files are written atomically (temporary file, then rename) with the mode any other file of
+  the process gets (0666 less the umask), so a crash leaves the old file or the new one.
+- `lock(workdir)` holds an advisory `fcntl` lock on `workdir/.lock` for as long as a process
+  works there; a second process is refused at once with the holder's PID and host. The kernel
+  drops the lock when its holder dies, so a killed run's workdir is free again.
+- `set_aside(...)` moves files that must not be used any more (a run superseded by a new
+  config, a corrupt checkpoint, an unreadable result) under `workdir/.set_aside/<stamp>/`,
+  never deletes them. Hidden directories are not searched for results.
+- Paths are paths: nothing here treats them as glob patterns.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import errno
+import fcntl
 import json
 import os
+import shutil
+import socket
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+
+from absl import logging
+
+from bottleneck.validation import ConfigError
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 RESULT = "result.json"
 CHECKPOINTS = "checkpoints"
 TENSORBOARD = "tensorboard"
+ERROR = "error.json"  # a sweep point's failure
+# What every result.json has; one without them is incomplete (cut short, or not ours).
+RESULT_KEYS = ("model", "reduce", "dataset", "seed", "params", "macs", "eval_accuracy")
+LOCK = ".lock"
+SET_ASIDE = ".set_aside"
+
+
+class CorruptFile(ConfigError):
+  """A file of a workdir cannot be read (cut short, not JSON, missing keys)."""
+
+
+class WorkdirBusy(ConfigError):
+  """Another live process holds the workdir's lock."""
+
+
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -23,6 +63,7 @@ def atomic_write_text(path: str, text: str) -> None:
     with os.fdopen(fd, "w") as f:
       f.write(text)
       f.flush()
+      os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp's 0600 would lock others out
       os.fsync(f.fileno())
     os.replace(tmp, path)
   except BaseException:
@@ -35,9 +76,18 @@ def write_json(path: str, obj) -> None:
   atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n")
 
 
-def read_json(path: str):
-  with open(path) as f:
-    return json.load(f)
+def read_json(path: str, required: Iterable[str] = ()):
+  """The JSON object in `path`; CorruptFile naming the path if it is cut short, not JSON, or
+  lacks a `required` key."""
+  try:
+    with open(path) as f:
+      obj = json.load(f)
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise CorruptFile(f"{path} is unreadable ({type(e).__name__}: {e}).") from None
+  missing = [k for k in required if not isinstance(obj, dict) or k not in obj]
+  if missing:
+    raise CorruptFile(f"{path} is incomplete: it lacks {', '.join(missing)}.")
+  return obj
 
 
 def read_jsonl(path: str) -> list[dict]:
@@ -71,3 +121,92 @@ class JsonlWriter:
 
 def truncate_jsonl(path: str, keep: Iterable[dict]) -> None:
   atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in keep))
+
+
+def find_files(directory: str, name: str) -> list[str]:
+  """Every file called `name` below `directory` (any depth, hidden directories skipped),
+  sorted. The directory is a path, not a pattern: `[`, `*` and spaces are plain characters."""
+  found = []
+  for root, dirs, files in os.walk(directory):
+    dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    if name in files:
+      found.append(os.path.join(root, name))
+  return sorted(found)
+
+
+def has_checkpoints(workdir: str) -> bool:
+  """Whether `workdir/checkpoints` holds a step (readable or not)."""
+  directory = os.path.join(workdir, CHECKPOINTS)
+  return os.path.isdir(directory) and any(n.isdigit() for n in os.listdir(directory))
+
+
+# --- one process per workdir -----------------------------------------------------------------
+
+
+def ensure_writable(workdir: str, what: str = "--workdir") -> None:
+  """Creates `workdir` or raises ConfigError at once if it cannot be used."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except FileExistsError:
+    raise ConfigError(f"{what}={workdir} is a file, not a directory.") from None
+  except OSError as e:
+    raise ConfigError(f"{what}={workdir} cannot be created: {e.strerror}.") from None
+  if not os.access(workdir, os.W_OK | os.X_OK):
+    raise ConfigError(f"{what}={workdir} is not writable by this user.")
+
+
+@contextlib.contextmanager
+def lock(workdir: str, what: str = "--workdir", *, wait: bool = False,
+         lock_name: str = LOCK) -> Iterator[None]:
+  """Holds `workdir`'s lock for the `with` block. If another live process holds it: WorkdirBusy
+  at once, naming the holder (PID, host, start time, which the lock file records), or with
+  `wait`, wait for it."""
+  ensure_writable(workdir, what)
+  path = os.path.join(workdir, lock_name)
+  try:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+  except OSError as e:
+    raise ConfigError(f"{what}={workdir} cannot be used: {path}: {e.strerror}.") from None
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+      if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+        raise ConfigError(f"{what}={workdir} cannot be locked: {e.strerror}.") from None
+      holder = os.pread(fd, 512, 0).decode(errors="replace").strip() or "another process"
+      if not wait:
+        raise WorkdirBusy(f"{workdir} is in use by {holder}; wait for it to finish, or use "
+                          "another workdir.") from None
+      logging.info("waiting for %s, which holds %s", holder, path)
+      fcntl.flock(fd, fcntl.LOCK_EX)
+    started = datetime.datetime.now().isoformat(timespec="seconds")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"PID {os.getpid()} on host {socket.gethostname()} (since {started})"
+              .encode(), 0)
+    yield
+  finally:
+    os.close(fd)  # releases the lock; the file stays (removing it would race a new holder)
+
+
+# --- nothing lost ----------------------------------------------------------------------------
+
+
+def set_aside(workdir: str, names: Iterable[str], reason: str) -> str | None:
+  """Moves `names` (files or directories inside `workdir`) to a new
+  `workdir/.set_aside/<stamp>/`, with a README saying why; returns that folder (None if none
+  of them existed)."""
+  present = [n for n in names if os.path.lexists(os.path.join(workdir, n))]
+  if not present:
+    return None
+  stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+  target = os.path.join(workdir, SET_ASIDE, stamp)
+  n = 1
+  while os.path.exists(target):
+    n += 1
+    target = os.path.join(workdir, SET_ASIDE, f"{stamp}-{n}")
+  os.makedirs(target)
+  atomic_write_text(os.path.join(target, "README"), reason.rstrip() + "\n")
+  for name in present:
+    os.makedirs(os.path.dirname(os.path.join(target, name)), exist_ok=True)
+    shutil.move(os.path.join(workdir, name), os.path.join(target, name))
+  return target

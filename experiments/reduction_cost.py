@@ -26,7 +26,10 @@ def main(argv):
   try:
     depths = [int(d) for d in _DEPTHS.value]
   except ValueError:
-    raise validation.ConfigError(f"--depths={','.join(_DEPTHS.value)} must be whole numbers.")
+    depths = []
+  if not depths or min(depths) < 1:
+    raise validation.ConfigError(f"--depths={','.join(_DEPTHS.value)!r} is invalid; it must be "
+                                 "a comma-separated list of whole numbers >= 1.")
   rows = complexity.reduction_cost(_HEIGHT.value, _WIDTH.value, _CHANNELS.value, depths)
   if _FORMAT.value == "json":
     print(json.dumps(rows, indent=1))

@@ -5,7 +5,9 @@ r"""Run every point of a config's sweep (`get_sweep()`), each in its own subdire
   python -m experiments.sweep --config=configs/digits_inception.py --workdir=DIR --launcher=ray
   python -m experiments.sweep --config=configs/digits_inception.py --workdir=DIR --launcher=print
 
-Rerunning skips finished points and resumes interrupted ones. Exit status 1 if a point failed.
+Rerunning skips finished points and resumes interrupted ones. Points that ran under another
+config than the sweep's now are refused, naming them; --rerun_changed sets their old runs aside
+(nothing is deleted) and runs them again. Exit status 1 if a point did not finish.
 """
 
 import sys
@@ -20,6 +22,9 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Sweep directory.", required=Tru
 _PARALLEL = flags.DEFINE_integer("parallel", 1, "Points run at a time (local launcher).")
 _LAUNCHER = flags.DEFINE_enum("launcher", "local", sweep.LAUNCHERS,
                               "local processes, Ray tasks, or print the commands.")
+_RERUN_CHANGED = flags.DEFINE_bool(
+    "rerun_changed", False, "Rerun points whose config changed since they ran (their old runs "
+    "are set aside under the point's .set_aside/).")
 _RAY_ADDRESS = flags.DEFINE_string("ray_address", None,
                                    "An existing Ray cluster (default: start a local Ray).")
 
@@ -29,10 +34,11 @@ def main(argv):
   module, config = sweep.load_config_file(_CONFIG.value)
   points = sweep.expand(module, config, _WORKDIR.value)
   summary = sweep.run(points, parallel=_PARALLEL.value, launcher=_LAUNCHER.value,
-                      ray_address=_RAY_ADDRESS.value, config_spec=_CONFIG.value)
+                      ray_address=_RAY_ADDRESS.value, config_spec=_CONFIG.value,
+                      rerun_changed=_RERUN_CHANGED.value)
   if _LAUNCHER.value != "print":
     print(sweep.format_summary(summary, _WORKDIR.value), file=sys.stderr)
-  if any(s.startswith("failed") for s in summary.values()):
+  if any(s != "done" and not s.startswith(("skipped", "printed")) for s in summary.values()):
     sys.exit(1)
 
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from bottleneck import registry
+from bottleneck import registry, run_config
 
 CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(
     os.path.join(os.path.dirname(__file__), "..", "configs", "*.py"))
@@ -21,8 +21,9 @@ def test_config_variants(name):
     c = module.get_config(variant)
     assert c.reduce == (variant == "reduced")
     assert c.model in registry.MODELS
+    run_config.validate(c)  # every field, and the model built abstractly
     probe = registry.abstract_model(c.model, reduce=c.reduce, image_size=c.image_size,
-                                    **c.model_kwargs)
+                                    **run_config.model_kwargs(c))
     assert c.image_size >= probe.min_image_size
     assert c.batch_size % 2 == 0  # splits over 2 devices
   with pytest.raises(ValueError, match="unknown variant"):

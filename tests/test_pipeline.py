@@ -110,3 +110,13 @@ def test_batch_larger_than_split_is_an_error(digits_dir):
   split = pipeline.load_splits("digits", data_dir=digits_dir)["test"]
   with pytest.raises(ConfigError, match="batch_size=512 is larger than the test split"):
     pipeline.Batches(split, 512, pipeline.Preprocess(8, 1), 0)
+
+
+def test_first_use_by_two_processes_at_once_prepares_once(tmp_path):
+  """Two workers of a parallel sweep on a fresh data directory (flock excludes open files,
+  not processes, so threads exercise the same lock)."""
+  import concurrent.futures  # pylint: disable=g-import-not-at-top
+  with concurrent.futures.ThreadPoolExecutor(3) as pool:
+    splits = list(pool.map(lambda _: pipeline.load_splits("digits", data_dir=str(tmp_path)),
+                           range(3)))
+  assert [len(s["train"]) for s in splits] == [1347] * 3

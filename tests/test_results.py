@@ -63,6 +63,34 @@ def test_every_format_renders(tmp_path, fmt):
     assert "\\toprule" in text
 
 
+def test_a_path_with_brackets_and_an_unreadable_result(tmp_path, caplog):
+  root = tmp_path / "runs[1] *"  # a directory name, not a glob pattern
+  write_runs(str(root))
+  cut = root / "reduce=True,seed=2" / wd.RESULT
+  cut.write_text(cut.read_text()[:50])  # cut short by a kill
+  partial = root / "reduce=False,seed=2" / wd.RESULT
+  partial.write_text('{"model": "toy"}')  # not a complete result
+  caplog.set_level("WARNING")
+  runs = results.collect(str(root))
+  assert len(runs) == 4  # the two unreadable ones are left out, by name
+  messages = " ".join(r.getMessage() for r in caplog.records)
+  assert str(cut) in messages and "unreadable" in messages
+  assert str(partial) in messages and "it lacks reduce, dataset" in messages
+  text = results.make_table(str(root))
+  assert "naive" in text and "reduced" in text
+
+
+def test_unknown_time_is_shown_as_unknown_never_zero(tmp_path):
+  write_runs(tmp_path)
+  for seed in range(3):
+    path = os.path.join(tmp_path, f"reduce=True,seed={seed}", wd.RESULT)
+    r = wd.read_json(path)
+    r["train_time_s"] = r["examples_per_s"] = None  # a resumed run whose time is unknown
+    wd.write_json(path, r)
+  text = results.make_table(str(tmp_path))
+  assert "unknown" in text and " 0.0 ±" not in text
+
+
 def test_group_by_and_errors(tmp_path):
   write_runs(tmp_path)
   per_seed = results.aggregate(results.collect(str(tmp_path)), ["variant", "seed"])

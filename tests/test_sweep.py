@@ -1,12 +1,15 @@
 """Sweeps: expansion and naming, resume, a failing point, the print and Ray launchers."""
 
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
-from bottleneck import sweep, workdir as wd
+from bottleneck import results, sweep, workdir as wd
 from bottleneck.validation import ConfigError
 from tests import tiny_sweep_config
 
@@ -37,6 +40,8 @@ def test_expansion_and_names(tmp_path, digits_dir):
 def test_bad_sweeps_are_clear_errors(tmp_path, digits_dir):
   with pytest.raises(ConfigError, match=r"no field 'learning_rat'; it has .*learning_rate"):
     points(tmp_path, [{"optimizer.learning_rat": 0.1}])
+  with pytest.raises(ConfigError, match=r"sweep override batch_size='64': "):
+    points(tmp_path, [{"batch_size": "64"}])  # a wrong type: one line, not a traceback
   with pytest.raises(ConfigError, match=r"the point 'seed=1' twice"):
     points(tmp_path, [{"seed": 1}, {"seed": 1}])
   with pytest.raises(ConfigError, match=r"config file 'nope.py' does not exist"):
@@ -98,8 +103,140 @@ def test_ray_launcher_end_to_end(tmp_path, digits_dir):
     assert wd.read_json(os.path.join(p.workdir, wd.RESULT))["train_steps"] == 8
 
 
-def test_parallel_workers(tmp_path, digits_dir):
-  pts = points(tmp_path)
+def test_parallel_workers_on_a_fresh_data_dir_show_their_progress(tmp_path, capfd):
+  pts = points(tmp_path / "sweep")
+  for p in pts:  # first use: both workers prepare the dataset at once
+    p.config.data_dir = str(tmp_path / "fresh_tfds")
   assert set(sweep.run(pts, parallel=2).values()) == {"done"}
+  err = capfd.readouterr().err
+  for p in pts:  # progress from inside the workers, labelled
+    assert f"[{p.name}] step 8/8" in err
   with pytest.raises(ConfigError, match=r"--parallel=0 is invalid"):
     sweep.run(pts, parallel=0)
+
+
+def _sweep_cli(workdir, digits_dir, steps, log):
+  """`experiments.sweep --parallel=2` in the background, its output to the file `log` (a pipe
+  nobody reads would fill up and block the workers' progress lines)."""
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "BOTTLENECK_TEST_TFDS_DIR": digits_dir,
+         "BOTTLENECK_TEST_SWEEP_STEPS": str(steps)}
+  return subprocess.Popen(
+      [sys.executable, "-m", "experiments.sweep", f"--config={ROOT}/tests/tiny_sweep_config.py",
+       f"--workdir={workdir}", "--parallel=2"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+      stderr=open(log, "w"), text=True)
+
+
+def _wait_for(paths, proc, log, timeout=240):
+  deadline = time.time() + timeout
+  while not all(os.path.exists(p) for p in paths):
+    assert proc.poll() is None and time.time() < deadline, open(log).read()[-3000:]
+    time.sleep(0.1)
+
+
+def _free(workdir) -> bool:
+  try:
+    with wd.lock(workdir):
+      return True
+  except wd.WorkdirBusy:
+    return False
+
+
+def _holder(workdir):
+  """The PID recorded in a point's lock file (the last process that took it)."""
+  try:
+    text = open(os.path.join(workdir, wd.LOCK)).read()
+  except FileNotFoundError:
+    return None
+  m = re.search(r"PID (\d+)", text)
+  return int(m.group(1)) if m else None
+
+
+def _alive(pid) -> bool:
+  """Running (a zombie left to an init that does not reap counts as dead)."""
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+  except FileNotFoundError:
+    return False
+  except OSError:  # no /proc: ask the kernel
+    try:
+      os.kill(pid, 0)
+    except ProcessLookupError:
+      return False
+    return True
+
+
+def test_parallel_sweep_ctrl_c_and_a_killed_parent(tmp_path, digits_dir):
+  work = tmp_path / "sweep"
+  names = [sweep.point_name(o) for o in tiny_sweep_config.get_sweep()]
+  # Ctrl-C: the workers finish their checkpoint and stop; one line, exit status 130.
+  log = tmp_path / "sweep.log"
+  proc = _sweep_cli(work, digits_dir, 4000, log)
+  _wait_for([work / n / wd.METRICS for n in names], proc, log)
+  while not all(wd.has_checkpoints(str(work / n)) for n in names):
+    assert proc.poll() is None, log.read_text()[-3000:]
+    time.sleep(0.1)
+  proc.send_signal(signal.SIGINT)
+  proc.wait(timeout=180)
+  err = log.read_text()
+  assert proc.returncode == 130, err[-3000:]
+  assert "sweep interrupted" in err and "Traceback" not in err
+  assert all(_free(str(work / n)) for n in names)
+  # SIGKILL of the sweep: its workers notice and stop within about a second.
+  before = {n: _holder(work / n) for n in names}
+  proc = _sweep_cli(work, digits_dir, 4000, log)
+  deadline = time.time() + 240
+  while any(_holder(work / n) in (before[n], None) for n in names):  # workers hold the points
+    assert proc.poll() is None and time.time() < deadline, log.read_text()[-3000:]
+    time.sleep(0.1)
+  workers = [_holder(work / n) for n in names]
+  proc.kill()
+  proc.wait()
+  deadline = time.time() + 30
+  while any(_alive(pid) for pid in workers):
+    assert time.time() < deadline, "orphaned workers still run"
+    time.sleep(0.2)
+  assert all(_free(str(work / n)) for n in names)
+
+
+def test_changed_config_is_refused_naming_the_point_then_rerun_on_request(tmp_path,
+                                                                             digits_dir):
+  pts = points(tmp_path, [{"seed": 0}])
+  assert sweep.run(pts) == {"seed=0": "done"}
+  longer = points(tmp_path, [{"seed": 0, "num_train_steps": 12}])
+  longer = [sweep.Point("seed=0", {}, longer[0].config, pts[0].workdir)]  # same directory
+  assert sweep.status(longer[0]) == "changed"
+  with pytest.raises(ConfigError, match=r"1 sweep point\(s\) ran under another config than the "
+                                        r"sweep's now: seed=0 \(num_train_steps: 8 there, 12 "
+                                        r"now\)\. Rerun with --rerun_changed"):
+    sweep.run(longer)
+  assert wd.read_json(os.path.join(pts[0].workdir, wd.RESULT))["train_steps"] == 8  # untouched
+  assert sweep.run(longer, rerun_changed=True) == {"seed=0": "done"}
+  assert wd.read_json(os.path.join(pts[0].workdir, wd.RESULT))["train_steps"] == 12
+  aside = os.path.join(pts[0].workdir, wd.SET_ASIDE)
+  (old,) = os.listdir(aside)
+  assert wd.read_json(os.path.join(aside, old, wd.RESULT))["train_steps"] == 8  # kept
+  assert len(results.collect(str(tmp_path))) == 1  # set-aside runs are not in the tables
+  # A cut-short result is named and recomputed from the final checkpoint, not counted done.
+  result_path = os.path.join(pts[0].workdir, wd.RESULT)
+  before = wd.read_json(result_path)
+  with open(result_path, "r+") as f:
+    f.truncate(40)
+  assert sweep.status(longer[0]) == "unreadable"
+  assert sweep.run(longer) == {"seed=0": "done"}
+  after = wd.read_json(result_path)
+  assert after["eval_loss"] == pytest.approx(before["eval_loss"], abs=1e-6)
+  # resumed at its last step: the training time is the run's, never 0
+  assert after["train_time_s"] == pytest.approx(before["train_time_s"])
+  assert after["examples_per_s"] == pytest.approx(before["examples_per_s"])
+
+
+def test_a_locked_sweep_or_point_is_not_run_twice(tmp_path, digits_dir):
+  pts = points(tmp_path, [{"seed": 0}, {"seed": 1}])
+  with wd.lock(str(tmp_path)):  # another sweep holds the directory (flock: per open file)
+    with pytest.raises(wd.WorkdirBusy, match=r"is in use by PID \d+ on host"):
+      sweep.run(pts)
+  with wd.lock(pts[1].workdir):  # someone trains this point by hand
+    summary = sweep.run(pts[1:])
+  assert summary["seed=1"].startswith("busy: ") and "in use by PID" in summary["seed=1"]
+  assert not os.path.exists(os.path.join(pts[1].workdir, sweep.ERROR))  # not "failed"

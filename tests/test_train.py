@@ -3,6 +3,7 @@ parallelism. Tiny configs on the embedded digits; no test downloads anything."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,21 +15,14 @@ import pytest
 
 from bottleneck import layers, train, workdir as wd
 from tests import tiny_train_config
+from tests.test_workdir import ODD
 from bottleneck.validation import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny_config(digits_dir, **overrides):
-  c = tiny_train_config.get_config()
-  c.data_dir = digits_dir
-  for key, value in overrides.items():
-    target = c
-    *parents, leaf = key.split(".")
-    for p in parents:
-      target = target[p]
-    target[leaf] = value
-  return c
+  return tiny_train_config.get_config(data_dir=digits_dir, **overrides)
 
 
 def run_cli(workdir, digits_dir, *extra, env=None, wait=True):
@@ -111,32 +105,73 @@ def test_workdir_with_another_config_is_refused(tmp_path, digits_dir):
                                          **{"optimizer.learning_rate": 0.1}), str(tmp_path))
 
 
-def test_corrupt_latest_checkpoint_falls_back_to_the_one_before(tmp_path, digits_dir, caplog):
-  config = tiny_config(digits_dir)
-  reference = train.train_and_evaluate(config, str(tmp_path / "ref"))
-  work = tmp_path / "run"
-  train.train_and_evaluate(tiny_config(digits_dir, num_train_steps=16), str(work / "a"))
-  # Make a workdir with checkpoints 8 and 16 of the 24-step run and a corrupt 16.
-  train.train_and_evaluate(config, str(work / "b"))
-  os.remove(work / "b" / wd.RESULT)
-  for root, _, files in os.walk(work / "b" / wd.CHECKPOINTS / "24"):
+def _corrupt(directory):
+  for root, _, files in os.walk(directory):
     for f in files:
       with open(os.path.join(root, f), "wb") as fh:
         fh.write(b"not a checkpoint")
+
+
+def test_corrupt_checkpoints_are_set_aside_and_saved_again(tmp_path, digits_dir, caplog):
+  config = tiny_config(digits_dir)
+  reference = train.train_and_evaluate(config, str(tmp_path / "ref"))
+  # A workdir with checkpoints 16 and 24 of the 24-step run and a corrupt 24.
+  work = tmp_path / "run"
+  train.train_and_evaluate(config, str(work))
+  os.remove(work / wd.RESULT)
+  _corrupt(work / wd.CHECKPOINTS / "24")
   caplog.set_level("WARNING")
-  resumed = train.train_and_evaluate(config, str(work / "b"))
+  resumed = train.train_and_evaluate(config, str(work))
   assert any("step 24" in r.getMessage() and "unreadable" in r.getMessage()
              for r in caplog.records)
   assert resumed["eval_loss"] == pytest.approx(reference["eval_loss"], abs=1e-6)
-  steps = [r["step"] for r in wd.read_jsonl(str(work / "b" / wd.METRICS)) if r["split"] == "train"]
+  steps = [r["step"] for r in wd.read_jsonl(str(work / wd.METRICS)) if r["split"] == "train"]
   assert steps == sorted(set(steps))  # rows after the restored step were not duplicated
+  # The corrupt step was moved aside, not deleted, and step 24 was saved anew.
+  assert sorted(os.listdir(work / wd.CHECKPOINTS)) == ["16", "24"]
+  (aside,) = os.listdir(work / wd.SET_ASIDE)
+  assert os.listdir(work / wd.SET_ASIDE / aside / wd.CHECKPOINTS) == ["24"]
+  # Every kept checkpoint corrupt: the rerun starts over and its saves happen (orbax would
+  # skip every save at or below a step it still lists).
+  os.remove(work / wd.RESULT)
+  for step in ("16", "24"):
+    _corrupt(work / wd.CHECKPOINTS / step)
+  again = train.train_and_evaluate(config, str(work))
+  assert again["eval_loss"] == pytest.approx(reference["eval_loss"], abs=1e-6)
+  assert sorted(os.listdir(work / wd.CHECKPOINTS)) == ["16", "24"]
+  _, _, _, step = train.load_trained_model(str(work))
+  assert step == 24  # readable again
+  assert len(os.listdir(work / wd.SET_ASIDE)) == 3
 
 
-def test_nan_loss_stops_the_run_naming_the_step(tmp_path, digits_dir):
-  config = tiny_config(digits_dir, **{"optimizer.learning_rate": 1e30, "optimizer.momentum": 0.0})
-  with pytest.raises(train.TrainingDiverged, match=r"loss became nan at step \d+"):
-    train.train_and_evaluate(config, str(tmp_path))
-  assert not os.path.exists(tmp_path / wd.RESULT)
+def test_a_diverged_run_does_not_block_its_fix(tmp_path, digits_dir):
+  bad = {"optimizer.learning_rate": 1e30, "optimizer.momentum": 0.0, "num_train_steps": 8}
+  # Diverged before its first checkpoint: the corrected config is simply taken.
+  with pytest.raises(train.TrainingDiverged, match=r"loss became nan at step \d+.*--restart"):
+    train.train_and_evaluate(tiny_config(digits_dir, **bad), str(tmp_path / "a"))
+  assert not os.path.exists(tmp_path / "a" / wd.RESULT)
+  fixed = tiny_config(digits_dir, num_train_steps=8)
+  assert train.train_and_evaluate(fixed, str(tmp_path / "a"))["train_steps"] == 8
+  # Diverged after checkpoints: they belong to the bad config, so the fix needs --restart.
+  with pytest.raises(train.TrainingDiverged):
+    train.train_and_evaluate(tiny_config(digits_dir, checkpoint_every_steps=1, **bad),
+                             str(tmp_path / "b"))
+  assert wd.has_checkpoints(str(tmp_path / "b"))
+  with pytest.raises(ConfigError, match=r"different config \(.*learning_rate: 1e\+30 there, "
+                                        r"0.05 now.*\)\. Rerun with --restart"):
+    train.train_and_evaluate(fixed, str(tmp_path / "b"))
+  result = train.train_and_evaluate(fixed, str(tmp_path / "b"), restart=True)
+  assert result["train_steps"] == 8 and np.isfinite(result["eval_loss"])
+  (aside,) = os.listdir(tmp_path / "b" / wd.SET_ASIDE)  # the diverged run, kept
+  assert wd.read_json(str(tmp_path / "b" / wd.SET_ASIDE / aside / wd.CONFIG))["optimizer"][
+      "learning_rate"] == 1e30
+
+
+def test_a_locked_workdir_is_refused_at_once(tmp_path, digits_dir):
+  with wd.lock(str(tmp_path)):  # flock excludes open files: this stands for another process
+    with pytest.raises(wd.WorkdirBusy, match=r"is in use by PID \d+ on host"):
+      train.train_and_evaluate(tiny_config(digits_dir), str(tmp_path))
+  assert os.listdir(tmp_path) == [wd.LOCK]
 
 
 @pytest.mark.parametrize("overrides,match", [
@@ -178,30 +213,49 @@ def test_schedules_and_optimizers():
                       optax.GradientTransformation)
 
 
-def test_sigkill_then_resume_ends_like_an_uninterrupted_run(tmp_path, digits_dir):
-  steps = "--config.num_train_steps=160"
-  reference = run_cli(tmp_path / "ref", digits_dir, steps)
-  assert reference.returncode == 0, reference.stderr[-2000:]
-  killed = tmp_path / "killed"
-  proc = run_cli(killed, digits_dir, steps, wait=False)
-  first_ckpt = killed / wd.CHECKPOINTS / "16"
+def _steps(workdir) -> list[int]:
+  directory = workdir / wd.CHECKPOINTS
+  return sorted(int(n) for n in os.listdir(directory) if n.isdigit()) if directory.exists() else []
+
+
+def _stop_after_a_new_checkpoint(proc, workdir, sig):
+  """Sends `sig` to `proc` once a checkpoint newer than the ones there now has been saved."""
+  seen = max(_steps(workdir), default=0)
   deadline = time.time() + 300
-  while not first_ckpt.exists() and proc.poll() is None and time.time() < deadline:
+  while max(_steps(workdir), default=0) <= seen and proc.poll() is None \
+      and time.time() < deadline:
     time.sleep(0.02)
-  os.kill(proc.pid, signal.SIGKILL)
-  proc.wait()
+  os.kill(proc.pid, sig)
+  return proc.communicate(timeout=300)
+
+
+def test_ctrl_c_sigkill_then_resume_ends_like_an_uninterrupted_run(tmp_path, digits_dir):
+  steps = "--config.num_train_steps=240"
+  a = train.train_and_evaluate(tiny_config(digits_dir, num_train_steps=240), str(tmp_path / "r"))
+  killed = tmp_path / ODD  # brackets, a star, a space: a path, not a glob pattern
+  # Ctrl-C: the in-flight checkpoint is finished; one line says how to resume; exit 130.
+  proc = run_cli(killed, digits_dir, steps, wait=False)
+  _, err = _stop_after_a_new_checkpoint(proc, killed, signal.SIGINT)
+  assert proc.returncode == 130, err[-2000:]
+  assert "Traceback" not in err
+  assert re.search(r"interrupted at step \d+ of 240; the checkpoint at step \d+ is saved\. "
+                   r"Rerun the same command to resume\.", err), err[-2000:]
+  # SIGKILL, possibly during a checkpoint write.
+  proc = run_cli(killed, digits_dir, steps, wait=False)
+  _stop_after_a_new_checkpoint(proc, killed, signal.SIGKILL)
   assert proc.returncode == -signal.SIGKILL
   assert not (killed / wd.RESULT).exists(), "the run finished before it could be killed"
   resumed = run_cli(killed, digits_dir, steps)
   assert resumed.returncode == 0, resumed.stderr[-2000:]
   assert "resuming from the checkpoint at step" in resumed.stderr
-  a = wd.read_json(str(tmp_path / "ref" / wd.RESULT))
+  assert "unreadable" not in resumed.stderr  # the path's brackets do not hide the checkpoints
   b = wd.read_json(str(killed / wd.RESULT))
-  assert b["train_steps"] == a["train_steps"] == 160
+  assert b["train_steps"] == a["train_steps"] == 240
   assert b["eval_loss"] == pytest.approx(a["eval_loss"], abs=1e-6)
   assert b["eval_accuracy"] == a["eval_accuracy"]
-  again = run_cli(killed, digits_dir, steps)
-  assert again.returncode == 0 and "already finished" in again.stderr
+  assert b["examples_per_s"] > 0 and b["train_time_s"] > 0
+  again = train.train_and_evaluate(tiny_config(digits_dir, num_train_steps=240), str(killed))
+  assert again == b  # finished: read, not trained again
 
 
 def test_two_devices_match_one(tmp_path, digits_dir):

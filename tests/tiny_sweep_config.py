@@ -7,7 +7,8 @@ from tests import tiny_train_config
 
 def get_config():
   c = tiny_train_config.get_config()
-  c.num_train_steps = 8
+  # Longer for the tests that stop a sweep mid-way.
+  c.num_train_steps = int(os.environ.get("BOTTLENECK_TEST_SWEEP_STEPS", "8"))
   c.data_dir = os.environ.get("BOTTLENECK_TEST_TFDS_DIR")  # set by the tests' fixture
   return c
 

@@ -1,9 +1,11 @@
 """A training config small enough for tests (the subprocess tests load it by path)."""
 
-from bottleneck.train import default_config
+from bottleneck import sweep
+from bottleneck.run_config import default_config
 
 
-def get_config():
+def get_config(**overrides):
+  """The tiny config; `overrides` set dotted fields (`**{"optimizer.learning_rate": 0.1}`)."""
   c = default_config()
   c.model, c.reduce, c.dataset = "inception_small", True, "digits"
   c.model_kwargs.width = 0.125
@@ -16,4 +18,4 @@ def get_config():
   c.log_every_steps = 4
   c.checkpoint_every_steps = 8
   c.keep_checkpoints = 2
-  return c
+  return sweep.apply_overrides(c, overrides) if overrides else c

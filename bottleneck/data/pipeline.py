@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 
 import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 from PIL import Image
 
+from bottleneck import workdir as wd
 from bottleneck.data.digits import Digits
 from bottleneck.validation import ConfigError
 
@@ -58,13 +60,7 @@ def _catalog_builder(name: str, data_dir: str | None):
                       f"Install it with: {CATALOG_EXTRA}") from None
 
 
-def load_splits(name: str, splits: tuple[str, ...] = ("train", "test"),
-                data_dir: str | None = None) -> dict[str, Split]:
-  """The requested splits of dataset `name`, built or downloaded on first use."""
-  if name in EMBEDDED:
-    builder = EMBEDDED[name](data_dir=data_dir, file_format="array_record")
-  else:
-    builder = _catalog_builder(name, data_dir)
+def _prepare(builder, name: str) -> None:
   try:
     builder.download_and_prepare()
   except ImportError as e:
@@ -75,6 +71,27 @@ def load_splits(name: str, splits: tuple[str, ...] = ("train", "test"),
       raise ConfigError(f"dataset {name!r} needs TensorFlow: {CATALOG_EXTRA}") from None
     raise ConfigError(f"dataset {name!r} could not be prepared in "
                       f"{builder.data_dir}: {type(e).__name__}: {e}") from None
+
+
+def _builder(name: str, data_dir: str | None):
+  if name in EMBEDDED:
+    return EMBEDDED[name](data_dir=data_dir, file_format="array_record")
+  return _catalog_builder(name, data_dir)
+
+
+def load_splits(name: str, splits: tuple[str, ...] = ("train", "test"),
+                data_dir: str | None = None) -> dict[str, Split]:
+  """The requested splits of dataset `name`, built or downloaded on first use.
+
+  Preparation holds a lock beside the dataset's directory, so that processes starting
+  together (a parallel sweep's workers) prepare it once: the others wait, then read it."""
+  builder = _builder(name, data_dir)
+  if not builder.is_prepared():
+    lock_dir = os.path.dirname(builder.data_dir)  # <data_dir>/<name>[/<config>]
+    with wd.lock(lock_dir, "the dataset directory", wait=True,
+                 lock_name=f".{builder.name}.prepare.lock"):
+      builder = _builder(name, data_dir)  # another process may have prepared it meanwhile
+      _prepare(builder, name)
   features = builder.info.features
   if "image" not in features or "label" not in features:
     raise ConfigError(f"dataset {name!r} has features {list(features)}; an image "

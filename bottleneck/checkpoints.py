@@ -1,0 +1,119 @@
+"""Checkpoints of nnx state with orbax: save, restore the newest readable one, set aside the
+unreadable ones.
+
+A training workdir keeps `checkpoints/<step>/`. Restoring walks the steps from the newest: an
+unreadable one (cut short, corrupt) is reported and, when the caller owns the workdir, moved to
+`.set_aside/` (`bottleneck.workdir.set_aside`), not deleted. Orbax never saves a step at or
+below its newest step, readable or not, so a corrupt step left in place would silently block
+every later save up to it.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import jax
+import jax.numpy as jnp
+import orbax.checkpoint as ocp
+from absl import logging
+from etils.epath import backend as epath_backend, gpath
+from flax import nnx
+
+from bottleneck import workdir as wd
+
+
+def _patch_epath_glob() -> None:
+  """etils' local `Path.glob` joins the directory into the pattern unescaped, so orbax cannot
+  find its own files under a directory whose name has `[`, `]`, `*` or `?` (every checkpoint
+  there reads as corrupt). Escape the directory part for local paths."""
+  if getattr(gpath.PosixGPath.glob, "_bottleneck_escaped", False):
+    return
+  original = gpath.PosixGPath.glob
+
+  # pylint: disable=protected-access
+  def glob_(self, pattern: str):
+    if not isinstance(self._backend, epath_backend._OsPathBackend) or "**" in pattern:
+      yield from original(self, pattern)  # remote file systems; "**", which etils refuses
+      return
+    for f in glob.glob(os.path.join(glob.escape(self._path_str), pattern)):
+      yield self._new(f)
+  # pylint: enable=protected-access
+
+  glob_._bottleneck_escaped = True  # pylint: disable=protected-access
+  gpath.PosixGPath.glob = glob_
+
+
+_patch_epath_glob()
+
+
+def _is_key(x) -> bool:
+  return jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def to_storable(state: nnx.State):
+  """Pure nested dicts with PRNG keys as their raw data (orbax stores plain arrays)."""
+  return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x,
+                      state.to_pure_dict())
+
+
+def from_storable(template: nnx.State, stored) -> nnx.State:
+  pure = template.to_pure_dict()
+  pure = jax.tree.map(lambda t, s: jax.random.wrap_key_data(s, impl=jax.random.key_impl(t))
+                      if _is_key(t) else s, pure, stored)
+  state = jax.tree.map(lambda x: x, template)  # a copy to fill
+  nnx.replace_by_pure_dict(state, pure)
+  return state
+
+
+def manager(workdir: str, *, keep: int | None = None,
+            read_only: bool = False) -> ocp.CheckpointManager | None:
+  """The checkpoint manager of `workdir/checkpoints`; None for a reader when it does not exist.
+
+  A writer (the run that holds the workdir's lock) also removes orbax's temporary directories
+  of saves that a kill cut short."""
+  directory = os.path.abspath(os.path.join(workdir, wd.CHECKPOINTS))
+  if read_only:
+    if not os.path.isdir(directory):
+      return None
+    return ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(
+        create=False, read_only=True))
+  return ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(
+      max_to_keep=keep, create=True, cleanup_tmp_directories=True))
+
+
+def save(mgr: ocp.CheckpointManager, step: int, states: dict[str, nnx.State]) -> None:
+  mgr.save(step, args=ocp.args.StandardSave({k: to_storable(v) for k, v in states.items()}))
+
+
+def restore_latest(mgr: ocp.CheckpointManager | None, states: dict[str, nnx.State], *,
+                   set_aside_in: str | None = None):
+  """(step, states) from the newest readable checkpoint, or (0, states) if there is none.
+
+  An unreadable checkpoint is reported and the one before it is tried; with `set_aside_in`
+  (the workdir, for its owner) the unreadable step is moved to its `.set_aside/` first, so
+  that later saves at or below that step happen.
+  """
+  if mgr is None:
+    return 0, states
+  template = {k: to_storable(v) for k, v in states.items()}
+  steps = sorted(mgr.all_steps(), reverse=True)
+  for step in steps:
+    try:
+      stored = mgr.restore(step, args=ocp.args.StandardRestore(template))
+    except Exception as e:  # pylint: disable=broad-except  # orbax raises many kinds
+      why = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+      where = ""
+      if set_aside_in is not None:
+        moved = wd.set_aside(set_aside_in, [os.path.join(wd.CHECKPOINTS, str(step))],
+                             f"checkpoint at step {step} was unreadable ({why}); moved here so "
+                             "that training can save that step again.")
+        mgr.reload()
+        where = f"; moved to {moved}"
+      logging.warning("checkpoint at step %d in %s is unreadable (%s)%s; trying the one "
+                      "before it", step, mgr.directory, why, where)
+      continue
+    return step, {k: from_storable(states[k], stored[k]) for k in states}
+  if steps:
+    logging.warning("no readable checkpoint in %s: starting from scratch", mgr.directory)
+  return 0, states

@@ -1,0 +1,183 @@
+"""The training config: its fields and defaults, and the check of every field before any work.
+
+`default_config()` has every field `train.train_and_evaluate` reads; experiment configs start
+from it (or from `variant_config("reduced" | "naive")`). `model_kwargs` holds an empty
+(None) field for every argument any registered model takes, so that each can be set from the
+command line (`--config.model_kwargs.reduction_ratio=0.5`); only the ones set reach the model.
+
+`validate(config)` checks type, range and choice of every field, refuses fields the config does
+not know (with the closest known name), and builds the model abstractly (no weights) so that an
+impossible model is refused before anything is read or written: one ConfigError listing every
+problem.
+
+`record(config)` is what a workdir's `config.json` holds; `differences(old, new)` is how two
+records are compared (the data directory is left out: where the dataset is stored does not
+change what is computed).
+"""
+
+from __future__ import annotations
+
+import json
+
+import jax.numpy as jnp
+import ml_collections
+from ml_collections.config_dict import placeholder
+
+from bottleneck import kernels, registry, validation
+from bottleneck.validation import ConfigError
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+VARIANTS = ("reduced", "naive")
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("constant", "cosine", "exponential")
+RESIZE = ("pad", "resize")
+# Fields that do not change what a run computes, so a workdir accepts a change of them.
+NOT_COMPARED = ("data_dir",)
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """Every field `train_and_evaluate` reads, with defaults; experiment configs override them."""
+  c = ml_collections.ConfigDict()
+  c.model = "inception_small"
+  c.reduce = True
+  # Extra model arguments (width, reduction_ratio, ...): every one any model takes, unset.
+  c.model_kwargs = ml_collections.ConfigDict(
+      {k: placeholder(t) for k, t in registry.all_model_arguments().items()})
+  # How the ops are computed (bottleneck.kernels): the same numbers, another speed.
+  c.paths = ml_collections.ConfigDict({kind: "auto" for kind in kernels.CHOICES})
+  c.dataset = "digits"
+  c.data_dir = placeholder(str)  # None: TFDS default directory
+  c.train_split, c.eval_split = "train", "test"
+  c.image_size = 28
+  c.data = ml_collections.ConfigDict(dict(mean=0.5, std=0.5, resize="pad", crop_padding=0,
+                                          flip=False, random_crop=False))
+  c.batch_size = 128
+  c.eval_batch_size = 128
+  c.num_epochs = 10.0
+  c.num_train_steps = 0  # > 0 overrides num_epochs
+  c.optimizer = ml_collections.ConfigDict(dict(
+      name="sgd", learning_rate=0.1, momentum=0.9, nesterov=False, weight_decay=0.0,
+      schedule="cosine", warmup_epochs=0.0, decay_rate=0.95))
+  c.dtype = "float32"
+  c.seed = 0
+  c.log_every_steps = 50
+  c.eval_every_steps = 0  # 0: evaluate at the end only
+  c.checkpoint_every_steps = 200
+  c.keep_checkpoints = 3
+  return c
+
+
+def variant_config(arg: str) -> ml_collections.ConfigDict:
+  """`default_config()` for the named variant: "reduced" (1x1 reductions) or "naive"."""
+  if arg not in VARIANTS:
+    raise ValueError(f"unknown variant {arg!r}; valid: {', '.join(VARIANTS)}")
+  c = default_config()
+  c.reduce = arg == "reduced"
+  return c
+
+
+def model_kwargs(config) -> dict:
+  """The model arguments the config sets (unset ones left out)."""
+  return {k: v for k, v in dict(config.get("model_kwargs", {})).items() if v is not None}
+
+
+def record(config) -> dict:
+  """The config as `config.json` holds it: plain JSON types, unset model arguments left out."""
+  d = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+  d = json.loads(json.dumps(d, sort_keys=True, default=str))
+  if isinstance(d.get("model_kwargs"), dict):
+    d["model_kwargs"] = {k: v for k, v in d["model_kwargs"].items() if v is not None}
+  return d
+
+
+def differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+  """What differs between two records, as "field: OLD there, NEW now" lines."""
+  out = []
+  for k in sorted(set(old) | set(new)):
+    if not prefix and k in NOT_COMPARED:
+      continue
+    a, b = old.get(k, "<absent>"), new.get(k, "<absent>")
+    if isinstance(a, dict) and isinstance(b, dict):
+      out += differences(a, b, f"{prefix}{k}.")
+    elif a != b:
+      out.append(f"{prefix}{k}: {a!r} there, {b!r} now")
+  return out
+
+
+def _unknown_fields(config: dict, schema: dict, prefix: str = "") -> list[str]:
+  problems = []
+  for key, value in config.items():
+    if prefix == "model_kwargs.":
+      continue  # checked against the model's own arguments
+    if key not in schema:
+      problems.append(f"the config has no field {prefix + key!r}."
+                      f"{validation.closest(key, schema)}")
+    elif isinstance(value, dict) and isinstance(schema[key], dict):
+      problems += _unknown_fields(value, schema[key], f"{prefix}{key}.")
+  return problems
+
+
+def validate(config) -> None:
+  """Raises one ConfigError listing every invalid field of a training config (see module doc)."""
+  where = "config"
+  c = ml_collections.ConfigDict(record(config))
+  problems = _unknown_fields(c.to_dict(), record(default_config()))
+  v = validation
+  o, d = c.get("optimizer", {}), c.get("data", {})
+  checks = [
+      lambda: v.choice(c.get("model"), "model", registry.MODELS, where),
+      lambda: v.boolean(c.get("reduce"), "reduce", where),
+      lambda: v.choice(c.get("dtype"), "dtype", DTYPES, where),
+      lambda: v.whole(c.get("image_size"), "image_size", where, 1),
+      lambda: v.whole(c.get("batch_size"), "batch_size", where, 1),
+      lambda: v.whole(c.get("eval_batch_size"), "eval_batch_size", where, 1),
+      lambda: v.whole(c.get("num_train_steps"), "num_train_steps", where, 0),
+      lambda: c.get("num_train_steps") or v.number(c.get("num_epochs"), "num_epochs", where,
+                                                   above=0),
+      lambda: v.whole(c.get("seed"), "seed", where, 0),
+      lambda: v.whole(c.get("log_every_steps"), "log_every_steps", where, 1),
+      lambda: v.whole(c.get("eval_every_steps"), "eval_every_steps", where, 0),
+      lambda: v.whole(c.get("checkpoint_every_steps"), "checkpoint_every_steps", where, 1),
+      lambda: v.whole(c.get("keep_checkpoints"), "keep_checkpoints", where, 1),
+      lambda: _text(c.get("dataset"), "dataset"),
+      lambda: _text(c.get("train_split"), "train_split"),
+      lambda: _text(c.get("eval_split"), "eval_split"),
+      lambda: c.get("data_dir") is None or _text(c.get("data_dir"), "data_dir"),
+      lambda: v.number(d.get("mean"), "data.mean", where),
+      lambda: v.number(d.get("std"), "data.std", where, above=0),
+      lambda: v.choice(d.get("resize"), "data.resize", RESIZE, where),
+      lambda: v.whole(d.get("crop_padding"), "data.crop_padding", where, 0),
+      lambda: v.boolean(d.get("flip"), "data.flip", where),
+      lambda: v.boolean(d.get("random_crop"), "data.random_crop", where),
+      lambda: v.choice(o.get("name"), "optimizer.name", OPTIMIZERS, where),
+      lambda: v.number(o.get("learning_rate"), "optimizer.learning_rate", where, above=0),
+      lambda: v.number(o.get("momentum"), "optimizer.momentum", where, at_least=0, below=1),
+      lambda: v.boolean(o.get("nesterov"), "optimizer.nesterov", where),
+      lambda: v.number(o.get("weight_decay"), "optimizer.weight_decay", where, at_least=0),
+      lambda: v.choice(o.get("schedule"), "optimizer.schedule", SCHEDULES, where),
+      lambda: v.number(o.get("warmup_epochs"), "optimizer.warmup_epochs", where, at_least=0),
+      lambda: v.number(o.get("decay_rate"), "optimizer.decay_rate", where, above=0, at_most=1),
+  ]
+  checks += [lambda k=k, val=val: kernels.resolve(k, val, where)
+             for k, val in c.get("paths", {}).items() if k in kernels.CHOICES]
+  for check in checks:
+    try:
+      check()
+    except ConfigError as e:
+      problems.append(str(e).removeprefix(f"{where}: "))
+  if not problems:  # the model itself: widths, image size, model arguments
+    try:
+      registry.abstract_model(c.model, reduce=c.reduce, image_size=c.image_size,
+                              **kernels.module_paths(c.get("paths", {})), **model_kwargs(c))
+    except ConfigError as e:
+      problems.append(str(e))
+    except (TypeError, ValueError) as e:  # a model argument of the wrong type
+      problems.append(f"model_kwargs {model_kwargs(c)} do not build {c.model!r}: {e}")
+  if problems:
+    raise ConfigError(f"{where}: " + " ".join(p if p.endswith((".", "?")) else p + "."
+                                              for p in problems))
+
+
+def _text(value, name: str) -> None:
+  if not isinstance(value, str) or not value:
+    raise ConfigError(f"config: {name}={value!r} is invalid; it must be a non-empty string.")

@@ -1,0 +1,62 @@
+"""Checkpoints: any directory name works, unreadable steps are set aside so later saves happen."""
+
+import os
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from bottleneck import checkpoints, workdir as wd
+from tests.test_workdir import ODD
+
+
+def _state(value: float):
+  model = nnx.Linear(2, 3, rngs=nnx.Rngs(0))
+  model.kernel.value = jnp.full((2, 3), value)
+  return nnx.state(model)
+
+
+def _corrupt(directory):
+  for root, _, files in os.walk(directory):
+    for f in files:
+      with open(os.path.join(root, f), "wb") as fh:
+        fh.write(b"not a checkpoint")
+
+
+def _save_steps(workdir, steps, keep=None):
+  mgr = checkpoints.manager(workdir, keep=keep)
+  for step in steps:
+    checkpoints.save(mgr, step, {"m": _state(float(step))})
+  mgr.close()
+
+
+def test_save_and_restore_under_a_name_with_glob_characters(tmp_path):
+  work = str(tmp_path / ODD)
+  _save_steps(work, (1, 2))
+  step, restored = checkpoints.restore_latest(checkpoints.manager(work), {"m": _state(0.0)})
+  assert step == 2
+  np.testing.assert_array_equal(restored["m"]["kernel"].value, np.full((2, 3), 2.0))
+
+
+def test_unreadable_steps_are_set_aside_and_can_be_saved_again(tmp_path):
+  work = str(tmp_path / ODD)
+  _save_steps(work, (1, 2))
+  _corrupt(os.path.join(work, wd.CHECKPOINTS, "2"))
+  # A reader reports the unreadable step and loads the one before, moving nothing.
+  step, _ = checkpoints.restore_latest(checkpoints.manager(work, read_only=True),
+                                       {"m": _state(0.0)})
+  assert step == 1 and os.path.isdir(os.path.join(work, wd.CHECKPOINTS, "2"))
+  # The workdir's owner moves it aside, then saves that step anew (orbax would skip a save
+  # at or below a step it still lists).
+  _corrupt(os.path.join(work, wd.CHECKPOINTS, "1"))
+  mgr = checkpoints.manager(work)
+  step, _ = checkpoints.restore_latest(mgr, {"m": _state(0.0)}, set_aside_in=work)
+  assert step == 0 and mgr.all_steps() == []
+  aside = os.listdir(os.path.join(work, wd.SET_ASIDE))
+  assert len(aside) == 2
+  assert {tuple(os.listdir(os.path.join(work, wd.SET_ASIDE, a, wd.CHECKPOINTS)))
+          for a in aside} == {("1",), ("2",)}
+  checkpoints.save(mgr, 2, {"m": _state(5.0)})
+  mgr.close()
+  step, restored = checkpoints.restore_latest(checkpoints.manager(work), {"m": _state(0.0)})
+  assert step == 2 and float(restored["m"]["kernel"].value[0, 0]) == 5.0

@@ -1,0 +1,71 @@
+"""The training config: every field checked before any work, one error naming every problem."""
+
+import pytest
+
+from bottleneck import run_config
+from bottleneck.validation import ConfigError
+from tests import tiny_train_config
+
+
+config_with = tiny_train_config.get_config
+
+
+def test_the_tiny_config_and_every_default_are_valid():
+  run_config.validate(config_with())
+  run_config.validate(run_config.default_config())
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"optimizer.learning_rate": -0.1}, r"optimizer.learning_rate=-0.1 is invalid; it must be "
+                                        r"a number > 0"),
+    ({"optimizer.learning_rate": float("nan")}, r"learning_rate=nan is invalid"),
+    ({"num_train_steps": -5}, r"num_train_steps=-5 is invalid; it must be a whole number >= 0"),
+    ({"num_train_steps": 0, "num_epochs": 0.0}, r"num_epochs=0.0 is invalid"),
+    ({"keep_checkpoints": 0}, r"keep_checkpoints=0 is invalid; it must be a whole number >= 1"),
+    ({"data.resize": "foo"}, r"unknown data.resize 'foo'; valid: pad, resize"),
+    ({"batch_size": 0}, r"batch_size=0 is invalid"),
+    ({"batch_size": -3}, r"batch_size=-3 is invalid"),
+    ({"eval_batch_size": 0}, r"eval_batch_size=0 is invalid"),
+    ({"log_every_steps": 0}, r"log_every_steps=0 is invalid"),
+    ({"checkpoint_every_steps": 0}, r"checkpoint_every_steps=0 is invalid"),
+    ({"data.crop_padding": -1}, r"data.crop_padding=-1 is invalid"),
+    ({"seed": -1}, r"seed=-1 is invalid"),
+    ({"optimizer.momentum": 1.0}, r"optimizer.momentum=1.0 is invalid; it must be a number "
+                                  r">= 0 and < 1"),
+    ({"data.std": 0.0}, r"data.std=0.0 is invalid"),
+    ({"dtype": "float16"}, r"unknown dtype 'float16'; valid: float32, bfloat16"),
+    ({"paths.max_pool": "fast"}, r"unknown max_pool 'fast'"),
+    ({"model_kwargs.width": 0.0}, r"width"),
+    ({"model_kwargs.branch5_kernel": 3}, r"unknown argument of model 'inception_small' "
+                                         r"'branch5_kernel'"),
+    ({"image_size": 3}, r"image_size=3 is too small; the minimum is 4"),
+])
+def test_bad_values_are_refused_naming_the_field(overrides, match):
+  with pytest.raises(ConfigError, match=match):
+    run_config.validate(config_with(**overrides))
+
+
+def test_every_problem_in_one_error_and_unknown_fields_with_the_closest():
+  c = config_with(seed=-1, keep_checkpoints=0)
+  c.optimizer.learnin_rate = 0.1  # a Python config may add fields; the check refuses them
+  with pytest.raises(ConfigError) as e:
+    run_config.validate(c)
+  text = str(e.value)
+  assert "\n" not in text
+  assert "seed=-1" in text and "keep_checkpoints=0" in text
+  assert "no field 'optimizer.learnin_rate'. Did you mean 'learning_rate'?" in text
+
+
+def test_model_kwargs_every_model_argument_settable_only_set_ones_recorded():
+  c = run_config.default_config()
+  for name in ("reduction_ratio", "branch5_kernel", "width", "reduction_activation"):
+    assert name in c.model_kwargs and c.model_kwargs[name] is None
+  c.model_kwargs.reduction_ratio = 0.5
+  assert run_config.model_kwargs(c) == {"reduction_ratio": 0.5}
+  assert run_config.record(c)["model_kwargs"] == {"reduction_ratio": 0.5}
+
+
+def test_differences_ignore_where_the_data_is_stored():
+  a = run_config.record(config_with(data_dir="/a"))
+  b = run_config.record(config_with(data_dir="/b", num_train_steps=90))
+  assert run_config.differences(a, b) == ["num_train_steps: 24 there, 90 now"]

@@ -1,0 +1,102 @@
+"""Workdir files: atomic writes with the usual mode, unreadable files named, the lock, set-aside,
+paths that are not patterns."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bottleneck import workdir as wd
+from bottleneck.validation import ConfigError
+
+ODD = "runs[2] *?ü x"  # glob metacharacters, a space and unicode in one directory name
+
+
+def test_written_files_get_the_umask_mode_not_0600(tmp_path):
+  old = os.umask(0o022)
+  try:
+    wd.write_json(str(tmp_path / "config.json"), {"a": 1})
+    wd.atomic_write_text(str(tmp_path / "REPORT.md"), "x")
+  finally:
+    os.umask(old)
+  for name in ("config.json", "REPORT.md"):
+    assert os.stat(tmp_path / name).st_mode & 0o777 == 0o644
+  assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]  # no temporary left
+
+
+def test_unreadable_and_incomplete_json_name_the_file(tmp_path):
+  path = tmp_path / "result.json"
+  path.write_text('{"model": "x", "redu')  # cut short by a kill
+  with pytest.raises(wd.CorruptFile, match=r"result.json is unreadable \(JSONDecodeError"):
+    wd.read_json(str(path))
+  path.write_text(json.dumps({"model": "x"}))
+  with pytest.raises(wd.CorruptFile, match=r"result.json is incomplete: it lacks reduce, seed"):
+    wd.read_json(str(path), required=("model", "reduce", "seed"))
+  assert issubclass(wd.CorruptFile, ConfigError)  # one line on the command line
+
+
+def test_find_files_treats_the_directory_as_a_path_and_skips_set_aside(tmp_path):
+  root = tmp_path / ODD
+  for sub in ("a", "b/c", ".set_aside/20260101-000000/a"):
+    wd.write_json(str(root / sub / "result.json"), {})
+  (tmp_path / "runs2").mkdir()  # would match the pattern "runs[2]" if it were one
+  wd.write_json(str(tmp_path / "runs2" / "result.json"), {})
+  found = wd.find_files(str(root), "result.json")
+  assert found == [str(root / "a" / "result.json"), str(root / "b" / "c" / "result.json")]
+
+
+_HOLD = """
+import sys, time
+from bottleneck import workdir as wd
+with wd.lock(sys.argv[1]):
+  print("locked", flush=True)
+  time.sleep(120)
+"""
+
+
+def test_lock_refuses_a_second_process_naming_the_holder_and_frees_when_it_dies(tmp_path):
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(tmp_path / ODD)], cwd=root,
+                            stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline().strip() == "locked"
+    with pytest.raises(wd.WorkdirBusy, match=rf"is in use by PID {holder.pid} on host \S+ "
+                                             r"\(since .*\); wait for it to finish"):
+      with wd.lock(str(tmp_path / ODD)):
+        pass
+  finally:
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+  with wd.lock(str(tmp_path / ODD)):  # a dead holder's lock is free: no stale lock to clear
+    pass
+  with wd.lock(str(tmp_path / ODD)):  # and released on leaving the block
+    pass
+
+
+def test_lock_on_an_unusable_path_is_a_clear_error(tmp_path):
+  (tmp_path / "file").write_text("x")
+  with pytest.raises(ConfigError, match=r"--workdir=.*file is a file, not a directory"):
+    with wd.lock(str(tmp_path / "file")):
+      pass
+  with pytest.raises(ConfigError, match=r"cannot be created"):
+    with wd.lock(str(tmp_path / "file" / "sub")):
+      pass
+
+
+def test_set_aside_moves_never_deletes(tmp_path):
+  (tmp_path / "checkpoints" / "8").mkdir(parents=True)
+  (tmp_path / "checkpoints" / "8" / "data").write_text("old")
+  (tmp_path / "result.json").write_text("{}")
+  first = wd.set_aside(str(tmp_path), ["checkpoints/8", "result.json", "absent"], "why: test")
+  assert open(os.path.join(first, "checkpoints", "8", "data")).read() == "old"
+  assert open(os.path.join(first, "README")).read() == "why: test\n"
+  assert not (tmp_path / "result.json").exists() and (tmp_path / "checkpoints").exists()
+  (tmp_path / "result.json").write_text("{}")
+  second = wd.set_aside(str(tmp_path), ["result.json"], "again")
+  assert second != first and os.path.exists(os.path.join(second, "result.json"))
+  assert wd.set_aside(str(tmp_path), ["absent"], "nothing") is None
+  assert not wd.has_checkpoints(str(tmp_path))
