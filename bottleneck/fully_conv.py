@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bottleneck import conversions, models, train
+from bottleneck import conversions, models, train, workdir as wd
 from bottleneck.data import pipeline
 from bottleneck.validation import ConfigError
 
@@ -106,6 +106,8 @@ def heat_maps(canvas: np.ndarray, probs: np.ndarray, placed: list[dict], stride:
 def run(workdir: str, image_size: int, *, num_digits: int = 4, seed: int = 0,
         out_dir: str | None = None) -> dict:
   """Loads the classifier trained in `workdir`, convolutionalizes it, runs it on a canvas."""
+  if out_dir is not None:
+    wd.ensure_writable(out_dir, "--out_dir")  # before the work, not after it
   model, config, splits, step = train.load_trained_model(workdir)
   if not isinstance(model, models.FlattenHeadClassifier):
     raise ConfigError(f"{workdir} trained {config.model!r}; fully_conv needs a flatten + Dense "

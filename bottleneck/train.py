@@ -17,8 +17,8 @@ is locked for the run (`bottleneck.workdir.lock`: a second process is refused). 
 - `result.json`: the summary, written last; a workdir that has a complete one is not trained
   again (an unreadable one is set aside and recomputed from the final checkpoint).
 
-Ctrl-C checkpoints the step the run is at (after any save in flight) and stops with one line
-saying how to resume.
+Ctrl-C (or SIGTERM, as schedulers send before preempting) checkpoints the step the run is at
+(after any save in flight) and stops with one line saying how to resume.
 """
 
 from __future__ import annotations
@@ -132,32 +132,35 @@ class Progress:
 
 
 class _CtrlC:
-  """Within the block, a first Ctrl-C (SIGINT) only sets `pressed`: the training loop then
-  checkpoints the step it is at, lets the save finish and stops. Interrupting orbax in the
-  middle of a save would leave its background threads waiting for ever. A second Ctrl-C
-  interrupts at once. Outside the main thread (Ray workers) it does nothing."""
+  """Within the block, a first Ctrl-C (SIGINT) or SIGTERM (a scheduler's preemption) only sets
+  `pressed`: the training loop then checkpoints the step it is at, lets the save finish and
+  stops. Interrupting orbax in the middle of a save would leave its background threads waiting
+  for ever. A second signal interrupts at once. Outside the main thread (Ray workers) it does
+  nothing."""
+
+  SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
   def __init__(self):
-    self.pressed = False
-    self._previous = None
+    self.pressed = None  # the name of the signal received
+    self._previous = {}
 
   def _handle(self, signum, frame):
-    del signum, frame
+    del frame
     if self.pressed:
       raise KeyboardInterrupt("interrupted twice: the checkpoint being written may be lost; "
                               "rerun the same command to resume from the one before.")
-    self.pressed = True
-    logging.warning("Ctrl-C: saving a checkpoint of this step, then stopping (Ctrl-C again to "
-                    "stop at once)")
+    self.pressed = signal.Signals(signum).name
+    logging.warning("%s: saving a checkpoint of this step, then stopping (again to stop at "
+                    "once)", self.pressed)
 
   def __enter__(self):
     if threading.current_thread() is threading.main_thread():
-      self._previous = signal.signal(signal.SIGINT, self._handle)
+      self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
     return self
 
   def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGINT, self._previous)
+    for s, previous in self._previous.items():
+      signal.signal(s, previous)
     return False
 
 
@@ -464,8 +467,8 @@ def _train(config, record: dict, workdir: str, owner: bool, label: str | None) -
       manager.wait_until_finished()
     progress.close()
     if ctrl_c.pressed and step < total_steps:
-      raise Interrupted(f"interrupted at step {step} of {total_steps}; the checkpoint at step "
-                        f"{step} is saved. Rerun the same command to resume.")
+      raise Interrupted(f"interrupted ({ctrl_c.pressed}) at step {step} of {total_steps}; the "
+                        f"checkpoint at step {step} is saved. Rerun the same command to resume.")
     final = evaluate(state[0])
     log_row({"step": step, "split": "eval", **final})
   finally:

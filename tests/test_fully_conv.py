@@ -52,6 +52,9 @@ def test_bad_inputs(trained, tmp_path):
   (empty / "config.json").write_text(open(os.path.join(trained, "config.json")).read())
   with pytest.raises(ConfigError, match="holds no checkpoint"):
     fully_conv.run(str(empty), 16)
+  (tmp_path / "a_file").write_text("x")
+  with pytest.raises(ConfigError, match=r"--out_dir=.*a_file is a file, not a directory"):
+    fully_conv.run(trained, 24, out_dir=str(tmp_path / "a_file"))
   for n in (0, 10):  # a 24x24 canvas holds 9 non-overlapping 8x8 digits
     with pytest.raises(ConfigError, match=rf"--num_digits={n} is invalid: a 24x24 canvas holds "
                                           r"1 to 9 non-overlapping 8x8 digits"):

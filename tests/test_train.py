@@ -167,6 +167,29 @@ def test_a_diverged_run_does_not_block_its_fix(tmp_path, digits_dir):
       "learning_rate"] == 1e30
 
 
+def test_sigterm_saves_this_step_and_stops(tmp_path, digits_dir):
+  """A scheduler's preemption: SIGTERM checkpoints the step the run is at, then it stops."""
+  import threading  # pylint: disable=g-import-not-at-top
+  # What the training restores after its loop: a late signal must not kill the test run.
+  original = signal.signal(signal.SIGTERM, lambda *_: None)
+
+  def terminate_after_first_checkpoint():
+    while not wd.has_checkpoints(str(tmp_path)):
+      time.sleep(0.01)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+  threading.Thread(target=terminate_after_first_checkpoint, daemon=True).start()
+  try:
+    with pytest.raises(train.Interrupted, match=r"interrupted \(SIGTERM\) at step (\d+) of 4000; "
+                                                r"the checkpoint at step \1 is saved"):
+      train.train_and_evaluate(tiny_config(digits_dir, num_train_steps=4000), str(tmp_path))
+  finally:
+    signal.signal(signal.SIGTERM, original)
+  _, _, _, step = train.load_trained_model(str(tmp_path))
+  rows = [r for r in wd.read_jsonl(str(tmp_path / wd.METRICS)) if r["step"] == step]
+  assert step < 4000 and rows and "train_time_s" in rows[-1]  # resumable, time included
+
+
 def test_a_locked_workdir_is_refused_at_once(tmp_path, digits_dir):
   with wd.lock(str(tmp_path)):  # flock excludes open files: this stands for another process
     with pytest.raises(wd.WorkdirBusy, match=r"is in use by PID \d+ on host"):
@@ -238,7 +261,8 @@ def test_ctrl_c_sigkill_then_resume_ends_like_an_uninterrupted_run(tmp_path, dig
   _, err = _stop_after_a_new_checkpoint(proc, killed, signal.SIGINT)
   assert proc.returncode == 130, err[-2000:]
   assert "Traceback" not in err
-  assert re.search(r"interrupted at step \d+ of 240; the checkpoint at step \d+ is saved\. "
+  assert re.search(r"interrupted \(SIGINT\) at step \d+ of 240; the checkpoint at step \d+ is "
+                   r"saved\. "
                    r"Rerun the same command to resume\.", err), err[-2000:]
   # SIGKILL, possibly during a checkpoint write.
   proc = run_cli(killed, digits_dir, steps, wait=False)
