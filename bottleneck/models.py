@@ -2,7 +2,7 @@
 Inception. Each is a flat sequence of named stages so that complexity is reported per stage, with
 the names the papers use (`inception_3a` ... `inception_5b`, `mixed_5b` ...).
 
-Widths and conventions: `../shared/architectures.md` and the docstrings below.
+Widths and conventions: `docs/architectures.md` and the docstrings below.
 """
 
 from __future__ import annotations
