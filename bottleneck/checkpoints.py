@@ -54,11 +54,11 @@ def _is_key(x) -> bool:
 def to_storable(state: nnx.State):
   """Pure nested dicts with PRNG keys as their raw data (orbax stores plain arrays)."""
   return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x,
-                      state.to_pure_dict())
+                      nnx.to_pure_dict(state))
 
 
 def from_storable(template: nnx.State, stored) -> nnx.State:
-  pure = template.to_pure_dict()
+  pure = nnx.to_pure_dict(template)
   pure = jax.tree.map(lambda t, s: jax.random.wrap_key_data(s, impl=jax.random.key_impl(t))
                       if _is_key(t) else s, pure, stored)
   state = jax.tree.map(lambda x: x, template)  # a copy to fill

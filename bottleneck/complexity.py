@@ -80,7 +80,7 @@ def _abstract(tree):
 def _trace(module: nnx.Module, x: jax.ShapeDtypeStruct):
   # Every kernel tap counts, as the papers count them: the `conv_taps="live"` path, which
   # skips the taps that meet only padding, is switched off while tracing.
-  live = [m for _, m in module.iter_modules()
+  live = [m for _, m in nnx.iter_modules(module)
           if isinstance(m, layers.ConvUnit) and m.live_taps]
   for unit in live:
     unit.live_taps = False

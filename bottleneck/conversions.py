@@ -27,22 +27,22 @@ def _copy_bias(dst, src) -> None:
   if (src.bias is None) != (dst.bias is None):
     raise ConfigError("one layer has a bias and the other has none.")
   if src.bias is not None:
-    dst.bias.value = src.bias.value
+    dst.bias[...] = src.bias[...]
 
 
 def dense_to_conv1x1(dense: nnx.Linear) -> nnx.Conv:
   """The 1x1 conv that applies `dense` at every pixel."""
-  c, k = dense.kernel.value.shape
+  c, k = dense.kernel[...].shape
   conv = nnx.Conv(c, k, (1, 1), use_bias=dense.bias is not None, dtype=dense.dtype,
                   param_dtype=dense.param_dtype, rngs=nnx.Rngs(0))
-  conv.kernel.value = dense.kernel.value.reshape(1, 1, c, k)
+  conv.kernel[...] = dense.kernel[...].reshape(1, 1, c, k)
   _copy_bias(conv, dense)
   return conv
 
 
 def conv1x1_to_dense(conv: nnx.Conv) -> nnx.Linear:
   """The Dense layer that a 1x1 conv applies at every pixel."""
-  kh, kw, c, k = conv.kernel.value.shape
+  kh, kw, c, k = conv.kernel[...].shape
   strides = conv.strides or 1
   strides = (strides, strides) if isinstance(strides, int) else tuple(strides)
   if (kh, kw) != (1, 1) or conv.feature_group_count != 1 or strides != (1, 1):
@@ -51,21 +51,21 @@ def conv1x1_to_dense(conv: nnx.Conv) -> nnx.Linear:
                       f"{conv.strides}.")
   dense = nnx.Linear(c, k, use_bias=conv.bias is not None, dtype=conv.dtype,
                      param_dtype=conv.param_dtype, rngs=nnx.Rngs(0))
-  dense.kernel.value = conv.kernel.value.reshape(c, k)
+  dense.kernel[...] = conv.kernel[...].reshape(c, k)
   _copy_bias(dense, conv)
   return dense
 
 
 def flatten_dense_to_conv(dense: nnx.Linear, height: int, width: int) -> nnx.Conv:
   """The H x W VALID conv equal to `dense` on a flattened H x W x C map."""
-  n, k = dense.kernel.value.shape
+  n, k = dense.kernel[...].shape
   if n % (height * width):
     raise ConfigError(f"a Dense layer with {n} inputs cannot read a flattened "
                       f"{height}x{width} map: {n} is not a multiple of {height * width}.")
   c = n // (height * width)
   conv = nnx.Conv(c, k, (height, width), padding="VALID", use_bias=dense.bias is not None,
                   dtype=dense.dtype, param_dtype=dense.param_dtype, rngs=nnx.Rngs(0))
-  conv.kernel.value = dense.kernel.value.reshape(height, width, c, k)
+  conv.kernel[...] = dense.kernel[...].reshape(height, width, c, k)
   _copy_bias(conv, dense)
   return conv
 

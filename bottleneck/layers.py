@@ -85,7 +85,7 @@ class ConvUnit(nnx.Module):
     if self.as_matmul or self.transposed or self.im2col or trim:
       conv = self.conv
       x, kernel, bias = nnx.nn.dtypes.promote_dtype(
-          (x, conv.kernel.value, None if conv.bias is None else conv.bias.value),
+          (x, conv.kernel[...], None if conv.bias is None else conv.bias[...]),
           dtype=conv.dtype)
       y = kernels.conv_live_taps(x, kernel) if trim else None
       if y is not None:

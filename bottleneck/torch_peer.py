@@ -66,19 +66,19 @@ def _conv_unit(unit: layers.ConvUnit) -> nn.Module:
       kernel, stride, unit.padding, 0.0)
   inner = torch_conv.op if isinstance(torch_conv, _Padded) else torch_conv
   with torch.no_grad():
-    inner.weight.copy_(_tensor(conv.kernel.value).permute(3, 2, 0, 1))  # HWIO -> OIHW
+    inner.weight.copy_(_tensor(conv.kernel[...]).permute(3, 2, 0, 1))  # HWIO -> OIHW
     if conv.bias is not None:
-      inner.bias.copy_(_tensor(conv.bias.value))
+      inner.bias.copy_(_tensor(conv.bias[...]))
   out = [torch_conv]
   if unit.norm is not None:
     norm = unit.norm
     bn = nn.BatchNorm2d(unit.out_features, eps=norm.epsilon, momentum=1 - norm.momentum)
     with torch.no_grad():
-      bn.running_mean.copy_(_tensor(norm.mean.value))
-      bn.running_var.copy_(_tensor(norm.var.value))
-      bn.bias.copy_(_tensor(norm.bias.value))
+      bn.running_mean.copy_(_tensor(norm.mean[...]))
+      bn.running_var.copy_(_tensor(norm.var[...]))
+      bn.bias.copy_(_tensor(norm.bias[...]))
       if norm.scale is not None:
-        bn.weight.copy_(_tensor(norm.scale.value))
+        bn.weight.copy_(_tensor(norm.scale[...]))
       else:  # Keras-style batch norm learns no scale: fixed at 1, not a parameter
         bn.weight.fill_(1.0)
         bn.weight.requires_grad_(False)
@@ -115,8 +115,8 @@ class _Head(nn.Module):
     self.dropout = nn.Dropout(head.dropout.rate)
     self.dense = nn.Linear(dense.in_features, dense.out_features)
     with torch.no_grad():
-      self.dense.weight.copy_(_tensor(dense.kernel.value).T)
-      self.dense.bias.copy_(_tensor(dense.bias.value))
+      self.dense.weight.copy_(_tensor(dense.kernel[...]).T)
+      self.dense.bias.copy_(_tensor(dense.bias[...]))
 
   def forward(self, x):
     return self.dense(self.dropout(x.mean(dim=(2, 3))))

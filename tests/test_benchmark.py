@@ -5,33 +5,14 @@ import os
 import subprocess
 import sys
 
-import jax.numpy as jnp
-import numpy as np
 import pytest
-from flax import nnx
 
 from bottleneck import benchmark
-from bottleneck.layers import ConvUnit
 from bottleneck.validation import ConfigError
+from tests import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEYS = {"name", "reduce", "batch", "image_size", "compile_s", "fwd_ms", "fwd_bwd_ms",
         "images_per_s", "gflops_per_s", "peak_fraction", "macs", "flops_xla", "memory_mb"}
-
-
-@pytest.mark.parametrize("cin,cout,bias,batch_norm", [(5, 7, True, False), (64, 16, False, True)])
-def test_1x1_as_matmul_equals_xla_conv(cin, cout, bias, batch_norm):
-  x = jnp.asarray(np.random.default_rng(0).normal(size=(3, 6, 5, cin)), jnp.float32)
-  conv = ConvUnit(cin, cout, 1, use_bias=bias, batch_norm=batch_norm, conv_1x1="xla",
-                  rngs=nnx.Rngs(0))
-  mm = ConvUnit(cin, cout, 1, use_bias=bias, batch_norm=batch_norm, conv_1x1="matmul",
-                rngs=nnx.Rngs(0))
-  assert mm.as_matmul and not conv.as_matmul
-  np.testing.assert_allclose(mm(x), conv(x), atol=1e-5, rtol=1e-5)
-  strided = ConvUnit(cin, cout, 1, strides=2, conv_1x1="matmul", rngs=nnx.Rngs(0))
-  assert not strided.as_matmul  # only stride-1 1x1 convs are matmuls
-  with pytest.raises(ConfigError, match="unknown conv_1x1 'einsum'"):
-    ConvUnit(cin, cout, 1, conv_1x1="einsum", rngs=nnx.Rngs(0))
 
 
 def test_rows_are_complete_and_ratios_consistent():

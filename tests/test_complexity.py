@@ -196,6 +196,6 @@ def test_macs_count_every_tap_whatever_the_path():
     model = registry.abstract_model("inception_v3", reduce=False, image_size=75,
                                     conv_taps=taps)
     macs[taps] = complexity.module_macs(model, (1, 75, 75, 3))
-    units = [m for _, m in model.iter_modules() if isinstance(m, ConvUnit)]
+    units = [m for _, m in nnx.iter_modules(model) if isinstance(m, ConvUnit)]
     assert any(u.live_taps for u in units) == (taps == "live")
   assert macs["live"] == macs["xla"]

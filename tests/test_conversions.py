@@ -19,15 +19,15 @@ def rand(shape, seed):
 def test_1x1_conv_is_dense_at_every_pixel(b, h, w, c, k, bias):
   dense = nnx.Linear(c, k, use_bias=bias, rngs=nnx.Rngs(b + c))
   if bias:
-    dense.bias.value = rand((k,), 7)
+    dense.bias[...] = rand((k,), 7)
   conv = conversions.dense_to_conv1x1(dense)
   x = rand((b, h, w, c), 1)
   per_pixel = dense(x.reshape(-1, c)).reshape(b, h, w, k)
   np.testing.assert_allclose(conv(x), per_pixel, atol=1e-5, rtol=0)
   back = conversions.conv1x1_to_dense(conv)  # and back, exactly
-  np.testing.assert_array_equal(back.kernel.value, dense.kernel.value)
+  np.testing.assert_array_equal(back.kernel[...], dense.kernel[...])
   if bias:
-    np.testing.assert_array_equal(back.bias.value, dense.bias.value)
+    np.testing.assert_array_equal(back.bias[...], dense.bias[...])
 
 
 def test_only_a_plain_1x1_conv_is_a_dense_layer():

@@ -11,8 +11,7 @@ import pytest
 from bottleneck import fully_conv, train
 from bottleneck.validation import ConfigError
 from configs import digits_fc_head
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import ROOT
 
 
 @pytest.fixture(scope="module")

@@ -178,9 +178,9 @@ def test_live_taps_conv_equals_xla(size, kernel):
   for a, b in zip(jax.tree.leaves(outs[1]), jax.tree.leaves(outs[0]), strict=True):
     np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
   k = np.broadcast_to(kernel, 2)
-  trimmed = kernels.conv_live_taps(x, units[1].conv.kernel.value)
+  trimmed = kernels.conv_live_taps(x, units[1].conv.kernel[...])
   assert (trimmed is None) == all(size[a] >= k[a] for a in (0, 1))
-  grad_kernel = outs[1][1][0]["conv"]["kernel"].value
+  grad_kernel = outs[1][1][0]["conv"]["kernel"][...]
   live = [kernels.live_taps(size[a], int(k[a])) for a in (0, 1)]
   dead = np.ones(grad_kernel.shape[:2], bool)
   dead[live[0][0]:live[0][1], live[1][0]:live[1][1]] = False

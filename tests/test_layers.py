@@ -56,3 +56,18 @@ def test_classifier_head_pools_globally():
   np.testing.assert_allclose(head(x), head.dense(x.mean(axis=(1, 2))), atol=1e-6)
   with pytest.raises(ConfigError, match="num_classes=0"):
     ClassifierHead(6, 0, rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("cin,cout,bias,batch_norm", [(5, 7, True, False), (64, 16, False, True)])
+def test_1x1_as_matmul_equals_xla_conv(cin, cout, bias, batch_norm):
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(3, 6, 5, cin)), jnp.float32)
+  conv = ConvUnit(cin, cout, 1, use_bias=bias, batch_norm=batch_norm, conv_1x1="xla",
+                  rngs=nnx.Rngs(0))
+  mm = ConvUnit(cin, cout, 1, use_bias=bias, batch_norm=batch_norm, conv_1x1="matmul",
+                rngs=nnx.Rngs(0))
+  assert mm.as_matmul and not conv.as_matmul
+  np.testing.assert_allclose(mm(x), conv(x), atol=1e-5, rtol=1e-5)
+  strided = ConvUnit(cin, cout, 1, strides=2, conv_1x1="matmul", rngs=nnx.Rngs(0))
+  assert not strided.as_matmul  # only stride-1 1x1 convs are matmuls
+  with pytest.raises(ConfigError, match="unknown conv_1x1 'einsum'"):
+    ConvUnit(cin, cout, 1, conv_1x1="einsum", rngs=nnx.Rngs(0))

@@ -11,9 +11,7 @@ import pytest
 
 from bottleneck import results, sweep, workdir as wd
 from bottleneck.validation import ConfigError
-from tests import tiny_sweep_config
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import ROOT, tiny_sweep_config
 
 
 def points(tmp_path, sweep_list=None):

@@ -15,8 +15,7 @@ import torch
 
 from bottleneck import benchmark, complexity, registry, torch_peer
 from bottleneck.validation import ConfigError
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import ROOT
 
 
 def _peer(name, reduce):
