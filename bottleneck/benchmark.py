@@ -22,10 +22,10 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from bottleneck import blocks, complexity, kernels, models, registry, train, validation
+from bottleneck import blocks, complexity, env, kernels, models, registry, validation
 from bottleneck.validation import ConfigError
 
-DTYPES = train.DTYPES
+DTYPES = env.DTYPES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -271,7 +271,7 @@ def verdict(ratios: list[dict]) -> str:
   saved = sum(r["time saved"] == "yes" for r in ratios)
   geo = math.exp(statistics.mean(math.log(r["time naive/reduced"]) for r in ratios))
   geo_macs = math.exp(statistics.mean(math.log(r["MACs naive/reduced"]) for r in ratios))
-  return (f"On {train.device_description()}, the reductions cut MACs {geo_macs:.2f}x and "
+  return (f"On {env.device_description()}, the reductions cut MACs {geo_macs:.2f}x and "
           f"forward+backward time {geo:.2f}x (geometric means over {len(ratios)} pairs); time "
           f"was saved in {saved} of {len(ratios)} pairs.")
 
@@ -292,7 +292,7 @@ def plot_time_vs_macs(rows: list[dict], path: str) -> str:
                    marker=marker, label=f"{'reduced' if reduce else 'naive'}, batch {batch}")
   ax.set(xscale="log", yscale="log", xlabel="MACs per forward (whole batch)",
          ylabel="forward+backward time (ms, median)",
-         title=f"Time against multiply-adds on {train.device_description()}")
+         title=f"Time against multiply-adds on {env.device_description()}")
   ax.grid(alpha=0.3, which="both")
   ax.legend(fontsize=8)
   fig.savefig(path, dpi=110)

@@ -16,7 +16,7 @@ import time
 import numpy as np
 from absl import logging
 
-from bottleneck import complexity, plots, results, sweep, tables, train, workdir as wd
+from bottleneck import complexity, env, plots, results, sweep, tables, workdir as wd
 
 COMPLEXITY_MODELS = ("googlenet", "inception_v3", "inception_small")
 SWEEP_CONFIG = "configs.digits_inception"
@@ -47,7 +47,7 @@ def _complexity(workdir: str, models) -> dict[str, list[dict]]:
 
 def _environment() -> str:
   import flax, jax, optax, tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top,multiple-imports
-  return (f"{platform.platform()}; {train.device_description()}; Python "
+  return (f"{platform.platform()}; {env.device_description()}; Python "
           f"{platform.python_version()}; jax {jax.__version__}, flax {flax.__version__}, "
           f"optax {optax.__version__}, tensorflow-datasets {tfds.__version__}")
 

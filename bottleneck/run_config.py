@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import json
 
-import jax.numpy as jnp
 import ml_collections
 from ml_collections.config_dict import placeholder
 
-from bottleneck import kernels, registry, validation
+from bottleneck import env, kernels, registry, validation
 from bottleneck.validation import ConfigError
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+DTYPES = env.DTYPES
 VARIANTS = ("reduced", "naive")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("constant", "cosine", "exponential")

@@ -24,9 +24,9 @@ Ctrl-C (or SIGTERM, as schedulers send before preempting) checkpoints the step t
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
-import platform
 import signal
 import sys
 import threading
@@ -35,18 +35,17 @@ import time
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 from absl import logging
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from bottleneck import (checkpoints, complexity, kernels, registry, run_config, validation,
-                        workdir as wd)
+from bottleneck import (checkpoints, complexity, env, kernels, registry, run_config,
+                        validation, workdir as wd)
 from bottleneck.data import pipeline
 from bottleneck.validation import ConfigError
 
-DTYPES = run_config.DTYPES
+DTYPES = env.DTYPES
 # Configs import these from here too.
 default_config, variant_config = run_config.default_config, run_config.variant_config
 # What a run writes in its workdir; `--restart` and a replaced config set all of it aside.
@@ -212,6 +211,71 @@ def prepare_workdir(workdir: str, record: dict, *, restart: bool = False) -> dic
   return None
 
 
+# --- the steps -------------------------------------------------------------------------------
+
+
+def train_step(model_def, opt_def, dtype, state, batch):
+  """One SGD step on (model state, optimizer state); bind the graphdefs and dtype with
+  `functools.partial`, then jit. Returns the new state and the batch's loss and accuracy."""
+  model = nnx.merge(model_def, state[0])
+  optimizer = nnx.merge(opt_def, state[1])
+
+  def loss_fn(model):
+    logits = model(batch["image"].astype(dtype)).astype(jnp.float32)
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
+    return loss, logits
+
+  (loss, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+  optimizer.update(model, grads)
+  accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["label"])
+  return (nnx.state(model), nnx.state(optimizer)), {"loss": loss, "accuracy": accuracy}
+
+
+def eval_step(eval_def, dtype, model_state, batch):
+  """Sums of loss and correct predictions over a batch's unmasked examples (eval mode)."""
+  model = nnx.merge(eval_def, model_state)
+  logits = model(batch["image"].astype(dtype)).astype(jnp.float32)
+  loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
+  correct = jnp.argmax(logits, -1) == batch["label"]
+  return {"loss_sum": jnp.sum(loss * batch["mask"]),
+          "correct": jnp.sum(correct * batch["mask"]), "count": jnp.sum(batch["mask"])}
+
+
+class MetricWriter:
+  """Rows to `metrics.jsonl` (flushed each) and their numbers to TensorBoard; only the process
+  that owns the workdir writes, the others' calls do nothing."""
+
+  def __init__(self, workdir: str, owner: bool):
+    self._jsonl = self._tb = None
+    if owner:
+      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+      self._tb = SummaryWriter(os.path.join(workdir, wd.TENSORBOARD))
+      self._jsonl = wd.JsonlWriter(os.path.join(workdir, wd.METRICS))
+
+  def write(self, row: dict) -> None:
+    if self._jsonl is None:
+      return
+    self._jsonl.write(row)
+    for k, v in row.items():
+      if k not in ("step", "split") and isinstance(v, (int, float)):
+        self._tb.add_scalar(f"{row['split']}/{k}", v, row["step"])
+    self._tb.flush()
+
+  def close(self) -> None:
+    if self._jsonl is not None:
+      self._jsonl.close()
+      self._tb.close()
+
+
+def training_time_before(rows: list[dict], step: int) -> float | None:
+  """Training time of a run up to `step`, from the train row logged with that step's
+  checkpoint (every checkpoint step logs one): 0 at step 0, None (unknown) without that row."""
+  if not step:
+    return 0.0
+  at = [r for r in rows if r["split"] == "train" and r["step"] == step]
+  return at[-1].get("train_time_s") if at else None
+
+
 # --- the run ---------------------------------------------------------------------------------
 
 
@@ -222,14 +286,6 @@ def _first_nonfinite(losses: list[tuple[int, jax.Array]]) -> None:
       raise TrainingDiverged(f"loss became {value} at step {step}; no checkpoint was written "
                              "after it. Lower optimizer.learning_rate or check the data, and "
                              "rerun with --restart (the diverged run is set aside).")
-
-
-def device_description() -> str:
-  devices = jax.local_devices()
-  kind = devices[0].device_kind
-  if devices[0].platform == "cpu":
-    kind = f"{platform.processor() or platform.machine()} CPU ({os.cpu_count()} cores)"
-  return f"{len(devices)} x {kind}" if len(devices) > 1 else kind
 
 
 def build_model(config: ml_collections.ConfigDict, num_classes: int):
@@ -356,39 +412,13 @@ def _train(config, record: dict, workdir: str, owner: bool, label: str | None) -
   rows = [r for r in wd.read_jsonl(metrics_path) if r["step"] <= start_step]
   if owner:
     wd.truncate_jsonl(metrics_path, rows)  # drop rows logged after the checkpoint we resume
-  # Training time so far: the train row logged with the checkpoint we resume (every
-  # checkpoint step logs one). Without it the time is unknown, never 0.
-  at_start = [r for r in rows if r["split"] == "train" and r["step"] == start_step]
-  prior_time = 0.0 if not start_step else (at_start[-1].get("train_time_s") if at_start
-                                           else None)
+  prior_time = training_time_before(rows, start_step)
   if start_step:
     logging.info("resuming from the checkpoint at step %d of %d", start_step, total_steps)
     if prior_time is None:
       logging.warning("no metrics row at step %d: the training time before it is unknown, so "
                       "train_time_s and examples_per_s are recorded as null", start_step)
   state = jax.device_put((model_state, opt_state), replicated)
-
-  def train_step(state, batch):
-    model = nnx.merge(model_def, state[0])
-    optimizer = nnx.merge(opt_def, state[1])
-
-    def loss_fn(model):
-      logits = model(batch["image"].astype(dtype)).astype(jnp.float32)
-      loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
-      return loss, logits
-
-    (loss, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
-    optimizer.update(model, grads)
-    accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["label"])
-    return (nnx.state(model), nnx.state(optimizer)), {"loss": loss, "accuracy": accuracy}
-
-  def eval_step(model_state, batch):
-    model = nnx.merge(eval_def, model_state)
-    logits = model(batch["image"].astype(dtype)).astype(jnp.float32)
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
-    correct = jnp.argmax(logits, -1) == batch["label"]
-    return {"loss_sum": jnp.sum(loss * batch["mask"]),
-            "correct": jnp.sum(correct * batch["mask"]), "count": jnp.sum(batch["mask"])}
 
   def to_device(batch):
     per_process = len(batch["label"]) // jax.process_count()
@@ -398,11 +428,12 @@ def _train(config, record: dict, workdir: str, owner: bool, label: str | None) -
 
   t = time.time()
   first = to_device(train_batches.train_batch(start_step))
-  train_step_c = jax.jit(train_step, donate_argnums=0, out_shardings=(replicated, replicated),
+  train_step_c = jax.jit(functools.partial(train_step, model_def, opt_def, dtype),
+                         donate_argnums=0, out_shardings=(replicated, replicated),
                          compiler_options=options).lower(state, first).compile()
   compile_time = time.time() - t
   logging.info("train step compiled in %.1f s", compile_time)
-  eval_step_j = jax.jit(eval_step, compiler_options=options)
+  eval_step_j = jax.jit(functools.partial(eval_step, eval_def, dtype), compiler_options=options)
 
   def evaluate(model_state):
     sums = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
@@ -411,21 +442,8 @@ def _train(config, record: dict, workdir: str, owner: bool, label: str | None) -
       sums = {k: sums[k] + float(out[k]) for k in sums}
     return {"loss": sums["loss_sum"] / sums["count"], "accuracy": sums["correct"] / sums["count"]}
 
-  tb = None
-  if owner:
-    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-    tb = SummaryWriter(os.path.join(workdir, wd.TENSORBOARD))
-  writer = wd.JsonlWriter(metrics_path) if owner else None
-
-  def log_row(row):
-    if writer is None:
-      return
-    writer.write(row)
-    for k, v in row.items():
-      if k not in ("step", "split") and isinstance(v, (int, float)):
-        tb.add_scalar(f"{row['split']}/{k}", v, row["step"])
-    tb.flush()
-
+  writer = MetricWriter(workdir, owner)
+  log_row = writer.write
   progress = Progress(total_steps, start_step, config.log_every_steps, label)
   pending, window_t, window_steps, train_time = [], time.time(), 0, 0.0
   step = start_step
@@ -473,9 +491,7 @@ def _train(config, record: dict, workdir: str, owner: bool, label: str | None) -
     log_row({"step": step, "split": "eval", **final})
   finally:
     manager.close()  # waits for an in-flight save, whatever ended the loop
-    if writer is not None:
-      writer.close()
-      tb.close()
+    writer.close()
   train_time_s = None if prior_time is None else prior_time + train_time
   result = {
       "model": config.model, "reduce": bool(config.reduce), "dataset": config.dataset,
@@ -485,7 +501,7 @@ def _train(config, record: dict, workdir: str, owner: bool, label: str | None) -
       "compile_time_s": compile_time,
       # over the whole run, resumed parts included; null when its time is unknown
       "examples_per_s": step * config.batch_size / train_time_s if train_time_s else None,
-      "device": device_description(), "jax_version": jax.__version__, "seed": config.seed,
+      "device": env.device_description(), "jax_version": jax.__version__, "seed": config.seed,
       "paths": {k: kernels.resolve(k, v, "config") for k, v in config.get("paths", {}).items()},
       "config": record,
   }

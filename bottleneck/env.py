@@ -1,0 +1,20 @@
+"""Facts about where the code runs: the device, in words, and the compute dtypes by name."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+import jax
+import jax.numpy as jnp
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def device_description() -> str:
+  """e.g. "x86_64 CPU (2 cores)", "NVIDIA H100 80GB HBM3", "2 x TPU v4"."""
+  devices = jax.local_devices()
+  kind = devices[0].device_kind
+  if devices[0].platform == "cpu":
+    kind = f"{platform.processor() or platform.machine()} CPU ({os.cpu_count()} cores)"
+  return f"{len(devices)} x {kind}" if len(devices) > 1 else kind
