@@ -26,6 +26,10 @@ from bottleneck import blocks, complexity, env, kernels, models, registry, valid
 from bottleneck.validation import ConfigError
 
 DTYPES = env.DTYPES
+# The columns of a rendered result row (`tables.benchmark_results`), in order.
+COLUMNS = ["name", "reduce", "batch", "dtype", *kernels.CHOICES, "macs", "compile_s", "fwd_ms",
+           "fwd_bwd_ms", "fwd_bwd_ms_min", "fwd_bwd_ms_max", "images_per_s",
+           "gflops_per_s", "peak_fraction", "memory_mb", "xla_over_analytic"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,27 +278,3 @@ def verdict(ratios: list[dict]) -> str:
   return (f"On {env.device_description()}, the reductions cut MACs {geo_macs:.2f}x and "
           f"forward+backward time {geo:.2f}x (geometric means over {len(ratios)} pairs); time "
           f"was saved in {saved} of {len(ratios)} pairs.")
-
-
-def plot_time_vs_macs(rows: list[dict], path: str) -> str:
-  """Forward+backward time against MACs, both variants, one marker per batch size."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, ax = plt.subplots(figsize=(7, 5), constrained_layout=True)
-  rows = timed(rows)
-  markers = dict(zip(sorted({r["batch"] for r in rows}), "os^Dvx"))
-  for reduce, color in ((True, "tab:blue"), (False, "tab:orange")):
-    for batch, marker in markers.items():
-      pts = [r for r in rows if r["reduce"] == reduce and r["batch"] == batch]
-      if pts:
-        ax.scatter([r["macs"] for r in pts], [r["fwd_bwd_ms"] for r in pts], color=color,
-                   marker=marker, label=f"{'reduced' if reduce else 'naive'}, batch {batch}")
-  ax.set(xscale="log", yscale="log", xlabel="MACs per forward (whole batch)",
-         ylabel="forward+backward time (ms, median)",
-         title=f"Time against multiply-adds on {env.device_description()}")
-  ax.grid(alpha=0.3, which="both")
-  ax.legend(fontsize=8)
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path

@@ -64,45 +64,6 @@ def _place(images, labels, slots, size, tile, rng):
   return canvas, placed
 
 
-def heat_maps(canvas: np.ndarray, probs: np.ndarray, placed: list[dict], stride: int,
-              out_dir: str) -> list[str]:
-  """One PNG per class (canvas beside that class's probability map) and an overview."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  os.makedirs(out_dir, exist_ok=True)
-  files = []
-  num_classes = probs.shape[-1]
-  fig, axes = plt.subplots(2, (num_classes + 2) // 2, figsize=(2.2 * ((num_classes + 2) // 2), 4.6),
-                           constrained_layout=True)
-  axes = axes.ravel()
-  axes[0].imshow(canvas[..., 0], cmap="gray")
-  axes[0].set_title(f"canvas {canvas.shape[0]}x{canvas.shape[1]}")
-  for k in range(num_classes):
-    axes[k + 1].imshow(probs[..., k], vmin=0, vmax=1, cmap="viridis")
-    axes[k + 1].set_title(f"class {k}")
-  for ax in axes:
-    ax.set_xticks([])
-    ax.set_yticks([])
-  for ax in axes[num_classes + 1:]:
-    ax.axis("off")
-  fig.suptitle(f"score map {probs.shape[0]}x{probs.shape[1]}x{num_classes} (softmax), "
-               f"stride {stride}; digits: " + ", ".join(str(p["label"]) for p in placed))
-  files.append(os.path.join(out_dir, "heatmaps.png"))
-  fig.savefig(files[-1], dpi=100)
-  plt.close(fig)
-  for k in range(num_classes):
-    fig, (a, b) = plt.subplots(1, 2, figsize=(6, 3), constrained_layout=True)
-    a.imshow(canvas[..., 0], cmap="gray")
-    a.set_title("canvas")
-    b.imshow(probs[..., k], vmin=0, vmax=1, cmap="viridis")
-    b.set_title(f"P(class {k}) per location")
-    files.append(os.path.join(out_dir, f"class_{k}.png"))
-    fig.savefig(files[-1], dpi=80)
-    plt.close(fig)
-  return files
-
-
 def run(workdir: str, image_size: int, *, num_digits: int = 4, seed: int = 0,
         out_dir: str | None = None) -> dict:
   """Loads the classifier trained in `workdir`, convolutionalizes it, runs it on a canvas."""
@@ -126,7 +87,8 @@ def run(workdir: str, image_size: int, *, num_digits: int = 4, seed: int = 0,
   for p in placed:  # the location whose window is exactly this digit
     p["predicted"] = int(np.argmax(probs[p["row"] // fully_conv.stride,
                                          p["col"] // fully_conv.stride]))
-  files = heat_maps(canvas, probs, placed, fully_conv.stride,
+  from bottleneck import plots  # pylint: disable=g-import-not-at-top  # matplotlib, when drawing
+  files = plots.heat_maps(canvas, probs, placed, fully_conv.stride,
                     out_dir or os.path.join(workdir, "fully_conv"))
   return {"checkpoint_step": step, "input_shape": list(x.shape),
           "score_map_shape": list(scores.shape[1:]), "max_abs_diff_vs_crops": diff,

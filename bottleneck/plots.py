@@ -1,4 +1,5 @@
-"""Plots (matplotlib, PNG): accuracy against cost per variant, and training curves."""
+"""Every plot (matplotlib, PNG): accuracy against cost per variant, training curves, time
+against multiply-adds (the benchmark), score-map heat maps (fully convolutional inference)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 import pandas as pd  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from bottleneck import workdir as wd  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -63,3 +65,61 @@ def training_curves(directory: str, runs: pd.DataFrame, path: str) -> str:
   fig.savefig(path, dpi=110)
   plt.close(fig)
   return path
+
+
+def time_vs_macs(rows: list[dict], device: str, path: str) -> str:
+  """Forward+backward time against MACs, both variants, one marker per batch size (the timed
+  rows of `bottleneck.benchmark`)."""
+  fig, ax = plt.subplots(figsize=(7, 5), constrained_layout=True)
+  markers = dict(zip(sorted({r["batch"] for r in rows}), "os^Dvx"))
+  for reduce, color in ((True, "tab:blue"), (False, "tab:orange")):
+    for batch, marker in markers.items():
+      pts = [r for r in rows if r["reduce"] == reduce and r["batch"] == batch]
+      if pts:
+        ax.scatter([r["macs"] for r in pts], [r["fwd_bwd_ms"] for r in pts], color=color,
+                   marker=marker, label=f"{'reduced' if reduce else 'naive'}, batch {batch}")
+  ax.set(xscale="log", yscale="log", xlabel="MACs per forward (whole batch)",
+         ylabel="forward+backward time (ms, median)",
+         title=f"Time against multiply-adds on {device}")
+  ax.grid(alpha=0.3, which="both")
+  ax.legend(fontsize=8)
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def heat_maps(canvas: np.ndarray, probs: np.ndarray, placed: list[dict], stride: int,
+              out_dir: str) -> list[str]:
+  """Sliding-window classification (`bottleneck.fully_conv`): one PNG per class (the canvas
+  beside that class's probability map) and an overview."""
+  os.makedirs(out_dir, exist_ok=True)
+  files = []
+  num_classes = probs.shape[-1]
+  fig, axes = plt.subplots(2, (num_classes + 2) // 2, figsize=(2.2 * ((num_classes + 2) // 2), 4.6),
+                           constrained_layout=True)
+  axes = axes.ravel()
+  axes[0].imshow(canvas[..., 0], cmap="gray")
+  axes[0].set_title(f"canvas {canvas.shape[0]}x{canvas.shape[1]}")
+  for k in range(num_classes):
+    axes[k + 1].imshow(probs[..., k], vmin=0, vmax=1, cmap="viridis")
+    axes[k + 1].set_title(f"class {k}")
+  for ax in axes:
+    ax.set_xticks([])
+    ax.set_yticks([])
+  for ax in axes[num_classes + 1:]:
+    ax.axis("off")
+  fig.suptitle(f"score map {probs.shape[0]}x{probs.shape[1]}x{num_classes} (softmax), "
+               f"stride {stride}; digits: " + ", ".join(str(p["label"]) for p in placed))
+  files.append(os.path.join(out_dir, "heatmaps.png"))
+  fig.savefig(files[-1], dpi=100)
+  plt.close(fig)
+  for k in range(num_classes):
+    fig, (a, b) = plt.subplots(1, 2, figsize=(6, 3), constrained_layout=True)
+    a.imshow(canvas[..., 0], cmap="gray")
+    a.set_title("canvas")
+    b.imshow(probs[..., k], vmin=0, vmax=1, cmap="viridis")
+    b.set_title(f"P(class {k}) per location")
+    files.append(os.path.join(out_dir, f"class_{k}.png"))
+    fig.savefig(files[-1], dpi=80)
+    plt.close(fig)
+  return files

@@ -1,4 +1,4 @@
-"""Rendering of complexity reports as tables (text, markdown, CSV) and JSON.
+"""Every table: complexity reports and benchmark results as text, markdown, CSV or JSON.
 
 Frames are pandas DataFrames, rendered by `tabulate` (through `DataFrame.to_markdown`).
 """
@@ -78,3 +78,25 @@ def render_reports(reports: Sequence[dict], fmt: str) -> str:
       render(complexity_frame(reports), fmt),
       render(totals_frame(reports), fmt),
   ]) + "\n"
+
+
+def benchmark_results(rows: list[dict], ratios: list[dict], verdict: str, fmt: str) -> str:
+  """`experiments.benchmark`'s output: the matmul peak, the rows (failed ones named after), the
+  naive/reduced ratios and the verdict, as a table, markdown or JSON."""
+  from bottleneck import benchmark  # pylint: disable=g-import-not-at-top  # its row schema
+  if fmt == "json":
+    return json.dumps({"rows": rows, "ratios": ratios, "verdict": verdict}, indent=1)
+  errors = [f"FAILED {r['name']} ({'reduced' if r['reduce'] else 'naive'}, batch "
+            f"{r['batch']}): {r['error']}" for r in benchmark.failed(rows)]
+  rows = benchmark.timed(rows)
+  frame = pd.DataFrame(rows)
+  peer = [c for c in frame.columns if c.startswith(("torch_", "jax/torch"))]
+  frame = frame[benchmark.COLUMNS + peer]
+  frame["macs"] = frame["macs"] / 1e6
+  frame = frame.rename(columns={"macs": "MACs (M, batch)", "peak_fraction": "achieved/peak",
+                                "xla_over_analytic": "XLA/analytic FLOPs"})
+  peaks = {(r["dtype"], r["peak_gflops_per_s"]) for r in rows}
+  peak_line = "matmul peak measured in this run: " + ", ".join(
+      f"{p:.1f} GFLOP/s ({d})" for d, p in sorted(peaks))
+  return "\n\n".join([peak_line, render(frame, fmt), render(pd.DataFrame(ratios), fmt),
+                      verdict] + errors) + "\n"

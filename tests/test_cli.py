@@ -53,6 +53,10 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, digits_dir):
                    f"--workdir={tmp_path}/w1"], "unknown variant 'fast'; valid: reduced, naive"),
       "missing_config": (["experiments.benchmark", "--config=configs/nope.py"],
                          "No such file or directory: 'configs/nope.py'"),
+      # refused before the timings, not after them
+      "bench_out_file": (["experiments.benchmark",
+                          f"--config={ROOT}/tests/tiny_benchmark_config.py",
+                          f"--out={tmp_path}/a_file"], "a_file is a file, not a directory"),
       "workdir_file": (train + [f"--workdir={tmp_path}/a_file"], "a_file is a file, not a "
                                                                   "directory"),
       "positional": (["experiments.report", f"--workdir={tmp_path}/r", "extra"],
