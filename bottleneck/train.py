@@ -67,7 +67,7 @@ def make_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int, total
   """Learning-rate schedule: "constant", "cosine" (with warm-up) or "exponential" per epoch."""
   o = config.optimizer
   name = validation.choice(o.schedule, "optimizer.schedule",
-                           ("constant", "cosine", "exponential"), "config")
+                           run_config.SCHEDULES, "config")
   lr = o.learning_rate
   if name == "constant":
     return optax.constant_schedule(lr)
@@ -86,7 +86,7 @@ def make_optimizer(config, schedule) -> optax.GradientTransformation:
   """SGD with (Nesterov) momentum, or AdamW; `weight_decay` is L2 added to the gradient for SGD
   and decoupled for AdamW."""
   o = config.optimizer
-  name = validation.choice(o.name, "optimizer.name", ("sgd", "adamw"), "config")
+  name = validation.choice(o.name, "optimizer.name", run_config.OPTIMIZERS, "config")
   if name == "adamw":
     return optax.adamw(schedule, weight_decay=o.weight_decay)
   sgd = optax.sgd(schedule, momentum=o.momentum or None, nesterov=o.get("nesterov", False))
