@@ -90,13 +90,16 @@ def run(main) -> None:
       return main(argv)
     except ConfigError as e:
       _fail(str(e))
+    except validation.Interrupted as e:  # stopped cleanly, checkpoints saved
+      print(f"\n{e}", file=sys.stderr)
+      sys.exit(INTERRUPTED)
     except KeyboardInterrupt as e:
       print(f"\n{e}" if str(e) else "\ninterrupted: rerun the same command to resume from the "
             "last checkpoint.", file=sys.stderr)
       sys.stdout.flush()
       sys.stderr.flush()
-      # Not sys.exit: after a second Ctrl-C, orbax's save threads may wait for ever and would
-      # keep the interpreter from exiting. Files were closed by the `finally` blocks above.
+      # Not sys.exit: interrupted anywhere (a second Ctrl-C), orbax's save threads may wait for
+      # ever and keep the interpreter from exiting. Files were closed by `finally` blocks.
       os._exit(INTERRUPTED)  # pylint: disable=protected-access
 
   app.run(guarded, flags_parser=parse_flags)

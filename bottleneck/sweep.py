@@ -35,7 +35,7 @@ import traceback
 import ml_collections
 from absl import logging
 
-from bottleneck import run_config, workdir as wd
+from bottleneck import run_config, validation, workdir as wd
 from bottleneck.validation import ConfigError
 
 ERROR = wd.ERROR
@@ -268,8 +268,8 @@ def _run_local(todo: list[Point], restart: set[str], parallel: int) -> dict[str,
       proc.join(timeout=120)
       if proc.is_alive():
         proc.terminate()
-    raise KeyboardInterrupt("sweep interrupted: every running point stopped after its "
-                            "checkpoint; rerun the same command to resume.") from None
+    raise validation.Interrupted("sweep interrupted: every running point stopped after its "
+                                 "checkpoint; rerun the same command to resume.") from None
   return outcome
 
 

@@ -56,8 +56,7 @@ class TrainingDiverged(ConfigError):
   """The loss became NaN or infinite (a config to correct: one line on the command line)."""
 
 
-class Interrupted(KeyboardInterrupt):
-  """Ctrl-C during training, after this step's checkpoint was saved; says how to resume."""
+Interrupted = validation.Interrupted  # raised after this step's checkpoint was saved
 
 
 # --- optimizer -------------------------------------------------------------------------------
@@ -154,7 +153,9 @@ class _CtrlC:
 
   def __enter__(self):
     if threading.current_thread() is threading.main_thread():
-      self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+      # A signal the process was started to ignore (nohup, a shell's background job) stays so.
+      self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS
+                        if signal.getsignal(s) is not signal.SIG_IGN}
     return self
 
   def __exit__(self, *exc):

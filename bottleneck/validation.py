@@ -11,6 +11,11 @@ class ConfigError(ValueError):
   """A model, block or experiment was asked for something it cannot be."""
 
 
+class Interrupted(KeyboardInterrupt):
+  """Ctrl-C or SIGTERM, handled: the work stopped cleanly (checkpoints saved) and the message
+  says how to resume."""
+
+
 def positive_int(value, name: str, where: str) -> int:
   """Returns `value` if it is an integer >= 1, else raises ConfigError."""
   if isinstance(value, bool) or not isinstance(value, int) or value < 1:
