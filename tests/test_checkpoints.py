@@ -60,3 +60,16 @@ def test_unreadable_steps_are_set_aside_and_can_be_saved_again(tmp_path):
   mgr.close()
   step, restored = checkpoints.restore_latest(checkpoints.manager(work), {"m": _state(0.0)})
   assert step == 2 and float(restored["m"]["kernel"][...][0, 0]) == 5.0
+
+
+def test_a_save_cut_short_by_a_kill_is_cleaned_up_by_the_next_writer(tmp_path):
+  work = str(tmp_path / ODD)
+  _save_steps(work, (1,))
+  cut = os.path.join(work, wd.CHECKPOINTS, "5.orbax-checkpoint-tmp")
+  os.makedirs(os.path.join(cut, "default.orbax-checkpoint-tmp"))  # a kill mid-save leaves this
+  reader = checkpoints.manager(work, read_only=True)
+  assert reader.all_steps() == [1] and os.path.exists(cut)  # a reader touches nothing
+  writer = checkpoints.manager(work)  # cleans up in the background, finished before any save
+  checkpoints.save(writer, 2, {"m": _state(2.0)})
+  writer.close()
+  assert sorted(os.listdir(os.path.join(work, wd.CHECKPOINTS))) == ["1", "2"]
