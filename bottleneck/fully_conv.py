@@ -20,11 +20,15 @@ def canvas_slots(size: int, tile: int, stride: int) -> list[tuple[int, int]]:
           for c in range(0, size - tile + 1, stride)]
 
 
+def _grid_step(tile: int, stride: int) -> int:
+  """The smallest multiple of `stride` at least `tile`: slots this far apart never overlap."""
+  return -(-tile // stride) * stride
+
+
 def capacity(size: int, tile: int, stride: int) -> int:
-  """How many non-overlapping digits a grid of slots `ceil(tile / stride) * stride` apart holds:
-  the most `make_canvas` promises to place."""
-  step = -(-tile // stride) * stride
-  return len(range(0, size - tile + 1, step)) ** 2
+  """How many non-overlapping digits a grid of slots `_grid_step` apart holds: the most
+  `make_canvas` promises to place."""
+  return len(range(0, size - tile + 1, _grid_step(tile, stride))) ** 2
 
 
 def make_canvas(split: pipeline.Split, size: int, tile: int, stride: int, num_digits: int,
@@ -44,7 +48,7 @@ def make_canvas(split: pipeline.Split, size: int, tile: int, stride: int, num_di
     canvas, placed = _place(images, labels, slots, size, tile, rng)
     if len(placed) == num_digits:
       return canvas, placed
-  step = -(-tile // stride) * stride
+  step = _grid_step(tile, stride)
   grid = [(r, c) for r, c in slots if r % step == 0 and c % step == 0]
   return _place(images, labels, grid, size, tile, rng)
 
