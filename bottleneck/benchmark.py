@@ -22,20 +22,23 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from bottleneck import blocks, complexity, env, kernels, models, registry, validation
+from bottleneck import complexity, env, validation
+from bottleneck.nn import blocks, models, registry
+from bottleneck.nn.blocks import ConvStyle, Reduction
+from bottleneck.nn.paths import KINDS, Paths
 from bottleneck.validation import ConfigError
 
 DTYPES = env.DTYPES
 # The columns of a rendered result row (`tables.benchmark_results`), in order.
-COLUMNS = ["name", "reduce", "batch", "dtype", *kernels.CHOICES, "macs", "compile_s", "fwd_ms",
+COLUMNS = ["name", "reduce", "batch", "dtype", *KINDS, "macs", "compile_s", "fwd_ms",
            "fwd_bwd_ms", "fwd_bwd_ms_min", "fwd_bwd_ms_max", "images_per_s",
            "gflops_per_s", "peak_fraction", "memory_mb", "xla_over_analytic"]
 
 
 @dataclasses.dataclass(frozen=True)
 class Case:
-  """One thing to time: `build(reduce, **paths)` returns the module, fed NHWC input; `paths`
-  are `ConvStyle` fields (dtype and the paths of `bottleneck.kernels`)."""
+  """One thing to time: `build(reduce, dtype, paths)` returns the module (`paths`: a
+  `bottleneck.nn.paths.Paths`), fed NHWC input."""
   name: str
   build: Callable[..., nnx.Module]
   image_size: int
@@ -45,10 +48,10 @@ class Case:
 def _googlenet_block(row):
   name, *widths = row
 
-  def build(reduce, **paths):
+  def build(reduce, dtype, paths):
     return blocks.GoogLeNetInception(
-        GOOGLENET_INPUTS[name][1], *widths, reduce=reduce, rngs=nnx.Rngs(0), name=name,
-        style=blocks.ConvStyle(**paths))
+        GOOGLENET_INPUTS[name][1], *widths, reduction=Reduction(enabled=reduce),
+        style=ConvStyle(dtype=dtype, paths=paths), rngs=nnx.Rngs(0), name=name)
   return Case(name, build, GOOGLENET_INPUTS[name][0], GOOGLENET_INPUTS[name][1])
 
 
@@ -61,22 +64,25 @@ GOOGLENET_INPUTS = {"inception_3a": (28, 192), "inception_3b": (28, 256),
 
 
 def _v3_block(name, cls, side, cin, *args):
-  def build(reduce, **paths):
-    style = blocks.ConvStyle(use_bias=False, batch_norm=True, bn_use_scale=False, **paths)
-    return cls(cin, *args, reduce=reduce, style=style, rngs=nnx.Rngs(0), name=name)
+  def build(reduce, dtype, paths):
+    style = dataclasses.replace(models.KERAS_V3_STYLE, dtype=dtype, paths=paths)
+    return cls(cin, *args, reduction=Reduction(enabled=reduce), style=style, rngs=nnx.Rngs(0),
+               name=name)
   return Case(name, build, side, cin)
 
 
 def _small_block(name, cls, side, cin, *args):
-  def build(reduce, **paths):
-    style = blocks.ConvStyle(use_bias=True, batch_norm=True, **paths)
-    return cls(cin, *args, reduce=reduce, style=style, rngs=nnx.Rngs(0), name=name)
+  def build(reduce, dtype, paths):
+    style = ConvStyle(use_bias=True, batch_norm=True, dtype=dtype, paths=paths)
+    return cls(cin, *args, reduction=Reduction(enabled=reduce, ratio=0.5), style=style,
+               rngs=nnx.Rngs(0), name=name)
   return Case(name, build, side, cin)
 
 
 def _network(name, image_size):
-  def build(reduce, **paths):
-    return registry.abstract_model(name, reduce=reduce, image_size=image_size, **paths)
+  def build(reduce, dtype, paths):
+    return registry.abstract_model(name, reduce=reduce, image_size=image_size, dtype=dtype,
+                                   paths=paths)
   return Case(f"{name}@{image_size}", build, image_size, 3)
 
 
@@ -127,20 +133,15 @@ def matmul_peak(dtype=jnp.float32, n: int = 2048, repeats: int = 5) -> float:
 
 def run_case(c: Case, *, reduce: bool, batch: int, dtype: str = "float32",
              warmup: int = 1, repeats: int = 5, peak_gflops: float | None = None,
-             **paths: str) -> dict:
+             paths: Paths = Paths()) -> dict:
   """Times one case: compile, forward, forward+backward (w.r.t. parameters and input).
 
-  `paths`: conv_1x1=..., conv_library=... (`bottleneck.kernels.CHOICES`; "auto" where not
-  given).
-  The row names the paths actually taken, "auto" resolved.
+  The row names the paths actually taken ("auto" resolved), one column per kind.
   """
   jdtype = DTYPES[validation.choice(dtype, "dtype", DTYPES, "benchmark")]
-  for kind in paths:
-    validation.choice(kind, "path", kernels.CHOICES, "benchmark")
-  paths = {kind: kernels.resolve(kind, paths.get(kind, "auto"), "benchmark")
-           for kind in kernels.CHOICES}
-  module = registry.fill_random(c.build(reduce, dtype=jdtype, **kernels.module_paths(paths)))
-  options = kernels.compiler_options(paths["conv_library"], "benchmark")
+  paths = paths.resolve("benchmark")
+  module = registry.fill_random(c.build(reduce, jdtype, paths))
+  options = paths.compiler_options("benchmark")
   shape = (batch, c.image_size, c.image_size, c.channels)
   x = jnp.asarray(np.random.default_rng(1).normal(size=shape), jdtype)
   macs = complexity.module_macs(module, shape)
@@ -160,7 +161,7 @@ def run_case(c: Case, *, reduce: bool, batch: int, dtype: str = "float32",
     return nnx.grad(lambda m, x: jnp.sum(m(x).astype(jnp.float32)), argnums=(0, 1))(model, x)
 
   row = {"name": c.name, "reduce": reduce, "batch": batch, "image_size": c.image_size,
-         "dtype": dtype, **paths, "macs": macs,
+         "dtype": dtype, **paths.as_dict(), "macs": macs,
          "params": complexity.count_params(module)}
   for key, fn in (("fwd", forward), ("fwd_bwd", forward_backward)):
     t = time.perf_counter()
@@ -192,8 +193,8 @@ def add_torch_peer(row: dict, c: Case, *, compile_: bool, warmup: int, repeats: 
   Before timing, the twin must have our parameter count and give our outputs (eval mode).
   """
   from bottleneck import torch_peer  # pylint: disable=g-import-not-at-top
-  module = registry.fill_random(c.build(row["reduce"], dtype=jnp.float32,
-                                        **{k: row[k] for k in kernels.MODULE_KINDS}))
+  module = registry.fill_random(c.build(row["reduce"], jnp.float32,
+                                        Paths(**{k: row[k] for k in KINDS})))
   peer = torch_peer.from_nnx(module)
   if torch_peer.count_params(peer) != row["params"]:
     raise RuntimeError(f"{row['name']}: the PyTorch peer has {torch_peer.count_params(peer)} "
@@ -213,10 +214,10 @@ def run(case_names, *, batches, reduces=(True, False), dtypes=("float32",), path
         warmup=1, repeats=5, progress=True, torch_peer=False, torch_compile=False) -> list[dict]:
   """Every combination, the matmul peak measured first (per dtype) in the same process.
 
-  `paths`: path sets to time, each as `bottleneck.kernels.parse_paths` reads it ("auto",
+  `paths`: path sets to time, each as `bottleneck.nn.paths.Paths.parse` reads it ("auto",
   "xla", "xla,conv_1x1=matmul", ...).
   """
-  path_sets = [kernels.parse_paths(p) for p in paths]  # a bad spec fails before any timing
+  path_sets = [Paths.parse(p) for p in paths]  # a bad spec fails before any timing
   if torch_peer:  # PyTorch, or a clear error before anything is timed
     import bottleneck.torch_peer  # pylint: disable=g-import-not-at-top,unused-import
   peaks = {d: matmul_peak(DTYPES[d]) for d in dtypes}
@@ -228,16 +229,17 @@ def run(case_names, *, batches, reduces=(True, False), dtypes=("float32",), path
     if progress:
       logging.info("[%d/%d] %s %s batch %d %s %s", i + 1, len(combos), name,
                    "reduced" if reduce else "naive", batch, dtype,
-                   " ".join(f"{k}={v}" for k, v in path_set.items()))
+                   " ".join(f"{k}={v}" for k, v in path_set.as_dict().items()))
     try:
       c = case(name)
       rows.append(run_case(c, reduce=reduce, batch=batch, dtype=dtype, warmup=warmup,
-                           repeats=repeats, peak_gflops=peaks[dtype], **path_set))
+                           repeats=repeats, peak_gflops=peaks[dtype], paths=path_set))
       if torch_peer and dtype == "float32":
         add_torch_peer(rows[-1], c, compile_=torch_compile, warmup=warmup, repeats=repeats)
     except (ConfigError, RuntimeError, ValueError, MemoryError) as e:  # the rest still runs
       logging.error("%s failed: %s: %s", name, type(e).__name__, e)
-      rows.append({"name": name, "reduce": reduce, "batch": batch, "dtype": dtype, **path_set,
+      rows.append({"name": name, "reduce": reduce, "batch": batch, "dtype": dtype,
+                   **path_set.as_dict(),
                    "error": f"{type(e).__name__}: {e}"})
   return rows
 
@@ -252,7 +254,7 @@ def timed(rows: list[dict]) -> list[dict]:
 
 def central_ratios(rows: list[dict]) -> list[dict]:
   """naive/reduced time against naive/reduced MACs, per case, batch, dtype and paths."""
-  key = lambda r: (r["name"], r["batch"], r["dtype"], *(r[k] for k in kernels.CHOICES))
+  key = lambda r: (r["name"], r["batch"], r["dtype"], *(r[k] for k in KINDS))
   by = {(key(r), r["reduce"]): r for r in timed(rows)}
   out = []
   for (k, reduce), red in by.items():
@@ -261,7 +263,7 @@ def central_ratios(rows: list[dict]) -> list[dict]:
       continue
     macs_ratio = naive["macs"] / red["macs"]
     time_ratio = naive["fwd_bwd_ms"] / red["fwd_bwd_ms"]
-    out.append({"name": k[0], "batch": k[1], "dtype": k[2], **dict(zip(kernels.CHOICES, k[3:])),
+    out.append({"name": k[0], "batch": k[1], "dtype": k[2], **dict(zip(KINDS, k[3:])),
                 "MACs naive/reduced": macs_ratio, "time naive/reduced": time_ratio,
                 "time saved": "yes" if time_ratio > 1.05 else
                               ("no" if time_ratio < 0.95 else "even")})

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from absl import logging
 from flax import nnx
 
-from bottleneck import layers, registry
+from bottleneck.nn import layers, registry
 
 
 def count_params(module: nnx.Module) -> int:
@@ -77,19 +77,20 @@ def _abstract(tree):
   return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), tree)
 
 
+def _counting(module: nnx.Module) -> nnx.Module:
+  """`module` with every conv computing all its kernel taps, as the papers count them.
+
+  The `conv_taps="live"` path skips taps that meet only zero padding; only the module's copy
+  traced here gets the replaced `Paths` value (`Paths.for_counting`)."""
+  for _, m in nnx.iter_modules(module):
+    if isinstance(m, layers.ConvUnit):
+      m.paths = m.paths.for_counting()
+  return module
+
+
 def _trace(module: nnx.Module, x: jax.ShapeDtypeStruct):
-  # Every kernel tap counts, as the papers count them: the `conv_taps="live"` path, which
-  # skips the taps that meet only padding, is switched off while tracing.
-  live = [m for _, m in nnx.iter_modules(module)
-          if isinstance(m, layers.ConvUnit) and m.live_taps]
-  for unit in live:
-    unit.live_taps = False
-  try:
-    graphdef, state = nnx.split(module)
-  finally:
-    for unit in live:
-      unit.live_taps = True
-  return jax.make_jaxpr(lambda s, x: nnx.merge(graphdef, s)(x))(_abstract(state), x)
+  graphdef, state = nnx.split(module)
+  return jax.make_jaxpr(lambda s, x: _counting(nnx.merge(graphdef, s))(x))(_abstract(state), x)
 
 
 def module_macs(module: nnx.Module, input_shape: Sequence[int], dtype=jnp.float32) -> int:
@@ -132,7 +133,7 @@ def model_xla_flops(model: nnx.Module, input_shape: Sequence[int]) -> float | No
 
 
 def analyze_model(model, *, xla: bool = True) -> dict:
-  """Per-stage and total complexity of a `bottleneck.models.Network` for one image.
+  """Per-stage and total complexity of a `bottleneck.nn.models.Network` for one image.
 
   `model` may be real or abstract; it is not modified (a merged copy is put in eval mode).
   Returns the JSON contract of `experiments.analyze` without the identifying keys.
@@ -144,12 +145,12 @@ def analyze_model(model, *, xla: bool = True) -> dict:
   x = jax.ShapeDtypeStruct((1, model.image_size, model.image_size, model.in_channels),
                            jnp.float32)
   model.check_input(x.shape)
-  layers = []
+  rows = []
 
   def row(name, module, x):
     jaxpr = _trace(module, x)
     out = jaxpr.out_avals[0]
-    layers.append({"name": name, "params": count_params(module), "macs": jaxpr_macs(jaxpr),
+    rows.append({"name": name, "params": count_params(module), "macs": jaxpr_macs(jaxpr),
                    "output_shape": list(out.shape[1:]),
                    "widths": dict(getattr(module, "widths", ()))})
     return jax.ShapeDtypeStruct(out.shape, out.dtype)
@@ -159,12 +160,12 @@ def analyze_model(model, *, xla: bool = True) -> dict:
     if name in side_heads:
       row(*side_heads[name], y)
     x = y
-  macs = sum(l["macs"] for l in layers)
+  macs = sum(r["macs"] for r in rows)
   total = {"params": count_params(model), "batch_stats": count_batch_stats(model),
            "macs": macs, "flops": 2 * macs,
            "flops_xla": model_xla_flops(model, (1, model.image_size, model.image_size,
                                                 model.in_channels)) if xla else None}
-  return {"total": total, "layers": layers}
+  return {"total": total, "layers": rows}
 
 
 def analyze(name: str, *, reduce: bool, image_size: int | None = None,
@@ -185,11 +186,10 @@ def conv_macs(height: int, width: int, in_channels: int, out_channels: int,
 def reduction_cost(height: int, width: int, channels: int, depths) -> list[dict]:
   """What a 1x1 conv reducing an H x W x C map to H x W x D costs, for each D: parameters
   (weights and biases), MACs and the output's size, counted on an abstract conv."""
-  from bottleneck.layers import ConvUnit  # pylint: disable=g-import-not-at-top
   rows = []
   for d in depths:
-    unit = nnx.eval_shape(lambda d=d: ConvUnit(channels, d, 1, rngs=nnx.Rngs(0),
-                                               name="reduction"))
+    unit = nnx.eval_shape(lambda d=d: layers.ConvUnit(channels, d, 1, rngs=nnx.Rngs(0),
+                                                      name="reduction"))
     rows.append({"input": f"{height}x{width}x{channels}", "D": d,
                  "output": f"{height}x{width}x{d}", "output elements": height * width * d,
                  "params": count_params(unit),

@@ -9,7 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bottleneck import conversions, models, train, workdir as wd
+from bottleneck import train, workdir as wd
+from bottleneck.nn import conversions, models
 from bottleneck.data import pipeline
 from bottleneck.validation import ConfigError
 

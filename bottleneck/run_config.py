@@ -1,9 +1,8 @@
 """The training config: its fields and defaults, and the check of every field before any work.
 
-`default_config()` has every field `train.train_and_evaluate` reads; experiment configs start
-from it (or from `variant_config("reduced" | "naive")`). `model_kwargs` holds an empty
-(None) field for every argument any registered model takes, so that each can be set from the
-command line (`--config.model_kwargs.reduction_ratio=0.5`); only the ones set reach the model.
+The fields and their defaults are `configs/default.py` (`default_config`, `variant_config`
+here are its functions); `model_kwargs(config)` and `model_paths(config)` are what the model
+is built from.
 
 `validate(config)` checks type, range and choice of every field, refuses fields the config does
 not know (with the closest known name), and builds the model abstractly (no weights) so that an
@@ -20,13 +19,16 @@ from __future__ import annotations
 import json
 
 import ml_collections
-from ml_collections.config_dict import placeholder
 
-from bottleneck import env, kernels, registry, validation
+from bottleneck import env, validation
+from bottleneck.nn import paths as paths_lib
+from bottleneck.nn import registry
+from bottleneck.nn.paths import KINDS, Paths
 from bottleneck.validation import ConfigError
+from configs import default
 
 DTYPES = env.DTYPES
-VARIANTS = ("reduced", "naive")
+VARIANTS = default.VARIANTS
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("constant", "cosine", "exponential")
 RESIZE = ("pad", "resize")
@@ -34,45 +36,13 @@ RESIZE = ("pad", "resize")
 NOT_COMPARED = ("data_dir",)
 
 
-def default_config() -> ml_collections.ConfigDict:
-  """Every field `train_and_evaluate` reads, with defaults; experiment configs override them."""
-  c = ml_collections.ConfigDict()
-  c.model = "inception_small"
-  c.reduce = True
-  # Extra model arguments (width, reduction_ratio, ...): every one any model takes, unset.
-  c.model_kwargs = ml_collections.ConfigDict(
-      {k: placeholder(t) for k, t in registry.all_model_arguments().items()})
-  # How the ops are computed (bottleneck.kernels): the same numbers, another speed.
-  c.paths = ml_collections.ConfigDict({kind: "auto" for kind in kernels.CHOICES})
-  c.dataset = "digits"
-  c.data_dir = placeholder(str)  # None: TFDS default directory
-  c.train_split, c.eval_split = "train", "test"
-  c.image_size = 28
-  c.data = ml_collections.ConfigDict(dict(mean=0.5, std=0.5, resize="pad", crop_padding=0,
-                                          flip=False, random_crop=False))
-  c.batch_size = 128
-  c.eval_batch_size = 128
-  c.num_epochs = 10.0
-  c.num_train_steps = 0  # > 0 overrides num_epochs
-  c.optimizer = ml_collections.ConfigDict(dict(
-      name="sgd", learning_rate=0.1, momentum=0.9, nesterov=False, weight_decay=0.0,
-      schedule="cosine", warmup_epochs=0.0, decay_rate=0.95))
-  c.dtype = "float32"
-  c.seed = 0
-  c.log_every_steps = 50
-  c.eval_every_steps = 0  # 0: evaluate at the end only
-  c.checkpoint_every_steps = 200
-  c.keep_checkpoints = 3
-  return c
+default_config = default.get_config
+variant_config = default.variant_config
 
 
-def variant_config(arg: str) -> ml_collections.ConfigDict:
-  """`default_config()` for the named variant: "reduced" (1x1 reductions) or "naive"."""
-  if arg not in VARIANTS:
-    raise ValueError(f"unknown variant {arg!r}; valid: {', '.join(VARIANTS)}")
-  c = default_config()
-  c.reduce = arg == "reduced"
-  return c
+def model_paths(config) -> Paths:
+  """The config's `paths` as one `Paths` value ("auto" where a kind is not given)."""
+  return Paths(**{k: v for k, v in dict(config.get("paths", {})).items() if k in KINDS})
 
 
 def model_kwargs(config) -> dict:
@@ -157,8 +127,8 @@ def validate(config) -> None:
       lambda: v.number(o.get("warmup_epochs"), "optimizer.warmup_epochs", where, at_least=0),
       lambda: v.number(o.get("decay_rate"), "optimizer.decay_rate", where, above=0, at_most=1),
   ]
-  checks += [lambda k=k, val=val: kernels.resolve(k, val, where)
-             for k, val in c.get("paths", {}).items() if k in kernels.CHOICES]
+  checks += [lambda k=k, val=val: paths_lib.resolve(k, val, where)
+             for k, val in c.get("paths", {}).items() if k in KINDS]
   for check in checks:
     try:
       check()
@@ -167,7 +137,7 @@ def validate(config) -> None:
   if not problems:  # the model itself: widths, image size, model arguments
     try:
       registry.abstract_model(c.model, reduce=c.reduce, image_size=c.image_size,
-                              **kernels.module_paths(c.get("paths", {})), **model_kwargs(c))
+                              paths=model_paths(c), **model_kwargs(c))
     except ConfigError as e:
       problems.append(str(e))
     except (TypeError, ValueError) as e:  # a model argument of the wrong type

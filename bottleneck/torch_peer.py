@@ -17,7 +17,8 @@ import time
 import numpy as np
 from flax import nnx
 
-from bottleneck import blocks, kernels, layers, models
+from bottleneck.nn import blocks, layers, models
+from bottleneck.nn.paths import window_geometry
 from bottleneck.validation import ConfigError
 
 try:
@@ -38,9 +39,9 @@ class _Padded(nn.Module):
                                                                   fill)
 
   def forward(self, x):
-    (t, b, _), (l, r, _) = (kernels.window_geometry(x.shape[2 + a], self.kernel[a],
-                                                    self.stride[a], self.padding)
-                            for a in (0, 1))
+    (t, b, _), (l, r, _) = (window_geometry(x.shape[2 + a], self.kernel[a],
+                                            self.stride[a], self.padding)
+                    for a in (0, 1))
     return self.op(F.pad(x, (l, r, t, b), value=self.fill) if (t, b, l, r) != (0,) * 4 else x)
 
 

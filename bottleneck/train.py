@@ -40,14 +40,13 @@ from absl import logging
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from bottleneck import (checkpoints, complexity, env, kernels, registry, run_config,
-                        validation, workdir as wd)
+from bottleneck import checkpoints, complexity, env, run_config, validation, workdir as wd
+from bottleneck.nn import registry
+from bottleneck.nn.paths import Paths
 from bottleneck.data import pipeline
 from bottleneck.validation import ConfigError
 
 DTYPES = env.DTYPES
-# Configs import these from here too.
-default_config, variant_config = run_config.default_config, run_config.variant_config
 # What a run writes in its workdir; `--restart` and a replaced config set all of it aside.
 RUN_FILES = (wd.CONFIG, wd.METRICS, wd.RESULT, wd.CHECKPOINTS, wd.TENSORBOARD, wd.ERROR)
 
@@ -295,9 +294,9 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int):
   return registry.create_model(
       config.model, reduce=config.reduce, num_classes=num_classes,
       image_size=config.image_size, dtype=dtype,
+      paths=run_config.model_paths(config),
       rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1),
-      # model_kwargs may name a path too; it then wins over config.paths
-      **{**kernels.module_paths(config.get("paths", {})), **run_config.model_kwargs(config)})
+      **run_config.model_kwargs(config))
 
 
 def load_trained_model(workdir: str):
@@ -352,39 +351,72 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     return _train(config, record, workdir, owner, label)
 
 
-def _train(config, record: dict, workdir: str, owner: bool, label: str | None) -> dict:
-  # Devices and the data-parallel mesh.
+def data_parallel(config) -> tuple[NamedSharding, NamedSharding]:
+  """(batch sharding, replicated sharding) over every device; batch sizes must divide."""
   n_dev = jax.device_count()
   for name in ("batch_size", "eval_batch_size"):
     if config[name] % n_dev:
       raise ConfigError(f"{name}={config[name]} is not divisible by the {n_dev} devices; "
                         f"use a multiple of {n_dev}.")
   mesh = jax.make_mesh((n_dev,), ("data",))
-  data_sharding, replicated = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
   logging.info("devices: %s; process %d of %d", jax.devices(), jax.process_index(),
                jax.process_count())
+  return NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
 
-  # Data.
+
+def to_device(batch: dict, sharding: NamedSharding) -> dict:
+  """This process's part of a global batch, as arrays sharded over the batch axis."""
+  per_process = len(batch["label"]) // jax.process_count()
+  lo = jax.process_index() * per_process
+  return {k: jax.make_array_from_process_local_data(sharding, v[lo:lo + per_process])
+          for k, v in batch.items()}
+
+
+def evaluate(eval_step_fn, model_state, batches, sharding) -> dict:
+  """Loss and accuracy over every batch of an evaluation split."""
+  sums = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
+  for batch in batches.eval_batches():
+    out = jax.device_get(eval_step_fn(model_state, to_device(batch, sharding)))
+    sums = {k: sums[k] + float(out[k]) for k in sums}
+  return {"loss": sums["loss_sum"] / sums["count"], "accuracy": sums["correct"] / sums["count"]}
+
+
+def resume(workdir: str, manager, states: dict, owner: bool) -> tuple[int, dict, float | None]:
+  """(step, states, training time before it) of the newest readable checkpoint, or (0,
+  `states`, 0.0) for a fresh run. Unreadable checkpoints are set aside so that their steps can
+  be saved again; metrics rows logged after the checkpoint are dropped."""
+  step, states = checkpoints.restore_latest(manager, states,
+                                            set_aside_in=workdir if owner else None)
+  metrics_path = os.path.join(workdir, wd.METRICS)
+  rows = [r for r in wd.read_jsonl(metrics_path) if r["step"] <= step]
+  if owner:
+    wd.truncate_jsonl(metrics_path, rows)
+  prior_time = training_time_before(rows, step)
+  if step:
+    logging.info("resuming from the checkpoint at step %d", step)
+    if prior_time is None:
+      logging.warning("no metrics row at step %d: the training time before it is unknown, so "
+                      "train_time_s and examples_per_s are recorded as null", step)
+  return step, states, prior_time
+
+
+def _train(config, record: dict, workdir: str, owner: bool, label: str | None) -> dict:
+  data_sharding, replicated = data_parallel(config)
   splits = pipeline.load_splits(config.dataset, (config.train_split, config.eval_split),
                                 config.get("data_dir"))
   pipeline.log_split_sizes(splits)
   train_split, eval_split = splits[config.train_split], splits[config.eval_split]
 
-  # Model.
   model = build_model(config, train_split.num_classes)
   dtype = DTYPES[config.dtype]
-  # Compiler options of the jits: which library computes the convolutions (bottleneck.kernels).
-  options = kernels.compiler_options(config.get("paths", {}).get("conv_library", "auto"),
-                                     "config")
+  # Compiler options of the jits: which library computes the convolutions (bottleneck.nn.paths).
+  options = run_config.model_paths(config).compiler_options("config")
   cost = complexity.analyze_model(model)
   logging.info("model %s (reduce=%s): %s params, %.4g GMACs, %s XLA GFLOPs per image",
                config.model, config.reduce, f"{cost['total']['params']:,}",
                cost["total"]["macs"] / 1e9, cost["total"]["flops_xla"] and
                f"{cost['total']['flops_xla'] / 1e9:.4g}")
-  d = config.data
-  preprocess = pipeline.Preprocess(config.image_size, model.in_channels, mean=d.mean, std=d.std,
-                                   resize=d.resize, crop_padding=d.crop_padding, flip=d.flip,
-                                   random_crop=d.random_crop)
+  preprocess = pipeline.Preprocess(config.image_size, model.in_channels, **config.data)
   train_batches = pipeline.Batches(train_split, config.batch_size, preprocess, config.seed)
   eval_batches = pipeline.Batches(eval_split, config.eval_batch_size, preprocess, config.seed)
   spe = train_batches.steps_per_epoch
@@ -402,99 +434,84 @@ def _train(config, record: dict, workdir: str, owner: bool, label: str | None) -
   model.eval()
   eval_def, _ = nnx.split(model)
   opt_def, opt_state = nnx.split(optimizer)
-
-  # Resume: unreadable checkpoints are set aside so that their steps can be saved again.
   manager = checkpoints.manager(workdir, keep=config.keep_checkpoints)
-  start_step, restored = checkpoints.restore_latest(
-      manager, {"model": model_state, "optimizer": opt_state},
-      set_aside_in=workdir if owner else None)
-  model_state, opt_state = restored["model"], restored["optimizer"]
-  metrics_path = os.path.join(workdir, wd.METRICS)
-  rows = [r for r in wd.read_jsonl(metrics_path) if r["step"] <= start_step]
-  if owner:
-    wd.truncate_jsonl(metrics_path, rows)  # drop rows logged after the checkpoint we resume
-  prior_time = training_time_before(rows, start_step)
-  if start_step:
-    logging.info("resuming from the checkpoint at step %d of %d", start_step, total_steps)
-    if prior_time is None:
-      logging.warning("no metrics row at step %d: the training time before it is unknown, so "
-                      "train_time_s and examples_per_s are recorded as null", start_step)
-  state = jax.device_put((model_state, opt_state), replicated)
-
-  def to_device(batch):
-    per_process = len(batch["label"]) // jax.process_count()
-    lo = jax.process_index() * per_process
-    return {k: jax.make_array_from_process_local_data(data_sharding, v[lo:lo + per_process])
-            for k, v in batch.items()}
+  start_step, restored, prior_time = resume(
+      workdir, manager, {"model": model_state, "optimizer": opt_state}, owner)
+  state = jax.device_put((restored["model"], restored["optimizer"]), replicated)
 
   t = time.time()
-  first = to_device(train_batches.train_batch(start_step))
+  first = to_device(train_batches.train_batch(start_step), data_sharding)
   train_step_c = jax.jit(functools.partial(train_step, model_def, opt_def, dtype),
                          donate_argnums=0, out_shardings=(replicated, replicated),
                          compiler_options=options).lower(state, first).compile()
   compile_time = time.time() - t
   logging.info("train step compiled in %.1f s", compile_time)
   eval_step_j = jax.jit(functools.partial(eval_step, eval_def, dtype), compiler_options=options)
-
-  def evaluate(model_state):
-    sums = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
-    for batch in eval_batches.eval_batches():
-      out = jax.device_get(eval_step_j(model_state, to_device(batch)))
-      sums = {k: sums[k] + float(out[k]) for k in sums}
-    return {"loss": sums["loss_sum"] / sums["count"], "accuracy": sums["correct"] / sums["count"]}
+  run_eval = lambda model_state: evaluate(eval_step_j, model_state, eval_batches, data_sharding)
 
   writer = MetricWriter(workdir, owner)
-  log_row = writer.write
   progress = Progress(total_steps, start_step, config.log_every_steps, label)
-  pending, window_t, window_steps, train_time = [], time.time(), 0, 0.0
+  pending, window_t, train_time = [], time.time(), 0.0
   step = start_step
   try:
     with _CtrlC() as ctrl_c:
       while step < total_steps:
-        batch = first if step == start_step else to_device(train_batches.train_batch(step))
+        batch = (first if step == start_step else
+                 to_device(train_batches.train_batch(step), data_sharding))
         state, metrics = train_step_c(state, batch)
         step += 1
         pending.append((step, metrics))
-        window_steps += 1
         # Ctrl-C: this step is checkpointed (and the save finished) before the run stops.
         ckpt_now = (step % config.checkpoint_every_steps == 0 or step == total_steps
                     or ctrl_c.pressed)
-        if step % config.log_every_steps == 0 or ckpt_now:
-          jax.block_until_ready(state)
-          _first_nonfinite([(s, m["loss"]) for s, m in pending])
-          elapsed = time.time() - window_t
-          train_time += elapsed  # wall time of training steps and data, not eval or saving
-          last = jax.device_get(pending[-1][1])
-          progress.update(step, float(last["loss"]), force=True)
-          # A row at every checkpoint too: a resumed run reads its training time there.
-          log_row({"step": step, "split": "train", "loss": float(last["loss"]),
-                   "accuracy": float(last["accuracy"]),
-                   "learning_rate": float(schedule(step - 1)),
-                   "steps_per_s": window_steps / elapsed,
-                   "examples_per_s": window_steps * config.batch_size / elapsed,
-                   **({} if prior_time is None else {"train_time_s": prior_time + train_time})})
-          if config.eval_every_steps and step % config.eval_every_steps == 0 \
-              and step != total_steps and not ctrl_c.pressed:
-            log_row({"step": step, "split": "eval", **evaluate(state[0])})
-          if ckpt_now:
-            checkpoints.save(manager, step, {"model": state[0], "optimizer": state[1]})
-          pending, window_t, window_steps = [], time.time(), 0
-          if ctrl_c.pressed:
-            break
-        else:
+        if step % config.log_every_steps != 0 and not ckpt_now:
           progress.update(step)
+          continue
+        jax.block_until_ready(state)
+        _first_nonfinite([(s, m["loss"]) for s, m in pending])
+        elapsed = time.time() - window_t
+        train_time += elapsed  # wall time of training steps and data, not eval or saving
+        last = jax.device_get(pending[-1][1])
+        progress.update(step, float(last["loss"]), force=True)
+        # A row at every checkpoint too: a resumed run reads its training time there.
+        writer.write({"step": step, "split": "train", "loss": float(last["loss"]),
+                      "accuracy": float(last["accuracy"]),
+                      "learning_rate": float(schedule(step - 1)),
+                      "steps_per_s": len(pending) / elapsed,
+                      "examples_per_s": len(pending) * config.batch_size / elapsed,
+                      **({} if prior_time is None else
+                         {"train_time_s": prior_time + train_time})})
+        if (config.eval_every_steps and step % config.eval_every_steps == 0
+            and step != total_steps and not ctrl_c.pressed):
+          writer.write({"step": step, "split": "eval", **run_eval(state[0])})
+        if ckpt_now:
+          checkpoints.save(manager, step, {"model": state[0], "optimizer": state[1]})
+        pending, window_t = [], time.time()
+        if ctrl_c.pressed:
+          break
       manager.wait_until_finished()
     progress.close()
     if ctrl_c.pressed and step < total_steps:
       raise Interrupted(f"interrupted ({ctrl_c.pressed}) at step {step} of {total_steps}; the "
                         f"checkpoint at step {step} is saved. Rerun the same command to resume.")
-    final = evaluate(state[0])
-    log_row({"step": step, "split": "eval", **final})
+    final = run_eval(state[0])
+    writer.write({"step": step, "split": "eval", **final})
   finally:
     manager.close()  # waits for an in-flight save, whatever ended the loop
     writer.close()
   train_time_s = None if prior_time is None else prior_time + train_time
-  result = {
+  result = run_result(config, record, cost, final, step, train_time_s, compile_time)
+  if owner:
+    wd.write_json(os.path.join(workdir, wd.RESULT), result)
+  logging.info("eval accuracy %.4f, loss %.4f after %d steps; result in %s", final["accuracy"],
+               final["loss"], step, os.path.join(workdir, wd.RESULT))
+  return result
+
+
+def run_result(config, record: dict, cost: dict, final: dict, step: int,
+               train_time_s: float | None, compile_time: float) -> dict:
+  """The result.json of a finished run."""
+  return {
       "model": config.model, "reduce": bool(config.reduce), "dataset": config.dataset,
       "params": cost["total"]["params"], "macs": cost["total"]["macs"],
       "flops_xla": cost["total"]["flops_xla"], "eval_accuracy": final["accuracy"],
@@ -503,11 +520,6 @@ def _train(config, record: dict, workdir: str, owner: bool, label: str | None) -
       # over the whole run, resumed parts included; null when its time is unknown
       "examples_per_s": step * config.batch_size / train_time_s if train_time_s else None,
       "device": env.device_description(), "jax_version": jax.__version__, "seed": config.seed,
-      "paths": {k: kernels.resolve(k, v, "config") for k, v in config.get("paths", {}).items()},
+      "paths": run_config.model_paths(config).resolve("config").as_dict(),
       "config": record,
   }
-  if owner:
-    wd.write_json(os.path.join(workdir, wd.RESULT), result)
-  logging.info("eval accuracy %.4f, loss %.4f after %d steps; result in %s", final["accuracy"],
-               final["loss"], step, os.path.join(workdir, wd.RESULT))
-  return result

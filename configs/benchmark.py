@@ -6,7 +6,7 @@ r"""Benchmarks: naive vs reduced blocks and networks, timed on this device.
 
 Variants: `smoke` (block 3a and the small modules, batch 8), `default` (every GoogLeNet block,
 the Inception-v3 blocks, the small modules, three networks; batches 1, 8, 32; float32),
-`paths` (each way of computing the ops, `bottleneck.kernels`: XLA's defaults, XLA's own CPU
+`paths` (each way of computing the ops, `bottleneck.nn.paths`: XLA's defaults, XLA's own CPU
 convolution in place of YNNPACK, each path alone on top of that, and all of them; blocks 3a,
 v3 B and v3 reduction A at batch 32), `precision`
 (float32 against bfloat16), `peer` (every case against its PyTorch twin in eager mode, timed in
@@ -33,7 +33,7 @@ def get_config(arg: str = "default"):
   c.cases = tuple(GOOGLENET_BLOCKS + V3_BLOCKS + SMALL + NETWORKS)
   c.batches = (1, 8, 32)
   c.dtypes = ("float32",)
-  # Path sets to time (bottleneck.kernels.parse_paths): "auto", "xla" (every op XLA's own),
+  # Path sets to time (bottleneck.nn.paths.Paths.parse): "auto", "xla" (every op XLA's own),
   # or a base with overrides, e.g. "xla,max_pool=argmax".
   c.paths = ("auto",)
   c.warmup = 1

@@ -11,7 +11,7 @@ puts a 1x1 of half the input channels before each 3x3. The paper gives no weight
 or epoch count: 5e-4 and 100 epochs here. It downloads CIFAR-10 (about 160 MB) on first use.
 """
 
-from bottleneck.run_config import variant_config
+from configs.default import variant_config
 
 
 def get_config(arg: str = "naive"):

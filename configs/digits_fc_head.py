@@ -7,7 +7,7 @@ Variants: `naive` (default: conv, conv, pool, flatten, Dense 64, Dense 10) and `
 conv to 8 channels before the flatten, which cuts the first Dense layer 4x).
 """
 
-from bottleneck.run_config import variant_config
+from configs.default import variant_config
 
 
 def get_config(arg: str = "naive"):

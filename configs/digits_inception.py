@@ -13,7 +13,7 @@ The sweep (both variants x 3 seeds; `python -m experiments.report` runs it):
   python -m experiments.sweep --config=configs/digits_inception.py --workdir=runs/digits_sweep
 """
 
-from bottleneck.run_config import variant_config
+from configs.default import variant_config
 
 
 def get_config(arg: str = "reduced"):

@@ -10,7 +10,7 @@ GoogLeNet has 70M parameters and 6x the multiply-adds at this size: expect it to
 CPU; this config is meant for a GPU or TPU.
 """
 
-from bottleneck.run_config import variant_config
+from configs.default import variant_config
 
 
 def get_config(arg: str = "reduced"):

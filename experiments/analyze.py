@@ -7,7 +7,8 @@ Nothing is trained or run: the model is built abstractly and its forward traced 
 
 from absl import flags
 
-from bottleneck import cli, complexity, registry, tables
+from bottleneck import cli, complexity, tables
+from bottleneck.nn import registry
 
 _MODEL = flags.DEFINE_string("model", "googlenet", f"One of {', '.join(registry.MODELS)}.")
 _REDUCE = flags.DEFINE_string("reduce", "both", "true (1x1 reductions), false (naive) or both.")

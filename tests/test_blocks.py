@@ -5,8 +5,10 @@ import jax.numpy as jnp
 import pytest
 from flax import nnx
 
-from bottleneck import blocks, complexity
-from bottleneck.layers import ConvUnit
+from bottleneck import complexity
+from bottleneck.nn import blocks
+from bottleneck.nn.blocks import Reduction
+from bottleneck.nn.layers import ConvUnit
 from bottleneck.validation import ConfigError
 
 
@@ -20,8 +22,8 @@ def kernels(module):
 
 def test_googlenet_block_variants_have_the_papers_branches():
   reduced = blocks.GoogLeNetInception(192, 64, 96, 128, 16, 32, 32, rngs=nnx.Rngs(0))
-  naive = blocks.GoogLeNetInception(192, 64, 96, 128, 16, 32, 32, reduce=False,
-                                    rngs=nnx.Rngs(0))
+  naive = blocks.GoogLeNetInception(192, 64, 96, 128, 16, 32, 32,
+                                    reduction=Reduction(enabled=False), rngs=nnx.Rngs(0))
   assert kernels(reduced) == [(1, 1)] * 4 + [(3, 3), (5, 5)]
   assert kernels(naive) == [(1, 1), (3, 3), (5, 5)]
   assert reduced.out_features == 256
@@ -32,7 +34,7 @@ def test_googlenet_block_variants_have_the_papers_branches():
 
 def test_branch5_kernel_and_reduction_ratio():
   block = blocks.GoogLeNetInception(192, 64, 96, 128, 16, 32, 32, branch5_kernel=3,
-                                    reduction_ratio=0.25, rngs=nnx.Rngs(0))
+                                    reduction=Reduction(ratio=0.25), rngs=nnx.Rngs(0))
   assert (5, 5) not in kernels(block)
   reductions = [u for u in conv_units(block) if u.kernel_size == (1, 1) and u.out_features == 48]
   assert len(reductions) == 2  # both reductions are 0.25 * 192 = 48 wide
@@ -40,8 +42,8 @@ def test_branch5_kernel_and_reduction_ratio():
 
 
 def test_linear_bottleneck_switches_off_the_reduction_relu_only():
-  block = blocks.GoogLeNetInception(8, 4, 2, 4, 2, 4, 4, reduction_activation=False,
-                                    rngs=nnx.Rngs(0))
+  block = blocks.GoogLeNetInception(8, 4, 2, 4, 2, 4, 4,
+                                    reduction=Reduction(activation=False), rngs=nnx.Rngs(0))
   linear = [u for u in conv_units(block) if not u.activation]
   assert sorted(u.out_features for u in linear) == [2, 2]
   assert all(u.kernel_size == (1, 1) for u in linear)
@@ -57,9 +59,9 @@ def test_linear_bottleneck_switches_off_the_reduction_relu_only():
     (blocks.SmallDownsample, (96, 80), 1, 0),
 ])
 def test_naive_drops_exactly_the_1x1s_that_feed_larger_convs(cls, args, reduced_1x1, naive_1x1):
-  kw = {"reduce": True}
-  reduced = cls(*args, rngs=nnx.Rngs(0), **kw)
-  naive = cls(*args, reduce=False, rngs=nnx.Rngs(0))
+  ratio = 0.5 if cls in (blocks.SmallInception, blocks.SmallDownsample) else None
+  reduced = cls(*args, reduction=Reduction(ratio=ratio), rngs=nnx.Rngs(0))
+  naive = cls(*args, reduction=Reduction(enabled=False), rngs=nnx.Rngs(0))
   count = lambda b: sum(u.kernel_size == (1, 1) for u in conv_units(b))
   assert (count(reduced), count(naive)) == (reduced_1x1, naive_1x1)
   # Both variants keep the same output grid and the same larger convs.
@@ -76,7 +78,8 @@ def test_naive_drops_exactly_the_1x1s_that_feed_larger_convs(cls, args, reduced_
 def test_reductions_cut_macs_of_the_v3_blocks():
   for cls, args in [(blocks.InceptionV3A, (288, 64)), (blocks.InceptionV3C, (2048,))]:
     r = complexity.module_macs(cls(*args, rngs=nnx.Rngs(0)), (1, 8, 8, args[0]))
-    n = complexity.module_macs(cls(*args, reduce=False, rngs=nnx.Rngs(0)), (1, 8, 8, args[0]))
+    n = complexity.module_macs(cls(*args, reduction=Reduction(enabled=False), rngs=nnx.Rngs(0)),
+                               (1, 8, 8, args[0]))
     assert n > r
 
 
@@ -85,8 +88,6 @@ def test_reductions_cut_macs_of_the_v3_blocks():
     (dict(n3x3=-4), r"#3x3=-4 is invalid"),
     (dict(n5x5_reduce=0), r"#5x5 reduce=0 is invalid"),
     (dict(pool_proj=2.5), r"pool proj=2.5 is invalid"),
-    (dict(reduction_ratio=0.0), r"reduction_ratio=0.0 is invalid; it must lie in \(0, 1\]"),
-    (dict(reduction_ratio=1.5), r"reduction_ratio=1.5 is invalid"),
     (dict(branch5_kernel=7), r"unknown branch5_kernel 7; valid: 3, 5"),
 ])
 def test_bad_widths_are_clear_errors(kwargs, match):
@@ -98,7 +99,24 @@ def test_bad_widths_are_clear_errors(kwargs, match):
   assert "inception_3a" in str(e.value)
 
 
+@pytest.mark.parametrize("ratio", [0.0, 1.5, -0.5])
+def test_bad_reduction_ratio_is_a_clear_error(ratio):
+  with pytest.raises(ConfigError, match=rf"reduction_ratio={ratio} is invalid; it must lie in "
+                                        r"\(0, 1\]"):
+    Reduction(ratio=ratio)
+
+
 def test_small_reduced_block_needs_a_ratio():
-  with pytest.raises(ConfigError, match="give reduction_ratio"):
-    blocks.SmallInception(96, 32, 32, reduce=True, reduction_ratio=None, rngs=nnx.Rngs(0))
-  blocks.SmallInception(96, 32, 32, reduce=False, reduction_ratio=None, rngs=nnx.Rngs(0))
+  with pytest.raises(ConfigError, match="small_inception: the reduced variant has no published "
+                                        "reduction width here; give reduction_ratio"):
+    blocks.SmallInception(96, 32, 32, reduction=Reduction(ratio=None), rngs=nnx.Rngs(0))
+  blocks.SmallInception(96, 32, 32, reduction=Reduction(enabled=False), rngs=nnx.Rngs(0))
+
+
+def test_reduction_widths():
+  """Published widths unless a ratio is given; a ratio rounds, with at least one channel."""
+  assert Reduction().width(96, 192, "#3x3 reduce", "b") == 96
+  assert Reduction(ratio=0.25).width(96, 192, "#3x3 reduce", "b") == 48
+  assert Reduction(ratio=0.001).width(96, 192, "#3x3 reduce", "b") == 1
+  with pytest.raises(ConfigError, match=r"b: #3x3 reduce=0 is invalid"):
+    Reduction().width(0, 192, "#3x3 reduce", "b")

@@ -5,8 +5,10 @@ import jax.numpy as jnp
 import pytest
 from flax import nnx
 
-from bottleneck import blocks, complexity, registry
-from bottleneck.layers import ConvUnit
+from bottleneck import complexity
+from bottleneck.nn import blocks, registry
+from bottleneck.nn.layers import ConvUnit
+from bottleneck.nn.paths import Paths
 
 K = 1024  # the paper's "K" for params (architectures.md)
 
@@ -61,7 +63,8 @@ def test_table1_block_biases_are_counted_as_params():
 
 
 def test_naive_3a_counts_by_hand():
-  block = blocks.GoogLeNetInception(192, 64, 96, 128, 16, 32, 32, reduce=False,
+  block = blocks.GoogLeNetInception(192, 64, 96, 128, 16, 32, 32,
+                                    reduction=blocks.Reduction(enabled=False),
                                     style=blocks.ConvStyle(use_bias=False), rngs=nnx.Rngs(0))
   # 1x1 64, 3x3 128 and 5x5 32 all on the 192-channel input; the pool branch has no weights.
   weights = 192 * 64 + 9 * 192 * 128 + 25 * 192 * 32
@@ -194,8 +197,8 @@ def test_macs_count_every_tap_whatever_the_path():
   macs = {}
   for taps in ("live", "xla"):
     model = registry.abstract_model("inception_v3", reduce=False, image_size=75,
-                                    conv_taps=taps)
+                                    paths=Paths(conv_taps=taps))
     macs[taps] = complexity.module_macs(model, (1, 75, 75, 3))
     units = [m for _, m in nnx.iter_modules(model) if isinstance(m, ConvUnit)]
-    assert any(u.live_taps for u in units) == (taps == "live")
+    assert {u.paths.conv_taps for u in units} == {taps}  # the model's own paths are untouched
   assert macs["live"] == macs["xla"]

@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from bottleneck import registry, run_config
+from bottleneck import run_config
+from bottleneck.nn import registry
 
 CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(
     os.path.join(os.path.dirname(__file__), "..", "configs", "*.py"))
@@ -31,7 +32,8 @@ def test_config_variants(name):
 
 
 def test_benchmark_config_variants():
-  from bottleneck import benchmark, kernels  # pylint: disable=g-import-not-at-top
+  from bottleneck import benchmark  # pylint: disable=g-import-not-at-top
+  from bottleneck.nn.paths import Paths  # pylint: disable=g-import-not-at-top
   from configs import benchmark as bench_config  # pylint: disable=g-import-not-at-top
   assert "--config=configs/benchmark.py" in bench_config.__doc__
   for variant in bench_config.VARIANTS:
@@ -39,6 +41,6 @@ def test_benchmark_config_variants():
     for name in c.cases:
       benchmark.case(name)  # raises on an unknown case
     for spec in c.paths:
-      kernels.parse_paths(spec)  # raises on an unknown path
+      Paths.parse(spec)  # raises on an unknown path
   with pytest.raises(ValueError, match="unknown variant"):
     bench_config.get_config("other")

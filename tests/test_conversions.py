@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from bottleneck import conversions, registry
-from bottleneck.layers import ClassifierHead
+from bottleneck.nn import conversions, registry
+from bottleneck.nn.layers import ClassifierHead
 from bottleneck.validation import ConfigError
 
 

@@ -6,7 +6,8 @@ import pytest
 from flax import nnx
 
 from bottleneck import complexity
-from bottleneck.layers import ClassifierHead, ConvUnit, LocalResponseNorm
+from bottleneck.nn.layers import ClassifierHead, ConvUnit, LocalResponseNorm
+from bottleneck.nn.paths import Paths
 from bottleneck.validation import ConfigError
 
 
@@ -61,13 +62,14 @@ def test_classifier_head_pools_globally():
 @pytest.mark.parametrize("cin,cout,bias,batch_norm", [(5, 7, True, False), (64, 16, False, True)])
 def test_1x1_as_matmul_equals_xla_conv(cin, cout, bias, batch_norm):
   x = jnp.asarray(np.random.default_rng(0).normal(size=(3, 6, 5, cin)), jnp.float32)
-  conv = ConvUnit(cin, cout, 1, use_bias=bias, batch_norm=batch_norm, conv_1x1="xla",
-                  rngs=nnx.Rngs(0))
-  mm = ConvUnit(cin, cout, 1, use_bias=bias, batch_norm=batch_norm, conv_1x1="matmul",
-                rngs=nnx.Rngs(0))
-  assert mm.as_matmul and not conv.as_matmul
+  conv = ConvUnit(cin, cout, 1, use_bias=bias, batch_norm=batch_norm,
+                  paths=Paths(conv_1x1="xla"), rngs=nnx.Rngs(0))
+  mm = ConvUnit(cin, cout, 1, use_bias=bias, batch_norm=batch_norm,
+                paths=Paths(conv_1x1="matmul"), rngs=nnx.Rngs(0))
+  path = lambda u, hw=(6, 5): u.paths.conv_path(hw, u.kernel_size, u.strides, u.padding)
+  assert path(mm) == "matmul" and path(conv) == "xla"
   np.testing.assert_allclose(mm(x), conv(x), atol=1e-5, rtol=1e-5)
-  strided = ConvUnit(cin, cout, 1, strides=2, conv_1x1="matmul", rngs=nnx.Rngs(0))
-  assert not strided.as_matmul  # only stride-1 1x1 convs are matmuls
+  strided = ConvUnit(cin, cout, 1, strides=2, paths=Paths(conv_1x1="matmul"), rngs=nnx.Rngs(0))
+  assert path(strided) == "xla"  # only stride-1 1x1 convs are matmuls
   with pytest.raises(ConfigError, match="unknown conv_1x1 'einsum'"):
-    ConvUnit(cin, cout, 1, conv_1x1="einsum", rngs=nnx.Rngs(0))
+    Paths(conv_1x1="einsum")

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from bottleneck import complexity, models, registry
+from bottleneck import complexity
+from bottleneck.nn import models, registry
 from bottleneck.validation import ConfigError
 
 # --- torchvision googlenet (aux_logits=False): BasicConv2d = conv without bias + batch norm

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import pytest
 from flax import nnx
 
-from bottleneck import registry
+from bottleneck.nn import registry
 from bottleneck.validation import ConfigError
 
 

@@ -1,10 +1,15 @@
 """The training config: every field checked before any work, one error naming every problem."""
 
+import subprocess
+import sys
+
 import pytest
 
 from bottleneck import run_config
+from bottleneck.nn import paths, registry
 from bottleneck.validation import ConfigError
-from tests import tiny_train_config
+from configs import default
+from tests import ROOT, tiny_train_config
 
 
 config_with = tiny_train_config.get_config
@@ -13,6 +18,20 @@ config_with = tiny_train_config.get_config
 def test_the_tiny_config_and_every_default_are_valid():
   run_config.validate(config_with())
   run_config.validate(run_config.default_config())
+
+
+def test_the_default_config_lists_what_the_library_takes():
+  """configs/default.py spells out the model arguments and path kinds (it imports only
+  ml_collections); they must be exactly the library's."""
+  assert default.MODEL_ARGUMENTS == registry.all_model_arguments()
+  assert default.PATH_KINDS == paths.KINDS
+
+
+def test_loading_a_config_imports_no_jax():
+  code = ("import sys; from configs import digits_inception; digits_inception.get_config(); "
+          "heavy = [m for m in ('jax', 'optax', 'orbax', 'tensorflow_datasets', 'bottleneck') "
+          "if m in sys.modules]; assert not heavy, heavy")
+  subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
 
 
 @pytest.mark.parametrize("overrides,match", [

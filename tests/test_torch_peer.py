@@ -13,14 +13,16 @@ pytest.importorskip("torch")  # the optional extra: pip install -e '.[torch]'
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import torch
 
-from bottleneck import benchmark, complexity, registry, torch_peer
+from bottleneck import benchmark, complexity, torch_peer
+from bottleneck.nn import registry
+from bottleneck.nn.paths import Paths
 from bottleneck.validation import ConfigError
 from tests import ROOT
 
 
 def _peer(name, reduce):
   c = benchmark.case(name)
-  module = registry.fill_random(c.build(reduce, dtype=jnp.float32))
+  module = registry.fill_random(c.build(reduce, jnp.float32, Paths()))
   x = np.random.default_rng(0).normal(size=(2, c.image_size, c.image_size, c.channels))
   return module, torch_peer.from_nnx(module), x.astype(np.float32)
 

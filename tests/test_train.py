@@ -15,7 +15,9 @@ import optax
 import pytest
 from flax import nnx
 
-from bottleneck import kernels, layers, train, workdir as wd
+from bottleneck import run_config, train, workdir as wd
+from bottleneck.nn import layers
+from bottleneck.nn.paths import Paths
 from bottleneck.data import pipeline
 from bottleneck.validation import ConfigError
 from tests import ROOT, tiny_train_config
@@ -72,8 +74,8 @@ def test_train_writes_every_output_and_learns(tmp_path, digits_dir):
   assert float(optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()) == \
       pytest.approx(result["eval_loss"], rel=1e-5)
   assert wd.read_json(str(tmp_path / wd.CONFIG))["optimizer"]["learning_rate"] == 0.05
-  # "auto" paths are recorded as taken on this backend (test_kernels pins which those are).
-  assert result["paths"] == {k: kernels.resolve(k, "auto") for k in kernels.CHOICES}
+  # "auto" paths are recorded as taken on this backend (test_paths pins which those are).
+  assert result["paths"] == Paths().resolve().as_dict()
   assert "auto" not in result["paths"].values()
 
 
@@ -84,12 +86,13 @@ def test_paths_reach_the_model(tmp_path, digits_dir):
   units = [m for _, m in nnx.iter_modules(model) if isinstance(m, layers.ConvUnit)]
   pools = [m for _, m in nnx.iter_modules(model) if isinstance(m, layers.MaxPool)]
   assert units and pools
-  assert {u.conv_1x1 for u in units} == {"xla"} and {p.impl for p in pools} == {"xla"}
+  assert {u.paths for u in units} == {p.paths for p in pools} == {Paths(
+      conv_1x1="xla", max_pool="xla", conv_library="xla").resolve()}
+  # One place for them: a path named as a model argument is refused, saying where it goes.
   both = tiny_config(digits_dir, **{"paths.conv_1x1": "xla"})
   both.model_kwargs.conv_1x1 = "matmul"
-  model = train.build_model(both, num_classes=10)
-  assert {m.conv_1x1 for _, m in nnx.iter_modules(model) if isinstance(m, layers.ConvUnit)} == {
-      "matmul"}
+  with pytest.raises(ConfigError, match=r"'conv_1x1' is a path.*config.paths.conv_1x1"):
+    train.build_model(both, num_classes=10)
   with pytest.raises(ConfigError, match="unknown max_pool 'fast'"):
     train.build_model(tiny_config(digits_dir, **{"paths.max_pool": "fast"}), num_classes=10)
   # The library is a compiler option of the train step: checked before anything is written.
@@ -229,7 +232,7 @@ def test_corrected_config_reruns_in_the_same_workdir(tmp_path, digits_dir):
 
 
 def test_schedules_and_optimizers():
-  c = train.default_config()
+  c = run_config.default_config()
   c.optimizer.learning_rate, c.optimizer.decay_rate = 0.1, 0.95
   c.optimizer.schedule = "exponential"
   s = train.make_schedule(c, steps_per_epoch=10, total_steps=100)

@@ -1,7 +1,7 @@
 """A training config small enough for tests (the subprocess tests load it by path)."""
 
 from bottleneck import sweep
-from bottleneck.run_config import default_config
+from configs.default import get_config as default_config
 
 
 def get_config(**overrides):

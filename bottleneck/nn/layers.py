@@ -12,7 +12,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from bottleneck import kernels, validation
+from bottleneck import validation
+from bottleneck.nn.paths import Paths
 
 Padding = str  # "SAME" or "VALID"
 
@@ -33,24 +34,14 @@ class ConvUnit(nnx.Module):
     batch_norm: batch norm after the conv.
     bn_use_scale: whether batch norm learns a scale (torchvision: yes; Keras Inception-v3: no).
     activation: ReLU after the conv (off for a "linear bottleneck").
-    conv_1x1: how a stride-1 1x1 conv is computed: "xla" (`lax.conv_general_dilated`),
-      "matmul" (an einsum over the channel axis: a 1x1 conv *is* a Dense layer at every pixel)
-      or "auto" (the faster of the two on this backend, `bottleneck.kernels`). Same parameters,
-      same numbers; the speed differs by backend (`experiments.benchmark`).
-    conv_kx1: how a (k, 1) conv is computed: "xla", "transposed" (the (1, k) conv of the
-      height/width-swapped map) or "auto"; likewise the same numbers.
-    conv_strided: how a conv with a stride above 1 is computed: "xla", "im2col" (one matmul
-      of its patches) or "auto".
-    conv_taps: how a stride-1 SAME conv on a map smaller than its kernel is computed: "xla",
-      "live" (only the kernel taps that touch the map; the rest meet only zero padding) or
-      "auto".
+    paths: how the conv is computed (`bottleneck.nn.paths.Paths`; "auto" made concrete here).
+      Same parameters, same numbers; the speed differs by backend (`experiments.benchmark`).
   """
 
   def __init__(self, in_features: int, out_features: int, kernel_size, *, strides=1,
                padding: Padding = "SAME", use_bias: bool = True, batch_norm: bool = False,
                bn_use_scale: bool = True, bn_epsilon: float = 1e-3, bn_momentum: float = 0.99,
-               activation: bool = True, conv_1x1: str = "auto", conv_kx1: str = "auto",
-               conv_strided: str = "auto", conv_taps: str = "auto", dtype=jnp.float32,
+               activation: bool = True, paths: Paths = Paths(), dtype=jnp.float32,
                param_dtype=jnp.float32, rngs: nnx.Rngs, name: str = "conv"):
     validation.positive_int(in_features, "in_features", name)
     validation.positive_int(out_features, "out_features", name)
@@ -61,18 +52,7 @@ class ConvUnit(nnx.Module):
     self.strides = _pair(strides)
     self.padding = validation.choice(padding, "padding", ("SAME", "VALID"), name)
     self.activation = activation
-    self.conv_1x1 = kernels.resolve("conv_1x1", conv_1x1, name)
-    self.as_matmul = (self.conv_1x1 == "matmul" and self.kernel_size == (1, 1)
-                      and self.strides == (1, 1))
-    self.conv_kx1 = kernels.resolve("conv_kx1", conv_kx1, name)
-    self.conv_strided = kernels.resolve("conv_strided", conv_strided, name)
-    self.im2col = self.conv_strided == "im2col" and self.strides != (1, 1)
-    self.transposed = (self.conv_kx1 == "transposed" and self.kernel_size[0] > 1
-                       and self.kernel_size[1] == 1 and not self.im2col)
-    self.conv_taps = kernels.resolve("conv_taps", conv_taps, name)
-    # Which taps are live depends on the map's size, known at the call.
-    self.live_taps = (self.conv_taps == "live" and self.strides == (1, 1)
-                      and self.padding == "SAME" and self.kernel_size != (1, 1))
+    self.paths = paths.resolve(name)
     self.conv = nnx.Conv(in_features, out_features, self.kernel_size, strides=self.strides,
                          padding=padding, use_bias=use_bias, dtype=dtype,
                          param_dtype=param_dtype, rngs=rngs)
@@ -81,46 +61,28 @@ class ConvUnit(nnx.Module):
                                rngs=rngs) if batch_norm else None)
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    trim = self.live_taps and any(x.shape[1 + a] < self.kernel_size[a] for a in (0, 1))
-    if self.as_matmul or self.transposed or self.im2col or trim:
-      conv = self.conv
-      x, kernel, bias = nnx.nn.dtypes.promote_dtype(
-          (x, conv.kernel[...], None if conv.bias is None else conv.bias[...]),
-          dtype=conv.dtype)
-      y = kernels.conv_live_taps(x, kernel) if trim else None
-      if y is not None:
-        x = y
-      elif self.as_matmul:
-        x = kernels.conv_1x1_matmul(x, kernel)
-      elif self.im2col:
-        x = kernels.conv_im2col(x, kernel, self.strides, self.padding)
-      else:
-        x = kernels.conv_kx1_transposed(x, kernel, self.strides, self.padding)
-      if bias is not None:
-        x = x + bias
-    else:
-      x = self.conv(x)
+    conv = self.conv
+    x, kernel, bias = nnx.nn.dtypes.promote_dtype(
+        (x, conv.kernel[...], None if conv.bias is None else conv.bias[...]), dtype=conv.dtype)
+    x = self.paths.conv(x, kernel, self.strides, self.padding)
+    if bias is not None:
+      x = x + bias
     if self.norm is not None:
       x = self.norm(x)
     return nnx.relu(x) if self.activation else x
 
 
 class MaxPool(nnx.Module):
-  """Max pooling over a window (NHWC).
-
-  `impl`: how its gradient is computed, "xla" (`select_and_scatter`), "argmax" (through the
-  index of each window's maximum) or "auto" (`bottleneck.kernels`). The values are the same.
-  """
+  """Max pooling over a window (NHWC), computed by `Paths.max_pooling` (`bottleneck.nn.paths`):
+  its gradient through XLA's `select_and_scatter` or through each window's argmax."""
 
   def __init__(self, window: int = 3, stride: int = 2, padding: Padding = "SAME",
-               impl: str = "auto"):
+               paths: Paths = Paths()):
     self.window, self.stride, self.padding = _pair(window), _pair(stride), padding
-    self.impl = kernels.resolve("max_pool", impl, "MaxPool")
+    self.paths = paths.resolve("MaxPool")
 
   def __call__(self, x):
-    if self.impl == "argmax":
-      return kernels.max_pool_argmax(x, self.window, self.stride, self.padding)
-    return nnx.max_pool(x, self.window, self.stride, self.padding)
+    return self.paths.max_pooling(x, self.window, self.stride, self.padding)
 
 
 class AvgPool(nnx.Module):

@@ -8,11 +8,12 @@ Widths and conventions: `docs/architectures.md` and the docstrings below.
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
-from bottleneck import blocks, validation
-from bottleneck.layers import AvgPool, ClassifierHead, LocalResponseNorm
+from bottleneck import validation
+from bottleneck.nn import blocks
+from bottleneck.nn.blocks import ConvStyle, Reduction
+from bottleneck.nn.layers import AvgPool, ClassifierHead, LocalResponseNorm
 
 # GoogLeNet Table 1: name, #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
 GOOGLENET_TABLE1 = (
@@ -40,15 +41,18 @@ class Network(nnx.Module):
   """A classifier made of named stages applied in order.
 
   Subclasses fill `self.stages` (an `nnx.List`) and `self.stage_names`, and set
-  `min_image_size`: the smallest input side the network accepts.
+  `min_image_size`: the smallest input side the network accepts. Every network takes a
+  `Reduction` (its blocks' 1x1 reductions, `bottleneck.nn.blocks`) and a `ConvStyle` (how its
+  conv units are built and computed) besides its own architecture arguments.
   """
 
   in_channels = 3
 
-  def _init_common(self, name, *, num_classes, reduce, image_size, min_image_size):
+  def _init_common(self, name, *, num_classes, reduction, image_size, min_image_size):
     self.name = name
     self.num_classes = validation.positive_int(num_classes, "num_classes", name)
-    self.reduce = bool(reduce)
+    self.reduction = reduction
+    self.reduce = bool(reduction.enabled)
     self.min_image_size = min_image_size
     self.image_size = validation.positive_int(image_size, "image_size", name)
     if image_size < min_image_size:
@@ -102,7 +106,7 @@ class Network(nnx.Module):
 
 
 class GoogLeNet(Network):
-  """GoogLeNet (Szegedy et al. 2014, Table 1) with `reduce` switching every Inception block.
+  """GoogLeNet (Szegedy et al. 2014, Table 1) with its `Reduction` switching every Inception block.
 
   The stem (conv 7x7/2, max pool, conv 1x1 64 + 3x3 192, max pool) is the same in both variants.
   Pools use SAME padding, which gives the paper's 112/56/28/14/7 grid from 224 (torchvision
@@ -110,26 +114,19 @@ class GoogLeNet(Network):
   7x7 average pool at 224), dropout and a linear layer; auxiliary classifiers are not built.
 
   Args:
-    batch_norm, use_bias, lrn, branch5_kernel: paper (`False, True, True, 5`) or torchvision
-      (`True, False, False, 3`) conventions; registry names `googlenet` and `googlenet_bn`.
-    reduction_ratio, reduction_activation: see `bottleneck.blocks`.
+    style, lrn, branch5_kernel: paper (conv bias, no batch norm, LRN, 5x5) or torchvision
+      (batch norm, no conv bias, no LRN, 3x3) conventions; registry names `googlenet` and
+      `googlenet_bn`.
   """
 
-  def __init__(self, *, num_classes: int = 1000, reduce: bool = True, image_size: int = 224,
-               batch_norm: bool = False, use_bias: bool = True, lrn: bool = True,
-               branch5_kernel: int = 5, reduction_ratio: float | None = None,
-               reduction_activation: bool = True, dropout: float = 0.4,
-               conv_1x1: str = "auto", conv_kx1: str = "auto",
-               conv_strided: str = "auto", max_pool: str = "auto", conv_taps: str = "auto",
-               dtype=jnp.float32, param_dtype=jnp.float32, rngs: nnx.Rngs,
-               name: str = "googlenet"):
+  def __init__(self, *, num_classes: int = 1000, image_size: int = 224,
+               reduction: Reduction = Reduction(), style: ConvStyle = ConvStyle(),
+               lrn: bool = True, branch5_kernel: int = 5, dropout: float = 0.4,
+               rngs: nnx.Rngs, name: str = "googlenet"):
     # Five stride-2 stages: below 32 pixels the last map would be made of padding alone.
-    self._init_common(name, num_classes=num_classes, reduce=reduce, image_size=image_size,
-                      min_image_size=32)
-    style = blocks.ConvStyle(use_bias=use_bias, batch_norm=batch_norm, dtype=dtype,
-                             param_dtype=param_dtype, conv_1x1=conv_1x1,
-                             conv_kx1=conv_kx1, conv_strided=conv_strided,
-                             max_pool=max_pool, conv_taps=conv_taps)
+    self._init_common(name, num_classes=num_classes, reduction=reduction,
+                      image_size=image_size, min_image_size=32)
+    dtype, param_dtype = style.dtype, style.param_dtype
     self._add("conv1", style.unit(3, 64, 7, strides=2, rngs=rngs, name="conv1"))
     self._add("pool1", style.pool(3, 2))
     if lrn:
@@ -146,43 +143,40 @@ class GoogLeNet(Network):
         self._add(name_, style.pool(3, 2))
         continue
       block = self._add(name_, blocks.GoogLeNetInception(
-          c, *widths, reduce=reduce, reduction_ratio=reduction_ratio,
-          reduction_activation=reduction_activation, branch5_kernel=branch5_kernel,
-          style=style, rngs=rngs, name=name_))
+          c, *widths, reduction=reduction, style=style, branch5_kernel=branch5_kernel,
+          rngs=rngs, name=name_))
       c = block.out_features
     self._add("head", ClassifierHead(c, num_classes, dropout=dropout, dtype=dtype,
                                      param_dtype=param_dtype, rngs=rngs))
     self._seal()
 
 
+# Inception-v3's conv units: no bias, batch norm without a learned scale (Keras).
+KERAS_V3_STYLE = ConvStyle(use_bias=False, batch_norm=True, bn_use_scale=False)
+
+
 class InceptionV3(Network):
-  """Inception-v3 (Szegedy et al. 2015) as in Keras / torchvision, with `reduce` switching
+  """Inception-v3 (Szegedy et al. 2015) as in Keras / torchvision, with its `Reduction` switching
   every block. Every conv is conv (no bias) -> batch norm -> ReLU.
 
   Args:
-    bn_use_scale: False as in Keras (default), True as in torchvision.
+    style: `KERAS_V3_STYLE` (batch norm without scale, as Keras); torchvision's batch norm
+      learns a scale (`bn_use_scale=True`).
     aux_logits: build the auxiliary classifier on the last 17x17 map (torchvision's
       InceptionAux); `model(x, return_aux=True)` then returns (logits, aux_logits). It needs
       the full 299x299 input.
   """
 
-  def __init__(self, *, num_classes: int = 1000, reduce: bool = True, image_size: int = 299,
-               bn_use_scale: bool = False, aux_logits: bool = False,
-               reduction_ratio: float | None = None, reduction_activation: bool = True,
-               dropout: float = 0.5, conv_1x1: str = "auto", conv_kx1: str = "auto",
-               conv_strided: str = "auto", max_pool: str = "auto", conv_taps: str = "auto",
-               dtype=jnp.float32, param_dtype=jnp.float32, rngs: nnx.Rngs,
+  def __init__(self, *, num_classes: int = 1000, image_size: int = 299,
+               reduction: Reduction = Reduction(), style: ConvStyle = KERAS_V3_STYLE,
+               aux_logits: bool = False, dropout: float = 0.5, rngs: nnx.Rngs,
                name: str = "inception_v3"):
     # 75 is the smallest input whose last grid reduction still has a 3x3 map to read (Keras's
     # minimum too); the auxiliary head's 5x5/3 pool then 5x5 VALID conv needs a 17x17 map.
-    self._init_common(name, num_classes=num_classes, reduce=reduce, image_size=image_size,
-                      min_image_size=299 if aux_logits else 75)
-    style = blocks.ConvStyle(use_bias=False, batch_norm=True, bn_use_scale=bn_use_scale,
-                             dtype=dtype, param_dtype=param_dtype, conv_1x1=conv_1x1,
-                             conv_kx1=conv_kx1, conv_strided=conv_strided,
-                             max_pool=max_pool, conv_taps=conv_taps)
-    kw = dict(reduce=reduce, reduction_ratio=reduction_ratio,
-              reduction_activation=reduction_activation, style=style, rngs=rngs)
+    self._init_common(name, num_classes=num_classes, reduction=reduction,
+                      image_size=image_size, min_image_size=299 if aux_logits else 75)
+    dtype, param_dtype = style.dtype, style.param_dtype
+    kw = dict(reduction=reduction, style=style, rngs=rngs)
     unit = lambda cin, cout, k, s=1, p="VALID", name="": style.unit(
         cin, cout, k, strides=s, padding=p, rngs=rngs, name=name)
     self._add("stem", nnx.Sequential(
@@ -228,30 +222,25 @@ class InceptionSmall(Network):
   """Zhang et al. (2017) small Inception for 28x28 CIFAR-10 crops. Every conv is
   conv (with bias) -> batch norm -> ReLU, SAME padding.
 
-  `reduce=False` is the paper's network; `reduce=True` puts a 1x1 conv of
-  `reduction_ratio * in_features` channels before each 3x3 of the Inception and downsample
-  modules (not before the stem). `width` multiplies every published width.
+  The naive variant (`Reduction(enabled=False)`, the default) is the paper's network; the
+  reduced one puts a 1x1 conv of `ratio * in_features` channels before each 3x3 of the
+  Inception and downsample modules (not before the stem). `width` multiplies every published
+  width.
   """
 
-  def __init__(self, *, num_classes: int = 10, reduce: bool = False, image_size: int = 28,
-               in_channels: int = 3, width: float = 1.0, reduction_ratio: float = 0.5,
-               reduction_activation: bool = True, conv_1x1: str = "auto", conv_kx1: str = "auto",
-               conv_strided: str = "auto", max_pool: str = "auto", conv_taps: str = "auto",
-               dtype=jnp.float32, param_dtype=jnp.float32, rngs: nnx.Rngs,
+  def __init__(self, *, num_classes: int = 10, image_size: int = 28, in_channels: int = 3,
+               width: float = 1.0, reduction: Reduction = Reduction(enabled=False, ratio=0.5),
+               style: ConvStyle = ConvStyle(use_bias=True, batch_norm=True), rngs: nnx.Rngs,
                name: str = "inception_small"):
     # Two stride-2 downsamples: below 4 pixels the last map is made of padding alone.
-    self._init_common(name, num_classes=num_classes, reduce=reduce, image_size=image_size,
-                      min_image_size=4)
+    self._init_common(name, num_classes=num_classes, reduction=reduction,
+                      image_size=image_size, min_image_size=4)
+    dtype, param_dtype = style.dtype, style.param_dtype
     self.in_channels = validation.positive_int(in_channels, "in_channels", name)
     if isinstance(width, bool) or not isinstance(width, (int, float)) or width <= 0:
       raise validation.ConfigError(f"{name}: width={width!r} is invalid; it must be > 0.")
     scale = lambda ch: max(1, round(ch * width))
-    style = blocks.ConvStyle(use_bias=True, batch_norm=True, dtype=dtype,
-                             param_dtype=param_dtype, conv_1x1=conv_1x1,
-                             conv_kx1=conv_kx1, conv_strided=conv_strided,
-                             max_pool=max_pool, conv_taps=conv_taps)
-    kw = dict(reduce=reduce, reduction_ratio=reduction_ratio,
-              reduction_activation=reduction_activation, style=style, rngs=rngs)
+    kw = dict(reduction=reduction, style=style, rngs=rngs)
     c = scale(96)
     self._add("stem", style.unit(in_channels, c, 3, rngs=rngs, name="stem"))
     counts = {"I": 0, "D": 0}
@@ -282,32 +271,30 @@ class FlattenHeadClassifier(Network):
   """A small CNN with a flatten + Dense head, to show that Dense layers are convolutions.
 
   Trunk: conv 3x3 VALID (16 x width) -> conv 3x3 VALID (32 x width) -> max pool 2x2/2 VALID,
-  and with `reduce=True` a 1x1 conv down to `reduction_channels` (which shrinks the Dense layer
+  and with the reduction enabled a 1x1 conv down to `reduction_channels` (which shrinks the Dense layer
   behind it). VALID padding everywhere makes each output depend only on its own input window,
-  so the convolutionalized network (`bottleneck.conversions`) reproduces this classifier on
+  so the convolutionalized network (`bottleneck.nn.conversions`) reproduces this classifier on
   every crop exactly. The Dense head fixes the input to `image_size` x `image_size`.
   """
 
-  def __init__(self, *, num_classes: int = 10, reduce: bool = False, image_size: int = 8,
-               in_channels: int = 1, width: float = 1.0, hidden: int = 64,
-               reduction_channels: int = 8, conv_1x1: str = "auto", conv_kx1: str = "auto",
-               conv_strided: str = "auto", max_pool: str = "auto", conv_taps: str = "auto",
-               dtype=jnp.float32, param_dtype=jnp.float32, rngs: nnx.Rngs,
-               name: str = "flatten_head_cnn"):
-    self._init_common(name, num_classes=num_classes, reduce=reduce, image_size=image_size,
-                      min_image_size=6)  # two 3x3 VALID convs and a 2x2 pool need 6 pixels
+  def __init__(self, *, num_classes: int = 10, image_size: int = 8, in_channels: int = 1,
+               width: float = 1.0, hidden: int = 64,
+               reduction: Reduction = Reduction(enabled=False), reduction_channels: int = 8,
+               style: ConvStyle = ConvStyle(), rngs: nnx.Rngs, name: str = "flatten_head_cnn"):
+    # Two 3x3 VALID convs and a 2x2 pool need 6 pixels.
+    self._init_common(name, num_classes=num_classes, reduction=reduction,
+                      image_size=image_size, min_image_size=6)
+    dtype, param_dtype = style.dtype, style.param_dtype
     self.in_channels = validation.positive_int(in_channels, "in_channels", name)
     validation.positive_int(hidden, "hidden", name)
     c1, c2 = max(1, round(16 * width)), max(1, round(32 * width))
-    style = blocks.ConvStyle(dtype=dtype, param_dtype=param_dtype, conv_1x1=conv_1x1,
-                             conv_kx1=conv_kx1, conv_strided=conv_strided,
-                             max_pool=max_pool, conv_taps=conv_taps)
     layers = [style.unit(in_channels, c1, 3, padding="VALID", rngs=rngs, name="conv1"),
               style.unit(c1, c2, 3, padding="VALID", rngs=rngs, name="conv2"),
               style.pool(2, 2, "VALID")]
-    if reduce:
+    if self.reduce:
       validation.positive_int(reduction_channels, "reduction_channels", name)
-      layers.append(style.unit(c2, reduction_channels, 1, rngs=rngs, name="reduce"))
+      layers.append(style.unit(c2, reduction_channels, 1, activation=reduction.activation,
+                                rngs=rngs, name="reduce"))
       c2 = reduction_channels
     self.stride = 2
     self.feature_size = (image_size - 4) // 2
@@ -334,4 +321,4 @@ class FlattenHeadClassifier(Network):
       raise validation.ConfigError(
           f"{self.name}: input {shape[1]}x{shape[2]} differs from {self.image_size}x"
           f"{self.image_size}: a flatten + Dense head fixes the input size. "
-          "bottleneck.conversions.convolutionalize() makes a network for larger inputs.")
+          "bottleneck.nn.conversions.convolutionalize() makes a network for larger inputs.")

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from bottleneck import models
+from bottleneck.nn import models
 from bottleneck.validation import ConfigError
 
 
@@ -81,7 +81,7 @@ class ScoreMapHead(nnx.Module):
 
 
 def gap_head_to_score_map(head) -> ScoreMapHead:
-  """`bottleneck.layers.ClassifierHead` -> its score-map form (dropout is dropped: eval)."""
+  """`bottleneck.nn.layers.ClassifierHead` -> its score-map form (dropout is dropped: eval)."""
   return ScoreMapHead(head)
 
 

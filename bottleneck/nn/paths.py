@@ -1,8 +1,10 @@
-"""How the ops of a block are computed: XLA's own op, or a faster formulation of the same math.
+"""Paths: how the ops of a network are computed, XLA's own op or a faster formulation of it.
 
-Every path here gives the same numbers as XLA's op (tests check it, gradients included) and is
-chosen by name, per network, from the config, so that `experiments.benchmark` can show each
-one's effect:
+A *path* is one way of computing an op. Every path here gives the same numbers as XLA's op
+(tests check it, gradients included). A `Paths` value holds the choice for every kind of op;
+it travels as one value from the config (`config.paths`) through the registry and the model
+(`ConvStyle.paths`) to each `ConvUnit` and `MaxPool`, which call its dispatchers
+(`Paths.conv`, `Paths.max_pooling`). The kinds, and their choices besides "auto":
 
 - `conv_1x1`: a stride-1 1x1 conv as `lax.conv_general_dilated` ("xla"), or as a matmul over
   the channel axis ("matmul"): a 1x1 conv *is* a Dense layer applied at every pixel.
@@ -31,10 +33,13 @@ one's effect:
 
 "auto" (the default) picks the path measured fastest on the backend the model is built for
 (docs/benchmarks.md has the figures); a backend that was not measured gets XLA's op.
+
+A new path kind is a field of `Paths`, its CHOICES entry, and a branch of a dispatcher here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Sequence
@@ -48,9 +53,7 @@ from bottleneck import validation
 CHOICES = {"conv_1x1": ("auto", "xla", "matmul"), "conv_kx1": ("auto", "xla", "transposed"),
            "conv_strided": ("auto", "xla", "im2col"), "max_pool": ("auto", "xla", "argmax"),
            "conv_taps": ("auto", "xla", "live"), "conv_library": ("auto", "xla", "eigen")}
-# The kinds that modules take (ConvStyle fields, model arguments); the others are compiler
-# options of the jit (`compiler_options`).
-MODULE_KINDS = ("conv_1x1", "conv_kx1", "conv_strided", "max_pool", "conv_taps")
+KINDS = tuple(CHOICES)
 # Measured on the 2-core CPU (docs/benchmarks.md, blocks at batch 32, forward+backward): XLA's
 # own convs made Inception-v3 reduction A 1.7x faster than YNNPACK's, v3 B 1.6x; on top of
 # them, the argmax max pool made (3a) 1.9x faster, the 1x1 matmul and the transposed 7x1 each
@@ -62,13 +65,13 @@ AUTO = {"cpu": {"conv_1x1": "matmul", "conv_kx1": "transposed", "conv_strided": 
 
 # XLA's CPU compiler option listing the kinds of op it hands to YNNPACK. jax 0.10's default
 # list is matmuls, convolutions and reductions; "eigen" is that list less the convolutions.
-# (tests/test_kernels.py checks it against the default of the installed jax.)
+# (tests/test_paths.py checks it against the default of the installed jax.)
 _YNN_OPTION = "xla_cpu_experimental_ynn_fusion_type"
 _LIBRARY_OPTIONS = {
     "eigen": {_YNN_OPTION: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"}}
 
 
-def resolve(kind: str, choice: str, where: str = "kernels") -> str:
+def resolve(kind: str, choice: str, where: str = "paths") -> str:
   """`choice` for op `kind` (a key of CHOICES), with "auto" made concrete."""
   validation.choice(choice, kind, CHOICES[kind], where)
   if kind == "conv_library":
@@ -108,7 +111,7 @@ def _library_option_works(choice: str) -> bool:
   return True
 
 
-def compiler_options(conv_library: str = "auto", where: str = "kernels") -> dict | None:
+def compiler_options(conv_library: str = "auto", where: str = "paths") -> dict | None:
   """The `compiler_options` of a `jax.jit` computing our models with `conv_library`.
 
   None for XLA's default ("xla", or "auto" where nothing faster was measured); give it to
@@ -118,24 +121,95 @@ def compiler_options(conv_library: str = "auto", where: str = "kernels") -> dict
   return None if concrete == "xla" else dict(_LIBRARY_OPTIONS[concrete])
 
 
-def module_paths(paths: dict) -> dict:
-  """The part of a path set that modules take (ConvStyle fields, model arguments)."""
-  return {k: v for k, v in paths.items() if k in MODULE_KINDS}
+@dataclasses.dataclass(frozen=True)
+class Paths:
+  """How every op of a network is computed: one choice per kind (CHOICES), "auto" by default.
 
+  Frozen and hashable, so modules keep it as a static attribute. `resolve()` makes "auto"
+  concrete for this backend; the dispatchers `conv` and `max_pooling` act on resolved choices.
+  """
+  conv_1x1: str = "auto"
+  conv_kx1: str = "auto"
+  conv_strided: str = "auto"
+  max_pool: str = "auto"
+  conv_taps: str = "auto"
+  conv_library: str = "auto"
 
-def parse_paths(spec: str) -> dict[str, str]:
-  """A set of paths from "BASE[,kind=choice...]": BASE ("auto" or "xla") for every kind, then
-  overrides, e.g. "xla,max_pool=argmax" (only the max pool changed from XLA's op)."""
-  base, *overrides = [part.strip() for part in spec.split(",")]
-  validation.choice(base, "path base", ("auto", "xla"), f"paths {spec!r}")
-  paths = dict.fromkeys(CHOICES, base)
-  for item in overrides:
-    kind, sep, choice = item.partition("=")
-    if not sep:
-      raise validation.ConfigError(f"paths {spec!r}: {item!r} is not kind=choice.")
-    validation.choice(kind, "path kind", CHOICES, f"paths {spec!r}")
-    paths[kind] = validation.choice(choice, kind, CHOICES[kind], f"paths {spec!r}")
-  return paths
+  def __post_init__(self):
+    for kind in KINDS:
+      validation.choice(getattr(self, kind), kind, CHOICES[kind], "paths")
+
+  @classmethod
+  def parse(cls, spec: str) -> Paths:
+    """Paths from "BASE[,kind=choice...]": BASE ("auto" or "xla") for every kind, then
+    overrides, e.g. "xla,max_pool=argmax" (only the max pool changed from XLA's op)."""
+    base, *overrides = [part.strip() for part in spec.split(",")]
+    validation.choice(base, "path base", ("auto", "xla"), f"paths {spec!r}")
+    choices = dict.fromkeys(KINDS, base)
+    for item in overrides:
+      kind, sep, choice = item.partition("=")
+      if not sep:
+        raise validation.ConfigError(f"paths {spec!r}: {item!r} is not kind=choice.")
+      validation.choice(kind, "path kind", CHOICES, f"paths {spec!r}")
+      choices[kind] = validation.choice(choice, kind, CHOICES[kind], f"paths {spec!r}")
+    return cls(**choices)
+
+  def as_dict(self) -> dict[str, str]:
+    return dataclasses.asdict(self)
+
+  def resolve(self, where: str = "paths") -> Paths:
+    """These paths with every "auto" made concrete for the default backend."""
+    return Paths(**{k: resolve(k, v, where) for k, v in self.as_dict().items()})
+
+  def compiler_options(self, where: str = "paths") -> dict | None:
+    """The `compiler_options` of a `jax.jit` computing with these paths (`compiler_options`)."""
+    return compiler_options(self.conv_library, where)
+
+  def for_counting(self) -> Paths:
+    """These paths with every kernel tap computed, as the MAC convention counts them."""
+    return dataclasses.replace(self, conv_taps="xla")
+
+  def conv_path(self, in_hw: Sequence[int], kernel_hw: Sequence[int], strides: Sequence[int],
+                padding: str) -> str:
+    """Which formulation `conv` takes for this geometry: "live" (live taps only), "matmul",
+    "im2col", "transposed" or "xla". A path applies only where its op is: a matmul for a
+    stride-1 1x1, im2col for a stride above 1, and so on; elsewhere XLA's conv."""
+    kernel_hw, strides = tuple(kernel_hw), tuple(strides)
+    if (self.conv_taps == "live" and strides == (1, 1) and padding == "SAME"
+        and kernel_hw != (1, 1) and any(in_hw[a] < kernel_hw[a] for a in (0, 1))):
+      return "live"
+    if self.conv_1x1 == "matmul" and kernel_hw == (1, 1) and strides == (1, 1):
+      return "matmul"
+    if self.conv_strided == "im2col" and strides != (1, 1):
+      return "im2col"
+    if self.conv_kx1 == "transposed" and kernel_hw[0] > 1 and kernel_hw[1] == 1:
+      return "transposed"
+    return "xla"
+
+  def conv(self, x: jax.Array, kernel: jax.Array, strides: Sequence[int],
+           padding: str) -> jax.Array:
+    """A conv (NHWC input, HWIO kernel, no bias) computed the way these paths say."""
+    strides = tuple(strides)
+    path = self.conv_path(x.shape[1:3], kernel.shape[:2], strides, padding)
+    y = conv_live_taps(x, kernel) if path == "live" else None
+    if y is not None:
+      return y
+    if path == "matmul":
+      return conv_1x1_matmul(x, kernel)
+    if path == "im2col":
+      return conv_im2col(x, kernel, strides, padding)
+    if path == "transposed":
+      return conv_kx1_transposed(x, kernel, strides, padding)
+    return lax.conv_general_dilated(x, kernel, strides, padding,
+                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+  def max_pooling(self, x: jax.Array, window: Sequence[int], strides: Sequence[int],
+                  padding: str) -> jax.Array:
+    """Max pooling (NHWC) computed the way these paths say; the values are XLA's."""
+    if self.max_pool == "argmax":
+      return max_pool_argmax(x, tuple(window), tuple(strides), padding)
+    return lax.reduce_window(x, jnp.array(-jnp.inf, x.dtype), lax.max, (1, *window, 1),
+                             (1, *strides, 1), padding)
 
 
 def conv_1x1_matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:

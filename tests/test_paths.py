@@ -9,13 +9,19 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from bottleneck import blocks, kernels, registry
-from bottleneck.layers import ConvUnit, MaxPool
+from bottleneck.nn import blocks, paths, registry
+from bottleneck.nn.paths import Paths
+from bottleneck.nn.layers import ConvUnit, MaxPool
 from bottleneck.validation import ConfigError
 
 
 def _xla_pool(x, window, stride, padding):
   return nnx.max_pool(x, window, stride, padding)
+
+
+def _path(unit, x):
+  """The formulation `unit`'s conv takes on input `x` (`Paths.conv_path`)."""
+  return unit.paths.conv_path(x.shape[1:3], unit.kernel_size, unit.strides, unit.padding)
 
 
 def _value_and_grad(pool, x):
@@ -40,7 +46,7 @@ def test_argmax_max_pool_equals_xla(shape, window, stride, padding, data):
   # ReLU'd data (many zeros) and all-zero data put ties in most windows: the gradient must go
   # to the same tap as XLA's select_and_scatter gives it, not be shared or doubled.
   x = jnp.asarray({"normal": x, "relu": np.maximum(x, 0), "zeros": np.zeros_like(x)}[data])
-  ours = lambda x: kernels.max_pool_argmax(x, window, stride, padding)
+  ours = lambda x: paths.max_pool_argmax(x, window, stride, padding)
   y, g = _value_and_grad(jax.jit(ours), x)
   y_ref, g_ref = _value_and_grad(lambda x: _xla_pool(x, window, stride, padding), x)
   np.testing.assert_array_equal(y, y_ref)
@@ -50,7 +56,7 @@ def test_argmax_max_pool_equals_xla(shape, window, stride, padding, data):
 
 def test_argmax_max_pool_bfloat16():
   x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 8, 8, 3)), jnp.bfloat16)
-  y, g = _value_and_grad(lambda x: kernels.max_pool_argmax(x, (3, 3), (2, 2), "SAME"), x)
+  y, g = _value_and_grad(lambda x: paths.max_pool_argmax(x, (3, 3), (2, 2), "SAME"), x)
   y_ref, g_ref = _value_and_grad(lambda x: _xla_pool(x, (3, 3), (2, 2), "SAME"), x)
   assert y.dtype == g.dtype == jnp.bfloat16
   np.testing.assert_array_equal(y, y_ref)
@@ -61,61 +67,70 @@ def test_argmax_max_pool_bfloat16():
     ((7, 1), 1, "SAME"), ((3, 1), (2, 1), "VALID"), ((5, 1), 2, "SAME")])
 def test_transposed_kx1_conv_equals_xla(kernel, strides, padding):
   x = jnp.asarray(np.random.default_rng(3).normal(size=(2, 11, 9, 6)), jnp.float32)
-  units = [ConvUnit(6, 5, kernel, strides=strides, padding=padding, conv_kx1=path,
-                    conv_strided="xla", rngs=nnx.Rngs(0)) for path in ("xla", "transposed")]
-  assert not units[0].transposed and units[1].transposed
+  units = [ConvUnit(6, 5, kernel, strides=strides, padding=padding,
+                    paths=Paths(conv_kx1=path, conv_strided="xla"), rngs=nnx.Rngs(0))
+           for path in ("xla", "transposed")]
+  assert [_path(u, x) for u in units] == ["xla", "transposed"]
   outs = [nnx.value_and_grad(lambda m, x: jnp.sum(jnp.sin(m(x))), argnums=(0, 1))(u, x)
           for u in units]
   np.testing.assert_allclose(units[1](x), units[0](x), atol=1e-5, rtol=1e-5)
   for a, b in zip(jax.tree.leaves(outs[1]), jax.tree.leaves(outs[0]), strict=True):
     np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
-  assert not ConvUnit(6, 5, (1, 7), conv_kx1="transposed", rngs=nnx.Rngs(0)).transposed
+  assert _path(ConvUnit(6, 5, (1, 7), paths=Paths(conv_kx1="transposed"), rngs=nnx.Rngs(0)),
+               x) == "xla"
 
 
 @pytest.mark.parametrize("kernel,strides,padding", [
     (3, 2, "VALID"), (3, 2, "SAME"), (7, 2, "SAME"), ((1, 3), (1, 2), "SAME"), (1, 2, "VALID")])
 def test_im2col_strided_conv_equals_xla(kernel, strides, padding):
   x = jnp.asarray(np.random.default_rng(4).normal(size=(2, 12, 11, 5)), jnp.float32)
-  units = [ConvUnit(5, 4, kernel, strides=strides, padding=padding, conv_strided=path,
-                    batch_norm=True, rngs=nnx.Rngs(0)) for path in ("xla", "im2col")]
-  assert not units[0].im2col and units[1].im2col
+  units = [ConvUnit(5, 4, kernel, strides=strides, padding=padding,
+                    paths=Paths(conv_strided=path), batch_norm=True, rngs=nnx.Rngs(0))
+           for path in ("xla", "im2col")]
+  assert _path(units[0], x) != "im2col" and _path(units[1], x) == "im2col"
   outs = [nnx.value_and_grad(lambda m, x: jnp.sum(jnp.sin(m(x))), argnums=(0, 1))(u, x)
           for u in units]
   for a, b in zip(jax.tree.leaves(outs[1]), jax.tree.leaves(outs[0]), strict=True):
     np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
-  assert not ConvUnit(5, 4, 3, conv_strided="im2col", rngs=nnx.Rngs(0)).im2col  # stride 1
+  stride_1 = ConvUnit(5, 4, 3, paths=Paths(conv_strided="im2col"), rngs=nnx.Rngs(0))
+  assert _path(stride_1, x) == "xla"
 
 
 def test_parse_paths():
-  assert kernels.parse_paths("auto") == dict.fromkeys(kernels.CHOICES, "auto")
-  assert kernels.parse_paths("xla, max_pool=argmax") == {
+  assert Paths.parse("auto") == Paths() and Paths().as_dict() == dict.fromkeys(paths.KINDS, "auto")
+  assert Paths.parse("xla, max_pool=argmax").as_dict() == {
       "conv_1x1": "xla", "conv_kx1": "xla", "conv_strided": "xla", "max_pool": "argmax",
       "conv_taps": "xla", "conv_library": "xla"}
   with pytest.raises(ConfigError, match=r"unknown path kind 'maxpool'.*Did you mean 'max_pool'"):
-    kernels.parse_paths("xla,maxpool=argmax")
+    Paths.parse("xla,maxpool=argmax")
   with pytest.raises(ConfigError, match=r"unknown conv_1x1 'mm'"):
-    kernels.parse_paths("auto,conv_1x1=mm")
+    Paths.parse("auto,conv_1x1=mm")
   with pytest.raises(ConfigError, match=r"'max_pool' is not kind=choice"):
-    kernels.parse_paths("xla,max_pool")
+    Paths.parse("xla,max_pool")
   with pytest.raises(ConfigError, match=r"unknown path base 'fast'"):
-    kernels.parse_paths("fast")
+    Paths.parse("fast")
 
 
 def test_resolve():
   assert jax.default_backend() == "cpu"  # conftest pins the tests to the CPU
-  assert kernels.resolve("conv_1x1", "auto") == "matmul"
-  assert kernels.resolve("max_pool", "auto") == "argmax"
-  assert kernels.resolve("conv_kx1", "auto") == "transposed"
-  assert kernels.resolve("conv_strided", "auto") == "xla"
-  assert kernels.resolve("conv_library", "auto") == "eigen"
-  assert kernels.resolve("conv_taps", "auto") == "live"
-  assert kernels.resolve("max_pool", "xla") == "xla"
-  assert MaxPool(3, 1).impl == "argmax" and MaxPool(3, 1, impl="xla").impl == "xla"
+  assert paths.resolve("conv_1x1", "auto") == "matmul"
+  assert paths.resolve("max_pool", "auto") == "argmax"
+  assert paths.resolve("conv_kx1", "auto") == "transposed"
+  assert paths.resolve("conv_strided", "auto") == "xla"
+  assert paths.resolve("conv_library", "auto") == "eigen"
+  assert paths.resolve("conv_taps", "auto") == "live"
+  assert paths.resolve("max_pool", "xla") == "xla"
+  assert Paths().resolve() == Paths(conv_1x1="matmul", conv_kx1="transposed", conv_strided="xla",
+                                    max_pool="argmax", conv_taps="live", conv_library="eigen")
+  assert MaxPool(3, 1).paths.max_pool == "argmax"
+  assert MaxPool(3, 1, paths=Paths(max_pool="xla")).paths.max_pool == "xla"
   with pytest.raises(ConfigError, match=r"unknown max_pool 'argmin'.*valid: auto, xla, argmax"
                                         r".*Did you mean 'argmax'"):
-    MaxPool(3, 1, impl="argmin")
-  with pytest.raises(ConfigError, match="unknown conv_1x1 'einsum'"):
-    registry.create_model("inception_small", reduce=True, conv_1x1="einsum")
+    Paths(max_pool="argmin")
+  # One name for the concept: a model takes its paths as one value, not as model arguments.
+  with pytest.raises(ConfigError, match=r"'conv_1x1' is a path, not an argument of model "
+                                        r"'inception_small'.*config.paths.conv_1x1"):
+    registry.create_model("inception_small", reduce=True, conv_1x1="matmul")
 
 
 @pytest.mark.parametrize("block", ["googlenet_3a", "v3_block_b"])
@@ -123,16 +138,18 @@ def test_every_path_computes_the_same_block(block):
   """Narrow (3a) and Inception-v3 B blocks under every combination of paths."""
   x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 9, 9, 48)), jnp.float32)
   outs = {}
-  kinds = tuple(k for k in kernels.MODULE_KINDS if k != "conv_taps")  # all taps live at 9x9
-  for paths in itertools.product(*(kernels.CHOICES[k][1:] for k in kinds)):
-    style = blocks.ConvStyle(batch_norm=block != "googlenet_3a", **dict(zip(kinds, paths)))
+  # Every kind a module computes (conv_library is the jit's); all taps are live at 9x9.
+  kinds = ("conv_1x1", "conv_kx1", "conv_strided", "max_pool")
+  for choice in itertools.product(*(paths.CHOICES[k][1:] for k in kinds)):
+    style = blocks.ConvStyle(batch_norm=block != "googlenet_3a",
+                             paths=Paths(**dict(zip(kinds, choice))))
     if block == "googlenet_3a":
       module = blocks.GoogLeNetInception(48, 16, 24, 32, 4, 8, 8, style=style, rngs=nnx.Rngs(0))
     else:
       module = blocks.InceptionV3B(48, 8, style=style, rngs=nnx.Rngs(0))
     loss = lambda m, x: jnp.sum(jnp.sin(m(x)))
     value, grads = nnx.value_and_grad(loss, argnums=(0, 1))(module, x)
-    outs[paths] = (value, jax.tree.leaves(grads))
+    outs[choice] = (value, jax.tree.leaves(grads))
   ref = outs[("xla",) * len(kinds)]
   for key, (value, grads) in outs.items():
     assert float(value) == pytest.approx(float(ref[0]), rel=1e-5), key
@@ -158,7 +175,7 @@ def test_conv_library_gives_xla_numbers(kernel, strides, padding, features):
     return jnp.sum(jnp.sin(y))
   step = lambda options: jax.jit(jax.value_and_grad(loss, argnums=(0, 1)),
                                  compiler_options=options)
-  default, eigen = step(kernels.compiler_options("xla")), step(kernels.compiler_options("eigen"))
+  default, eigen = step(paths.compiler_options("xla")), step(paths.compiler_options("eigen"))
   for a, b in zip(jax.tree.leaves(eigen(x, w)), jax.tree.leaves(default(x, w)), strict=True):
     np.testing.assert_allclose(a, b, atol=2e-5, rtol=2e-5)
 
@@ -170,22 +187,24 @@ def test_live_taps_conv_equals_xla(size, kernel):
   """A SAME conv on a map smaller than its kernel, with only its live taps: XLA's values and
   gradients (the dropped taps' kernel gradients are exactly zero)."""
   x = jnp.asarray(np.random.default_rng(7).normal(size=(2, *size, 6)), jnp.float32)
-  units = [ConvUnit(6, 5, kernel, conv_taps=path, batch_norm=True, rngs=nnx.Rngs(0))
-           for path in ("xla", "live")]
-  assert not units[0].live_taps and units[1].live_taps
+  units = [ConvUnit(6, 5, kernel, paths=Paths(conv_taps=path), batch_norm=True,
+                    rngs=nnx.Rngs(0)) for path in ("xla", "live")]
+  k = np.broadcast_to(kernel, 2)
+  assert _path(units[0], x) != "live"
+  assert (_path(units[1], x) == "live") == any(size[a] < k[a] for a in (0, 1))
   outs = [nnx.value_and_grad(lambda m, x: jnp.sum(jnp.sin(m(x))), argnums=(0, 1))(u, x)
           for u in units]
   for a, b in zip(jax.tree.leaves(outs[1]), jax.tree.leaves(outs[0]), strict=True):
     np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
-  k = np.broadcast_to(kernel, 2)
-  trimmed = kernels.conv_live_taps(x, units[1].conv.kernel[...])
+  trimmed = paths.conv_live_taps(x, units[1].conv.kernel[...])
   assert (trimmed is None) == all(size[a] >= k[a] for a in (0, 1))
   grad_kernel = outs[1][1][0]["conv"]["kernel"][...]
-  live = [kernels.live_taps(size[a], int(k[a])) for a in (0, 1)]
+  live = [paths.live_taps(size[a], int(k[a])) for a in (0, 1)]
   dead = np.ones(grad_kernel.shape[:2], bool)
   dead[live[0][0]:live[0][1], live[1][0]:live[1][1]] = False
   assert np.all(np.asarray(grad_kernel)[dead] == 0)
-  assert not ConvUnit(6, 5, 3, strides=2, conv_taps="live", rngs=nnx.Rngs(0)).live_taps
+  strided = ConvUnit(6, 5, 3, strides=2, paths=Paths(conv_taps="live"), rngs=nnx.Rngs(0))
+  assert _path(strided, x) != "live"
 
 
 def _ynn_op_kinds(compiled_text: str) -> set[str]:
@@ -208,14 +227,14 @@ def _ynn_op_kinds(compiled_text: str) -> set[str]:
 def test_eigen_moves_only_the_convolutions_out_of_ynnpack():
   """"eigen" must be XLA's default list less the convolutions: matmuls and reductions (batch
   norm's statistics) stay where XLA puts them. If a jax release changes its default list, this
-  fails and kernels._LIBRARY_OPTIONS needs the new list."""
+  fails and paths._LIBRARY_OPTIONS needs the new list."""
   def conv_bn_dense(x, w, d):
     y = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
     y = jax.nn.relu((y - jnp.mean(y, (0, 1, 2))) * 2.0)
     return jnp.dot(y.reshape(-1, y.shape[-1]), d)
   args = (jnp.ones((32, 28, 28, 64)), jnp.ones((3, 3, 64, 32)), jnp.ones((32, 16)))
-  kinds = {lib: _ynn_op_kinds(jax.jit(conv_bn_dense, compiler_options=kernels.compiler_options(
+  kinds = {lib: _ynn_op_kinds(jax.jit(conv_bn_dense, compiler_options=paths.compiler_options(
       lib)).lower(*args).compile().as_text()) for lib in ("xla", "eigen")}
   if "convolution" not in kinds["xla"]:
     pytest.skip(f"jax {jax.__version__} does not hand convolutions to YNNPACK")
@@ -223,17 +242,17 @@ def test_eigen_moves_only_the_convolutions_out_of_ynnpack():
 
 
 def test_compiler_options():
-  assert kernels.compiler_options("xla") is None
-  assert kernels.compiler_options("auto") == kernels.compiler_options("eigen") == {
+  assert paths.compiler_options("xla") is None
+  assert paths.compiler_options("auto") == paths.compiler_options("eigen") == {
       "xla_cpu_experimental_ynn_fusion_type":
           "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
   with pytest.raises(ConfigError, match=r"unknown conv_library 'egien'.*Did you mean 'eigen'"):
-    kernels.compiler_options("egien", "config")
-  # A module takes the op paths, not the library (a compiler option of the jit).
-  assert kernels.module_paths(kernels.parse_paths("auto")) == dict.fromkeys(
-      kernels.MODULE_KINDS, "auto")
-  with pytest.raises(ConfigError, match="unknown argument of model 'inception_small' "
-                                        "'conv_library'"):
+    paths.compiler_options("egien", "config")
+  assert Paths(conv_library="xla").compiler_options() is None
+  assert Paths().compiler_options() == paths.compiler_options("eigen")
+  # The library is a field of the model's paths, not a model argument.
+  with pytest.raises(ConfigError, match="'conv_library' is a path, not an argument of model "
+                                        "'inception_small'"):
     registry.create_model("inception_small", reduce=True, conv_library="eigen")
 
 
@@ -241,12 +260,12 @@ def test_conv_library_elsewhere(monkeypatch):
   """Another backend gets XLA's default, and a CPU choice named there is refused; a jax whose
   XLA lacks the option falls back to its default under "auto" and refuses "eigen"."""
   monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-  assert kernels.resolve("conv_library", "auto") == "xla"
-  assert kernels.compiler_options("auto") is None
+  assert paths.resolve("conv_library", "auto") == "xla"
+  assert paths.compiler_options("auto") is None
   with pytest.raises(ConfigError, match=r"conv_library='eigen'.*backend is 'gpu'.*'auto', 'xla'"):
-    kernels.compiler_options("eigen")
+    paths.compiler_options("eigen")
   monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
-  monkeypatch.setattr(kernels, "_library_option_works", lambda choice: False)
-  assert kernels.resolve("conv_library", "auto") == "xla"
+  monkeypatch.setattr(paths, "_library_option_works", lambda choice: False)
+  assert paths.resolve("conv_library", "auto") == "xla"
   with pytest.raises(ConfigError, match=r"needs XLA's CPU option .* does not accept"):
-    kernels.resolve("conv_library", "eigen", "config")
+    paths.resolve("conv_library", "eigen", "config")

@@ -1,0 +1,171 @@
+"""Models by name. One explicit mapping; an unknown name gets the known ones and the closest.
+
+A config describes a model with flat fields: `reduce`, `dtype`, `paths`, and `model_kwargs`
+(`reduction_ratio`, `width`, ...). `create_model` turns them into what the networks take: the
+reduction fields into one `Reduction`, the conv conventions, precision and paths into one
+`ConvStyle`, the rest passed as they are. `model_arguments(name)` lists the `model_kwargs` a
+model accepts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import math
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from bottleneck import validation
+from bottleneck.nn import models
+from bottleneck.nn.blocks import ConvStyle, Reduction
+from bottleneck.nn.paths import KINDS, Paths
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  build: Callable[..., models.Network]
+  image_size: int  # default input side
+  num_classes: int  # default number of classes
+  description: str
+  # The `model_kwargs` that set fields of the model's Reduction and ConvStyle (the flat names
+  # of REDUCTION_ARGS and STYLE_ARGS); the model's own arguments are found from its signature.
+  routed: tuple[str, ...] = ("reduction_ratio", "reduction_activation")
+
+
+# Flat config name -> field of `Reduction` / of `ConvStyle`.
+REDUCTION_ARGS = {"reduction_ratio": "ratio", "reduction_activation": "activation"}
+STYLE_ARGS = {"use_bias": "use_bias", "batch_norm": "batch_norm", "bn_use_scale": "bn_use_scale"}
+_ROUTED_TYPES = {"reduction_ratio": float, "reduction_activation": bool, "use_bias": bool,
+                 "batch_norm": bool, "bn_use_scale": bool}
+
+
+MODELS: dict[str, ModelSpec] = {
+    "googlenet": ModelSpec(
+        functools.partial(models.GoogLeNet, name="googlenet"), 224, 1000,
+        "GoogLeNet as published: conv biases, LRN, no batch norm, 5x5 branches",
+        routed=(*REDUCTION_ARGS, "batch_norm", "use_bias")),
+    "googlenet_bn": ModelSpec(
+        functools.partial(models.GoogLeNet, style=ConvStyle(batch_norm=True, use_bias=False),
+                          lrn=False, branch5_kernel=3, dropout=0.2, name="googlenet_bn"),
+        224, 1000,
+        "torchvision's googlenet: batch norm, no conv bias, 3x3 in the '5x5' branch, no aux",
+        routed=(*REDUCTION_ARGS, "batch_norm", "use_bias")),
+    "inception_v3": ModelSpec(
+        functools.partial(models.InceptionV3, name="inception_v3"), 299, 1000,
+        "Inception-v3 as in Keras (batch norm without scale); aux head optional",
+        routed=(*REDUCTION_ARGS, "bn_use_scale")),
+    "inception_small": ModelSpec(
+        functools.partial(models.InceptionSmall, name="inception_small"), 28, 10,
+        "Zhang et al. 2017 small Inception for CIFAR-10 (the paper's net is the naive variant)"),
+    "flatten_head_cnn": ModelSpec(
+        functools.partial(models.FlattenHeadClassifier, name="flatten_head_cnn"), 8, 10,
+        "small CNN with a flatten + Dense head (8x8 digits); reduce: a 1x1 before the head",
+        routed=()),
+}
+
+
+def get_spec(name: str) -> ModelSpec:
+  validation.choice(name, "model", MODELS, "registry")
+  return MODELS[name]
+
+
+# Set by the config's own fields (or by the training loop), not through `model_kwargs`.
+_NOT_KWARGS = ("self", "rngs", "name", "num_classes", "image_size", "reduction", "style")
+
+
+def _default(spec: ModelSpec, arg: str):
+  """The value `spec.build` gives argument `arg` when the caller does not."""
+  if arg in spec.build.keywords:
+    return spec.build.keywords[arg]
+  return inspect.signature(spec.build.func.__init__).parameters[arg].default
+
+
+def model_arguments(name: str) -> dict[str, type]:
+  """The arguments of model `name` that a config's `model_kwargs` may set, with their types
+  (from the defaults; `float` for a `float | None` default)."""
+  spec = get_spec(name)
+  out = {key: _ROUTED_TYPES[key] for key in spec.routed}
+  for key, p in inspect.signature(spec.build.func.__init__).parameters.items():
+    if key not in _NOT_KWARGS:
+      out[key] = type(p.default)
+  return out
+
+
+def all_model_arguments() -> dict[str, type]:
+  """`model_arguments` of every registered model, together."""
+  out = {}
+  for name in MODELS:
+    out.update(model_arguments(name))
+  return out
+
+
+def create_model(name: str, *, reduce: bool, num_classes: int | None = None,
+                 image_size: int | None = None, paths: Paths = Paths(), dtype=jnp.float32,
+                 param_dtype=jnp.float32, rngs: nnx.Rngs | None = None,
+                 **kwargs) -> models.Network:
+  """Builds model `name` from flat arguments (a config's): `kwargs` are `model_arguments`.
+
+  `num_classes` and `image_size` default to the model's own; `reduce` and the reduction
+  fields of `kwargs` make its `Reduction`, `paths`, `dtype`, `param_dtype` and the style
+  fields of `kwargs` its `ConvStyle`.
+  """
+  spec = get_spec(name)
+  accepted = model_arguments(name)
+  for key in kwargs:
+    if key in KINDS:
+      raise validation.ConfigError(
+          f"registry: {key!r} is a path, not an argument of model {name!r}: give it in the "
+          f"model's paths (config.paths.{key}, or paths=Paths({key}=...)).")
+    validation.choice(key, f"argument of model {name!r}", accepted, "registry")
+  reduction = dataclasses.replace(
+      _default(spec, "reduction"), enabled=bool(reduce),
+      **{REDUCTION_ARGS[k]: v for k, v in kwargs.items() if k in REDUCTION_ARGS})
+  style = dataclasses.replace(
+      _default(spec, "style"), paths=paths, dtype=dtype, param_dtype=param_dtype,
+      **{STYLE_ARGS[k]: v for k, v in kwargs.items() if k in STYLE_ARGS})
+  own = {k: v for k, v in kwargs.items() if k not in REDUCTION_ARGS and k not in STYLE_ARGS}
+  return spec.build(num_classes=spec.num_classes if num_classes is None else num_classes,
+                    image_size=spec.image_size if image_size is None else image_size,
+                    reduction=reduction, style=style,
+                    rngs=rngs if rngs is not None else nnx.Rngs(0), **own)
+
+
+def abstract_model(name: str, **kwargs) -> models.Network:
+  """The model with shapes but no values (`nnx.eval_shape`): nothing is initialised."""
+  return nnx.eval_shape(lambda: create_model(name, **kwargs))
+
+
+def fill_random(module: nnx.Module, seed: int = 0) -> nnx.Module:
+  """`module` (abstract or real) with NumPy-random values: kernels normal / sqrt(fan_in),
+  batch-norm scale and variance 1, everything else (biases, means, RNG state) 0. Compiles
+  nothing, unlike running the model's initialisers."""
+  graphdef, state = nnx.split(module)
+  rng = np.random.default_rng(seed)
+
+  def fill(path, leaf):
+    names = [getattr(k, "key", getattr(k, "name", None)) for k in path]
+    key = [n for n in names if n != "value"][-1]  # the variable's own name, e.g. "kernel"
+    if key == "kernel":
+      fan_in = math.prod(leaf.shape[:-1])
+      return jnp.asarray(rng.normal(size=leaf.shape) / math.sqrt(fan_in), leaf.dtype)
+    if key in ("scale", "var"):
+      return jnp.ones(leaf.shape, leaf.dtype)
+    return jnp.zeros(leaf.shape, leaf.dtype)
+
+  return nnx.merge(graphdef, jax.tree.map_with_path(fill, state))
+
+
+def random_model(name: str, *, seed: int = 0, **kwargs) -> models.Network:
+  """The model with NumPy-random weights (see `fill_random`).
+
+  For benchmarks and tests that need values but not the model's own initialisers: filling the
+  abstract model from NumPy compiles nothing, where `create_model` compiles one random op per
+  distinct parameter shape (about 10 s for GoogLeNet on a 2-core CPU). Train from
+  `create_model`.
+  """
+  return fill_random(abstract_model(name, **kwargs), seed)
