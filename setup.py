@@ -30,7 +30,9 @@ setup(
     ],
     entry_points={"console_scripts": ["bottleneck-report=experiments.report:entry_point"]},
     extras_require={
-        "test": ["pytest>=8", "ray>=2.9"],  # Ray: the sweep's Ray launcher is tested
+        # Ray: the sweep's Ray launcher is tested. pytest-xdist runs the suite on every core
+        # (pytest.ini): its time is compilation and process start-ups, one core at a time.
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "ray>=2.9"],
         # TFDS needs TensorFlow to download and decode catalog image datasets (mnist, cifar10,
         # imagenette, ...); the embedded digits need none.
         "catalog": ["tensorflow-cpu>=2.16"],

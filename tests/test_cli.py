@@ -11,13 +11,15 @@ from tests import ROOT
 TINY = f"--config={ROOT}/tests/tiny_train_config.py"
 
 
-def run_all(commands: dict[str, list[str]], parallel: int = 4) -> dict:
-  """{name: CompletedProcess-like (returncode, stderr)} of `python -m ...` commands."""
+def run_all(commands: dict[str, list[str]], parallel: int = 4, envs=None) -> dict:
+  """{name: (returncode, stdout, stderr)} of `python -m ...` commands; `envs` adds variables
+  to the environment of the commands it names."""
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
   out, queue = {}, list(commands.items())
   while queue:
     batch, queue = queue[:parallel], queue[parallel:]
-    procs = {name: subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=env,
+    procs = {name: subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT,
+                                    env={**env, **(envs or {}).get(name, {})},
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for name, args in batch}
     for name, proc in procs.items():
@@ -64,13 +66,17 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, digits_dir):
       "unknown_flag": (["experiments.make_table", "--workdir=x", "--colour=red"],
                        "Unknown command line flag 'colour'"),
       "empty_depths": (["experiments.reduction_cost", "--depths="], "--depths='' is invalid"),
+      # Two devices (the environment below) cannot split a batch of 33.
+      "odd_batch": (train + [f"--workdir={tmp_path}/w4", "--config.batch_size=33"],
+                    "batch_size=33 is not divisible by the 2 devices; use a multiple of 2"),
       # A diverging run with a checkpoint every step: the message alone, no orbax errors after.
       "diverged": (train + [f"--workdir={tmp_path}/w3", "--config.optimizer.learning_rate=1e30",
                             "--config.optimizer.momentum=0.0", "--config.checkpoint_every_steps=1",
                             "--config.log_every_steps=1", "--config.num_train_steps=6"],
                    "loss became nan at step"),
   }
-  results = run_all({name: args for name, (args, _) in cases.items()})
+  results = run_all({name: args for name, (args, _) in cases.items()},
+                    envs={"odd_batch": {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}})
   for name, (_, expected) in cases.items():
     code, _, stderr = results[name]
     assert code == 2, (name, stderr[-2000:])

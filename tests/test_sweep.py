@@ -60,7 +60,7 @@ def test_resume_skips_finished_points_and_a_bad_point_fails_alone(tmp_path, digi
   summary = sweep.run(pts)
   assert summary["seed=0"] == "done"
   assert summary["image_size=3"].startswith("failed: ConfigError")
-  assert "image_size=3 is too small; the minimum is 4" in summary["image_size=3"]
+  assert "image_size=3 is too small; the minimum is 6" in summary["image_size=3"]
   error = wd.read_json(os.path.join(pts[1].workdir, sweep.ERROR))
   assert "Traceback" in error["traceback"]
   metrics = os.path.join(pts[0].workdir, wd.METRICS)

@@ -237,8 +237,7 @@ class InceptionSmall(Network):
                       image_size=image_size, min_image_size=4)
     dtype, param_dtype = style.dtype, style.param_dtype
     self.in_channels = validation.positive_int(in_channels, "in_channels", name)
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or width <= 0:
-      raise validation.ConfigError(f"{name}: width={width!r} is invalid; it must be > 0.")
+    validation.number(width, "width", name, above=0)
     scale = lambda ch: max(1, round(ch * width))
     kw = dict(reduction=reduction, style=style, rngs=rngs)
     c = scale(96)
@@ -287,6 +286,7 @@ class FlattenHeadClassifier(Network):
     dtype, param_dtype = style.dtype, style.param_dtype
     self.in_channels = validation.positive_int(in_channels, "in_channels", name)
     validation.positive_int(hidden, "hidden", name)
+    validation.number(width, "width", name, above=0)
     c1, c2 = max(1, round(16 * width)), max(1, round(32 * width))
     layers = [style.unit(in_channels, c1, 3, padding="VALID", rngs=rngs, name="conv1"),
               style.unit(c1, c2, 3, padding="VALID", rngs=rngs, name="conv2"),

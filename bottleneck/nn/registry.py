@@ -65,7 +65,7 @@ MODELS: dict[str, ModelSpec] = {
     "flatten_head_cnn": ModelSpec(
         functools.partial(models.FlattenHeadClassifier, name="flatten_head_cnn"), 8, 10,
         "small CNN with a flatten + Dense head (8x8 digits); reduce: a 1x1 before the head",
-        routed=()),
+        routed=("batch_norm",)),
 }
 
 
