@@ -1,4 +1,4 @@
-"""Inception blocks with (`reduce=True`) and without (`reduce=False`, "naive") 1x1 reductions.
+"""Inception blocks with 1x1 reductions ("reduced") and without them ("naive").
 
 Every block is a set of parallel branches whose outputs are concatenated on the channel axis.
 A branch is a chain of conv units; a branch may start with a 1x1 *reduction* that exists only

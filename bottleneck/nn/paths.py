@@ -26,7 +26,7 @@ it travels as one value from the config (`config.paths`) through the registry an
   in jax 0.10 the CPU backend hands convolutions, matmuls and reductions to YNNPACK. "eigen"
   keeps the convolutions in XLA's own CPU convolution (Eigen's); matmuls and reductions stay in
   YNNPACK. This one is not an attribute of the modules but an XLA compiler option of the jit
-  that computes them: `compiler_options(...)` gives it (the training loop and the benchmark
+  that computes them: `Paths.compiler_options()` gives it (the training loop and the benchmark
   pass it to `jax.jit`; pass it to your own `jax.jit(..., compiler_options=...)` for the same
   code). It changes which library runs the convolution, never the math: the tests check both
   give XLA's numbers.
