@@ -40,6 +40,8 @@ setup(
         "ray": ["ray>=2.9"],
         # the PyTorch peer of experiments.benchmark (a CPU build of this version is on disk
         # on this project's machines; an unpinned torch would pull a multi-GB CUDA build)
-        "torch": ["torch==2.13.0"],
+        # torchvision: its googlenet and inception_v3 are the references the tests compare with
+        # (PyPI's wheel is a CUDA build; bottleneck.nn.import_weights imports its models anyway).
+        "torch": ["torch==2.13.0", "torchvision==0.28.0"],
     },
 )

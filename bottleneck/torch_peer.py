@@ -49,6 +49,8 @@ def _padded(make, kernel, stride, padding, fill):
   """`make(padding)` with its own symmetric padding where that is exact, else `_Padded`."""
   if padding == "VALID":
     return make(0)
+  if not isinstance(padding, str):  # explicit: symmetric, as PyTorch pads
+    return make(tuple(before for before, _ in padding))
   if all(s == 1 and k % 2 == 1 for k, s in zip(kernel, stride)):
     return make(tuple(k // 2 for k in kernel))
   return _Padded(make(0), kernel, stride, padding, fill)
@@ -91,7 +93,8 @@ def _conv_unit(unit: layers.ConvUnit) -> nn.Module:
 
 def _pool(pool, kind: str) -> nn.Module:
   if kind == "max":
-    make = lambda p: nn.MaxPool2d(pool.window, pool.stride, p)
+    make = lambda p: nn.MaxPool2d(pool.window, pool.stride, p,
+                                  ceil_mode=getattr(pool, "ceil_mode", False))
   else:  # flax counts padded taps as zeros, as count_include_pad=True does
     make = lambda p: nn.AvgPool2d(pool.window, pool.stride, p, count_include_pad=True)
   return _padded(make, pool.window, pool.stride, pool.padding,

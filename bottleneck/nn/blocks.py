@@ -45,9 +45,9 @@ class ConvStyle:
   param_dtype: jnp.dtype = jnp.float32
   paths: Paths = Paths()
 
-  def pool(self, window: int, stride: int, padding: str = "SAME") -> MaxPool:
+  def pool(self, window: int, stride: int, padding="SAME", ceil_mode: bool = False) -> MaxPool:
     """A max pool computed the way this style's paths say."""
-    return MaxPool(window, stride, padding, paths=self.paths)
+    return MaxPool(window, stride, padding, paths=self.paths, ceil_mode=ceil_mode)
 
   def unit(self, in_features, out_features, kernel_size, *, rngs, name, **kwargs) -> ConvUnit:
     return ConvUnit(in_features, out_features, kernel_size, use_bias=self.use_bias,

@@ -13,9 +13,24 @@ import jax.numpy as jnp
 from flax import nnx
 
 from bottleneck import validation
+from bottleneck.nn import paths as paths_lib
 from bottleneck.nn.paths import Paths
 
-Padding = str  # "SAME" or "VALID"
+# "SAME" or "VALID" (XLA's), or an int p / a pair (ph, pw): p pixels on both sides, as PyTorch
+# and Caffe pad (SAME pads less before than after where the total is odd, e.g. a 7x7/2 conv).
+Padding = str | int | tuple[int, int]
+
+
+def _padding(padding: Padding, name: str):
+  if isinstance(padding, str):
+    return validation.choice(padding, "padding", ("SAME", "VALID"), name)
+  pair = _pair(padding) if isinstance(padding, (int, tuple, list)) else None
+  if pair is None or len(pair) != 2 or any(
+      isinstance(p, bool) or not isinstance(p, int) or p < 0 for p in pair):
+    raise validation.ConfigError(
+        f"{name}: padding={padding!r} is invalid; valid: 'SAME', 'VALID', a whole number >= 0 "
+        "or a pair of them.")
+  return paths_lib.explicit_padding(pair)
 
 
 def _pair(k: int | Sequence[int]) -> tuple[int, int]:
@@ -29,7 +44,7 @@ class ConvUnit(nnx.Module):
     in_features, out_features: channels in and out.
     kernel_size: an int or (height, width), e.g. (1, 7) for Inception-v3's factorized convs.
     strides: an int or a pair.
-    padding: "SAME" or "VALID".
+    padding: "SAME", "VALID", or p / (ph, pw) pixels on both sides (`Padding`).
     use_bias: a learned bias in the conv (paper GoogLeNet: yes; batch-norm nets: no).
     batch_norm: batch norm after the conv.
     bn_use_scale: whether batch norm learns a scale (torchvision: yes; Keras Inception-v3: no).
@@ -50,11 +65,11 @@ class ConvUnit(nnx.Module):
       validation.positive_int(k, "kernel_size", name)
     self.in_features, self.out_features = in_features, out_features
     self.strides = _pair(strides)
-    self.padding = validation.choice(padding, "padding", ("SAME", "VALID"), name)
+    self.padding = _padding(padding, name)
     self.activation = activation
     self.paths = paths.resolve(name)
     self.conv = nnx.Conv(in_features, out_features, self.kernel_size, strides=self.strides,
-                         padding=padding, use_bias=use_bias, dtype=dtype,
+                         padding=self.padding, use_bias=use_bias, dtype=dtype,
                          param_dtype=param_dtype, rngs=rngs)
     self.norm = (nnx.BatchNorm(out_features, use_scale=bn_use_scale, epsilon=bn_epsilon,
                                momentum=bn_momentum, dtype=dtype, param_dtype=param_dtype,
@@ -74,15 +89,38 @@ class ConvUnit(nnx.Module):
 
 class MaxPool(nnx.Module):
   """Max pooling over a window (NHWC), computed by `Paths.max_pooling` (`bottleneck.nn.paths`):
-  its gradient through XLA's `select_and_scatter` or through each window's argmax."""
+  its gradient through XLA's `select_and_scatter` or through each window's argmax.
+
+  `ceil_mode`: the output size rounds up (PyTorch's `ceil_mode=True`, Caffe's pooling), with
+  `padding` "VALID" or p pixels: the last window may hang over the input's end.
+  """
 
   def __init__(self, window: int = 3, stride: int = 2, padding: Padding = "SAME",
-               paths: Paths = Paths()):
-    self.window, self.stride, self.padding = _pair(window), _pair(stride), padding
+               paths: Paths = Paths(), ceil_mode: bool = False):
+    self.window, self.stride = _pair(window), _pair(stride)
+    self.padding = _padding(padding, "MaxPool")
+    self.ceil_mode = bool(ceil_mode)
+    if self.ceil_mode and self.padding == "SAME":
+      raise validation.ConfigError("MaxPool: ceil_mode needs padding 'VALID' or explicit pixels.")
     self.paths = paths.resolve("MaxPool")
 
   def __call__(self, x):
-    return self.paths.max_pooling(x, self.window, self.stride, self.padding)
+    padding = self.padding
+    if self.ceil_mode:
+      pads = ((0, 0), (0, 0)) if padding == "VALID" else padding
+      padding = tuple(paths_lib.ceil_padding(x.shape[1 + a], self.window[a], self.stride[a],
+                                             pads[a][0]) for a in (0, 1))
+    return self.paths.max_pooling(x, self.window, self.stride, padding)
+
+  def output_size(self, size: int) -> int:
+    """The output side for an input side `size` (0: no window fits)."""
+    if self.ceil_mode:
+      pad = 0 if self.padding == "VALID" else self.padding[0][0]
+      before, after = paths_lib.ceil_padding(size, self.window[0], self.stride[0], pad)
+      padding = (before, after)
+    else:
+      padding = paths_lib.axis_padding(self.padding, 0)
+    return max(0, paths_lib.window_geometry(size, self.window[0], self.stride[0], padding)[2])
 
 
 class AvgPool(nnx.Module):

@@ -109,38 +109,46 @@ class GoogLeNet(Network):
   """GoogLeNet (Szegedy et al. 2014, Table 1) with its `Reduction` switching every Inception block.
 
   The stem (conv 7x7/2, max pool, conv 1x1 64 + 3x3 192, max pool) is the same in both variants.
-  Pools use SAME padding, which gives the paper's 112/56/28/14/7 grid from 224 (torchvision
-  gets the same sizes with `ceil_mode=True`). The head is a global average pool (the paper's
-  7x7 average pool at 224), dropout and a linear layer; auxiliary classifiers are not built.
+  The geometry is that of the released networks, Caffe's `bvlc_googlenet` and torchvision's
+  `googlenet`: conv1 pads 3 pixels on every side (XLA's SAME would pad 2 before and 3 after,
+  shifting every window by a pixel), the other convs k // 2, and the stride-2 max pools take
+  no padding and round their output size up (ceil mode). From 224 that is the paper's
+  112/56/28/14/7 grid. The head is a global average pool (the paper's 7x7 average pool at 224),
+  dropout and a linear layer; auxiliary classifiers are not built.
 
   Args:
-    style, lrn, branch5_kernel: paper (conv bias, no batch norm, LRN, 5x5) or torchvision
-      (batch norm, no conv bias, no LRN, 3x3) conventions; registry names `googlenet` and
+    style, lrn, branch5_kernel, pool4_window: Caffe's (conv bias, no batch norm, LRN, 5x5, a
+      3x3/2 pool after 4e) or torchvision's (batch norm, no conv bias, no LRN, 3x3 in the
+      "5x5" branch, a 2x2/2 pool after 4e) conventions: registry names `googlenet` and
       `googlenet_bn`.
   """
 
   def __init__(self, *, num_classes: int = 1000, image_size: int = 224,
                reduction: Reduction = Reduction(), style: ConvStyle = ConvStyle(),
-               lrn: bool = True, branch5_kernel: int = 5, dropout: float = 0.4,
-               rngs: nnx.Rngs, name: str = "googlenet"):
-    # Five stride-2 stages: below 32 pixels the last map would be made of padding alone.
+               lrn: bool = True, branch5_kernel: int = 5, pool4_window: int = 3,
+               dropout: float = 0.4, rngs: nnx.Rngs, name: str = "googlenet"):
+    validation.choice(pool4_window, "pool4_window", (2, 3), name)
+    pools = {p: style.pool(pool4_window if p == "pool4" else 3, 2, "VALID", ceil_mode=True)
+             for p in ("pool1", "pool2", "pool3", "pool4")}
+    # The smallest input whose every pool still has a window to take.
     self._init_common(name, num_classes=num_classes, reduction=reduction,
-                      image_size=image_size, min_image_size=32)
+                      image_size=image_size, min_image_size=next(
+                          s for s in range(1, 1024) if _side_after(s, pools.values())))
     dtype, param_dtype = style.dtype, style.param_dtype
-    self._add("conv1", style.unit(3, 64, 7, strides=2, rngs=rngs, name="conv1"))
-    self._add("pool1", style.pool(3, 2))
-    if lrn:
-      self._add("lrn1", LocalResponseNorm())
+    self._add("conv1", style.unit(3, 64, 7, strides=2, padding=3, rngs=rngs, name="conv1"))
+    self._add("pool1", pools["pool1"])
+    if lrn:  # Caffe's LRN: k = 1
+      self._add("lrn1", LocalResponseNorm(k=1.0))
     self._add("conv2", nnx.Sequential(
         style.unit(64, 64, 1, rngs=rngs, name="conv2_reduce"),
         style.unit(64, 192, 3, rngs=rngs, name="conv2")))
     if lrn:
-      self._add("lrn2", LocalResponseNorm())
-    self._add("pool2", style.pool(3, 2))
+      self._add("lrn2", LocalResponseNorm(k=1.0))
+    self._add("pool2", pools["pool2"])
     c = 192
     for name_, *widths in GOOGLENET_TABLE1:
       if widths == [None]:
-        self._add(name_, style.pool(3, 2))
+        self._add(name_, pools[name_])
         continue
       block = self._add(name_, blocks.GoogLeNetInception(
           c, *widths, reduction=reduction, style=style, branch5_kernel=branch5_kernel,
@@ -149,6 +157,14 @@ class GoogLeNet(Network):
     self._add("head", ClassifierHead(c, num_classes, dropout=dropout, dtype=dtype,
                                      param_dtype=param_dtype, rngs=rngs))
     self._seal()
+
+
+def _side_after(side: int, pools) -> int:
+  """The map side after GoogLeNet's conv1 (7x7/2, pad 3) and its stride-2 `pools`."""
+  side = (side + 2 * 3 - 7) // 2 + 1
+  for pool in pools:
+    side = pool.output_size(side) if side > 0 else 0
+  return side
 
 
 # Inception-v3's conv units: no bias, batch norm without a learned scale (Keras).

@@ -54,6 +54,9 @@ CHOICES = {"conv_1x1": ("auto", "xla", "matmul"), "conv_kx1": ("auto", "xla", "t
            "conv_strided": ("auto", "xla", "im2col"), "max_pool": ("auto", "xla", "argmax"),
            "conv_taps": ("auto", "xla", "live"), "conv_library": ("auto", "xla", "eigen")}
 KINDS = tuple(CHOICES)
+# A padding: "SAME" or "VALID" (XLA's), or explicit ((top, bottom), (left, right)) pixels, as
+# PyTorch and Caffe pad (`explicit_padding`).
+Padding = str | tuple[tuple[int, int], tuple[int, int]]
 # Measured on the 2-core CPU (docs/benchmarks.md, blocks at batch 32, forward+backward): XLA's
 # own convs made Inception-v3 reduction A 1.7x faster than YNNPACK's, v3 B 1.6x; on top of
 # them, the argmax max pool made (3a) 1.9x faster, the 1x1 matmul and the transposed 7x1 each
@@ -170,7 +173,7 @@ class Paths:
     return dataclasses.replace(self, conv_taps="xla")
 
   def conv_path(self, in_hw: Sequence[int], kernel_hw: Sequence[int], strides: Sequence[int],
-                padding: str) -> str:
+                padding: Padding) -> str:
     """Which formulation `conv` takes for this geometry: "live" (live taps only), "matmul",
     "im2col", "transposed" or "xla". A path applies only where its op is: a matmul for a
     stride-1 1x1, im2col for a stride above 1, and so on; elsewhere XLA's conv."""
@@ -178,7 +181,8 @@ class Paths:
     if (self.conv_taps == "live" and strides == (1, 1) and padding == "SAME"
         and kernel_hw != (1, 1) and any(in_hw[a] < kernel_hw[a] for a in (0, 1))):
       return "live"
-    if self.conv_1x1 == "matmul" and kernel_hw == (1, 1) and strides == (1, 1):
+    if (self.conv_1x1 == "matmul" and kernel_hw == (1, 1) and strides == (1, 1)
+        and (isinstance(padding, str) or padding == ((0, 0), (0, 0)))):
       return "matmul"
     if self.conv_strided == "im2col" and strides != (1, 1):
       return "im2col"
@@ -187,7 +191,7 @@ class Paths:
     return "xla"
 
   def conv(self, x: jax.Array, kernel: jax.Array, strides: Sequence[int],
-           padding: str) -> jax.Array:
+           padding: Padding) -> jax.Array:
     """A conv (NHWC input, HWIO kernel, no bias) computed the way these paths say."""
     strides = tuple(strides)
     path = self.conv_path(x.shape[1:3], kernel.shape[:2], strides, padding)
@@ -204,12 +208,44 @@ class Paths:
                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
   def max_pooling(self, x: jax.Array, window: Sequence[int], strides: Sequence[int],
-                  padding: str) -> jax.Array:
-    """Max pooling (NHWC) computed the way these paths say; the values are XLA's."""
+                  padding: Padding) -> jax.Array:
+    """Max pooling (NHWC) computed the way these paths say; the values are XLA's. Padded taps
+    are -inf: they never win."""
     if self.max_pool == "argmax":
       return max_pool_argmax(x, tuple(window), tuple(strides), padding)
-    return lax.reduce_window(x, jnp.array(-jnp.inf, x.dtype), lax.max, (1, *window, 1),
-                             (1, *strides, 1), padding)
+    return _reduce_max(x, window, strides, padding)
+
+
+def _reduce_max(x, window, strides, padding: Padding):
+  pads = padding if isinstance(padding, str) else ((0, 0), *padding, (0, 0))
+  return lax.reduce_window(x, jnp.array(-jnp.inf, x.dtype), lax.max, (1, *window, 1),
+                           (1, *strides, 1), pads)
+
+
+def explicit_padding(padding) -> Padding:
+  """`padding` as conv units and pools keep it: "SAME" / "VALID" as they are; an int p or a
+  pair (ph, pw) as symmetric explicit padding ((p, p), (p, p)), as PyTorch and Caffe pad."""
+  if isinstance(padding, str):
+    return padding
+  if isinstance(padding, int) and not isinstance(padding, bool):
+    padding = (padding, padding)
+  ph, pw = padding
+  return ((ph, ph), (pw, pw))
+
+
+def axis_padding(padding: Padding, a: int):
+  """Axis `a`'s padding: the string itself, or its (before, after) pair."""
+  return padding if isinstance(padding, str) else tuple(padding[a])
+
+
+def ceil_padding(size: int, window: int, stride: int, pad: int = 0) -> tuple[int, int]:
+  """(before, after) padding that gives a pool ceil-mode rounding (PyTorch `ceil_mode=True`,
+  Caffe's pooling): ceil((size + 2 pad - window) / stride) + 1 outputs, less the last one if
+  it would start in the padding after the input. The extra pixels after are -inf."""
+  out = -(-(size + 2 * pad - window) // stride) + 1
+  if (out - 1) * stride >= size + pad:
+    out -= 1
+  return pad, max(0, (out - 1) * stride + window - size - pad)
 
 
 def conv_1x1_matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -218,16 +254,21 @@ def conv_1x1_matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 
 def conv_kx1_transposed(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
-                        padding: str) -> jax.Array:
+                        padding: Padding) -> jax.Array:
   """A (k, 1) conv (NHWC, HWIO) as the (1, k) conv of the height/width-swapped map."""
   y = lax.conv_general_dilated(x.transpose(0, 2, 1, 3), kernel.transpose(1, 0, 2, 3),
-                               tuple(strides)[::-1], padding,
+                               tuple(strides)[::-1],
+                               padding if isinstance(padding, str) else tuple(padding)[::-1],
                                dimension_numbers=("NHWC", "HWIO", "NHWC"))
   return y.transpose(0, 2, 1, 3)
 
 
-def window_geometry(size: int, window: int, stride: int, padding: str):
-  """(pad before, pad after, output size) of one spatial axis, as XLA's SAME / VALID give it."""
+def window_geometry(size: int, window: int, stride: int, padding):
+  """(pad before, pad after, output size) of one spatial axis, as XLA's SAME / VALID give it,
+  or for an explicit (before, after) pair."""
+  if not isinstance(padding, str):
+    before, after = padding
+    return before, after, (size + before + after - window) // stride + 1
   if padding == "VALID":
     return 0, 0, (size - window) // stride + 1
   out = -(-size // stride)
@@ -259,7 +300,8 @@ def conv_live_taps(x: jax.Array, kernel: jax.Array) -> jax.Array | None:
 
 def _window_views(x, window, strides, padding, fill):
   """The window's taps as strided views of the `fill`-padded input, row-major."""
-  geom = [window_geometry(x.shape[1 + a], window[a], strides[a], padding) for a in (0, 1)]
+  geom = [window_geometry(x.shape[1 + a], window[a], strides[a], axis_padding(padding, a))
+          for a in (0, 1)]
   xp = lax.pad(x, jnp.array(fill, x.dtype),
                [(0, 0, 0), (geom[0][0], geom[0][1], 0), (geom[1][0], geom[1][1], 0), (0, 0, 0)])
   (_, _, oh), (_, _, ow) = geom
@@ -272,7 +314,7 @@ def _window_views(x, window, strides, padding, fill):
 
 
 def conv_im2col(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
-                padding: str) -> jax.Array:
+                padding: Padding) -> jax.Array:
   """A conv (NHWC, HWIO) as one matmul of its patches: equal to XLA's, another speed."""
   kh, kw, c, d = kernel.shape
   patches = jnp.concatenate(_window_views(x, (kh, kw), strides, padding, 0), axis=-1)
@@ -293,7 +335,7 @@ def _argmax_pool(x, window, strides, padding):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
 def max_pool_argmax(x: jax.Array, window: Sequence[int], strides: Sequence[int],
-                    padding: str) -> jax.Array:
+                    padding: Padding) -> jax.Array:
   """Max pool (NHWC) equal to `reduce_window` max, with a gradient through the argmax.
 
   The forward (without a gradient) is XLA's `reduce_window`. Under differentiation, the forward
@@ -302,8 +344,7 @@ def max_pool_argmax(x: jax.Array, window: Sequence[int], strides: Sequence[int],
   view of the (stride-dilated, padded) output gradient, where the index names that tap. All of
   it is element-wise, which XLA fuses into one pass, where `select_and_scatter` walks windows.
   """
-  return lax.reduce_window(x, jnp.array(-jnp.inf, x.dtype), lax.max, (1, *window, 1),
-                           (1, *strides, 1), padding)
+  return _reduce_max(x, window, strides, padding)
 
 
 def _max_pool_fwd(x, window, strides, padding):
@@ -313,7 +354,8 @@ def _max_pool_fwd(x, window, strides, padding):
 
 def _max_pool_bwd(window, strides, padding, residuals, g):
   index, shape = residuals
-  geom = [window_geometry(shape[1 + a], window[a], strides[a], padding) for a in (0, 1)]
+  geom = [window_geometry(shape[1 + a], window[a], strides[a], axis_padding(padding, a))
+          for a in (0, 1)]
   padded = [geom[a][0] + shape[1 + a] + geom[a][1] for a in (0, 1)]
   # Dilate the output grid by the stride, then pad by window - 1 before and up to the padded
   # input's size after: position r of the padded input reads tap t of the window at r - t.

@@ -51,7 +51,8 @@ MODELS: dict[str, ModelSpec] = {
         routed=(*REDUCTION_ARGS, "batch_norm", "use_bias")),
     "googlenet_bn": ModelSpec(
         functools.partial(models.GoogLeNet, style=ConvStyle(batch_norm=True, use_bias=False),
-                          lrn=False, branch5_kernel=3, dropout=0.2, name="googlenet_bn"),
+                          lrn=False, branch5_kernel=3, pool4_window=2, dropout=0.2,
+                          name="googlenet_bn"),
         224, 1000,
         "torchvision's googlenet: batch norm, no conv bias, 3x3 in the '5x5' branch, no aux",
         routed=(*REDUCTION_ARGS, "batch_norm", "use_bias")),

@@ -1,0 +1,91 @@
+"""Our networks against the references' own code: torchvision's googlenet and inception_v3,
+their weights loaded through `bottleneck.nn.import_weights`, give the same logits."""
+
+import collections
+import importlib.util
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from bottleneck.nn import import_weights, registry
+from bottleneck.validation import ConfigError
+
+torch = pytest.importorskip("torch")
+if importlib.util.find_spec("torchvision") is None:  # its import may fail: see import_weights
+  pytest.skip("torchvision is not installed (the torch extra)", allow_module_level=True)
+
+
+def _torchvision(name):
+  """A torchvision network, random weights and non-trivial batch-norm statistics, eval mode."""
+  tvm = import_weights.torchvision_models()
+  torch.manual_seed(0)
+  net = (tvm.GoogLeNet(aux_logits=False, transform_input=False, init_weights=True)
+         if name == "googlenet_bn" else
+         tvm.Inception3(aux_logits=False, transform_input=False, init_weights=True))
+  g = torch.Generator().manual_seed(1)
+  with torch.no_grad():
+    for m in net.modules():
+      if isinstance(m, torch.nn.BatchNorm2d):
+        m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+        m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+        m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+        m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+  return net.eval()
+
+
+def _ours(name):
+  kwargs = {"bn_use_scale": True} if name == "inception_v3" else {}
+  return registry.random_model(name, reduce=True, **kwargs)
+
+
+@pytest.mark.parametrize("name,sizes", [
+    # 201: odd sides, where XLA's SAME and ceil-mode pools would give other grids; 15: the
+    # smallest input torchvision's googlenet takes.
+    ("googlenet_bn", (224, 160, 201, 15)),
+    ("inception_v3", (299, 75)),
+])
+def test_same_logits_as_torchvision(name, sizes):
+  net, ours = _torchvision(name), _ours(name)
+  import_weights.from_torchvision(ours, net.state_dict())
+  ours.eval()
+  forward = nnx.jit(lambda m, x: m(x))
+  for size in sizes:
+    x = np.random.default_rng(size).normal(size=(2, size, size, 3)).astype(np.float32)
+    with torch.no_grad():
+      ref = net(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
+    got = np.asarray(forward(ours, jnp.asarray(x)))
+    assert got.shape == ref.shape == (2, 1000)
+    assert np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max(), size
+  assert ours.min_image_size == (15 if name == "googlenet_bn" else 75)
+
+
+def test_a_tensor_that_does_not_fit_is_named():
+  net, ours = _torchvision("googlenet_bn"), _ours("googlenet_bn")
+  good = net.state_dict()
+
+  def load(state):
+    with pytest.raises(ConfigError) as e:
+      import_weights.from_torchvision(ours, state)
+    return str(e.value)
+
+  wrong = collections.OrderedDict(good)
+  wrong["inception3a.branch2.1.conv.weight"] = torch.zeros(128, 96, 5, 5)
+  assert "tensor 'inception3a.branch2.1.conv.weight' has shape (128, 96, 5, 5); the layer it " \
+         "loads into needs (128, 96, 3, 3)" in load(wrong)
+  missing = collections.OrderedDict(good)
+  del missing["conv2.bn.running_var"]
+  assert "tensor 'conv2.bn.running_var' is missing" in load(missing)
+  extra = collections.OrderedDict(good)
+  extra["fc.scale"] = torch.ones(1000)
+  assert "tensor 'fc.scale' has no place in googlenet_bn" in load(extra)
+  longer = collections.OrderedDict(good)
+  longer["fc2.weight"] = torch.ones(10, 1000)
+  assert "tensor 'fc2.weight' has no place in googlenet_bn" in load(longer)
+  shorter = collections.OrderedDict((k, v) for k, v in good.items() if not k.startswith("fc."))
+  assert "the state dict ends after" in load(shorter)
+  # Keras's Inception-v3 has no batch-norm scale: torchvision's weights need bn_use_scale.
+  keras_style = registry.random_model("inception_v3", reduce=True)
+  with pytest.raises(ConfigError, match="bn_use_scale=True"):
+    import_weights.from_torchvision(keras_style, _torchvision("inception_v3").state_dict())
