@@ -83,7 +83,14 @@ def manager(workdir: str, *, keep: int | None = None,
 
 
 def save(mgr: ocp.CheckpointManager, step: int, states: dict[str, nnx.State]) -> None:
-  mgr.save(step, args=ocp.args.StandardSave({k: to_storable(v) for k, v in states.items()}))
+  """Saves `step` (asynchronously; after the save before it has finished).
+
+  `force`: orbax's default decision policy skips a save, silently, while the one before is
+  still being written; a Ctrl-C right after a checkpoint then lost the step it said it saved.
+  """
+  if not mgr.save(step, args=ocp.args.StandardSave(
+      {k: to_storable(v) for k, v in states.items()}), force=True):
+    raise RuntimeError(f"orbax did not save the checkpoint of step {step} in {mgr.directory}.")
 
 
 def restore_latest(mgr: ocp.CheckpointManager | None, states: dict[str, nnx.State], *,

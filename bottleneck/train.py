@@ -452,7 +452,7 @@ def _train(config, record: dict, workdir: str, owner: bool, label: str | None) -
   writer = MetricWriter(workdir, owner)
   progress = Progress(total_steps, start_step, config.log_every_steps, label)
   pending, window_t, train_time = [], time.time(), 0.0
-  step = start_step
+  step, stop = start_step, None
   try:
     with _CtrlC() as ctrl_c:
       while step < total_steps:
@@ -461,9 +461,11 @@ def _train(config, record: dict, workdir: str, owner: bool, label: str | None) -
         state, metrics = train_step_c(state, batch)
         step += 1
         pending.append((step, metrics))
-        # Ctrl-C: this step is checkpointed (and the save finished) before the run stops.
-        ckpt_now = (step % config.checkpoint_every_steps == 0 or step == total_steps
-                    or ctrl_c.pressed)
+        # Ctrl-C: this step is checkpointed (and the save finished) before the run stops. Read
+        # once: a signal that lands later in this step is handled at the next one (read twice,
+        # a signal between the reads stopped the run without the checkpoint it announced).
+        stop = ctrl_c.pressed
+        ckpt_now = step % config.checkpoint_every_steps == 0 or step == total_steps or stop
         if step % config.log_every_steps != 0 and not ckpt_now:
           progress.update(step)
           continue
@@ -482,16 +484,16 @@ def _train(config, record: dict, workdir: str, owner: bool, label: str | None) -
                       **({} if prior_time is None else
                          {"train_time_s": prior_time + train_time})})
         if (config.eval_every_steps and step % config.eval_every_steps == 0
-            and step != total_steps and not ctrl_c.pressed):
+            and step != total_steps and not stop):
           writer.write({"step": step, "split": "eval", **run_eval(state[0])})
         if ckpt_now:
           checkpoints.save(manager, step, {"model": state[0], "optimizer": state[1]})
         pending, window_t = [], time.time()
-        if ctrl_c.pressed:
+        if stop:
           break
       manager.wait_until_finished()
     progress.close()
-    if ctrl_c.pressed and step < total_steps:
+    if stop and step < total_steps:
       raise Interrupted(f"interrupted ({ctrl_c.pressed}) at step {step} of {total_steps}; the "
                         f"checkpoint at step {step} is saved. Rerun the same command to resume.")
     final = run_eval(state[0])

@@ -158,8 +158,8 @@ def test_wrong_channel_count_is_a_clear_error():
 
 
 def test_train_mode_updates_batch_stats_and_bfloat16_runs():
-  model = registry.create_model("inception_small", reduce=True, width=0.25, image_size=8,
-                                dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+  model = registry.random_model("inception_small", reduce=True, width=0.25, image_size=8,
+                                dtype=jnp.bfloat16)
   before = jax.tree.map(jnp.copy, nnx.state(model, nnx.BatchStat))
   model.train()
   out = nnx.jit(lambda m, x: m(x))(model, jnp.ones((4, 8, 8, 3)))

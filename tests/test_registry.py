@@ -34,6 +34,27 @@ def test_random_model_is_deterministic_and_runs():
   assert out.shape == (1, 10) and float(jnp.abs(out).sum()) > 0
 
 
+def test_create_model_initialises_as_the_layers_do_eagerly():
+  """create_model compiles the initialisers as one program; the values must be those of
+  building the network eagerly, layer by layer, from the same seed."""
+  kwargs = dict(in_channels=1, width=0.5, hidden=16, batch_norm=True)
+  jitted = registry.create_model("flatten_head_cnn", reduce=True, rngs=nnx.Rngs(params=4),
+                                 **kwargs)
+  style = registry.ConvStyle(batch_norm=True)
+  eager = registry.MODELS["flatten_head_cnn"].build(
+      num_classes=10, image_size=8, in_channels=1, width=0.5, hidden=16,
+      reduction=registry.Reduction(enabled=True), style=style, rngs=nnx.Rngs(params=4))
+  a, b = nnx.state(jitted), nnx.state(eager)
+  assert jax.tree.structure(a) == jax.tree.structure(b)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    assert x.dtype == y.dtype and bool(jnp.all(x == y))
+  # A second model of the same kind reuses the compiled initialisers, with its own seed.
+  other = registry.create_model("flatten_head_cnn", reduce=True, rngs=nnx.Rngs(params=5),
+                                **kwargs)
+  assert not bool(jnp.all(other.trunk.layers[0].conv.kernel[...]
+                          == jitted.trunk.layers[0].conv.kernel[...]))
+
+
 def test_unknown_model_argument_is_a_clear_error():
   with pytest.raises(ConfigError, match=r"unknown argument of model 'inception_small' 'widht'.*"
                                         r"Did you mean 'width'\?"):
