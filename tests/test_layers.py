@@ -1,12 +1,13 @@
 """The conv unit's switches, local response normalization, the classifier head."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
 from bottleneck import complexity
-from bottleneck.nn.layers import ClassifierHead, ConvUnit, LocalResponseNorm
+from bottleneck.nn.layers import ClassifierHead, ConvUnit, LocalResponseNorm, MaxPool
 from bottleneck.nn.paths import Paths
 from bottleneck.validation import ConfigError
 
@@ -73,3 +74,35 @@ def test_1x1_as_matmul_equals_xla_conv(cin, cout, bias, batch_norm):
   assert path(strided) == "xla"  # only stride-1 1x1 convs are matmuls
   with pytest.raises(ConfigError, match="unknown conv_1x1 'einsum'"):
     Paths(conv_1x1="einsum")
+
+
+def test_explicit_padding_pads_both_sides_as_pytorch_does():
+  """A 7x7/2 conv with padding=3 (PyTorch, Caffe) differs from SAME (2 before, 3 after)."""
+  x = jnp.asarray(np.random.default_rng(3).normal(size=(1, 10, 10, 2)), jnp.float32)
+  unit = ConvUnit(2, 4, 7, strides=2, padding=3, use_bias=False, activation=False,
+                  rngs=nnx.Rngs(0))
+  assert unit.padding == ((3, 3), (3, 3))
+  want = jax.lax.conv_general_dilated(x, unit.conv.kernel[...], (2, 2), ((3, 3), (3, 3)),
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  np.testing.assert_allclose(unit(x), want, atol=1e-6)
+  same = ConvUnit(2, 4, 7, strides=2, use_bias=False, activation=False, rngs=nnx.Rngs(0))
+  assert not np.allclose(same(x), unit(x))
+  for bad in (-1, (1, 2, 3), "same", 1.5):
+    with pytest.raises(ConfigError, match="padding"):
+      ConvUnit(2, 4, 3, padding=bad, rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("size,window,want", [(112, 3, 56), (7, 3, 3), (201, 3, 100), (14, 2, 7),
+                                              (1, 2, 1), (2, 3, 1)])
+def test_ceil_mode_pool_rounds_up(size, window, want):
+  """Output sides as PyTorch's MaxPool2d(window, 2, ceil_mode=True) gives them; the windows
+  that hang over the end take the maximum of their real pixels."""
+  pool = MaxPool(window, 2, "VALID", ceil_mode=True)
+  assert pool.output_size(size) == want
+  x = jnp.asarray(np.random.default_rng(size).normal(size=(1, size, size, 2)), jnp.float32)
+  y = pool(x)
+  assert y.shape == (1, want, want, 2)
+  last = x[0, 2 * (want - 1):2 * (want - 1) + window, 2 * (want - 1):2 * (want - 1) + window]
+  np.testing.assert_array_equal(y[0, -1, -1], last.max(axis=(0, 1)))
+  with pytest.raises(ConfigError, match="ceil_mode needs padding"):
+    MaxPool(3, 2, "SAME", ceil_mode=True)
