@@ -42,7 +42,6 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from bottleneck import checkpoints, complexity, env, run_config, validation, workdir as wd
 from bottleneck.nn import registry
-from bottleneck.nn.paths import Paths
 from bottleneck.data import pipeline
 from bottleneck.validation import ConfigError
 

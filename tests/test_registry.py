@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import pytest
 from flax import nnx
 
-from bottleneck.nn import registry
+from bottleneck.nn import blocks, registry
 from bottleneck.validation import ConfigError
 
 
@@ -40,10 +40,10 @@ def test_create_model_initialises_as_the_layers_do_eagerly():
   kwargs = dict(in_channels=1, width=0.5, hidden=16, batch_norm=True)
   jitted = registry.create_model("flatten_head_cnn", reduce=True, rngs=nnx.Rngs(params=4),
                                  **kwargs)
-  style = registry.ConvStyle(batch_norm=True)
+  style = blocks.ConvStyle(batch_norm=True)
   eager = registry.MODELS["flatten_head_cnn"].build(
       num_classes=10, image_size=8, in_channels=1, width=0.5, hidden=16,
-      reduction=registry.Reduction(enabled=True), style=style, rngs=nnx.Rngs(params=4))
+      reduction=blocks.Reduction(enabled=True), style=style, rngs=nnx.Rngs(params=4))
   a, b = nnx.state(jitted), nnx.state(eager)
   assert jax.tree.structure(a) == jax.tree.structure(b)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):

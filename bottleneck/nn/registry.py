@@ -22,7 +22,7 @@ from flax import nnx
 
 from bottleneck import validation
 from bottleneck.nn import models
-from bottleneck.nn.blocks import ConvStyle, Reduction
+from bottleneck.nn.blocks import ConvStyle
 from bottleneck.nn.paths import KINDS, Paths
 
 
