@@ -43,5 +43,8 @@ setup(
         # torchvision: its googlenet and inception_v3 are the references the tests compare with
         # (PyPI's wheel is a CUDA build; bottleneck.nn.import_weights imports its models anyway).
         "torch": ["torch==2.13.0", "torchvision==0.28.0"],
+        # Keras's InceptionV3, the reference the Keras weight loader is tested against
+        # (experiments.import_weights --source=keras); Keras 3 runs on JAX, no TensorFlow.
+        "keras": ["keras>=3.5"],
     },
 )

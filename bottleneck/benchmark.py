@@ -112,7 +112,9 @@ def case(name: str) -> Case:
   return known[name]
 
 
-def _timed(fn, args, warmup: int, repeats: int) -> list[float]:
+def time_calls(fn, args, warmup: int, repeats: int) -> list[float]:
+  """Seconds of each of `repeats` calls of `fn(*args)` after `warmup` calls, each waited for
+  (`block_until_ready`)."""
   for _ in range(warmup):
     jax.block_until_ready(fn(*args))
   times = []
@@ -127,7 +129,7 @@ def matmul_peak(dtype=jnp.float32, n: int = 2048, repeats: int = 5) -> float:
   """GFLOP/s of an n x n x n `jnp.dot`: the device's practical matmul peak, measured now."""
   a = jnp.asarray(np.random.default_rng(0).normal(size=(n, n)), dtype)
   dot = jax.jit(jnp.dot)
-  t = statistics.median(_timed(dot, (a, a), warmup=2, repeats=repeats))
+  t = statistics.median(time_calls(dot, (a, a), warmup=2, repeats=repeats))
   return 2 * n ** 3 / t / 1e9
 
 
@@ -167,7 +169,7 @@ def run_case(c: Case, *, reduce: bool, batch: int, dtype: str = "float32",
     t = time.perf_counter()
     compiled = jax.jit(fn, compiler_options=options).lower(params, rest, x).compile()
     row[f"{key}_compile_s"] = time.perf_counter() - t
-    times = _timed(compiled, (params, rest, x), warmup, repeats)
+    times = time_calls(compiled, (params, rest, x), warmup, repeats)
     row[f"{key}_ms"] = 1e3 * statistics.median(times)
     row[f"{key}_ms_min"], row[f"{key}_ms_max"] = 1e3 * min(times), 1e3 * max(times)
     if key == "fwd":

@@ -95,14 +95,15 @@ def save(mgr: ocp.CheckpointManager, step: int, states: dict[str, nnx.State]) ->
 
 def restore_latest(mgr: ocp.CheckpointManager | None, states: dict[str, nnx.State], *,
                    set_aside_in: str | None = None):
-  """(step, states) from the newest readable checkpoint, or (0, states) if there is none.
+  """(step, states) from the newest readable checkpoint, or (None, states) if there is none
+  (step 0 is a step: imported weights are saved there, `bottleneck.trained`).
 
   An unreadable checkpoint is reported and the one before it is tried; with `set_aside_in`
   (the workdir, for its owner) the unreadable step is moved to its `.set_aside/` first, so
   that later saves at or below that step happen.
   """
   if mgr is None:
-    return 0, states
+    return None, states
   template = {k: to_storable(v) for k, v in states.items()}
   steps = sorted(mgr.all_steps(), reverse=True)
   for step in steps:
@@ -122,5 +123,5 @@ def restore_latest(mgr: ocp.CheckpointManager | None, states: dict[str, nnx.Stat
       continue
     return step, {k: from_storable(states[k], stored[k]) for k in states}
   if steps:
-    logging.warning("no readable checkpoint in %s: starting from scratch", mgr.directory)
-  return 0, states
+    logging.warning("no readable checkpoint in %s", mgr.directory)
+  return None, states

@@ -1,5 +1,16 @@
-"""Sliding-window classification in one pass: a trained flatten + Dense classifier,
-convolutionalized, on a canvas holding several test digits; heat maps of the score map."""
+"""Sliding-window classification in one pass: a classifier made fully convolutional
+(`bottleneck.nn.conversions.convolutionalize`) reads an input larger than its training size and
+returns a map of class scores.
+
+- A flatten + Dense classifier trained on the digits (configs/digits_fc_head.py) reads a canvas
+  holding several test digits; every location equals the classifier on its crop.
+- GoogLeNet (`googlenet`, `googlenet_bn`; e.g. weights from experiments.import_weights) reads the
+  two photos scikit-learn ships (china.jpg, flower.jpg). Each location is compared with the
+  network on its 224x224 crop (they differ where the network pads inside; by how much is
+  measured per ring of locations from the map's edge), and the cost of the map in one pass is
+  measured against classifying one crop (Caffe's fully convolutional CaffeNet: 64x the outputs
+  for about 3x the time).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +19,10 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
+from PIL import Image
 
-from bottleneck import train, workdir as wd
+from bottleneck import trained, workdir as wd
 from bottleneck.nn import conversions, models
 from bottleneck.data import pipeline
 from bottleneck.validation import ConfigError
@@ -69,21 +82,35 @@ def _place(images, labels, slots, size, tile, rng):
   return canvas, placed
 
 
-def run(workdir: str, image_size: int, *, num_digits: int = 4, seed: int = 0,
-        out_dir: str | None = None) -> dict:
-  """Loads the classifier trained in `workdir`, convolutionalizes it, runs it on a canvas."""
+def run(workdir: str, image_size: int | None = None, *, num_digits: int = 4, seed: int = 0,
+        out_dir: str | None = None, calibrate_bn: bool = False, repeats: int = 5) -> dict:
+  """Loads the model saved in `workdir`, convolutionalizes it, runs it on a canvas of digits
+  (flatten + Dense classifiers; `image_size` the canvas side, default 32) or on the photos
+  (GoogLeNet; `image_size` their shorter side, default 320)."""
   if out_dir is not None:
     wd.ensure_writable(out_dir, "--out_dir")  # before the work, not after it
-  model, config, splits, step = train.load_trained_model(workdir)
-  if not isinstance(model, models.FlattenHeadClassifier):
-    raise ConfigError(f"{workdir} trained {config.model!r}; fully_conv needs a flatten + Dense "
-                      "classifier (configs/digits_fc_head.py).")
+  loaded = trained.load(workdir)
+  out_dir = out_dir or os.path.join(workdir, "fully_conv")
+  if isinstance(loaded.model, models.FlattenHeadClassifier):
+    return _run_digits(loaded, image_size or 32, num_digits, seed, out_dir)
+  if isinstance(loaded.model, models.GoogLeNet):
+    return run_photos(loaded, image_size or 320, out_dir, calibrate_bn=calibrate_bn,
+                      repeats=repeats)
+  raise ConfigError(f"{workdir} holds {loaded.config.model!r}; fully_conv takes a flatten + "
+                    "Dense classifier (configs/digits_fc_head.py) or googlenet / googlenet_bn "
+                    "(experiments.import_weights).")
+
+
+def _run_digits(loaded, image_size, num_digits, seed, out_dir) -> dict:
+  model, config, step = loaded.model, loaded.config, loaded.step
   fully_conv = conversions.convolutionalize(model)
   if image_size < fully_conv.min_image_size:
     raise ConfigError(f"--image_size={image_size} is too small; the minimum is the training "
                       f"size {fully_conv.min_image_size}.")
   d = config.data
-  canvas, placed = make_canvas(splits[config.eval_split], image_size, model.image_size,
+  split = pipeline.load_splits(config.dataset, (config.eval_split,),
+                               config.get("data_dir"))[config.eval_split]
+  canvas, placed = make_canvas(split, image_size, model.image_size,
                                fully_conv.stride, num_digits, seed)
   x = pipeline.Preprocess(image_size, model.in_channels, mean=d.mean, std=d.std)(
       [canvas], train=False)
@@ -93,15 +120,118 @@ def run(workdir: str, image_size: int, *, num_digits: int = 4, seed: int = 0,
     p["predicted"] = int(np.argmax(probs[p["row"] // fully_conv.stride,
                                          p["col"] // fully_conv.stride]))
   from bottleneck import plots  # pylint: disable=g-import-not-at-top  # matplotlib, when drawing
-  files = plots.heat_maps(canvas, probs, placed, fully_conv.stride,
-                    out_dir or os.path.join(workdir, "fully_conv"))
-  return {"checkpoint_step": step, "input_shape": list(x.shape),
+  files = plots.heat_maps(canvas, probs, placed, fully_conv.stride, out_dir)
+  return {"kind": "digits", "checkpoint_step": step, "input_shape": list(x.shape),
           "score_map_shape": list(scores.shape[1:]), "max_abs_diff_vs_crops": diff,
           "crops_checked": checked, "stride": fully_conv.stride, "digits": placed,
           "files": files}
 
 
+def photo_input(image: np.ndarray, side: int, size: int, stride: int) -> np.ndarray:
+  """`image` (uint8 HWC) with its shorter side scaled to `side` (bilinear, antialiased), then
+  cut at the centre to size + k * stride on each side, so that score-map locations fall on
+  whole crops."""
+  if side < size:
+    raise ConfigError(f"--image_size={side} is too small; the minimum is the training size "
+                      f"{size}.")
+  h, w = image.shape[:2]
+  scale = side / min(h, w)
+  nh, nw = max(side, round(h * scale)), max(side, round(w * scale))
+  image = np.asarray(Image.fromarray(image).resize((nw, nh), Image.BILINEAR))
+  th, tw = (size + (n - size) // stride * stride for n in (nh, nw))
+  top, left = (nh - th) // 2, (nw - tw) // 2
+  return image[top:top + th, left:left + tw]
+
+
+def calibrate_batch_norm(model, x: jax.Array) -> None:
+  """Sets every batch norm's statistics to those of `x` (a forward in training mode with
+  momentum 0), so that random weights give activations of unit scale throughout."""
+  norms = [m for _, m in nnx.iter_modules(model) if isinstance(m, nnx.BatchNorm)]
+  momenta = [n.momentum for n in norms]
+  for n in norms:
+    n.momentum = 0.0
+  model.train()
+  model(x)
+  model.eval()
+  for n, m in zip(norms, momenta):
+    n.momentum = m
+
+
+def _by_ring(values: np.ndarray) -> list[dict]:
+  """Max and mean of a per-location H' x W' array by ring: 0 the map's edge, 1 the next..."""
+  h, w = values.shape
+  i, j = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+  ring = np.minimum(np.minimum(i, j), np.minimum(h - 1 - i, w - 1 - j))
+  return [{"ring": int(r), "locations": int(np.sum(ring == r)),
+           "max": float(values[ring == r].max()), "mean": float(values[ring == r].mean())}
+          for r in range(int(ring.max()) + 1)]
+
+
+def run_photos(loaded, side: int, out_dir: str, *, calibrate_bn: bool = False,
+               repeats: int = 5, chunk: int = 16) -> dict:
+  """GoogLeNet's score map on scikit-learn's two photos (see the module docstring)."""
+  from sklearn.datasets import load_sample_images  # pylint: disable=g-import-not-at-top
+  from bottleneck import benchmark, complexity, env, plots  # pylint: disable=g-import-not-at-top
+  model, pre = loaded.model, loaded.preprocess
+  size = model.image_size
+  net = conversions.convolutionalize(model)
+  photos = load_sample_images()
+  images = [photo_input(im, side, size, net.stride) for im in photos.images]
+  normalize = lambda im: jnp.asarray(((im[None].astype(np.float32) / 255.0 - np.asarray(
+      pre.mean, np.float32)) / np.asarray(pre.std, np.float32)))
+  inputs = [normalize(im) for im in images]
+  if calibrate_bn:  # on every 224x224 window of both photos
+    windows = [conversions.crop_logits(lambda c: c, net, x, (net.score_map_size(x.shape[1]),
+                                                             net.score_map_size(x.shape[2])))
+               for x in inputs]
+    calibrate_batch_norm(model, jnp.concatenate([w.reshape(-1, size, size, 3)
+                                                 for w in windows]))
+  score_map = nnx.jit(lambda m, x: m(x))
+  classify = nnx.jit(lambda m, x: m(x))
+  crop_macs = complexity.module_macs(model, (1, size, size, 3))
+  results, files = [], []
+  for path, image, x in zip(photos.filenames, images, inputs):
+    scores = np.asarray(score_map(net, x))[0]
+    h, w = scores.shape[:2]
+    direct = np.concatenate([np.asarray(classify(model, c)) for c in np.array_split(
+        np.asarray(conversions.crop_logits(lambda c: c, net, x, (h, w))).reshape(
+            -1, size, size, 3), max(1, h * w // chunk))]).reshape(h, w, -1)
+    scale = float(np.abs(direct).max())
+    rel = np.abs(scores - direct).max(-1) / scale
+    agree = np.argmax(scores, -1) == np.argmax(direct, -1)
+    centre = (x.shape[1] - size) // 2, (x.shape[2] - size) // 2
+    crop = x[:, centre[0]:centre[0] + size, centre[1]:centre[1] + size]
+    at_size = float(np.abs(np.asarray(score_map(net, crop))[0, 0, 0] -
+                           np.asarray(classify(model, crop))[0]).max())
+    t_map = float(np.median(benchmark.time_calls(lambda m, v: score_map(m, v), (net, x), 2,
+                                            repeats)))
+    t_crop = float(np.median(benchmark.time_calls(lambda m, v: classify(m, v), (model, crop), 2,
+                                             repeats)))
+    probs = np.asarray(jax.nn.softmax(scores, -1))
+    name = os.path.splitext(os.path.basename(path))[0]
+    files.append(plots.photo_score_map(image, probs, net.stride, size,
+                                       os.path.join(out_dir, f"{name}.png")))
+    results.append({
+        "photo": os.path.basename(path), "original_shape": list(photos.images[0].shape),
+        "input_shape": list(x.shape[1:]), "score_map_shape": [h, w, scores.shape[-1]],
+        "locations": h * w, "at_training_size_max_abs_diff": at_size,
+        "vs_crops_max_rel_diff": float(rel.max()), "vs_crops_top1_agreement": float(
+            agree.mean()), "vs_crops_by_ring": _by_ring(rel),
+        "map_time_s": t_map, "crop_time_s": t_crop, "time_ratio": t_map / t_crop,
+        "map_macs": complexity.module_macs(net, x.shape), "crop_macs": crop_macs,
+        "top_classes": [int(k) for k in np.bincount(np.argmax(probs, -1).ravel(),
+                                                    minlength=probs.shape[-1]).argsort()[::-1][:3]],
+    })
+  return {"kind": "photos", "model": loaded.config.model, "checkpoint_step": loaded.step,
+          "weights": (loaded.imported or {}).get("weights", "trained here"),
+          "calibrated_bn": calibrate_bn, "stride": net.stride, "window": net.window,
+          "training_size": size, "photos": results, "files": files,
+          "device": env.device_description()}
+
+
 def format_text(out: dict) -> str:
+  if out["kind"] == "photos":
+    return format_photos(out)
   lines = [f"checkpoint: step {out['checkpoint_step']}",
            f"input {out['input_shape']} -> score map {out['score_map_shape']} "
            f"(stride {out['stride']})",
@@ -110,4 +240,27 @@ def format_text(out: dict) -> str:
   lines += [f"digit {p['label']} at ({p['row']}, {p['col']}): predicted {p['predicted']}"
             for p in out["digits"]]
   lines.append(f"heat maps: {os.path.dirname(out['files'][0])}/ (heatmaps.png, class_*.png)")
+  return "\n".join(lines)
+
+
+def format_photos(out: dict) -> str:
+  calibrated = ", batch norm calibrated on the photos" if out["calibrated_bn"] else ""
+  lines = [f"{out['model']} ({out['weights']}{calibrated}): global pool -> {out['window']}x"
+           f"{out['window']}/1 average pool, Dense -> 1x1 conv; stride {out['stride']}"]
+  for p in out["photos"]:
+    h, w, k = p["score_map_shape"]
+    lines += [
+        f"{p['photo']}: input {p['input_shape'][0]}x{p['input_shape'][1]} -> score map "
+        f"{h}x{w}x{k} ({p['locations']} locations)",
+        f"  at the training size, map vs logits: max |diff| {p['at_training_size_max_abs_diff']:.3g}",
+        f"  every location vs the network on its {out['training_size']}x"
+        f"{out['training_size']} crop: max relative diff {p['vs_crops_max_rel_diff']:.3g}, "
+        f"same top-1 at {100 * p['vs_crops_top1_agreement']:.0f}% of locations",
+        "  by ring from the map's edge (max rel diff): " + ", ".join(
+            f"{r['ring']}: {r['max']:.3g}" for r in p["vs_crops_by_ring"]),
+        f"  cost: one pass {p['map_time_s'] * 1e3:.0f} ms, one crop {p['crop_time_s'] * 1e3:.0f} "
+        f"ms: {p['locations']}x the outputs for {p['time_ratio']:.1f}x the time "
+        f"({p['map_macs'] / p['crop_macs']:.1f}x the MACs; crops one by one: "
+        f"{p['locations']}x)"]
+  lines.append(f"heat maps: {os.path.dirname(out['files'][0])}/")
   return "\n".join(lines)

@@ -123,3 +123,32 @@ def heat_maps(canvas: np.ndarray, probs: np.ndarray, placed: list[dict], stride:
     fig.savefig(files[-1], dpi=80)
     plt.close(fig)
   return files
+
+
+def photo_score_map(image: np.ndarray, probs: np.ndarray, stride: int, size: int,
+                    path: str) -> str:
+  """A photo beside its score map (`bottleneck.fully_conv.run_photos`): the most probable class
+  at each location, and its probability. Location (i, j) reads the size x size window at
+  (i * stride, j * stride); the window of location (0, 0) is outlined."""
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  top = np.argmax(probs, -1)
+  classes, index = np.unique(top, return_inverse=True)
+  fig, (a, b, c) = plt.subplots(1, 3, figsize=(13, 3.6), constrained_layout=True)
+  a.imshow(image)
+  a.add_patch(plt.Rectangle((0, 0), size, size, fill=False, color="yellow", lw=1.5))
+  a.set_title(f"input {image.shape[0]}x{image.shape[1]}")
+  shown = b.imshow(index.reshape(top.shape), cmap="tab20", vmin=0, vmax=max(19, len(classes)))
+  b.set_title(f"top-1 class per location ({len(classes)} distinct)")
+  for k, cls in enumerate(classes[:20]):
+    b.plot([], [], "s", color=shown.cmap(shown.norm(k)), label=str(cls))
+  b.legend(fontsize=6, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0), title="class")
+  p = c.imshow(probs.max(-1), vmin=0, vmax=1, cmap="viridis")
+  c.set_title("its probability")
+  fig.colorbar(p, ax=c, shrink=0.8)
+  for ax in (a, b, c):
+    ax.set_xticks([])
+    ax.set_yticks([])
+  fig.suptitle(f"score map {probs.shape[0]}x{probs.shape[1]}x{probs.shape[2]}, stride {stride}")
+  fig.savefig(path, dpi=90)
+  plt.close(fig)
+  return path

@@ -95,10 +95,15 @@ def _pool(pool, kind: str) -> nn.Module:
   if kind == "max":
     make = lambda p: nn.MaxPool2d(pool.window, pool.stride, p,
                                   ceil_mode=getattr(pool, "ceil_mode", False))
-  else:  # flax counts padded taps as zeros, as count_include_pad=True does
-    make = lambda p: nn.AvgPool2d(pool.window, pool.stride, p, count_include_pad=True)
-  return _padded(make, pool.window, pool.stride, pool.padding,
-                 -float("inf") if kind == "max" else 0.0)
+  else:  # count_pad: padded taps count as zeros (count_include_pad); else only real taps
+    make = lambda p: nn.AvgPool2d(pool.window, pool.stride, p,
+                                  count_include_pad=pool.count_pad)
+  out = _padded(make, pool.window, pool.stride, pool.padding,
+                -float("inf") if kind == "max" else 0.0)
+  if kind == "avg" and not pool.count_pad and isinstance(out, _Padded):
+    raise NotImplementedError("an average pool that pads unevenly and divides by its real "
+                              "taps has no PyTorch twin here.")
+  return out
 
 
 class _Concat(nn.Module):

@@ -180,6 +180,9 @@ def prepare_workdir(workdir: str, record: dict, *, restart: bool = False) -> dic
   recomputed from the final checkpoint. Nothing is deleted: see `workdir.set_aside`.
   """
   config_path = os.path.join(workdir, wd.CONFIG)
+  if os.path.exists(os.path.join(workdir, wd.IMPORTED)):
+    raise ConfigError(f"workdir {workdir} holds imported weights ({wd.IMPORTED}); training "
+                      "does not write there. Use another --workdir.")
   if restart:
     moved = wd.set_aside(workdir, RUN_FILES, "set aside by --restart")
     if moved:
@@ -298,38 +301,6 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int):
       **run_config.model_kwargs(config))
 
 
-def load_trained_model(workdir: str):
-  """(model in eval mode, config, data splits, step) from a training workdir's newest readable
-  checkpoint, saying which step it loaded. Clear errors for a directory that is not a workdir
-  or holds no readable checkpoint. Reads only: an unreadable step is reported, not moved."""
-  path = os.path.join(workdir, wd.CONFIG)
-  if not os.path.exists(path):
-    raise ConfigError(f"{workdir} is not a training workdir: it has no {wd.CONFIG}.")
-  config = ml_collections.ConfigDict(wd.read_json(path))
-  splits = pipeline.load_splits(config.dataset, (config.train_split, config.eval_split),
-                                config.get("data_dir"))
-  model = build_model(config, splits[config.train_split].num_classes)
-  optimizer = nnx.Optimizer(model, make_optimizer(config, make_schedule(config, 1, 1)),
-                            wrt=nnx.Param)
-  manager = checkpoints.manager(workdir, read_only=True)
-  newest = max(manager.all_steps(), default=0) if manager else 0
-  if not newest:
-    raise ConfigError(f"{workdir} holds no checkpoint: train it first.")
-  step, restored = checkpoints.restore_latest(manager, {"model": nnx.state(model),
-                                                        "optimizer": nnx.state(optimizer)})
-  if step == 0:
-    raise ConfigError(f"every checkpoint in {os.path.join(workdir, wd.CHECKPOINTS)} is "
-                      "unreadable.")
-  nnx.update(model, restored["model"])
-  model.eval()
-  if step != newest:
-    logging.warning("%s: loaded the checkpoint at step %d; the newest, step %d, is unreadable",
-                    workdir, step, newest)
-  else:
-    logging.info("%s: loaded %s from the checkpoint at step %d", workdir, config.model, step)
-  return model, config, splits, step
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                        restart: bool = False, label: str | None = None) -> dict:
   """Trains `config.model` on `config.dataset`, evaluates it, returns the result.json dict.
@@ -386,6 +357,7 @@ def resume(workdir: str, manager, states: dict, owner: bool) -> tuple[int, dict,
   be saved again; metrics rows logged after the checkpoint are dropped."""
   step, states = checkpoints.restore_latest(manager, states,
                                             set_aside_in=workdir if owner else None)
+  step = step or 0  # none readable: a fresh run
   metrics_path = os.path.join(workdir, wd.METRICS)
   rows = [r for r in wd.read_jsonl(metrics_path) if r["step"] <= step]
   if owner:

@@ -34,6 +34,7 @@ RESULT = "result.json"
 CHECKPOINTS = "checkpoints"
 TENSORBOARD = "tensorboard"
 ERROR = "error.json"  # a sweep point's failure
+IMPORTED = "imported.json"  # weights from another framework (bottleneck.trained)
 # What every result.json has; one without them is incomplete (cut short, or not ours).
 RESULT_KEYS = ("model", "reduce", "dataset", "seed", "params", "macs", "eval_accuracy")
 LOCK = ".lock"
@@ -48,7 +49,7 @@ class WorkdirBusy(ConfigError):
   """Another live process holds the workdir's lock."""
 
 
-def _umask() -> int:
+def umask() -> int:
   mask = os.umask(0)
   os.umask(mask)
   return mask
@@ -63,7 +64,7 @@ def atomic_write_text(path: str, text: str) -> None:
     with os.fdopen(fd, "w") as f:
       f.write(text)
       f.flush()
-      os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp's 0600 would lock others out
+      os.fchmod(f.fileno(), 0o666 & ~umask())  # mkstemp's 0600 would lock others out
       os.fsync(f.fileno())
     os.replace(tmp, path)
   except BaseException:

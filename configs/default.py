@@ -22,6 +22,7 @@ VARIANTS = ("reduced", "naive")
 MODEL_ARGUMENTS = {
     "reduction_ratio": float, "reduction_activation": bool,  # the 1x1 reductions
     "batch_norm": bool, "use_bias": bool, "bn_use_scale": bool,  # conv conventions
+    "avg_pool_count_pad": bool,
     "lrn": bool, "branch5_kernel": int, "pool4_window": int, "dropout": float,
     "aux_logits": bool,
     "in_channels": int, "width": float, "hidden": int, "reduction_channels": int,

@@ -1,13 +1,14 @@
 r"""Parameters and multiply-adds of a network, reduced (1x1 reductions) and naive, per block.
 
   python -m experiments.analyze --model=googlenet --reduce=both --format=table
+  python -m experiments.analyze --workdir=runs/tv_googlenet   # the model saved there
 
 Nothing is trained or run: the model is built abstractly and its forward traced and compiled.
 """
 
 from absl import flags
 
-from bottleneck import cli, complexity, tables
+from bottleneck import cli, complexity, tables, trained
 from bottleneck.nn import registry
 
 _MODEL = flags.DEFINE_string("model", "googlenet", f"One of {', '.join(registry.MODELS)}.")
@@ -16,13 +17,20 @@ _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Input side; default: the
 _NUM_CLASSES = flags.DEFINE_integer("num_classes", None, "Default: the model's own.")
 _FORMAT = flags.DEFINE_enum("format", "table", tables.FORMATS, "Output format.")
 _XLA = flags.DEFINE_bool("xla", True, "Also compile the forward for XLA's FLOP count.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir or imported weights "
+                               "(experiments.import_weights): analyze the model saved there "
+                               "(--model, --reduce, --num_classes come from it).")
 
 
 def main(argv):
   del argv
-  reports = [complexity.analyze(_MODEL.value, reduce=r, image_size=_IMAGE_SIZE.value,
-                                num_classes=_NUM_CLASSES.value, xla=_XLA.value)
-             for r in cli.parse_bool_or_both(_REDUCE.value, "reduce")]
+  if _WORKDIR.value:
+    reports = [trained.complexity_report(_WORKDIR.value, image_size=_IMAGE_SIZE.value,
+                                         xla=_XLA.value)]
+  else:
+    reports = [complexity.analyze(_MODEL.value, reduce=r, image_size=_IMAGE_SIZE.value,
+                                  num_classes=_NUM_CLASSES.value, xla=_XLA.value)
+               for r in cli.parse_bool_or_both(_REDUCE.value, "reduce")]
   print(tables.render_reports(reports, _FORMAT.value), end="")
 
 

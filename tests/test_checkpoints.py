@@ -51,7 +51,7 @@ def test_unreadable_steps_are_set_aside_and_can_be_saved_again(tmp_path):
   _corrupt(os.path.join(work, wd.CHECKPOINTS, "1"))
   mgr = checkpoints.manager(work)
   step, _ = checkpoints.restore_latest(mgr, {"m": _state(0.0)}, set_aside_in=work)
-  assert step == 0 and mgr.all_steps() == []
+  assert step is None and mgr.all_steps() == []
   aside = os.listdir(os.path.join(work, wd.SET_ASIDE))
   assert len(aside) == 2
   assert {tuple(os.listdir(os.path.join(work, wd.SET_ASIDE, a, wd.CHECKPOINTS)))

@@ -6,9 +6,13 @@ import shutil
 import subprocess
 import sys
 
+import jax.numpy as jnp
+import numpy as np
 import pytest
+from flax import nnx
 
 from bottleneck import fully_conv, train
+from bottleneck.nn import conversions, registry
 from bottleneck.validation import ConfigError
 from configs import digits_fc_head
 from tests import ROOT
@@ -44,7 +48,7 @@ def test_bad_inputs(trained, tmp_path):
   with pytest.raises(ConfigError, match=r"--image_size=7 is too small; the minimum is the "
                                         r"training size 8"):
     fully_conv.run(trained, 7)
-  with pytest.raises(ConfigError, match="is not a training workdir"):
+  with pytest.raises(ConfigError, match="holds no model: it has no config.json"):
     fully_conv.run(str(tmp_path), 16)
   empty = tmp_path / "no_ckpt"
   empty.mkdir()
@@ -75,3 +79,61 @@ def test_an_unreadable_newest_checkpoint_loads_the_one_before_and_says_so(traine
   assert any("loaded the checkpoint at step 42; the newest, step 63, is unreadable"
              in r.getMessage() for r in caplog.records)
   assert os.path.isdir(copy / "checkpoints" / "63")  # a reader moves nothing
+
+
+@pytest.mark.parametrize("name", ["googlenet", "googlenet_bn"])
+def test_googlenet_score_map_shapes_and_the_logits_at_the_training_size(name):
+  model = registry.random_model(name, reduce=True, image_size=64, num_classes=12)
+  model.eval()
+  net = conversions.convolutionalize(model)
+  assert (net.window, net.stride, net.min_image_size) == (2, 32, 64)
+  x = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype(np.float32)
+  logits = np.asarray(model(jnp.asarray(x)))
+  scores = np.asarray(net(jnp.asarray(x)))
+  assert scores.shape == (2, 1, 1, 12)
+  assert np.abs(scores[:, 0, 0] - logits).max() <= 1e-5 * np.abs(logits).max()
+  for h, w in [(96, 96), (128, 160), (96, 224), (64, 97)]:
+    shape = nnx.eval_shape(lambda m, h=h, w=w: m(jnp.zeros((1, h, w, 3))), net).shape
+    assert shape == (1, (h - 64) // 32 + 1, (w - 64) // 32 + 1, 12), (h, w)
+    assert shape[1] == net.score_map_size(h)
+  with pytest.raises(ConfigError, match="input 63x96 is too small .* the minimum is its "
+                                        "training size 64x64"):
+    net(jnp.zeros((1, 63, 96, 3)))
+
+
+def test_googlenet_at_224_gives_the_papers_maps():
+  """The seed's claim: defined at 224, GoogLeNet's score map is 1x1 there and 4x4 at 320."""
+  net = nnx.eval_shape(lambda: conversions.convolutionalize(
+      registry.fill_random(registry.abstract_model("googlenet", reduce=True))))
+  assert (net.window, net.stride) == (7, 32)
+  for side, cells in [(224, 1), (320, 4), (448, 8)]:
+    shape = nnx.eval_shape(lambda m, s=side: m(jnp.zeros((1, s, s, 3))), net).shape
+    assert shape == (1, cells, cells, 1000)
+
+
+def test_photos_score_map_against_crops(small_googlenet_dir, tmp_path):
+  out = fully_conv.run(small_googlenet_dir, 96, out_dir=str(tmp_path / "maps"),
+                       calibrate_bn=True, repeats=1)
+  assert out["kind"] == "photos" and out["stride"] == 32 and out["window"] == 2
+  assert [p["photo"] for p in out["photos"]] == ["china.jpg", "flower.jpg"]
+  for p in out["photos"]:
+    # 427x640 -> shorter side 96 -> 96x144, cut to 64 + 32k: 96x128 -> a 2x3 map
+    assert p["input_shape"] == [96, 128, 3] and p["score_map_shape"] == [2, 3, 1000]
+    assert p["at_training_size_max_abs_diff"] <= 1e-4
+    assert 0 <= p["vs_crops_max_rel_diff"] and 0 <= p["vs_crops_top1_agreement"] <= 1
+    assert sum(r["locations"] for r in p["vs_crops_by_ring"]) == 6
+    assert p["map_time_s"] > 0 and p["crop_time_s"] > 0
+    assert p["map_macs"] > p["crop_macs"]
+  assert all(os.path.exists(f) for f in out["files"]) and len(out["files"]) == 2
+  text = fully_conv.format_text(out)
+  assert "china.jpg: input 96x128 -> score map 2x3x1000 (6 locations)" in text
+  with pytest.raises(ConfigError, match="--image_size=63 is too small; the minimum is the "
+                                        "training size 64"):
+    fully_conv.run(small_googlenet_dir, 63, out_dir=str(tmp_path / "maps"))
+
+
+def test_photo_input_cuts_to_whole_strides():
+  image = np.zeros((427, 640, 3), np.uint8)
+  assert fully_conv.photo_input(image, 320, 224, 32).shape == (320, 480, 3)
+  assert fully_conv.photo_input(image, 448, 224, 32).shape == (448, 640, 3)  # 671 wide
+  assert fully_conv.photo_input(image, 230, 224, 32).shape == (224, 320, 3)

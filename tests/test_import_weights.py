@@ -36,7 +36,7 @@ def _torchvision(name):
 
 
 def _ours(name):
-  kwargs = {"bn_use_scale": True} if name == "inception_v3" else {}
+  kwargs = import_weights.SOURCES["torchvision"][name]["model_kwargs"]
   return registry.random_model(name, reduce=True, **kwargs)
 
 
@@ -89,3 +89,47 @@ def test_a_tensor_that_does_not_fit_is_named():
   keras_style = registry.random_model("inception_v3", reduce=True)
   with pytest.raises(ConfigError, match="bn_use_scale=True"):
     import_weights.from_torchvision(keras_style, _torchvision("inception_v3").state_dict())
+
+
+def _keras_inception_v3(size: int):
+  """Keras's own InceptionV3 for `size` x `size` inputs (logits out), random weights and
+  non-trivial batch-norm statistics."""
+  keras = import_weights.keras()
+  keras.utils.set_random_seed(size)
+  net = keras.applications.InceptionV3(weights=None, classifier_activation=None,
+                                       input_shape=(size, size, 3))
+  rng = np.random.default_rng(size)
+  for layer in net.layers:
+    if type(layer).__name__ == "BatchNormalization":
+      shape = layer.moving_mean.shape
+      layer.moving_mean.assign(rng.normal(size=shape).astype(np.float32) * 0.1)
+      layer.moving_variance.assign(rng.random(shape).astype(np.float32) + 0.5)
+      layer.beta.assign(rng.normal(size=shape).astype(np.float32) * 0.1)
+  return net
+
+
+@pytest.mark.skipif(importlib.util.find_spec("keras") is None,
+                    reason="Keras is not installed (the keras extra)")
+def test_same_logits_as_keras():
+  """Keras's InceptionV3 (Keras 3 on JAX) into our default inception_v3: batch norm without a
+  scale, average pools that divide by their real taps."""
+  for size in (299, 75):
+    net = _keras_inception_v3(size)
+    ours = registry.random_model("inception_v3", reduce=True)
+    import_weights.from_keras(ours, net)
+    ours.eval()
+    x = np.random.default_rng(size).normal(size=(2, size, size, 3)).astype(np.float32)
+    ref = np.asarray(net(x, training=False))
+    got = np.asarray(ours(jnp.asarray(x)))
+    assert got.shape == ref.shape == (2, 1000)
+    assert np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max(), size
+  # Keras's weights do not fit torchvision's style (a learned batch-norm scale): named.
+  tv_style = registry.random_model("inception_v3", reduce=True, bn_use_scale=True)
+  with pytest.raises(ConfigError, match=r"tensor '.*moving_mean' .*|tensor '.*gamma' is "
+                                        r"missing"):
+    import_weights.from_keras(tv_style, net)
+  keras = import_weights.keras()
+  small = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3)])
+  with pytest.raises(ConfigError, match="the Keras model ends after 1 layers; inception_v3 "
+                                        "has 95"):
+    import_weights.from_keras(ours, small)

@@ -1,9 +1,13 @@
 """Data: the embedded digits builder, catalog datasets through mock data, preprocessing,
 deterministic batches."""
 
+import importlib
+import importlib.util
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from PIL import Image
 
 from bottleneck.data import digits, pipeline
 from bottleneck.validation import ConfigError
@@ -120,3 +124,25 @@ def test_first_use_by_two_processes_at_once_prepares_once(tmp_path):
     splits = list(pool.map(lambda _: pipeline.load_splits("digits", data_dir=str(tmp_path)),
                            range(3)))
   assert [len(s["train"]) for s in splits] == [1347] * 3
+
+
+def test_reference_preprocessing_is_torchvisions():
+  """resize 256 / centre crop 224 / ImageNet statistics, as torchvision's transforms do it on a
+  PIL image, for oblong, tall, square and barely larger images."""
+  torch = pytest.importorskip("torch")
+  if importlib.util.find_spec("torchvision") is None:
+    pytest.skip("torchvision is not installed (the torch extra)")
+  from bottleneck.nn import import_weights  # pylint: disable=g-import-not-at-top
+  import_weights.torchvision_models()
+  t = importlib.import_module("torchvision.transforms")
+  mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+  reference = t.Compose([t.Resize(256), t.CenterCrop(224), t.ToTensor(), t.Normalize(mean, std)])
+  ours = pipeline.Preprocess(224, 3, mean=mean, std=std, resize="resize", resize_to=256)
+  rng = np.random.default_rng(0)
+  for shape in [(427, 640), (500, 375), (300, 300), (224, 251), (257, 999)]:
+    image = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    expected = reference(Image.fromarray(image)).permute(1, 2, 0).numpy()
+    got = ours([image], train=False)[0]
+    assert got.shape == expected.shape == (224, 224, 3)
+    np.testing.assert_allclose(got, expected, atol=1e-5, err_msg=str(shape))
+  del torch

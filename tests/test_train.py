@@ -15,7 +15,7 @@ import optax
 import pytest
 from flax import nnx
 
-from bottleneck import run_config, train, workdir as wd
+from bottleneck import run_config, train, trained, workdir as wd
 from bottleneck.nn import layers
 from bottleneck.nn.paths import Paths
 from bottleneck.data import pipeline
@@ -69,9 +69,11 @@ def test_train_writes_every_output_and_learns(tmp_path, digits_dir):
   assert result["train_steps"] == 24
   # The reported evaluation is the model's: the last checkpoint, run on every test example
   # here in one batch, gives the same accuracy and loss (the padded last batch is masked out).
-  model, config, splits, step = train.load_trained_model(str(tmp_path))
-  assert step == 24
-  split = splits[config.eval_split]
+  loaded = trained.load(str(tmp_path))
+  model, config = loaded.model, loaded.config
+  assert loaded.step == 24
+  split = pipeline.load_splits(config.dataset, (config.eval_split,), digits_dir)[
+      config.eval_split]
   images, labels = split.read(range(len(split)))
   x = pipeline.Preprocess(config.image_size, model.in_channels, mean=config.data.mean,
                           std=config.data.std)(images, train=False)
@@ -160,7 +162,7 @@ def test_corrupt_checkpoints_are_set_aside_and_saved_again(tmp_path, digits_dir,
   again = train.train_and_evaluate(config, str(work))
   assert again["eval_loss"] == pytest.approx(reference["eval_loss"], abs=1e-6)
   assert sorted(os.listdir(work / wd.CHECKPOINTS)) == ["16", "24"]
-  _, _, _, step = train.load_trained_model(str(work))
+  step = trained.load(str(work)).step
   assert step == 24  # readable again
   assert len(os.listdir(work / wd.SET_ASIDE)) == 3
 
@@ -206,7 +208,7 @@ def test_sigterm_saves_this_step_and_stops(tmp_path, digits_dir):
       train.train_and_evaluate(tiny_config(digits_dir, num_train_steps=4000), str(tmp_path))
   finally:
     signal.signal(signal.SIGTERM, original)
-  _, _, _, step = train.load_trained_model(str(tmp_path))
+  step = trained.load(str(tmp_path)).step
   rows = [r for r in wd.read_jsonl(str(tmp_path / wd.METRICS)) if r["step"] == step]
   assert step < 4000 and rows and "train_time_s" in rows[-1]  # resumable, time included
 
@@ -296,7 +298,7 @@ def test_ctrl_c_checkpoints_the_step_it_is_at_and_says_how_to_resume(tmp_path, d
   assert int(stopped[1]) < 240 and not (workdir / wd.RESULT).exists()
   # The step it names is the newest checkpoint, and it loads.
   assert max(_steps(workdir)) == int(stopped[1])
-  assert train.load_trained_model(str(workdir))[3] == int(stopped[1])
+  assert trained.load(str(workdir)).step == int(stopped[1])
 
 
 def test_sigkill_then_resume_ends_like_an_uninterrupted_run(tmp_path, digits_dir):

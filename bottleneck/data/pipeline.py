@@ -36,6 +36,7 @@ class Split:
   name: str
   source: object
   num_classes: int
+  label_names: tuple[str, ...] | None = None
 
   def __len__(self):
     return len(self.source)
@@ -102,8 +103,9 @@ def load_splits(name: str, splits: tuple[str, ...] = ("train", "test"),
     if split not in available:
       raise ConfigError(f"dataset {name!r} has no split {split!r}; it has "
                         f"{', '.join(available)}.")
+    names = getattr(features["label"], "names", None)
     out[split] = Split(split, builder.as_data_source(split=split),
-                       features["label"].num_classes)
+                       features["label"].num_classes, tuple(names) if names else None)
   return out
 
 
@@ -112,30 +114,45 @@ class Preprocess:
   """Host-side preprocessing to float32 NHWC.
 
   Each image is resized (if its side differs from `image_size` and `resize` is "resize") or
-  zero-padded / cropped (`resize` "pad") and given the model's channel count. An image larger
-  than `image_size` is cropped at the centre, or, in training with `random_crop`, at a random
-  place (Zhang et al.: random 28x28 crops of 32x32 CIFAR-10 images, the centre at test time).
+  zero-padded / cropped (`resize` "pad") and given the model's channel count. "resize" scales
+  the shorter side to `resize_to` (default `image_size`) and the longer in proportion, then
+  crops `image_size` at the centre, as torchvision's `Resize(resize_to)` and
+  `CenterCrop(image_size)` do on a PIL image (bilinear, antialiased; the same rounding): the
+  reference evaluation of ImageNet models is resize 256, crop 224. An image larger than
+  `image_size` is cropped at the centre, or, in training with `random_crop`, at a random place
+  (Zhang et al.: random 28x28 crops of 32x32 CIFAR-10 images, the centre at test time).
   Training images are then padded by `crop_padding` and randomly cropped back, and flipped
-  left-right with probability 1/2 if `flip`. Finally (x / 255 - mean) / std.
+  left-right with probability 1/2 if `flip`. Finally (x / 255 - mean) / std, where `mean` and
+  `std` are numbers or one per channel (torchvision's ImageNet statistics).
   """
   image_size: int
   channels: int
-  mean: float = 0.5
-  std: float = 0.5
+  mean: float | tuple[float, ...] = 0.5
+  std: float | tuple[float, ...] = 0.5
   resize: str = "pad"
   crop_padding: int = 0
   flip: bool = False
   random_crop: bool = False
+  resize_to: int | None = None
+
+  def __post_init__(self):
+    for name in ("mean", "std"):  # from JSON, per-channel statistics arrive as lists
+      value = getattr(self, name)
+      if isinstance(value, (list, tuple)):
+        if len(value) != self.channels:
+          raise ConfigError(f"{name}={list(value)} has {len(value)} values; the model takes "
+                            f"{self.channels} channels.")
+        object.__setattr__(self, name, tuple(float(v) for v in value))
 
   def _fit(self, image: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
     if image.ndim == 2:
       image = image[..., None]
     s = self.image_size
     h, w = image.shape[:2]
-    if (h, w) != (s, s):
+    if (h, w) != (s, s) or self.resize_to:
       if self.resize == "resize":
-        scale = s / min(h, w)  # shorter side to s, then centre crop
-        size = (max(s, round(w * scale)), max(s, round(h * scale)))
+        short = self.resize_to or s
+        size = ((short, int(short * h / w)) if w <= h else (int(short * w / h), short))
         mode = "L" if image.shape[-1] == 1 else "RGB"
         image = np.asarray(Image.fromarray(image.squeeze(-1) if mode == "L" else image, mode)
                            .resize(size, Image.BILINEAR)).reshape(size[1], size[0], -1)
@@ -146,7 +163,7 @@ class Preprocess:
       if rng is not None and self.random_crop:
         top, left = rng.integers(0, h - s + 1), rng.integers(0, w - s + 1)
       else:
-        top, left = (h - s) // 2, (w - s) // 2
+        top, left = int(round((h - s) / 2)), int(round((w - s) / 2))
       image = image[top:top + s, left:left + s]
     if image.shape[-1] != self.channels:
       if image.shape[-1] == 1:
@@ -167,7 +184,8 @@ class Preprocess:
     if train and self.flip:
       flip = rng.random(len(x)) < 0.5
       x[flip] = x[flip, :, ::-1]
-    return (x / 255.0 - self.mean) / self.std
+    return ((x / 255.0 - np.asarray(self.mean, np.float32)) /
+            np.asarray(self.std, np.float32))
 
 
 class Batches:

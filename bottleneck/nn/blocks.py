@@ -36,11 +36,14 @@ from bottleneck.nn.paths import Paths
 
 @dataclasses.dataclass(frozen=True)
 class ConvStyle:
-  """How every conv unit and max pool of a network is built: bias and batch-norm conventions,
-  precision, and the paths that compute them (`bottleneck.nn.paths.Paths`)."""
+  """How every conv unit and pool of a network is built: bias and batch-norm conventions,
+  whether a padded average pool divides by the taps it pads (PyTorch's `count_include_pad`,
+  its default; Keras and TensorFlow divide by the real taps only), precision, and the paths
+  that compute them (`bottleneck.nn.paths.Paths`)."""
   use_bias: bool = True
   batch_norm: bool = False
   bn_use_scale: bool = True
+  avg_pool_count_pad: bool = True
   dtype: jnp.dtype = jnp.float32
   param_dtype: jnp.dtype = jnp.float32
   paths: Paths = Paths()
@@ -48,6 +51,10 @@ class ConvStyle:
   def pool(self, window: int, stride: int, padding="SAME", ceil_mode: bool = False) -> MaxPool:
     """A max pool computed the way this style's paths say."""
     return MaxPool(window, stride, padding, paths=self.paths, ceil_mode=ceil_mode)
+
+  def avg_pool(self, window: int, stride: int, padding="SAME") -> AvgPool:
+    """An average pool with this style's convention for padded taps."""
+    return AvgPool(window, stride, padding, count_pad=self.avg_pool_count_pad)
 
   def unit(self, in_features, out_features, kernel_size, *, rngs, name, **kwargs) -> ConvUnit:
     return ConvUnit(in_features, out_features, kernel_size, use_bias=self.use_bias,
@@ -219,7 +226,7 @@ class InceptionV3A(InceptionBase):
         self._branch("b1", None, [Conv(64, 1)]),
         self._branch("b5", 48, [Conv(64, 5)]),
         self._branch("b3dbl", 64, [Conv(96, 3), Conv(96, 3)]),
-        (nnx.Sequential(AvgPool(3, 1), self._branch("pool", None, [Conv(pool_features, 1)])[0]),
+        (nnx.Sequential(self._style.avg_pool(3, 1), self._branch("pool", None, [Conv(pool_features, 1)])[0]),
          pool_features)], ()
 
 
@@ -248,7 +255,7 @@ class InceptionV3B(InceptionBase):
         self._branch("b7", c, [Conv(c, (1, 7)), Conv(192, (7, 1))]),
         self._branch("b7dbl", c, [Conv(c, (7, 1)), Conv(c, (1, 7)), Conv(c, (7, 1)),
                                   Conv(192, (1, 7))]),
-        (nnx.Sequential(AvgPool(3, 1), self._branch("pool", None, [Conv(192, 1)])[0]), 192)], ()
+        (nnx.Sequential(self._style.avg_pool(3, 1), self._branch("pool", None, [Conv(192, 1)])[0]), 192)], ()
 
 
 class InceptionV3ReductionB(InceptionBase):
@@ -277,7 +284,7 @@ class InceptionV3C(InceptionBase):
         self._branch("b1", None, [Conv(320, 1)]),
         self._branch("b3", 384, [split]),
         self._branch("b3dbl", 448, [Conv(384, 3), split]),
-        (nnx.Sequential(AvgPool(3, 1), self._branch("pool", None, [Conv(192, 1)])[0]), 192)], ()
+        (nnx.Sequential(self._style.avg_pool(3, 1), self._branch("pool", None, [Conv(192, 1)])[0]), 192)], ()
 
 
 class SmallInception(InceptionBase):

@@ -11,6 +11,11 @@
 - `convolutionalize`: a `FlattenHeadClassifier` to its fully convolutional twin, which takes
   inputs larger than its training size and returns an H' x W' x classes score map whose
   location (i, j) equals the original classifier on the crop at (i * stride, j * stride).
+  A network with a global-average-pool head (GoogLeNet) becomes `ScoreMapNetwork`: the global
+  pool is the paper's k x k/1 VALID average pool (7x7 at 224) and the Dense a 1x1 conv, so a
+  larger input gives a map; at the training size its one location is the logits. Where the
+  network pads inside, a location is not exactly the network on the matching crop: the
+  crop's padding is zeros where the whole image has pixels (`docs/fully_conv.md` measures it).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from bottleneck.nn import models
+from bottleneck.nn import layers, models
 from bottleneck.validation import ConfigError
 
 
@@ -108,18 +113,66 @@ class FullyConvClassifier(nnx.Module):
     return self.out(nnx.relu(self.hidden(self.trunk(x))))
 
 
-def convolutionalize(classifier: models.FlattenHeadClassifier) -> FullyConvClassifier:
-  return FullyConvClassifier(classifier)
+class ScoreMapNetwork(nnx.Module):
+  """A network with a `ClassifierHead` (global average pool -> Dense), fully convolutional.
+
+  The global pool becomes a k x k/1 VALID average pool, k the feature map's side at the
+  training size, and the Dense a 1x1 conv: an input of side S + n * stride (S the training
+  size, stride = S / k) gives an (n + 1)-sided map of class scores."""
+
+  def __init__(self, network: models.Network):
+    network.eval()
+    s = network.image_size
+    shape = nnx.eval_shape(lambda m: m.features(jnp.zeros((1, s, s, m.in_channels))), network)
+    side = shape.shape[1]
+    if s % side:
+      raise ConfigError(f"{network.name} at {s}x{s} ends on a {side}x{side} map, which is "
+                        "not a whole stride of the input; its score map would not line up "
+                        "with crops.")
+    self.network = network
+    self.min_image_size, self.window, self.stride = s, side, s // side
+    self.pool = layers.AvgPool(side, 1, "VALID")
+    self.conv = dense_to_conv1x1(network.head.dense)
+
+  def score_map_size(self, image_size: int) -> int:
+    """Side of the map for an input side: (N - training size) // stride + 1."""
+    return (image_size - self.min_image_size) // self.stride + 1
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    if min(x.shape[1:3]) < self.min_image_size:
+      raise ConfigError(f"input {x.shape[1]}x{x.shape[2]} is too small for the score map of "
+                        f"{self.network.name}; the minimum is its training size "
+                        f"{self.min_image_size}x{self.min_image_size}.")
+    return self.conv(self.pool(self.network.features(x)))
 
 
-def crops_vs_score_map(classifier, fully_conv: FullyConvClassifier, canvas: jax.Array):
-  """(score map, max |score map - classifier on every matching crop|, crops checked)."""
-  scores = fully_conv(canvas)
+def convolutionalize(classifier):
+  """The fully convolutional twin of a `FlattenHeadClassifier` or of a network whose head is a
+  global average pool and a Dense layer."""
+  if isinstance(classifier, models.FlattenHeadClassifier):
+    return FullyConvClassifier(classifier)
+  if isinstance(classifier, models.Network) and "head" in classifier.stage_names and \
+      isinstance(classifier.head, layers.ClassifierHead):
+    return ScoreMapNetwork(classifier)
+  raise ConfigError(f"{type(classifier).__name__} has no Dense classifier to turn into a "
+                    "conv.")
+
+
+def crop_logits(classifier, fully_conv, x: jax.Array, shape: tuple[int, int]) -> jax.Array:
+  """The classifier on the crop under every location of an H' x W' score map of input `x`:
+  (batch, H', W', classes), crop (i, j) at (i * stride, j * stride)."""
   size, stride = fully_conv.min_image_size, fully_conv.stride
-  h, w = scores.shape[1:3]
-  crops = jnp.stack([canvas[:, i * stride:i * stride + size, j * stride:j * stride + size]
+  h, w = shape
+  crops = jnp.stack([x[:, i * stride:i * stride + size, j * stride:j * stride + size]
                      for i in range(h) for j in range(w)], axis=1)
-  b = canvas.shape[0]
-  direct = classifier(crops.reshape(b * h * w, size, size, canvas.shape[-1]))
-  diff = jnp.max(jnp.abs(direct.reshape(b, h, w, -1) - scores))
-  return scores, float(diff), b * h * w
+  b = x.shape[0]
+  return classifier(crops.reshape(b * h * w, size, size, x.shape[-1])).reshape(b, h, w, -1)
+
+
+def crops_vs_score_map(classifier, fully_conv, canvas: jax.Array):
+  """(score map, max |score map - classifier on every matching crop|, crops checked), for a
+  square or oblong input."""
+  scores = fully_conv(canvas)
+  direct = crop_logits(classifier, fully_conv, canvas, scores.shape[1:3])
+  diff = jnp.max(jnp.abs(direct - scores))
+  return scores, float(diff), direct.shape[0] * direct.shape[1] * direct.shape[2]

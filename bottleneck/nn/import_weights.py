@@ -1,12 +1,19 @@
 """Weights from another framework into our networks, checked tensor by tensor.
 
-`from_torchvision(model, state_dict)` loads a torchvision `googlenet` (into `googlenet_bn`) or
-`inception_v3` (into `inception_v3` built with `bn_use_scale=True`) state dict. Both networks
-define their layers in the same order as ours, so the loader walks the two in step: each
-conv unit takes one torchvision `BasicConv2d` (conv weight OIHW -> HWIO, batch-norm scale,
-offset and running statistics), the head takes `fc` (transposed). Every tensor must be used
-exactly once and fit the shape it lands in; the first that does not is named in a ConfigError.
-Auxiliary heads (`aux1`, `aux2`, `AuxLogits`) are skipped unless the model builds one.
+- `from_torchvision(model, state_dict)` loads a torchvision `googlenet` (into `googlenet_bn`) or
+  `inception_v3` (into `inception_v3` built with torchvision's style, `SOURCES`) state dict.
+- `from_keras(model, keras_model)` loads Keras's `keras.applications.InceptionV3` into our
+  default `inception_v3` (Keras's style: batch norm without a learned scale, padded average
+  pools divided by their real taps); `keras_inception_v3` builds one (random, Keras's ImageNet
+  weights, or a `.weights.h5` file), on Keras 3's JAX backend unless chosen otherwise.
+
+Both references define their layers in the order ours does (Keras's `model.layers` is in
+graph order, so its layers are taken in the order its code creates them, which their names
+count), so the loader walks the two in step: each conv unit takes one conv and its batch
+norm (torchvision's OIHW kernels become HWIO; Keras's are HWIO already), the head takes the
+classifier (torchvision's (out, in) transposed). Every tensor must be used exactly once and
+fit the shape it lands in; the first that does not is named in a ConfigError. torchvision's
+auxiliary heads (`aux1`, `aux2`, `AuxLogits`) are skipped unless the model builds one.
 
 `torchvision_models()` imports `torchvision.models` where `import torchvision` itself fails:
 PyPI's torchvision 0.28 is a CUDA build whose import registers kernels for its compiled ops,
@@ -16,6 +23,7 @@ definitions use none of them.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import os
@@ -75,8 +83,9 @@ def _forward_order(module):
       yield from _forward_order(layer)
 
 
-def _groups(state_dict, skip_aux: bool):
-  """The state dict's tensors grouped per layer (its key less the last two parts), in order."""
+def _torchvision_groups(state_dict, skip_aux: bool) -> list[tuple[str, dict]]:
+  """The state dict's tensors grouped per layer (its key less the last two parts, or the last
+  for a Linear), in order: (layer, {leaf: (key, array)})."""
   groups: dict[str, dict] = {}
   for key, value in state_dict.items():
     if skip_aux and key.startswith(_AUX):
@@ -84,17 +93,41 @@ def _groups(state_dict, skip_aux: bool):
     parts = key.split(".")
     layer, leaf = (".".join(parts[:-2]), ".".join(parts[-2:])) if parts[-2] in ("conv", "bn") \
         else (".".join(parts[:-1]), parts[-1])
-    groups.setdefault(layer, {})[leaf] = np.asarray(value.detach().cpu().numpy()
-                                                    if hasattr(value, "detach") else value)
-  return groups
+    groups.setdefault(layer, {})[leaf] = (key, np.asarray(
+        value.detach().cpu().numpy() if hasattr(value, "detach") else value))
+  return list(groups.items())
 
 
 # Our layout -> torchvision's: conv kernels HWIO -> OIHW, dense kernels (in, out) -> (out, in).
 _OIHW, _OUT_IN = (3, 2, 0, 1), (1, 0)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Names:
+  """What a framework calls each tensor of a conv unit and of the classifier, and the order of
+  its axes against ours (None: the same)."""
+  conv_kernel: str
+  conv_bias: str
+  scale: str
+  offset: str
+  mean: str
+  var: str
+  dense_kernel: str
+  dense_bias: str
+  conv_order: tuple | None = None
+  dense_order: tuple | None = None
+  ignored: tuple = ()
+
+
+_TORCHVISION = _Names("conv.weight", "conv.bias", "bn.weight", "bn.bias", "bn.running_mean",
+                      "bn.running_var", "weight", "bias", _OIHW, _OUT_IN,
+                      ignored=("bn.num_batches_tracked",))
+_KERAS = _Names("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance", "kernel",
+                "bias")
+
+
 def _put(variable, value, key: str, where: str, order=None):
-  """`value` (torchvision's layout) into `variable` (ours), `order` giving ours -> theirs."""
+  """`value` (the source's layout) into `variable` (ours), `order` giving ours -> theirs."""
   needed = tuple(variable.shape) if order is None else tuple(variable.shape[i] for i in order)
   if tuple(value.shape) != needed:
     raise ConfigError(f"{where}: tensor {key!r} has shape {tuple(value.shape)}; the layer it "
@@ -104,48 +137,199 @@ def _put(variable, value, key: str, where: str, order=None):
   variable[...] = jnp.asarray(value, variable.dtype)
 
 
-def from_torchvision(model: models.Network, state_dict) -> models.Network:
-  """`model` with the weights of torchvision's state dict (see the module docstring)."""
-  where = f"{model.name} from torchvision"
+def _load(model: models.Network, groups: list[tuple[str, dict]], names: _Names, where: str,
+          source: str):
+  """Loads `groups` ((layer, {leaf: (key, array)}), in forward order) into `model`'s conv
+  units and head: every tensor used once, every shape checked."""
   targets = list(_forward_order(model))
-  groups = list(_groups(state_dict, skip_aux=not model.side_heads()).items())
   if len(groups) > len(targets):
     layer, tensors = groups[len(targets)]
-    raise ConfigError(f"{where}: tensor {layer + '.' + next(iter(tensors))!r} has no place in "
+    raise ConfigError(f"{where}: tensor {next(iter(tensors.values()))[0]!r} has no place in "
                       f"{model.name} (all its {len(targets)} layers are taken before it).")
   if len(groups) < len(targets):
-    raise ConfigError(f"{where}: the state dict ends after {len(groups)} layers; {model.name} "
+    raise ConfigError(f"{where}: the {source} ends after {len(groups)} layers; {model.name} "
                       f"has {len(targets)} (the tensors of its layer {len(groups) + 1} are "
                       "missing).")
   for (layer, tensors), target in zip(groups, targets):
-    used = set()
+    used = set(names.ignored)
 
     def take(leaf, variable, order=None):
-      key = f"{layer}.{leaf}"
       if leaf not in tensors:
-        raise ConfigError(f"{where}: tensor {key!r} is missing.")
+        raise ConfigError(f"{where}: tensor {layer + '.' + leaf!r} is missing.")
       used.add(leaf)
-      _put(variable, tensors[leaf], key, where, order)
+      _put(variable, tensors[leaf][1], tensors[leaf][0], where, order)
 
     if isinstance(target, layers.ClassifierHead):
-      take("weight", target.dense.kernel, _OUT_IN)
-      take("bias", target.dense.bias)
+      take(names.dense_kernel, target.dense.kernel, names.dense_order)
+      take(names.dense_bias, target.dense.bias)
     else:
-      take("conv.weight", target.conv.kernel, _OIHW)
+      take(names.conv_kernel, target.conv.kernel, names.conv_order)
       if target.conv.bias is not None:
-        take("conv.bias", target.conv.bias)
+        take(names.conv_bias, target.conv.bias)
       norm = target.norm
       if norm is not None:
-        if norm.scale is None:
-          raise ConfigError(f"{where}: {model.name} has batch norm without a learned scale; "
-                            "build it with bn_use_scale=True to take torchvision's weights.")
-        take("bn.weight", norm.scale)
-        take("bn.bias", norm.bias)
-        take("bn.running_mean", norm.mean)
-        take("bn.running_var", norm.var)
-        used.add("bn.num_batches_tracked")
+        if norm.scale is not None:
+          take(names.scale, norm.scale)
+        elif names.scale in tensors:
+          raise ConfigError(f"{where}: {model.name} has batch norm without a learned scale "
+                            f"and the {source} has one ({tensors[names.scale][0]!r}); build "
+                            "it with bn_use_scale=True to take these weights.")
+        take(names.offset, norm.bias)
+        take(names.mean, norm.mean)
+        take(names.var, norm.var)
     extra = sorted(set(tensors) - used)
     if extra:
-      raise ConfigError(f"{where}: tensor {layer + '.' + extra[0]!r} has no place in "
+      raise ConfigError(f"{where}: tensor {tensors[extra[0]][0]!r} has no place in "
                         f"{model.name}.")
   return model
+
+
+def from_torchvision(model: models.Network, state_dict) -> models.Network:
+  """`model` with the weights of torchvision's state dict (see the module docstring)."""
+  groups = _torchvision_groups(state_dict, skip_aux=not model.side_heads())
+  return _load(model, groups, _TORCHVISION, f"{model.name} from torchvision", "state dict")
+
+
+def _creation_index(layer) -> int:
+  """Keras names a model's layers `conv2d`, `conv2d_1`, ... in the order it creates them."""
+  tail = layer.name.rsplit("_", 1)
+  return int(tail[1]) if len(tail) == 2 and tail[1].isdigit() else 0
+
+
+def _keras_groups(keras_model) -> list[tuple[str, dict]]:
+  """A Keras Inception-v3's conv + batch-norm pairs and its classifier, in the order the
+  network's code creates them (which is ours; `model.layers` is in graph order)."""
+  by_kind: dict[str, list] = {}
+  for layer in keras_model.layers:
+    if layer.weights:
+      by_kind.setdefault(type(layer).__name__, []).append(layer)
+  unknown = sorted(set(by_kind) - {"Conv2D", "BatchNormalization", "Dense"})
+  if unknown:
+    raise ConfigError(f"the Keras model has {unknown[0]} layers "
+                      f"({by_kind[unknown[0]][0].name!r}); only Conv2D, BatchNormalization "
+                      "and Dense are loaded.")
+  convs = sorted(by_kind.get("Conv2D", []), key=_creation_index)
+  norms = sorted(by_kind.get("BatchNormalization", []), key=_creation_index)
+  if norms and len(norms) != len(convs):
+    raise ConfigError(f"the Keras model has {len(convs)} Conv2D and {len(norms)} "
+                      "BatchNormalization layers; each conv needs its batch norm.")
+
+  def tensors(layer):
+    return {v.path.rsplit("/", 1)[-1]: (v.path, np.asarray(keras_ops().convert_to_numpy(v)))
+            for v in layer.weights}
+
+  groups = []
+  for i, conv in enumerate(convs):
+    leaves = tensors(conv)
+    if norms:
+      leaves.update(tensors(norms[i]))
+    groups.append((conv.name, leaves))
+  groups += [(d.name, tensors(d)) for d in by_kind.get("Dense", [])]
+  return groups
+
+
+def keras_ops():
+  import keras  # pylint: disable=g-import-not-at-top
+  return keras.ops
+
+
+def from_keras(model: models.Network, keras_model) -> models.Network:
+  """`model` (`inception_v3`, Keras's style) with the weights of a Keras
+  `keras.applications.InceptionV3` (a live model; `keras_inception_v3` builds one from a
+  `.weights.h5` file)."""
+  return _load(model, _keras_groups(keras_model), _KERAS, f"{model.name} from Keras",
+               "Keras model")
+
+
+def keras():
+  """Keras 3 on the JAX backend (unless the process chose another before)."""
+  os.environ.setdefault("KERAS_BACKEND", "jax")
+  try:
+    return importlib.import_module("keras")
+  except ImportError:
+    raise ConfigError("Keras is not installed: pip install -e '.[keras]'") from None
+
+
+def keras_inception_v3(weights: str | None, num_classes: int = 1000):
+  """Keras's InceptionV3 with logits out: `weights` None (random), "imagenet" (downloads) or a
+  `.weights.h5` / `.h5` file."""
+  k = keras()
+  if weights not in (None, "imagenet") and not os.path.isfile(weights):
+    raise ConfigError(f"--weights_file={weights} does not exist.")
+  net = k.applications.InceptionV3(weights=weights if weights in (None, "imagenet") else None,
+                                   classes=num_classes, classifier_activation=None)
+  if weights not in (None, "imagenet"):
+    try:
+      net.load_weights(weights)
+    except Exception as e:  # pylint: disable=broad-except  # h5py and Keras raise many kinds
+      raise ConfigError(f"--weights_file={weights} is not a Keras InceptionV3 weights file "
+                        f"({type(e).__name__}: {str(e).splitlines()[0][:200]}).") from None
+  return net
+
+
+# What each source gives and how its weights expect their inputs (`pipeline.Preprocess`
+# fields). torchvision's ImageNet weights are used with `transform_input=True`, which turns
+# inputs normalized with ImageNet's mean and std into (x - 0.5) / 0.5: our networks take that
+# directly. Its random initialization keeps `transform_input=False` (ImageNet statistics).
+# Keras's Inception-v3 takes [-1, 1]; its evaluation crops the central 87.5% (299 of 342).
+SOURCES = {
+    "torchvision": {
+        "googlenet_bn": dict(module="googlenet", cls="GoogLeNet", image_size=224,
+                             resize_to=256, weights="IMAGENET1K_V1", top1=69.778,
+                             model_kwargs={}),
+        "inception_v3": dict(module="inception", cls="Inception3", image_size=299,
+                             resize_to=342, weights="IMAGENET1K_V1", top1=77.294,
+                             model_kwargs={"bn_use_scale": True,
+                                           "avg_pool_count_pad": True}),
+    },
+    "keras": {
+        "inception_v3": dict(image_size=299, resize_to=342, weights="imagenet", top1=77.9,
+                             model_kwargs={}),
+    },
+}
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def source_spec(source: str, name: str) -> dict:
+  """SOURCES[source][name], or a ConfigError saying what is valid."""
+  if source not in SOURCES:
+    raise ConfigError(f"--source={source!r} is invalid; valid: {', '.join(SOURCES)}.")
+  if name not in SOURCES[source]:
+    raise ConfigError(f"--model={name!r} cannot be imported from {source}; valid: "
+                      f"{', '.join(SOURCES[source])}.")
+  return SOURCES[source][name]
+
+
+def torchvision_state_dict(name: str, *, weights_file: str | None = None,
+                           random_seed: int | None = None):
+  """(state dict, what the weights are, whether inputs use ImageNet statistics): torchvision's
+  ImageNet weights (downloaded), a local `.pth` state dict, or its random initialization."""
+  spec = source_spec("torchvision", name)
+  torchvision_models()
+  module = importlib.import_module(f"torchvision.models.{spec['module']}")
+  import torch  # pylint: disable=g-import-not-at-top
+  if random_seed is not None:
+    torch.manual_seed(random_seed)
+    net = getattr(module, spec["cls"])(aux_logits=False, transform_input=False,
+                                       init_weights=True)
+    return net.state_dict(), f"random initialization (torch seed {random_seed})", True
+  if weights_file is not None:
+    if not os.path.isfile(weights_file):
+      raise ConfigError(f"--weights_file={weights_file} does not exist.")
+    try:
+      state = torch.load(weights_file, map_location="cpu", weights_only=True)
+    except Exception as e:  # pylint: disable=broad-except  # pickle, zip and torch errors
+      raise ConfigError(f"--weights_file={weights_file} is not a PyTorch state dict "
+                        f"({type(e).__name__}: {str(e).splitlines()[0][:200]}).") from None
+    if not isinstance(state, dict):
+      raise ConfigError(f"--weights_file={weights_file} holds a {type(state).__name__}, not "
+                        "a state dict.")
+    return state, os.path.abspath(weights_file), False
+  builder = getattr(module, spec["module"] if spec["module"] == "googlenet" else "inception_v3")
+  try:
+    net = builder(weights=spec["weights"])
+  except Exception as e:  # pylint: disable=broad-except  # offline: URLError and others
+    raise ConfigError(f"torchvision's {spec['weights']} weights of {name} could not be "
+                      f"downloaded ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
+                      "Offline, give --weights_file=PATH or --random.") from None
+  return net.state_dict(), f"torchvision {spec['weights']}", False

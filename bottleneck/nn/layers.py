@@ -124,13 +124,18 @@ class MaxPool(nnx.Module):
 
 
 class AvgPool(nnx.Module):
-  """Average pooling over a window (NHWC); padded taps count as zeros (torchvision default)."""
+  """Average pooling over a window (NHWC). With `count_pad` (PyTorch's default) a padded window
+  is divided by its full size, the padded taps counting as zeros; without it (Keras,
+  TensorFlow) by the number of real taps."""
 
-  def __init__(self, window: int = 3, stride: int = 1, padding: Padding = "SAME"):
+  def __init__(self, window: int = 3, stride: int = 1, padding: Padding = "SAME",
+               count_pad: bool = True):
     self.window, self.stride, self.padding = _pair(window), _pair(stride), padding
+    self.count_pad = count_pad
 
   def __call__(self, x):
-    return nnx.avg_pool(x, self.window, self.stride, self.padding)
+    return nnx.avg_pool(x, self.window, self.stride, self.padding,
+                        count_include_pad=self.count_pad)
 
 
 class LocalResponseNorm(nnx.Module):

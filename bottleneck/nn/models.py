@@ -167,8 +167,10 @@ def _side_after(side: int, pools) -> int:
   return side
 
 
-# Inception-v3's conv units: no bias, batch norm without a learned scale (Keras).
-KERAS_V3_STYLE = ConvStyle(use_bias=False, batch_norm=True, bn_use_scale=False)
+# Inception-v3's conv units as Keras builds them: no bias, batch norm without a learned scale,
+# padded average pools divided by their real taps.
+KERAS_V3_STYLE = ConvStyle(use_bias=False, batch_norm=True, bn_use_scale=False,
+                           avg_pool_count_pad=False)
 
 
 class InceptionV3(Network):
@@ -176,8 +178,9 @@ class InceptionV3(Network):
   every block. Every conv is conv (no bias) -> batch norm -> ReLU.
 
   Args:
-    style: `KERAS_V3_STYLE` (batch norm without scale, as Keras); torchvision's batch norm
-      learns a scale (`bn_use_scale=True`).
+    style: `KERAS_V3_STYLE` (as Keras: batch norm without scale, the blocks' padded 3x3
+      average pools divided by their real taps); torchvision's batch norm learns a scale and
+      its average pools count the padding (`bn_use_scale=True, avg_pool_count_pad=True`).
     aux_logits: build the auxiliary classifier on the last 17x17 map (torchvision's
       InceptionAux); `model(x, return_aux=True)` then returns (logits, aux_logits). It needs
       the full 299x299 input.

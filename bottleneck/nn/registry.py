@@ -39,9 +39,10 @@ class ModelSpec:
 
 # Flat config name -> field of `Reduction` / of `ConvStyle`.
 REDUCTION_ARGS = {"reduction_ratio": "ratio", "reduction_activation": "activation"}
-STYLE_ARGS = {"use_bias": "use_bias", "batch_norm": "batch_norm", "bn_use_scale": "bn_use_scale"}
+STYLE_ARGS = {"use_bias": "use_bias", "batch_norm": "batch_norm", "bn_use_scale": "bn_use_scale",
+              "avg_pool_count_pad": "avg_pool_count_pad"}
 _ROUTED_TYPES = {"reduction_ratio": float, "reduction_activation": bool, "use_bias": bool,
-                 "batch_norm": bool, "bn_use_scale": bool}
+                 "batch_norm": bool, "bn_use_scale": bool, "avg_pool_count_pad": bool}
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -58,8 +59,9 @@ MODELS: dict[str, ModelSpec] = {
         routed=(*REDUCTION_ARGS, "batch_norm", "use_bias")),
     "inception_v3": ModelSpec(
         functools.partial(models.InceptionV3, name="inception_v3"), 299, 1000,
-        "Inception-v3 as in Keras (batch norm without scale); aux head optional",
-        routed=(*REDUCTION_ARGS, "bn_use_scale")),
+        "Inception-v3 as in Keras (batch norm without scale, average pools without the "
+        "padding); aux head optional",
+        routed=(*REDUCTION_ARGS, "bn_use_scale", "avg_pool_count_pad")),
     "inception_small": ModelSpec(
         functools.partial(models.InceptionSmall, name="inception_small"), 28, 10,
         "Zhang et al. 2017 small Inception for CIFAR-10 (the paper's net is the naive variant)"),

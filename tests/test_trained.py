@@ -1,0 +1,152 @@
+"""Model directories: imported weights written whole or not at all, loaded like a training
+workdir, never overwritten; clear errors for directories that hold no model."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from bottleneck import checkpoints, complexity, train, trained, workdir as wd
+from bottleneck.nn import registry
+from bottleneck.validation import ConfigError
+from tests import ROOT
+from tests.tiny_train_config import get_config as tiny_config
+
+HAVE_TORCHVISION = (importlib.util.find_spec("torch") is not None and
+                    importlib.util.find_spec("torchvision") is not None)
+needs_torchvision = pytest.mark.skipif(not HAVE_TORCHVISION,
+                                       reason="the torch extra is not installed")
+
+
+def _tiny(tmp_path, digits_dir):
+  """A small model and the config that builds it (no training)."""
+  config = tiny_config()
+  config.data_dir = digits_dir
+  return train.build_model(config, 10), config
+
+
+IMPORTED = {"source": "test", "weights": "random", "model": "flatten_head_cnn",
+            "num_classes": 10, "preprocess": {"image_size": 8, "mean": 0.5, "std": 0.5}}
+
+
+def test_written_model_loads_with_the_same_values(tmp_path, digits_dir):
+  model, config = _tiny(tmp_path, digits_dir)
+  out = str(tmp_path / "odd [dir]*")
+  trained.write_imported(out, model, config, IMPORTED)
+  assert sorted(os.listdir(out)) == [wd.CHECKPOINTS, wd.CONFIG, wd.IMPORTED]
+  loaded = trained.load(out)
+  assert loaded.step == 0 and loaded.imported["source"] == "test"
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 8, 8, 1)), jnp.float32)
+  model.eval()
+  np.testing.assert_array_equal(np.asarray(loaded.model(x)), np.asarray(model(x)))
+  assert loaded.preprocess.image_size == 8 and loaded.preprocess.channels == 1
+
+
+def test_an_existing_directory_is_never_replaced(tmp_path, digits_dir):
+  model, config = _tiny(tmp_path, digits_dir)
+  out = tmp_path / "taken"
+  out.mkdir()
+  (out / "notes.txt").write_text("mine")
+  with pytest.raises(ConfigError, match="is not empty"):
+    trained.write_imported(str(out), model, config, IMPORTED)
+  assert os.listdir(out) == ["notes.txt"]
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  trained.write_imported(str(empty), model, config, IMPORTED)  # an empty directory is taken
+  with pytest.raises(ConfigError, match="is not empty"):  # ... once
+    trained.write_imported(str(empty), model, config, IMPORTED)
+  # Training refuses it: nothing would overwrite or set aside the imported weights.
+  with pytest.raises(ConfigError, match="holds imported weights"):
+    train.train_and_evaluate(config, str(empty))
+  assert sorted(os.listdir(empty)) == [".lock", wd.CHECKPOINTS, wd.CONFIG, wd.IMPORTED]
+
+
+def test_a_crash_mid_write_leaves_nothing_behind(tmp_path, digits_dir, monkeypatch):
+  model, config = _tiny(tmp_path, digits_dir)
+
+  def crash(*args, **kwargs):
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(checkpoints, "save", crash)
+  with pytest.raises(KeyboardInterrupt):
+    trained.write_imported(str(tmp_path / "out"), model, config, IMPORTED)
+  assert os.listdir(tmp_path) == []  # neither the directory nor its staging copy
+
+
+def test_directories_without_a_model_are_clear_errors(tmp_path, digits_dir):
+  with pytest.raises(ConfigError, match="does not exist"):
+    trained.load(str(tmp_path / "nowhere"))
+  with pytest.raises(ConfigError, match="holds no model: it has no config.json"):
+    trained.load(str(tmp_path))
+  model, config = _tiny(tmp_path, digits_dir)
+  out = tmp_path / "m"
+  trained.write_imported(str(out), model, config, IMPORTED)
+  (out / wd.IMPORTED).write_text('{"source": "test"')  # cut short
+  with pytest.raises(wd.CorruptFile, match="imported.json is unreadable"):
+    trained.load(str(out))
+  (out / wd.IMPORTED).write_text(json.dumps(IMPORTED))
+  for step in os.listdir(out / wd.CHECKPOINTS):
+    for root, _, files in os.walk(out / wd.CHECKPOINTS / step):
+      for f in files:
+        with open(os.path.join(root, f), "wb") as fh:
+          fh.write(b"garbage")
+  with pytest.raises(ConfigError, match="every checkpoint .* is unreadable"):
+    trained.load(str(out))
+
+
+@needs_torchvision
+def test_import_command_torchvision_random(tmp_path):
+  """The command, offline: torchvision's random initialization in our googlenet_bn, loaded back
+  with the same logits as torchvision's network; analyze reads the directory."""
+  out = tmp_path / "tv googlenet"
+  proc = subprocess.run([sys.executable, "-m", "experiments.import_weights",
+                         "--source=torchvision", "--model=googlenet_bn", f"--out={out}",
+                         "--random", "--seed=3"],
+                        cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  record = json.loads(proc.stdout)
+  assert record["weights"] == "random initialization (torch seed 3)"
+  assert record["preprocess"]["resize_to"] == 256 and record["num_classes"] == 1000
+  loaded = trained.load(str(out))
+  import torch  # pylint: disable=g-import-not-at-top
+  from bottleneck.nn import import_weights  # pylint: disable=g-import-not-at-top
+  import_weights.torchvision_models()
+  module = importlib.import_module("torchvision.models.googlenet")
+  torch.manual_seed(3)
+  net = module.GoogLeNet(aux_logits=False, transform_input=False, init_weights=True).eval()
+  x = np.random.default_rng(0).normal(size=(1, 224, 224, 3)).astype(np.float32)
+  with torch.no_grad():
+    ref = net(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
+  got = np.asarray(loaded.model(jnp.asarray(x)))
+  assert np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max()
+  # The same command again: refused, nothing touched.
+  again = subprocess.run([sys.executable, "-m", "experiments.import_weights",
+                          "--model=googlenet_bn", f"--out={out}", "--random"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert again.returncode == 2 and "is not empty" in again.stderr
+  report = trained.complexity_report(str(out), xla=False)
+  expected = registry.abstract_model("googlenet_bn", reduce=True)
+  assert report["total"]["params"] == complexity.count_params(expected)
+  assert report["checkpoint_step"] == 0 and report["model"] == "googlenet_bn"
+
+
+def test_import_command_bad_input_is_one_line(tmp_path):
+  for args, message in [
+      (["--source=caffe", "--model=googlenet"], "--source='caffe' is invalid; valid: "
+                                                "torchvision, keras"),
+      (["--source=keras", "--model=googlenet_bn"], "cannot be imported from keras; valid: "
+                                                   "inception_v3"),
+      (["--model=googlenet_bn", "--random", "--weights_file=x.pth"], "exclude each other"),
+  ] + ([(["--model=googlenet_bn", "--weights_file=/no/such.pth"], "does not exist")]
+         if HAVE_TORCHVISION else []):
+    proc = subprocess.run([sys.executable, "-m", "experiments.import_weights",
+                           f"--out={tmp_path / 'o'}", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, (args, proc.stderr[-1000:])
+    assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-1000:]
+  assert not (tmp_path / "o").exists()
