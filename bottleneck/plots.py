@@ -142,8 +142,8 @@ def photo_score_map(image: np.ndarray, probs: np.ndarray, stride: int, size: int
   for k, cls in enumerate(classes[:20]):
     b.plot([], [], "s", color=shown.cmap(shown.norm(k)), label=str(cls))
   b.legend(fontsize=6, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0), title="class")
-  p = c.imshow(probs.max(-1), vmin=0, vmax=1, cmap="viridis")
-  c.set_title("its probability")
+  p = c.imshow(probs.max(-1), cmap="viridis")  # its own range: random weights give ~1e-3
+  c.set_title("its probability (softmax)")
   fig.colorbar(p, ax=c, shrink=0.8)
   for ax in (a, b, c):
     ax.set_xticks([])

@@ -101,7 +101,9 @@ def load(directory: str) -> Trained:
 
 def check_new(directory: str) -> None:
   """ConfigError unless `directory` is absent or an empty directory."""
-  if os.path.exists(directory) and (not os.path.isdir(directory) or os.listdir(directory)):
+  if os.path.exists(directory) and not os.path.isdir(directory):
+    raise ConfigError(f"--out={directory} is a file: imported weights go to a new directory.")
+  if os.path.isdir(directory) and os.listdir(directory):
     raise ConfigError(f"--out={directory} is not empty: imported weights go to a new "
                       "directory (nothing already there is replaced).")
 

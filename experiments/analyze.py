@@ -25,6 +25,10 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir or imported 
 def main(argv):
   del argv
   if _WORKDIR.value:
+    given = [f"--{n}" for n in ("model", "reduce", "num_classes") if flags.FLAGS[n].present]
+    if given:
+      raise cli.ConfigError(f"{', '.join(given)} and --workdir exclude each other: the model "
+                            "saved in the workdir is analyzed as it is.")
     reports = [trained.complexity_report(_WORKDIR.value, image_size=_IMAGE_SIZE.value,
                                          xla=_XLA.value)]
   else:

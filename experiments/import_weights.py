@@ -36,6 +36,8 @@ def main(argv):
   del argv
   if _RANDOM.value and _WEIGHTS_FILE.value:
     raise cli.ConfigError("--random and --weights_file exclude each other: give one.")
+  if flags.FLAGS["seed"].present and not _RANDOM.value:
+    raise cli.ConfigError("--seed is the seed of --random's initialization; give --random too.")
   out = trained.import_to(_OUT.value, _SOURCE.value, _MODEL.value,
                           random_seed=_SEED.value if _RANDOM.value else None,
                           weights_file=_WEIGHTS_FILE.value)

@@ -51,3 +51,15 @@ def test_bad_input_is_one_clear_line(flags, message):
   assert proc.returncode == 2
   assert message in proc.stderr
   assert "Traceback" not in proc.stderr
+
+
+def test_a_saved_model_is_analyzed_as_it_was_built(small_googlenet_dir):
+  proc = run(f"--workdir={small_googlenet_dir}", "--format=json", "--noxla")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  report = json.loads(proc.stdout)  # one report: an object
+  assert (report["model"], report["image_size"], report["num_classes"]) == ("googlenet_bn", 64,
+                                                                            1000)
+  assert report["checkpoint_step"] == 0 and report["workdir"] == small_googlenet_dir
+  proc = run(f"--workdir={small_googlenet_dir}", "--reduce=false")
+  assert proc.returncode == 2
+  assert "--reduce and --workdir exclude each other" in proc.stderr

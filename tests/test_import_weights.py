@@ -110,7 +110,7 @@ def _keras_inception_v3(size: int):
 
 @pytest.mark.skipif(importlib.util.find_spec("keras") is None,
                     reason="Keras is not installed (the keras extra)")
-def test_same_logits_as_keras():
+def test_same_logits_as_keras(tmp_path):
   """Keras's InceptionV3 (Keras 3 on JAX) into our default inception_v3: batch norm without a
   scale, average pools that divide by their real taps."""
   for size in (299, 75):
@@ -123,6 +123,17 @@ def test_same_logits_as_keras():
     got = np.asarray(ours(jnp.asarray(x)))
     assert got.shape == ref.shape == (2, 1000)
     assert np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max(), size
+  # The same weights through a .weights.h5 file: the same network.
+  path = str(tmp_path / "inception v3.weights.h5")
+  net.save_weights(path)
+  from_file = import_weights.keras_inception_v3(path)
+  again = registry.random_model("inception_v3", reduce=True, image_size=75)
+  import_weights.from_keras(again, from_file)
+  again.eval()
+  np.testing.assert_array_equal(np.asarray(again(jnp.asarray(x))), got)
+  (tmp_path / "bad.weights.h5").write_bytes(b"not hdf5")
+  with pytest.raises(ConfigError, match="is not a Keras weights file"):
+    import_weights.keras_inception_v3(str(tmp_path / "bad.weights.h5"))
   # Keras's weights do not fit torchvision's style (a learned batch-norm scale): named.
   tv_style = registry.random_model("inception_v3", reduce=True, bn_use_scale=True)
   with pytest.raises(ConfigError, match=r"tensor '.*moving_mean' .*|tensor '.*gamma' is "

@@ -254,8 +254,15 @@ def keras_inception_v3(weights: str | None, num_classes: int = 1000):
   """Keras's InceptionV3 with logits out: `weights` None (random), "imagenet" (downloads) or a
   `.weights.h5` / `.h5` file."""
   k = keras()
-  if weights not in (None, "imagenet") and not os.path.isfile(weights):
-    raise ConfigError(f"--weights_file={weights} does not exist.")
+  if weights not in (None, "imagenet"):
+    if not os.path.isfile(weights):
+      raise ConfigError(f"--weights_file={weights} does not exist.")
+    import h5py  # pylint: disable=g-import-not-at-top  # Keras's own dependency
+    try:  # before building the network (seconds): a file that is not HDF5 is refused at once
+      h5py.File(weights, "r").close()
+    except OSError as e:
+      raise ConfigError(f"--weights_file={weights} is not a Keras weights file (HDF5): "
+                        f"{e}.") from None
   net = k.applications.InceptionV3(weights=weights if weights in (None, "imagenet") else None,
                                    classes=num_classes, classifier_activation=None)
   if weights not in (None, "imagenet"):
