@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from absl import logging
 from flax import nnx
 
+from bottleneck import validation
 from bottleneck.nn import layers, registry
 
 
@@ -196,3 +197,73 @@ def reduction_cost(height: int, width: int, channels: int, depths) -> list[dict]
                  "MACs (M)": module_macs(unit, (1, height, width, channels)) / 1e6,
                  "output / input size": d / channels})
   return rows
+
+
+MATCH_METRICS = ("macs", "params")
+
+
+def cost(name: str, metric: str, **kwargs) -> int:
+  """MACs per image or parameters of registry model `name` built (abstractly) from `kwargs`."""
+  model = registry.abstract_model(name, **kwargs)
+  if metric == "params":
+    return count_params(model)
+  return module_macs(model, (1, model.image_size, model.image_size, model.in_channels))
+
+
+def match_width(name: str, *, metric: str, budget: float, tolerance: float = 0.01,
+                **kwargs) -> tuple[float, int]:
+  """(width multiplier, its cost): the width at which model `name` (built from `kwargs`, which
+  must not set `width`) costs `budget` MACs or parameters, within `tolerance` (relative).
+
+  Cost is a step function of the width (channels are rounded to whole numbers) that never
+  decreases, so bisection (over log width, 1/64 to 16, until the bracket is 0.01% wide) finds
+  the two widths whose costs straddle the budget; the nearer is returned. ConfigError when no
+  width comes within `tolerance` (the steps are too coarse) or the budget is out of reach."""
+  validation.choice(metric, "match metric", MATCH_METRICS, name)
+  if "width" not in registry.model_arguments(name):
+    raise validation.ConfigError(f"{name} has no width multiplier to match a budget with; "
+                                 f"models that have one: {', '.join(_with_width())}.")
+  if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
+    raise validation.ConfigError(f"{name}: match_{metric}={budget!r} is invalid; it must be "
+                                 "a positive number.")
+  f = lambda w: cost(name, metric, width=w, **kwargs)
+  lo, hi = 1 / 64, 16.0
+  lo_c, hi_c = f(lo), f(hi)
+  if not lo_c <= budget <= hi_c:
+    raise validation.ConfigError(
+        f"{name}: match_{metric}={budget:.4g} is out of reach: from width 1/64 to 16 it "
+        f"costs {lo_c:.4g} to {hi_c:.4g} {metric}.")
+  while hi / lo > 1.0001:
+    mid = math.sqrt(lo * hi)
+    c = f(mid)
+    if c <= budget:
+      lo, lo_c = mid, c
+    else:
+      hi, hi_c = mid, c
+  width, found = min((lo, lo_c), (hi, hi_c), key=lambda p: abs(p[1] - budget))
+  if abs(found - budget) > tolerance * budget:
+    raise validation.ConfigError(
+        f"{name}: no width costs {budget:.4g} {metric} within {tolerance:.0%}: width "
+        f"{lo:.4f} costs {lo_c:.4g} and width {hi:.4f} costs {hi_c:.4g}.")
+  logging.info("%s: width %.4f costs %d %s (budget %.4g)", name, width, found, metric, budget)
+  return width, found
+
+
+def _with_width() -> list[str]:
+  return [m for m in registry.MODELS if "width" in registry.model_arguments(m)]
+
+
+def analyze_matched(name: str, *, reduce: bool, metric: str, budget: float,
+                    image_size: int | None = None, num_classes: int | None = None,
+                    xla: bool = True, **overrides) -> dict:
+  """`analyze` at the width that costs `budget` (`match_width`), with `width` and `match`
+  (metric, budget, the cost found) added to the report."""
+  spec = registry.get_spec(name)
+  image_size = image_size or spec.image_size
+  num_classes = num_classes or spec.num_classes
+  width, found = match_width(name, metric=metric, budget=budget, reduce=reduce,
+                             image_size=image_size, num_classes=num_classes, **overrides)
+  report = analyze(name, reduce=reduce, image_size=image_size, num_classes=num_classes,
+                   xla=xla, width=width, **overrides)
+  return {**report, "width": width,
+          "match": {"metric": metric, "budget": budget, "width": width, "cost": found}}

@@ -190,7 +190,7 @@ def run_photos(loaded, side: int, out_dir: str, *, calibrate_bn: bool = False,
   classify = nnx.jit(lambda m, x: m(x))
   crop_macs = complexity.module_macs(model, (1, size, size, 3))
   results, files = [], []
-  for path, image, x in zip(photos.filenames, images, inputs):
+  for path, original, image, x in zip(photos.filenames, photos.images, images, inputs):
     scores = np.asarray(score_map(net, x))[0]
     h, w = scores.shape[:2]
     direct = np.concatenate([np.asarray(classify(model, c)) for c in np.array_split(
@@ -203,16 +203,14 @@ def run_photos(loaded, side: int, out_dir: str, *, calibrate_bn: bool = False,
     crop = x[:, centre[0]:centre[0] + size, centre[1]:centre[1] + size]
     at_size = float(np.abs(np.asarray(score_map(net, crop))[0, 0, 0] -
                            np.asarray(classify(model, crop))[0]).max())
-    t_map = float(np.median(benchmark.time_calls(lambda m, v: score_map(m, v), (net, x), 2,
-                                            repeats)))
-    t_crop = float(np.median(benchmark.time_calls(lambda m, v: classify(m, v), (model, crop), 2,
-                                             repeats)))
+    t_map = float(np.median(benchmark.time_calls(score_map, (net, x), 2, repeats)))
+    t_crop = float(np.median(benchmark.time_calls(classify, (model, crop), 2, repeats)))
     probs = np.asarray(jax.nn.softmax(scores, -1))
     name = os.path.splitext(os.path.basename(path))[0]
     files.append(plots.photo_score_map(image, probs, net.stride, size,
                                        os.path.join(out_dir, f"{name}.png")))
     results.append({
-        "photo": os.path.basename(path), "original_shape": list(photos.images[0].shape),
+        "photo": os.path.basename(path), "original_shape": list(original.shape),
         "input_shape": list(x.shape[1:]), "score_map_shape": [h, w, scores.shape[-1]],
         "locations": h * w, "at_training_size_max_abs_diff": at_size,
         "vs_crops_max_rel_diff": float(rel.max()), "vs_crops_top1_agreement": float(
@@ -252,7 +250,8 @@ def format_photos(out: dict) -> str:
     lines += [
         f"{p['photo']}: input {p['input_shape'][0]}x{p['input_shape'][1]} -> score map "
         f"{h}x{w}x{k} ({p['locations']} locations)",
-        f"  at the training size, map vs logits: max |diff| {p['at_training_size_max_abs_diff']:.3g}",
+        "  at the training size, map vs logits: max |diff| "
+        f"{p['at_training_size_max_abs_diff']:.3g}",
         f"  every location vs the network on its {out['training_size']}x"
         f"{out['training_size']} crop: max relative diff {p['vs_crops_max_rel_diff']:.3g}, "
         f"same top-1 at {100 * p['vs_crops_top1_agreement']:.0f}% of locations",

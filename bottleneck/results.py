@@ -18,6 +18,31 @@ FORMATS = ("markdown", "csv", "latex", "table")
 COST = ["params", "macs", "flops_xla"]
 MEASURED = ["eval_accuracy", "train_time_s", "examples_per_s"]
 DEFAULT_GROUP_BY = ("model", "dataset", "variant")
+# What an ablation varies (from each result's config): the reductions' ratio, activation and
+# places (reduced runs only; "–" on naive ones) and the matched budget (`match_macs`, ...).
+# Rows are grouped by every one of them that varies, so that no table averages over them.
+KNOBS = ("ratio", "activation", "places", "budget")
+NOT_APPLICABLE = "–"
+
+
+def knobs(result: dict) -> dict:
+  """The ablation knobs of one result.json, as strings, and the width its model was built at
+  (the matched width, the configured one, or None for the model's own)."""
+  kwargs = (result.get("config") or {}).get("model_kwargs") or {}
+  match = result.get("match")
+  reduced = bool(result["reduce"])
+  places = kwargs.get("reduction_places")
+  out = {
+      "ratio": (str(kwargs["reduction_ratio"]) if kwargs.get("reduction_ratio") is not None
+                else "published") if reduced else NOT_APPLICABLE,
+      "activation": ("linear" if kwargs.get("reduction_activation") is False else "relu")
+                    if reduced else NOT_APPLICABLE,
+      "places": ("all" if places is None else places or "none") if reduced
+                else NOT_APPLICABLE,
+      "budget": f"{match['metric']} {match['budget']:.4g}" if match else NOT_APPLICABLE,
+  }
+  out["width"] = match["width"] if match else kwargs.get("width")
+  return out
 
 
 def collect(directory: str) -> pd.DataFrame:
@@ -36,26 +61,34 @@ def collect(directory: str) -> pd.DataFrame:
                       e)
       continue
     rows.append({"model": r["model"], "dataset": r["dataset"],
-                 "variant": "reduced" if r["reduce"] else "naive", "seed": r["seed"],
+                 "variant": "reduced" if r["reduce"] else "naive", **knobs(r), "seed": r["seed"],
                  **{k: r.get(k) for k in COST + MEASURED + ["compile_time_s", "device"]},
                  "run": os.path.relpath(os.path.dirname(path), directory)})
   if not rows:
     raise ConfigError(f"no readable {wd.RESULT} below {directory}: rerun its trainings.")
   frame = pd.DataFrame(rows)
-  for col in COST + MEASURED:  # null (unknown) becomes NaN, never 0
+  for col in COST + MEASURED + ["width"]:  # null (unknown) becomes NaN, never 0
     frame[col] = pd.to_numeric(frame[col], errors="coerce")
   return frame
 
 
-def aggregate(runs: pd.DataFrame, group_by=DEFAULT_GROUP_BY) -> pd.DataFrame:
-  """Per group: the cost columns (equal across seeds) and mean, std and n of measured ones."""
-  group_by = list(group_by)
+def default_group_by(runs: pd.DataFrame) -> list[str]:
+  """DEFAULT_GROUP_BY and every knob whose value differs between the runs it applies to."""
+  return list(DEFAULT_GROUP_BY) + [
+      k for k in KNOBS if k in runs and runs[k][runs[k] != NOT_APPLICABLE].nunique() > 1]
+
+
+def aggregate(runs: pd.DataFrame, group_by=None) -> pd.DataFrame:
+  """Per group (default: `default_group_by`): the cost columns and width (equal across seeds)
+  and mean, std and n of the measured ones."""
+  group_by = default_group_by(runs) if group_by is None else list(group_by)
   missing = [g for g in group_by if g not in runs.columns]
   if missing:
     raise ConfigError(f"--group_by: unknown column(s) {missing}; valid: "
                       f"{', '.join(runs.columns)}.")
-  grouped = runs.groupby(group_by, sort=True)
-  out = grouped[COST].first()
+  grouped = runs.groupby(group_by, sort=True, dropna=False)
+  out = grouped[COST + (["width"] if "width" in runs and runs["width"].notna().any() else [])
+                ].first()
   for col in MEASURED:
     out[f"{col} mean"] = grouped[col].mean()
     out[f"{col} std"] = grouped[col].std(ddof=1)  # NaN for a single seed
@@ -64,25 +97,31 @@ def aggregate(runs: pd.DataFrame, group_by=DEFAULT_GROUP_BY) -> pd.DataFrame:
 
 
 def ratios(summary: pd.DataFrame) -> pd.DataFrame:
-  """naive / reduced per (model, dataset): params, MACs, train time; accuracy difference."""
+  """naive / reduced: params, MACs, train time; accuracy difference. Each reduced row is
+  paired with the naive row that shares its other group columns (model, dataset, budget...;
+  the reductions' own knobs do not apply to naive runs)."""
   if "variant" not in summary.columns:
     return pd.DataFrame()
-  keys = [c for c in ("model", "dataset") if c in summary.columns]
-  wide = summary.pivot_table(index=keys, columns="variant",
-                             values=["params", "macs", "train_time_s mean",
-                                     "eval_accuracy mean"],
-                             aggfunc="first", dropna=False)  # keep unknown (NaN) times
-  if "naive" not in wide.columns.get_level_values(1) or \
-      "reduced" not in wide.columns.get_level_values(1):
+  keys = [c for c in summary.columns if c in DEFAULT_GROUP_BY + KNOBS
+          and c not in ("variant", "ratio", "activation", "places")]
+  own = [c for c in ("ratio", "activation", "places") if c in summary.columns]
+  naive = summary[summary["variant"] == "naive"]
+  reduced = summary[summary["variant"] == "reduced"]
+  if naive.empty or reduced.empty:
     return pd.DataFrame()
-  out = pd.DataFrame(index=wide.index)
-  out["params naive/reduced"] = wide["params"]["naive"] / wide["params"]["reduced"]
-  out["MACs naive/reduced"] = wide["macs"]["naive"] / wide["macs"]["reduced"]
-  out["train time naive/reduced"] = (wide["train_time_s mean"]["naive"]
-                                     / wide["train_time_s mean"]["reduced"])
-  out["accuracy naive - reduced (points)"] = 100 * (wide["eval_accuracy mean"]["naive"]
-                                                    - wide["eval_accuracy mean"]["reduced"])
-  return out.reset_index().dropna(how="all", axis=1)
+  if naive.duplicated(keys).any():  # naive runs that differ in a column not grouped by
+    return pd.DataFrame()
+  pairs = reduced.merge(naive, on=keys, suffixes=("", " naive"))
+  if pairs.empty:
+    return pd.DataFrame()
+  out = pairs[keys + own].copy()
+  out["params naive/reduced"] = pairs["params naive"] / pairs["params"]
+  out["MACs naive/reduced"] = pairs["macs naive"] / pairs["macs"]
+  out["train time naive/reduced"] = (pairs["train_time_s mean naive"]
+                                     / pairs["train_time_s mean"])
+  out["accuracy naive - reduced (points)"] = 100 * (pairs["eval_accuracy mean naive"]
+                                                    - pairs["eval_accuracy mean"])
+  return out.dropna(how="all", axis=1)
 
 
 def display(summary: pd.DataFrame) -> pd.DataFrame:
@@ -114,7 +153,7 @@ def render(frame: pd.DataFrame, fmt: str) -> str:
   return tables.render(frame, fmt)
 
 
-def make_table(directory: str, fmt: str = "markdown", group_by=DEFAULT_GROUP_BY) -> str:
+def make_table(directory: str, fmt: str = "markdown", group_by=None) -> str:
   """The whole `experiments.make_table` output."""
   summary = aggregate(collect(directory), group_by)
   parts = [render(display(summary), fmt)]

@@ -16,11 +16,12 @@ change what is computed).
 
 from __future__ import annotations
 
+import functools
 import json
 
 import ml_collections
 
-from bottleneck import env, validation
+from bottleneck import complexity, env, validation
 from bottleneck.nn import paths as paths_lib
 from bottleneck.nn import registry
 from bottleneck.nn.paths import KINDS, Paths
@@ -50,6 +51,38 @@ def model_kwargs(config) -> dict:
   return {k: v for k, v in dict(config.get("model_kwargs", {})).items() if v is not None}
 
 
+def matched_kwargs(config, num_classes: int) -> dict:
+  """`model_kwargs(config)`, with the width that meets `match_macs` or `match_params` when one
+  is set (`complexity.match_width`; the same config always finds the same width)."""
+  kwargs = model_kwargs(config)
+  metric = next((m for m in complexity.MATCH_METRICS if config.get(f"match_{m}")), None)
+  if metric is None:
+    return kwargs
+  width, _ = _match(config.model, metric, float(config[f"match_{metric}"]), bool(config.reduce),
+                    int(config.image_size), int(num_classes), model_paths(config),
+                    tuple(sorted(kwargs.items())))
+  return {**kwargs, "width": width}
+
+
+def match_record(config, num_classes: int) -> dict | None:
+  """What result.json says of the matching: metric, budget, width found, its cost."""
+  metric = next((m for m in complexity.MATCH_METRICS if config.get(f"match_{m}")), None)
+  if metric is None:
+    return None
+  budget = float(config[f"match_{metric}"])
+  width, found = _match(config.model, metric, budget, bool(config.reduce),
+                        int(config.image_size), int(num_classes), model_paths(config),
+                        tuple(sorted(model_kwargs(config).items())))
+  return {"metric": metric, "budget": budget, "width": width, "cost": found}
+
+
+@functools.lru_cache(maxsize=32)
+def _match(model, metric, budget, reduce, image_size, num_classes, paths, kwargs):
+  return complexity.match_width(model, metric=metric, budget=budget, reduce=reduce,
+                                image_size=image_size, num_classes=num_classes, paths=paths,
+                                **dict(kwargs))
+
+
 def record(config) -> dict:
   """The config as `config.json` holds it: plain JSON types, unset model arguments left out."""
   d = config.to_dict() if hasattr(config, "to_dict") else dict(config)
@@ -59,17 +92,26 @@ def record(config) -> dict:
   return d
 
 
-def differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-  """What differs between two records, as "field: OLD there, NEW now" lines."""
+def differences(old: dict, new: dict, prefix: str = "", defaults: dict | None = None) -> list[str]:
+  """What differs between two records, as "field: OLD there, NEW now" lines. A field that one
+  record lacks and the other has at its default value is no difference: a record written
+  before the field existed computed what the default computes."""
+  if defaults is None:
+    defaults = record(default_config())
   out = []
+  absent = object()
   for k in sorted(set(old) | set(new)):
     if not prefix and k in NOT_COMPARED:
       continue
-    a, b = old.get(k, "<absent>"), new.get(k, "<absent>")
+    a, b = old.get(k, absent), new.get(k, absent)
+    default = defaults.get(k, absent) if isinstance(defaults, dict) else absent
     if isinstance(a, dict) and isinstance(b, dict):
-      out += differences(a, b, f"{prefix}{k}.")
+      out += differences(a, b, f"{prefix}{k}.", default if isinstance(default, dict) else {})
+    elif (a is absent and b == default) or (b is absent and a == default):
+      continue
     elif a != b:
-      out.append(f"{prefix}{k}: {a!r} there, {b!r} now")
+      show = lambda v: "<absent>" if v is absent else repr(v)
+      out.append(f"{prefix}{k}: {show(a)} there, {show(b)} now")
   return out
 
 
@@ -98,6 +140,9 @@ def validate(config) -> None:
       lambda: v.boolean(c.get("reduce"), "reduce", where),
       lambda: v.choice(c.get("dtype"), "dtype", DTYPES, where),
       lambda: v.whole(c.get("image_size"), "image_size", where, 1),
+      lambda: v.number(c.get("match_macs"), "match_macs", where, at_least=0),
+      lambda: v.whole(c.get("match_params"), "match_params", where, 0),
+      lambda: _check_match(c),
       lambda: v.whole(c.get("batch_size"), "batch_size", where, 1),
       lambda: v.whole(c.get("eval_batch_size"), "eval_batch_size", where, 1),
       lambda: v.whole(c.get("num_train_steps"), "num_train_steps", where, 0),
@@ -145,6 +190,20 @@ def validate(config) -> None:
   if problems:
     raise ConfigError(f"{where}: " + " ".join(p if p.endswith((".", "?")) else p + "."
                                               for p in problems))
+
+
+def _check_match(c) -> None:
+  """At most one budget, for a model with a width multiplier, whose width is not also set."""
+  given = [m for m in complexity.MATCH_METRICS if c.get(f"match_{m}")]
+  if not given:
+    return
+  if len(given) > 1:
+    raise ConfigError("config: match_macs and match_params exclude each other; set one.")
+  if "width" not in registry.model_arguments(c.model):
+    raise ConfigError(f"config: match_{given[0]} needs a model with a width multiplier; "
+                      f"{c.model!r} has none.")
+  if c.get("model_kwargs", {}).get("width") is not None:
+    raise ConfigError(f"config: match_{given[0]} finds model_kwargs.width; do not set both.")
 
 
 def _text(value, name: str) -> None:

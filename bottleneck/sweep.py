@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import inspect
 import multiprocessing
 import os
 import queue as queue_lib
@@ -96,9 +97,18 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict):
   return config
 
 
-def expand(module, config: ml_collections.ConfigDict, workdir: str) -> list[Point]:
-  """The sweep's points: one per override dict of `get_sweep()`, or the config alone."""
-  sweep = module.get_sweep() if hasattr(module, "get_sweep") else [{}]
+def expand(module, config: ml_collections.ConfigDict, workdir: str, arg: str = "") -> list[Point]:
+  """The sweep's points: one per override dict of `get_sweep()` (`get_sweep(arg)` if it takes
+  the config's variant argument, as `path.py:arg` gives it), or the config alone."""
+  if not hasattr(module, "get_sweep"):
+    sweep = [{}]
+  elif inspect.signature(module.get_sweep).parameters:
+    try:
+      sweep = module.get_sweep(arg) if arg else module.get_sweep()
+    except ValueError as e:  # the config's own refusal of an unknown variant
+      raise ConfigError(f"get_sweep({arg!r}): {e}") from None
+  else:
+    sweep = module.get_sweep()
   points, names = [], set()
   for overrides in sweep:
     name = point_name(overrides)

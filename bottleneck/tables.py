@@ -43,16 +43,19 @@ def complexity_frame(reports: Sequence[dict]) -> pd.DataFrame:
 
 
 def totals_frame(reports: Sequence[dict]) -> pd.DataFrame:
-  """One row per variant: params, batch-norm statistics, MACs, FLOPs (=2xMACs), XLA FLOPs."""
-  return pd.DataFrame([{
+  """One row per variant: params, batch-norm statistics, MACs, FLOPs (=2xMACs), XLA FLOPs; the
+  width multiplier when a budget was matched."""
+  frame = pd.DataFrame([{
       "model": r["model"], "variant": _VARIANT[r["reduce"]],
-      "input": f'{r["image_size"]}x{r["image_size"]}', "params": r["total"]["params"],
+      "input": f'{r["image_size"]}x{r["image_size"]}', "width": r.get("width"),
+      "params": r["total"]["params"],
       "BN stats (not trained)": r["total"]["batch_stats"],
       "MACs (G)": round(r["total"]["macs"] / 1e9, 3),
       "FLOPs (=2xMACs, G)": round(r["total"]["flops"] / 1e9, 3),
       "XLA FLOPs (G)": (None if r["total"]["flops_xla"] is None
                         else round(r["total"]["flops_xla"] / 1e9, 3)),
   } for r in reports])
+  return frame if frame["width"].notna().any() else frame.drop(columns="width")
 
 
 def render(frame: pd.DataFrame, fmt: str) -> str:
@@ -60,7 +63,7 @@ def render(frame: pd.DataFrame, fmt: str) -> str:
     return frame.to_csv(index=False)
   tablefmt = "github" if fmt == "markdown" else "simple"
   floatfmt = [".2f" if "/" in c else ",.3f" if "G)" in c else ",.4g" if c.endswith("(M)")
-              else ",.1f" for c in frame.columns]
+              else ".4f" if c == "width" else ",.1f" for c in frame.columns]
   frame = frame.astype(object).where(frame.notna(), None)
   return frame.to_markdown(index=False, tablefmt=tablefmt, floatfmt=floatfmt, intfmt=",",
                            missingval="")

@@ -298,7 +298,7 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int):
       image_size=config.image_size, dtype=dtype,
       paths=run_config.model_paths(config),
       rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1),
-      **run_config.model_kwargs(config))
+      **run_config.matched_kwargs(config, num_classes))
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
@@ -379,6 +379,10 @@ def _train(config, record: dict, workdir: str, owner: bool, label: str | None) -
   train_split, eval_split = splits[config.train_split], splits[config.eval_split]
 
   model = build_model(config, train_split.num_classes)
+  match = run_config.match_record(config, train_split.num_classes)
+  if match:
+    logging.info("width %.4f: %s %s against a budget of %.4g", match["width"],
+                 f"{match['cost']:,}", match["metric"], match["budget"])
   dtype = DTYPES[config.dtype]
   # Compiler options of the jits: which library computes the convolutions (bottleneck.nn.paths).
   options = run_config.model_paths(config).compiler_options("config")
@@ -473,7 +477,8 @@ def _train(config, record: dict, workdir: str, owner: bool, label: str | None) -
     manager.close()  # waits for an in-flight save, whatever ended the loop
     writer.close()
   train_time_s = None if prior_time is None else prior_time + train_time
-  result = run_result(config, record, cost, final, step, train_time_s, compile_time)
+  result = run_result(config, record, cost, final, step, train_time_s, compile_time,
+                      run_config.match_record(config, train_split.num_classes))
   if owner:
     wd.write_json(os.path.join(workdir, wd.RESULT), result)
   logging.info("eval accuracy %.4f, loss %.4f after %d steps; result in %s", final["accuracy"],
@@ -482,7 +487,8 @@ def _train(config, record: dict, workdir: str, owner: bool, label: str | None) -
 
 
 def run_result(config, record: dict, cost: dict, final: dict, step: int,
-               train_time_s: float | None, compile_time: float) -> dict:
+               train_time_s: float | None, compile_time: float,
+               match: dict | None = None) -> dict:
   """The result.json of a finished run."""
   return {
       "model": config.model, "reduce": bool(config.reduce), "dataset": config.dataset,
@@ -494,5 +500,5 @@ def run_result(config, record: dict, cost: dict, final: dict, step: int,
       "examples_per_s": step * config.batch_size / train_time_s if train_time_s else None,
       "device": env.device_description(), "jax_version": jax.__version__, "seed": config.seed,
       "paths": run_config.model_paths(config).resolve("config").as_dict(),
-      "config": record,
+      "match": match, "config": record,
   }

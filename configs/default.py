@@ -21,6 +21,7 @@ VARIANTS = ("reduced", "naive")
 # Every `model_kwargs` field, with its type (`bottleneck.nn.registry.all_model_arguments()`).
 MODEL_ARGUMENTS = {
     "reduction_ratio": float, "reduction_activation": bool,  # the 1x1 reductions
+    "reduction_places": str, "reduction_ratios": str,
     "batch_norm": bool, "use_bias": bool, "bn_use_scale": bool,  # conv conventions
     "avg_pool_count_pad": bool,
     "lrn": bool, "branch5_kernel": int, "pool4_window": int, "dropout": float,
@@ -46,6 +47,11 @@ def get_config(arg: str = "reduced") -> ml_collections.ConfigDict:
   c.data_dir = placeholder(str)  # None: TFDS default directory
   c.train_split, c.eval_split = "train", "test"
   c.image_size = 28
+  # > 0: the width multiplier (model_kwargs.width) is found so that the model costs this many
+  # multiply-adds per image, or has this many parameters, within 1%: naive and reduced compared
+  # at equal compute (bottleneck.complexity.match_width). At most one of the two.
+  c.match_macs = 0.0
+  c.match_params = 0
   c.data = ml_collections.ConfigDict(dict(mean=0.5, std=0.5, resize="pad", crop_padding=0,
                                           flip=False, random_crop=False))
   c.batch_size = 128

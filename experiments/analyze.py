@@ -2,6 +2,8 @@ r"""Parameters and multiply-adds of a network, reduced (1x1 reductions) and naiv
 
   python -m experiments.analyze --model=googlenet --reduce=both --format=table
   python -m experiments.analyze --workdir=runs/tv_googlenet   # the model saved there
+  # naive and reduced at equal compute: the width multiplier that costs 50M MACs (or N params)
+  python -m experiments.analyze --model=inception_small --reduce=both --image_size=28 --num_classes=10 --match_macs=50e6 --format=json
 
 Nothing is trained or run: the model is built abstractly and its forward traced and compiled.
 """
@@ -17,6 +19,9 @@ _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Input side; default: the
 _NUM_CLASSES = flags.DEFINE_integer("num_classes", None, "Default: the model's own.")
 _FORMAT = flags.DEFINE_enum("format", "table", tables.FORMATS, "Output format.")
 _XLA = flags.DEFINE_bool("xla", True, "Also compile the forward for XLA's FLOP count.")
+_MATCH_MACS = flags.DEFINE_float("match_macs", None, "Find the width multiplier at which each "
+                                 "variant costs this many MACs per image (within 1%).")
+_MATCH_PARAMS = flags.DEFINE_float("match_params", None, "... or has this many parameters.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir or imported weights "
                                "(experiments.import_weights): analyze the model saved there "
                                "(--model, --reduce, --num_classes come from it).")
@@ -31,6 +36,15 @@ def main(argv):
                             "saved in the workdir is analyzed as it is.")
     reports = [trained.complexity_report(_WORKDIR.value, image_size=_IMAGE_SIZE.value,
                                          xla=_XLA.value)]
+  elif _MATCH_MACS.value is not None or _MATCH_PARAMS.value is not None:
+    if _MATCH_MACS.value is not None and _MATCH_PARAMS.value is not None:
+      raise cli.ConfigError("--match_macs and --match_params exclude each other; give one.")
+    metric, budget = (("macs", _MATCH_MACS.value) if _MATCH_MACS.value is not None
+                      else ("params", _MATCH_PARAMS.value))
+    reports = [complexity.analyze_matched(_MODEL.value, reduce=r, metric=metric, budget=budget,
+                                          image_size=_IMAGE_SIZE.value,
+                                          num_classes=_NUM_CLASSES.value, xla=_XLA.value)
+               for r in cli.parse_bool_or_both(_REDUCE.value, "reduce")]
   else:
     reports = [complexity.analyze(_MODEL.value, reduce=r, image_size=_IMAGE_SIZE.value,
                                   num_classes=_NUM_CLASSES.value, xla=_XLA.value)

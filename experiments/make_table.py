@@ -10,8 +10,10 @@ from bottleneck import cli, results
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory searched for result.json files.",
                                required=True)
 _FORMAT = flags.DEFINE_enum("format", "markdown", results.FORMATS, "Output format.")
-_GROUP_BY = flags.DEFINE_list("group_by", list(results.DEFAULT_GROUP_BY),
-                              "Columns whose values define a row (seeds are aggregated).")
+_GROUP_BY = flags.DEFINE_list("group_by", None,
+                              "Columns whose values define a row (seeds are aggregated). "
+                              f"Default: {','.join(results.DEFAULT_GROUP_BY)} and every "
+                              f"ablation knob ({', '.join(results.KNOBS)}) that varies.")
 
 
 def main(argv):

@@ -32,7 +32,7 @@ _RAY_ADDRESS = flags.DEFINE_string("ray_address", None,
 def main(argv):
   del argv
   module, config = sweep.load_config_file(_CONFIG.value)
-  points = sweep.expand(module, config, _WORKDIR.value)
+  points = sweep.expand(module, config, _WORKDIR.value, _CONFIG.value.partition(":")[2])
   summary = sweep.run(points, parallel=_PARALLEL.value, launcher=_LAUNCHER.value,
                       ray_address=_RAY_ADDRESS.value, config_spec=_CONFIG.value,
                       rerun_changed=_RERUN_CHANGED.value)

@@ -63,3 +63,16 @@ def test_a_saved_model_is_analyzed_as_it_was_built(small_googlenet_dir):
   proc = run(f"--workdir={small_googlenet_dir}", "--reduce=false")
   assert proc.returncode == 2
   assert "--reduce and --workdir exclude each other" in proc.stderr
+
+
+def test_both_variants_at_equal_parameters():
+  proc = run("--model=flatten_head_cnn", "--reduce=both", "--match_params=20000",
+             "--format=json", "--noxla")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  reduced, naive = json.loads(proc.stdout)
+  for r in (reduced, naive):
+    assert r["match"]["metric"] == "params" and r["match"]["cost"] == r["total"]["params"]
+    assert abs(r["total"]["params"] - 20000) <= 200 and r["width"] == r["match"]["width"]
+  assert reduced["width"] > naive["width"]  # the 1x1 frees parameters for width
+  proc = run("--model=inception_v3", "--match_macs=1e9")
+  assert proc.returncode == 2 and "inception_v3 has no width multiplier" in proc.stderr

@@ -120,3 +120,45 @@ def test_reduction_widths():
   assert Reduction(ratio=0.001).width(96, 192, "#3x3 reduce", "b") == 1
   with pytest.raises(ConfigError, match=r"b: #3x3 reduce=0 is invalid"):
     Reduction().width(0, 192, "#3x3 reduce", "b")
+
+
+def test_each_reduction_place_alone_by_hand():
+  """Inception (3a), 192 channels in: with only the reduction before the 3x3, the 5x5 reads
+  the 192 channels itself and the pool branch passes them through (the naive module's)."""
+  block = nnx.eval_shape(lambda: blocks.GoogLeNetInception(
+      192, 64, 96, 128, 16, 32, 32, reduction=Reduction(places="3x3"), rngs=nnx.Rngs(0)))
+  conv = lambda cin, cout, k: cin * k * k * cout + cout  # weights and biases
+  assert complexity.count_params(block) == (conv(192, 64, 1) + conv(192, 96, 1) +
+                                           conv(96, 128, 3) + conv(192, 32, 5))
+  assert block.out_features == 64 + 128 + 32 + 192
+  pool_only = nnx.eval_shape(lambda: blocks.GoogLeNetInception(
+      192, 64, 96, 128, 16, 32, 32, reduction=Reduction(places=("pool",)), rngs=nnx.Rngs(0)))
+  assert complexity.count_params(pool_only) == (conv(192, 64, 1) + conv(192, 128, 3) +
+                                               conv(192, 32, 5) + conv(192, 32, 1))
+  assert pool_only.out_features == 256
+  none = nnx.eval_shape(lambda: blocks.GoogLeNetInception(
+      192, 64, 96, 128, 16, 32, 32, reduction=Reduction(places=""), rngs=nnx.Rngs(0)))
+  naive = nnx.eval_shape(lambda: blocks.GoogLeNetInception(
+      192, 64, 96, 128, 16, 32, 32, reduction=Reduction(enabled=False), rngs=nnx.Rngs(0)))
+  assert complexity.count_params(none) == complexity.count_params(naive)
+
+
+def test_per_place_ratios_override_the_global_one():
+  block = nnx.eval_shape(lambda: blocks.GoogLeNetInception(
+      192, 64, 96, 128, 16, 32, 32, reduction=Reduction(ratio=0.5, ratios="5x5=0.25"),
+      rngs=nnx.Rngs(0)))
+  widths = dict(block.widths)
+  assert widths["#3x3 reduce"] == 96 and widths["#5x5 reduce"] == 48  # 0.5 and 0.25 of 192
+  assert Reduction(ratios={"3x3": 0.5}) == Reduction(ratios="3x3=0.5")
+  assert Reduction(places="pool,3x3").places == ("3x3", "pool")  # canonical order
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"places": "3x3,9x9"}, "unknown reduction place '9x9'; valid: 3x3, 5x5, 7x7, pool"),
+    ({"ratios": "3x3:0.5"}, "write place=ratio pairs"),
+    ({"ratios": "3x3=2"}, r"reduction_ratios\[3x3\]=2.0 is invalid; it must lie in \(0, 1\]"),
+    ({"ratios": "pool=0.5"}, "unknown reduction place 'pool'; valid: 3x3, 5x5, 7x7"),
+])
+def test_bad_places_and_ratios_are_clear_errors(kwargs, match):
+  with pytest.raises(ConfigError, match=match):
+    Reduction(**kwargs)

@@ -9,6 +9,7 @@ from bottleneck import complexity
 from bottleneck.nn import blocks, registry
 from bottleneck.nn.layers import ConvUnit
 from bottleneck.nn.paths import Paths
+from bottleneck.validation import ConfigError
 
 K = 1024  # the paper's "K" for params (architectures.md)
 
@@ -202,3 +203,39 @@ def test_macs_count_every_tap_whatever_the_path():
     units = [m for _, m in nnx.iter_modules(model) if isinstance(m, ConvUnit)]
     assert {u.paths.conv_taps for u in units} == {taps}  # the model's own paths are untouched
   assert macs["live"] == macs["xla"]
+
+
+def test_match_width_meets_the_budget_within_one_percent():
+  """flatten_head_cnn: parameters grow with the width in steps of whole channels."""
+  kwargs = dict(image_size=8, num_classes=10, in_channels=1)
+  for reduce in (True, False):
+    for budget in (20_000, 100_000):
+      width, found = complexity.match_width("flatten_head_cnn", metric="params",
+                                            budget=budget, reduce=reduce, **kwargs)
+      assert abs(found - budget) <= 0.01 * budget
+      model = registry.abstract_model("flatten_head_cnn", reduce=reduce, width=width, **kwargs)
+      assert complexity.count_params(model) == found
+  # MACs: the same search, another cost.
+  width, found = complexity.match_width("flatten_head_cnn", metric="macs", budget=1e5,
+                                        reduce=False, **kwargs)
+  assert found == complexity.module_macs(
+      registry.abstract_model("flatten_head_cnn", reduce=False, width=width, **kwargs),
+      (1, 8, 8, 1))
+  assert abs(found - 1e5) <= 1e3
+
+
+def test_match_width_refuses_what_it_cannot_meet():
+  kwargs = dict(reduce=False, image_size=8, num_classes=10, in_channels=1)
+  # Near 5,000 parameters one channel more is 199 parameters: no width within 1% (50).
+  with pytest.raises(ConfigError, match=r"no width costs 5000 params within 1%: width "
+                                        r"0\.6\d+ costs 4949 and width 0\.6\d+ costs 5148"):
+    complexity.match_width("flatten_head_cnn", metric="params", budget=5000,
+                           **{**kwargs, "reduce": True})
+  with pytest.raises(ConfigError, match="match_params=10 is out of reach: from width 1/64 to "
+                                        "16 it costs"):
+    complexity.match_width("flatten_head_cnn", metric="params", budget=10, **kwargs)
+  with pytest.raises(ConfigError, match="inception_v3 has no width multiplier to match a "
+                                        "budget with; models that have one: googlenet"):
+    complexity.match_width("inception_v3", metric="macs", budget=1e9, reduce=True)
+  with pytest.raises(ConfigError, match="unknown match metric 'flops'"):
+    complexity.match_width("flatten_head_cnn", metric="flops", budget=1e5, **kwargs)

@@ -9,9 +9,11 @@ import pytest
 from bottleneck import run_config
 from bottleneck.nn import registry
 
+# The ablation studies: variants "", quick, cifar10, and a sweep per variant.
+STUDIES = ("ablation_ratio", "ablation_placement", "iso_macs")
 CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(
     os.path.join(os.path.dirname(__file__), "..", "configs", "*.py"))
-    if "__init__" not in p and "benchmark" not in p)  # training configs
+    if os.path.basename(p)[:-3] not in ("__init__", "benchmark", "study", *STUDIES))
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -44,3 +46,27 @@ def test_benchmark_config_variants():
       Paths.parse(spec)  # raises on an unknown path
   with pytest.raises(ValueError, match="unknown variant"):
     bench_config.get_config("other")
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_study_sweeps(name):
+  """Every point of every variant's sweep is a valid config; :quick is smaller; one knob per
+  point varies as the docstring says."""
+  from bottleneck import sweep  # pylint: disable=g-import-not-at-top
+  path = os.path.join(os.path.dirname(__file__), "..", "configs", f"{name}.py")
+  module = importlib.import_module(f"configs.{name}")
+  assert f"--config=configs/{name}.py" in module.__doc__
+  sizes = {}
+  for arg in ("", "quick", "cifar10", "cifar10,quick"):
+    mod, config = sweep.load_config_file(f"{path}:{arg}" if arg else path)
+    points = sweep.expand(mod, config, "/nonexistent", arg)
+    sizes[arg] = len(points)
+    for p in points:
+      run_config.validate(p.config)
+      assert p.config.dataset == ("cifar10" if "cifar10" in arg else "digits")
+  assert sizes["quick"] < sizes[""] and sizes["cifar10,quick"] < sizes["cifar10"]
+  with pytest.raises(ValueError, match="unknown variant 'fast'"):
+    module.get_config("fast")
+  full = sweep.expand(*sweep.load_config_file(path), "/nonexistent")
+  assert {"naive", "reduced"} == {"reduced" if p.config.reduce else "naive" for p in full}
+  assert len({p.name for p in full}) == len(full)

@@ -99,3 +99,38 @@ def test_group_by_and_errors(tmp_path):
     results.aggregate(results.collect(str(tmp_path)), ["color"])
   with pytest.raises(ConfigError, match="no result.json below"):
     results.collect(str(tmp_path / "empty"))
+
+
+def test_ablation_knobs_are_rows_and_each_reduced_row_meets_its_naive(tmp_path):
+  """Runs that differ in a knob (ratio, activation, budget) are never averaged together; each
+  reduced configuration is compared with the naive run of the same budget."""
+  def write(name, reduce, seed, acc, macs, kwargs=None, budget=None):
+    result = {"model": "toy", "dataset": "digits", "reduce": reduce, "seed": seed,
+              "params": 10, "macs": macs, "flops_xla": None, "eval_accuracy": acc,
+              "train_time_s": 1.0, "examples_per_s": 1.0,
+              "config": {"model_kwargs": kwargs or {}}}
+    if budget:
+      result["match"] = {"metric": "macs", "budget": budget, "width": macs / 1000,
+                         "cost": macs}
+    wd.write_json(os.path.join(tmp_path, name, wd.RESULT), result)
+
+  for seed in (0, 1):
+    write(f"r05_{seed}", True, seed, 0.90, 100, {"reduction_ratio": 0.5}, 100)
+    write(f"r025_{seed}", True, seed, 0.80, 100, {"reduction_ratio": 0.25}, 100)
+    write(f"lin_{seed}", True, seed, 0.70, 100,
+          {"reduction_ratio": 0.5, "reduction_activation": False}, 100)
+    write(f"naive_{seed}", False, seed, 0.85, 101, {"reduction_ratio": 0.5}, 100)
+    write(f"naive_big_{seed}", False, seed, 0.95, 300, {}, 300)
+  runs = results.collect(str(tmp_path))
+  assert results.default_group_by(runs) == ["model", "dataset", "variant", "ratio",
+                                            "activation", "budget"]
+  summary = results.aggregate(runs)
+  assert len(summary) == 5 and set(summary["n"]) == {2}
+  ratios = results.ratios(summary).set_index(["ratio", "activation"])
+  assert len(ratios) == 3  # the three reduced configurations, each against naive at macs 100
+  assert ratios.loc[("0.25", "relu"), "accuracy naive - reduced (points)"] == \
+      pytest.approx(5.0)
+  assert ratios.loc[("0.5", "linear"), "accuracy naive - reduced (points)"] == \
+      pytest.approx(15.0)
+  assert (ratios["MACs naive/reduced"] == 1.01).all()
+  assert "0.25" in results.make_table(str(tmp_path))

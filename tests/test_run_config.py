@@ -61,6 +61,17 @@ def test_loading_a_config_imports_no_jax():
     ({"model_kwargs.branch5_kernel": 3}, r"unknown argument of model 'flatten_head_cnn' "
                                          r"'branch5_kernel'"),
     ({"image_size": 3}, r"image_size=3 is too small; the minimum is 6"),
+    ({"match_macs": -1.0}, r"match_macs=-1.0 is invalid"),
+    ({"match_macs": 1e5, "match_params": 5000}, r"match_macs and match_params exclude each "
+                                                r"other"),
+    ({"match_params": 5000, "model_kwargs.width": 0.5}, r"match_params finds "
+                                                        r"model_kwargs.width; do not set both"),
+    ({"model": "inception_v3", "model_kwargs.hidden": None, "model_kwargs.batch_norm": None,
+      "model_kwargs.width": None, "model_kwargs.in_channels": None, "image_size": 75,
+      "match_macs": 1e9}, r"match_macs needs a model with a width multiplier; 'inception_v3' "
+                          r"has none"),
+    ({"model_kwargs.reduction_places": "9x9"}, r"unknown argument of model 'flatten_head_cnn' "
+                                               r"'reduction_places'"),
 ])
 def test_bad_values_are_refused_naming_the_field(overrides, match):
   with pytest.raises(ConfigError, match=match):
@@ -91,3 +102,13 @@ def test_differences_ignore_where_the_data_is_stored():
   a = run_config.record(config_with(data_dir="/a"))
   b = run_config.record(config_with(data_dir="/b", num_train_steps=90))
   assert run_config.differences(a, b) == ["num_train_steps: 24 there, 90 now"]
+
+
+def test_a_field_added_since_a_record_was_written_at_its_default_is_no_difference():
+  """Workdirs written before a field existed (match_macs, ...) still resume; a record whose
+  field was set to something else than the default does not."""
+  new = run_config.record(config_with())
+  old = {k: v for k, v in new.items() if k not in ("match_macs", "match_params")}
+  assert run_config.differences(old, new) == []
+  changed = run_config.record(config_with(match_params=5000))
+  assert run_config.differences(old, changed) == ["match_params: <absent> there, 5000 now"]

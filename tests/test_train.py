@@ -15,7 +15,7 @@ import optax
 import pytest
 from flax import nnx
 
-from bottleneck import run_config, train, trained, workdir as wd
+from bottleneck import complexity, run_config, train, trained, workdir as wd
 from bottleneck.nn import layers
 from bottleneck.nn.paths import Paths
 from bottleneck.data import pipeline
@@ -352,3 +352,14 @@ def test_bfloat16_compute_trains(tmp_path, digits_dir):
                                     str(tmp_path))
   rows = [r for r in wd.read_jsonl(str(tmp_path / wd.METRICS)) if r["split"] == "train"]
   assert all(np.isfinite(r["loss"]) for r in rows) and np.isfinite(result["eval_loss"])
+
+
+def test_a_budget_sets_the_width_and_is_recorded(tmp_path, digits_dir):
+  config = tiny_config(digits_dir, match_params=20_000, num_train_steps=4,
+                       **{"model_kwargs.width": None})
+  result = train.train_and_evaluate(config, str(tmp_path))
+  match = result["match"]
+  assert match["metric"] == "params" and match["budget"] == 20_000
+  assert match["cost"] == result["params"] and abs(result["params"] - 20_000) <= 200
+  loaded = trained.load(str(tmp_path))  # rebuilt from config.json at the same width
+  assert complexity.count_params(loaded.model) == result["params"]

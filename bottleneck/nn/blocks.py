@@ -63,6 +63,42 @@ class ConvStyle:
                     rngs=rngs, name=name, **kwargs)
 
 
+# Where a block may put a 1x1 reduction: before its 3x3, 5x5 (GoogLeNet's "5x5" branch,
+# whatever its kernel) or 7x7 (Inception-v3's factorized 7x7s) convs, or as the projection
+# after its pool branch's pool ("pool": GoogLeNet's "pool proj", absent from the naive module).
+PLACES = ("3x3", "5x5", "7x7", "pool")
+
+
+def _parse_places(value) -> tuple[str, ...]:
+  if isinstance(value, str):
+    value = [p.strip() for p in value.split(",") if p.strip()]
+  places = tuple(value)
+  for p in places:
+    validation.choice(p, "reduction place", PLACES, "reduction")
+  return tuple(p for p in PLACES if p in places)  # canonical order, no repeats
+
+
+def _parse_ratios(value) -> tuple[tuple[str, float], ...]:
+  if isinstance(value, str):
+    pairs = []
+    for item in (i.strip() for i in value.split(",") if i.strip()):
+      place, sep, number = item.partition("=")
+      try:
+        pairs.append((place.strip(), float(number)))
+      except ValueError:
+        sep = ""
+      if not sep:
+        raise validation.ConfigError(
+            f"reduction: reduction_ratios={value!r} is invalid; write place=ratio pairs, "
+            "e.g. '3x3=0.25,5x5=0.5'.")
+    value = pairs
+  items = dict(value.items() if isinstance(value, dict) else value)
+  for place, r in items.items():
+    validation.choice(place, "reduction place", PLACES[:3], "reduction")
+    validation.ratio(r, f"reduction_ratios[{place}]", "reduction")
+  return tuple(sorted((p, float(r)) for p, r in items.items()))
+
+
 @dataclasses.dataclass(frozen=True)
 class Reduction:
   """The 1x1 reductions of a network's blocks: one value that every block receives.
@@ -71,20 +107,33 @@ class Reduction:
   ratio: None for the published widths; else every reduction is `max(1, round(ratio *
     in_features))` wide, in (0, 1].
   activation: ReLU after each reduction (False: a "linear bottleneck").
+  places: which reductions the reduced variant has (`PLACES`; a tuple or "3x3,5x5"); a branch
+    whose place is left out is built as in the naive variant. Default: all.
+  ratios: per-place ratios that override `ratio` ("3x3=0.25,5x5=0.5", a dict, or pairs).
   """
   enabled: bool = True
   ratio: float | None = None
   activation: bool = True
+  places: tuple[str, ...] | str = PLACES
+  ratios: tuple[tuple[str, float], ...] | str = ()
 
   def __post_init__(self):
     if self.ratio is not None:
       validation.ratio(self.ratio, "reduction_ratio", "reduction")
+    object.__setattr__(self, "places", _parse_places(self.places))
+    object.__setattr__(self, "ratios", _parse_ratios(self.ratios))
 
-  def width(self, published, in_features: int, field: str, where: str) -> int:
-    """The width of reduction `field` of block `where`, whose paper gives `published` (or
-    RATIO_ONLY: none)."""
-    if self.ratio is not None:
-      return max(1, round(self.ratio * in_features))
+  def at(self, place: str) -> bool:
+    """Whether the reduction at `place` is built."""
+    return self.enabled and place in self.places
+
+  def width(self, published, in_features: int, field: str, where: str,
+            place: str = "3x3") -> int:
+    """The width of reduction `field` (at `place`) of block `where`, whose paper gives
+    `published` (or RATIO_ONLY: none)."""
+    ratio = dict(self.ratios).get(place, self.ratio)
+    if ratio is not None:
+      return max(1, round(ratio * in_features))
     if published is RATIO_ONLY:
       raise validation.ConfigError(
           f"{where}: the reduced variant has no published reduction width here; "
@@ -161,11 +210,19 @@ class InceptionBase(nnx.Module):
     self._widths[key] = validation.positive_int(value, key, self.name)
     return value
 
-  def _branch(self, tag: str, reduction: int | None, tail: Sequence[Conv | Split]):
-    """Builds one branch: optional 1x1 reduction (reduced variant only), then `tail`."""
+  def _pool_projection(self, features: int):
+    """Inception-v3's pool branch: 3x3/1 average pool, then a 1x1 conv (in both variants)."""
+    return (nnx.Sequential(self._style.avg_pool(3, 1),
+                           self._branch("pool", None, [Conv(features, 1)])[0]), features)
+
+  def _branch(self, tag: str, reduction: int | None, tail: Sequence[Conv | Split],
+              place: str = "3x3"):
+    """Builds one branch: a 1x1 reduction (if the reduced variant has one at `place`), then
+    `tail`."""
     layers, c = [], self.in_features
-    if reduction is not None and self.reduce:
-      width = self.reduction.width(reduction, self.in_features, f"{tag} reduce", self.name)
+    if reduction is not None and self.reduction.at(place):
+      width = self.reduction.width(reduction, self.in_features, f"{tag} reduce", self.name,
+                                   place)
       self._widths[f"{tag} reduce"] = width
       layers.append(self._style.unit(c, width, 1, activation=self.reduction.activation,
                                      rngs=self._rngs, name=f"{self.name}/{tag}_reduce"))
@@ -198,18 +255,15 @@ class GoogLeNetInception(InceptionBase):
     validation.choice(branch5_kernel, "branch5_kernel", (3, 5), self.name)
     n1x1, n3x3, n5x5 = (self._width(k, v) for k, v in
                         (("#1x1", n1x1), ("#3x3", n3x3), ("#5x5", n5x5)))
-    branches = [self._branch("#1x1", None, [Conv(n1x1, 1)])]
-    if self.reduce:
+    branches = [self._branch("#1x1", None, [Conv(n1x1, 1)]),
+                self._branch("#3x3", n3x3_reduce, [Conv(n3x3, 3)], "3x3"),
+                self._branch("#5x5", n5x5_reduce, [Conv(n5x5, branch5_kernel)], "5x5")]
+    if self.reduction.at("pool"):
       self._width("pool proj", pool_proj)
-      branches += [
-          self._branch("#3x3", n3x3_reduce, [Conv(n3x3, 3)]),
-          self._branch("#5x5", n5x5_reduce, [Conv(n5x5, branch5_kernel)]),
-          (nnx.Sequential(self._style.pool(3, 1),
-                          self._branch("pool", None, [Conv(pool_proj, 1)])[0]), pool_proj)]
-    else:
-      branches += [self._branch("#3x3", None, [Conv(n3x3, 3)]),
-                   self._branch("#5x5", None, [Conv(n5x5, branch5_kernel)]),
-                   (self._style.pool(3, 1), self.in_features)]
+      branches.append((nnx.Sequential(self._style.pool(3, 1), self._branch(
+          "pool", None, [Conv(pool_proj, 1)])[0]), pool_proj))
+    else:  # the naive module's pool branch: the pooled input itself
+      branches.append((self._style.pool(3, 1), self.in_features))
     return branches, ("#1x1", "#3x3 reduce", "#3x3", "#5x5 reduce", "#5x5",
                       "pool proj")  # Table 1's column order
 
@@ -224,10 +278,9 @@ class InceptionV3A(InceptionBase):
     self._width("pool proj", pool_features)
     return [
         self._branch("b1", None, [Conv(64, 1)]),
-        self._branch("b5", 48, [Conv(64, 5)]),
+        self._branch("b5", 48, [Conv(64, 5)], "5x5"),
         self._branch("b3dbl", 64, [Conv(96, 3), Conv(96, 3)]),
-        (nnx.Sequential(self._style.avg_pool(3, 1), self._branch("pool", None, [Conv(pool_features, 1)])[0]),
-         pool_features)], ()
+        self._pool_projection(pool_features)], ()
 
 
 class InceptionV3ReductionA(InceptionBase):
@@ -252,10 +305,10 @@ class InceptionV3B(InceptionBase):
     c = self._width("c (7x7 width)", channels_7x7)
     return [
         self._branch("b1", None, [Conv(192, 1)]),
-        self._branch("b7", c, [Conv(c, (1, 7)), Conv(192, (7, 1))]),
+        self._branch("b7", c, [Conv(c, (1, 7)), Conv(192, (7, 1))], "7x7"),
         self._branch("b7dbl", c, [Conv(c, (7, 1)), Conv(c, (1, 7)), Conv(c, (7, 1)),
-                                  Conv(192, (1, 7))]),
-        (nnx.Sequential(self._style.avg_pool(3, 1), self._branch("pool", None, [Conv(192, 1)])[0]), 192)], ()
+                                  Conv(192, (1, 7))], "7x7"),
+        self._pool_projection(192)], ()
 
 
 class InceptionV3ReductionB(InceptionBase):
@@ -268,7 +321,7 @@ class InceptionV3ReductionB(InceptionBase):
     return [
         self._branch("b3", 192, [Conv(320, 3, 2, "VALID")]),
         self._branch("b7", 192, [Conv(192, (1, 7)), Conv(192, (7, 1)),
-                                 Conv(192, 3, 2, "VALID")]),
+                                 Conv(192, 3, 2, "VALID")], "7x7"),
         (self._style.pool(3, 2, "VALID"), self.in_features)], ()
 
 
@@ -284,7 +337,7 @@ class InceptionV3C(InceptionBase):
         self._branch("b1", None, [Conv(320, 1)]),
         self._branch("b3", 384, [split]),
         self._branch("b3dbl", 448, [Conv(384, 3), split]),
-        (nnx.Sequential(self._style.avg_pool(3, 1), self._branch("pool", None, [Conv(192, 1)])[0]), 192)], ()
+        self._pool_projection(192)], ()
 
 
 class SmallInception(InceptionBase):

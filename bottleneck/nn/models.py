@@ -121,13 +121,18 @@ class GoogLeNet(Network):
       3x3/2 pool after 4e) or torchvision's (batch norm, no conv bias, no LRN, 3x3 in the
       "5x5" branch, a 2x2/2 pool after 4e) conventions: registry names `googlenet` and
       `googlenet_bn`.
+    width: multiplies every width of the stem and of Table 1 (rounded, at least 1), for
+      comparisons at equal compute (`bottleneck.complexity.match_width`).
   """
 
   def __init__(self, *, num_classes: int = 1000, image_size: int = 224,
                reduction: Reduction = Reduction(), style: ConvStyle = ConvStyle(),
                lrn: bool = True, branch5_kernel: int = 5, pool4_window: int = 3,
-               dropout: float = 0.4, rngs: nnx.Rngs, name: str = "googlenet"):
+               dropout: float = 0.4, width: float = 1.0, rngs: nnx.Rngs,
+               name: str = "googlenet"):
     validation.choice(pool4_window, "pool4_window", (2, 3), name)
+    validation.number(width, "width", name, above=0)
+    scale = lambda ch: max(1, round(ch * width))
     pools = {p: style.pool(pool4_window if p == "pool4" else 3, 2, "VALID", ceil_mode=True)
              for p in ("pool1", "pool2", "pool3", "pool4")}
     # The smallest input whose every pool still has a window to take.
@@ -135,23 +140,24 @@ class GoogLeNet(Network):
                       image_size=image_size, min_image_size=next(
                           s for s in range(1, 1024) if _side_after(s, pools.values())))
     dtype, param_dtype = style.dtype, style.param_dtype
-    self._add("conv1", style.unit(3, 64, 7, strides=2, padding=3, rngs=rngs, name="conv1"))
+    c1, c2 = scale(64), scale(192)
+    self._add("conv1", style.unit(3, c1, 7, strides=2, padding=3, rngs=rngs, name="conv1"))
     self._add("pool1", pools["pool1"])
     if lrn:  # Caffe's LRN: k = 1
       self._add("lrn1", LocalResponseNorm(k=1.0))
     self._add("conv2", nnx.Sequential(
-        style.unit(64, 64, 1, rngs=rngs, name="conv2_reduce"),
-        style.unit(64, 192, 3, rngs=rngs, name="conv2")))
+        style.unit(c1, c1, 1, rngs=rngs, name="conv2_reduce"),
+        style.unit(c1, c2, 3, rngs=rngs, name="conv2")))
     if lrn:
       self._add("lrn2", LocalResponseNorm(k=1.0))
     self._add("pool2", pools["pool2"])
-    c = 192
+    c = c2
     for name_, *widths in GOOGLENET_TABLE1:
       if widths == [None]:
         self._add(name_, pools[name_])
         continue
       block = self._add(name_, blocks.GoogLeNetInception(
-          c, *widths, reduction=reduction, style=style, branch5_kernel=branch5_kernel,
+          c, *map(scale, widths), reduction=reduction, style=style, branch5_kernel=branch5_kernel,
           rngs=rngs, name=name_))
       c = block.out_features
     self._add("head", ClassifierHead(c, num_classes, dropout=dropout, dtype=dtype,
@@ -289,10 +295,10 @@ class FlattenHeadClassifier(Network):
   """A small CNN with a flatten + Dense head, to show that Dense layers are convolutions.
 
   Trunk: conv 3x3 VALID (16 x width) -> conv 3x3 VALID (32 x width) -> max pool 2x2/2 VALID,
-  and with the reduction enabled a 1x1 conv down to `reduction_channels` (which shrinks the Dense layer
-  behind it). VALID padding everywhere makes each output depend only on its own input window,
-  so the convolutionalized network (`bottleneck.nn.conversions`) reproduces this classifier on
-  every crop exactly. The Dense head fixes the input to `image_size` x `image_size`.
+  and with the reduction enabled a 1x1 conv down to `reduction_channels` (which shrinks the
+  Dense layer behind it). VALID padding everywhere makes each output depend only on its own
+  input window, so the convolutionalized network (`bottleneck.nn.conversions`) reproduces
+  this classifier on every crop exactly. The Dense head fixes the input to `image_size` x `image_size`.
   """
 
   def __init__(self, *, num_classes: int = 10, image_size: int = 8, in_channels: int = 1,

@@ -34,14 +34,17 @@ class ModelSpec:
   description: str
   # The `model_kwargs` that set fields of the model's Reduction and ConvStyle (the flat names
   # of REDUCTION_ARGS and STYLE_ARGS); the model's own arguments are found from its signature.
-  routed: tuple[str, ...] = ("reduction_ratio", "reduction_activation")
+  routed: tuple[str, ...] = ("reduction_ratio", "reduction_activation", "reduction_places",
+                             "reduction_ratios")
 
 
 # Flat config name -> field of `Reduction` / of `ConvStyle`.
-REDUCTION_ARGS = {"reduction_ratio": "ratio", "reduction_activation": "activation"}
+REDUCTION_ARGS = {"reduction_ratio": "ratio", "reduction_activation": "activation",
+                  "reduction_places": "places", "reduction_ratios": "ratios"}
 STYLE_ARGS = {"use_bias": "use_bias", "batch_norm": "batch_norm", "bn_use_scale": "bn_use_scale",
               "avg_pool_count_pad": "avg_pool_count_pad"}
-_ROUTED_TYPES = {"reduction_ratio": float, "reduction_activation": bool, "use_bias": bool,
+_ROUTED_TYPES = {"reduction_ratio": float, "reduction_activation": bool,
+                 "reduction_places": str, "reduction_ratios": str, "use_bias": bool,
                  "batch_norm": bool, "bn_use_scale": bool, "avg_pool_count_pad": bool}
 
 
@@ -61,14 +64,15 @@ MODELS: dict[str, ModelSpec] = {
         functools.partial(models.InceptionV3, name="inception_v3"), 299, 1000,
         "Inception-v3 as in Keras (batch norm without scale, average pools without the "
         "padding); aux head optional",
-        routed=(*REDUCTION_ARGS, "bn_use_scale", "avg_pool_count_pad")),
+        routed=("reduction_ratio", "reduction_activation", "bn_use_scale",
+                "avg_pool_count_pad")),
     "inception_small": ModelSpec(
         functools.partial(models.InceptionSmall, name="inception_small"), 28, 10,
         "Zhang et al. 2017 small Inception for CIFAR-10 (the paper's net is the naive variant)"),
     "flatten_head_cnn": ModelSpec(
         functools.partial(models.FlattenHeadClassifier, name="flatten_head_cnn"), 8, 10,
         "small CNN with a flatten + Dense head (8x8 digits); reduce: a 1x1 before the head",
-        routed=("batch_norm",)),
+        routed=("reduction_activation", "batch_norm")),
 }
 
 

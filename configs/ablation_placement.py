@@ -1,0 +1,36 @@
+r"""Which reduction matters? GoogLeNet's module with its 1x1 reductions before the 3x3, before
+the 5x5, as the pool projection, each alone, all of them, and none (the naive module).
+
+  python -m experiments.sweep --config=configs/ablation_placement.py --workdir=runs/ablation_placement
+  python -m experiments.sweep --config=configs/ablation_placement.py:quick --workdir=runs/ablation_placement_quick
+  python -m experiments.make_table --workdir=runs/ablation_placement
+
+The small Inception has reductions before its 3x3s only, so this study uses `googlenet`
+(Caffe's geometry: real 5x5 branches) with batch norm instead of LRN, at an eighth of its
+widths, on the digits padded to 32x32 (GoogLeNet's five stride-2 steps need at least 31), or
+at full width on CIFAR-10 at 32x32 (`:cifar10`). Points: places {3x3, 5x5, pool, all} x 3
+seeds and the naive network x 3 seeds (`:quick`: 1 seed, a third of the epochs).
+"""
+
+from configs import study
+
+PLACES = ("3x3", "5x5", "pool", "3x3,5x5,pool")
+
+
+def get_config(arg: str = ""):
+  c = study.base(arg)
+  c.model = "googlenet"
+  c.model_kwargs.update(batch_norm=True, use_bias=False, lrn=False, reduction_ratio=None,
+                        in_channels=None, width=None if "cifar10" in study.options(arg)
+                        else 0.125)
+  c.image_size = 32
+  if "cifar10" in study.options(arg):
+    c.data.random_crop = False
+    c.data.crop_padding, c.data.flip = 4, True  # 32x32 inputs: pad-and-crop, flips
+  return c
+
+
+def get_sweep(arg: str = ""):
+  seeds = study.seeds(arg)
+  return ([{"model_kwargs.reduction_places": p, "seed": s} for p in PLACES for s in seeds] +
+          [{"reduce": False, "seed": s} for s in seeds])

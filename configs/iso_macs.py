@@ -1,0 +1,30 @@
+r"""At equal compute, is the reduced network more accurate? Naive and reduced small Inceptions,
+each at the width multiplier that costs the same multiply-adds per image (within 1%,
+`bottleneck.complexity.match_width`), at three budgets: accuracy against MACs for each family.
+
+  python -m experiments.sweep --config=configs/iso_macs.py --workdir=runs/iso_macs
+  python -m experiments.sweep --config=configs/iso_macs.py:quick --workdir=runs/iso_macs_quick
+  python -m experiments.make_table --workdir=runs/iso_macs
+
+Budgets on the 8x8 digits: 0.25M, 0.7M and 2M MACs per image (width about 0.15 to 0.5);
+on CIFAR-10 (`:cifar10`, 28x28): 20M, 50M and 120M. Each budget x {naive, reduced} x 3 seeds
+(`:quick`: 1 seed, a third of the epochs). The width each point found is in its result.json
+(`match`).
+"""
+
+from configs import study
+
+BUDGETS = {"digits": (0.25e6, 0.7e6, 2e6), "cifar10": (20e6, 50e6, 120e6)}
+
+
+def get_config(arg: str = ""):
+  c = study.base(arg)
+  c.model_kwargs.width = None  # found from the budget
+  c.match_macs = BUDGETS[c.dataset][1]
+  return c
+
+
+def get_sweep(arg: str = ""):
+  budgets = BUDGETS["cifar10" if "cifar10" in study.options(arg) else "digits"]
+  return [{"match_macs": b, "reduce": r, "seed": s}
+          for b in budgets for r in (True, False) for s in study.seeds(arg)]

@@ -1,0 +1,60 @@
+"""What the ablation studies share: the dataset they run on and their size, from the variant
+argument (`--config=configs/ablation_ratio.py:quick`, `:cifar10`, `:cifar10,quick`).
+
+- default: the offline 8x8 digits, `inception_small` at a quarter of its widths, 30 epochs
+  (as configs/digits_inception.py), 3 seeds.
+- `cifar10`: Zhang et al.'s CIFAR-10 recipe (configs/cifar10_inception_small.py: random 28x28
+  crops, SGD 0.1 decayed 0.95 per epoch, weight decay 5e-4), at full width. A variant, not a
+  single `--config.dataset=cifar10` override: CIFAR-10 also changes the channels, the input
+  size, the augmentation and the schedule.
+- `quick`: 1 seed and a third of the epochs: the sweep's plumbing in minutes, not a result.
+
+It imports only `ml_collections` (through configs.default), so that loading a config is instant.
+"""
+
+from configs.default import variant_config
+
+OPTIONS = ("quick", "cifar10")
+
+
+def options(arg: str | None) -> set[str]:
+  """The comma-separated options of a variant argument; ValueError for an unknown one."""
+  chosen = {a.strip() for a in (arg or "").split(",") if a.strip()}
+  unknown = sorted(chosen - set(OPTIONS))
+  if unknown:
+    raise ValueError(f"unknown variant {unknown[0]!r}; valid: {', '.join(OPTIONS)}, or "
+                     "several joined by commas (cifar10,quick)")
+  return chosen
+
+
+def base(arg: str | None, variant: str = "reduced"):
+  """The training config of a study point before its sweep overrides."""
+  chosen = options(arg)
+  c = variant_config(variant)
+  c.model = "inception_small"
+  c.model_kwargs.reduction_ratio = 0.5
+  if "cifar10" in chosen:
+    c.dataset, c.image_size = "cifar10", 28
+    c.data.random_crop = True
+    c.batch_size = c.eval_batch_size = 128
+    c.num_epochs = 100.0
+    c.optimizer.update(name="sgd", learning_rate=0.1, momentum=0.9, weight_decay=5e-4,
+                       schedule="exponential", decay_rate=0.95)
+    c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 100, 390, 1000
+  else:
+    c.model_kwargs.width = 0.25
+    c.model_kwargs.in_channels = 1
+    c.dataset, c.image_size = "digits", 8
+    c.data.crop_padding = 1
+    c.batch_size = c.eval_batch_size = 64
+    c.num_epochs = 30.0
+    c.optimizer.learning_rate = 0.05
+    c.optimizer.weight_decay = 5e-4
+    c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 21, 105, 105
+  if "quick" in chosen:
+    c.num_epochs /= 3
+  return c
+
+
+def seeds(arg: str | None) -> tuple[int, ...]:
+  return (0,) if "quick" in options(arg) else (0, 1, 2)
