@@ -30,15 +30,16 @@ from bottleneck.validation import ConfigError
 
 DTYPES = env.DTYPES
 # The columns of a rendered result row (`tables.benchmark_results`), in order.
-COLUMNS = ["name", "reduce", "batch", "dtype", *KINDS, "macs", "compile_s", "fwd_ms",
+COLUMNS = ["name", "reduce", "ratio", "batch", "dtype", *KINDS, "macs", "compile_s", "fwd_ms",
            "fwd_bwd_ms", "fwd_bwd_ms_min", "fwd_bwd_ms_max", "images_per_s",
            "gflops_per_s", "peak_fraction", "memory_mb", "xla_over_analytic"]
 
 
 @dataclasses.dataclass(frozen=True)
 class Case:
-  """One thing to time: `build(reduce, dtype, paths)` returns the module (`paths`: a
-  `bottleneck.nn.paths.Paths`), fed NHWC input."""
+  """One thing to time: `build(reduce, dtype, paths, ratio)` returns the module (`paths`: a
+  `bottleneck.nn.paths.Paths`; `ratio`: the reductions' `Reduction.ratio`, None for the
+  published widths), fed NHWC input."""
   name: str
   build: Callable[..., nnx.Module]
   image_size: int
@@ -48,9 +49,9 @@ class Case:
 def _googlenet_block(row):
   name, *widths = row
 
-  def build(reduce, dtype, paths):
+  def build(reduce, dtype, paths, ratio=None):
     return blocks.GoogLeNetInception(
-        GOOGLENET_INPUTS[name][1], *widths, reduction=Reduction(enabled=reduce),
+        GOOGLENET_INPUTS[name][1], *widths, reduction=Reduction(enabled=reduce, ratio=ratio),
         style=ConvStyle(dtype=dtype, paths=paths), rngs=nnx.Rngs(0), name=name)
   return Case(name, build, GOOGLENET_INPUTS[name][0], GOOGLENET_INPUTS[name][1])
 
@@ -64,25 +65,26 @@ GOOGLENET_INPUTS = {"inception_3a": (28, 192), "inception_3b": (28, 256),
 
 
 def _v3_block(name, cls, side, cin, *args):
-  def build(reduce, dtype, paths):
+  def build(reduce, dtype, paths, ratio=None):
     style = dataclasses.replace(models.KERAS_V3_STYLE, dtype=dtype, paths=paths)
-    return cls(cin, *args, reduction=Reduction(enabled=reduce), style=style, rngs=nnx.Rngs(0),
-               name=name)
-  return Case(name, build, side, cin)
-
-
-def _small_block(name, cls, side, cin, *args):
-  def build(reduce, dtype, paths):
-    style = ConvStyle(use_bias=True, batch_norm=True, dtype=dtype, paths=paths)
-    return cls(cin, *args, reduction=Reduction(enabled=reduce, ratio=0.5), style=style,
+    return cls(cin, *args, reduction=Reduction(enabled=reduce, ratio=ratio), style=style,
                rngs=nnx.Rngs(0), name=name)
   return Case(name, build, side, cin)
 
 
+def _small_block(name, cls, side, cin, *args):
+  def build(reduce, dtype, paths, ratio=None):
+    style = ConvStyle(use_bias=True, batch_norm=True, dtype=dtype, paths=paths)
+    return cls(cin, *args, reduction=Reduction(enabled=reduce, ratio=ratio or 0.5),
+               style=style, rngs=nnx.Rngs(0), name=name)
+  return Case(name, build, side, cin)
+
+
 def _network(name, image_size):
-  def build(reduce, dtype, paths):
+  def build(reduce, dtype, paths, ratio=None):
+    kwargs = {} if ratio is None else {"reduction_ratio": ratio}
     return registry.abstract_model(name, reduce=reduce, image_size=image_size, dtype=dtype,
-                                   paths=paths)
+                                   paths=paths, **kwargs)
   return Case(f"{name}@{image_size}", build, image_size, 3)
 
 
@@ -135,14 +137,16 @@ def matmul_peak(dtype=jnp.float32, n: int = 2048, repeats: int = 5) -> float:
 
 def run_case(c: Case, *, reduce: bool, batch: int, dtype: str = "float32",
              warmup: int = 1, repeats: int = 5, peak_gflops: float | None = None,
-             paths: Paths = Paths()) -> dict:
+             paths: Paths = Paths(), ratio: float | None = None) -> dict:
   """Times one case: compile, forward, forward+backward (w.r.t. parameters and input).
 
-  The row names the paths actually taken ("auto" resolved), one column per kind.
+  The row names the paths actually taken ("auto" resolved), one column per kind, and the
+  reductions' ratio (None: the published widths; always None for the naive variant).
   """
   jdtype = DTYPES[validation.choice(dtype, "dtype", DTYPES, "benchmark")]
   paths = paths.resolve("benchmark")
-  module = registry.fill_random(c.build(reduce, jdtype, paths))
+  ratio = ratio if reduce else None
+  module = registry.fill_random(c.build(reduce, jdtype, paths, ratio))
   options = paths.compiler_options("benchmark")
   shape = (batch, c.image_size, c.image_size, c.channels)
   x = jnp.asarray(np.random.default_rng(1).normal(size=shape), jdtype)
@@ -162,7 +166,8 @@ def run_case(c: Case, *, reduce: bool, batch: int, dtype: str = "float32",
     model = nnx.merge(train_def, params, rest)
     return nnx.grad(lambda m, x: jnp.sum(m(x).astype(jnp.float32)), argnums=(0, 1))(model, x)
 
-  row = {"name": c.name, "reduce": reduce, "batch": batch, "image_size": c.image_size,
+  row = {"name": c.name, "reduce": reduce, "ratio": ratio, "batch": batch,
+         "image_size": c.image_size,
          "dtype": dtype, **paths.as_dict(), "macs": macs,
          "params": complexity.count_params(module)}
   for key, fn in (("fwd", forward), ("fwd_bwd", forward_backward)):
@@ -196,7 +201,7 @@ def add_torch_peer(row: dict, c: Case, *, compile_: bool, warmup: int, repeats: 
   """
   from bottleneck import torch_peer  # pylint: disable=g-import-not-at-top
   module = registry.fill_random(c.build(row["reduce"], jnp.float32,
-                                        Paths(**{k: row[k] for k in KINDS})))
+                                        Paths(**{k: row[k] for k in KINDS}), row["ratio"]))
   peer = torch_peer.from_nnx(module)
   if torch_peer.count_params(peer) != row["params"]:
     raise RuntimeError(f"{row['name']}: the PyTorch peer has {torch_peer.count_params(peer)} "
@@ -213,35 +218,42 @@ def add_torch_peer(row: dict, c: Case, *, compile_: bool, warmup: int, repeats: 
 
 
 def run(case_names, *, batches, reduces=(True, False), dtypes=("float32",), paths=("auto",),
-        warmup=1, repeats=5, progress=True, torch_peer=False, torch_compile=False) -> list[dict]:
+        warmup=1, repeats=5, progress=True, torch_peer=False, torch_compile=False,
+        ratios=(None,)) -> list[dict]:
   """Every combination, the matmul peak measured first (per dtype) in the same process.
 
   `paths`: path sets to time, each as `bottleneck.nn.paths.Paths.parse` reads it ("auto",
-  "xla", "xla,conv_1x1=matmul", ...).
+  "xla", "xla,conv_1x1=matmul", ...). `ratios`: the reduced variant at each reduction ratio
+  (None: the published widths); the naive variant, which has no reductions, is timed once.
   """
+  for r in ratios:
+    if r is not None:
+      validation.ratio(r, "ratio", "benchmark")
   path_sets = [Paths.parse(p) for p in paths]  # a bad spec fails before any timing
   if torch_peer:  # PyTorch, or a clear error before anything is timed
     import bottleneck.torch_peer  # pylint: disable=g-import-not-at-top,unused-import
   peaks = {d: matmul_peak(DTYPES[d]) for d in dtypes}
   logging.info("matmul peak: %s", {d: f"{p:.1f} GFLOP/s" for d, p in peaks.items()})
   rows = []
-  combos = [(n, b, r, d, p) for n in case_names for b in batches for d in dtypes
-            for p in path_sets for r in reduces]
-  for i, (name, batch, reduce, dtype, path_set) in enumerate(combos):
+  combos = [(n, b, r, d, p, q) for n in case_names for b in batches for d in dtypes
+            for p in path_sets for r in reduces for q in (ratios if r else (None,))]
+  for i, (name, batch, reduce, dtype, path_set, ratio) in enumerate(combos):
     if progress:
-      logging.info("[%d/%d] %s %s batch %d %s %s", i + 1, len(combos), name,
-                   "reduced" if reduce else "naive", batch, dtype,
+      logging.info("[%d/%d] %s %s%s batch %d %s %s", i + 1, len(combos), name,
+                   "reduced" if reduce else "naive",
+                   "" if ratio is None else f" ratio {ratio}", batch, dtype,
                    " ".join(f"{k}={v}" for k, v in path_set.as_dict().items()))
     try:
       c = case(name)
       rows.append(run_case(c, reduce=reduce, batch=batch, dtype=dtype, warmup=warmup,
-                           repeats=repeats, peak_gflops=peaks[dtype], paths=path_set))
+                           repeats=repeats, peak_gflops=peaks[dtype], paths=path_set,
+                           ratio=ratio))
       if torch_peer and dtype == "float32":
         add_torch_peer(rows[-1], c, compile_=torch_compile, warmup=warmup, repeats=repeats)
     except (ConfigError, RuntimeError, ValueError, MemoryError) as e:  # the rest still runs
       logging.error("%s failed: %s: %s", name, type(e).__name__, e)
-      rows.append({"name": name, "reduce": reduce, "batch": batch, "dtype": dtype,
-                   **path_set.as_dict(),
+      rows.append({"name": name, "reduce": reduce, "ratio": ratio, "batch": batch,
+                   "dtype": dtype, **path_set.as_dict(),
                    "error": f"{type(e).__name__}: {e}"})
   return rows
 
@@ -255,21 +267,49 @@ def timed(rows: list[dict]) -> list[dict]:
 
 
 def central_ratios(rows: list[dict]) -> list[dict]:
-  """naive/reduced time against naive/reduced MACs, per case, batch, dtype and paths."""
+  """naive/reduced time against naive/reduced MACs, per case, batch, dtype and paths: each
+  reduced row (at each ratio) against the naive row of its case."""
   key = lambda r: (r["name"], r["batch"], r["dtype"], *(r[k] for k in KINDS))
-  by = {(key(r), r["reduce"]): r for r in timed(rows)}
+  naive = {key(r): r for r in timed(rows) if not r["reduce"]}
   out = []
-  for (k, reduce), red in by.items():
-    naive = by.get((k, False))
-    if not reduce or naive is None:
+  for red in timed(rows):
+    k = key(red)
+    if not red["reduce"] or k not in naive:
       continue
-    macs_ratio = naive["macs"] / red["macs"]
-    time_ratio = naive["fwd_bwd_ms"] / red["fwd_bwd_ms"]
-    out.append({"name": k[0], "batch": k[1], "dtype": k[2], **dict(zip(KINDS, k[3:])),
+    macs_ratio = naive[k]["macs"] / red["macs"]
+    time_ratio = naive[k]["fwd_bwd_ms"] / red["fwd_bwd_ms"]
+    out.append({"name": k[0], "ratio": red.get("ratio"), "batch": k[1], "dtype": k[2],
+                **dict(zip(KINDS, k[3:])),
                 "MACs naive/reduced": macs_ratio, "time naive/reduced": time_ratio,
                 "time saved": "yes" if time_ratio > 1.05 else
                               ("no" if time_ratio < 0.95 else "even")})
   return out
+
+
+def break_even(ratios: list[dict]) -> list[str]:
+  """For each case timed at several reduction ratios: up to which ratio the reduced block is
+  faster than the naive one (time naive/reduced > 1), and from which it is not."""
+  groups: dict[tuple, list[dict]] = {}
+  for r in ratios:
+    if r.get("ratio") is not None:
+      groups.setdefault((r["name"], r["batch"], r["dtype"]), []).append(r)
+  lines = []
+  for (name, batch, dtype), rs in sorted(groups.items()):
+    if len(rs) < 2:
+      continue
+    rs = sorted(rs, key=lambda r: r["ratio"])
+    slower = [r for r in rs if r["time naive/reduced"] <= 1.0]
+    where = f"{name} (batch {batch}, {dtype})"
+    if not slower:
+      lines.append(f"{where}: the reduced block is faster at every ratio timed (up to "
+                   f"{rs[-1]['ratio']:g}: {rs[-1]['time naive/reduced']:.2f}x).")
+    else:
+      faster = [r for r in rs if r["ratio"] < slower[0]["ratio"]]
+      lines.append(f"{where}: the reduced block stops being faster at ratio "
+                   f"{slower[0]['ratio']:g} ({slower[0]['time naive/reduced']:.2f}x; "
+                   + (f"{faster[-1]['time naive/reduced']:.2f}x at {faster[-1]['ratio']:g})."
+                      if faster else "and at every smaller ratio timed)."))
+  return lines
 
 
 def verdict(ratios: list[dict]) -> str:
@@ -279,6 +319,7 @@ def verdict(ratios: list[dict]) -> str:
   saved = sum(r["time saved"] == "yes" for r in ratios)
   geo = math.exp(statistics.mean(math.log(r["time naive/reduced"]) for r in ratios))
   geo_macs = math.exp(statistics.mean(math.log(r["MACs naive/reduced"]) for r in ratios))
-  return (f"On {env.device_description()}, the reductions cut MACs {geo_macs:.2f}x and "
-          f"forward+backward time {geo:.2f}x (geometric means over {len(ratios)} pairs); time "
-          f"was saved in {saved} of {len(ratios)} pairs.")
+  return " ".join([
+      f"On {env.device_description()}, the reductions cut MACs {geo_macs:.2f}x and "
+      f"forward+backward time {geo:.2f}x (geometric means over {len(ratios)} pairs); time "
+      f"was saved in {saved} of {len(ratios)} pairs.", *break_even(ratios)])

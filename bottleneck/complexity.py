@@ -244,7 +244,7 @@ def match_width(name: str, *, metric: str, budget: float, tolerance: float = 0.0
   if abs(found - budget) > tolerance * budget:
     raise validation.ConfigError(
         f"{name}: no width costs {budget:.4g} {metric} within {tolerance:.0%}: width "
-        f"{lo:.4f} costs {lo_c:.4g} and width {hi:.4f} costs {hi_c:.4g}.")
+        f"{lo:.5f} costs {lo_c:.4g} and width {hi:.5f} costs {hi_c:.4g}.")
   logging.info("%s: width %.4f costs %d %s (budget %.4g)", name, width, found, metric, budget)
   return width, found
 

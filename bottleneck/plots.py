@@ -18,22 +18,38 @@ COLORS = {"reduced": "tab:blue", "naive": "tab:orange"}
 
 
 def accuracy_vs_cost(runs: pd.DataFrame, path: str) -> str:
-  """Test accuracy against MACs and against params; one point per run, mean +- std marked."""
-  fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+  """Test accuracy against MACs and against params: one faint point per run, the mean +- std
+  of each group (`results.default_group_by`: every ablation knob that varies), and a line
+  through the groups of each family (same model, dataset, variant, activation and places;
+  along the budgets and ratios), as a Pareto curve of accuracy against cost."""
+  from bottleneck import results  # pylint: disable=g-import-not-at-top
+  groups = [g for g in results.default_group_by(runs) if g in runs]
+  family = [g for g in groups if g not in ("budget", "ratio")]
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
   for ax, (col, label) in zip(axes, (("macs", "multiply-adds per image (MACs)"),
                                      ("params", "parameters"))):
-    for (model, dataset, variant), g in runs.groupby(["model", "dataset", "variant"]):
-      color = COLORS.get(variant)
-      ax.scatter(g[col], 100 * g["eval_accuracy"], color=color, alpha=0.4, s=18)
-      ax.errorbar(g[col].mean(), 100 * g["eval_accuracy"].mean(),
-                  yerr=100 * g["eval_accuracy"].std(ddof=1) if len(g) > 1 else None,
-                  fmt="o", color=color, capsize=4, markersize=7,
-                  label=f"{model} {variant} ({dataset}, n={len(g)})")
+    for key, fam in runs.groupby(family, sort=True):
+      key = dict(zip(family, key if isinstance(key, tuple) else (key,)))
+      color = COLORS.get(key.get("variant"))
+      style = "--" if key.get("activation") == "linear" else "-"
+      points = []
+      for _, g in fam.groupby([c for c in groups if c not in family] or family, sort=True):
+        ax.scatter(g[col], 100 * g["eval_accuracy"], color=color, alpha=0.3, s=14)
+        points.append((g[col].mean(), 100 * g["eval_accuracy"].mean(),
+                       100 * g["eval_accuracy"].std(ddof=1) if len(g) > 1 else None, len(g)))
+      points.sort()
+      extra = ", ".join(f"{k} {v}" for k, v in key.items()
+                        if k not in ("model", "dataset", "variant") and v != "–")
+      ax.errorbar([p[0] for p in points], [p[1] for p in points],
+                  yerr=[p[2] or 0 for p in points], fmt="o" + style, color=color, capsize=3,
+                  markersize=6, label=f"{key.get('model')} {key.get('variant')}"
+                  f"{' (' + extra + ')' if extra else ''} ({key.get('dataset')}, "
+                  f"n={min(p[3] for p in points)})")
     ax.set_xscale("log")
     ax.set_xlabel(label)
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
-  axes[0].legend(fontsize=8)
+  axes[0].legend(fontsize=7)
   fig.suptitle("Accuracy against cost, with and without 1x1 reductions")
   fig.savefig(path, dpi=110)
   plt.close(fig)

@@ -51,7 +51,10 @@ def collect(directory: str) -> pd.DataFrame:
   named in a warning and left out."""
   paths = wd.find_files(directory, wd.RESULT)
   if not paths:
-    raise ConfigError(f"no {wd.RESULT} below {directory}: run a training or a sweep first.")
+    failed = failures(directory)
+    raise ConfigError(f"no {wd.RESULT} below {directory}: " + (
+        f"{len(failed)} run(s) failed, the first {failed[0]}" if failed
+        else "run a training or a sweep first."))
   rows = []
   for path in paths:
     try:
@@ -96,10 +99,38 @@ def aggregate(runs: pd.DataFrame, group_by=None) -> pd.DataFrame:
   return out.reset_index()
 
 
-def ratios(summary: pd.DataFrame) -> pd.DataFrame:
+def paired_bootstrap(diffs, n_boot: int = 10_000, level: float = 0.95,
+                     seed: int = 0) -> tuple[float, float] | None:
+  """The `level` percentile interval of the mean of `diffs` (one per seed: naive minus reduced
+  on the same seed), resampling the seeds with replacement; None for fewer than 2 seeds. With
+  3 seeds there are only 10 distinct resamples and the interval cannot reach beyond the
+  values seen: it is narrower than a t-interval, so a verdict from 3 seeds is a hint, not a
+  test."""
+  diffs = np.asarray(diffs, float)
+  if len(diffs) < 2:
+    return None
+  idx = np.random.default_rng(seed).integers(0, len(diffs), (n_boot, len(diffs)))
+  lo, hi = np.quantile(diffs[idx].mean(1), [(1 - level) / 2, (1 + level) / 2])
+  return float(lo), float(hi)
+
+
+def _verdict(interval) -> str:
+  if interval is None:
+    return "one seed: no interval"
+  lo, hi = interval
+  if lo > 0:
+    return "naive more accurate"
+  if hi < 0:
+    return "reduced more accurate"
+  return "within noise"
+
+
+def ratios(summary: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFrame:
   """naive / reduced: params, MACs, train time; accuracy difference. Each reduced row is
   paired with the naive row that shares its other group columns (model, dataset, budget...;
-  the reductions' own knobs do not apply to naive runs)."""
+  the reductions' own knobs do not apply to naive runs). With `runs`, the difference also gets
+  a 95% paired-bootstrap interval over the seeds both ran (`paired_bootstrap`) and a verdict:
+  "within noise" when the interval holds 0."""
   if "variant" not in summary.columns:
     return pd.DataFrame()
   keys = [c for c in summary.columns if c in DEFAULT_GROUP_BY + KNOBS
@@ -121,6 +152,19 @@ def ratios(summary: pd.DataFrame) -> pd.DataFrame:
                                      / pairs["train_time_s mean"])
   out["accuracy naive - reduced (points)"] = 100 * (pairs["eval_accuracy mean naive"]
                                                     - pairs["eval_accuracy mean"])
+  if runs is not None:
+    intervals, seeds = [], []
+    for _, row in pairs.iterrows():
+      pick = lambda variant, cols: runs[(runs["variant"] == variant) & np.logical_and.reduce(
+          [runs[c] == row[c] for c in cols])].set_index("seed")["eval_accuracy"]
+      both = pd.concat([pick("naive", keys), pick("reduced", keys + own)], axis=1,
+                       join="inner").dropna()
+      intervals.append(paired_bootstrap(100 * (both.iloc[:, 0] - both.iloc[:, 1])))
+      seeds.append(len(both))
+    out["paired seeds"] = seeds
+    out["95% interval (points)"] = [None if i is None else f"[{i[0]:+.2f}, {i[1]:+.2f}]"
+                                    for i in intervals]
+    out["verdict"] = [_verdict(i) for i in intervals]
   return out.dropna(how="all", axis=1)
 
 
@@ -153,11 +197,32 @@ def render(frame: pd.DataFrame, fmt: str) -> str:
   return tables.render(frame, fmt)
 
 
+def failures(directory: str) -> list[str]:
+  """"run: error" for every sweep point below `directory` that failed (its `error.json`) and
+  has no result: the runs a table is missing."""
+  out = []
+  for path in wd.find_files(directory, wd.ERROR):
+    run = os.path.dirname(path)
+    if os.path.exists(os.path.join(run, wd.RESULT)):
+      continue
+    try:
+      error = str(wd.read_json(path).get("error", "unknown error"))
+    except wd.CorruptFile as e:
+      error = str(e)
+    out.append(f"{os.path.relpath(run, directory)}: {error.splitlines()[0][:300]}")
+  return sorted(out)
+
+
 def make_table(directory: str, fmt: str = "markdown", group_by=None) -> str:
-  """The whole `experiments.make_table` output."""
-  summary = aggregate(collect(directory), group_by)
+  """The whole `experiments.make_table` output, and the failed runs it leaves out."""
+  runs = collect(directory)
+  summary = aggregate(runs, group_by)
   parts = [render(display(summary), fmt)]
-  r = ratios(summary)
+  r = ratios(summary, runs)
   if not r.empty:
     parts.append(render(r, fmt))
+  failed = failures(directory)
+  if failed and fmt != "csv":
+    parts.append(f"Not in the table: {len(failed)} failed run(s) (their error.json):\n" +
+                 "\n".join(f"- {f}" for f in failed))
   return "\n\n".join(parts) + "\n"

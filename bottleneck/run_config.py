@@ -58,6 +58,7 @@ def matched_kwargs(config, num_classes: int) -> dict:
   metric = next((m for m in complexity.MATCH_METRICS if config.get(f"match_{m}")), None)
   if metric is None:
     return kwargs
+  kwargs.pop("width", None)  # replaced by the width found
   width, _ = _match(config.model, metric, float(config[f"match_{metric}"]), bool(config.reduce),
                     int(config.image_size), int(num_classes), model_paths(config),
                     tuple(sorted(kwargs.items())))
@@ -70,10 +71,12 @@ def match_record(config, num_classes: int) -> dict | None:
   if metric is None:
     return None
   budget = float(config[f"match_{metric}"])
+  kwargs = {k: v for k, v in model_kwargs(config).items() if k != "width"}
   width, found = _match(config.model, metric, budget, bool(config.reduce),
                         int(config.image_size), int(num_classes), model_paths(config),
-                        tuple(sorted(model_kwargs(config).items())))
-  return {"metric": metric, "budget": budget, "width": width, "cost": found}
+                        tuple(sorted(kwargs.items())))
+  return {"metric": metric, "budget": budget, "width": width, "cost": found,
+          "replaced_width": model_kwargs(config).get("width")}
 
 
 @functools.lru_cache(maxsize=32)
@@ -193,7 +196,8 @@ def validate(config) -> None:
 
 
 def _check_match(c) -> None:
-  """At most one budget, for a model with a width multiplier, whose width is not also set."""
+  """At most one budget, for a model with a width multiplier (a configured width is replaced by
+  the one found, and training says so)."""
   given = [m for m in complexity.MATCH_METRICS if c.get(f"match_{m}")]
   if not given:
     return
@@ -202,8 +206,6 @@ def _check_match(c) -> None:
   if "width" not in registry.model_arguments(c.model):
     raise ConfigError(f"config: match_{given[0]} needs a model with a width multiplier; "
                       f"{c.model!r} has none.")
-  if c.get("model_kwargs", {}).get("width") is not None:
-    raise ConfigError(f"config: match_{given[0]} finds model_kwargs.width; do not set both.")
 
 
 def _text(value, name: str) -> None:

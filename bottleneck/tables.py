@@ -63,7 +63,8 @@ def render(frame: pd.DataFrame, fmt: str) -> str:
     return frame.to_csv(index=False)
   tablefmt = "github" if fmt == "markdown" else "simple"
   floatfmt = [".2f" if "/" in c else ",.3f" if "G)" in c else ",.4g" if c.endswith("(M)")
-              else ".4f" if c == "width" else ",.1f" for c in frame.columns]
+              else ".4f" if c == "width" else "g" if c == "ratio" else ",.1f"
+              for c in frame.columns]
   frame = frame.astype(object).where(frame.notna(), None)
   return frame.to_markdown(index=False, tablefmt=tablefmt, floatfmt=floatfmt, intfmt=",",
                            missingval="")
@@ -94,7 +95,7 @@ def benchmark_results(rows: list[dict], ratios: list[dict], verdict: str, fmt: s
   rows = benchmark.timed(rows)
   frame = pd.DataFrame(rows)
   peer = [c for c in frame.columns if c.startswith(("torch_", "jax/torch"))]
-  frame = frame[benchmark.COLUMNS + peer]
+  frame = frame.reindex(columns=benchmark.COLUMNS + peer)  # older rows lack newer columns
   frame["macs"] = frame["macs"] / 1e6
   frame = frame.rename(columns={"macs": "MACs (M, batch)", "peak_fraction": "achieved/peak",
                                 "xla_over_analytic": "XLA/analytic FLOPs"})

@@ -381,8 +381,10 @@ def _train(config, record: dict, workdir: str, owner: bool, label: str | None) -
   model = build_model(config, train_split.num_classes)
   match = run_config.match_record(config, train_split.num_classes)
   if match:
-    logging.info("width %.4f: %s %s against a budget of %.4g", match["width"],
-                 f"{match['cost']:,}", match["metric"], match["budget"])
+    logging.info("width %.4f: %s %s against a budget of %.4g%s", match["width"],
+                 f"{match['cost']:,}", match["metric"], match["budget"],
+                 "" if match["replaced_width"] is None else
+                 f" (it replaces the configured model_kwargs.width={match['replaced_width']})")
   dtype = DTYPES[config.dtype]
   # Compiler options of the jits: which library computes the convolutions (bottleneck.nn.paths).
   options = run_config.model_paths(config).compiler_options("config")

@@ -11,7 +11,8 @@ convolution in place of YNNPACK, each path alone on top of that, and all of them
 v3 B and v3 reduction A at batch 32), `precision`
 (float32 against bfloat16), `peer` (every case against its PyTorch twin in eager mode, timed in
 the same run; needs `pip install -e '.[torch]'`), `peer_compile` (four blocks against PyTorch
-eager and `torch.compile`).
+eager and `torch.compile`), `ratio` (blocks 3a, 4e and v3 B at batch 32, reduced at ratios
+1/8 ... 1 of the input's channels: where the reduced block stops being faster than the naive).
 """
 
 import ml_collections
@@ -22,7 +23,7 @@ GOOGLENET_BLOCKS = ["inception_3a", "inception_3b", "inception_4a", "inception_4
 V3_BLOCKS = ["v3_block_a", "v3_reduction_a", "v3_block_b", "v3_reduction_b", "v3_block_c"]
 SMALL = ["small_inception", "small_downsample"]
 NETWORKS = ["inception_small@28", "googlenet_bn@112", "inception_v3@75"]
-VARIANTS = ("default", "smoke", "paths", "precision", "peer", "peer_compile")
+VARIANTS = ("default", "smoke", "paths", "precision", "peer", "peer_compile", "ratio")
 
 
 def get_config(arg: str = "default"):
@@ -40,6 +41,8 @@ def get_config(arg: str = "default"):
   c.repeats = 3
   c.torch_peer = False  # time the PyTorch twin of every case (pip install -e '.[torch]')
   c.torch_compile = False  # and its torch.compile version
+  # The reduced variant at each ratio (None: the published widths); naive is timed once.
+  c.ratios = (None,)
   if arg == "peer":
     c.batches = (32,)
     c.torch_peer = True
@@ -61,6 +64,10 @@ def get_config(arg: str = "default"):
     c.paths = ("xla", eigen, f"{eigen},conv_1x1=matmul", f"{eigen},conv_kx1=transposed",
                f"{eigen},conv_strided=im2col", f"{eigen},max_pool=argmax", "auto")
     c.repeats = 5
+  elif arg == "ratio":
+    c.cases = ("inception_3a", "inception_4e", "v3_block_b")
+    c.batches = (32,)
+    c.ratios = (0.125, 0.25, 0.5, 0.75, 1.0)
   elif arg == "precision":
     c.cases = ("inception_3a", "inception_4e", "v3_block_b")
     c.batches = (32,)

@@ -49,7 +49,8 @@ def get_config(arg: str = "reduced") -> ml_collections.ConfigDict:
   c.image_size = 28
   # > 0: the width multiplier (model_kwargs.width) is found so that the model costs this many
   # multiply-adds per image, or has this many parameters, within 1%: naive and reduced compared
-  # at equal compute (bottleneck.complexity.match_width). At most one of the two.
+  # at equal compute (bottleneck.complexity.match_width). At most one of the two; it replaces a
+  # configured width (result.json's `match` records both).
   c.match_macs = 0.0
   c.match_params = 0
   c.data = ml_collections.ConfigDict(dict(mean=0.5, std=0.5, resize="pad", crop_padding=0,

@@ -26,7 +26,8 @@ def main(argv):
   rows = benchmark.run(list(c.cases), batches=list(c.batches), dtypes=list(c.dtypes),
                        paths=list(c.get("paths", ["auto"])), warmup=c.warmup, repeats=c.repeats,
                        torch_peer=c.get("torch_peer", False),
-                       torch_compile=c.get("torch_compile", False))
+                       torch_compile=c.get("torch_compile", False),
+                       ratios=list(c.get("ratios", [None])))
   ratios = benchmark.central_ratios(rows)
   verdict = benchmark.verdict(ratios)
   print(tables.benchmark_results(rows, ratios, verdict, _FORMAT.value), end="")

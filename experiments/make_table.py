@@ -1,11 +1,15 @@
 r"""Result table of every run below a directory: seeds aggregated, naive/reduced ratios.
 
   python -m experiments.make_table --workdir=runs/digits_sweep --format=markdown
+  python -m experiments.make_table --workdir=runs/iso_macs --plot=runs/iso_macs/accuracy_vs_cost.png
 """
+
+import os
+import sys
 
 from absl import flags
 
-from bottleneck import cli, results
+from bottleneck import cli, results, workdir as wd
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory searched for result.json files.",
                                required=True)
@@ -16,9 +20,19 @@ _GROUP_BY = flags.DEFINE_list("group_by", None,
                               f"ablation knob ({', '.join(results.KNOBS)}) that varies.")
 
 
+_PLOT = flags.DEFINE_string("plot", None, "Also draw accuracy against MACs and parameters, one "
+                            "curve per family (naive, reduced, per activation), to this PNG.")
+
+
 def main(argv):
   del argv
+  if _PLOT.value:
+    wd.ensure_writable(os.path.dirname(os.path.abspath(_PLOT.value)), "--plot's directory")
   print(results.make_table(_WORKDIR.value, _FORMAT.value, _GROUP_BY.value), end="")
+  if _PLOT.value:
+    from bottleneck import plots  # pylint: disable=g-import-not-at-top  # matplotlib
+    plots.accuracy_vs_cost(results.collect(_WORKDIR.value), _PLOT.value)
+    print(f"plot: {_PLOT.value}", file=sys.stderr)
 
 
 if __name__ == "__main__":

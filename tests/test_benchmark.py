@@ -32,6 +32,30 @@ def test_rows_are_complete_and_ratios_consistent():
   assert "cut MACs" in benchmark.verdict([ratio])
 
 
+def test_reduced_at_several_ratios_against_one_naive_timing():
+  rows = benchmark.run(["small_inception"], batches=[2], paths=["xla"], warmup=1, repeats=1,
+                       progress=False, ratios=[0.25, 1.0])
+  assert sorted((r["reduce"], r["ratio"] or 0) for r in rows) == [
+      (False, 0), (True, 0.25), (True, 1.0)]  # naive once: it has no reductions
+  by_ratio = {r["ratio"]: r for r in rows if r["reduce"]}
+  assert by_ratio[0.25]["macs"] < by_ratio[1.0]["macs"]
+  assert {r["ratio"] for r in benchmark.central_ratios(rows)} == {0.25, 1.0}
+  with pytest.raises(ConfigError, match=r"ratio=1.5 is invalid; it must lie in \(0, 1\]"):
+    benchmark.run(["small_inception"], batches=[2], ratios=[1.5], progress=False)
+
+
+def test_break_even_says_where_the_reduced_block_stops_being_faster():
+  row = lambda ratio, t: {"name": "b", "batch": 32, "dtype": "float32", "ratio": ratio,
+                          "time naive/reduced": t}
+  (line,) = benchmark.break_even([row(0.125, 3.0), row(0.5, 1.2), row(0.75, 0.9),
+                                  row(1.0, 0.7), row(None, 2.0)])
+  assert line == ("b (batch 32, float32): the reduced block stops being faster at ratio 0.75 "
+                  "(0.90x; 1.20x at 0.5).")
+  (line,) = benchmark.break_even([row(0.25, 2.0), row(1.0, 1.1)])
+  assert "faster at every ratio timed (up to 1: 1.10x)" in line
+  assert benchmark.break_even([row(0.5, 2.0)]) == []  # one ratio: nothing to locate
+
+
 def test_cases_and_errors():
   assert {"inception_3a", "inception_5b", "v3_block_c", "small_downsample"} <= set(
       benchmark.cases())

@@ -50,23 +50,27 @@ def test_benchmark_config_variants():
 
 @pytest.mark.parametrize("name", STUDIES)
 def test_study_sweeps(name):
-  """Every point of every variant's sweep is a valid config; :quick is smaller; one knob per
-  point varies as the docstring says."""
+  """Every variant's sweep expands (its overrides name fields), its first and last points are
+  valid configs, :quick is smaller, naive and reduced are both there."""
   from bottleneck import sweep  # pylint: disable=g-import-not-at-top
   path = os.path.join(os.path.dirname(__file__), "..", "configs", f"{name}.py")
   module = importlib.import_module(f"configs.{name}")
   assert f"--config=configs/{name}.py" in module.__doc__
   sizes = {}
-  for arg in ("", "quick", "cifar10", "cifar10,quick"):
+  for arg in ("", "quick", "cifar10", "cifar10,quick", "cluttered"):
     mod, config = sweep.load_config_file(f"{path}:{arg}" if arg else path)
     points = sweep.expand(mod, config, "/nonexistent", arg)
     sizes[arg] = len(points)
     for p in points:
-      run_config.validate(p.config)
-      assert p.config.dataset == ("cifar10" if "cifar10" in arg else "digits")
+      if p in (points[0], points[-1]):  # a reduced point and the naive one (validation builds
+        run_config.validate(p.config)  # the model: seconds each)
+      assert p.config.dataset == ("cifar10" if "cifar10" in arg else "digits_cluttered"
+                                  if "cluttered" in arg else "digits")
   assert sizes["quick"] < sizes[""] and sizes["cifar10,quick"] < sizes["cifar10"]
   with pytest.raises(ValueError, match="unknown variant 'fast'"):
     module.get_config("fast")
+  with pytest.raises(ValueError, match="two datasets"):
+    module.get_config("cifar10,cluttered")
   full = sweep.expand(*sweep.load_config_file(path), "/nonexistent")
   assert {"naive", "reduced"} == {"reduced" if p.config.reduce else "naive" for p in full}
   assert len({p.name for p in full}) == len(full)

@@ -31,6 +31,23 @@ def test_digits_builder_real_images_stratified_split(digits_dir):
   assert ours == theirs
 
 
+def test_cluttered_digits_hold_each_digit_whole_among_clutter(tmp_path):
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (5, 8, 8, 1), dtype=np.uint8)
+  canvases, source = digits.clutter(images, seed=3, noise=0.0)
+  assert canvases.shape == (20, 24, 24, 1) and canvases.dtype == np.uint8
+  assert source.tolist() == [i for i in range(5) for _ in range(4)]
+  for canvas, i in zip(canvases, source):  # the digit is somewhere, whole (max with clutter)
+    windows = np.lib.stride_tricks.sliding_window_view(canvas[..., 0], (8, 8))
+    assert np.any(np.all(windows >= images[i, ..., 0], axis=(-1, -2)))
+  again, _ = digits.clutter(images, seed=3, noise=0.0)
+  np.testing.assert_array_equal(canvases, again)  # a function of the seed
+  splits = pipeline.load_splits("digits_cluttered", data_dir=str(tmp_path))
+  assert (len(splits["train"]), len(splits["test"])) == (4 * 1347, 4 * 450)
+  image, label = splits["test"].read([0])
+  assert image[0].shape == (24, 24, 1) and 0 <= label[0] < 10
+
+
 def test_catalog_dataset_through_mock_data(tmp_path):
   with tfds.testing.mock_data(num_examples=24):
     splits = pipeline.load_splits("cifar10", data_dir=str(tmp_path))

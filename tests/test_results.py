@@ -134,3 +134,28 @@ def test_ablation_knobs_are_rows_and_each_reduced_row_meets_its_naive(tmp_path):
       pytest.approx(15.0)
   assert (ratios["MACs naive/reduced"] == 1.01).all()
   assert "0.25" in results.make_table(str(tmp_path))
+  from bottleneck import plots  # pylint: disable=g-import-not-at-top
+  path = plots.accuracy_vs_cost(runs, str(tmp_path / "pareto.png"))  # one curve per family
+  assert os.path.getsize(path) > 10_000
+
+
+def test_failed_runs_are_named_under_the_table(tmp_path):
+  write_runs(tmp_path)
+  wd.write_json(os.path.join(tmp_path, "budget=7e5", wd.ERROR),
+                {"error": "ConfigError: no width costs 7e+05 macs within 1%", "traceback": ""})
+  text = results.make_table(str(tmp_path))
+  assert ("Not in the table: 1 failed run(s) (their error.json):\n- budget=7e5: ConfigError: "
+          "no width costs 7e+05 macs within 1%") in text
+
+
+def test_paired_bootstrap_interval_and_verdicts(tmp_path):
+  assert results.paired_bootstrap([1.0]) is None  # one seed: no interval
+  lo, hi = results.paired_bootstrap([2.0, 2.0, 2.0])
+  assert lo == hi == 2.0
+  lo, hi = results.paired_bootstrap([1.0, -1.0, 3.0])
+  assert -1.0 <= lo < 1.0 < hi <= 3.0  # within the values seen, around their mean
+  write_runs(tmp_path)  # naive - reduced per seed: +1, -1, +3 points
+  runs = results.collect(str(tmp_path))
+  r = results.ratios(results.aggregate(runs), runs).iloc[0]
+  assert r["paired seeds"] == 3 and r["verdict"] == "within noise"
+  assert r["95% interval (points)"] == f"[{lo:+.2f}, {hi:+.2f}]"

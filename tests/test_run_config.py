@@ -64,8 +64,6 @@ def test_loading_a_config_imports_no_jax():
     ({"match_macs": -1.0}, r"match_macs=-1.0 is invalid"),
     ({"match_macs": 1e5, "match_params": 5000}, r"match_macs and match_params exclude each "
                                                 r"other"),
-    ({"match_params": 5000, "model_kwargs.width": 0.5}, r"match_params finds "
-                                                        r"model_kwargs.width; do not set both"),
     ({"model": "inception_v3", "model_kwargs.hidden": None, "model_kwargs.batch_norm": None,
       "model_kwargs.width": None, "model_kwargs.in_channels": None, "image_size": 75,
       "match_macs": 1e9}, r"match_macs needs a model with a width multiplier; 'inception_v3' "

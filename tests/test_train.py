@@ -355,11 +355,12 @@ def test_bfloat16_compute_trains(tmp_path, digits_dir):
 
 
 def test_a_budget_sets_the_width_and_is_recorded(tmp_path, digits_dir):
-  config = tiny_config(digits_dir, match_params=20_000, num_train_steps=4,
-                       **{"model_kwargs.width": None})
+  # The tiny config's width (0.5) is replaced by the one found, and the result says so.
+  config = tiny_config(digits_dir, match_params=20_000, num_train_steps=4)
   result = train.train_and_evaluate(config, str(tmp_path))
   match = result["match"]
   assert match["metric"] == "params" and match["budget"] == 20_000
+  assert match["replaced_width"] == 0.5 and match["width"] != 0.5
   assert match["cost"] == result["params"] and abs(result["params"] - 20_000) <= 200
   loaded = trained.load(str(tmp_path))  # rebuilt from config.json at the same width
   assert complexity.count_params(loaded.model) == result["params"]

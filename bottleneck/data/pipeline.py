@@ -5,9 +5,9 @@ is a function of (seed, step) alone: the order of epoch e is a permutation seede
 and the augmentation of step t is seeded by (seed, t). A run resumed from step t therefore sees
 exactly the batches an uninterrupted run sees.
 
-Datasets: `digits` (embedded, offline, `bottleneck.data.digits`) and any TFDS catalog image
-dataset by name (`mnist`, `cifar10`, `imagenette`, ...), which downloads on first use and needs
-TensorFlow to decode images: `pip install -e '.[catalog]'`.
+Datasets: `digits` and `digits_cluttered` (embedded, offline, `bottleneck.data.digits`) and
+any TFDS catalog image dataset by name (`mnist`, `cifar10`, `imagenette`, ...), which downloads
+on first use and needs TensorFlow to decode images: `pip install -e '.[catalog]'`.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from absl import logging
 from PIL import Image
 
 from bottleneck import workdir as wd
-from bottleneck.data.digits import Digits
+from bottleneck.data.digits import Digits, DigitsCluttered
 from bottleneck.validation import ConfigError
 
-EMBEDDED = {"digits": Digits}
+EMBEDDED = {"digits": Digits, "digits_cluttered": DigitsCluttered}
 CATALOG_EXTRA = "pip install -e '.[catalog]'  (installs tensorflow-cpu, which TFDS uses to " \
                 "download and decode catalog image datasets)"
 
