@@ -127,6 +127,15 @@ def _run_digits(loaded, image_size, num_digits, seed, out_dir) -> dict:
           "files": files}
 
 
+MAX_PHOTO_SIDE = 1024
+
+
+def _windows(x: np.ndarray, size: int, stride: int, locations):
+  """The size x size windows of one image (HWC) at the given (i, j) map locations."""
+  return np.stack([x[i * stride:i * stride + size, j * stride:j * stride + size]
+                   for i, j in locations])
+
+
 def photo_input(image: np.ndarray, side: int, size: int, stride: int) -> np.ndarray:
   """`image` (uint8 HWC) with its shorter side scaled to `side` (bilinear, antialiased), then
   cut at the centre to size + k * stride on each side, so that score-map locations fall on
@@ -134,6 +143,9 @@ def photo_input(image: np.ndarray, side: int, size: int, stride: int) -> np.ndar
   if side < size:
     raise ConfigError(f"--image_size={side} is too small; the minimum is the training size "
                       f"{size}.")
+  if side > MAX_PHOTO_SIDE:
+    raise ConfigError(f"--image_size={side} is too large; at most {MAX_PHOTO_SIDE} (the "
+                      "photos are 427 pixels high, and larger maps need gigabytes).")
   h, w = image.shape[:2]
   scale = side / min(h, w)
   nh, nw = max(side, round(h * scale)), max(side, round(w * scale))
@@ -180,12 +192,14 @@ def run_photos(loaded, side: int, out_dir: str, *, calibrate_bn: bool = False,
   normalize = lambda im: jnp.asarray(((im[None].astype(np.float32) / 255.0 - np.asarray(
       pre.mean, np.float32)) / np.asarray(pre.std, np.float32)))
   inputs = [normalize(im) for im in images]
-  if calibrate_bn:  # on every 224x224 window of both photos
-    windows = [conversions.crop_logits(lambda c: c, net, x, (net.score_map_size(x.shape[1]),
-                                                             net.score_map_size(x.shape[2])))
-               for x in inputs]
-    calibrate_batch_norm(model, jnp.concatenate([w.reshape(-1, size, size, 3)
-                                                 for w in windows]))
+  if calibrate_bn:  # on up to 64 windows of each photo, spread over it
+    windows = []
+    for x in inputs:
+      locs = [(i, j) for i in range(net.score_map_size(x.shape[1]))
+              for j in range(net.score_map_size(x.shape[2]))]
+      pick = np.linspace(0, len(locs) - 1, min(64, len(locs))).round().astype(int)
+      windows.append(_windows(np.asarray(x[0]), size, net.stride, [locs[k] for k in pick]))
+    calibrate_batch_norm(model, jnp.asarray(np.concatenate(windows)))
   score_map = nnx.jit(lambda m, x: m(x))
   classify = nnx.jit(lambda m, x: m(x))
   crop_macs = complexity.module_macs(model, (1, size, size, 3))
@@ -193,9 +207,11 @@ def run_photos(loaded, side: int, out_dir: str, *, calibrate_bn: bool = False,
   for path, original, image, x in zip(photos.filenames, photos.images, images, inputs):
     scores = np.asarray(score_map(net, x))[0]
     h, w = scores.shape[:2]
-    direct = np.concatenate([np.asarray(classify(model, c)) for c in np.array_split(
-        np.asarray(conversions.crop_logits(lambda c: c, net, x, (h, w))).reshape(
-            -1, size, size, 3), max(1, h * w // chunk))]).reshape(h, w, -1)
+    locs = [(i, j) for i in range(h) for j in range(w)]  # the crops, `chunk` at a time
+    direct = np.concatenate([
+        np.asarray(classify(model, jnp.asarray(_windows(np.asarray(x[0]), size, net.stride,
+                                                        locs[k:k + chunk]))))
+        for k in range(0, len(locs), chunk)]).reshape(h, w, -1)
     scale = float(np.abs(direct).max())
     rel = np.abs(scores - direct).max(-1) / scale
     agree = np.argmax(scores, -1) == np.argmax(direct, -1)

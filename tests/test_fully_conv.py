@@ -137,3 +137,5 @@ def test_photo_input_cuts_to_whole_strides():
   assert fully_conv.photo_input(image, 320, 224, 32).shape == (320, 480, 3)
   assert fully_conv.photo_input(image, 448, 224, 32).shape == (448, 640, 3)  # 671 wide
   assert fully_conv.photo_input(image, 230, 224, 32).shape == (224, 320, 3)
+  with pytest.raises(ConfigError, match="--image_size=1025 is too large; at most 1024"):
+    fully_conv.photo_input(image, 1025, 224, 32)
