@@ -163,7 +163,7 @@ def calibrate_batch_norm(model, x: jax.Array) -> None:
   for n in norms:
     n.momentum = 0.0
   model.train()
-  model(x)
+  nnx.jit(lambda m, v: m(v))(model, x)  # one program, not one per op; updates the statistics
   model.eval()
   for n, m in zip(norms, momenta):
     n.momentum = m

@@ -290,15 +290,21 @@ def _first_nonfinite(losses: list[tuple[int, jax.Array]]) -> None:
                              "rerun with --restart (the diverged run is set aside).")
 
 
-def build_model(config: ml_collections.ConfigDict, num_classes: int):
-  """The registry model a config trains, freshly initialised from its seed."""
+def build_model(config: ml_collections.ConfigDict, num_classes: int, *,
+                initialise: bool = True):
+  """The registry model a config trains, freshly initialised from its seed; with
+  `initialise=False` only its structure, with placeholder values (`registry.fill_random`), for
+  a caller that overwrites every value (restoring a checkpoint): the initialisers' compilation
+  is skipped."""
   dtype = DTYPES[validation.choice(config.dtype, "dtype", DTYPES, "config")]
-  return registry.create_model(
-      config.model, reduce=config.reduce, num_classes=num_classes,
-      image_size=config.image_size, dtype=dtype,
-      paths=run_config.model_paths(config),
-      rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1),
-      **run_config.matched_kwargs(config, num_classes))
+  args = dict(reduce=config.reduce, num_classes=num_classes, image_size=config.image_size,
+              dtype=dtype, paths=run_config.model_paths(config),
+              **run_config.matched_kwargs(config, num_classes))
+  if not initialise:
+    return registry.fill_random(registry.abstract_model(config.model, **args))
+  return registry.create_model(config.model,
+                               rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1),
+                               **args)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,

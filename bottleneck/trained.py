@@ -28,7 +28,7 @@ from flax import nnx
 
 from bottleneck import checkpoints, complexity, run_config, train, workdir as wd
 from bottleneck.data import pipeline
-from bottleneck.nn import import_weights
+from bottleneck.nn import import_weights, registry
 from bottleneck.validation import ConfigError
 
 IMPORTED = wd.IMPORTED
@@ -75,7 +75,7 @@ def load(directory: str) -> Trained:
   else:
     num_classes = pipeline.load_splits(config.dataset, (config.train_split,),
                                        config.get("data_dir"))[config.train_split].num_classes
-  model = train.build_model(config, num_classes)
+  model = train.build_model(config, num_classes, initialise=False)  # the checkpoint's values
   states = {"model": nnx.state(model)}
   if imported is None:
     optimizer = nnx.Optimizer(model, train.make_optimizer(config, train.make_schedule(
@@ -156,7 +156,11 @@ def import_to(directory: str, source: str, name: str, *, random_seed: int | None
   config.seed = random_seed or 0
   for key, value in spec["model_kwargs"].items():
     config.model_kwargs[key] = value
-  model = train.build_model(config, 1000)
+  # Every value is overwritten by the source's: the model's own initialisers (seconds of
+  # compilation) are not needed, only its shapes (`registry.fill_random`).
+  model = registry.fill_random(registry.abstract_model(
+      name, reduce=True, image_size=spec["image_size"], num_classes=1000,
+      **spec["model_kwargs"]))
   versions = {}
   if source == "torchvision":
     state, weights, imagenet_stats = import_weights.torchvision_state_dict(

@@ -81,15 +81,16 @@ def test_an_unreadable_newest_checkpoint_loads_the_one_before_and_says_so(traine
   assert os.path.isdir(copy / "checkpoints" / "63")  # a reader moves nothing
 
 
-@pytest.mark.parametrize("name", ["googlenet", "googlenet_bn"])
+@pytest.mark.parametrize("name", ["googlenet_bn"])  # googlenet: its shapes at 224 below
 def test_googlenet_score_map_shapes_and_the_logits_at_the_training_size(name):
   model = registry.random_model(name, reduce=True, image_size=64, num_classes=12)
   model.eval()
   net = conversions.convolutionalize(model)
   assert (net.window, net.stride, net.min_image_size) == (2, 32, 64)
   x = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype(np.float32)
-  logits = np.asarray(model(jnp.asarray(x)))
-  scores = np.asarray(net(jnp.asarray(x)))
+  forward = nnx.jit(lambda m, v: m(v))  # one compile each, not one per op
+  logits = np.asarray(forward(model, jnp.asarray(x)))
+  scores = np.asarray(forward(net, jnp.asarray(x)))
   assert scores.shape == (2, 1, 1, 12)
   assert np.abs(scores[:, 0, 0] - logits).max() <= 1e-5 * np.abs(logits).max()
   for h, w in [(96, 96), (128, 160), (96, 224), (64, 97)]:

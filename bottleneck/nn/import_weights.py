@@ -250,27 +250,39 @@ def keras():
     raise ConfigError("Keras is not installed: pip install -e '.[keras]'") from None
 
 
-def keras_inception_v3(weights: str | None, num_classes: int = 1000):
-  """Keras's InceptionV3 with logits out: `weights` None (random), "imagenet" (downloads) or a
-  `.weights.h5` / `.h5` file."""
+def keras_inception_v3(weights: str | None, num_classes: int = 1000, image_size: int = 299):
+  """Keras's InceptionV3 with logits out, for `image_size` inputs: `weights` None (random),
+  "imagenet" (downloads) or a `.weights.h5` / `.h5` file (`load_keras_weights`)."""
   k = keras()
-  if weights not in (None, "imagenet"):
-    if not os.path.isfile(weights):
-      raise ConfigError(f"--weights_file={weights} does not exist.")
-    import h5py  # pylint: disable=g-import-not-at-top  # Keras's own dependency
-    try:  # before building the network (seconds): a file that is not HDF5 is refused at once
-      h5py.File(weights, "r").close()
-    except OSError as e:
-      raise ConfigError(f"--weights_file={weights} is not a Keras weights file (HDF5): "
-                        f"{e}.") from None
-  net = k.applications.InceptionV3(weights=weights if weights in (None, "imagenet") else None,
-                                   classes=num_classes, classifier_activation=None)
-  if weights not in (None, "imagenet"):
-    try:
-      net.load_weights(weights)
-    except Exception as e:  # pylint: disable=broad-except  # h5py and Keras raise many kinds
-      raise ConfigError(f"--weights_file={weights} is not a Keras InceptionV3 weights file "
-                        f"({type(e).__name__}: {str(e).splitlines()[0][:200]}).") from None
+  from_file = weights not in (None, "imagenet")
+  if from_file:
+    _check_weights_file(weights)  # before building the network (seconds)
+  net = k.applications.InceptionV3(weights=None if from_file else weights,
+                                   classes=num_classes, classifier_activation=None,
+                                   input_shape=(image_size, image_size, 3))
+  if from_file:
+    load_keras_weights(net, weights)
+  return net
+
+
+def _check_weights_file(path: str) -> None:
+  if not os.path.isfile(path):
+    raise ConfigError(f"--weights_file={path} does not exist.")
+  import h5py  # pylint: disable=g-import-not-at-top  # Keras's own dependency
+  try:
+    h5py.File(path, "r").close()
+  except OSError as e:
+    raise ConfigError(f"--weights_file={path} is not a Keras weights file (HDF5): {e}.") from None
+
+
+def load_keras_weights(net, path: str):
+  """`net` with the weights of a Keras weights file, or a ConfigError naming the file."""
+  _check_weights_file(path)
+  try:
+    net.load_weights(path)
+  except Exception as e:  # pylint: disable=broad-except  # h5py and Keras raise many kinds
+    raise ConfigError(f"--weights_file={path} is not a Keras InceptionV3 weights file "
+                      f"({type(e).__name__}: {str(e).splitlines()[0][:200]}).") from None
   return net
 
 
