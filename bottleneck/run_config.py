@@ -53,16 +53,10 @@ def model_kwargs(config) -> dict:
 
 def matched_kwargs(config, num_classes: int) -> dict:
   """`model_kwargs(config)`, with the width that meets `match_macs` or `match_params` when one
-  is set (`complexity.match_width`; the same config always finds the same width)."""
+  is set (`match_record`; the same config always finds the same width)."""
   kwargs = model_kwargs(config)
-  metric = next((m for m in complexity.MATCH_METRICS if config.get(f"match_{m}")), None)
-  if metric is None:
-    return kwargs
-  kwargs.pop("width", None)  # replaced by the width found
-  width, _ = _match(config.model, metric, float(config[f"match_{metric}"]), bool(config.reduce),
-                    int(config.image_size), int(num_classes), model_paths(config),
-                    tuple(sorted(kwargs.items())))
-  return {**kwargs, "width": width}
+  match = match_record(config, num_classes)
+  return kwargs if match is None else {**kwargs, "width": match["width"]}
 
 
 def match_record(config, num_classes: int) -> dict | None:
