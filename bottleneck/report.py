@@ -45,7 +45,8 @@ def _complexity(workdir: str, models) -> dict[str, list[dict]]:
   return out
 
 
-def _environment() -> str:
+def environment() -> str:
+  """The machine and library versions, for a report's header."""
   import flax, jax, optax, tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top,multiple-imports
   return (f"{platform.platform()}; {env.device_description()}; Python "
           f"{platform.python_version()}; jax {jax.__version__}, flax {flax.__version__}, "
@@ -125,7 +126,7 @@ def _build_report(workdir, parallel, data_dir, sweep_config, models, rerun_chang
       f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}, in {time.time() - start:.0f} s "
       "(reused work not counted again).",
       "",
-      f"Machine: {_environment()}.",
+      f"Machine: {environment()}.",
       "",
       "## Finding",
       "",

@@ -65,7 +65,8 @@ def collect(directory: str) -> pd.DataFrame:
       continue
     rows.append({"model": r["model"], "dataset": r["dataset"],
                  "variant": "reduced" if r["reduce"] else "naive", **knobs(r), "seed": r["seed"],
-                 **{k: r.get(k) for k in COST + MEASURED + ["compile_time_s", "device"]},
+                 **{k: r.get(k) for k in COST + MEASURED + ["compile_time_s", "device",
+                                                             "num_classes"]},
                  "run": os.path.relpath(os.path.dirname(path), directory)})
   if not rows:
     raise ConfigError(f"no readable {wd.RESULT} below {directory}: rerun its trainings.")
@@ -73,6 +74,15 @@ def collect(directory: str) -> pd.DataFrame:
   for col in COST + MEASURED + ["width"]:  # null (unknown) becomes NaN, never 0
     frame[col] = pd.to_numeric(frame[col], errors="coerce")
   return frame
+
+
+def not_learned(summary: pd.DataFrame) -> pd.DataFrame:
+  """The groups whose mean accuracy is below twice chance (1 / the number of classes, which
+  results record since 2026-11): their runs did not learn, and no comparison with them says
+  anything about the networks."""
+  if "num_classes" not in summary or "eval_accuracy mean" not in summary:
+    return summary.iloc[:0]
+  return summary[summary["eval_accuracy mean"] < 2.0 / summary["num_classes"]]
 
 
 def default_group_by(runs: pd.DataFrame) -> list[str]:
@@ -91,7 +101,8 @@ def aggregate(runs: pd.DataFrame, group_by=None) -> pd.DataFrame:
                       f"{', '.join(runs.columns)}.")
   grouped = runs.groupby(group_by, sort=True, dropna=False)
   out = grouped[COST + (["width"] if "width" in runs and runs["width"].notna().any() else [])
-                ].first()
+                + (["num_classes"] if "num_classes" in runs and runs["num_classes"].notna().any()
+                   else [])].first()
   for col in MEASURED:
     out[f"{col} mean"] = grouped[col].mean()
     out[f"{col} std"] = grouped[col].std(ddof=1)  # NaN for a single seed
@@ -114,15 +125,66 @@ def paired_bootstrap(diffs, n_boot: int = 10_000, level: float = 0.95,
   return float(lo), float(hi)
 
 
-def _verdict(interval) -> str:
+def verdict(interval, first: str = "naive", second: str = "reduced") -> str:
+  """The verdict on an interval of `first` minus `second`: which is more accurate, or
+  "within noise" when the interval holds 0."""
   if interval is None:
-    return "one seed: no interval"
+    return "no interval (fewer than 2 seeds paired)"
   lo, hi = interval
   if lo > 0:
-    return "naive more accurate"
+    return f"{first} more accurate"
   if hi < 0:
-    return "reduced more accurate"
+    return f"{second} more accurate"
   return "within noise"
+
+
+def _interval_text(interval) -> str | None:
+  return None if interval is None else f"[{interval[0]:+.2f}, {interval[1]:+.2f}]"
+
+
+def _seed_accuracy(runs: pd.DataFrame, where: dict) -> pd.Series:
+  """Accuracy by seed of the runs whose columns equal `where`."""
+  mask = np.logical_and.reduce([runs[c] == v for c, v in where.items()])
+  return runs[mask].set_index("seed")["eval_accuracy"]
+
+
+def paired_accuracy(runs: pd.DataFrame, first: dict, second: dict) -> dict:
+  """Accuracy of the runs matching `first` minus those matching `second` (column filters), on
+  the seeds both ran: means (%), the difference (points), the 95% paired-bootstrap interval
+  and the verdict."""
+  sides = [_seed_accuracy(runs, first), _seed_accuracy(runs, second)]
+  for where, side in zip((first, second), sides):
+    if side.index.duplicated().any():  # runs that differ in a column the caller did not name
+      logging.warning("not paired: several runs per seed where %s; group by the column that "
+                      "tells them apart", where)
+      return {"paired seeds": 0, "difference (points)": float("nan"),
+              "95% interval (points)": None, "interval": None}
+  both = pd.concat(sides, axis=1, join="inner").dropna()
+  diffs = 100 * (both.iloc[:, 0] - both.iloc[:, 1])
+  interval = paired_bootstrap(diffs)
+  return {"paired seeds": len(both),
+          "difference (points)": float(diffs.mean()) if len(both) else float("nan"),
+          "95% interval (points)": _interval_text(interval), "interval": interval}
+
+
+def compare(runs: pd.DataFrame, column: str, first, second, by=()) -> pd.DataFrame:
+  """`first` against `second` values of `column`, for each combination of the `by` columns:
+  accuracy mean +- std of each, their paired difference with its interval and verdict
+  (`paired_accuracy`). E.g. compare(runs, "activation", "relu", "linear", by=["ratio"])."""
+  rows = []
+  keys = runs[list(by)].drop_duplicates().sort_values(list(by)) if by else pd.DataFrame([{}])
+  for _, key in keys.iterrows():
+    key = key.to_dict()
+    acc = {v: _seed_accuracy(runs, {**key, column: v}) for v in (first, second)}
+    if acc[first].empty or acc[second].empty:
+      continue
+    paired = paired_accuracy(runs, {**key, column: first}, {**key, column: second})
+    rows.append({**key, **{f"{v} (%)": f"{100 * a.mean():.2f} ± "
+                           + ("–" if len(a) < 2 else f"{100 * a.std(ddof=1):.2f}")
+                           for v, a in acc.items()},
+                 **{k: v for k, v in paired.items() if k != "interval"},
+                 "verdict": verdict(paired["interval"], str(first), str(second))})
+  return pd.DataFrame(rows)
 
 
 def ratios(summary: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -153,24 +215,19 @@ def ratios(summary: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFr
   out["accuracy naive - reduced (points)"] = 100 * (pairs["eval_accuracy mean naive"]
                                                     - pairs["eval_accuracy mean"])
   if runs is not None:
-    intervals, seeds = [], []
-    for _, row in pairs.iterrows():
-      pick = lambda variant, cols: runs[(runs["variant"] == variant) & np.logical_and.reduce(
-          [runs[c] == row[c] for c in cols])].set_index("seed")["eval_accuracy"]
-      both = pd.concat([pick("naive", keys), pick("reduced", keys + own)], axis=1,
-                       join="inner").dropna()
-      intervals.append(paired_bootstrap(100 * (both.iloc[:, 0] - both.iloc[:, 1])))
-      seeds.append(len(both))
-    out["paired seeds"] = seeds
-    out["95% interval (points)"] = [None if i is None else f"[{i[0]:+.2f}, {i[1]:+.2f}]"
-                                    for i in intervals]
-    out["verdict"] = [_verdict(i) for i in intervals]
+    paired = [paired_accuracy(runs, {"variant": "naive", **{c: row[c] for c in keys}},
+                              {"variant": "reduced", **{c: row[c] for c in keys + own}})
+              for _, row in pairs.iterrows()]
+    out["paired seeds"] = [p["paired seeds"] for p in paired]
+    out["95% interval (points)"] = [p["95% interval (points)"] for p in paired]
+    out["verdict"] = [verdict(p["interval"]) for p in paired]
   return out.dropna(how="all", axis=1)
 
 
 def display(summary: pd.DataFrame) -> pd.DataFrame:
   """The summary with readable units: accuracy in %, MACs in M, mean +- std columns."""
-  out = summary.drop(columns=[c for c in summary.columns if c.endswith((" mean", " std"))])
+  out = summary.drop(columns=[c for c in summary.columns if c.endswith((" mean", " std"))
+                              or c == "num_classes"])
   out = out.rename(columns={"macs": "MACs (M)", "flops_xla": "XLA FLOPs (M)"})
   out["MACs (M)"] = summary["macs"] / 1e6
   out["XLA FLOPs (M)"] = summary["flops_xla"] / 1e6

@@ -3,7 +3,10 @@
 A config file may define `get_sweep()` returning a list of override dicts, e.g.
 `[{"reduce": r, "seed": s} for r in (True, False) for s in (0, 1, 2)]`. Each point runs in
 its own subdirectory of the sweep's workdir, named from its overrides (`reduce=True,seed=0`).
-Points run in this process one after another, in N worker processes (`parallel`), or as Ray
+Points that differ only in their seed form one unit and train as one program, the seeds
+stacked on a leading axis and `jax.vmap`-ed (`train.train_seeds`; `seeds_together=False`
+trains them one at a time): the compile and the fixed cost of a run are paid once per config.
+Units run in this process one after another, in N worker processes (`parallel`), or as Ray
 tasks (`launcher="ray"`); `launcher="print"` prints one shell command per point for another
 scheduler (a SLURM array, ...). Finished points are skipped, interrupted ones resume from their
 checkpoints, a failing point is recorded in its `error.json` and the others still run.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import inspect
+import json
 import multiprocessing
 import os
 import queue as queue_lib
@@ -182,6 +186,64 @@ def run_point(config_dict: dict, workdir: str, restart: bool = False,
     return error
 
 
+def run_unit(config_dicts: list[dict], workdirs: list[str], restarts: list[bool],
+             label: str | None = None) -> list[dict]:
+  """Trains a unit of the sweep: one point (`run_point`), or the seeds of one config as one
+  program (`train.train_seeds`). Seeds that cannot train together (`train.SeedsApart`, or one
+  of their directories held by another process) run one at a time instead; a failure of the
+  unit is recorded in each point's `error.json`. One outcome per point, in order."""
+  if len(config_dicts) == 1:
+    return [run_point(config_dicts[0], workdirs[0], restarts[0], label)]
+  from bottleneck import train  # pylint: disable=g-import-not-at-top  # light import for workers
+  try:
+    for w in workdirs:
+      with wd.lock(w):
+        if os.path.exists(os.path.join(w, ERROR)):
+          os.remove(os.path.join(w, ERROR))
+    return train.train_seeds([ml_collections.ConfigDict(c) for c in config_dicts], workdirs,
+                             restarts=restarts, label=label)
+  except (train.SeedsApart, wd.WorkdirBusy) as e:
+    logging.warning("%s: %s; they run one at a time", label or workdirs, e)
+  except Exception as e:  # pylint: disable=broad-except  # recorded; the sweep goes on
+    error = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+    logging.error("points %s failed: %s", ", ".join(workdirs), error["error"])
+    for w in workdirs:
+      try:
+        wd.write_json(os.path.join(w, ERROR), error)
+      except OSError:
+        pass
+    return [error] * len(workdirs)
+  return [run_point(c, w, r, label) for c, w, r in zip(config_dicts, workdirs, restarts)]
+
+
+def units(todo: list[Point], seeds_together: bool) -> list[list[Point]]:
+  """The points to run, in units: with `seeds_together`, points whose configs differ only in
+  their `seed` form one unit (trained as one program, `run_unit`); every other point is a
+  unit of its own. In sweep order."""
+  keyed: dict[str, list[Point]] = {}
+  out = []
+  for p in todo:
+    if not seeds_together:
+      out.append([p])
+      continue
+    record = {**run_config.record(p.config), "seed": None}
+    key = json.dumps(record, sort_keys=True, default=repr)
+    if key not in keyed:
+      keyed[key] = []
+      out.append(keyed[key])
+    keyed[key].append(p)
+  return out
+
+
+def unit_label(unit: list[Point]) -> str:
+  """A unit's name in progress lines: the point's, or its points' common overrides and seeds."""
+  if len(unit) == 1:
+    return unit[0].name
+  common = {k: v for k, v in unit[0].overrides.items() if k != "seed"}
+  seeds = ",".join(str(p.config.seed) for p in unit)
+  return f"{point_name(common) if common else 'default'} seeds={seeds}"
+
+
 def command_for(point: Point, config_spec: str, restart: bool = False) -> str:
   """The shell command that runs `point` alone (for --launcher=print)."""
   flags = [f"--config={config_spec}", f"--workdir={point.workdir}"]
@@ -190,8 +252,8 @@ def command_for(point: Point, config_spec: str, restart: bool = False) -> str:
   return " ".join([sys.executable, "-m", "experiments.train", *map(shlex.quote, flags)])
 
 
-def _run_ray(todo: list[Point], restart: set[str], address: str | None,
-             cpus_per_point: float):
+def _run_ray(todo: list[list[Point]], restart: set[str], address: str | None,
+             cpus_per_point: float) -> dict[str, dict]:
   try:
     import ray  # pylint: disable=g-import-not-at-top
   except ImportError:
@@ -203,10 +265,9 @@ def _run_ray(todo: list[Point], restart: set[str], address: str | None,
         runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}})
     ray.init(address=address, include_dashboard=False, log_to_driver=True, **local)
   try:
-    task = ray.remote(num_cpus=cpus_per_point)(run_point)
-    refs = [task.remote(p.config.to_dict(), os.path.abspath(p.workdir), p.name in restart,
-                        p.name) for p in todo]
-    return ray.get(refs)
+    task = ray.remote(num_cpus=cpus_per_point)(run_unit)
+    refs = [task.remote(*_unit_args(unit, restart), unit_label(unit)) for unit in todo]
+    return {p.name: r for unit, rs in zip(todo, ray.get(refs)) for p, r in zip(unit, rs)}
   finally:
     if started_here:
       ray.shutdown()
@@ -223,8 +284,14 @@ def _watch_parent(parent_pid: int) -> None:
       os._exit(3)  # pylint: disable=protected-access  # a checkpoint cut short is set aside later
 
 
-def _worker(name: str, config_dict: dict, workdir: str, restart: bool, results,
-            parent_pid: int, verbosity: int) -> None:
+def _unit_args(unit: list[Point], restart: set[str]) -> tuple[list, list, list]:
+  """`run_unit`'s arguments for a unit (absolute paths: Ray workers start elsewhere)."""
+  return ([p.config.to_dict() for p in unit], [os.path.abspath(p.workdir) for p in unit],
+          [p.name in restart for p in unit])
+
+
+def _worker(names: list[str], args: tuple, label: str, results, parent_pid: int,
+            verbosity: int) -> None:
   os.setpgrp()  # the terminal's Ctrl-C goes to the sweep, which passes it on once
   threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
   from absl import flags  # pylint: disable=g-import-not-at-top
@@ -233,14 +300,17 @@ def _worker(name: str, config_dict: dict, workdir: str, restart: bool, results,
   cli.quiet_orbax()
   logging.set_verbosity(verbosity)
   try:
-    result = run_point(config_dict, workdir, restart, label=name)
+    outcomes = run_unit(*args, label=label)
   except KeyboardInterrupt as e:
-    result = {"interrupted": str(e) or "interrupted"}
-  results.put((name, {k: v for k, v in result.items() if k in ("error", "busy", "interrupted")}))
+    outcomes = [{"interrupted": str(e) or "interrupted"}] * len(names)
+  for name, result in zip(names, outcomes):
+    results.put((name, {k: v for k, v in result.items()
+                        if k in ("error", "busy", "interrupted")}))
 
 
-def _run_local(todo: list[Point], restart: set[str], parallel: int) -> dict[str, dict]:
-  """Runs `todo` in up to `parallel` worker processes (one per point); {name: outcome}."""
+def _run_local(todo: list[list[Point]], restart: set[str], parallel: int) -> dict[str, dict]:
+  """Runs the units of `todo` in up to `parallel` worker processes (one per unit);
+  {point name: outcome}."""
   ctx = multiprocessing.get_context("spawn")  # JAX is not fork-safe
   results = ctx.Queue()
   waiting, running, outcome = list(todo), {}, {}
@@ -255,26 +325,32 @@ def _run_local(todo: list[Point], restart: set[str], parallel: int) -> dict[str,
   try:
     while waiting or running:
       while waiting and len(running) < parallel:
-        p = waiting.pop(0)
-        logging.info("sweep: starting %s (%d running, %d waiting)", p.name, len(running) + 1,
+        unit = waiting.pop(0)
+        label = unit_label(unit)
+        logging.info("sweep: starting %s (%d running, %d waiting)", label, len(running) + 1,
                      len(waiting))
         proc = ctx.Process(target=_worker, args=(
-            p.name, p.config.to_dict(), p.workdir, p.name in restart, results, os.getpid(),
+            [p.name for p in unit], _unit_args(unit, restart), label, results, os.getpid(),
             logging.get_verbosity()))
         proc.start()
-        running[p.name] = proc
+        running[label] = (proc, [p.name for p in unit])
       collect(block=True)
-      for name, proc in list(running.items()):
-        if name in outcome or not proc.is_alive():
+      for label, (proc, names) in list(running.items()):
+        if all(n in outcome for n in names) or not proc.is_alive():
           proc.join(timeout=60)
-          collect(block=False)
-          if name not in outcome:
-            outcome[name] = {"error": f"its worker process died (exit code {proc.exitcode})"}
-          del running[name]
+          while True:  # what the worker put in the queue before it ended
+            before = len(outcome)
+            collect(block=False)
+            if len(outcome) == before:
+              break
+          for name in names:
+            if name not in outcome:
+              outcome[name] = {"error": f"its worker process died (exit code {proc.exitcode})"}
+          del running[label]
   except KeyboardInterrupt:
-    for proc in running.values():  # each finishes its in-flight checkpoint, then stops
+    for proc, _ in running.values():  # each finishes its in-flight checkpoint, then stops
       os.kill(proc.pid, signal.SIGINT)
-    for proc in running.values():
+    for proc, _ in running.values():
       proc.join(timeout=120)
       if proc.is_alive():
         proc.terminate()
@@ -285,21 +361,23 @@ def _run_local(todo: list[Point], restart: set[str], parallel: int) -> dict[str,
 
 def run(points: list[Point], *, parallel: int = 1, launcher: str = "local",
         ray_address: str | None = None, config_spec: str = "",
-        rerun_changed: bool = False) -> dict[str, str]:
+        rerun_changed: bool = False, seeds_together: bool = True) -> dict[str, str]:
   """Runs every unfinished point; returns {name: "done" | "failed: ..." | "busy: ..." |
   "skipped (done)"}. Points that ran under another config are refused (ConfigError naming
-  them) unless `rerun_changed`: their old runs are set aside and they run again."""
+  them) unless `rerun_changed`: their old runs are set aside and they run again. With
+  `seeds_together`, points that differ only in their seed train as one program (`units`)."""
   if launcher not in LAUNCHERS:
     raise ConfigError(f"unknown launcher {launcher!r}; valid: {', '.join(LAUNCHERS)}.")
   if parallel < 1:
     raise ConfigError(f"--parallel={parallel} is invalid; it must be >= 1.")
   if launcher == "print":
-    return _run(points, parallel, launcher, ray_address, config_spec, rerun_changed)
+    return _run(points, parallel, launcher, ray_address, config_spec, rerun_changed, False)
   with wd.lock(os.path.dirname(points[0].workdir) if points else ".", "the sweep's --workdir"):
-    return _run(points, parallel, launcher, ray_address, config_spec, rerun_changed)
+    return _run(points, parallel, launcher, ray_address, config_spec, rerun_changed,
+                seeds_together)
 
 
-def _run(points, parallel, launcher, ray_address, config_spec, rerun_changed):
+def _run(points, parallel, launcher, ray_address, config_spec, rerun_changed, seeds_together):
   states = {p.name: status(p) for p in points}
   changed = [p for p in points if states[p.name] == "changed"]
   if changed and not rerun_changed:
@@ -320,16 +398,18 @@ def _run(points, parallel, launcher, ray_address, config_spec, rerun_changed):
       print(command_for(p, config_spec, p.name in restart))
     return {**summary, **{p.name: "printed" for p in todo}}
   logging.info("sweep: %d points, %d finished, %d to run", len(points), len(summary), len(todo))
+  todo_units = units(todo, seeds_together)
   if launcher == "ray":
-    results = dict(zip([p.name for p in todo],
-                       _run_ray(todo, restart, ray_address, cpus_per_point=1)))
-  elif parallel == 1 or len(todo) <= 1:
+    results = _run_ray(todo_units, restart, ray_address, cpus_per_point=1)
+  elif parallel == 1 or len(todo_units) <= 1:
     results = {}
-    for i, p in enumerate(todo):
-      logging.info("sweep point %d/%d: %s", i + 1, len(todo), p.name)
-      results[p.name] = run_point(p.config.to_dict(), p.workdir, p.name in restart)
+    for i, unit in enumerate(todo_units):
+      label = unit_label(unit)
+      logging.info("sweep unit %d/%d: %s", i + 1, len(todo_units), label)
+      results.update(zip([p.name for p in unit], run_unit(
+          *_unit_args(unit, restart), label=label if len(unit) > 1 else None)))
   else:
-    results = _run_local(todo, restart, parallel)
+    results = _run_local(todo_units, restart, parallel)
   for p in todo:
     r = results[p.name]
     summary[p.name] = (f"failed: {r['error']}" if "error" in r else

@@ -24,6 +24,7 @@ Ctrl-C (or SIGTERM, as schedulers send before preempting) checkpoints the step t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import math
 import os
@@ -35,6 +36,7 @@ import time
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 from absl import logging
 from flax import nnx
@@ -281,15 +283,6 @@ def training_time_before(rows: list[dict], step: int) -> float | None:
 # --- the run ---------------------------------------------------------------------------------
 
 
-def _first_nonfinite(losses: list[tuple[int, jax.Array]]) -> None:
-  for step, loss in losses:
-    value = float(loss)
-    if not math.isfinite(value):
-      raise TrainingDiverged(f"loss became {value} at step {step}; no checkpoint was written "
-                             "after it. Lower optimizer.learning_rate or check the data, and "
-                             "rerun with --restart (the diverged run is set aside).")
-
-
 def build_model(config: ml_collections.ConfigDict, num_classes: int, *,
                 initialise: bool = True):
   """The registry model a config trains, freshly initialised from its seed; with
@@ -320,43 +313,134 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   with wd.lock(workdir) if owner else contextlib.nullcontext():
     finished = prepare_workdir(workdir, record, restart=restart) if owner else None
     if finished is not None:
-      logging.info("%s is finished: its result is in %s", workdir,
-                   os.path.join(workdir, wd.RESULT))
-      print(f"already finished: result in {os.path.join(workdir, wd.RESULT)}", file=sys.stderr)
+      _say_finished(workdir)
       return finished
-    return _train(config, record, workdir, owner, label)
+    return _train([Member(config, record, workdir)], owner, label)[0]
 
 
-def data_parallel(config) -> tuple[NamedSharding, NamedSharding]:
-  """(batch sharding, replicated sharding) over every device; batch sizes must divide."""
+class SeedsApart(RuntimeError):
+  """Seeds given to `train_seeds` that cannot go on as one program (their checkpoints are at
+  different steps, or one of them diverged): train each alone (`train_and_evaluate`), which
+  resumes from the checkpoints already written."""
+
+
+def train_seeds(configs: list[ml_collections.ConfigDict], workdirs: list[str], *,
+                restarts: list[bool] | None = None, label: str | None = None) -> list[dict]:
+  """Trains configs that differ only in their `seed` as one program, the seeds stacked on a
+  leading axis (`jax.vmap`; see `Together`); returns their results in order.
+
+  Each run keeps its own initialisation, data order, workdir, checkpoints, metrics and
+  result.json, equal to those of training it alone (`train_and_evaluate`) to within float
+  rounding; a finished one is returned as it is, and `restarts[i]` sets run i's previous run
+  aside as `restart` does. The compile, the model's analysis and the
+  per-step overhead are paid once for all of them, and a run's `train_time_s` is its share of
+  the wall time. Raises SeedsApart when the seeds cannot go on together (train each alone
+  then), ConfigError when the configs differ in more than the seed, WorkdirBusy when another
+  process holds one of the workdirs."""
+  if len(configs) != len(workdirs) or not configs:
+    raise ConfigError(f"train_seeds: {len(configs)} configs for {len(workdirs)} workdirs.")
+  for c in configs:
+    run_config.validate(c)
+  records = [run_config.record(c) for c in configs]
+  for c, r in zip(configs[1:], records[1:]):
+    diff = run_config.differences({**records[0], "seed": 0}, {**r, "seed": 0})
+    if diff:
+      raise ConfigError(f"only runs that differ in their seed train together; seed {c.seed} "
+                        f"also differs in {'; '.join(diff[:3])}.")
+  seeds = [c.seed for c in configs]
+  if len(set(seeds)) < len(seeds) or len(set(map(os.path.abspath, workdirs))) < len(workdirs):
+    raise ConfigError(f"train_seeds: each run needs its own seed and workdir; got seeds "
+                      f"{seeds} and workdirs {workdirs}.")
+  owner = jax.process_index() == 0
+  with contextlib.ExitStack() as locks:
+    if owner:
+      for w in workdirs:
+        locks.enter_context(wd.lock(w))
+    restarts = restarts or [False] * len(configs)
+    results = [prepare_workdir(w, r, restart=s) if owner else None
+               for w, r, s in zip(workdirs, records, restarts)]
+    for w, r in zip(workdirs, results):
+      if r is not None:
+        _say_finished(w)
+    todo = [i for i, r in enumerate(results) if r is None]
+    if todo:
+      trained = _train([Member(configs[i], records[i], workdirs[i]) for i in todo], owner,
+                       label or f"seeds {','.join(str(configs[i].seed) for i in todo)}")
+      for i, r in zip(todo, trained):
+        results[i] = r
+  return results
+
+
+def _say_finished(workdir: str) -> None:
+  logging.info("%s is finished: its result is in %s", workdir, os.path.join(workdir, wd.RESULT))
+  print(f"already finished: result in {os.path.join(workdir, wd.RESULT)}", file=sys.stderr)
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+  """One run of a training program: its config, the record of it and its workdir."""
+  config: ml_collections.ConfigDict
+  record: dict
+  workdir: str
+
+
+class Together:
+  """The runs one program trains: one run as itself, or `n` seeds of one config with every
+  array stacked on a leading axis and the steps `jax.vmap`-ed over it."""
+
+  def __init__(self, n: int):
+    self.n = n
+
+  def stack(self, trees: list, xp=jnp):
+    """One tree of the runs' trees (`xp=np` for host batches)."""
+    return trees[0] if self.n == 1 else jax.tree.map(lambda *xs: xp.stack(xs), *trees)
+
+  def member(self, tree, i: int):
+    """Run `i`'s part of a stacked tree."""
+    return tree if self.n == 1 else jax.tree.map(lambda x: x[i], tree)
+
+  def map(self, fn, in_axes=0):
+    return fn if self.n == 1 else jax.vmap(fn, in_axes=in_axes)
+
+
+def data_parallel(config, stacked: bool = False) -> tuple[NamedSharding, NamedSharding]:
+  """(batch sharding, replicated sharding) over every device; batch sizes must divide. With
+  `stacked`, batches carry the runs' axis first and are sharded over their second."""
   n_dev = jax.device_count()
   for name in ("batch_size", "eval_batch_size"):
     if config[name] % n_dev:
       raise ConfigError(f"{name}={config[name]} is not divisible by the {n_dev} devices; "
                         f"use a multiple of {n_dev}.")
-  mesh = jax.make_mesh((n_dev,), ("data",))
+  # Stacked runs' convolutions are batched by reshapes that an explicitly sharded axis
+  # refuses; XLA places those itself.
+  mesh = jax.make_mesh((n_dev,), ("data",), axis_types=(
+      jax.sharding.AxisType.Auto if stacked else jax.sharding.AxisType.Explicit,))
   logging.info("devices: %s; process %d of %d", jax.devices(), jax.process_index(),
                jax.process_count())
-  return NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
+  return (NamedSharding(mesh, P(None, "data") if stacked else P("data")),
+          NamedSharding(mesh, P()))
 
 
 def to_device(batch: dict, sharding: NamedSharding) -> dict:
-  """This process's part of a global batch, as arrays sharded over the batch axis."""
-  per_process = len(batch["label"]) // jax.process_count()
+  """This process's part of a global batch, as arrays sharded over the batch axis (the axis
+  `sharding` names "data")."""
+  axis = list(sharding.spec).index("data")
+  per_process = batch["label"].shape[axis] // jax.process_count()
   lo = jax.process_index() * per_process
-  return {k: jax.make_array_from_process_local_data(sharding, v[lo:lo + per_process])
+  part = lambda v: v[(slice(None),) * axis + (slice(lo, lo + per_process),)]
+  return {k: jax.make_array_from_process_local_data(sharding, part(v))
           for k, v in batch.items()}
 
 
-def evaluate(eval_step_fn, model_state, batches, sharding) -> dict:
-  """Loss and accuracy over every batch of an evaluation split."""
-  sums = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
+def evaluate(eval_step_fn, model_state, batches, sharding, n: int = 1) -> list[dict]:
+  """Loss and accuracy over every batch of an evaluation split, one dict per run (`n` runs
+  stacked in `model_state`)."""
+  sums = {k: np.zeros(n) for k in ("loss_sum", "correct", "count")}
   for batch in batches.eval_batches():
     out = jax.device_get(eval_step_fn(model_state, to_device(batch, sharding)))
-    sums = {k: sums[k] + float(out[k]) for k in sums}
-  return {"loss": sums["loss_sum"] / sums["count"], "accuracy": sums["correct"] / sums["count"]}
-
-
+    sums = {k: sums[k] + np.asarray(out[k], np.float64).reshape(n) for k in sums}
+  return [{"loss": float(sums["loss_sum"][i] / sums["count"][i]),
+           "accuracy": float(sums["correct"][i] / sums["count"][i])} for i in range(n)]
 def resume(workdir: str, manager, states: dict, owner: bool) -> tuple[int, dict, float | None]:
   """(step, states, training time before it) of the newest readable checkpoint, or (0,
   `states`, 0.0) for a fresh run. Unreadable checkpoints are set aside so that their steps can
@@ -377,14 +461,35 @@ def resume(workdir: str, manager, states: dict, owner: bool) -> tuple[int, dict,
   return step, states, prior_time
 
 
-def _train(config, record: dict, workdir: str, owner: bool, label: str | None) -> dict:
-  data_sharding, replicated = data_parallel(config)
+def _first_nonfinite(losses: list[tuple[int, jax.Array]], together: Together,
+                     members: list[Member]) -> None:
+  for step, loss in losses:
+    values = np.asarray(jax.device_get(loss), np.float64).reshape(together.n)
+    bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
+    if not bad:
+      continue
+    if together.n > 1:
+      raise SeedsApart(f"seed {members[bad[0]].config.seed} diverged (loss {values[bad[0]]}) at "
+                       f"step {step}; the seeds go on one at a time from their last checkpoints")
+    raise TrainingDiverged(f"loss became {values[0]} at step {step}; no checkpoint was written "
+                           "after it. Lower optimizer.learning_rate or check the data, and "
+                           "rerun with --restart (the diverged run is set aside).")
+
+
+def _train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
+  """Trains the runs of `members` (one, or seeds of one config: `Together`) and writes their
+  workdirs; their locks are the caller's."""
+  config = members[0].config  # the members' configs differ in their seed only
+  together = Together(len(members))
+  data_sharding, replicated = data_parallel(config, stacked=together.n > 1)
+  eval_sharding = NamedSharding(data_sharding.mesh, P("data"))  # one batch for every run
   splits = pipeline.load_splits(config.dataset, (config.train_split, config.eval_split),
                                 config.get("data_dir"))
   pipeline.log_split_sizes(splits)
   train_split, eval_split = splits[config.train_split], splits[config.eval_split]
 
-  model = build_model(config, train_split.num_classes)
+  models = [build_model(m.config, train_split.num_classes) for m in members]
+  model = models[0]
   match = run_config.match_record(config, train_split.num_classes)
   if match:
     logging.info("width %.4f: %s %s against a budget of %.4g%s", match["width"],
@@ -395,52 +500,75 @@ def _train(config, record: dict, workdir: str, owner: bool, label: str | None) -
   # Compiler options of the jits: which library computes the convolutions (bottleneck.nn.paths).
   options = run_config.model_paths(config).compiler_options("config")
   cost = complexity.analyze_model(model)
-  logging.info("model %s (reduce=%s): %s params, %.4g GMACs, %s XLA GFLOPs per image",
+  logging.info("model %s (reduce=%s): %s params, %.4g GMACs, %s XLA GFLOPs per image%s",
                config.model, config.reduce, f"{cost['total']['params']:,}",
                cost["total"]["macs"] / 1e9, cost["total"]["flops_xla"] and
-               f"{cost['total']['flops_xla'] / 1e9:.4g}")
+               f"{cost['total']['flops_xla'] / 1e9:.4g}",
+               f"; {together.n} seeds trained together" if together.n > 1 else "")
   preprocess = pipeline.Preprocess(config.image_size, model.in_channels, **config.data)
-  train_batches = pipeline.Batches(train_split, config.batch_size, preprocess, config.seed)
+  train_batches = [pipeline.Batches(train_split, config.batch_size, preprocess, m.config.seed)
+                   for m in members]
   eval_batches = pipeline.Batches(eval_split, config.eval_batch_size, preprocess, config.seed)
-  spe = train_batches.steps_per_epoch
+  spe = train_batches[0].steps_per_epoch
   total_steps = config.num_train_steps if config.get("num_train_steps") else max(1, round(
       config.num_epochs * spe))
   schedule = make_schedule(config, spe, total_steps)
-  optimizer = nnx.Optimizer(model, make_optimizer(config, schedule), wrt=nnx.Param)
+  optimizers = [nnx.Optimizer(m, make_optimizer(config, schedule), wrt=nnx.Param)
+                for m in models]
   # Only a config that got this far is recorded: a run refused for bad input leaves no
   # config.json behind to block the corrected rerun in the same workdir.
   if owner:
-    wd.write_json(os.path.join(workdir, wd.CONFIG), record)
+    for m in members:
+      wd.write_json(os.path.join(m.workdir, wd.CONFIG), m.record)
 
   model.train()
-  model_def, model_state = nnx.split(model)
+  model_def, _ = nnx.split(model)
   model.eval()
   eval_def, _ = nnx.split(model)
-  opt_def, opt_state = nnx.split(optimizer)
-  manager = checkpoints.manager(workdir, keep=config.keep_checkpoints)
-  start_step, restored, prior_time = resume(
-      workdir, manager, {"model": model_state, "optimizer": opt_state}, owner)
-  state = jax.device_put((restored["model"], restored["optimizer"]), replicated)
+  model.train()
+  opt_def, _ = nnx.split(optimizers[0])
+  managers = [checkpoints.manager(m.workdir, keep=config.keep_checkpoints) for m in members]
+  try:
+    resumed = [resume(m.workdir, manager, {"model": nnx.state(mo), "optimizer": nnx.state(o)},
+                      owner) for m, manager, mo, o in zip(members, managers, models, optimizers)]
+  except BaseException:
+    for manager in managers:
+      manager.close()
+    raise
+  start_step = resumed[0][0]
+  if any(r[0] != start_step for r in resumed):
+    for manager in managers:
+      manager.close()
+    raise SeedsApart("the seeds' checkpoints are at different steps ("
+                     + ", ".join(f"seed {m.config.seed}: {r[0]}"
+                                 for m, r in zip(members, resumed))
+                     + "); each resumes alone")
+  prior_times = [r[2] for r in resumed]
+  state = jax.device_put(together.stack([(r[1]["model"], r[1]["optimizer"]) for r in resumed]),
+                         replicated)
+  train_batch = lambda step: to_device(
+      together.stack([b.train_batch(step) for b in train_batches], np), data_sharding)
 
   t = time.time()
-  first = to_device(train_batches.train_batch(start_step), data_sharding)
-  train_step_c = jax.jit(functools.partial(train_step, model_def, opt_def, dtype),
+  first = train_batch(start_step)
+  train_step_c = jax.jit(together.map(functools.partial(train_step, model_def, opt_def, dtype)),
                          donate_argnums=0, out_shardings=(replicated, replicated),
                          compiler_options=options).lower(state, first).compile()
   compile_time = time.time() - t
   logging.info("train step compiled in %.1f s", compile_time)
-  eval_step_j = jax.jit(functools.partial(eval_step, eval_def, dtype), compiler_options=options)
-  run_eval = lambda model_state: evaluate(eval_step_j, model_state, eval_batches, data_sharding)
+  eval_step_j = jax.jit(together.map(functools.partial(eval_step, eval_def, dtype),
+                                     in_axes=(0, None)), compiler_options=options)
+  run_eval = lambda model_state: evaluate(eval_step_j, model_state, eval_batches,
+                                          eval_sharding, together.n)
 
-  writer = MetricWriter(workdir, owner)
+  writers = [MetricWriter(m.workdir, owner) for m in members]
   progress = Progress(total_steps, start_step, config.log_every_steps, label)
   pending, window_t, train_time = [], time.time(), 0.0
   step, stop = start_step, None
   try:
     with _CtrlC() as ctrl_c:
       while step < total_steps:
-        batch = (first if step == start_step else
-                 to_device(train_batches.train_batch(step), data_sharding))
+        batch = first if step == start_step else train_batch(step)
         state, metrics = train_step_c(state, batch)
         step += 1
         pending.append((step, metrics))
@@ -453,51 +581,69 @@ def _train(config, record: dict, workdir: str, owner: bool, label: str | None) -
           progress.update(step)
           continue
         jax.block_until_ready(state)
-        _first_nonfinite([(s, m["loss"]) for s, m in pending])
-        elapsed = time.time() - window_t
-        train_time += elapsed  # wall time of training steps and data, not eval or saving
+        _first_nonfinite([(s, m["loss"]) for s, m in pending], together, members)
+        # Wall time of training steps and data, not eval or saving; runs trained together
+        # share it evenly.
+        elapsed = (time.time() - window_t) / together.n
+        train_time += elapsed
         last = jax.device_get(pending[-1][1])
-        progress.update(step, float(last["loss"]), force=True)
-        # A row at every checkpoint too: a resumed run reads its training time there.
-        writer.write({"step": step, "split": "train", "loss": float(last["loss"]),
-                      "accuracy": float(last["accuracy"]),
-                      "learning_rate": float(schedule(step - 1)),
-                      "steps_per_s": len(pending) / elapsed,
-                      "examples_per_s": len(pending) * config.batch_size / elapsed,
-                      **({} if prior_time is None else
-                         {"train_time_s": prior_time + train_time})})
+        progress.update(step, float(np.mean(last["loss"])), force=True)
+        for i, (writer, prior) in enumerate(zip(writers, prior_times)):
+          mine = together.member(last, i)
+          # A row at every checkpoint too: a resumed run reads its training time there.
+          writer.write({"step": step, "split": "train", "loss": float(mine["loss"]),
+                        "accuracy": float(mine["accuracy"]),
+                        "learning_rate": float(schedule(step - 1)),
+                        "steps_per_s": len(pending) / elapsed,
+                        "examples_per_s": len(pending) * config.batch_size / elapsed,
+                        **({} if prior is None else {"train_time_s": prior + train_time})})
         if (config.eval_every_steps and step % config.eval_every_steps == 0
             and step != total_steps and not stop):
-          writer.write({"step": step, "split": "eval", **run_eval(state[0])})
+          for writer, row in zip(writers, run_eval(state[0])):
+            writer.write({"step": step, "split": "eval", **row})
         if ckpt_now:
-          checkpoints.save(manager, step, {"model": state[0], "optimizer": state[1]})
+          for i, manager in enumerate(managers):
+            checkpoints.save(manager, step, together.member(
+                {"model": state[0], "optimizer": state[1]}, i))
         pending, window_t = [], time.time()
         if stop:
           break
-      manager.wait_until_finished()
+      for manager in managers:
+        manager.wait_until_finished()
     progress.close()
     if stop and step < total_steps:
-      raise Interrupted(f"interrupted ({ctrl_c.pressed}) at step {step} of {total_steps}; the "
-                        f"checkpoint at step {step} is saved. Rerun the same command to resume.")
-    final = run_eval(state[0])
-    writer.write({"step": step, "split": "eval", **final})
+      where = (f"the checkpoint at step {step} is saved" if together.n == 1 else
+               f"each seed's checkpoint at step {step} is saved")
+      raise Interrupted(f"interrupted ({ctrl_c.pressed}) at step {step} of {total_steps}; "
+                        f"{where}. Rerun the same command to resume.")
+    finals = run_eval(state[0])
+    for writer, final in zip(writers, finals):
+      writer.write({"step": step, "split": "eval", **final})
   finally:
-    manager.close()  # waits for an in-flight save, whatever ended the loop
-    writer.close()
-  train_time_s = None if prior_time is None else prior_time + train_time
-  result = run_result(config, record, cost, final, step, train_time_s, compile_time,
-                      run_config.match_record(config, train_split.num_classes))
-  if owner:
-    wd.write_json(os.path.join(workdir, wd.RESULT), result)
-  logging.info("eval accuracy %.4f, loss %.4f after %d steps; result in %s", final["accuracy"],
-               final["loss"], step, os.path.join(workdir, wd.RESULT))
-  return result
+    for manager in managers:
+      manager.close()  # waits for an in-flight save, whatever ended the loop
+    for writer in writers:
+      writer.close()
+  results = []
+  for m, final, prior in zip(members, finals, prior_times):
+    result = run_result(m.config, m.record, cost, final, step,
+                        None if prior is None else prior + train_time, compile_time, match,
+                        [o.config.seed for o in members] if together.n > 1 else None)
+    result["num_classes"] = train_split.num_classes
+    if owner:
+      wd.write_json(os.path.join(m.workdir, wd.RESULT), result)
+    logging.info("eval accuracy %.4f, loss %.4f after %d steps; result in %s",
+                 final["accuracy"], final["loss"], step, os.path.join(m.workdir, wd.RESULT))
+    results.append(result)
+  return results
+
 
 
 def run_result(config, record: dict, cost: dict, final: dict, step: int,
                train_time_s: float | None, compile_time: float,
-               match: dict | None = None) -> dict:
-  """The result.json of a finished run."""
+               match: dict | None = None, seeds_together: list[int] | None = None) -> dict:
+  """The result.json of a finished run; `seeds_together`: the seeds of the runs trained with it
+  as one program (`train_seeds`; its train_time_s is its share of their wall time)."""
   return {
       "model": config.model, "reduce": bool(config.reduce), "dataset": config.dataset,
       "params": cost["total"]["params"], "macs": cost["total"]["macs"],
@@ -508,5 +654,5 @@ def run_result(config, record: dict, cost: dict, final: dict, step: int,
       "examples_per_s": step * config.batch_size / train_time_s if train_time_s else None,
       "device": env.device_description(), "jax_version": jax.__version__, "seed": config.seed,
       "paths": run_config.model_paths(config).resolve("config").as_dict(),
-      "match": match, "config": record,
+      "match": match, "seeds_together": seeds_together, "config": record,
   }

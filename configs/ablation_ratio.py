@@ -8,7 +8,7 @@ against the naive network (SqueezeNet's squeeze-ratio ablation; Inception-v3's F
   python -m experiments.make_table --workdir=runs/ablation_ratio
 
 Points: ratio {1/8, 1/4, 1/2, 3/4, 1} x activation {relu, linear} x 3 seeds, and the naive
-network x 3 seeds (`:quick`: ratios {1/8, 1/2, 1}, 1 seed, a third of the epochs). Datasets
+network x 3 seeds (`:quick`: ratios {1/8, 1/2, 1}, a third of the epochs). Datasets
 and sizes: configs/study.py.
 """
 

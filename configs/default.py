@@ -23,7 +23,7 @@ MODEL_ARGUMENTS = {
     "reduction_ratio": float, "reduction_activation": bool,  # the 1x1 reductions
     "reduction_places": str, "reduction_ratios": str,
     "batch_norm": bool, "use_bias": bool, "bn_use_scale": bool,  # conv conventions
-    "avg_pool_count_pad": bool,
+    "avg_pool_count_pad": bool, "bn_momentum": float,
     "lrn": bool, "branch5_kernel": int, "pool4_window": int, "dropout": float,
     "aux_logits": bool,
     "in_channels": int, "width": float, "hidden": int, "reduction_channels": int,

@@ -9,7 +9,7 @@ each at the width multiplier that costs the same multiply-adds per image (within
 Budgets on the 8x8 digits: 0.25M, 0.67M and 2M MACs per image (width about 0.12 to 0.42);
 on the cluttered digits (`:cluttered`, 24x24): 1.95M, 6M and 18M; on CIFAR-10 (`:cifar10`,
 28x28): 20M, 50M and 120M. Each budget x {naive, reduced} x 3 seeds
-(`:quick`: 1 seed, a third of the epochs). The width each point found is in its result.json
+(`:quick`: a third of the epochs). The width each point found is in its result.json
 (`match`).
 """
 

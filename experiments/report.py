@@ -4,16 +4,32 @@ r"""The main job: complexity tables, the digits sweep (reduced vs naive, 3 seeds
 
 Offline, on a CPU, in a few minutes; rerunning reuses finished work (refusing runs whose config
 changed since, unless --rerun_changed). Writes DIR/REPORT.md.
+
+With --study=ablation, the ablation study instead (bottleneck/ablation.py): the iso-MACs,
+ratio/activation and placement sweeps and the break-even benchmark, answered in
+DIR/ABLATION.md:
+
+  python -m experiments.report --study=ablation:quick --workdir=runs/ablation_quick   # CPU, ~10 min
+  python -m experiments.report --study=ablation:cluttered --workdir=runs/ablation --launcher=ray
 """
 
+import re
 import sys
 
 from absl import flags
 
-from bottleneck import cli, report
+from bottleneck import cli, report, sweep
 
-_WORKDIR = flags.DEFINE_string("workdir", "runs/report", "Directory for the report and runs.")
-_PARALLEL = flags.DEFINE_integer("parallel", 1, "Training runs at a time.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the report and runs (default "
+                               "runs/report; with --study=ablation:quick, runs/ablation_quick).")
+_STUDY = flags.DEFINE_string(
+    "study", None, "ablation[:variant] (variants quick, cluttered, cifar10, combinable: "
+    "cluttered,quick) writes ABLATION.md instead of the main report.")
+_PARALLEL = flags.DEFINE_integer("parallel", 1, "Training runs (units) at a time.")
+_LAUNCHER = flags.DEFINE_enum("launcher", "local", ("local", "ray"),
+                              "--study: local processes or Ray tasks.")
+_RAY_ADDRESS = flags.DEFINE_string("ray_address", None,
+                                   "An existing Ray cluster (default: start a local Ray).")
 _RERUN_CHANGED = flags.DEFINE_bool(
     "rerun_changed", False, "Rerun sweep points whose config changed since they ran (their old "
     "runs are set aside, nothing is deleted).")
@@ -22,8 +38,18 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory (default:
 
 def main(argv):
   del argv
-  path = report.build_report(_WORKDIR.value, parallel=_PARALLEL.value, data_dir=_DATA_DIR.value,
-                             rerun_changed=_RERUN_CHANGED.value)
+  if _STUDY.value:
+    from bottleneck import ablation  # pylint: disable=g-import-not-at-top
+    variant = ablation.parse_study(_STUDY.value)
+    workdir = _WORKDIR.value or "runs/" + re.sub(r"\W", "_", _STUDY.value)
+    path = ablation.build(workdir, variant, parallel=_PARALLEL.value,
+                          launcher=_LAUNCHER.value, ray_address=_RAY_ADDRESS.value,
+                          rerun_changed=_RERUN_CHANGED.value, data_dir=_DATA_DIR.value)
+  else:
+    if _LAUNCHER.value != "local":
+      raise sweep.ConfigError("--launcher applies to --study only.")
+    path = report.build_report(_WORKDIR.value or "runs/report", parallel=_PARALLEL.value,
+                               data_dir=_DATA_DIR.value, rerun_changed=_RERUN_CHANGED.value)
   print(f"report: {path}", file=sys.stderr)
 
 

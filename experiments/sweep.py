@@ -5,7 +5,8 @@ r"""Run every point of a config's sweep (`get_sweep()`), each in its own subdire
   python -m experiments.sweep --config=configs/digits_inception.py --workdir=DIR --launcher=ray
   python -m experiments.sweep --config=configs/digits_inception.py --workdir=DIR --launcher=print
 
-Rerunning skips finished points and resumes interrupted ones. Points that ran under another
+Points that differ only in their seed train as one program, the seeds stacked and vmapped
+(--noseeds_together: one at a time). Rerunning skips finished points and resumes interrupted ones. Points that ran under another
 config than the sweep's now are refused, naming them; --rerun_changed sets their old runs aside
 (nothing is deleted) and runs them again. Exit status 1 if a point did not finish.
 """
@@ -25,6 +26,9 @@ _LAUNCHER = flags.DEFINE_enum("launcher", "local", sweep.LAUNCHERS,
 _RERUN_CHANGED = flags.DEFINE_bool(
     "rerun_changed", False, "Rerun points whose config changed since they ran (their old runs "
     "are set aside under the point's .set_aside/).")
+_SEEDS_TOGETHER = flags.DEFINE_bool(
+    "seeds_together", True, "Train the points that differ only in their seed as one program "
+    "(jax.vmap over the seeds; each keeps its own workdir and result).")
 _RAY_ADDRESS = flags.DEFINE_string("ray_address", None,
                                    "An existing Ray cluster (default: start a local Ray).")
 
@@ -35,7 +39,8 @@ def main(argv):
   points = sweep.expand(module, config, _WORKDIR.value, _CONFIG.value.partition(":")[2])
   summary = sweep.run(points, parallel=_PARALLEL.value, launcher=_LAUNCHER.value,
                       ray_address=_RAY_ADDRESS.value, config_spec=_CONFIG.value,
-                      rerun_changed=_RERUN_CHANGED.value)
+                      rerun_changed=_RERUN_CHANGED.value,
+                      seeds_together=_SEEDS_TOGETHER.value)
   if _LAUNCHER.value != "print":
     print(sweep.format_summary(summary, _WORKDIR.value), file=sys.stderr)
   if any(s != "done" and not s.startswith(("skipped", "printed")) for s in summary.values()):

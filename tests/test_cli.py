@@ -63,6 +63,9 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, digits_dir):
                                                                   "directory"),
       "positional": (["experiments.report", f"--workdir={tmp_path}/r", "extra"],
                      "unexpected argument(s) 'extra'"),
+      "study": (["experiments.report", f"--workdir={tmp_path}/r", "--study=ablation:fast"],
+                "--study=ablation:fast: unknown variant 'fast'; valid: quick, cifar10, "
+                "cluttered"),
       "unknown_flag": (["experiments.make_table", "--workdir=x", "--colour=red"],
                        "Unknown command line flag 'colour'"),
       "empty_depths": (["experiments.reduction_cost", "--depths="], "--depths='' is invalid"),

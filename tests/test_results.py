@@ -159,3 +159,14 @@ def test_paired_bootstrap_interval_and_verdicts(tmp_path):
   r = results.ratios(results.aggregate(runs), runs).iloc[0]
   assert r["paired seeds"] == 3 and r["verdict"] == "within noise"
   assert r["95% interval (points)"] == f"[{lo:+.2f}, {hi:+.2f}]"
+
+
+def test_runs_that_differ_in_an_ungrouped_column_are_not_paired(tmp_path):
+  """Two runs per seed and variant (a learning-rate sweep the table does not group by): no
+  pairing, rather than a pandas error or a pairing of the wrong runs."""
+  write_runs(tmp_path / "lr=0.1")
+  write_runs(tmp_path / "lr=0.01")
+  runs = results.collect(str(tmp_path))
+  table = results.compare(runs, "variant", "naive", "reduced")
+  assert table.iloc[0]["paired seeds"] == 0
+  assert table.iloc[0]["verdict"] == "no interval (fewer than 2 seeds paired)"

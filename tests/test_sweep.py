@@ -72,6 +72,37 @@ def test_resume_skips_finished_points_and_a_bad_point_fails_alone(tmp_path, digi
   assert "1/2 points finished" in text
 
 
+def test_seeds_of_one_config_are_one_unit(tmp_path, digits_dir):
+  pts = points(tmp_path, [{"reduce": r, "seed": s} for r in (True, False) for s in (0, 1, 2)]
+               + [{"reduce": True, "seed": 3, "optimizer.learning_rate": 0.1}])
+  grouped = sweep.units(pts, seeds_together=True)
+  assert [[p.name for p in u] for u in grouped] == [
+      ["reduce=True,seed=0", "reduce=True,seed=1", "reduce=True,seed=2"],
+      ["reduce=False,seed=0", "reduce=False,seed=1", "reduce=False,seed=2"],
+      ["reduce=True,seed=3,optimizer.learning_rate=0.1"]]
+  assert sweep.unit_label(grouped[0]) == "reduce=True seeds=0,1,2"
+  assert [len(u) for u in sweep.units(pts, False)] == [1] * 7
+
+
+def test_a_sweep_trains_the_seeds_together(tmp_path, digits_dir):
+  pts = points(tmp_path, [{"seed": s} for s in (0, 1)] + [{"seed": 2, "image_size": 3}])
+  summary = sweep.run(pts)
+  assert summary["seed=0"] == summary["seed=1"] == "done"
+  assert summary["seed=2,image_size=3"].startswith("failed: ConfigError")
+  for p in pts[:2]:
+    assert wd.read_json(os.path.join(p.workdir, wd.RESULT))["seeds_together"] == [0, 1]
+  # Without seeds_together, a point alone: the same config, so the finished runs stand.
+  assert sweep.run(pts, seeds_together=False)["seed=0"] == "skipped (done)"
+  # Changed and rerun on request: together again, each old run set aside in its own point.
+  longer = points(tmp_path, [{"seed": s, "num_train_steps": 12} for s in (0, 1)])
+  longer = [sweep.Point(p.name, {}, q.config, p.workdir) for p, q in zip(pts, longer)]
+  assert sweep.run(longer, rerun_changed=True) == {"seed=0": "done", "seed=1": "done"}
+  for p in longer:
+    result = wd.read_json(os.path.join(p.workdir, wd.RESULT))
+    assert result["train_steps"] == 12 and result["seeds_together"] == [0, 1]
+    assert len(os.listdir(os.path.join(p.workdir, wd.SET_ASIDE))) == 1
+
+
 def test_interrupted_point_resumes(tmp_path, digits_dir):
   pts = points(tmp_path, [{"seed": 0}])
   sweep.run_point(pts[0].config.to_dict(), pts[0].workdir)
@@ -94,21 +125,30 @@ def test_print_launcher_cli():
 
 def test_ray_launcher_end_to_end(tmp_path, digits_dir):
   pytest.importorskip("ray")
-  pts = points(tmp_path)
+  pts = points(tmp_path, [{"reduce": True, "seed": 0}, {"reduce": False, "seed": 0},
+                          {"reduce": False, "seed": 1}])  # two units: one point, two seeds
   summary = sweep.run(pts, launcher="ray")
-  assert summary == {"reduce=True,seed=0": "done", "reduce=False,seed=0": "done"}
+  assert summary == {p.name: "done" for p in pts}
+  together = []
   for p in pts:
-    assert wd.read_json(os.path.join(p.workdir, wd.RESULT))["train_steps"] == 8
+    result = wd.read_json(os.path.join(p.workdir, wd.RESULT))
+    assert result["train_steps"] == 8
+    together.append(result["seeds_together"])
+  assert together == [None, [0, 1], [0, 1]]
 
 
 def test_parallel_workers_on_a_fresh_data_dir_show_their_progress(tmp_path, capfd):
-  pts = points(tmp_path / "sweep")
+  # Two workers: one point alone, and two seeds as one program.
+  pts = points(tmp_path / "sweep", [{"reduce": True, "seed": 0}, {"reduce": False, "seed": 0},
+                                    {"reduce": False, "seed": 1}])
   for p in pts:  # first use: both workers prepare the dataset at once
     p.config.data_dir = str(tmp_path / "fresh_tfds")
   assert set(sweep.run(pts, parallel=2).values()) == {"done"}
   err = capfd.readouterr().err
-  for p in pts:  # progress from inside the workers, labelled
-    assert f"[{p.name}] step 8/8" in err
+  # progress from inside the workers, labelled
+  for label in ("reduce=True,seed=0", "reduce=False seeds=0,1"):
+    assert f"[{label}] step 8/8" in err
+  assert wd.read_json(os.path.join(pts[2].workdir, wd.RESULT))["seeds_together"] == [0, 1]
   with pytest.raises(ConfigError, match=r"--parallel=0 is invalid"):
     sweep.run(pts, parallel=0)
 

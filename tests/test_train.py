@@ -9,13 +9,14 @@ import subprocess
 import sys
 import time
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 from flax import nnx
 
-from bottleneck import complexity, run_config, train, trained, workdir as wd
+from bottleneck import complexity, run_config, sweep, train, trained, workdir as wd
 from bottleneck.nn import layers
 from bottleneck.nn.paths import Paths
 from bottleneck.data import pipeline
@@ -364,3 +365,92 @@ def test_a_budget_sets_the_width_and_is_recorded(tmp_path, digits_dir):
   assert match["cost"] == result["params"] and abs(result["params"] - 20_000) <= 200
   loaded = trained.load(str(tmp_path))  # rebuilt from config.json at the same width
   assert complexity.count_params(loaded.model) == result["params"]
+
+
+# --- seeds trained together ------------------------------------------------------------------
+
+
+def _params(workdir):
+  return jax.tree.leaves(nnx.state(trained.load(workdir).model, nnx.Param))
+
+
+def test_seeds_trained_together_are_each_trained_alone(tmp_path, digits_dir):
+  """train_seeds: the seeds of one config as one vmapped program. Each run keeps its own
+  initialisation, data order, workdir, metrics and checkpoints, and its numbers are those of
+  training it alone to float rounding (over a few steps: later, a near-tie in a max pool can
+  flip and amplify rounding, as test_two_devices_match_one explains)."""
+  short = dict(num_train_steps=4, log_every_steps=1, checkpoint_every_steps=2)
+  configs = [tiny_config(digits_dir, seed=s, **short) for s in (0, 1, 2)]
+  dirs = [str(tmp_path / f"together{s}") for s in (0, 1, 2)]
+  together = train.train_seeds(configs, dirs)
+  alone = train.train_and_evaluate(configs[1], str(tmp_path / "alone1"))
+  assert [r["seed"] for r in together] == [0, 1, 2]
+  assert together[1]["seeds_together"] == [0, 1, 2] and alone["seeds_together"] is None
+  assert together[1]["eval_loss"] == pytest.approx(alone["eval_loss"], abs=1e-5)
+  assert together[1]["eval_accuracy"] == alone["eval_accuracy"]
+  rows = [wd.read_jsonl(os.path.join(d, wd.METRICS)) for d in (dirs[1], tmp_path / "alone1")]
+  assert [(r["step"], r["split"]) for r in rows[0]] == [(r["step"], r["split"]) for r in rows[1]]
+  for a, b in zip(*rows):
+    assert a["loss"] == pytest.approx(b["loss"], abs=1e-5)
+  for a, b in zip(_params(dirs[1]), _params(str(tmp_path / "alone1"))):
+    np.testing.assert_allclose(a, b, atol=1e-5)
+  # Each seed is its own run: its own initialisation and data order.
+  assert len({r["eval_loss"] for r in together}) == 3
+  assert not all(np.allclose(a, b) for a, b in zip(_params(dirs[0]), _params(dirs[2])))
+  for d in dirs:
+    assert sorted(os.listdir(os.path.join(d, wd.CHECKPOINTS))) == ["2", "4"]
+  assert train.train_seeds(configs, dirs) == together  # finished: read, not trained again
+
+
+def test_seeds_resume_together_or_say_they_cannot(tmp_path, digits_dir):
+  configs = [tiny_config(digits_dir, seed=s, num_train_steps=8, checkpoint_every_steps=4)
+             for s in (0, 1)]
+  dirs = [str(tmp_path / f"s{s}") for s in (0, 1)]
+  first = train.train_seeds(configs, dirs)
+  # Both lose their last checkpoint and result (a crash at step 6): they resume together from
+  # step 4 and end where they ended.
+  for d in dirs:
+    os.remove(os.path.join(d, wd.RESULT))
+    _remove_checkpoint(d, "8")
+  again = train.train_seeds(configs, dirs)
+  for a, b in zip(first, again):
+    assert b["eval_loss"] == pytest.approx(a["eval_loss"], abs=1e-6)
+  # Checkpoints at different steps: not one program; each goes on alone (the sweep does that).
+  for d in dirs:
+    os.remove(os.path.join(d, wd.RESULT))
+  _remove_checkpoint(dirs[0], "8")
+  with pytest.raises(train.SeedsApart, match=r"different steps \(seed 0: 4, seed 1: 8\)"):
+    train.train_seeds(configs, dirs)
+  outcomes = sweep.run_unit([c.to_dict() for c in configs], dirs, [False, False])
+  for a, b in zip(first, outcomes):
+    assert b["eval_loss"] == pytest.approx(a["eval_loss"], abs=1e-4)
+    assert b["seeds_together"] is None  # finished alone
+
+
+def _remove_checkpoint(workdir, step):
+  import shutil  # pylint: disable=g-import-not-at-top
+  shutil.rmtree(os.path.join(workdir, wd.CHECKPOINTS, step))
+
+
+def test_a_diverging_seed_sends_the_seeds_their_own_ways(tmp_path, digits_dir):
+  bad = {"optimizer.learning_rate": 1e30, "optimizer.momentum": 0.0, "num_train_steps": 8}
+  configs = [tiny_config(digits_dir, seed=s, **bad) for s in (0, 1)]
+  dirs = [str(tmp_path / f"s{s}") for s in (0, 1)]
+  with pytest.raises(train.SeedsApart, match=r"seed 0 diverged \(loss nan\) at step \d+"):
+    train.train_seeds(configs, dirs)
+  # The sweep then trains each alone: each fails on its own, with its own error.json.
+  outcomes = sweep.run_unit([c.to_dict() for c in configs], dirs, [False, False])
+  for d, outcome in zip(dirs, outcomes):
+    assert outcome["error"].startswith("TrainingDiverged: loss became nan")
+    assert wd.read_json(os.path.join(d, wd.ERROR))["error"] == outcome["error"]
+
+
+def test_only_seeds_of_one_config_train_together(tmp_path, digits_dir):
+  a = tiny_config(digits_dir, seed=0)
+  with pytest.raises(ConfigError, match=r"differ in their seed.*seed 1 also differs in "
+                                        r"optimizer.learning_rate: 0.05 there, 0.1 now"):
+    train.train_seeds([a, tiny_config(digits_dir, seed=1, **{"optimizer.learning_rate": 0.1})],
+                      [str(tmp_path / "a"), str(tmp_path / "b")])
+  with pytest.raises(ConfigError, match=r"each run needs its own seed and workdir"):
+    train.train_seeds([a, a], [str(tmp_path / "a"), str(tmp_path / "b")])
+  assert not os.listdir(tmp_path)

@@ -42,33 +42,36 @@ class ModelSpec:
 REDUCTION_ARGS = {"reduction_ratio": "ratio", "reduction_activation": "activation",
                   "reduction_places": "places", "reduction_ratios": "ratios"}
 STYLE_ARGS = {"use_bias": "use_bias", "batch_norm": "batch_norm", "bn_use_scale": "bn_use_scale",
+              "bn_momentum": "bn_momentum",
               "avg_pool_count_pad": "avg_pool_count_pad"}
 _ROUTED_TYPES = {"reduction_ratio": float, "reduction_activation": bool,
                  "reduction_places": str, "reduction_ratios": str, "use_bias": bool,
-                 "batch_norm": bool, "bn_use_scale": bool, "avg_pool_count_pad": bool}
+                 "batch_norm": bool, "bn_use_scale": bool, "avg_pool_count_pad": bool,
+                 "bn_momentum": float}
 
 
 MODELS: dict[str, ModelSpec] = {
     "googlenet": ModelSpec(
         functools.partial(models.GoogLeNet, name="googlenet"), 224, 1000,
         "GoogLeNet as published: conv biases, LRN, no batch norm, 5x5 branches",
-        routed=(*REDUCTION_ARGS, "batch_norm", "use_bias")),
+        routed=(*REDUCTION_ARGS, "batch_norm", "use_bias", "bn_momentum")),
     "googlenet_bn": ModelSpec(
         functools.partial(models.GoogLeNet, style=ConvStyle(batch_norm=True, use_bias=False),
                           lrn=False, branch5_kernel=3, pool4_window=2, dropout=0.2,
                           name="googlenet_bn"),
         224, 1000,
         "torchvision's googlenet: batch norm, no conv bias, 3x3 in the '5x5' branch, no aux",
-        routed=(*REDUCTION_ARGS, "batch_norm", "use_bias")),
+        routed=(*REDUCTION_ARGS, "batch_norm", "use_bias", "bn_momentum")),
     "inception_v3": ModelSpec(
         functools.partial(models.InceptionV3, name="inception_v3"), 299, 1000,
         "Inception-v3 as in Keras (batch norm without scale, average pools without the "
         "padding); aux head optional",
         routed=("reduction_ratio", "reduction_activation", "bn_use_scale",
-                "avg_pool_count_pad")),
+                "avg_pool_count_pad", "bn_momentum")),
     "inception_small": ModelSpec(
         functools.partial(models.InceptionSmall, name="inception_small"), 28, 10,
-        "Zhang et al. 2017 small Inception for CIFAR-10 (the paper's net is the naive variant)"),
+        "Zhang et al. 2017 small Inception for CIFAR-10 (the paper's net is the naive variant)",
+        routed=(*REDUCTION_ARGS, "bn_momentum")),
     "flatten_head_cnn": ModelSpec(
         functools.partial(models.FlattenHeadClassifier, name="flatten_head_cnn"), 8, 10,
         "small CNN with a flatten + Dense head (8x8 digits); reduce: a 1x1 before the head",
@@ -136,21 +139,49 @@ def create_model(name: str, *, reduce: bool, num_classes: int | None = None,
       _default(spec, "style"), paths=paths, dtype=dtype, param_dtype=param_dtype,
       **{STYLE_ARGS[k]: v for k, v in kwargs.items() if k in STYLE_ARGS})
   own = {k: v for k, v in kwargs.items() if k not in REDUCTION_ARGS and k not in STYLE_ARGS}
-  build = _initialiser(name, spec.num_classes if num_classes is None else num_classes,
-                       spec.image_size if image_size is None else image_size, reduction, style,
-                       tuple(sorted(own.items())))
-  return build(rngs if rngs is not None else nnx.Rngs(0))
+  rngs = rngs if rngs is not None else nnx.Rngs(0)
+  rngs_def, rngs_state = nnx.split(rngs)
+  init = _initialiser(name, spec.num_classes if num_classes is None else num_classes,
+                      spec.image_size if image_size is None else image_size, reduction, style,
+                      tuple(sorted(own.items())), rngs_def)
+  return init(rngs, rngs_state)
+
+
+# XLA's backend optimisations take most of the initialisers' compile time (9 s of 11 for the
+# digits study's inception_small on the 2-core CPU; 2.3 s without them) and buy nothing in a
+# program that runs once.
+FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
 
 @functools.lru_cache(maxsize=64)
-def _initialiser(name, num_classes, image_size, reduction, style, own):
-  """The model's construction, its initialisers compiled as one program (`nnx.jit`). Run
-  eagerly, each initializer call compiles on its own: about 70 programs, 19 s for the tests'
-  inception_small on the 2-core CPU, against 13 s; the values are the same
-  (tests/test_registry.py). Cached: a second model of the same kind compiles nothing."""
+def _initialiser(name, num_classes, image_size, reduction, style, own, rngs_def):
+  """The model's construction, its initialisers compiled as one program, unoptimised
+  (`FAST_COMPILE`). Run eagerly, each initializer call compiles on its own: about 70 programs,
+  19 s for the tests' inception_small on the 2-core CPU; as one program with XLA's
+  optimisations, 11 s for the digits study's; as here, 3 s. The values are the eager ones to
+  within a rounding (an unoptimised program rounds some products differently;
+  tests/test_registry.py). Cached: a second model of the same kind compiles nothing.
+  Returns `init(rngs, rngs_state)`: the model; `rngs` advances as the layers drew from it."""
   build = functools.partial(get_spec(name).build, num_classes=num_classes,
                             image_size=image_size, reduction=reduction, style=style, **dict(own))
-  return nnx.jit(lambda rngs: build(rngs=rngs))
+  model_def = []  # the graph of the model, found when the program is traced
+
+  def states(rngs_state):
+    rngs = nnx.merge(rngs_def, rngs_state)
+    graph, state = nnx.split(build(rngs=rngs))
+    if not model_def:
+      model_def.append(graph)
+    return state, nnx.state(rngs)
+
+  compiled = jax.jit(states, compiler_options=FAST_COMPILE)
+
+  def init(rngs, rngs_state):
+    inside_a_trace = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(rngs_state))
+    # Inside another transformation (nnx.eval_shape, a caller's jit) the caller compiles.
+    state, rngs_after = (states if inside_a_trace else compiled)(rngs_state)
+    nnx.update(rngs, rngs_after)
+    return nnx.merge(model_def[0], state)
+  return init
 
 
 def abstract_model(name: str, **kwargs) -> models.Network:

@@ -1,0 +1,317 @@
+"""The ablation study: what each part of the 1x1 bottleneck buys, in one command.
+
+`build(workdir, variant)` runs (or reuses) the three ablation sweeps of `configs/` and the
+break-even benchmark, and writes `workdir/ABLATION.md`, which answers each question with
+numbers and uncertainty (a 95% paired bootstrap over seeds, `bottleneck.results`), or says
+that the data cannot tell the variants apart:
+
+1. At equal compute, is the reduced network more accurate? (`configs/iso_macs.py`)
+2. Does the ReLU after the 1x1 help? (`configs/ablation_ratio.py`: ReLU against linear)
+3. How far can the reduction go? (the same sweep: each ratio against the naive network)
+4. Which reduction matters? (`configs/ablation_placement.py`)
+5. Where does the 1x1 stop paying in time on this device? (`configs/benchmark.py:ratio`)
+
+Beside it: one directory per sweep (each point a training workdir), `benchmark_ratio.json`,
+and a plot per sweep. Rerunning reuses finished points and the benchmark's JSON.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import os
+import time
+
+import pandas as pd
+from absl import logging
+
+from bottleneck import results, sweep, workdir as wd
+from bottleneck.validation import ConfigError
+
+ABLATION = "ABLATION.md"
+STUDY = "ablation"
+SWEEPS = ("iso_macs", "ablation_ratio", "ablation_placement")
+BENCHMARK = "benchmark_ratio.json"
+
+
+def parse_study(spec: str) -> str:
+  """The variant of a `--study` value: "ablation" -> "", "ablation:cluttered,quick" ->
+  "cluttered,quick"; ConfigError for another study or an unknown variant."""
+  name, _, variant = spec.partition(":")
+  if name != STUDY:
+    raise ConfigError(f"unknown study {name!r}; valid: {STUDY} (with a variant: "
+                      f"{STUDY}:quick, {STUDY}:cluttered, {STUDY}:cluttered,quick, ...).")
+  from configs import study  # pylint: disable=g-import-not-at-top
+  try:
+    study.options(variant)
+  except ValueError as e:
+    raise ConfigError(f"--study={spec}: {e}") from None
+  return variant
+
+
+def build(workdir: str, variant: str = "", *, parallel: int = 1, launcher: str = "local",
+          ray_address: str | None = None, rerun_changed: bool = False,
+          data_dir: str | None = None, modules: dict[str, str] | None = None) -> str:
+  """Runs (or reuses) every part and writes ABLATION.md (`write`); returns its path. The
+  workdir is locked while it runs. `modules`: the config module of each sweep (default
+  `configs.<name>`)."""
+  modules = {name: f"configs.{name}" for name in SWEEPS} | (modules or {})
+  with wd.lock(workdir):
+    start = time.time()
+    for i, name in enumerate(SWEEPS):
+      logging.info("[%d/%d] sweep %s%s", i + 1, len(SWEEPS) + 1, name,
+                   f":{variant}" if variant else "")
+      _sweep(workdir, name, modules[name], variant, parallel, launcher, ray_address,
+             rerun_changed, data_dir)
+    logging.info("[%d/%d] break-even benchmark", len(SWEEPS) + 1, len(SWEEPS) + 1)
+    _benchmark(workdir)
+    return write(workdir, variant, start)
+
+
+def _sweep(workdir, name, module_name, variant, parallel, launcher, ray_address,
+           rerun_changed, data_dir) -> dict[str, str]:
+  module = importlib.import_module(module_name)
+  config = module.get_config(variant)
+  if data_dir:
+    config.data_dir = data_dir
+  points = sweep.expand(module, config, os.path.join(workdir, name), variant)
+  return sweep.run(points, parallel=parallel, launcher=launcher, ray_address=ray_address,
+                   config_spec=f"configs/{name}.py" + (f":{variant}" if variant else ""),
+                   rerun_changed=rerun_changed)
+
+
+def _benchmark(workdir: str) -> dict:
+  """The break-even benchmark's rows (configs/benchmark.py:ratio), run once and kept."""
+  from bottleneck import benchmark  # pylint: disable=g-import-not-at-top
+  from configs import benchmark as bench_config  # pylint: disable=g-import-not-at-top
+  path = os.path.join(workdir, BENCHMARK)
+  if os.path.exists(path):
+    try:
+      out = wd.read_json(path, required=("rows", "ratios"))
+      logging.info("break-even benchmark: reusing %s", path)
+      return out
+    except wd.CorruptFile as e:
+      moved = wd.set_aside(workdir, [BENCHMARK], str(e))
+      logging.warning("%s Moved to %s; timing again.", e, moved)
+  c = bench_config.get_config("ratio")
+  rows = benchmark.run(list(c.cases), batches=list(c.batches), dtypes=list(c.dtypes),
+                       warmup=c.warmup, repeats=c.repeats, ratios=list(c.ratios))
+  out = {"rows": rows, "ratios": benchmark.central_ratios(rows)}
+  wd.write_json(path, out)
+  return out
+
+
+def write(workdir: str, variant: str = "", start: float | None = None) -> str:
+  """ABLATION.md from what `workdir` holds (the sweeps' results, the benchmark's JSON), with a
+  figure per sweep; returns its path. `start`: when the study began, for its duration."""
+  from bottleneck import plots, report  # pylint: disable=g-import-not-at-top  # matplotlib
+  bench = wd.read_json(os.path.join(workdir, BENCHMARK)) if os.path.exists(
+      os.path.join(workdir, BENCHMARK)) else {"rows": [], "ratios": []}
+  runs = {}
+  for name in SWEEPS:
+    try:
+      runs[name] = results.collect(os.path.join(workdir, name))
+    except ConfigError as e:  # nothing finished: the section says so
+      logging.warning("%s: %s", name, e)
+  figures = {name: plots.accuracy_vs_cost(r, os.path.join(workdir, f"{name}.png"))
+             for name, r in runs.items()}
+  # (title, one-line answer, body, the sweep whose figure and failures follow the body)
+  sections = [(*_equal_compute(runs.get("iso_macs")), "iso_macs"),
+              (*_activation(runs.get("ablation_ratio")), None),
+              (*_ratio(runs.get("ablation_ratio")), "ablation_ratio"),
+              (*_placement(runs.get("ablation_placement")), "ablation_placement"),
+              (*_time(bench), None)]
+  command = ("python -m experiments.report --study=" + STUDY
+             + (f":{variant}" if variant else "") + f" --workdir={workdir}")
+  done = sum(len(r) for r in runs.values())
+  n_failed = sum(len(results.failures(os.path.join(workdir, name))) for name in SWEEPS
+                 if os.path.isdir(os.path.join(workdir, name)))
+  lines = [
+      "# What each part of the 1x1 bottleneck buys: the ablation study", "",
+      f"Made by `{command}` on {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}"
+      + ("" if start is None else f", in {time.time() - start:.0f} s (finished work reused)")
+      + f"; {done} training runs finished, {n_failed} failed.", "",
+      f"Machine: {report.environment()}.", "",
+      f"Data: {_data_line(variant)}", "",
+      "Accuracy is test accuracy, mean ± std over seeds; each difference is paired by seed, "
+      "with a 95% bootstrap interval over the seeds (with 3 seeds a hint, not a test: "
+      "`bottleneck.results.paired_bootstrap`). \"Within noise\" means the interval holds 0. "
+      "MACs are multiply-accumulates per image. Training time is each run's wall time of "
+      "training steps; seeds trained together as one program share theirs evenly.", "",
+      "## Answers", "",
+  ]
+  lines += [f"{i}. **{title}** {answer}" for i, (title, answer, _, _) in
+            enumerate(sections, 1)] + [""]
+  for title, _, body, name in sections:
+    lines += [f"## {title}", "", *body, ""]
+    if name in figures:
+      lines += [f"![{name}: accuracy against cost]({os.path.basename(figures[name])})", ""]
+    failed = results.failures(os.path.join(workdir, name)) if name else []
+    if failed:
+      lines += [f"Failed runs of `{name}` (not in the tables):", ""]
+      lines += [f"- {f}" for f in failed] + [""]
+  path = os.path.join(workdir, ABLATION)
+  wd.atomic_write_text(path, "\n".join(lines))
+  logging.info("ablation report written to %s", path)
+  return path
+
+
+def _data_line(variant: str) -> str:
+  from configs import study  # pylint: disable=g-import-not-at-top
+  dataset = study.dataset(variant)
+  c = study.base(variant)
+  text = {"digits": "the offline 8x8 digits, on which every variant reaches 97-99%: "
+                    "differences are small and the cluttered variant (`--study=ablation:"
+                    "cluttered`) is the capacity-limited test (docs/ablations.md).",
+          "digits_cluttered": "the cluttered digits (24x24, offline), on which small "
+                              "networks are capacity-limited (docs/ablations.md).",
+          "cifar10": "CIFAR-10 (Zhang et al.'s recipe)."}[dataset]
+  return (f"{text} {c.num_epochs:g} epochs per run (GoogLeNet's placement study included), "
+          f"{len(study.seeds(variant))} seeds per point.")
+
+
+def _table(frame: pd.DataFrame) -> list[str]:
+  return [results.render(frame, "markdown")] if not frame.empty else ["(no pairs to compare)"]
+
+
+def _counts(verdicts) -> str:
+  verdicts = list(verdicts)
+  counts = pd.Series(verdicts).value_counts()
+  return ", ".join(f"{v} at {n}" for v, n in counts.items())
+
+
+def _missing(title: str, sweep_name: str):
+  return (title, f"not measured: no run of `{sweep_name}` finished (see its error.json files).",
+          ["No finished runs."])
+
+
+def _summary(runs, *knobs):
+  """Seeds aggregated per model, dataset, variant, every knob that varies, and the study's
+  own knobs (even where only one value of them finished)."""
+  group_by = results.default_group_by(runs)
+  return results.aggregate(runs, group_by + [k for k in knobs if k not in group_by])
+
+
+def _by_budget(frame: pd.DataFrame) -> pd.DataFrame:
+  """Rows in order of their budget's number ("macs 2.5e+05" before "macs 2e+06")."""
+  if frame.empty or "budget" not in frame:
+    return frame
+  number = pd.to_numeric(frame["budget"].str.split().str[-1], errors="coerce")
+  order = sorted(range(len(frame)), key=lambda i: (number.iloc[i], i))
+  return frame.iloc[order].reset_index(drop=True)
+
+
+def _not_learned(summary: pd.DataFrame) -> str:
+  """A warning to put first in an answer when some of its groups did not learn."""
+  bad = results.not_learned(summary)
+  if bad.empty:
+    return ""
+  names = [", ".join(f"{k} {row[k]}" for k in ("variant", *results.KNOBS)
+                     if k in row and row[k] != results.NOT_APPLICABLE)
+           for _, row in bad.iterrows()]
+  return (f"**Warning: {len(bad)} group(s) did not learn** (accuracy below twice chance: "
+          f"{'; '.join(names)}); what this section says about them says nothing about the "
+          "networks. ")
+
+
+def _equal_compute(runs):
+  title = "At equal compute, is the reduced network more accurate?"
+  if runs is None:
+    return _missing(title, "iso_macs")
+  summary = _by_budget(_summary(runs, "budget"))
+  pairs = _by_budget(results.ratios(summary, runs))
+  if pairs.empty:
+    return title, "not measured: naive and reduced did not both finish.", ["No pairs."]
+  answer = _not_learned(summary) + (
+            f"Naive against reduced at {len(pairs)} MAC budget(s): {_counts(pairs['verdict'])}. "
+            "Differences (naive - reduced, points): " + "; ".join(
+                f"{r.get('budget', 'published widths')}: "
+                f"{r['accuracy naive - reduced (points)']:+.2f} "
+                f"{r['95% interval (points)'] or ''}" for _, r in pairs.iterrows()) + ".")
+  body = ["Each network at the width that costs the budget within 1% (`match_width`):", "",
+          results.render(results.display(summary), "markdown"), "",
+          *_table(pairs)]
+  return title, answer, body
+
+
+def _activation(runs):
+  title = "Does the ReLU after the 1x1 help?"
+  if runs is None:
+    return _missing(title, "ablation_ratio")
+  reduced = runs[runs["variant"] == "reduced"]
+  table = results.compare(reduced, "activation", "relu", "linear", by=["ratio"])
+  if table.empty:
+    return title, "not measured: ReLU and linear reductions did not both finish.", ["-"]
+  answer = (f"ReLU against a linear 1x1 at {len(table)} ratio(s): {_counts(table['verdict'])} "
+            "(ReLU - linear, points: " + "; ".join(
+                f"ratio {r['ratio']}: {r['difference (points)']:+.2f}"
+                for _, r in table.iterrows()) + ").")
+  return title, answer, ["ReLU minus linear, paired by seed, at each reduction ratio:", "",
+                         *_table(table)]
+
+
+def _ratio(runs):
+  title = "How far can the reduction go?"
+  if runs is None:
+    return _missing(title, "ablation_ratio")
+  summary = _summary(runs, "ratio", "activation")
+  pairs = results.ratios(summary, runs)
+  if pairs.empty:
+    return title, "not measured: no reduced run paired with a naive one.", ["No pairs."]
+  answer = _not_learned(summary) + " ".join(
+      _reach(pairs[pairs["activation"] == act], act)
+      for act in ("relu", "linear") if (pairs["activation"] == act).any())
+  body = ["Every reduced run against the naive network (MACs and time are naive/reduced):", "",
+          results.render(results.display(summary), "markdown"), "", *_table(pairs)]
+  return title, answer, body
+
+
+def _reach(pairs: pd.DataFrame, activation: str) -> str:
+  """How far one family's reduction goes: the smallest ratio whose network is not measurably
+  less accurate than the naive one."""
+  pairs = pairs.assign(r=pd.to_numeric(pairs["ratio"], errors="coerce")).sort_values("r")
+  worse = pairs[pairs["verdict"] == "naive more accurate"]
+  fine = pairs[~pairs["r"].isin(worse["r"])]
+  with_ = "With the ReLU" if activation == "relu" else "With a linear 1x1"
+  if fine.empty:
+    return f"{with_}, the naive network is more accurate at every ratio run."
+  if worse.empty:
+    return (f"{with_}, down to ratio {fine['r'].iloc[0]:g} (the smallest run, "
+            f"{fine['MACs naive/reduced'].iloc[0]:.2f}x fewer MACs than naive) the reduced "
+            "network is not measurably less accurate than the naive one.")
+  return (f"{with_}, the smallest ratio not measurably less accurate than naive is "
+          f"{fine['r'].iloc[0]:g} ({fine['MACs naive/reduced'].iloc[0]:.2f}x fewer MACs); "
+          f"at {', '.join(f'{x:g}' for x in worse['r'])} naive is more accurate.")
+
+
+def _placement(runs):
+  title = "Which reduction matters?"
+  if runs is None:
+    return _missing(title, "ablation_placement")
+  summary = _summary(runs, "places")
+  pairs = results.ratios(summary, runs)
+  if pairs.empty:
+    return title, "not measured: no reduced run paired with a naive one.", ["No pairs."]
+  answer = _not_learned(summary) + (
+      "Each placement against the naive GoogLeNet (naive - reduced, points): " + "; ".join(
+      f"{r['places']}: {r['accuracy naive - reduced (points)']:+.2f} ({r['verdict']}, "
+      f"{r['MACs naive/reduced']:.2f}x fewer MACs)" for _, r in pairs.iterrows()) + ".")
+  body = ["GoogLeNet (Caffe's geometry, batch norm) with the reductions only where named:", "",
+          results.render(results.display(summary), "markdown"), "", *_table(pairs)]
+  return title, answer, body
+
+
+def _time(bench: dict):
+  from bottleneck import benchmark, env  # pylint: disable=g-import-not-at-top
+  title = "Where does the 1x1 stop paying in time?"
+  lines = benchmark.break_even(bench["ratios"])
+  answer = " ".join(lines) if lines else "not measured: the benchmark timed no pairs."
+  failed = benchmark.failed(bench["rows"])
+  body = [f"Forward+backward at batch 32 on {env.device_description()}, the reduced block at "
+          "each ratio of its input's channels against the naive block (medians; "
+          "`configs/benchmark.py:ratio`):", "",
+          *_table(pd.DataFrame(bench["ratios"]).reindex(
+              columns=["name", "ratio", "MACs naive/reduced", "time naive/reduced"])
+                  if bench["ratios"] else pd.DataFrame()),
+          "", *[f"- FAILED {r['name']}: {r['error']}" for r in failed]]
+  return title, answer, body

@@ -1,0 +1,119 @@
+"""The ablation study report: its answers from result.json files the test writes itself, the
+--study flag, and the study end to end on a tiny sweep."""
+
+import os
+import sys
+import types
+
+import pytest
+
+from bottleneck import ablation, workdir as wd
+from bottleneck.validation import ConfigError
+from tests import tiny_train_config
+
+
+def write_run(root, name, *, reduce, seed, acc, macs=1000, params=100, **kwargs):
+  match = kwargs.pop("match", None)
+  wd.write_json(os.path.join(root, f"{name},seed={seed}", wd.RESULT), {
+      "model": "toy", "dataset": "digits", "reduce": reduce, "seed": seed, "params": params,
+      "macs": macs, "flops_xla": 2.5 * macs, "eval_accuracy": acc, "train_time_s": 10.0,
+      "examples_per_s": 100.0, "compile_time_s": 1.0, "device": "cpu", "match": match,
+      "num_classes": 10,
+      "config": {"model_kwargs": kwargs}})
+
+
+def write_study(root):
+  iso = os.path.join(root, "iso_macs")
+  for budget, naive, reduced in ((1e6, [0.90, 0.91, 0.92], [0.95, 0.96, 0.97]),
+                                 (3e6, [0.95, 0.96, 0.97], [0.951, 0.958, 0.969])):
+    for variant, accs in (("naive", naive), ("reduced", reduced)):
+      for seed, acc in enumerate(accs):
+        write_run(iso, f"{variant},{budget:g}", reduce=variant == "reduced", seed=seed,
+                  acc=acc, match={"metric": "macs", "budget": budget, "width": 0.5,
+                                  "cost": budget, "replaced_width": None})
+  ratio = os.path.join(root, "ablation_ratio")
+  for r, relu, linear in ((0.125, [0.80, 0.81, 0.82], [0.70, 0.72, 0.71]),
+                          (1.0, [0.95, 0.96, 0.97], [0.95, 0.96, 0.97])):
+    for act, accs in ((True, relu), (False, linear)):
+      for seed, acc in enumerate(accs):
+        write_run(ratio, f"r={r},act={act}", reduce=True, seed=seed, acc=acc,
+                  macs=int(1000 * r), reduction_ratio=r, reduction_activation=act)
+  placement = os.path.join(root, "ablation_placement")
+  for seed, acc in enumerate([0.95, 0.96, 0.97]):
+    write_run(ratio, "naive", reduce=False, seed=seed, acc=acc, macs=2000)
+    write_run(placement, "naive", reduce=False, seed=seed, acc=acc, macs=2000)
+    write_run(placement, "3x3", reduce=True, seed=seed, acc=acc - 0.05, macs=1500,
+              reduction_places="3x3")
+    write_run(placement, "5x5", reduce=True, seed=seed, acc=0.12 + seed / 100, macs=1500,
+              reduction_places="5x5")  # a network that did not learn: said first
+  wd.write_json(os.path.join(placement, "places=pool,seed=0", wd.ERROR),
+                {"error": "ConfigError: a made-up failure", "traceback": ""})
+  ratios = [{"name": "inception_3a", "ratio": r, "batch": 32, "dtype": "float32",
+             "MACs naive/reduced": m, "time naive/reduced": t, "time saved": "yes"}
+            for r, m, t in ((0.125, 5.2, 2.3), (0.5, 1.6, 1.2), (1.0, 0.83, 0.66))]
+  wd.write_json(os.path.join(root, ablation.BENCHMARK), {"rows": [], "ratios": ratios})
+
+
+def test_the_report_answers_each_question_from_the_results(tmp_path):
+  write_study(str(tmp_path))
+  text = open(ablation.write(str(tmp_path), "quick"), encoding="utf-8").read()
+  answers = text.split("## Answers")[1].split("\n## ")[0]
+  # 1. equal compute: reduced ahead by 5 points at 1M, within noise at 3M.
+  assert ("Naive against reduced at 2 MAC budget(s): reduced more accurate at 1, within noise "
+          "at 1") in answers
+  assert "macs 1e+06: -5.00 [-5.00, -5.00]" in answers
+  # 2. activation: ReLU ahead at 1/8, identical at 1.
+  assert "relu more accurate at 1, within noise at 1" in answers
+  assert "ratio 0.125: +10.00" in answers
+  # 3. how far: naive ahead of ratio 1/8, not of ratio 1.
+  assert ("With the ReLU, the smallest ratio not measurably less accurate than naive is 1 "
+          "(2.00x fewer MACs); at 0.125 naive is more accurate.") in answers
+  # 4. placement: the 3x3 reduction alone costs 5 points here; 2000/1500 MACs.
+  assert "3x3: +5.00 (naive more accurate, 1.33x fewer MACs)" in answers
+  assert ("**Which reduction matters?** **Warning: 1 group(s) did not learn** (accuracy below "
+          "twice chance: variant reduced, places 5x5)") in answers
+  # 5. time: from the benchmark's ratios.
+  assert "inception_3a (batch 32, float32): the reduced block stops being faster at ratio 1" \
+      in answers
+  assert "- places=pool,seed=0: ConfigError: a made-up failure" in text
+  assert "36 training runs finished, 1 failed" in text
+  for name in ablation.SWEEPS:
+    assert os.path.exists(tmp_path / f"{name}.png") and f"({name}.png)" in text
+
+
+def test_missing_parts_are_said_not_raised(tmp_path):
+  text = open(ablation.write(str(tmp_path)), encoding="utf-8").read()
+  assert text.count("not measured") == 5
+
+
+def test_study_flag_values():
+  assert ablation.parse_study("ablation") == ""
+  assert ablation.parse_study("ablation:cluttered,quick") == "cluttered,quick"
+  with pytest.raises(ConfigError, match=r"unknown study 'ablations'; valid: ablation"):
+    ablation.parse_study("ablations")
+  with pytest.raises(ConfigError, match=r"--study=ablation:fast: unknown variant 'fast'"):
+    ablation.parse_study("ablation:fast")
+
+
+def test_the_study_end_to_end_on_a_tiny_sweep(tmp_path, digits_dir, monkeypatch):
+  """build(): every sweep run (the seeds of a config as one program), the benchmark's JSON
+  reused, ABLATION.md written; a second build reuses every run."""
+  module = types.ModuleType("tiny_ablation_study")
+  module.get_config = lambda arg="": tiny_train_config.get_config(data_dir=digits_dir,
+                                                                  num_train_steps=4)
+  module.get_sweep = lambda arg="": (
+      [{"model_kwargs.reduction_activation": a, "seed": s} for a in (True, False)
+       for s in (0, 1)] + [{"reduce": False, "seed": s} for s in (0, 1)])
+  monkeypatch.setitem(sys.modules, module.__name__, module)
+  wd.write_json(str(tmp_path / ablation.BENCHMARK), {"rows": [], "ratios": []})
+  modules = {name: module.__name__ for name in ablation.SWEEPS}
+  path = ablation.build(str(tmp_path), "quick", modules=modules)
+  text = open(path, encoding="utf-8").read()
+  assert "18 training runs finished, 0 failed" in text
+  for name in ablation.SWEEPS:
+    result = wd.read_json(str(tmp_path / name / "reduce=False,seed=1" / wd.RESULT))
+    assert result["seeds_together"] == [0, 1]
+  assert "**Does the ReLU after the 1x1 help?** ReLU against a linear 1x1 at 1 ratio(s)" in text
+  mtime = os.path.getmtime(tmp_path / "iso_macs" / "reduce=False,seed=1" / wd.RESULT)
+  ablation.build(str(tmp_path), "quick", modules=modules)
+  assert os.path.getmtime(tmp_path / "iso_macs" / "reduce=False,seed=1" / wd.RESULT) == mtime
