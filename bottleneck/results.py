@@ -150,8 +150,9 @@ def _seed_accuracy(runs: pd.DataFrame, where: dict) -> pd.Series:
 
 def paired_accuracy(runs: pd.DataFrame, first: dict, second: dict) -> dict:
   """Accuracy of the runs matching `first` minus those matching `second` (column filters), on
-  the seeds both ran: means (%), the difference (points), the 95% paired-bootstrap interval
-  and the verdict."""
+  the seeds both ran: the number of seeds paired, the mean difference (points) and its 95%
+  paired-bootstrap interval (as text, and as `interval` for `verdict`). Nothing is paired
+  where a filter matches several runs of one seed."""
   sides = [_seed_accuracy(runs, first), _seed_accuracy(runs, second)]
   for where, side in zip((first, second), sides):
     if side.index.duplicated().any():  # runs that differ in a column the caller did not name

@@ -202,7 +202,10 @@ def run_unit(config_dicts: list[dict], workdirs: list[str], restarts: list[bool]
           os.remove(os.path.join(w, ERROR))
     return train.train_seeds([ml_collections.ConfigDict(c) for c in config_dicts], workdirs,
                              restarts=restarts, label=label)
-  except (train.SeedsApart, wd.WorkdirBusy) as e:
+  except train.SeedsApart as e:
+    logging.warning("%s: %s; they run one at a time", label or workdirs, e)
+    restarts = [False] * len(workdirs)  # any old run was set aside before they trained
+  except wd.WorkdirBusy as e:
     logging.warning("%s: %s; they run one at a time", label or workdirs, e)
   except Exception as e:  # pylint: disable=broad-except  # recorded; the sweep goes on
     error = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
@@ -323,31 +326,37 @@ def _run_local(todo: list[list[Point]], restart: set[str], parallel: int) -> dic
     outcome[name] = r
 
   try:
-    while waiting or running:
-      while waiting and len(running) < parallel:
-        unit = waiting.pop(0)
-        label = unit_label(unit)
-        logging.info("sweep: starting %s (%d running, %d waiting)", label, len(running) + 1,
-                     len(waiting))
-        proc = ctx.Process(target=_worker, args=(
-            [p.name for p in unit], _unit_args(unit, restart), label, results, os.getpid(),
-            logging.get_verbosity()))
-        proc.start()
-        running[label] = (proc, [p.name for p in unit])
-      collect(block=True)
-      for label, (proc, names) in list(running.items()):
-        if all(n in outcome for n in names) or not proc.is_alive():
-          proc.join(timeout=60)
-          while True:  # what the worker put in the queue before it ended
-            before = len(outcome)
-            collect(block=False)
-            if len(outcome) == before:
-              break
-          for name in names:
-            if name not in outcome:
-              outcome[name] = {"error": f"its worker process died (exit code {proc.exitcode})"}
-          del running[label]
-  except KeyboardInterrupt:
+    with validation.CtrlC("each running point saves a checkpoint, then the sweep stops"
+                          ) as ctrl_c:
+      while (waiting or running) and not ctrl_c.pressed:
+        while waiting and len(running) < parallel:
+          unit = waiting.pop(0)
+          label = unit_label(unit)
+          logging.info("sweep: starting %s (%d running, %d waiting)", label, len(running) + 1,
+                       len(waiting))
+          proc = ctx.Process(target=_worker, args=(
+              [p.name for p in unit], _unit_args(unit, restart), label, results, os.getpid(),
+              logging.get_verbosity()))
+          proc.start()
+          running[label] = (proc, [p.name for p in unit])
+        collect(block=True)
+        for label, (proc, names) in list(running.items()):
+          if all(n in outcome for n in names) or not proc.is_alive():
+            proc.join(timeout=60)
+            while True:  # what the worker put in the queue before it ended
+              before = len(outcome)
+              collect(block=False)
+              if len(outcome) == before:
+                break
+            for name in names:
+              if name not in outcome:
+                outcome[name] = {"error": f"its worker process died (exit code "
+                                          f"{proc.exitcode})"}
+            del running[label]
+    interrupted = bool(ctrl_c.pressed) and bool(waiting or running)
+  except KeyboardInterrupt:  # a second signal
+    interrupted = True
+  if interrupted:
     for proc, _ in running.values():  # each finishes its in-flight checkpoint, then stops
       os.kill(proc.pid, signal.SIGINT)
     for proc, _ in running.values():
@@ -355,7 +364,7 @@ def _run_local(todo: list[list[Point]], restart: set[str], parallel: int) -> dic
       if proc.is_alive():
         proc.terminate()
     raise validation.Interrupted("sweep interrupted: every running point stopped after its "
-                                 "checkpoint; rerun the same command to resume.") from None
+                                 "checkpoint; rerun the same command to resume.")
   return outcome
 
 
@@ -370,9 +379,11 @@ def run(points: list[Point], *, parallel: int = 1, launcher: str = "local",
     raise ConfigError(f"unknown launcher {launcher!r}; valid: {', '.join(LAUNCHERS)}.")
   if parallel < 1:
     raise ConfigError(f"--parallel={parallel} is invalid; it must be >= 1.")
+  if not points:  # nothing to run, and no sweep directory to lock (not the current one)
+    return {}
   if launcher == "print":
     return _run(points, parallel, launcher, ray_address, config_spec, rerun_changed, False)
-  with wd.lock(os.path.dirname(points[0].workdir) if points else ".", "the sweep's --workdir"):
+  with wd.lock(os.path.dirname(points[0].workdir), "the sweep's --workdir"):
     return _run(points, parallel, launcher, ray_address, config_spec, rerun_changed,
                 seeds_together)
 

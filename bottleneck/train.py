@@ -19,6 +19,10 @@ is locked for the run (`bottleneck.workdir.lock`: a second process is refused). 
 
 Ctrl-C (or SIGTERM, as schedulers send before preempting) checkpoints the step the run is at
 (after any save in flight) and stops with one line saying how to resume.
+
+`train_seeds(configs, workdirs)` trains configs that differ only in their seed as one program,
+their states stacked and the steps `jax.vmap`-ed (`Together`): one compile for all of them,
+each run still with its own workdir as above (the sweep's default for a config's seeds).
 """
 
 from __future__ import annotations
@@ -28,9 +32,7 @@ import dataclasses
 import functools
 import math
 import os
-import signal
 import sys
-import threading
 import time
 
 import jax
@@ -127,41 +129,6 @@ class Progress:
   def close(self) -> None:
     if self.tty:
       sys.stderr.write("\n")
-
-
-class _CtrlC:
-  """Within the block, a first Ctrl-C (SIGINT) or SIGTERM (a scheduler's preemption) only sets
-  `pressed`: the training loop then checkpoints the step it is at, lets the save finish and
-  stops. Interrupting orbax in the middle of a save would leave its background threads waiting
-  for ever. A second signal interrupts at once. Outside the main thread (Ray workers) it does
-  nothing."""
-
-  SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-  def __init__(self):
-    self.pressed = None  # the name of the signal received
-    self._previous = {}
-
-  def _handle(self, signum, frame):
-    del frame
-    if self.pressed:
-      raise KeyboardInterrupt("interrupted twice: the checkpoint being written may be lost; "
-                              "rerun the same command to resume from the one before.")
-    self.pressed = signal.Signals(signum).name
-    logging.warning("%s: saving a checkpoint of this step, then stopping (again to stop at "
-                    "once)", self.pressed)
-
-  def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
-      # A signal the process was started to ignore (nohup, a shell's background job) stays so.
-      self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS
-                        if signal.getsignal(s) is not signal.SIG_IGN}
-    return self
-
-  def __exit__(self, *exc):
-    for s, previous in self._previous.items():
-      signal.signal(s, previous)
-    return False
 
 
 # --- the workdir -----------------------------------------------------------------------------
@@ -566,7 +533,7 @@ def _train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
   pending, window_t, train_time = [], time.time(), 0.0
   step, stop = start_step, None
   try:
-    with _CtrlC() as ctrl_c:
+    with validation.CtrlC("saving a checkpoint of this step, then stopping") as ctrl_c:
       while step < total_steps:
         batch = first if step == start_step else train_batch(step)
         state, metrics = train_step_c(state, batch)

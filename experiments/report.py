@@ -9,7 +9,7 @@ With --study=ablation, the ablation study instead (bottleneck/ablation.py): the 
 ratio/activation and placement sweeps and the break-even benchmark, answered in
 DIR/ABLATION.md:
 
-  python -m experiments.report --study=ablation:quick --workdir=runs/ablation_quick   # CPU, ~10 min
+  python -m experiments.report --study=ablation:quick --workdir=runs/ablation_quick --parallel=2   # 13 min, 2-core CPU
   python -m experiments.report --study=ablation:cluttered --workdir=runs/ablation --launcher=ray
 """
 
@@ -18,7 +18,8 @@ import sys
 
 from absl import flags
 
-from bottleneck import cli, report, sweep
+from bottleneck import cli, report
+from bottleneck.validation import ConfigError
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the report and runs (default "
                                "runs/report; with --study=ablation:quick, runs/ablation_quick).")
@@ -47,7 +48,7 @@ def main(argv):
                           rerun_changed=_RERUN_CHANGED.value, data_dir=_DATA_DIR.value)
   else:
     if _LAUNCHER.value != "local":
-      raise sweep.ConfigError("--launcher applies to --study only.")
+      raise ConfigError("--launcher applies to --study only.")
     path = report.build_report(_WORKDIR.value or "runs/report", parallel=_PARALLEL.value,
                                data_dir=_DATA_DIR.value, rerun_changed=_RERUN_CHANGED.value)
   print(f"report: {path}", file=sys.stderr)

@@ -95,25 +95,50 @@ def test_study_flag_values():
     ablation.parse_study("ablation:fast")
 
 
-def test_the_study_end_to_end_on_a_tiny_sweep(tmp_path, digits_dir, monkeypatch):
-  """build(): every sweep run (the seeds of a config as one program), the benchmark's JSON
-  reused, ABLATION.md written; a second build reuses every run."""
-  module = types.ModuleType("tiny_ablation_study")
+def _tiny_study(name, digits_dir, sweep_list, monkeypatch) -> str:
+  module = types.ModuleType(name)
   module.get_config = lambda arg="": tiny_train_config.get_config(data_dir=digits_dir,
                                                                   num_train_steps=4)
-  module.get_sweep = lambda arg="": (
-      [{"model_kwargs.reduction_activation": a, "seed": s} for a in (True, False)
-       for s in (0, 1)] + [{"reduce": False, "seed": s} for s in (0, 1)])
-  monkeypatch.setitem(sys.modules, module.__name__, module)
+  module.get_sweep = lambda arg="": sweep_list
+  monkeypatch.setitem(sys.modules, name, module)
+  return name
+
+
+def test_the_study_end_to_end_on_a_tiny_sweep(tmp_path, digits_dir, monkeypatch):
+  """build(): every sweep run (the seeds of a config as one program), the benchmark's JSON
+  reused, ABLATION.md written; a second build reuses every run. (The placement sweep is empty
+  here: its section says it was not measured.)"""
+  seeds = (0, 1)
+  modules = {
+      "iso_macs": _tiny_study("tiny_iso", digits_dir, [
+          {"reduce": r, "seed": s} for r in (True, False) for s in seeds], monkeypatch),
+      "ablation_ratio": _tiny_study("tiny_ratio", digits_dir, [
+          {"model_kwargs.reduction_activation": a, "seed": s} for a in (True, False)
+          for s in seeds] + [{"reduce": False, "seed": s} for s in seeds], monkeypatch),
+      "ablation_placement": _tiny_study("tiny_none", digits_dir, [], monkeypatch)}
   wd.write_json(str(tmp_path / ablation.BENCHMARK), {"rows": [], "ratios": []})
-  modules = {name: module.__name__ for name in ablation.SWEEPS}
   path = ablation.build(str(tmp_path), "quick", modules=modules)
   text = open(path, encoding="utf-8").read()
-  assert "18 training runs finished, 0 failed" in text
-  for name in ablation.SWEEPS:
+  assert "10 training runs finished, 0 failed" in text
+  for name in ("iso_macs", "ablation_ratio"):
     result = wd.read_json(str(tmp_path / name / "reduce=False,seed=1" / wd.RESULT))
     assert result["seeds_together"] == [0, 1]
   assert "**Does the ReLU after the 1x1 help?** ReLU against a linear 1x1 at 1 ratio(s)" in text
+  assert "**Which reduction matters?** not measured: no run of `ablation_placement`" in text
+  assert not os.path.exists(wd.LOCK)  # an empty sweep locks nothing (not the current dir)
   mtime = os.path.getmtime(tmp_path / "iso_macs" / "reduce=False,seed=1" / wd.RESULT)
   ablation.build(str(tmp_path), "quick", modules=modules)
   assert os.path.getmtime(tmp_path / "iso_macs" / "reduce=False,seed=1" / wd.RESULT) == mtime
+
+
+def test_a_corrupt_benchmark_file_is_set_aside_and_timed_again(tmp_path, monkeypatch):
+  from bottleneck import benchmark  # pylint: disable=g-import-not-at-top
+  (tmp_path / ablation.BENCHMARK).write_text('{"rows": [')  # cut short by a crash
+  calls = []
+  monkeypatch.setattr(benchmark, "run", lambda *a, **k: calls.append(k) or [])
+  out = ablation._benchmark(str(tmp_path))  # pylint: disable=protected-access
+  assert calls and calls[0]["ratios"] == [0.125, 0.25, 0.5, 0.75, 1.0]
+  assert wd.read_json(str(tmp_path / ablation.BENCHMARK)) == out == {"rows": [], "ratios": []}
+  assert len(os.listdir(tmp_path / wd.SET_ASIDE)) == 1  # the cut-short file, kept
+  ablation._benchmark(str(tmp_path))  # pylint: disable=protected-access
+  assert len(calls) == 1  # reused, not timed again

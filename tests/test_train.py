@@ -1,12 +1,14 @@
 """Training: outputs, resume (SIGKILL included), corrupt checkpoints, guard rails, data
 parallelism. Tiny configs on the embedded digits; no test downloads anything."""
 
+import contextlib
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import jax
@@ -78,7 +80,7 @@ def test_train_writes_every_output_and_learns(tmp_path, digits_dir):
   images, labels = split.read(range(len(split)))
   x = pipeline.Preprocess(config.image_size, model.in_channels, mean=config.data.mean,
                           std=config.data.std)(images, train=False)
-  logits = model(jnp.asarray(x))
+  logits = nnx.jit(lambda m, x: m(x))(model, jnp.asarray(x))  # one compile, not one per op
   correct = int(np.sum(np.argmax(logits, -1) == labels))
   assert correct == round(result["eval_accuracy"] * len(labels))
   assert float(optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()) == \
@@ -191,24 +193,30 @@ def test_a_diverged_run_does_not_block_its_fix(tmp_path, digits_dir):
       "learning_rate"] == 1e30
 
 
-def test_sigterm_saves_this_step_and_stops(tmp_path, digits_dir):
-  """A scheduler's preemption: SIGTERM checkpoints the step the run is at, then it stops."""
-  import threading  # pylint: disable=g-import-not-at-top
-  # What the training restores after its loop: a late signal must not kill the test run.
+@contextlib.contextmanager
+def _sigterm_after_a_checkpoint_in(workdir):
+  """Within the block, this process gets SIGTERM once `workdir` has a checkpoint (a
+  scheduler's preemption); a late signal is ignored after it, so it cannot kill the tests."""
   original = signal.signal(signal.SIGTERM, lambda *_: None)
 
-  def terminate_after_first_checkpoint():
-    while not wd.has_checkpoints(str(tmp_path)):
+  def terminate():
+    while not wd.has_checkpoints(workdir):
       time.sleep(0.01)
     os.kill(os.getpid(), signal.SIGTERM)
 
-  threading.Thread(target=terminate_after_first_checkpoint, daemon=True).start()
+  threading.Thread(target=terminate, daemon=True).start()
   try:
+    yield
+  finally:
+    signal.signal(signal.SIGTERM, original)
+
+
+def test_sigterm_saves_this_step_and_stops(tmp_path, digits_dir):
+  """A scheduler's preemption: SIGTERM checkpoints the step the run is at, then it stops."""
+  with _sigterm_after_a_checkpoint_in(str(tmp_path)):
     with pytest.raises(train.Interrupted, match=r"interrupted \(SIGTERM\) at step (\d+) of 4000; "
                                                 r"the checkpoint at step \1 is saved"):
       train.train_and_evaluate(tiny_config(digits_dir, num_train_steps=4000), str(tmp_path))
-  finally:
-    signal.signal(signal.SIGTERM, original)
   step = trained.load(str(tmp_path)).step
   rows = [r for r in wd.read_jsonl(str(tmp_path / wd.METRICS)) if r["step"] == step]
   assert step < 4000 and rows and "train_time_s" in rows[-1]  # resumable, time included
@@ -454,3 +462,16 @@ def test_only_seeds_of_one_config_train_together(tmp_path, digits_dir):
   with pytest.raises(ConfigError, match=r"each run needs its own seed and workdir"):
     train.train_seeds([a, a], [str(tmp_path / "a"), str(tmp_path / "b")])
   assert not os.listdir(tmp_path)
+
+
+def test_sigterm_saves_every_seed_at_the_same_step(tmp_path, digits_dir):
+  """A preempted group: each seed's checkpoint of the step they are at is saved, so that the
+  rerun resumes them together."""
+  dirs = [str(tmp_path / f"s{s}") for s in (0, 1)]
+  with _sigterm_after_a_checkpoint_in(dirs[1]):
+    with pytest.raises(train.Interrupted, match=r"interrupted \(SIGTERM\) at step (\d+) of 4000; "
+                                                r"each seed's checkpoint at step \1 is saved"):
+      train.train_seeds([tiny_config(digits_dir, seed=s, num_train_steps=4000) for s in (0, 1)],
+                        dirs)
+  steps = {trained.load(d).step for d in dirs}
+  assert len(steps) == 1 and steps.pop() < 4000
