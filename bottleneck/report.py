@@ -108,7 +108,11 @@ def _build_report(workdir, parallel, data_dir, sweep_config, models, rerun_chang
   points = sweep.expand(module, config, sweep_dir)
   logging.info("[2/3] digits sweep: %d runs in %s (finished ones are reused)", len(points),
                sweep_dir)
-  summary_states = sweep.run(points, parallel=parallel, rerun_changed=rerun_changed)
+  # One run per process and point, not the seeds as one program: the finding compares the
+  # variants' training times, and a vmapped program's share of time favours some networks
+  # over others (docs/training.md).
+  summary_states = sweep.run(points, parallel=parallel, rerun_changed=rerun_changed,
+                             seeds_together=False)
   failed = {k: v for k, v in summary_states.items()
             if v != "done" and not v.startswith("skipped")}
 
