@@ -179,6 +179,7 @@ def run_case(c: Case, *, reduce: bool, batch: int, dtype: str = "float32",
     row[f"{key}_ms_min"], row[f"{key}_ms_max"] = 1e3 * min(times), 1e3 * max(times)
     if key == "fwd":
       row["flops_xla"] = complexity.xla_flops(compiled)
+      row["bytes_xla"] = complexity.xla_bytes(compiled)
       mem = compiled.memory_analysis()
       row["memory_mb"] = (None if mem is None else
                           (mem.argument_size_in_bytes + mem.output_size_in_bytes

@@ -27,7 +27,7 @@ from absl import logging
 from flax import nnx
 
 from bottleneck import validation
-from bottleneck.nn import layers, registry
+from bottleneck.nn import layers, paths, registry
 
 
 def count_params(module: nnx.Module) -> int:
@@ -79,10 +79,10 @@ def _abstract(tree):
 
 
 def _counting(module: nnx.Module) -> nnx.Module:
-  """`module` with every conv computing all its kernel taps, as the papers count them.
-
-  The `conv_taps="live"` path skips taps that meet only zero padding; only the module's copy
-  traced here gets the replaced `Paths` value (`Paths.for_counting`)."""
+  """`module` with every conv one XLA conv of its whole input, computing all its kernel taps,
+  as the papers count them (the `conv_taps="live"` path skips taps that meet only zero
+  padding; the matmul and im2col paths reshape the input). Only the module's copy traced here
+  gets the replaced `Paths` value (`Paths.for_counting`)."""
   for _, m in nnx.iter_modules(module):
     if isinstance(m, layers.ConvUnit):
       m.paths = m.paths.for_counting()
@@ -105,6 +105,17 @@ def xla_flops(compiled) -> float | None:
   `cost_analysis()` has returned a dict, a list of dicts (one per program), None, or -1
   depending on backend and JAX version; every form is handled here.
   """
+  return xla_cost(compiled, "flops")
+
+
+def xla_bytes(compiled) -> float | None:
+  """XLA's "bytes accessed" of a compiled computation (its cost model's count of the bytes
+  its optimized ops read and write), or None where the backend gives none."""
+  return xla_cost(compiled, "bytes accessed")
+
+
+def xla_cost(compiled, key: str) -> float | None:
+  """Entry `key` of `compiled.cost_analysis()`, summed over its programs; None if absent."""
   try:
     cost = compiled.cost_analysis()
   except Exception as e:  # pylint: disable=broad-except  # some backends raise instead
@@ -114,9 +125,9 @@ def xla_flops(compiled) -> float | None:
     cost = [cost]
   if not isinstance(cost, (list, tuple)):
     return None
-  flops = [c.get("flops") for c in cost if isinstance(c, dict)]
-  flops = [f for f in flops if f is not None and f >= 0]
-  return float(sum(flops)) if flops else None
+  values = [c.get(key) for c in cost if isinstance(c, dict)]
+  values = [v for v in values if v is not None and v >= 0]
+  return float(sum(values)) if values else None
 
 
 def model_xla_flops(model: nnx.Module, input_shape: Sequence[int]) -> float | None:
@@ -133,11 +144,14 @@ def model_xla_flops(model: nnx.Module, input_shape: Sequence[int]) -> float | No
   return xla_flops(compiled)
 
 
-def analyze_model(model, *, xla: bool = True) -> dict:
+def analyze_model(model, *, xla: bool = True, memory: bool = False) -> dict:
   """Per-stage and total complexity of a `bottleneck.nn.models.Network` for one image.
 
   `model` may be real or abstract; it is not modified (a merged copy is put in eval mode).
-  Returns the JSON contract of `experiments.analyze` without the identifying keys.
+  With `memory`, the memory accounting too (`memory_row`, `network_memory`), in the model's
+  compute dtype, and with `xla` XLA's own figure per image (`xla_activation_bytes`: two
+  training steps compiled, seconds on a CPU). Returns the JSON contract of
+  `experiments.analyze` without the identifying keys.
   """
   graphdef, state = nnx.split(model)
   model = nnx.merge(graphdef, state)
@@ -146,6 +160,7 @@ def analyze_model(model, *, xla: bool = True) -> dict:
   x = jax.ShapeDtypeStruct((1, model.image_size, model.image_size, model.in_channels),
                            jnp.float32)
   model.check_input(x.shape)
+  dtype = compute_dtype(model)
   rows = []
 
   def row(name, module, x):
@@ -154,6 +169,8 @@ def analyze_model(model, *, xla: bool = True) -> dict:
     rows.append({"name": name, "params": count_params(module), "macs": jaxpr_macs(jaxpr),
                    "output_shape": list(out.shape[1:]),
                    "widths": dict(getattr(module, "widths", ()))})
+    if memory:
+      rows[-1].update(memory_row(module, x, jaxpr, dtype))
     return jax.ShapeDtypeStruct(out.shape, out.dtype)
 
   for name, stage in model.named_stages():
@@ -166,16 +183,227 @@ def analyze_model(model, *, xla: bool = True) -> dict:
            "macs": macs, "flops": 2 * macs,
            "flops_xla": model_xla_flops(model, (1, model.image_size, model.image_size,
                                                 model.in_channels)) if xla else None}
+  if memory:
+    total.update(network_memory(model, rows, dtype))
+    total["train_activation_bytes_xla"] = xla_activation_bytes(model) if xla else None
   return {"total": total, "layers": rows}
 
 
 def analyze(name: str, *, reduce: bool, image_size: int | None = None,
-            num_classes: int | None = None, xla: bool = True, **overrides) -> dict:
-  """Complexity report for registry model `name` (built abstractly: no weights are made)."""
+            num_classes: int | None = None, xla: bool = True, memory: bool = False,
+            **overrides) -> dict:
+  """Complexity report for registry model `name` (built abstractly: no weights are made).
+  `overrides` are model arguments (`dtype="bfloat16"` makes the memory figures bfloat16)."""
   model = registry.abstract_model(name, reduce=reduce, image_size=image_size,
                                   num_classes=num_classes, **overrides)
-  return {"model": name, "reduce": bool(reduce), "image_size": model.image_size,
-          "num_classes": model.num_classes, **analyze_model(model, xla=xla)}
+  report = {"model": name, "reduce": bool(reduce), "image_size": model.image_size,
+            "num_classes": model.num_classes}
+  if memory:
+    report["dtype"] = jnp.dtype(compute_dtype(model)).name
+  return {**report, **analyze_model(model, xla=xla, memory=memory)}
+
+
+# --- memory: bytes moved, arithmetic intensity, what training keeps ---------------------------
+#
+# Analytic, per image, in the compute dtype (`itemsize` bytes per element), from shapes alone:
+# - `bytes`: the least a layer can move: its input read once, its weights and biases (every
+#   trainable parameter) read once, its output written once. For a block, its own input and
+#   output: what it would move if it ran as one kernel keeping its intermediates on chip.
+# - `conv_bytes`: the sum of `bytes` over a block's convs, each a kernel of its own (as XLA
+#   runs them): the intermediates go to memory and back.
+# - `intensity`: FLOPs (2 x MACs) per byte of `bytes`.
+# - `saved_bytes`: what a training step holds of it for the backward pass: every layer output
+#   once (`paths.kept`), in its own dtype (1 byte for an argmax pool's index); XLA's compiled
+#   figure lies between this and `backward_minimum_bytes` (docs/memory.md).
+
+
+def _scoped_eqns(jaxpr, prefix: str = ""):
+  """(name scope, eqn) of every eqn of `jaxpr`, nested jaxprs included with their scope."""
+  jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
+  for eqn in jaxpr.eqns:
+    scope = "/".join(s for s in (prefix, str(eqn.source_info.name_stack)) if s)
+    yield scope, eqn
+    for value in eqn.params.values():
+      for sub in _sub_jaxprs(value):
+        yield from _scoped_eqns(sub, scope)
+
+
+def _in_scope(scope: str, name: str) -> bool:
+  """Whether name scope `scope` ("a/b/c") is `name` ("b/c") or inside it."""
+  return f"/{name}/" in f"/{scope}/"
+
+
+def _elements(aval) -> int:
+  return math.prod(aval.shape)
+
+
+def intensity(macs: int, nbytes: int) -> float:
+  """FLOPs (2 x MACs) per byte."""
+  return 2 * macs / nbytes if nbytes else float("inf")
+
+
+def conv_rows(module: nnx.Module, jaxpr, itemsize: int) -> list[dict]:
+  """Each `ConvUnit` of `module` (traced as `jaxpr` by `_trace`) on its own: input and output
+  shapes, MACs, parameters, `bytes` and `intensity` (per image when the trace's batch is 1)."""
+  scoped = [(s, e) for s, e in _scoped_eqns(jaxpr) if e.primitive.name == "conv_general_dilated"]
+  rows = []
+  for _, unit in nnx.iter_modules(module):
+    if not isinstance(unit, layers.ConvUnit):
+      continue
+    ops = [e for s, e in scoped if _in_scope(s, unit.name)]
+    if len(ops) != 1:
+      raise RuntimeError(f"{unit.name}: {len(ops)} conv ops carry its name scope, not one.")
+    op = ops[0]  # an XLA conv of the unit's input as it is (`Paths.for_counting`)
+    shape_in = op.invars[0].aval.shape
+    out = op.outvars[0].aval
+    in_elements = _elements(op.invars[0].aval)
+    params = count_params(unit)
+    macs = jaxpr_macs(jax.extend.core.ClosedJaxpr(
+        jax.extend.core.Jaxpr([], op.invars, op.outvars, [op]), []))
+    nbytes = (in_elements + params + _elements(out)) * itemsize
+    rows.append({"name": unit.name, "kernel": list(unit.kernel_size),
+                 "strides": list(unit.strides), "in_channels": unit.in_features,
+                 "out_channels": unit.out_features,
+                 "input_shape": list(shape_in[1:]),
+                 "output_shape": list(out.shape[1:]), "params": params, "macs": macs,
+                 "bytes": nbytes, "intensity": intensity(macs, nbytes)})
+  return rows
+
+
+def _train_vjp(module: nnx.Module, x: jax.ShapeDtypeStruct, policy=None):
+  """The jaxpr of `jax.vjp` of `module`'s train-mode forward on `x` (with `jax.checkpoint`'s
+  `policy`, if given), and how many of its outputs are residuals. Dropout runs deterministic:
+  its mask, on a head's pooled vector, is a few KB."""
+  module = nnx.merge(*nnx.split(module))
+  module.train()
+  for _, m in nnx.iter_modules(module):
+    if isinstance(m, nnx.Dropout):
+      m.deterministic = True
+  graphdef, params, rest = nnx.split(module, nnx.Param, ...)
+
+  def forward(p, r, x):
+    return nnx.merge(graphdef, p, r)(x)
+
+  if policy is not None:
+    forward = jax.checkpoint(forward, policy=policy)
+  # The rest of the state (batch statistics, RNG counters) goes through `vjp` too: the module
+  # updates it, which nnx allows only at the level it was merged at.
+  closed, shapes = jax.make_jaxpr(lambda p, r, x: jax.vjp(forward, p, r, x),
+                                  return_shape=True)(_abstract(params), _abstract(rest), x)
+  return closed.jaxpr, len(jax.tree.leaves(shapes[1]))
+
+
+def _nbytes(aval) -> int:
+  return _elements(aval) * aval.dtype.itemsize
+
+
+def saved_bytes(module: nnx.Module, x: jax.ShapeDtypeStruct) -> int:
+  """Bytes of every layer output of `module`'s train-mode forward on `x` (conv, batch norm,
+  ReLU, pool, LRN, concat, head, and the argmax pool's indices: what `paths.kept` names),
+  each once: what a training step holds for its backward when it recomputes nothing, as XLA
+  does. Parameters and the input are left out (held anyway). Traced, nothing runs."""
+  jaxpr, _ = _train_vjp(module, x)
+  outs = {e.outvars[0]: e.outvars[0].aval for _, e in _scoped_eqns(jaxpr)
+          if e.primitive.name == "name" and e.params.get("name") == paths.LAYER_OUTPUT}
+  return sum(_nbytes(a) for a in outs.values())
+
+
+def backward_minimum_bytes(module: nnx.Module, x: jax.ShapeDtypeStruct) -> int:
+  """The least `saved_bytes` can be without recomputing a layer: the layer outputs the
+  backward reads (a ReLU's input for its mask, a conv's input for its kernel's gradient, ...),
+  the rest recomputed from them (`jax.checkpoint` with those names saveable; the residuals of
+  its `vjp`, parameters and the input left out)."""
+  jaxpr, n_res = _train_vjp(
+      module, x, jax.checkpoint_policies.save_only_these_names(paths.LAYER_OUTPUT))
+  held = set(jaxpr.invars)  # parameters, statistics and the input
+  total = 0
+  for v in jaxpr.outvars[len(jaxpr.outvars) - n_res:]:
+    if not isinstance(v, jax.extend.core.Literal) and v not in held:
+      held.add(v)
+      total += _nbytes(v.aval)
+  return total
+
+
+def memory_row(module: nnx.Module, x: jax.ShapeDtypeStruct, jaxpr, dtype) -> dict:
+  """The memory fields of one row of `analyze_model` for `module` on `x` (batch 1), traced as
+  `jaxpr`: `bytes`, `intensity`, `conv_bytes`, `saved_bytes`, and `convs` (`conv_rows`)."""
+  itemsize = jnp.dtype(dtype).itemsize
+  macs = jaxpr_macs(jaxpr)
+  nbytes = (_elements(x) + count_params(module) + _elements(jaxpr.out_avals[0])) * itemsize
+  convs = conv_rows(module, jaxpr, itemsize)
+  return {"bytes": nbytes, "intensity": intensity(macs, nbytes),
+          "conv_bytes": sum(c["bytes"] for c in convs),
+          "saved_bytes": saved_bytes(module, jax.ShapeDtypeStruct(x.shape, dtype)),
+          "convs": convs}
+
+
+def compute_dtype(module: nnx.Module):
+  """The dtype `module` computes in: its first conv's or dense layer's (float32 if none)."""
+  for _, m in nnx.iter_modules(module):
+    if isinstance(m, (nnx.Conv, nnx.Linear)) and m.dtype is not None:
+      return jnp.dtype(m.dtype)
+  return jnp.dtype(jnp.float32)
+
+
+def network_memory(model, rows: list[dict], dtype) -> dict:
+  """Per image: `train_activation_bytes`, what a training step's forward holds for its
+  backward (`saved_bytes` of the whole network: the peak, reached as the forward ends),
+  `backward_minimum_bytes`, the least it could hold without recomputing a layer, and
+  `largest_tensor_bytes`, the largest map that must be held at once: the image, or the input
+  or output of a conv or of a stage (MobileNetV2's Table 3 measure)."""
+  itemsize = jnp.dtype(dtype).itemsize
+  shape = (1, model.image_size, model.image_size, model.in_channels)
+  x = jax.ShapeDtypeStruct(shape, dtype)
+  maps = [math.prod(shape)] + [math.prod(r["output_shape"]) for r in rows] + [
+      math.prod(s) for r in rows for c in r["convs"]
+      for s in (c["input_shape"], c["output_shape"])]
+  return {"train_activation_bytes": saved_bytes(model, x),
+          "backward_minimum_bytes": backward_minimum_bytes(model, x),
+          "largest_tensor_bytes": max(maps) * itemsize}
+
+
+def compiled_train_memory(model: nnx.Module, batch: int) -> dict | None:
+  """XLA's memory for one training step of `model` at `batch` (train mode; gradients of the
+  summed logits with respect to the parameters and the input): `temp_bytes` (activations,
+  the backward's buffers, workspace), `argument_bytes`, `output_bytes`
+  (`compiled.memory_analysis()`); None where the backend gives none. Compiles, runs nothing."""
+  model = nnx.merge(*nnx.split(model))
+  model.train()
+  for _, m in nnx.iter_modules(model):
+    if isinstance(m, nnx.Dropout):
+      m.deterministic = True
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+  def step(p, r, x):
+    return nnx.grad(lambda m, x: jnp.sum(m(x).astype(jnp.float32)), argnums=(0, 1))(
+        nnx.merge(graphdef, p, r), x)
+
+  x = jax.ShapeDtypeStruct((batch, model.image_size, model.image_size, model.in_channels),
+                           compute_dtype(model))
+  units = [m for _, m in nnx.iter_modules(model) if isinstance(m, layers.ConvUnit)]
+  options = units[0].paths.compiler_options("memory") if units else None  # as training jits
+  compiled = jax.jit(step, compiler_options=options).lower(
+      _abstract(params), _abstract(rest), x).compile()
+  try:
+    mem = compiled.memory_analysis()
+  except Exception as e:  # pylint: disable=broad-except  # some backends raise instead
+    logging.info("memory_analysis() unavailable: %s", e)
+    mem = None
+  if mem is None:
+    return None
+  return {"temp_bytes": int(mem.temp_size_in_bytes),
+          "argument_bytes": int(mem.argument_size_in_bytes),
+          "output_bytes": int(mem.output_size_in_bytes)}
+
+
+def xla_activation_bytes(model: nnx.Module, batches: tuple[int, int] = (2, 6)) -> float | None:
+  """XLA's training-step memory per image: the growth of `compiled_train_memory`'s temp bytes
+  from one batch to the other over the images added (what does not grow with the batch, such
+  as buffers for the weights' gradients, drops out). None where the backend gives none."""
+  small, large = (compiled_train_memory(model, b) for b in batches)
+  if small is None or large is None:
+    return None
+  return (large["temp_bytes"] - small["temp_bytes"]) / (batches[1] - batches[0])
 
 
 def conv_macs(height: int, width: int, in_channels: int, out_channels: int,
@@ -255,7 +483,7 @@ def _with_width() -> list[str]:
 
 def analyze_matched(name: str, *, reduce: bool, metric: str, budget: float,
                     image_size: int | None = None, num_classes: int | None = None,
-                    xla: bool = True, **overrides) -> dict:
+                    xla: bool = True, memory: bool = False, **overrides) -> dict:
   """`analyze` at the width that costs `budget` (`match_width`), with `width` and `match`
   (metric, budget, the cost found) added to the report."""
   spec = registry.get_spec(name)
@@ -264,6 +492,6 @@ def analyze_matched(name: str, *, reduce: bool, metric: str, budget: float,
   width, found = match_width(name, metric=metric, budget=budget, reduce=reduce,
                              image_size=image_size, num_classes=num_classes, **overrides)
   report = analyze(name, reduce=reduce, image_size=image_size, num_classes=num_classes,
-                   xla=xla, width=width, **overrides)
+                   xla=xla, memory=memory, width=width, **overrides)
   return {**report, "width": width,
           "match": {"metric": metric, "budget": budget, "width": width, "cost": found}}

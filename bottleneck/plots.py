@@ -1,5 +1,6 @@
 """Every plot (matplotlib, PNG): accuracy against cost per variant, training curves, time
-against multiply-adds (the benchmark), score-map heat maps (fully convolutional inference)."""
+against multiply-adds (the benchmark), the roofline, score-map heat maps (fully convolutional
+inference)."""
 
 from __future__ import annotations
 
@@ -99,6 +100,48 @@ def time_vs_macs(rows: list[dict], device: str, path: str) -> str:
          title=f"Time against multiply-adds on {device}")
   ax.grid(alpha=0.3, which="both")
   ax.legend(fontsize=8)
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def roofline(result: dict, path: str) -> str:
+  """GFLOP/s of each timed forward against its arithmetic intensity (FLOP/B, convs as their
+  own kernels), under the measured roofs: the matmul peak and the triad bandwidth
+  (`bottleneck.roofline.run`'s result)."""
+  rows = [r for r in result["rows"] if "error" not in r]
+  peak, bw = result["peak_gflops_per_s"], result["bandwidth"]["triad_gb_per_s"]
+  fig, ax = plt.subplots(figsize=(8, 5.5), constrained_layout=True)
+  xs = [r["conv_intensity"] for r in rows] or [1.0]
+  grid = np.geomspace(min(min(xs) / 2, 0.5), max(max(xs) * 2, 4 * peak / bw), 200)
+  ax.plot(grid, np.minimum(peak, bw * grid), color="black", lw=1.5,
+          label=f"roof: {peak:.0f} GFLOP/s matmul peak, {bw:.1f} GB/s triad")
+  ax.axvline(peak / bw, color="gray", ls=":", lw=1, label=f"ridge {peak / bw:.0f} FLOP/B")
+  cache = result["bandwidth"].get("cache_triad_gb_per_s")
+  if cache:
+    ax.plot(grid, np.minimum(peak, cache * grid), color="gray", lw=1, ls="--",
+            label=f"roof of a working set in cache: triad {cache:.0f} GB/s")
+  styles = {("block", True): ("s", COLORS["reduced"], "block, reduced"),
+            ("block", False): ("o", COLORS["naive"], "block, naive"),
+            ("conv", None): ("x", "tab:green", "one conv alone"),
+            ("fragments", None): ("^", "tab:purple", "fragments (same FLOPs)")}
+  for (kind, reduce), (marker, color, label) in styles.items():
+    pts = [r for r in rows if r["kind"] == kind and r["reduce"] == reduce]
+    if not pts:
+      continue
+    ax.scatter([r["conv_intensity"] for r in pts], [r["fwd_gflops_per_s"] for r in pts],
+               marker=marker, color=color, label=label, zorder=3)
+    for r in pts:
+      name = r["name"].split("/")[-1] if kind == "conv" else r["name"]
+      if kind == "conv":
+        name = f"{'r' if 'reduced' in r['name'] else 'n'}:{name}"
+      ax.annotate(name, (r["conv_intensity"], r["fwd_gflops_per_s"]), fontsize=6,
+                  xytext=(3, 2), textcoords="offset points")
+  ax.set(xscale="log", yscale="log", xlabel="arithmetic intensity (FLOP/B, each conv a kernel)",
+         ylabel="achieved GFLOP/s (forward, 2 x MACs / median time)",
+         title=f"Roofline on {result['device']}, batch {result['batch']}, {result['dtype']}")
+  ax.grid(alpha=0.3, which="both")
+  ax.legend(fontsize=7, loc="lower right")
   fig.savefig(path, dpi=110)
   plt.close(fig)
   return path

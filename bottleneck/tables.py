@@ -58,11 +58,38 @@ def totals_frame(reports: Sequence[dict]) -> pd.DataFrame:
   return frame if frame["width"].notna().any() else frame.drop(columns="width")
 
 
+def memory_frame(reports: Sequence[dict]) -> pd.DataFrame:
+  """With `--memory`: per layer and variant, the least bytes it moves (KB), its arithmetic
+  intensity (FLOP/B), what its convs move each as a kernel (KB), and what training holds of
+  it for the backward (KB), per image."""
+  frames = []
+  for rep in reports:
+    v = _VARIANT[rep["reduce"]]
+    frames.append(pd.DataFrame([{
+        "layer": l["name"], f"bytes ({v}, KB)": l["bytes"] / 1e3,
+        f"FLOP/B ({v})": l["intensity"], f"conv bytes ({v}, KB)": l["conv_bytes"] / 1e3,
+        f"saved ({v}, KB)": l["saved_bytes"] / 1e3} for l in rep["layers"]]).set_index("layer"))
+  return pd.concat(frames, axis=1).reset_index()
+
+
+def memory_totals_frame(reports: Sequence[dict]) -> pd.DataFrame:
+  """With `--memory`: per variant, a training step's activation memory per image (every layer
+  output, and the backward's minimum) and the largest tensor, in MB, in the compute dtype."""
+  return pd.DataFrame([{
+      "model": r["model"], "variant": _VARIANT[r["reduce"]], "dtype": r.get("dtype"),
+      "train activations (MB/image)": r["total"]["train_activation_bytes"] / 1e6,
+      "backward minimum (MB/image)": r["total"]["backward_minimum_bytes"] / 1e6,
+      "XLA's compiled (MB/image)": (None if r["total"].get("train_activation_bytes_xla") is None
+                                    else r["total"]["train_activation_bytes_xla"] / 1e6),
+      "largest tensor (MB)": r["total"]["largest_tensor_bytes"] / 1e6,
+  } for r in reports])
+
+
 def render(frame: pd.DataFrame, fmt: str) -> str:
   if fmt == "csv":
     return frame.to_csv(index=False)
   tablefmt = "github" if fmt == "markdown" else "simple"
-  floatfmt = [".2f" if "/" in c else ",.3f" if "G)" in c else ",.4g" if c.endswith("(M)")
+  floatfmt = [".2f" if "/" in c or c == "of roof" else ",.3f" if "G)" in c else ",.4g" if c.endswith("(M)")
               else ".4f" if c == "width" else "g" if c == "ratio" else ",.1f"
               for c in frame.columns]
   frame = frame.astype(object).where(frame.notna(), None)
@@ -75,12 +102,18 @@ def render_reports(reports: Sequence[dict], fmt: str) -> str:
   if fmt == "json":
     return json.dumps(reports[0] if len(reports) == 1 else list(reports), indent=1)
   if fmt == "csv":
-    return render(complexity_frame(reports), "csv")
+    frame = complexity_frame(reports)
+    if "train_activation_bytes" in reports[0]["total"]:
+      frame = frame.merge(memory_frame(reports), on="layer", how="left")
+    return render(frame, "csv")
   title = f"{reports[0]['model']}, input {reports[0]['image_size']}x{reports[0]['image_size']}"
+  memory = ([render(memory_frame(reports), fmt), render(memory_totals_frame(reports), fmt)]
+            if "train_activation_bytes" in reports[0]["total"] else [])
   return "\n\n".join([
       ("## " if fmt == "markdown" else "") + title,
       render(complexity_frame(reports), fmt),
       render(totals_frame(reports), fmt),
+      *memory,
   ]) + "\n"
 
 
@@ -104,3 +137,36 @@ def benchmark_results(rows: list[dict], ratios: list[dict], verdict: str, fmt: s
       f"{p:.1f} GFLOP/s ({d})" for d, p in sorted(peaks))
   return "\n\n".join([peak_line, render(frame, fmt), render(pd.DataFrame(ratios), fmt),
                       verdict] + errors) + "\n"
+
+
+def roofline_results(result: dict, memory: list[dict], findings: list[str], fmt: str) -> str:
+  """`experiments.roofline`'s output: the findings, the timed rows on the roofline, the
+  training memory, as a table or markdown (JSON: everything)."""
+  if fmt == "json":
+    return json.dumps({**result, "memory": memory, "findings": findings}, indent=1)
+  rows = [r for r in result["rows"] if "error" not in r]
+  frame = pd.DataFrame([{
+      "name": r["name"], "kind": r["kind"],
+      "variant": "" if r["reduce"] is None else _VARIANT[r["reduce"]],
+      "MACs (M)": r["macs"] / 1e6, "conv bytes (MB)": r["conv_bytes"] / 1e6,
+      "XLA bytes (MB)": None if r.get("bytes_xla") is None else r["bytes_xla"] / 1e6,
+      "FLOP/B (one kernel)": r["intensity"], "FLOP/B (convs)": r["conv_intensity"],
+      "fwd ms": r["fwd_ms"], "fwd+bwd ms": r["fwd_bwd_ms"],
+      "GFLOP/s (fwd)": r["fwd_gflops_per_s"], "roof (GFLOP/s)": r["roof_gflops_per_s"],
+      "of roof": r["of_roof"], "bound": r["bound"]} for r in rows])
+  parts = ["\n".join(f"- {line}" for line in findings), render(frame, fmt)]
+  if memory:
+    parts.append(render(pd.DataFrame([{
+        "model": m["model"], "variant": _VARIANT[m["reduce"]],
+        "input": f"{m['image_size']}x{m['image_size']}", "batch": m["batch"],
+        "params (M)": m["params"] / 1e6,
+        "activations (MB/image)": m["activation_bytes_per_image"] / 1e6,
+        "backward minimum (MB/image)": m["backward_minimum_bytes_per_image"] / 1e6,
+        "XLA (MB/image)": (m["xla_bytes_per_image"] / 1e6 if "xla_bytes_per_image" in m
+                           else None),
+        "step, analytic (MB)": m["analytic_bytes"] / 1e6,
+        "step, XLA (MB)": m["xla_bytes"] / 1e6 if "xla_bytes" in m else None,
+        f"largest batch in {m['budget_gb']:g} GB (analytic)": m["analytic_largest_batch"],
+        "(XLA)": m.get("xla_largest_batch")} for m in memory]), fmt))
+  errors = [f"FAILED {r['name']}: {r['error']}" for r in result["rows"] if "error" in r]
+  return "\n\n".join(parts + errors) + "\n"

@@ -194,13 +194,15 @@ def import_to(directory: str, source: str, name: str, *, random_seed: int | None
   return imported
 
 
-def complexity_report(directory: str, *, image_size: int | None = None,
-                      xla: bool = True) -> dict:
+def complexity_report(directory: str, *, image_size: int | None = None, xla: bool = True,
+                      memory: bool = False, **overrides) -> dict:
   """`experiments.analyze`'s report of the model saved in `directory` (loaded, so a directory
-  whose checkpoint does not load is refused), at `image_size` (default its own)."""
+  whose checkpoint does not load is refused), at `image_size` (default its own); `overrides`
+  replace model arguments (`dtype` for the memory figures)."""
   loaded = load(directory)
   c = loaded.config
   report = complexity.analyze(c.model, reduce=c.reduce, image_size=image_size or c.image_size,
-                              num_classes=loaded.model.num_classes, xla=xla,
-                              paths=run_config.model_paths(c), **run_config.model_kwargs(c))
+                              num_classes=loaded.model.num_classes, xla=xla, memory=memory,
+                              paths=run_config.model_paths(c),
+                              **{**run_config.model_kwargs(c), **overrides})
   return {**report, "workdir": directory, "checkpoint_step": loaded.step}

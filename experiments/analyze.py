@@ -4,13 +4,15 @@ r"""Parameters and multiply-adds of a network, reduced (1x1 reductions) and naiv
   python -m experiments.analyze --workdir=runs/tv_googlenet   # the model saved there
   # naive and reduced at equal compute: the width multiplier that costs 50M MACs (or N params)
   python -m experiments.analyze --model=inception_small --reduce=both --image_size=28 --num_classes=10 --match_macs=50e6 --format=json
+  # memory: bytes moved, arithmetic intensity, what training holds (docs/memory.md)
+  python -m experiments.analyze --model=googlenet --memory [--dtype=bfloat16] --format=json
 
 Nothing is trained or run: the model is built abstractly and its forward traced and compiled.
 """
 
 from absl import flags
 
-from bottleneck import cli, complexity, tables, trained
+from bottleneck import cli, complexity, env, tables, trained
 from bottleneck.nn import registry
 
 _MODEL = flags.DEFINE_string("model", "googlenet", f"One of {', '.join(registry.MODELS)}.")
@@ -22,6 +24,11 @@ _XLA = flags.DEFINE_bool("xla", True, "Also compile the forward for XLA's FLOP c
 _MATCH_MACS = flags.DEFINE_float("match_macs", None, "Find the width multiplier at which each "
                                  "variant costs this many MACs per image (within 1%).")
 _MATCH_PARAMS = flags.DEFINE_float("match_params", None, "... or has this many parameters.")
+_MEMORY = flags.DEFINE_bool("memory", False, "Also the memory accounting per layer, conv and "
+                            "network: bytes moved, arithmetic intensity, bytes held for the "
+                            "backward pass (docs/memory.md).")
+_DTYPE = flags.DEFINE_enum("dtype", None, list(env.DTYPES), "With --memory: the compute dtype "
+                           "the bytes are counted in (default: the model's, float32).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir or imported weights "
                                "(experiments.import_weights): analyze the model saved there "
                                "(--model, --reduce, --num_classes come from it).")
@@ -29,13 +36,17 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir or imported 
 
 def main(argv):
   del argv
+  if _DTYPE.value and not _MEMORY.value:
+    raise cli.ConfigError(f"--dtype={_DTYPE.value} sets the dtype of the memory figures; add "
+                          "--memory.")
+  extra = {"memory": _MEMORY.value, **({"dtype": _DTYPE.value} if _DTYPE.value else {})}
   if _WORKDIR.value:
     given = [f"--{n}" for n in ("model", "reduce", "num_classes") if flags.FLAGS[n].present]
     if given:
       raise cli.ConfigError(f"{', '.join(given)} and --workdir exclude each other: the model "
                             "saved in the workdir is analyzed as it is.")
     reports = [trained.complexity_report(_WORKDIR.value, image_size=_IMAGE_SIZE.value,
-                                         xla=_XLA.value)]
+                                         xla=_XLA.value, **extra)]
   elif _MATCH_MACS.value is not None or _MATCH_PARAMS.value is not None:
     if _MATCH_MACS.value is not None and _MATCH_PARAMS.value is not None:
       raise cli.ConfigError("--match_macs and --match_params exclude each other; give one.")
@@ -43,11 +54,12 @@ def main(argv):
                       else ("params", _MATCH_PARAMS.value))
     reports = [complexity.analyze_matched(_MODEL.value, reduce=r, metric=metric, budget=budget,
                                           image_size=_IMAGE_SIZE.value,
-                                          num_classes=_NUM_CLASSES.value, xla=_XLA.value)
+                                          num_classes=_NUM_CLASSES.value, xla=_XLA.value,
+                                          **extra)
                for r in cli.parse_bool_or_both(_REDUCE.value, "reduce")]
   else:
     reports = [complexity.analyze(_MODEL.value, reduce=r, image_size=_IMAGE_SIZE.value,
-                                  num_classes=_NUM_CLASSES.value, xla=_XLA.value)
+                                  num_classes=_NUM_CLASSES.value, xla=_XLA.value, **extra)
                for r in cli.parse_bool_or_both(_REDUCE.value, "reduce")]
   print(tables.render_reports(reports, _FORMAT.value), end="")
 

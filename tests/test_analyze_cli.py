@@ -1,5 +1,7 @@
 """`python -m experiments.analyze`, end to end in a subprocess."""
 
+import csv
+import io
 import json
 import os
 import subprocess
@@ -32,6 +34,17 @@ def test_json_for_all_models_both_variants():
   print(f"analyze, 4 models x 2 variants: {time.time() - start:.1f} s")
 
 
+def test_memory_as_csv_and_as_a_table():
+  proc = run("--model=inception_small", "--memory", "--dtype=bfloat16", "--noxla",
+             "--format=csv")
+  assert proc.returncode == 0, proc.stderr
+  header = next(csv.reader(io.StringIO(proc.stdout)))
+  assert {"bytes (reduced, KB)", "FLOP/B (naive)", "saved (reduced, KB)"} <= set(header)
+  proc = run("--model=inception_small", "--reduce=true", "--memory", "--noxla")
+  assert proc.returncode == 0, proc.stderr
+  assert "train activations (MB/image)" in proc.stdout and "float32" in proc.stdout
+
+
 def test_one_variant_and_overrides():
   proc = run("--model=inception_small", "--reduce=false", "--image_size=32", "--num_classes=5",
              "--format=json")
@@ -45,6 +58,8 @@ def test_one_variant_and_overrides():
     (["--model=googlenett"], "unknown model 'googlenett'"),
     (["--model=inception_v3", "--image_size=60"], "image_size=60 is too small; the minimum is 75"),
     (["--reduce=maybe"], "--reduce='maybe' is invalid; valid: true, false, both"),
+    (["--dtype=bfloat16"], "--dtype=bfloat16 sets the dtype of the memory figures; add "
+                           "--memory"),
 ])
 def test_bad_input_is_one_clear_line(flags, message):
   proc = run(*flags)

@@ -12,7 +12,8 @@ from bottleneck.validation import ConfigError
 from tests import ROOT
 
 KEYS = {"name", "reduce", "batch", "image_size", "compile_s", "fwd_ms", "fwd_bwd_ms",
-        "images_per_s", "gflops_per_s", "peak_fraction", "macs", "flops_xla", "memory_mb"}
+        "images_per_s", "gflops_per_s", "peak_fraction", "macs", "flops_xla", "bytes_xla",
+        "memory_mb"}
 
 
 def test_rows_are_complete_and_ratios_consistent():
@@ -22,6 +23,7 @@ def test_rows_are_complete_and_ratios_consistent():
   for r in rows:
     assert KEYS <= set(r)
     assert r["fwd_ms_min"] <= r["fwd_ms"] <= r["fwd_ms_max"]
+    assert r["bytes_xla"] > 0  # the CPU backend's cost model gives it
     assert r["images_per_s"] == pytest.approx(2 / (r["fwd_bwd_ms"] / 1e3))
     assert r["peak_fraction"] == pytest.approx(r["gflops_per_s"] / r["peak_gflops_per_s"])
   red, naive = sorted(rows, key=lambda r: not r["reduce"])

@@ -7,7 +7,7 @@ from flax import nnx
 
 from bottleneck import complexity
 from bottleneck.nn import blocks, registry
-from bottleneck.nn.layers import ConvUnit
+from bottleneck.nn.layers import ConvUnit, MaxPool
 from bottleneck.nn.paths import Paths
 from bottleneck.validation import ConfigError
 
@@ -239,3 +239,81 @@ def test_match_width_refuses_what_it_cannot_meet():
     complexity.match_width("inception_v3", metric="macs", budget=1e9, reduce=True)
   with pytest.raises(ConfigError, match="unknown match metric 'flops'"):
     complexity.match_width("flatten_head_cnn", metric="flops", budget=1e5, **kwargs)
+
+
+# --- memory ----------------------------------------------------------------------------------
+
+
+def _convs(report, layer):
+  return {c["name"].split("/")[-1]: c
+          for c in next(l for l in report["layers"] if l["name"] == layer)["convs"]}
+
+
+def test_bytes_and_intensity_of_convs_by_hand():
+  """GoogLeNet's (3a) in bfloat16 (2 bytes): minimum bytes = (input + weights + biases +
+  output) x 2, intensity = 2 x MACs / bytes (the issue's figures: 14.5, 199 and 366 FLOP/B)."""
+  reduced = complexity.analyze("googlenet", reduce=True, xla=False, memory=True,
+                               dtype="bfloat16")
+  naive = complexity.analyze("googlenet", reduce=False, xla=False, memory=True,
+                             dtype="bfloat16")
+  assert reduced["dtype"] == "bfloat16"
+  hw = 28 * 28
+  cases = [  # (conv, input elements, weights, biases, output elements, MACs)
+      (_convs(reduced, "inception_3a")["#5x5_reduce"], hw * 192, 192 * 16, 16, hw * 16,
+       hw * 192 * 16),
+      (_convs(reduced, "inception_3a")["#5x5_0"], hw * 16, 25 * 16 * 32, 32, hw * 32,
+       hw * 25 * 16 * 32),
+      (_convs(naive, "inception_3a")["#5x5_0"], hw * 192, 25 * 192 * 32, 32, hw * 32,
+       hw * 25 * 192 * 32),
+  ]
+  for conv, inputs, weights, biases, outputs, macs in cases:
+    assert conv["macs"] == macs
+    assert conv["bytes"] == 2 * (inputs + weights + biases + outputs)
+    assert conv["intensity"] == pytest.approx(2 * macs / conv["bytes"])
+  assert [round(c[0]["intensity"], 1) for c in cases] == [14.5, 198.9, 365.7]
+  # The block as one kernel: its input, all its weights and its output.
+  block = next(l for l in reduced["layers"] if l["name"] == "inception_3a")
+  assert block["bytes"] == 2 * (hw * 192 + block["params"] + hw * 256)
+  assert block["conv_bytes"] == sum(c["bytes"] for c in block["convs"]) > block["bytes"]
+
+
+def test_saved_bytes_by_hand():
+  """A conv + ReLU unit holds two maps of its output's size (the conv's output and the
+  ReLU's), with batch norm three; the backward needs only the ReLU's input (its mask), with
+  batch norm the norm's input too; a second unit needs the first one's output (its kernel's
+  gradient)."""
+  x = jax.ShapeDtypeStruct((1, 10, 10, 8), jnp.float32)
+  out = 10 * 10 * 16 * 4  # one output map, float32
+  plain = ConvUnit(8, 16, 3, rngs=nnx.Rngs(0), name="a")
+  with_bn = ConvUnit(8, 16, 3, batch_norm=True, use_bias=False, rngs=nnx.Rngs(0), name="a")
+  stack = nnx.Sequential(plain, ConvUnit(16, 16, 3, rngs=nnx.Rngs(0), name="b"))
+  for module, held, needed in ((plain, 2, 1), (with_bn, 3, 2), (stack, 4, 3)):
+    assert complexity.saved_bytes(module, x) == held * out
+    assert complexity.backward_minimum_bytes(module, x) == needed * out
+  # bfloat16: half; the argmax max pool's indices are one byte each.
+  half = ConvUnit(8, 16, 3, dtype=jnp.bfloat16, rngs=nnx.Rngs(0), name="a")
+  assert complexity.saved_bytes(half, jax.ShapeDtypeStruct(x.shape, jnp.bfloat16)) == out
+  pool = nnx.Sequential(MaxPool(3, 2, paths=Paths(max_pool="argmax")))
+  assert complexity.saved_bytes(pool, x) == 5 * 5 * 8 * (4 + 1)
+
+
+def test_network_memory_contract():
+  report = complexity.analyze("googlenet", reduce=True, xla=False, memory=True)
+  total = report["total"]
+  assert report["dtype"] == "float32" and total["train_activation_bytes_xla"] is None
+  for layer in report["layers"]:
+    assert {"bytes", "intensity", "conv_bytes", "saved_bytes", "convs"} <= set(layer)
+  # Every layer output once: the rows add up to the network; the backward needs less.
+  assert sum(l["saved_bytes"] for l in report["layers"]) == total["train_activation_bytes"]
+  assert 0 < total["backward_minimum_bytes"] < total["train_activation_bytes"]
+  assert total["largest_tensor_bytes"] == 112 * 112 * 64 * 4  # conv1's output
+  assert "bytes" not in complexity.analyze("googlenet", reduce=True, xla=False)["layers"][0]
+
+
+def test_xla_compiled_training_memory_lies_between_the_two_analytic_figures():
+  """What XLA's compiled training step holds per image (its temp memory's growth with the
+  batch) is at least what the backward needs and at most every layer output once."""
+  model = registry.abstract_model("inception_small", reduce=True, width=0.5)
+  x = jax.ShapeDtypeStruct((1, 28, 28, 3), jnp.float32)
+  assert (complexity.backward_minimum_bytes(model, x) <= complexity.xla_activation_bytes(model)
+          <= complexity.saved_bytes(model, x))

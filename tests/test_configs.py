@@ -13,7 +13,8 @@ from bottleneck.nn import registry
 STUDIES = ("ablation_ratio", "ablation_placement", "iso_macs")
 CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(
     os.path.join(os.path.dirname(__file__), "..", "configs", "*.py"))
-    if os.path.basename(p)[:-3] not in ("__init__", "benchmark", "study", *STUDIES))
+    if os.path.basename(p)[:-3] not in ("__init__", "benchmark", "roofline", "study",
+                                        *STUDIES))
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -46,6 +47,20 @@ def test_benchmark_config_variants():
       Paths.parse(spec)  # raises on an unknown path
   with pytest.raises(ValueError, match="unknown variant"):
     bench_config.get_config("other")
+
+
+def test_roofline_config_variants():
+  from bottleneck import benchmark  # pylint: disable=g-import-not-at-top
+  from configs import roofline as roof_config  # pylint: disable=g-import-not-at-top
+  assert "--config=configs/roofline.py" in roof_config.__doc__
+  for variant in roof_config.VARIANTS:
+    c = roof_config.get_config(variant)
+    for name in (*c.blocks, *c.conv_blocks):
+      benchmark.case(name)  # raises on an unknown case
+    for model, size in c.memory_models:
+      assert registry.abstract_model(model, reduce=True, image_size=size).image_size == size
+  with pytest.raises(ValueError, match="unknown variant"):
+    roof_config.get_config("other")
 
 
 @pytest.mark.parametrize("name", STUDIES)

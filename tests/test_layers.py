@@ -1,6 +1,7 @@
 """The conv unit's switches, local response normalization, the classifier head."""
 
 import jax
+import jax.test_util
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -50,6 +51,10 @@ def test_local_response_norm_matches_its_formula():
     window = x[..., max(0, c - 2):min(7, c + 3)]
     expected[..., c] = x[..., c] / (2.0 + 1e-2 / 5 * (window ** 2).sum(-1)) ** 0.75
   np.testing.assert_allclose(lrn(jnp.asarray(x)), expected, rtol=1e-5)
+  # Differentiable (the paper's GoogLeNet trains through it), jitted as training runs it and
+  # rematerialized as the memory accounting traces it: reverse mode against finite differences.
+  for f in (jax.jit(lrn), jax.checkpoint(lrn)):
+    jax.test_util.check_grads(f, (jnp.asarray(x),), order=1, modes=["rev"])
 
 
 def test_classifier_head_pools_globally():

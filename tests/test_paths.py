@@ -53,6 +53,18 @@ def test_argmax_max_pool_equals_xla(shape, window, stride, padding, data):
   assert float(jnp.sum(g)) == pytest.approx(float(jnp.sum(g_ref)), rel=1e-5, abs=1e-5)
 
 
+@pytest.mark.parametrize("path", ["xla", "argmax"])
+def test_every_max_pool_path_differentiates_jitted_and_rematerialized(path):
+  """Training jits the gradient and the memory accounting rematerializes it; a pool whose
+  init value is traced stops being differentiable there (XLA's path once was)."""
+  x = jnp.asarray(np.random.default_rng(4).normal(size=(2, 9, 9, 3)), jnp.float32)
+  loss = lambda pool: lambda x: jnp.sum(jnp.sin(pool(x, (3, 3), (2, 2), "SAME")))
+  expected = jax.grad(loss(_xla_pool))(x)
+  ours = loss(Paths(max_pool=path).max_pooling)
+  for grad in (jax.jit(jax.grad(ours)), jax.grad(jax.checkpoint(ours))):
+    np.testing.assert_allclose(grad(x), expected, atol=1e-6)
+
+
 def test_argmax_max_pool_bfloat16():
   x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 8, 8, 3)), jnp.bfloat16)
   y, g = _value_and_grad(lambda x: paths.max_pool_argmax(x, (3, 3), (2, 2), "SAME"), x)

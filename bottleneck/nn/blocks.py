@@ -30,7 +30,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from bottleneck import validation
-from bottleneck.nn.layers import AvgPool, ConvUnit, MaxPool
+from bottleneck.nn.layers import AvgPool, ConvUnit, MaxPool, kept
 from bottleneck.nn.paths import Paths
 
 
@@ -178,7 +178,7 @@ class Concat(nnx.Module):
     self.branches = nnx.List(list(branches))
 
   def __call__(self, x):
-    return jnp.concatenate([b(x) for b in self.branches], axis=-1)
+    return kept(jnp.concatenate([b(x) for b in self.branches], axis=-1))
 
 
 class InceptionBase(nnx.Module):

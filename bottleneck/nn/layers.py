@@ -14,7 +14,7 @@ from flax import nnx
 
 from bottleneck import validation
 from bottleneck.nn import paths as paths_lib
-from bottleneck.nn.paths import Paths
+from bottleneck.nn.paths import Paths, kept
 
 # "SAME" or "VALID" (XLA's), or an int p / a pair (ph, pw): p pixels on both sides, as PyTorch
 # and Caffe pad (SAME pads less before than after where the total is odd, e.g. a 7x7/2 conv).
@@ -64,6 +64,7 @@ class ConvUnit(nnx.Module):
     for k in self.kernel_size:
       validation.positive_int(k, "kernel_size", name)
     self.in_features, self.out_features = in_features, out_features
+    self.name = name  # its ops' name scope: in jaxprs, HLO and profiles, and per-conv accounting
     self.strides = _pair(strides)
     self.padding = _padding(padding, name)
     self.activation = activation
@@ -76,15 +77,17 @@ class ConvUnit(nnx.Module):
                                rngs=rngs) if batch_norm else None)
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    conv = self.conv
-    x, kernel, bias = nnx.nn.dtypes.promote_dtype(
-        (x, conv.kernel[...], None if conv.bias is None else conv.bias[...]), dtype=conv.dtype)
-    x = self.paths.conv(x, kernel, self.strides, self.padding)
-    if bias is not None:
-      x = x + bias
-    if self.norm is not None:
-      x = self.norm(x)
-    return nnx.relu(x) if self.activation else x
+    with jax.named_scope(self.name):
+      conv = self.conv
+      x, kernel, bias = nnx.nn.dtypes.promote_dtype(
+          (x, conv.kernel[...], None if conv.bias is None else conv.bias[...]), dtype=conv.dtype)
+      x = self.paths.conv(x, kernel, self.strides, self.padding)
+      if bias is not None:
+        x = x + bias
+      x = kept(x)
+      if self.norm is not None:
+        x = kept(self.norm(x))
+      return kept(nnx.relu(x)) if self.activation else x
 
 
 class MaxPool(nnx.Module):
@@ -110,7 +113,7 @@ class MaxPool(nnx.Module):
       pads = ((0, 0), (0, 0)) if padding == "VALID" else padding
       padding = tuple(paths_lib.ceil_padding(x.shape[1 + a], self.window[a], self.stride[a],
                                              pads[a][0]) for a in (0, 1))
-    return self.paths.max_pooling(x, self.window, self.stride, padding)
+    return kept(self.paths.max_pooling(x, self.window, self.stride, padding))
 
   def output_size(self, size: int) -> int:
     """The output side for an input side `size` (0: no window fits)."""
@@ -134,8 +137,8 @@ class AvgPool(nnx.Module):
     self.count_pad = count_pad
 
   def __call__(self, x):
-    return nnx.avg_pool(x, self.window, self.stride, self.padding,
-                        count_include_pad=self.count_pad)
+    return kept(nnx.avg_pool(x, self.window, self.stride, self.padding,
+                             count_include_pad=self.count_pad))
 
 
 class LocalResponseNorm(nnx.Module):
@@ -151,10 +154,12 @@ class LocalResponseNorm(nnx.Module):
   def __call__(self, x):
     lo = self.size // 2
     hi = self.size - 1 - lo
-    sq_sum = jax.lax.reduce_window(x * x, jnp.array(0, x.dtype), jax.lax.add,
+    # A Python 0 lets JAX see a windowed sum (which it can differentiate); an array init makes
+    # it a generic reduce_window, which it cannot.
+    sq_sum = jax.lax.reduce_window(x * x, 0.0, jax.lax.add,
                                    (1, 1, 1, self.size), (1, 1, 1, 1),
                                    ((0, 0), (0, 0), (0, 0), (lo, hi)))
-    return x / (self.k + self.alpha / self.size * sq_sum) ** self.beta
+    return kept(x / (self.k + self.alpha / self.size * sq_sum) ** self.beta)
 
 
 class ClassifierHead(nnx.Module):
@@ -168,5 +173,5 @@ class ClassifierHead(nnx.Module):
                             rngs=rngs)
 
   def __call__(self, x):
-    x = jnp.mean(x, axis=(1, 2))
-    return self.dense(self.dropout(x))
+    x = kept(jnp.mean(x, axis=(1, 2)))
+    return kept(self.dense(self.dropout(x)))

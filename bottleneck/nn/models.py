@@ -11,7 +11,7 @@ import jax
 from flax import nnx
 
 from bottleneck import validation
-from bottleneck.nn import blocks
+from bottleneck.nn import blocks, layers
 from bottleneck.nn.blocks import ConvStyle, Reduction
 from bottleneck.nn.layers import AvgPool, ClassifierHead, LocalResponseNorm
 
@@ -288,7 +288,8 @@ class FlattenDenseHead(nnx.Module):
     self.out = nnx.Linear(hidden, num_classes, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
 
   def __call__(self, x):
-    return self.out(nnx.relu(self.hidden(x.reshape(x.shape[0], -1))))
+    hidden = layers.kept(self.hidden(x.reshape(x.shape[0], -1)))
+    return layers.kept(self.out(layers.kept(nnx.relu(hidden))))
 
 
 class FlattenHeadClassifier(Network):

@@ -47,6 +47,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.ad_checkpoint import checkpoint_name
 
 from bottleneck import validation
 
@@ -169,8 +170,11 @@ class Paths:
     return compiler_options(self.conv_library, where)
 
   def for_counting(self) -> Paths:
-    """These paths with every kernel tap computed, as the MAC convention counts them."""
-    return dataclasses.replace(self, conv_taps="xla")
+    """These paths with every conv one XLA conv of its whole input, as the accounting counts
+    them: every kernel tap (the MAC convention), and the input as it is, not its patches or a
+    reshaped or transposed copy (the accounting reads a conv's shapes)."""
+    return dataclasses.replace(self, conv_1x1="xla", conv_kx1="xla", conv_strided="xla",
+                               conv_taps="xla")
 
   def conv_path(self, in_hw: Sequence[int], kernel_hw: Sequence[int], strides: Sequence[int],
                 padding: Padding) -> str:
@@ -216,10 +220,21 @@ class Paths:
     return _reduce_max(x, window, strides, padding)
 
 
+# The name every layer gives its output (`kept`), and the argmax pool its indices: what the
+# memory accounting (`bottleneck.complexity.saved_bytes`) counts as held for the backward pass.
+LAYER_OUTPUT = "layer_output"
+
+
+def kept(x: jax.Array) -> jax.Array:
+  """`x`, named as held for the backward pass (`LAYER_OUTPUT`); an identity that costs
+  nothing."""
+  return checkpoint_name(x, LAYER_OUTPUT)
+
+
 def _reduce_max(x, window, strides, padding: Padding):
   pads = padding if isinstance(padding, str) else ((0, 0), *padding, (0, 0))
-  return lax.reduce_window(x, jnp.array(-jnp.inf, x.dtype), lax.max, (1, *window, 1),
-                           (1, *strides, 1), pads)
+  # A Python -inf, not an array: JAX then sees a windowed max, which it can differentiate.
+  return lax.reduce_window(x, -jnp.inf, lax.max, (1, *window, 1), (1, *strides, 1), pads)
 
 
 def explicit_padding(padding) -> Padding:
@@ -349,7 +364,7 @@ def max_pool_argmax(x: jax.Array, window: Sequence[int], strides: Sequence[int],
 
 def _max_pool_fwd(x, window, strides, padding):
   best, index = _argmax_pool(x, window, strides, padding)
-  return best, (index, x.shape)
+  return best, (kept(index), x.shape)
 
 
 def _max_pool_bwd(window, strides, padding, residuals, g):
