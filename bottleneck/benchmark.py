@@ -32,7 +32,8 @@ DTYPES = env.DTYPES
 # The columns of a rendered result row (`tables.benchmark_results`), in order.
 COLUMNS = ["name", "reduce", "ratio", "batch", "dtype", *KINDS, "macs", "compile_s", "fwd_ms",
            "fwd_bwd_ms", "fwd_bwd_ms_min", "fwd_bwd_ms_max", "images_per_s",
-           "gflops_per_s", "peak_fraction", "memory_mb", "xla_over_analytic"]
+           "gflops_per_s", "peak_fraction", "memory_mb", "fwd_bwd_temp_mb", "activation_mb",
+           "xla_over_analytic"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,13 +178,17 @@ def run_case(c: Case, *, reduce: bool, batch: int, dtype: str = "float32",
     times = time_calls(compiled, (params, rest, x), warmup, repeats)
     row[f"{key}_ms"] = 1e3 * statistics.median(times)
     row[f"{key}_ms_min"], row[f"{key}_ms_max"] = 1e3 * min(times), 1e3 * max(times)
+    mem = compiled.memory_analysis()
     if key == "fwd":
       row["flops_xla"] = complexity.xla_flops(compiled)
       row["bytes_xla"] = complexity.xla_bytes(compiled)
-      mem = compiled.memory_analysis()
       row["memory_mb"] = (None if mem is None else
                           (mem.argument_size_in_bytes + mem.output_size_in_bytes
                            + mem.temp_size_in_bytes) / 2 ** 20)
+    else:  # XLA's temp memory of forward+backward, against every layer output held (analytic)
+      row["fwd_bwd_temp_mb"] = None if mem is None else mem.temp_size_in_bytes / 2 ** 20
+      row["activation_mb"] = complexity.saved_bytes(
+          nnx.merge(train_def, params, rest), jax.ShapeDtypeStruct(x.shape, x.dtype)) / 2 ** 20
   row["compile_s"] = row["fwd_compile_s"] + row["fwd_bwd_compile_s"]
   row["images_per_s"] = batch / (row["fwd_bwd_ms"] / 1e3)
   row["gflops_per_s_fwd"] = 2 * macs / (row["fwd_ms"] / 1e3) / 1e9

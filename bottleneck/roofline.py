@@ -22,7 +22,6 @@ import statistics
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from absl import logging
 from flax import nnx
 
@@ -42,11 +41,11 @@ def bandwidth(dtype: str = "float32", elements: int = 2 ** 27, cache_elements: i
   the caches), and `cache_triad_gb_per_s`, the triad on arrays of `cache_elements` (2 MiB
   each), which stay in a large cache: the roof of a working set that fits there."""
   jdtype = DTYPES[validation.choice(dtype, "dtype", DTYPES, "bandwidth")]
+  validation.positive_int(elements, "bandwidth_elements", "bandwidth")
   out = {}
   for prefix, n in (("", elements), ("cache_", cache_elements)):
-    rng = np.random.default_rng(0)
-    b = jnp.asarray(rng.normal(size=n), jdtype)
-    c = jnp.asarray(rng.normal(size=n), jdtype)
+    b = jnp.ones(n, jdtype)  # the values do not matter; they are inputs, not constants
+    c = jnp.full(n, 2, jdtype)
     nbytes = n * jnp.dtype(jdtype).itemsize
     kernels = (("copy", lambda x: x + 1, (b,), 2), ("triad", lambda b, c: b + 3 * c, (b, c), 3))
     for name, fn, args, arrays in kernels[1:] if prefix else kernels:
@@ -147,23 +146,36 @@ def time_case(c: benchmark.Case, *, reduce, batch: int, dtype: str, peak: float,
   return row
 
 
+def plan(blocks, *, conv_blocks=(), fragment_parts=(1, 2, 4), fragment_shape=(28, 128, 10),
+         batch: int = 32, dtype: str = "float32") -> list[tuple[benchmark.Case, bool | None,
+                                                                 str]]:
+  """What `run` times, (case, reduce, kind) each, every argument checked: a bad one is a
+  ConfigError before anything is measured."""
+  validation.positive_int(batch, "batch", "roofline")
+  validation.choice(dtype, "dtype", DTYPES, "roofline")
+  side, channels, depth = (validation.positive_int(v, n, "roofline fragments")
+                           for v, n in zip(fragment_shape, ("side", "channels", "depth")))
+  todo = [(benchmark.case(b), r, "block") for b in blocks for r in (False, True)]
+  todo += [(c, None, "conv") for b in conv_blocks for c in conv_cases(b)]
+  todo += [(fragments(p, side=side, channels=channels, depth=depth), None, "fragments")
+           for p in fragment_parts]
+  return todo
+
+
 def run(blocks, *, conv_blocks=(), fragment_parts=(1, 2, 4), fragment_shape=(28, 128, 10),
         batch: int = 32, dtype: str = "float32", warmup: int = 1, repeats: int = 5,
-        progress: bool = True) -> dict:
+        bandwidth_elements: int = 2 ** 27, progress: bool = True) -> dict:
   """Peak and bandwidth, then every block (naive and reduced), every conv of `conv_blocks`,
   and the fragmentation cases (`fragments` with (side, channels, depth) `fragment_shape`),
   timed in this one run; {"device", "dtype", "batch", "peak_gflops_per_s", "bandwidth",
   "ridge", "rows"}. A case that fails is a row with its "error"."""
+  todo = plan(blocks, conv_blocks=conv_blocks, fragment_parts=fragment_parts,
+              fragment_shape=fragment_shape, batch=batch, dtype=dtype)
   peak = benchmark.matmul_peak(DTYPES[dtype])
-  bw = bandwidth(dtype)
+  bw = bandwidth(dtype, elements=bandwidth_elements)
   logging.info("matmul peak %.1f GFLOP/s; bandwidth: copy %.1f GB/s, triad %.1f GB/s, in "
                "cache %.1f GB/s", peak, bw["copy_gb_per_s"], bw["triad_gb_per_s"],
                bw["cache_triad_gb_per_s"])
-  todo = [(benchmark.case(b), r, "block") for b in blocks for r in (False, True)]
-  todo += [(c, None, "conv") for b in conv_blocks for c in conv_cases(b)]
-  side, channels, depth = fragment_shape
-  todo += [(fragments(p, side=side, channels=channels, depth=depth), None, "fragments")
-           for p in fragment_parts]
   rows = []
   for i, (c, reduce, kind) in enumerate(todo):
     if progress:
@@ -203,6 +215,18 @@ class Affine:
     return max(0, math.floor((budget - self.fixed) / self.per_image))
 
 
+def check_train_memory(name: str, *, reduce: bool, batch: int, budget_gb: float,
+                       **overrides) -> nnx.Module:
+  """The abstract model `train_memory` measures, its arguments checked (ConfigError)."""
+  if validation.positive_int(batch, "memory_batch", "roofline") < 3:
+    raise validation.ConfigError(f"memory_batch={batch} is invalid: the compiled figure needs "
+                                 "two batches, 2 and it; give 3 or more.")
+  if isinstance(budget_gb, bool) or not isinstance(budget_gb, (int, float)) or budget_gb <= 0:
+    raise validation.ConfigError(f"budget_gb={budget_gb!r} is invalid; it must be a positive "
+                                 "number of GB.")
+  return registry.abstract_model(name, reduce=reduce, **overrides)
+
+
 def train_memory(name: str, *, reduce: bool, batch: int = 32, budget_gb: float = 16.0,
                  xla: bool = True, **overrides) -> dict:
   """A training step of registry model `name` at `batch`: analytic bytes (weights, gradients,
@@ -210,7 +234,7 @@ def train_memory(name: str, *, reduce: bool, batch: int = 32, budget_gb: float =
   figure (a gradient step compiled at batches 2 and `batch`: argument, output and temp bytes,
   plus Adam's moments, affine in the batch), each with the largest batch that fits
   `budget_gb` (GB, 1e9 bytes)."""
-  model = registry.abstract_model(name, reduce=reduce, **overrides)
+  model = check_train_memory(name, reduce=reduce, batch=batch, budget_gb=budget_gb, **overrides)
   dtype = complexity.compute_dtype(model)
   shape = (1, model.image_size, model.image_size, model.in_channels)
   x = jax.ShapeDtypeStruct(shape, dtype)

@@ -24,10 +24,14 @@ def main(argv):
   c = flags.FLAGS.config
   if _OUT.value:
     wd.ensure_writable(_OUT.value, "--out")  # before the timings, not after them
+  for name, size in c.memory_models:  # a bad model or budget: an error now, not after timing
+    roofline.check_train_memory(name, reduce=True, image_size=size, batch=c.memory_batch,
+                                budget_gb=c.budget_gb)
   result = roofline.run(list(c.blocks), conv_blocks=list(c.conv_blocks),
                         fragment_parts=list(c.fragments),
                         fragment_shape=tuple(c.fragment_shape), batch=c.batch, dtype=c.dtype,
-                        warmup=c.warmup, repeats=c.repeats)
+                        warmup=c.warmup, repeats=c.repeats,
+                        bandwidth_elements=c.bandwidth_elements)
   memory = [roofline.train_memory(name, reduce=r, image_size=size, batch=c.memory_batch,
                                   budget_gb=c.budget_gb, xla=c.memory_xla)
             for name, size in c.memory_models for r in (False, True)]

@@ -24,6 +24,9 @@ def test_rows_are_complete_and_ratios_consistent():
     assert KEYS <= set(r)
     assert r["fwd_ms_min"] <= r["fwd_ms"] <= r["fwd_ms_max"]
     assert r["bytes_xla"] > 0  # the CPU backend's cost model gives it
+    # XLA's training temp memory holds at most every layer output (docs/memory.md), plus the
+    # backward's buffers; both are there.
+    assert r["activation_mb"] > 0 and r["fwd_bwd_temp_mb"] > 0
     assert r["images_per_s"] == pytest.approx(2 / (r["fwd_bwd_ms"] / 1e3))
     assert r["peak_fraction"] == pytest.approx(r["gflops_per_s"] / r["peak_gflops_per_s"])
   red, naive = sorted(rows, key=lambda r: not r["reduce"])

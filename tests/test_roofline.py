@@ -86,6 +86,7 @@ def test_command_end_to_end(tmp_path):
       [sys.executable, "-m", "experiments.roofline", "--config=configs/roofline.py:smoke",
        "--config.blocks=('small_inception',)", "--config.fragments=(1, 2)",
        "--config.fragment_shape=(8, 16, 2)", "--config.batch=2", "--config.repeats=1",
+       f"--config.bandwidth_elements={2 ** 20}",
        "--config.memory_xla=False", f"--out={out}"],
       cwd=ROOT, capture_output=True, text=True, timeout=600,
       env={**os.environ, "JAX_PLATFORMS": "cpu"})
@@ -106,3 +107,26 @@ def test_command_end_to_end(tmp_path):
   assert "Fragmentation" in (out / "ROOFLINE.md").read_text()
   assert (out / "roofline.png").stat().st_size > 10_000
   assert "ridge point" in proc.stdout
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"blocks": ["inception_3z"]}, "unknown benchmark case 'inception_3z'"),
+    ({"blocks": [], "dtype": "float16"}, "unknown dtype 'float16'"),
+    ({"blocks": [], "batch": 0}, "batch=0 is invalid"),
+    ({"blocks": [], "fragment_parts": [3]}, "parts=3 must divide channels=128"),
+    ({"blocks": [], "fragment_shape": (8, 0, 2)}, "channels=0 is invalid"),
+])
+def test_a_bad_plan_is_refused_before_anything_is_measured(kwargs, message):
+  with pytest.raises(ConfigError, match=message):
+    roofline.plan(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"batch": 2}, "memory_batch=2 is invalid"),
+    ({"budget_gb": 0}, "budget_gb=0 is invalid"),
+    ({"name": "googlenett"}, "unknown model 'googlenett'"),
+])
+def test_bad_training_memory_arguments(kwargs, message):
+  args = {"name": "inception_small", "reduce": True, "batch": 8, "budget_gb": 1.0, **kwargs}
+  with pytest.raises(ConfigError, match=message):
+    roofline.check_train_memory(args.pop("name"), **args)

@@ -41,3 +41,30 @@ def test_csv_and_json_round_trip():
   assert frame.loc[frame["layer"] == "total", "params (naive)"].item() == 30
   assert json.loads(tables.render_reports(reports, "json")) == reports
   assert json.loads(tables.render_reports(reports[:1], "json")) == reports[0]
+
+
+def with_memory(rep, scale):
+  rep = json.loads(json.dumps(rep))
+  rep["dtype"] = "float32"
+  rep["total"].update(train_activation_bytes=2e6 * scale, backward_minimum_bytes=1e6 * scale,
+                      largest_tensor_bytes=4e5, train_activation_bytes_xla=None)
+  for layer in rep["layers"]:
+    layer.update(bytes=1000 * scale, intensity=2.5, conv_bytes=1200 * scale,
+                 saved_bytes=3000 * scale, convs=[])
+  return rep
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown"])
+def test_memory_tables(fmt):
+  text = tables.render_reports([with_memory(report(True, 1), 1),
+                                with_memory(report(False, 3), 3)], fmt)
+  assert "saved (naive, KB)" in text and "train activations (MB/image)" in text
+  assert "6.00" in text  # naive: 6 MB per image
+  assert "nan" not in text and "None" not in text
+
+
+def test_memory_csv_has_the_memory_columns():
+  reports = [with_memory(report(True, 1), 1), with_memory(report(False, 3), 3)]
+  frame = pd.read_csv(io.StringIO(tables.render_reports(reports, "csv")))
+  assert frame.set_index("layer").loc["conv", "saved (naive, KB)"] == 9.0
+  assert {"bytes (reduced, KB)", "FLOP/B (naive)", "conv bytes (reduced, KB)"} <= set(frame)
