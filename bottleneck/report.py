@@ -1,8 +1,12 @@
-"""The one-command report: complexity tables, the digits sweep, tables, plots, a finding.
+"""The one-command report: what the 1x1 reductions cost, what they save in time on real block
+sizes, what they do to accuracy, and 1x1 = fully connected, with a finding computed from it all.
 
 `build_report(workdir)` writes `workdir/REPORT.md` with everything it measured, beside
-`complexity/*.json`, `digits/<point>/` run directories and `*.png` plots. Rerunning reuses
-finished work: complexity files that exist and sweep points that have a result.
+`complexity/*.json`, `benchmark/` (the timings of real blocks), `digits/<point>/` run
+directories, `fully_conv/` (a Dense-head classifier trained, convolutionalized and run on a
+larger canvas) and `*.png` plots. Rerunning reuses finished work: complexity and benchmark
+files that exist (a corrupt one is set aside and redone), sweep points and the Dense-head run
+that have a result.
 """
 
 from __future__ import annotations
@@ -16,32 +20,98 @@ import time
 import numpy as np
 from absl import logging
 
-from bottleneck import complexity, env, plots, results, sweep, tables, workdir as wd
+from bottleneck import benchmark, complexity, env, plots, results, sweep, tables
+from bottleneck import workdir as wd
 
 COMPLEXITY_MODELS = ("googlenet", "inception_v3", "inception_small")
 SWEEP_CONFIG = "configs.digits_inception"
+# Real block sizes: GoogLeNet's (3a) and (4e) and Inception-v3's B, at batch 32.
+BENCHMARK_CASES = ("inception_3a", "inception_4e", "v3_block_b")
+BENCHMARK_BATCH = 32
+FC_CONFIG = "configs.digits_fc_head"
 REPORT = "REPORT.md"
+STEPS = 5
+# The other studies' reports, where their commands write them by default, and the copies the
+# docs keep (relative to the project's root).
+STUDIES = (("The ablation study at equal compute", "runs/ablation_quick/ABLATION.md",
+            "docs/ablation_quick/ABLATION.md",
+            "python -m experiments.report --study=ablation:quick --parallel=2"),
+           ("Memory and the roofline", "runs/roofline/ROOFLINE.md",
+            "docs/roofline_cpu/ROOFLINE.md",
+            "python -m experiments.roofline --config=configs/roofline.py --out=runs/roofline"))
 
 
 def _complexity(workdir: str, models) -> dict[str, list[dict]]:
   out = {}
   for i, model in enumerate(models):
     path = os.path.join(workdir, "complexity", f"{model}.json")
-    if os.path.exists(path):
-      try:
-        out[model] = wd.read_json(path)
-        if not (isinstance(out[model], list) and len(out[model]) == 2
-                and all(isinstance(r, dict) and "total" in r for r in out[model])):
-          raise wd.CorruptFile(f"{path} is incomplete: it is not a reduced and a naive report.")
-        logging.info("[1/3] complexity of %s: reusing %s", model, path)
-        continue
-      except wd.CorruptFile as e:
-        moved = wd.set_aside(workdir, [os.path.relpath(path, workdir)], str(e))
-        logging.warning("%s Moved to %s; computing it again.", e, moved)
-    logging.info("[1/3] complexity of %s (%d/%d), reduced and naive", model, i + 1,
+    out[model] = _reuse(workdir, path, lambda d: isinstance(d, list) and len(d) == 2 and all(
+        isinstance(r, dict) and "total" in r for r in d))  # a reduced and a naive report
+    if out[model] is not None:
+      logging.info("[1/%d] complexity of %s: reusing %s", STEPS, model, path)
+      continue
+    logging.info("[1/%d] complexity of %s (%d/%d), reduced and naive", STEPS, model, i + 1,
                  len(models))
     out[model] = [complexity.analyze(model, reduce=r) for r in (True, False)]
     wd.write_json(path, out[model])
+  return out
+
+
+def _reuse(workdir: str, path: str, valid) -> dict | list | None:
+  """The JSON at `path` if it exists and `valid(it)`; a corrupt or stale one is set aside
+  (nothing is deleted) and None returned, so that it is computed again."""
+  if not os.path.exists(path):
+    return None
+  try:
+    data = wd.read_json(path)
+    if not valid(data):
+      raise wd.CorruptFile(f"{path} is incomplete or was made with other settings.")
+    return data
+  except wd.CorruptFile as e:
+    moved = wd.set_aside(workdir, [os.path.relpath(path, workdir)], str(e))
+    logging.warning("%s Moved to %s; computing it again.", e, moved)
+    return None
+
+
+def _benchmark(workdir: str, cases, batch: int, repeats: int) -> dict:
+  """Real block sizes timed naive and reduced (`bottleneck.benchmark`), with the matmul peak
+  measured in the same run: {"rows", "ratios", "verdict"}, kept in benchmark/benchmark.json,
+  plotted in benchmark/time_vs_macs.png."""
+  path = os.path.join(workdir, "benchmark", "benchmark.json")
+  wanted = {(c, r) for c in cases for r in (True, False)}
+  done = _reuse(workdir, path, lambda d: isinstance(d, dict) and "verdict" in d and {
+      (r.get("name"), r.get("reduce")) for r in d.get("rows", [])
+      if r.get("batch") == batch and "error" not in r} == wanted)  # a failed case: again
+  if done is not None:
+    logging.info("[3/%d] time on real block sizes: reusing %s", STEPS, path)
+    return done
+  logging.info("[3/%d] time on real block sizes: %s, naive and reduced, batch %d", STEPS,
+               ", ".join(cases), batch)
+  rows = benchmark.run(list(cases), batches=[batch], repeats=repeats)
+  ratios = benchmark.central_ratios(rows)
+  out = {"rows": rows, "ratios": ratios, "verdict": benchmark.verdict(ratios)}
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  if benchmark.timed(rows):
+    plots.time_vs_macs(benchmark.timed(rows), env.device_description(),
+                       os.path.join(workdir, "benchmark", "time_vs_macs.png"))
+  wd.write_json(path, out)
+  return out
+
+
+def _fully_conv(workdir: str, fc_config: str, data_dir: str | None) -> dict:
+  """1x1 = fully connected: the digits classifier with a flatten + Dense head trained (or its
+  finished run reused), convolutionalized and run on a 32x32 canvas of test digits, its score
+  map checked against classifying each crop (`bottleneck.fully_conv`)."""
+  from bottleneck import fully_conv, train  # pylint: disable=g-import-not-at-top
+  run_dir = os.path.join(workdir, "fully_conv", "train")
+  config = importlib.import_module(fc_config).get_config()
+  if data_dir:
+    config.data_dir = data_dir
+  logging.info("[4/%d] 1x1 = fully connected: the Dense-head classifier in %s", STEPS, run_dir)
+  result = train.train_and_evaluate(config, run_dir)
+  out = fully_conv.run(run_dir, 32, out_dir=os.path.join(workdir, "fully_conv"))
+  out["eval_accuracy"] = result["eval_accuracy"]
+  wd.write_json(os.path.join(workdir, "fully_conv", "fully_conv.json"), out)
   return out
 
 
@@ -53,17 +123,25 @@ def environment() -> str:
           f"optax {optax.__version__}, tensorflow-datasets {tfds.__version__}")
 
 
-def finding(summary, ratio_row) -> str:
-  """One or two sentences computed from the digits sweep's numbers."""
+def _nanmax(values) -> float:
+  """The largest value that is not NaN; NaN if none (without numpy's warning)."""
+  values = [float(v) for v in values if not np.isnan(v)]
+  return max(values) if values else float("nan")
+
+
+def digits_clause(summary, ratio_row, blocks_saved_time: bool | None = None) -> str:
+  """The digits sweep's sentences: cost, accuracy with its spread, training time. The time is
+  said to be the tiny network's own; where it goes against the real blocks' (`blocks_saved_
+  time`), the sentence says so rather than generalize."""
   by = summary.set_index("variant")
   acc = {v: (100 * by.loc[v, "eval_accuracy mean"], 100 * by.loc[v, "eval_accuracy std"])
          for v in ("reduced", "naive")}
   time_s = {v: by.loc[v, "train_time_s mean"] for v in ("reduced", "naive")}
   diff = acc["reduced"][0] - acc["naive"][0]
-  spread = np.nanmax([acc["reduced"][1], acc["naive"][1]])
+  spread = _nanmax([acc["reduced"][1], acc["naive"][1]])
   within = "within" if np.isnan(spread) or abs(diff) <= spread else "beyond"
   # A time difference inside the seeds' spread is no saving and no loss.
-  time_spread = np.nanmax([by.loc[v].get("train_time_s std", np.nan) for v in ("reduced", "naive")])
+  time_spread = _nanmax([by.loc[v].get("train_time_s std", np.nan) for v in ("reduced", "naive")])
   time_diff = time_s["naive"] - time_s["reduced"]
   if np.isnan(time_diff):  # every run of a variant resumed without its metrics
     timing = ("The training time of one variant is unknown (its runs were resumed without "
@@ -72,11 +150,17 @@ def finding(summary, ratio_row) -> str:
     if not np.isnan(time_spread) and abs(time_diff) <= time_spread:
       verdict = ("the difference is within the seed-to-seed spread "
                  f"({time_spread:.1f} s): no measurable saving in time")
+      saved = None
     else:
-      verdict = (f"the saving in multiply-adds {'did' if time_diff > 0 else 'did not'} turn "
-                 "into a saving in time")
+      saved = time_diff > 0
+      verdict = (f"the saving in multiply-adds {'did' if saved else 'did not'} turn "
+                 "into a saving in time on this small network")
     timing = (f"Training took {time_s['reduced']:.1f} s with reductions and "
               f"{time_s['naive']:.1f} s without on this machine: {verdict}.")
+    if blocks_saved_time is not None and saved is not None and saved != blocks_saved_time:
+      timing += (" Its maps are a few pixels wide, where fixed costs, not multiply-adds, set "
+                 "the time; on real block sizes (above) the reductions "
+                 f"{'did' if blocks_saved_time else 'did not'} save time.")
   return (
       f"On the digits, the 1x1 reductions cut parameters "
       f"{ratio_row['params naive/reduced']:.2f}x and multiply-adds "
@@ -86,17 +170,93 @@ def finding(summary, ratio_row) -> str:
       f"seed-to-seed spread ({spread:.2f}). {timing}")
 
 
+def cost_clause(cplx: dict[str, list[dict]]) -> str | None:
+  """What the reductions cut in each network analyzed: parameters and MACs, naive/reduced."""
+  parts = []
+  for model, reps in cplx.items():
+    red, naive = ({r["reduce"]: r for r in reps}.get(v) for v in (True, False))
+    if red is None or naive is None or model == "inception_small":
+      continue
+    parts.append(f"{model}'s parameters "
+                 f"{naive['total']['params'] / red['total']['params']:.1f}x and its "
+                 f"multiply-adds {naive['total']['macs'] / red['total']['macs']:.1f}x")
+  return ("The 1x1 reductions cut " + "; ".join(parts) + ".") if parts else None
+
+
+def blocks_clause(bench: dict) -> tuple[str, bool | None]:
+  """What the reductions saved in time on real block sizes (the benchmark's ratios), and
+  whether they saved any (None if nothing was timed)."""
+  ratios = bench.get("ratios") or []
+  if not ratios:
+    return "No naive/reduced block pair could be timed.", None
+  geo = lambda k: float(np.exp(np.mean([np.log(r[k]) for r in ratios])))
+  t, m = geo("time naive/reduced"), geo("MACs naive/reduced")
+  names = ", ".join(r["name"] for r in ratios)
+  saved = t > 1.05
+  how = (f"cut forward+backward time {t:.2f}x" if saved else
+         f"did not save forward+backward time ({t:.2f}x)")
+  return (f"On real block sizes ({names}; batch {ratios[0]['batch']}) on this device, "
+          f"{m:.2f}x fewer multiply-adds {how} (geometric means).", saved)
+
+
+def fc_clause(fc: dict) -> str:
+  """1x1 = fully connected, from the converted classifier's numbers."""
+  h, w = fc["input_shape"][1:3]
+  mh, mw = fc["score_map_shape"][:2]
+  right = sum(p["predicted"] == p["label"] for p in fc["digits"])
+  return (f"A 1x1 conv is a fully connected layer at every pixel: the digits classifier's "
+          f"Dense head, rewritten as convolutions, scored a {h}x{w} canvas in one pass as a "
+          f"{mh}x{mw} map, the same scores as classifying each of its {fc['crops_checked']} "
+          f"crops alone (max |difference| {fc['max_abs_diff_vs_crops']:.2g}), and named "
+          f"{right} of the {len(fc['digits'])} digits placed on it.")
+
+
+def finding(*, cplx=None, bench=None, summary=None, ratio_row=None, fc=None) -> str:
+  """The report's finding: one clause per part, each computed from that part's numbers."""
+  clauses = [cost_clause(cplx or {})]
+  saved = None
+  if bench is not None:
+    text, saved = blocks_clause(bench)
+    clauses.append(text)
+  if summary is not None and ratio_row is not None:
+    clauses.append(digits_clause(summary, ratio_row, saved))
+  if fc is not None:
+    clauses.append(fc_clause(fc))
+  return " ".join(c for c in clauses if c)
+
+
 def build_report(workdir: str, *, parallel: int = 1, data_dir: str | None = None,
                  sweep_config: str = SWEEP_CONFIG, models=COMPLEXITY_MODELS,
+                 benchmark_cases=BENCHMARK_CASES, benchmark_batch: int = BENCHMARK_BATCH,
+                 benchmark_repeats: int = 3, fc_config: str | None = FC_CONFIG,
                  rerun_changed: bool = False) -> str:
   """Runs (or reuses) every part and writes REPORT.md; returns its path. The workdir is
   locked while it runs; sweep points whose config changed are refused unless
-  `rerun_changed` (see `bottleneck.sweep.run`)."""
+  `rerun_changed` (see `bottleneck.sweep.run`). `benchmark_cases` () and `fc_config` None
+  leave those parts out (the tests' tiny reports)."""
   with wd.lock(workdir):
-    return _build_report(workdir, parallel, data_dir, sweep_config, models, rerun_changed)
+    return _build_report(workdir, parallel, data_dir, sweep_config, models,
+                         tuple(benchmark_cases), benchmark_batch, benchmark_repeats, fc_config,
+                         rerun_changed)
 
 
-def _build_report(workdir, parallel, data_dir, sweep_config, models, rerun_changed) -> str:
+def _studies(workdir: str) -> list[str]:
+  """Lines linking the other studies' reports that exist (this machine's run first, else the
+  copy in docs/), each with the command that makes it: links, not reruns."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  lines = []
+  for title, run_path, doc_path, command in STUDIES:
+    found = [(p, what) for p, what in ((os.path.abspath(run_path), "run on this machine"),
+                                       (os.path.join(root, doc_path), "the copy in docs/"))
+             if os.path.exists(p)]
+    link = (f"[{os.path.basename(found[0][0])}]({os.path.relpath(found[0][0], workdir)}) "
+            f"({found[0][1]})" if found else "not run yet")
+    lines.append(f"- **{title}**: {link}. Made by `{command}`.")
+  return lines
+
+
+def _build_report(workdir, parallel, data_dir, sweep_config, models, benchmark_cases,
+                  benchmark_batch, benchmark_repeats, fc_config, rerun_changed) -> str:
   start = time.time()
   cplx = _complexity(workdir, models)
 
@@ -106,8 +266,8 @@ def _build_report(workdir, parallel, data_dir, sweep_config, models, rerun_chang
     config.data_dir = data_dir
   sweep_dir = os.path.join(workdir, "digits")
   points = sweep.expand(module, config, sweep_dir)
-  logging.info("[2/3] digits sweep: %d runs in %s (finished ones are reused)", len(points),
-               sweep_dir)
+  logging.info("[2/%d] digits sweep: %d runs in %s (finished ones are reused)", STEPS,
+               len(points), sweep_dir)
   # One run per process and point, not the seeds as one program: the finding compares the
   # variants' training times, and a vmapped program's share of time favours some networks
   # over others (docs/training.md).
@@ -115,8 +275,12 @@ def _build_report(workdir, parallel, data_dir, sweep_config, models, rerun_chang
                              seeds_together=False)
   failed = {k: v for k, v in summary_states.items()
             if v != "done" and not v.startswith("skipped")}
+  # Timed after the sweep, with nothing else running.
+  bench = (_benchmark(workdir, benchmark_cases, benchmark_batch, benchmark_repeats)
+           if benchmark_cases else None)
+  fc = _fully_conv(workdir, fc_config, data_dir) if fc_config else None
 
-  logging.info("[3/3] tables, plots and REPORT.md")
+  logging.info("[5/%d] tables, plots and REPORT.md", STEPS)
   runs = results.collect(sweep_dir)
   summary = results.aggregate(runs)
   ratio = results.ratios(summary)
@@ -134,11 +298,11 @@ def _build_report(workdir, parallel, data_dir, sweep_config, models, rerun_chang
       "",
       "## Finding",
       "",
+      finding(cplx=cplx, bench=bench, summary=None if ratio.empty else summary,
+              ratio_row=None if ratio.empty else ratio.iloc[0], fc=fc),
   ]
-  if not ratio.empty:
-    lines.append(finding(summary, ratio.iloc[0]))
-  else:
-    lines.append("The sweep did not finish both variants; see the failures below.")
+  if ratio.empty:
+    lines.append("The digits sweep did not finish both variants; see the failures below.")
   lines += ["", "## Cost: parameters and multiply-adds, reduced vs naive", "",
             "MACs are multiply-accumulates per image; FLOPs = 2 x MACs; XLA FLOPs are XLA's "
             "own count of the compiled forward (it skips taps on zero padding and counts "
@@ -148,11 +312,24 @@ def _build_report(workdir, parallel, data_dir, sweep_config, models, rerun_chang
   if "googlenet" in cplx:
     lines += ["Per block, GoogLeNet (Table 1 widths):", "",
               tables.render(tables.complexity_frame(cplx["googlenet"]), "markdown"), ""]
+  if bench is not None:
+    lines += ["## Time on real block sizes", "",
+              "Each block alone on the input the paper's network gives it (GoogLeNet's (3a) on "
+              "28x28x192, ...), naive and reduced, at batch "
+              f"{benchmark_batch}: forward (eval mode) and forward+backward (gradients of the "
+              "parameters and the input, batch norm in train mode), medians after a warm-up, "
+              "and the fraction of this device's matmul peak measured in the same run "
+              "(`python -m experiments.benchmark`, docs/benchmarks.md).", "",
+              tables.benchmark_brief(bench["rows"], bench["ratios"], bench["verdict"]), "",
+              "All columns, and the paths each op took: `benchmark/benchmark.json`.", ""]
+    if os.path.exists(os.path.join(workdir, "benchmark", "time_vs_macs.png")):
+      lines += ["![time against multiply-adds](benchmark/time_vs_macs.png)", ""]
   lines += ["## Accuracy and time: small Inception on the digits", "",
             f"`{sweep_config.replace('.', '/')}.py`, both variants x seeds "
             f"({len(points)} runs in `{os.path.relpath(sweep_dir, workdir)}/`). Mean ± std over "
             "seeds; train time is wall time of the training steps (data included, compilation "
-            "and evaluation not).", "",
+            "and evaluation not). The inputs are 8x8: its maps are a few pixels wide, so its "
+            "time says little about the multiply-adds (the section above does).", "",
             results.render(results.display(summary), "markdown"), ""]
   if not ratio.empty:
     lines += [results.render(ratio, "markdown"), ""]
@@ -160,7 +337,29 @@ def _build_report(workdir, parallel, data_dir, sweep_config, models, rerun_chang
     lines += ["Failed points:", ""] + [f"- `{k}`: {v}" for k, v in failed.items()] + [""]
   lines += [f"![accuracy against cost]({os.path.basename(acc_png)})", "",
             f"![training curves]({os.path.basename(curves_png)})", ""]
+  if fc is not None:
+    lines += ["## 1x1 = fully connected: a classifier becomes a score map", "",
+              f"`{fc_config.replace('.', '/')}.py` (conv, conv, pool, flatten, Dense, Dense) "
+              f"trained on the digits (test accuracy {100 * fc['eval_accuracy']:.2f}%), then "
+              "`bottleneck.nn.conversions.convolutionalize`: the first Dense layer becomes a "
+              "conv the size of its input map, the second a 1x1 conv. The converted network "
+              "takes any larger input and returns a map of class scores, one per "
+              f"{fc['stride']}-pixel step (docs/fully_conv.md).", "",
+              fully_conv_table(fc), "",
+              f"![score maps]({os.path.relpath(fc['files'][0], workdir)})", ""]
+  lines += ["## Other studies", "", *_studies(workdir), ""]
   path = os.path.join(workdir, REPORT)
   wd.atomic_write_text(path, "\n".join(lines))
   logging.info("report written to %s in %.0f s", path, time.time() - start)
   return path
+
+
+def fully_conv_table(fc: dict) -> str:
+  """The converted classifier's run as a markdown table and the digits it found."""
+  rows = [("input", "x".join(map(str, fc["input_shape"][1:]))),
+          ("score map", "x".join(map(str, fc["score_map_shape"]))),
+          ("max abs difference against classifying each crop",
+           f"{fc['max_abs_diff_vs_crops']:.3g} ({fc['crops_checked']} crops)")]
+  rows += [(f"digit {p['label']} at ({p['row']}, {p['col']})", f"predicted {p['predicted']}")
+           for p in fc["digits"]]
+  return "\n".join(["| | |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])

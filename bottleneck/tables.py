@@ -139,6 +139,28 @@ def benchmark_results(rows: list[dict], ratios: list[dict], verdict: str, fmt: s
                       verdict] + errors) + "\n"
 
 
+def benchmark_brief(rows: list[dict], ratios: list[dict], verdict: str) -> str:
+  """The benchmark's essentials as markdown (the main report): the peak, per block and variant
+  the times and the fraction of the peak, the naive/reduced ratios, the verdict."""
+  from bottleneck import benchmark  # pylint: disable=g-import-not-at-top  # its row schema
+  timed = benchmark.timed(rows)
+  peaks = sorted({(r["dtype"], r["peak_gflops_per_s"]) for r in timed})
+  frame = pd.DataFrame([{
+      "block": r["name"], "variant": _VARIANT[r["reduce"]], "MACs (M, batch)": r["macs"] / 1e6,
+      "forward ms": r["fwd_ms"], "forward+backward ms": r["fwd_bwd_ms"],
+      "images/s": r["images_per_s"], "achieved/peak": r["peak_fraction"]} for r in timed])
+  ratio_frame = pd.DataFrame([{k: r[k] for k in ("name", "MACs naive/reduced",
+                                                 "time naive/reduced", "time saved")}
+                              for r in ratios])
+  errors = [f"- FAILED {r['name']} ({_VARIANT[r['reduce']]}): {r['error']}"
+            for r in benchmark.failed(rows)]
+  return "\n\n".join(
+      ["matmul peak measured in this run: " + ", ".join(f"{p:.1f} GFLOP/s ({d})"
+                                                        for d, p in peaks)]
+      + ([render(frame, "markdown")] if timed else [])
+      + ([render(ratio_frame, "markdown")] if ratios else []) + [verdict] + errors)
+
+
 def roofline_results(result: dict, memory: list[dict], findings: list[str], fmt: str) -> str:
   """`experiments.roofline`'s output: the findings, the timed rows on the roofline, the
   training memory, as a table or markdown (JSON: everything)."""

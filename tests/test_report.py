@@ -7,24 +7,44 @@ import pandas as pd
 from bottleneck import report, workdir as wd
 
 
+TINY = dict(sweep_config="tests.tiny_sweep_config", models=("inception_small",),
+            benchmark_cases=("small_inception",), benchmark_batch=2, benchmark_repeats=1,
+            fc_config="tests.tiny_fc_config")
+
+
 def test_report_end_to_end_and_rerun_reuses_work(tmp_path, digits_dir):
-  path = report.build_report(str(tmp_path), sweep_config="tests.tiny_sweep_config",
-                             models=("inception_small",))
+  path = report.build_report(str(tmp_path), data_dir=digits_dir, **TINY)
   text = open(path).read()
-  assert "## Finding" in text and "On the digits, the 1x1 reductions cut parameters" in text
+  for part in ("## Finding", "## Cost: parameters", "## Time on real block sizes",
+               "## Accuracy and time: small Inception on the digits",
+               "## 1x1 = fully connected", "## Other studies"):
+    assert part in text, part
   assert "### inception_small" in text and "XLA FLOPs" in text
   assert "accuracy_vs_cost.png" in text and os.path.exists(tmp_path / "curves.png")
+  assert "benchmark/time_vs_macs.png" in text and "fully_conv/heatmaps.png" in text
   assert "jax " in text and "Machine:" in text
+  # The finding agrees with the report's own numbers: the block time ratio is the table's,
+  # the score map matches the crops.
+  bench = wd.read_json(str(tmp_path / "benchmark" / "benchmark.json"))
+  (pair,) = bench["ratios"]
+  assert f"{pair['MACs naive/reduced']:.2f}x fewer multiply-adds" in text
+  fc = wd.read_json(str(tmp_path / "fully_conv" / "fully_conv.json"))
+  assert fc["max_abs_diff_vs_crops"] < 1e-4
+  assert f"as a {fc['score_map_shape'][0]}x{fc['score_map_shape'][1]} map" in text
   result = tmp_path / "digits" / "reduce=True,seed=0" / "result.json"
-  before = os.path.getmtime(result)
-  # A complexity file cut short by a kill is set aside and computed again, not a traceback.
-  cplx = tmp_path / "complexity" / "inception_small.json"
-  cplx.write_text(cplx.read_text()[:100])
-  report.build_report(str(tmp_path), sweep_config="tests.tiny_sweep_config",
-                      models=("inception_small",))
-  assert os.path.getmtime(result) == before
-  assert wd.read_json(str(cplx))[0]["total"]["params"] > 0
-  assert os.listdir(tmp_path / wd.SET_ASIDE)
+  fc_result = tmp_path / "fully_conv" / "train" / "result.json"
+  before = {p: os.path.getmtime(p) for p in (result, fc_result)}
+  # A file cut short by a kill is set aside and computed again, not a traceback; finished
+  # work is reused.
+  for cut in (tmp_path / "complexity" / "inception_small.json",
+              tmp_path / "benchmark" / "benchmark.json"):
+    cut.write_text(cut.read_text()[:100])
+  report.build_report(str(tmp_path), data_dir=digits_dir, **TINY)
+  assert {p: os.path.getmtime(p) for p in before} == before
+  assert wd.read_json(str(tmp_path / "complexity" / "inception_small.json"))[0]["total"][
+      "params"] > 0
+  assert wd.read_json(str(tmp_path / "benchmark" / "benchmark.json"))["verdict"]
+  assert len(os.listdir(tmp_path / wd.SET_ASIDE)) == 2
   assert os.stat(tmp_path / "REPORT.md").st_mode & 0o044 == 0o044  # others may read it
 
 
@@ -35,19 +55,23 @@ def test_finding_is_computed_from_the_numbers():
       {"variant": "naive", "eval_accuracy mean": 0.975, "eval_accuracy std": 0.002,
        "train_time_s mean": 10.0, "n": 3}])
   ratio = {"params naive/reduced": 1.5, "MACs naive/reduced": 1.49}
-  text = report.finding(summary, ratio)
+  text = report.digits_clause(summary, ratio)
   assert "cut parameters 1.50x and multiply-adds 1.49x" in text
   assert "98.00% with them and 97.50% without" in text
   assert "+0.50 points, within the seed-to-seed spread (1.00)" in text
-  assert "did not turn into a saving in time" in text
+  assert "did not turn into a saving in time on this small network" in text
+  # Against real blocks that did save time, the sentence says so instead of generalizing.
+  assert "on real block sizes (above) the reductions did save time" in \
+      report.digits_clause(summary, ratio, blocks_saved_time=True)
+  assert "real block sizes" not in report.digits_clause(summary, ratio, blocks_saved_time=False)
   summary.loc[0, "train_time_s mean"] = 5.0
   summary.loc[1, "eval_accuracy std"] = 0.001
   summary.loc[0, "eval_accuracy std"] = 0.001
-  text = report.finding(summary, ratio)
+  text = report.digits_clause(summary, ratio)
   assert "beyond the seed-to-seed spread" in text and "did turn into" in text
   summary["train_time_s std"] = [0.4, 0.7]  # 11.5 vs 11.7 s: inside the spread
   summary.loc[0, "train_time_s mean"], summary.loc[1, "train_time_s mean"] = 11.5, 11.7
-  text = report.finding(summary, ratio)
+  text = report.digits_clause(summary, ratio)
   assert "within the seed-to-seed spread (0.7 s): no measurable saving in time" in text
 
 
@@ -57,5 +81,26 @@ def test_finding_with_an_unknown_time_compares_no_time():
        "train_time_s mean": float("nan"), "n": 1},
       {"variant": "naive", "eval_accuracy mean": 0.975, "eval_accuracy std": 0.002,
        "train_time_s mean": 10.0, "n": 1}])
-  text = report.finding(summary, {"params naive/reduced": 1.5, "MACs naive/reduced": 1.49})
+  text = report.digits_clause(summary, {"params naive/reduced": 1.5,
+                                        "MACs naive/reduced": 1.49})
   assert "training time of one variant is unknown" in text and "nan" not in text
+
+
+def test_the_finding_has_a_clause_per_part_each_from_its_numbers():
+  cplx = {"googlenet": [{"reduce": True, "total": {"params": 7e6, "macs": 1.6e9}},
+                        {"reduce": False, "total": {"params": 97e6, "macs": 12.6e9}}]}
+  bench = {"ratios": [
+      {"name": "inception_3a", "batch": 32, "MACs naive/reduced": 2.37,
+       "time naive/reduced": 1.6},
+      {"name": "v3_block_b", "batch": 32, "MACs naive/reduced": 1.73,
+       "time naive/reduced": 1.2}]}
+  fc = {"input_shape": [1, 32, 32, 1], "score_map_shape": [13, 13, 10],
+        "max_abs_diff_vs_crops": 2e-7, "crops_checked": 9,
+        "digits": [{"label": 3, "predicted": 3}, {"label": 5, "predicted": 6}]}
+  text = report.finding(cplx=cplx, bench=bench, fc=fc)
+  assert "googlenet's parameters 13.9x and its multiply-adds 7.9x" in text
+  # geometric means: sqrt(2.37 x 1.73) = 2.02, sqrt(1.6 x 1.2) = 1.39
+  assert "2.02x fewer multiply-adds cut forward+backward time 1.39x" in text
+  assert "as a 13x13 map" in text and "named 1 of the 2 digits" in text
+  slow = {"ratios": [dict(bench["ratios"][0], **{"time naive/reduced": 0.9})]}
+  assert "did not save forward+backward time (0.90x)" in report.finding(bench=slow)
