@@ -85,14 +85,10 @@ def _benchmark(workdir: str) -> dict:
   from bottleneck import benchmark  # pylint: disable=g-import-not-at-top
   from configs import benchmark as bench_config  # pylint: disable=g-import-not-at-top
   path = os.path.join(workdir, BENCHMARK)
-  if os.path.exists(path):
-    try:
-      out = wd.read_json(path, required=("rows", "ratios"))
-      logging.info("break-even benchmark: reusing %s", path)
-      return out
-    except wd.CorruptFile as e:
-      moved = wd.set_aside(workdir, [BENCHMARK], str(e))
-      logging.warning("%s Moved to %s; timing again.", e, moved)
+  out = wd.reuse_json(workdir, BENCHMARK, required=("rows", "ratios"))
+  if out is not None:
+    logging.info("break-even benchmark: reusing %s", path)
+    return out
   c = bench_config.get_config("ratio")
   rows = benchmark.run(list(c.cases), batches=list(c.batches), dtypes=list(c.dtypes),
                        warmup=c.warmup, repeats=c.repeats, ratios=list(c.ratios))

@@ -11,6 +11,7 @@ taken between numbers measured in the same run.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import statistics
 import time
@@ -86,7 +87,11 @@ def _network(name, image_size):
     kwargs = {} if ratio is None else {"reduction_ratio": ratio}
     return registry.abstract_model(name, reduce=reduce, image_size=image_size, dtype=dtype,
                                    paths=paths, **kwargs)
-  return Case(f"{name}@{image_size}", build, image_size, 3)
+  # The model's own default input channels (3 for the ImageNet networks, 1 for the digits').
+  init = registry.get_spec(name).build.func.__init__
+  channels = inspect.signature(init).parameters.get("in_channels")
+  return Case(f"{name}@{image_size}", build, image_size,
+              channels.default if channels is not None else models.Network.in_channels)
 
 
 def cases() -> dict[str, Case]:

@@ -44,9 +44,10 @@ STUDIES = (("The ablation study at equal compute", "runs/ablation_quick/ABLATION
 def _complexity(workdir: str, models) -> dict[str, list[dict]]:
   out = {}
   for i, model in enumerate(models):
-    path = os.path.join(workdir, "complexity", f"{model}.json")
-    out[model] = _reuse(workdir, path, lambda d: isinstance(d, list) and len(d) == 2 and all(
-        isinstance(r, dict) and "total" in r for r in d))  # a reduced and a naive report
+    name = os.path.join("complexity", f"{model}.json")
+    path = os.path.join(workdir, name)
+    out[model] = wd.reuse_json(workdir, name, lambda d: isinstance(d, list) and len(d) == 2
+                               and all(isinstance(r, dict) and "total" in r for r in d))
     if out[model] is not None:
       logging.info("[1/%d] complexity of %s: reusing %s", STEPS, model, path)
       continue
@@ -57,29 +58,14 @@ def _complexity(workdir: str, models) -> dict[str, list[dict]]:
   return out
 
 
-def _reuse(workdir: str, path: str, valid) -> dict | list | None:
-  """The JSON at `path` if it exists and `valid(it)`; a corrupt or stale one is set aside
-  (nothing is deleted) and None returned, so that it is computed again."""
-  if not os.path.exists(path):
-    return None
-  try:
-    data = wd.read_json(path)
-    if not valid(data):
-      raise wd.CorruptFile(f"{path} is incomplete or was made with other settings.")
-    return data
-  except wd.CorruptFile as e:
-    moved = wd.set_aside(workdir, [os.path.relpath(path, workdir)], str(e))
-    logging.warning("%s Moved to %s; computing it again.", e, moved)
-    return None
-
-
 def _benchmark(workdir: str, cases, batch: int, repeats: int) -> dict:
   """Real block sizes timed naive and reduced (`bottleneck.benchmark`), with the matmul peak
   measured in the same run: {"rows", "ratios", "verdict"}, kept in benchmark/benchmark.json,
   plotted in benchmark/time_vs_macs.png."""
-  path = os.path.join(workdir, "benchmark", "benchmark.json")
+  name = os.path.join("benchmark", "benchmark.json")
+  path = os.path.join(workdir, name)
   wanted = {(c, r) for c in cases for r in (True, False)}
-  done = _reuse(workdir, path, lambda d: isinstance(d, dict) and "verdict" in d and {
+  done = wd.reuse_json(workdir, name, lambda d: isinstance(d, dict) and "verdict" in d and {
       (r.get("name"), r.get("reduce")) for r in d.get("rows", [])
       if r.get("batch") == batch and "error" not in r} == wanted)  # a failed case: again
   if done is not None:

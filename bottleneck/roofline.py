@@ -277,13 +277,12 @@ def findings(result: dict, memory: list[dict] = ()) -> list[str]:
   """One line per block (bound, intensity, how far below its roof), one for the convs, one
   for fragmentation, one per model's training memory: computed from the numbers."""
   rows = [r for r in result["rows"] if "error" not in r]
-  ridge = result["ridge"]
+  ridge, peak, bw = result["ridge"], result["peak_gflops_per_s"], result["bandwidth"]
   lines = [f"On {result['device']} ({result['dtype']}, batch {result['batch']}): matmul peak "
-           f"{result['peak_gflops_per_s']:.1f} GFLOP/s, triad {result['bandwidth']['triad_gb_per_s']:.1f} "
-           f"GB/s, copy {result['bandwidth']['copy_gb_per_s']:.1f} GB/s: ridge point "
-           f"{ridge:.1f} FLOP/B. A working set that stays in cache moves "
-           f"{result['bandwidth']['cache_triad_gb_per_s']:.1f} GB/s (triad): its ridge is at "
-           f"{result['peak_gflops_per_s'] / result['bandwidth']['cache_triad_gb_per_s']:.1f}."]
+           f"{peak:.1f} GFLOP/s, triad {bw['triad_gb_per_s']:.1f} GB/s, copy "
+           f"{bw['copy_gb_per_s']:.1f} GB/s: ridge point {ridge:.1f} FLOP/B. A working set that "
+           f"stays in cache moves {bw['cache_triad_gb_per_s']:.1f} GB/s (triad): its ridge is "
+           f"at {peak / bw['cache_triad_gb_per_s']:.1f}."]
   for r in (r for r in rows if r["kind"] == "block"):
     lines.append(f"{r['name']}{_variant(r)}: {r['bound']}-bound ({r['conv_intensity']:.1f} "
                  f"FLOP/B with each conv a kernel, {r['intensity']:.1f} as one), "

@@ -89,8 +89,9 @@ def render(frame: pd.DataFrame, fmt: str) -> str:
   if fmt == "csv":
     return frame.to_csv(index=False)
   tablefmt = "github" if fmt == "markdown" else "simple"
-  floatfmt = [".2f" if "/" in c or c == "of roof" else ",.3f" if "G)" in c else ",.4g" if c.endswith("(M)")
-              else ".4f" if c == "width" else "g" if c == "ratio" else ",.1f"
+  floatfmt = [".2f" if "/" in c or c == "of roof" else ",.3f" if "G)" in c
+              else ",.4g" if c.endswith("(M)") else ".4f" if c == "width"
+              else "g" if c == "ratio" else ",.1f"
               for c in frame.columns]
   frame = frame.astype(object).where(frame.notna(), None)
   return frame.to_markdown(index=False, tablefmt=tablefmt, floatfmt=floatfmt, intfmt=",",

@@ -91,6 +91,25 @@ def read_json(path: str, required: Iterable[str] = ()):
   return obj
 
 
+def reuse_json(workdir: str, name: str, valid=None, required: Iterable[str] = ()):
+  """What an earlier run left in `workdir/name`, to reuse: its JSON, or None if there is none
+  or it is corrupt (cut short, lacking a `required` key, or not `valid(it)`, e.g. made with
+  other settings), in which case it is set aside (`set_aside`, nothing deleted) to be
+  computed again."""
+  path = os.path.join(workdir, name)
+  if not os.path.exists(path):
+    return None
+  try:
+    data = read_json(path, required)
+    if valid is not None and not valid(data):
+      raise CorruptFile(f"{path} is incomplete or was made with other settings.")
+    return data
+  except CorruptFile as e:
+    moved = set_aside(workdir, [name], str(e))
+    logging.warning("%s Moved to %s; computing it again.", e, moved)
+    return None
+
+
 def read_jsonl(path: str) -> list[dict]:
   """Rows of a JSON-lines file; a last line cut short by a crash is skipped."""
   if not os.path.exists(path):

@@ -1,9 +1,11 @@
-r"""The main job: complexity tables, the digits sweep (reduced vs naive, 3 seeds), a report.
+r"""The main job: what the 1x1 reductions cost (parameters, multiply-adds), what they save in
+time on real block sizes, what they do to accuracy (the digits sweep, reduced vs naive, 3
+seeds), and 1x1 = fully connected (a Dense-head classifier as a score map), in one report.
 
   python -m experiments.report --workdir=runs/report     (or the console script bottleneck-report)
 
-Offline, on a CPU, in a few minutes; rerunning reuses finished work (refusing runs whose config
-changed since, unless --rerun_changed). Writes DIR/REPORT.md.
+Offline, on a CPU, in about 3 minutes; rerunning reuses finished work (refusing runs whose
+config changed since, unless --rerun_changed). Writes DIR/REPORT.md.
 
 With --study=ablation, the ablation study instead (bottleneck/ablation.py): the iso-MACs,
 ratio/activation and placement sweeps and the break-even benchmark, answered in

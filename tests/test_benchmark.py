@@ -65,6 +65,9 @@ def test_cases_and_errors():
   assert {"inception_3a", "inception_5b", "v3_block_c", "small_downsample"} <= set(
       benchmark.cases())
   assert benchmark.case("inception_small@28").image_size == 28
+  # A network case is fed the channels the network takes (the digits' networks: one).
+  assert benchmark.case("flatten_head_cnn@8").channels == 1
+  assert benchmark.case("googlenet_bn@112").channels == 3
   with pytest.raises(ConfigError, match=r"unknown benchmark case 'inception_3z'.*Did you mean"):
     benchmark.case("inception_3z")
   with pytest.raises(ConfigError, match="unknown model 'googlenot'"):

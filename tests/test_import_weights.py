@@ -35,6 +35,14 @@ def _torchvision(name):
   return net.eval()
 
 
+def test_torchvision_models_leaves_a_package_others_can_find():
+  """Where torchvision's own import fails, `torchvision_models` puts a stand-in package in
+  its place; `importlib.util.find_spec` (as other tests and libraries call it) must still
+  work on it, in any test order."""
+  assert import_weights.torchvision_models().GoogLeNet.__name__ == "GoogLeNet"
+  assert importlib.util.find_spec("torchvision") is not None
+
+
 def _ours(name):
   kwargs = import_weights.SOURCES["torchvision"][name]["model_kwargs"]
   return registry.random_model(name, reduce=True, **kwargs)

@@ -8,7 +8,7 @@ from bottleneck import report, workdir as wd
 
 
 TINY = dict(sweep_config="tests.tiny_sweep_config", models=("inception_small",),
-            benchmark_cases=("small_inception",), benchmark_batch=2, benchmark_repeats=1,
+            benchmark_cases=("flatten_head_cnn@8",), benchmark_batch=2, benchmark_repeats=1,
             fc_config="tests.tiny_fc_config")
 
 

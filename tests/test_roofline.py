@@ -84,7 +84,8 @@ def test_command_end_to_end(tmp_path):
   out = tmp_path / "roof line"  # a space in the path
   proc = subprocess.run(
       [sys.executable, "-m", "experiments.roofline", "--config=configs/roofline.py:smoke",
-       "--config.blocks=('small_inception',)", "--config.fragments=(1, 2)",
+       "--config.blocks=('flatten_head_cnn@8',)", "--config.fragments=(1, 2)",
+       "--config.memory_models=(('flatten_head_cnn', 8),)",
        "--config.fragment_shape=(8, 16, 2)", "--config.batch=2", "--config.repeats=1",
        f"--config.bandwidth_elements={2 ** 20}",
        "--config.memory_xla=False", f"--out={out}"],
@@ -103,7 +104,7 @@ def test_command_end_to_end(tmp_path):
                                         result["bandwidth"]["triad_gb_per_s"])
     assert r["of_roof"] == pytest.approx(r["fwd_gflops_per_s"] / r["roof_gflops_per_s"])
   assert [m["reduce"] for m in result["memory"]] == [False, True]
-  assert any(line.startswith("small_inception reduced: ") for line in result["findings"])
+  assert any(line.startswith("flatten_head_cnn@8 reduced: ") for line in result["findings"])
   assert "Fragmentation" in (out / "ROOFLINE.md").read_text()
   assert (out / "roofline.png").stat().st_size > 10_000
   assert "ridge point" in proc.stdout

@@ -54,6 +54,10 @@ def torchvision_models():
   for name, path in (("torchvision", root), ("torchvision.models", os.path.join(root, "models"))):
     module = types.ModuleType(name)
     module.__path__, module.__file__ = [path], os.path.join(path, "__init__.py")
+    # A spec, as an imported package has: `importlib.util.find_spec` raises on a module
+    # without one.
+    module.__spec__ = importlib.util.spec_from_file_location(
+        name, module.__file__, submodule_search_locations=[path])
     sys.modules[name] = module
   package = sys.modules["torchvision.models"]
   for sub in ("googlenet", "inception"):
