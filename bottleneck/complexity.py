@@ -89,14 +89,16 @@ def _counting(module: nnx.Module) -> nnx.Module:
   return module
 
 
-def _trace(module: nnx.Module, x: jax.ShapeDtypeStruct):
+def trace(module: nnx.Module, x: jax.ShapeDtypeStruct):
+  """The jaxpr of one call of `module` on abstract input `x`, every conv as the accounting
+  counts it (`_counting`); the module itself is left as it is. Nothing runs."""
   graphdef, state = nnx.split(module)
   return jax.make_jaxpr(lambda s, x: _counting(nnx.merge(graphdef, s))(x))(_abstract(state), x)
 
 
 def module_macs(module: nnx.Module, input_shape: Sequence[int], dtype=jnp.float32) -> int:
   """MACs of one call of `module` on an input of `input_shape` (traced, not run)."""
-  return jaxpr_macs(_trace(module, jax.ShapeDtypeStruct(tuple(input_shape), dtype)))
+  return jaxpr_macs(trace(module, jax.ShapeDtypeStruct(tuple(input_shape), dtype)))
 
 
 def xla_flops(compiled) -> float | None:
@@ -164,7 +166,7 @@ def analyze_model(model, *, xla: bool = True, memory: bool = False) -> dict:
   rows = []
 
   def row(name, module, x):
-    jaxpr = _trace(module, x)
+    jaxpr = trace(module, x)
     out = jaxpr.out_avals[0]
     rows.append({"name": name, "params": count_params(module), "macs": jaxpr_macs(jaxpr),
                    "output_shape": list(out.shape[1:]),
@@ -243,7 +245,7 @@ def intensity(macs: int, nbytes: int) -> float:
 
 
 def conv_rows(module: nnx.Module, jaxpr, itemsize: int) -> list[dict]:
-  """Each `ConvUnit` of `module` (traced as `jaxpr` by `_trace`) on its own: input and output
+  """Each `ConvUnit` of `module` (traced as `jaxpr` by `trace`) on its own: input and output
   shapes, MACs, parameters, `bytes` and `intensity` (per image when the trace's batch is 1)."""
   scoped = [(s, e) for s, e in _scoped_eqns(jaxpr) if e.primitive.name == "conv_general_dilated"]
   rows = []

@@ -74,7 +74,7 @@ def intensities(module: nnx.Module, shape, dtype) -> dict:
   module = nnx.merge(*nnx.split(module))
   module.eval()
   x = jax.ShapeDtypeStruct(tuple(shape), dtype)
-  jaxpr = complexity._trace(module, x)  # pylint: disable=protected-access
+  jaxpr = complexity.trace(module, x)
   row = complexity.memory_row(module, x, jaxpr, dtype)
   macs = complexity.jaxpr_macs(jaxpr)
   conv_bytes = row["conv_bytes"] or row["bytes"]
@@ -94,7 +94,7 @@ def conv_cases(block: str) -> list[benchmark.Case]:
     module = c.build(reduce, jnp.float32, Paths())
     x = jax.ShapeDtypeStruct((1, c.image_size, c.image_size, c.channels), jnp.float32)
     rows = {r["name"]: r for r in complexity.conv_rows(
-        module, complexity._trace(module, x), 4)}  # pylint: disable=protected-access
+        module, complexity.trace(module, x), 4)}
     for _, unit in nnx.iter_modules(module):
       if not isinstance(unit, layers.ConvUnit):
         continue

@@ -260,7 +260,7 @@ def test_bytes_and_intensity_of_convs_by_hand():
   naive = benchmark.case("inception_3a").build(False, jnp.bfloat16, Paths())
   x = jax.ShapeDtypeStruct((1, 28, 28, 192), jnp.bfloat16)
   naive_convs = {c["name"].split("/")[-1]: c for c in complexity.conv_rows(
-      naive, complexity._trace(naive, x), 2)}  # pylint: disable=protected-access
+      naive, complexity.trace(naive, x), 2)}
   hw = 28 * 28
   cases = [  # (conv, input elements, weights, biases, output elements, MACs)
       (_convs(reduced, "inception_3a")["#5x5_reduce"], hw * 192, 192 * 16, 16, hw * 16,
