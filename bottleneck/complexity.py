@@ -272,16 +272,22 @@ def conv_rows(module: nnx.Module, jaxpr, itemsize: int) -> list[dict]:
   return rows
 
 
-def _train_vjp(module: nnx.Module, x: jax.ShapeDtypeStruct, policy=None):
-  """The jaxpr of `jax.vjp` of `module`'s train-mode forward on `x` (with `jax.checkpoint`'s
-  `policy`, if given), and how many of its outputs are residuals. Dropout runs deterministic:
-  its mask, on a head's pooled vector, is a few KB."""
+def _training_split(module: nnx.Module):
+  """(graphdef, parameters, the rest) of a copy of `module` in train mode, its dropout
+  deterministic (a mask is no memory worth counting, and needs no RNG here)."""
   module = nnx.merge(*nnx.split(module))
   module.train()
   for _, m in nnx.iter_modules(module):
     if isinstance(m, nnx.Dropout):
       m.deterministic = True
-  graphdef, params, rest = nnx.split(module, nnx.Param, ...)
+  return nnx.split(module, nnx.Param, ...)
+
+
+def _train_vjp(module: nnx.Module, x: jax.ShapeDtypeStruct, policy=None):
+  """The jaxpr of `jax.vjp` of `module`'s train-mode forward on `x` (with `jax.checkpoint`'s
+  `policy`, if given), and how many of its outputs are residuals. Dropout runs deterministic:
+  its mask, on a head's pooled vector, is a few KB."""
+  graphdef, params, rest = _training_split(module)
 
   def forward(p, r, x):
     return nnx.merge(graphdef, p, r)(x)
@@ -369,12 +375,7 @@ def compiled_train_memory(model: nnx.Module, batch: int) -> dict | None:
   summed logits with respect to the parameters and the input): `temp_bytes` (activations,
   the backward's buffers, workspace), `argument_bytes`, `output_bytes`
   (`compiled.memory_analysis()`); None where the backend gives none. Compiles, runs nothing."""
-  model = nnx.merge(*nnx.split(model))
-  model.train()
-  for _, m in nnx.iter_modules(model):
-    if isinstance(m, nnx.Dropout):
-      m.deterministic = True
-  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  graphdef, params, rest = _training_split(model)
 
   def step(p, r, x):
     return nnx.grad(lambda m, x: jnp.sum(m(x).astype(jnp.float32)), argnums=(0, 1))(
