@@ -235,7 +235,8 @@ def _studies(workdir: str) -> list[str]:
     found = [(p, what) for p, what in ((os.path.abspath(run_path), "run on this machine"),
                                        (os.path.join(root, doc_path), "the copy in docs/"))
              if os.path.exists(p)]
-    link = (f"[{os.path.basename(found[0][0])}]({os.path.relpath(found[0][0], workdir)}) "
+    # <...>: a link target may hold spaces (CommonMark).
+    link = (f"[{os.path.basename(found[0][0])}](<{os.path.relpath(found[0][0], workdir)}>) "
             f"({found[0][1]})" if found else "not run yet")
     lines.append(f"- **{title}**: {link}. Made by `{command}`.")
   return lines
