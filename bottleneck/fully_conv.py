@@ -123,7 +123,7 @@ def _run_digits(loaded, image_size, num_digits, seed, out_dir) -> dict:
   files = plots.heat_maps(canvas, probs, placed, fully_conv.stride, out_dir)
   return {"kind": "digits", "checkpoint_step": step, "input_shape": list(x.shape),
           "score_map_shape": list(scores.shape[1:]), "max_abs_diff_vs_crops": diff,
-          "crops_checked": checked, "stride": fully_conv.stride, "digits": placed,
+          "max_abs_score": float(jnp.abs(scores).max()), "crops_checked": checked, "stride": fully_conv.stride, "digits": placed,
           "files": files}
 
 
@@ -217,8 +217,8 @@ def run_photos(loaded, side: int, out_dir: str, *, calibrate_bn: bool = False,
     agree = np.argmax(scores, -1) == np.argmax(direct, -1)
     centre = (x.shape[1] - size) // 2, (x.shape[2] - size) // 2
     crop = x[:, centre[0]:centre[0] + size, centre[1]:centre[1] + size]
-    at_size = float(np.abs(np.asarray(score_map(net, crop))[0, 0, 0] -
-                           np.asarray(classify(model, crop))[0]).max())
+    at_size_logits = np.asarray(classify(model, crop))[0]
+    at_size = float(np.abs(np.asarray(score_map(net, crop))[0, 0, 0] - at_size_logits).max())
     t_map = float(np.median(benchmark.time_calls(score_map, (net, x), 2, repeats)))
     t_crop = float(np.median(benchmark.time_calls(classify, (model, crop), 2, repeats)))
     probs = np.asarray(jax.nn.softmax(scores, -1))
@@ -229,6 +229,7 @@ def run_photos(loaded, side: int, out_dir: str, *, calibrate_bn: bool = False,
         "photo": os.path.basename(path), "original_shape": list(original.shape),
         "input_shape": list(x.shape[1:]), "score_map_shape": [h, w, scores.shape[-1]],
         "locations": h * w, "at_training_size_max_abs_diff": at_size,
+        "at_training_size_max_abs_logit": float(np.abs(at_size_logits).max()),
         "vs_crops_max_rel_diff": float(rel.max()), "vs_crops_top1_agreement": float(
             agree.mean()), "vs_crops_by_ring": _by_ring(rel),
         "map_time_s": t_map, "crop_time_s": t_crop, "time_ratio": t_map / t_crop,

@@ -17,6 +17,7 @@ import time
 import numpy as np
 from flax import nnx
 
+from bottleneck import numerics
 from bottleneck.nn import blocks, layers, models
 from bottleneck.nn.paths import window_geometry
 from bottleneck.validation import ConfigError
@@ -163,11 +164,13 @@ def count_params(peer: nn.Module) -> int:
 
 
 def check_same(module: nnx.Module, peer: nn.Module, x: np.ndarray, name: str,
-               rtol: float = 1e-4) -> float:
-  """Raises RuntimeError unless `peer` gives `module`'s output (eval mode) on NHWC `x`.
+               rtol: float | None = None) -> float:
+  """Raises RuntimeError unless `peer` gives `module`'s output (eval mode) on NHWC `x` to
+  within `rtol` (default: what float32 rounding allows, `numerics.float32_rtol`).
 
   Returns the largest difference relative to the largest output magnitude.
   """
+  rtol = numerics.float32_rtol(module) if rtol is None else rtol
   module.eval()
   ours = np.asarray(module(x))
   peer.eval()
@@ -179,8 +182,8 @@ def check_same(module: nnx.Module, peer: nn.Module, x: np.ndarray, name: str,
     raise RuntimeError(f"{name}: the PyTorch peer outputs {theirs.shape}, ours {ours.shape}.")
   err = float(np.max(np.abs(theirs - ours)) / max(float(np.max(np.abs(ours))), 1e-30))
   if not err <= rtol:
-    raise RuntimeError(f"{name}: the PyTorch peer differs from ours by {err:.2e} (relative); "
-                       "it is not the same computation.")
+    raise RuntimeError(f"{name}: the PyTorch peer differs from ours by {err:.2e} (relative, "
+                       f"rounding allows {rtol:.2e}); it is not the same computation.")
   return err
 
 

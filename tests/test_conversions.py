@@ -8,6 +8,7 @@ from flax import nnx
 from bottleneck.nn import conversions, registry
 from bottleneck.nn.layers import ClassifierHead
 from bottleneck.validation import ConfigError
+from tests.numerics import assert_matches
 
 
 def rand(shape, seed):
@@ -22,8 +23,7 @@ def test_1x1_conv_is_dense_at_every_pixel(b, h, w, c, k, bias):
     dense.bias[...] = rand((k,), 7)
   conv = conversions.dense_to_conv1x1(dense)
   x = rand((b, h, w, c), 1)
-  per_pixel = dense(x.reshape(-1, c)).reshape(b, h, w, k)
-  np.testing.assert_allclose(conv(x), per_pixel, atol=1e-5, rtol=0)
+  assert_matches(conv(x), lambda d, x: d(x.reshape(-1, c)).reshape(b, h, w, k), dense, x)
   back = conversions.conv1x1_to_dense(conv)  # and back, exactly
   np.testing.assert_array_equal(back.kernel[...], dense.kernel[...])
   if bias:
@@ -39,7 +39,7 @@ def test_flatten_dense_is_a_valid_conv():
   dense = nnx.Linear(3 * 4 * 5, 6, rngs=nnx.Rngs(0))
   conv = conversions.flatten_dense_to_conv(dense, 3, 4)
   x = rand((2, 3, 4, 5), 2)
-  np.testing.assert_allclose(conv(x)[:, 0, 0], dense(x.reshape(2, -1)), atol=1e-5)
+  assert_matches(conv(x)[:, 0, 0], lambda d, x: d(x.reshape(2, -1)), dense, x)
   assert conv(rand((1, 10, 12, 5), 3)).shape == (1, 8, 9, 6)  # slides on a larger map
   with pytest.raises(ConfigError, match="not a multiple of 12"):
     conversions.flatten_dense_to_conv(nnx.Linear(50, 6, rngs=nnx.Rngs(0)), 3, 4)
@@ -50,7 +50,7 @@ def test_gap_head_score_map_averages_to_the_logits():
   x = rand((2, 6, 7, 8), 4)
   scores = conversions.gap_head_to_score_map(head)(x)
   assert scores.shape == (2, 6, 7, 5)
-  np.testing.assert_allclose(scores.mean(axis=(1, 2)), head(x), atol=1e-5)
+  assert_matches(scores.mean(axis=(1, 2)), lambda h, x: h(x), head, x)
 
 
 @pytest.mark.parametrize("reduce,size", [(False, 8), (False, 21), (True, 30)])

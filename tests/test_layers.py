@@ -11,6 +11,7 @@ from bottleneck import complexity
 from bottleneck.nn.layers import ClassifierHead, ConvUnit, LocalResponseNorm, MaxPool
 from bottleneck.nn.paths import Paths
 from bottleneck.validation import ConfigError
+from tests.numerics import assert_matches, assert_rounding_close
 
 
 @pytest.mark.parametrize("use_bias,batch_norm,bn_use_scale,expected", [
@@ -31,7 +32,7 @@ def test_activation_switch():
   linear = ConvUnit(4, 8, 1, activation=False, rngs=nnx.Rngs(0))
   assert float(relu(x).min()) >= 0
   assert float(linear(x).min()) < 0
-  np.testing.assert_allclose(relu(x), jnp.maximum(linear(x), 0), atol=1e-6)
+  assert_matches(relu(x), lambda m, x: jnp.maximum(m(x), 0), linear, x)
 
 
 def test_factorized_kernel_and_bad_arguments():
@@ -46,11 +47,13 @@ def test_factorized_kernel_and_bad_arguments():
 def test_local_response_norm_matches_its_formula():
   x = np.random.default_rng(1).normal(size=(2, 3, 3, 7)).astype(np.float32)
   lrn = LocalResponseNorm(size=5, alpha=1e-2, beta=0.75, k=2.0)
-  expected = np.empty_like(x)
-  for c in range(7):
-    window = x[..., max(0, c - 2):min(7, c + 3)]
-    expected[..., c] = x[..., c] / (2.0 + 1e-2 / 5 * (window ** 2).sum(-1)) ** 0.75
-  np.testing.assert_allclose(lrn(jnp.asarray(x)), expected, rtol=1e-5)
+  def formula(x):  # in x's dtype
+    out = np.empty_like(x)
+    for c in range(7):
+      window = x[..., max(0, c - 2):min(7, c + 3)]
+      out[..., c] = x[..., c] / (2.0 + 1e-2 / 5 * (window ** 2).sum(-1)) ** 0.75
+    return out
+  assert_rounding_close(lrn(jnp.asarray(x)), formula(x), formula(x.astype(np.float64)))
   # Differentiable (the paper's GoogLeNet trains through it), jitted as training runs it and
   # rematerialized as the memory accounting traces it: reverse mode against finite differences.
   for f in (jax.jit(lrn), jax.checkpoint(lrn)):
@@ -60,7 +63,7 @@ def test_local_response_norm_matches_its_formula():
 def test_classifier_head_pools_globally():
   head = ClassifierHead(6, 3, rngs=nnx.Rngs(0))
   x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 4, 5, 6)), jnp.float32)
-  np.testing.assert_allclose(head(x), head.dense(x.mean(axis=(1, 2))), atol=1e-6)
+  assert_matches(head(x), lambda d, x: d(x.mean(axis=(1, 2))), head.dense, x)
   with pytest.raises(ConfigError, match="num_classes=0"):
     ClassifierHead(6, 0, rngs=nnx.Rngs(0))
 
@@ -74,7 +77,7 @@ def test_1x1_as_matmul_equals_xla_conv(cin, cout, bias, batch_norm):
                 paths=Paths(conv_1x1="matmul"), rngs=nnx.Rngs(0))
   path = lambda u, hw=(6, 5): u.paths.conv_path(hw, u.kernel_size, u.strides, u.padding)
   assert path(mm) == "matmul" and path(conv) == "xla"
-  np.testing.assert_allclose(mm(x), conv(x), atol=1e-5, rtol=1e-5)
+  assert_matches(mm(x), lambda m, x: m(x), conv, x)
   strided = ConvUnit(cin, cout, 1, strides=2, paths=Paths(conv_1x1="matmul"), rngs=nnx.Rngs(0))
   assert path(strided) == "xla"  # only stride-1 1x1 convs are matmuls
   with pytest.raises(ConfigError, match="unknown conv_1x1 'einsum'"):
@@ -87,9 +90,9 @@ def test_explicit_padding_pads_both_sides_as_pytorch_does():
   unit = ConvUnit(2, 4, 7, strides=2, padding=3, use_bias=False, activation=False,
                   rngs=nnx.Rngs(0))
   assert unit.padding == ((3, 3), (3, 3))
-  want = jax.lax.conv_general_dilated(x, unit.conv.kernel[...], (2, 2), ((3, 3), (3, 3)),
-                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  np.testing.assert_allclose(unit(x), want, atol=1e-6)
+  assert_matches(unit(x), lambda x, w: jax.lax.conv_general_dilated(
+      x, w, (2, 2), ((3, 3), (3, 3)), dimension_numbers=("NHWC", "HWIO", "NHWC")),
+                 x, unit.conv.kernel[...])
   same = ConvUnit(2, 4, 7, strides=2, use_bias=False, activation=False, rngs=nnx.Rngs(0))
   assert not np.allclose(same(x), unit(x))
   for bad in (-1, (1, 2, 3), "same", 1.5):

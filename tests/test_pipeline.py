@@ -108,6 +108,8 @@ def test_preprocess_pad_resize_channels_crop_flip():
   img = np.arange(16, dtype=np.uint8).reshape(4, 4, 1)
   padded = pipeline.Preprocess(8, 3, mean=0.0, std=1.0)([img], train=False)
   assert padded.shape == (1, 8, 8, 3)
+  # Elementwise IEEE arithmetic rounds the same on every CPU: x / 255 * 255 is x to within two
+  # roundings of values <= 35 (< 1e-5); 1e-4 leaves a margin of ten.
   np.testing.assert_allclose(padded[0, 2:6, 2:6, 0] * 255, img[..., 0], atol=1e-4)
   assert padded[0, 0, 0, 0] == 0
   resized = pipeline.Preprocess(8, 1, resize="resize")([np.zeros((16, 32, 1), np.uint8)],
@@ -161,5 +163,7 @@ def test_reference_preprocessing_is_torchvisions():
     expected = reference(Image.fromarray(image)).permute(1, 2, 0).numpy()
     got = ours([image], train=False)[0]
     assert got.shape == expected.shape == (224, 224, 3)
+    # Both resize with PIL to whole uint8 pixels; (x / 255 - mean) / std then rounds three
+    # times on values <= 2.7 (< 1e-6 each).
     np.testing.assert_allclose(got, expected, atol=1e-5, err_msg=str(shape))
   del torch

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import pytest
 from flax import nnx
 
+from bottleneck import numerics
 from bottleneck.nn import blocks, registry
 from bottleneck.validation import ConfigError
 
@@ -51,7 +52,10 @@ def test_create_model_initialises_as_the_layers_do_eagerly():
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     assert x.dtype == y.dtype
     if jnp.issubdtype(x.dtype, jnp.floating):
-      np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+      # Elementwise draws (no sums): XLA's optimisations move each by a few rounding units
+      # of the values it is computed from (the array's scale), FACTOR allows 16.
+      tol = numerics.FACTOR * numerics.U
+      np.testing.assert_allclose(x, y, rtol=tol, atol=tol * float(jnp.abs(y).max()))
     else:
       assert bool(jnp.all(x == y))
   again = registry.create_model("flatten_head_cnn", reduce=True, rngs=nnx.Rngs(params=4),
