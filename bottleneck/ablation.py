@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import importlib
+import json
 import os
 import time
 
@@ -58,6 +59,7 @@ def build(workdir: str, variant: str = "", *, parallel: int = 1, launcher: str =
   modules = {name: f"configs.{name}" for name in SWEEPS} | (modules or {})
   with wd.lock(workdir):
     start = time.time()
+    _stale_benchmark(workdir, rerun_changed)  # before hours of sweeps, not after
     for i, name in enumerate(SWEEPS):
       logging.info("[%d/%d] sweep %s%s", i + 1, len(SWEEPS) + 1, name,
                    f":{variant}" if variant else "")
@@ -80,19 +82,56 @@ def _sweep(workdir, name, module_name, variant, parallel, launcher, ray_address,
                    rerun_changed=rerun_changed)
 
 
-def _benchmark(workdir: str) -> dict:
-  """The break-even benchmark's rows (configs/benchmark.py:ratio), run once and kept."""
-  from bottleneck import benchmark  # pylint: disable=g-import-not-at-top
+def benchmark_settings() -> dict:
+  """What the break-even benchmark measures (configs/benchmark.py:ratio), as its JSON keeps it."""
   from configs import benchmark as bench_config  # pylint: disable=g-import-not-at-top
+  c = bench_config.get_config("ratio")
+  return json.loads(json.dumps({k: list(c[k]) if isinstance(c[k], (list, tuple)) else c[k]
+                                for k in ("cases", "batches", "dtypes", "warmup", "repeats",
+                                          "ratios")}))
+
+
+def _stale_benchmark(workdir: str, rerun_changed: bool) -> None:
+  """Refuses (ConfigError) a kept benchmark JSON made with other settings than the config's
+  now, as the sweeps refuse changed points; with `rerun_changed` it is set aside (to be timed
+  again). A file cut short is left to `_benchmark`, which sets it aside."""
+  path = os.path.join(workdir, BENCHMARK)
+  try:
+    kept = wd.read_json(path, required=("rows", "ratios")) if os.path.exists(path) else None
+  except wd.CorruptFile:
+    return
+  if kept is None:
+    return
+  now = benchmark_settings()
+  old = kept.get("settings") or {}
+  changed = [f"{k} {old.get(k, 'unrecorded')!r} -> {v!r}" for k, v in now.items()
+             if old.get(k) != v]
+  if not changed:
+    return
+  if not rerun_changed:
+    raise ConfigError(
+        f"{path} was measured with other settings than configs/benchmark.py:ratio has now ("
+        + "; ".join(changed) + "). Rerun with --rerun_changed to set it aside (nothing is "
+        "deleted) and measure again, or use another --workdir.")
+  moved = wd.set_aside(workdir, [BENCHMARK], "measured with other settings: "
+                       + "; ".join(changed))
+  logging.warning("%s: other settings (%s); moved to %s, measuring again", path,
+                  "; ".join(changed), moved)
+
+
+def _benchmark(workdir: str) -> dict:
+  """The break-even benchmark's rows (configs/benchmark.py:ratio), run once and kept with the
+  settings it was run with (`_stale_benchmark` checks them first)."""
+  from bottleneck import benchmark  # pylint: disable=g-import-not-at-top
   path = os.path.join(workdir, BENCHMARK)
   out = wd.reuse_json(workdir, BENCHMARK, required=("rows", "ratios"))
   if out is not None:
     logging.info("break-even benchmark: reusing %s", path)
     return out
-  c = bench_config.get_config("ratio")
-  rows = benchmark.run(list(c.cases), batches=list(c.batches), dtypes=list(c.dtypes),
-                       warmup=c.warmup, repeats=c.repeats, ratios=list(c.ratios))
-  out = {"rows": rows, "ratios": benchmark.central_ratios(rows)}
+  c = benchmark_settings()
+  rows = benchmark.run(list(c["cases"]), batches=c["batches"], dtypes=c["dtypes"],
+                       warmup=c["warmup"], repeats=c["repeats"], ratios=c["ratios"])
+  out = {"rows": rows, "ratios": benchmark.central_ratios(rows), "settings": c}
   wd.write_json(path, out)
   return out
 

@@ -353,7 +353,9 @@ def _run_local(todo: list[list[Point]], restart: set[str], parallel: int) -> dic
                 outcome[name] = {"error": f"its worker process died (exit code "
                                           f"{proc.exitcode})"}
             del running[label]
-    interrupted = bool(ctrl_c.pressed) and bool(waiting or running)
+    # A signal counts even when it came as the last points finished: the sweep was asked to
+    # stop, and a caller (the ablation study runs several sweeps) must not go on.
+    interrupted = bool(ctrl_c.pressed)
   except KeyboardInterrupt:  # a second signal
     interrupted = True
   if interrupted:
@@ -363,8 +365,11 @@ def _run_local(todo: list[list[Point]], restart: set[str], parallel: int) -> dic
       proc.join(timeout=120)
       if proc.is_alive():
         proc.terminate()
-    raise validation.Interrupted("sweep interrupted: every running point stopped after its "
-                                 "checkpoint; rerun the same command to resume.")
+    raise validation.Interrupted(
+        "sweep interrupted: every running point stopped after its checkpoint; rerun the same "
+        "command to resume." if running or waiting else
+        "sweep interrupted as its last points finished: every result is saved; rerun the same "
+        "command to go on.")
   return outcome
 
 
@@ -414,11 +419,22 @@ def _run(points, parallel, launcher, ray_address, config_spec, rerun_changed, se
     results = _run_ray(todo_units, restart, ray_address, cpus_per_point=1)
   elif parallel == 1 or len(todo_units) <= 1:
     results = {}
-    for i, unit in enumerate(todo_units):
-      label = unit_label(unit)
-      logging.info("sweep unit %d/%d: %s", i + 1, len(todo_units), label)
-      results.update(zip([p.name for p in unit], run_unit(
-          *_unit_args(unit, restart), label=label if len(unit) > 1 else None)))
+    # A training stops itself on a signal (train.Interrupted); one that lands between trainings
+    # stops the sweep after the unit it is in.
+    with validation.CtrlC("the sweep stops after this point") as ctrl_c:
+      for i, unit in enumerate(todo_units):
+        if ctrl_c.pressed:
+          raise validation.Interrupted(
+              f"sweep interrupted ({ctrl_c.pressed}) after {i} of {len(todo_units)} units; "
+              "every finished point is saved. Rerun the same command to resume.")
+        label = unit_label(unit)
+        logging.info("sweep unit %d/%d: %s", i + 1, len(todo_units), label)
+        results.update(zip([p.name for p in unit], run_unit(
+            *_unit_args(unit, restart), label=label if len(unit) > 1 else None)))
+      if ctrl_c.pressed:
+        raise validation.Interrupted(
+            f"sweep interrupted ({ctrl_c.pressed}) as its last point finished: every result is "
+            "saved; rerun the same command to go on.")
   else:
     results = _run_local(todo_units, restart, parallel)
   for p in todo:

@@ -532,13 +532,20 @@ def _train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
   progress = Progress(total_steps, start_step, config.log_every_steps, label)
   pending, window_t, train_time = [], time.time(), 0.0
   step, stop = start_step, None
-  try:
-    with validation.CtrlC("saving a checkpoint of this step, then stopping") as ctrl_c:
+  # Ctrl-C or SIGTERM at any point from here, the last step and the final evaluation included,
+  # ends the run with its checkpoint saved and raises Interrupted (a sweep stops there too); a
+  # signal after the last step's read lets the run finish and write its result first.
+  with validation.CtrlC("saving a checkpoint of this step, then stopping") as ctrl_c:
+    try:
       while step < total_steps:
         batch = first if step == start_step else train_batch(step)
         state, metrics = train_step_c(state, batch)
         step += 1
         pending.append((step, metrics))
+        # At most two steps in flight: the progress line shows steps computed, not queued, and a
+        # Ctrl-C stops the run a step later, not after every step it had dispatched ahead.
+        if len(pending) >= 2:
+          jax.block_until_ready(pending[-2][1]["loss"])
         # Ctrl-C: this step is checkpointed (and the save finished) before the run stops. Read
         # once: a signal that lands later in this step is handled at the next one (read twice,
         # a signal between the reads stopped the run without the checkpoint it announced).
@@ -577,31 +584,36 @@ def _train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
           break
       for manager in managers:
         manager.wait_until_finished()
-    progress.close()
-    if stop and step < total_steps:
-      where = (f"the checkpoint at step {step} is saved" if together.n == 1 else
-               f"each seed's checkpoint at step {step} is saved")
-      raise Interrupted(f"interrupted ({ctrl_c.pressed}) at step {step} of {total_steps}; "
-                        f"{where}. Rerun the same command to resume.")
-    finals = run_eval(state[0])
-    for writer, final in zip(writers, finals):
-      writer.write({"step": step, "split": "eval", **final})
-  finally:
-    for manager in managers:
-      manager.close()  # waits for an in-flight save, whatever ended the loop
-    for writer in writers:
-      writer.close()
-  results = []
-  for m, final, prior in zip(members, finals, prior_times):
-    result = run_result(m.config, m.record, cost, final, step,
-                        None if prior is None else prior + train_time, compile_time, match,
-                        [o.config.seed for o in members] if together.n > 1 else None)
-    result["num_classes"] = train_split.num_classes
-    if owner:
-      wd.write_json(os.path.join(m.workdir, wd.RESULT), result)
-    logging.info("eval accuracy %.4f, loss %.4f after %d steps; result in %s",
-                 final["accuracy"], final["loss"], step, os.path.join(m.workdir, wd.RESULT))
-    results.append(result)
+      progress.close()
+      if stop and step < total_steps:
+        where = (f"the checkpoint at step {step} is saved" if together.n == 1 else
+                 f"each seed's checkpoint at step {step} is saved")
+        raise Interrupted(f"interrupted ({ctrl_c.pressed}) at step {step} of {total_steps}; "
+                          f"{where}. Rerun the same command to resume.")
+      finals = run_eval(state[0])
+      for writer, final in zip(writers, finals):
+        writer.write({"step": step, "split": "eval", **final})
+    finally:
+      for manager in managers:
+        manager.close()  # waits for an in-flight save, whatever ended the loop
+      for writer in writers:
+        writer.close()
+    results = []
+    for m, final, prior in zip(members, finals, prior_times):
+      result = run_result(m.config, m.record, cost, final, step,
+                          None if prior is None else prior + train_time, compile_time, match,
+                          [o.config.seed for o in members] if together.n > 1 else None)
+      result["num_classes"] = train_split.num_classes
+      if owner:
+        wd.write_json(os.path.join(m.workdir, wd.RESULT), result)
+      logging.info("eval accuracy %.4f, loss %.4f after %d steps; result in %s",
+                   final["accuracy"], final["loss"], step, os.path.join(m.workdir, wd.RESULT))
+      results.append(result)
+  if ctrl_c.pressed:  # after the last step's read: the run is finished, the work stops here
+    raise Interrupted(f"interrupted ({ctrl_c.pressed}) at the end of the run: all {step} steps "
+                      f"are trained and the result is saved in "
+                      f"{', '.join(os.path.join(m.workdir, wd.RESULT) for m in members)}. "
+                      "Rerun the same command to go on with what remains.")
   return results
 
 

@@ -116,7 +116,8 @@ def test_the_study_end_to_end_on_a_tiny_sweep(tmp_path, digits_dir, monkeypatch)
           {"model_kwargs.reduction_activation": a, "seed": s} for a in (True, False)
           for s in seeds] + [{"reduce": False, "seed": s} for s in seeds], monkeypatch),
       "ablation_placement": _tiny_study("tiny_none", digits_dir, [], monkeypatch)}
-  wd.write_json(str(tmp_path / ablation.BENCHMARK), {"rows": [], "ratios": []})
+  wd.write_json(str(tmp_path / ablation.BENCHMARK), {"rows": [], "ratios": [],
+                                                     "settings": ablation.benchmark_settings()})
   path = ablation.build(str(tmp_path), "quick", modules=modules)
   text = open(path, encoding="utf-8").read()
   assert "10 training runs finished, 0 failed" in text
@@ -138,7 +139,34 @@ def test_a_corrupt_benchmark_file_is_set_aside_and_timed_again(tmp_path, monkeyp
   monkeypatch.setattr(benchmark, "run", lambda *a, **k: calls.append(k) or [])
   out = ablation._benchmark(str(tmp_path))  # pylint: disable=protected-access
   assert calls and calls[0]["ratios"] == [0.125, 0.25, 0.5, 0.75, 1.0]
-  assert wd.read_json(str(tmp_path / ablation.BENCHMARK)) == out == {"rows": [], "ratios": []}
+  assert wd.read_json(str(tmp_path / ablation.BENCHMARK)) == out == {
+      "rows": [], "ratios": [], "settings": ablation.benchmark_settings()}
   assert len(os.listdir(tmp_path / wd.SET_ASIDE)) == 1  # the cut-short file, kept
   ablation._benchmark(str(tmp_path))  # pylint: disable=protected-access
   assert len(calls) == 1  # reused, not timed again
+
+
+def test_a_benchmark_measured_with_other_settings_is_refused_or_remeasured(tmp_path,
+                                                                          monkeypatch):
+  """Edited configs/benchmark.py:ratio settings used to be ignored ("reusing ..."): now the
+  kept JSON is refused like a changed sweep point, before any sweep runs, and --rerun_changed
+  sets it aside and measures again."""
+  from bottleneck import benchmark  # pylint: disable=g-import-not-at-top
+  settings = ablation.benchmark_settings()
+  wd.write_json(str(tmp_path / ablation.BENCHMARK), {"rows": [], "ratios": [],
+                                                     "settings": settings})
+  edited = {**settings, "ratios": [0.5, 1.0], "repeats": 7}
+  monkeypatch.setattr(ablation, "benchmark_settings", lambda: edited)
+  monkeypatch.setattr(ablation, "_sweep", lambda *a: pytest.fail("a sweep ran before the check"))
+  with pytest.raises(ConfigError, match=r"benchmark_ratio.json was measured with other settings"
+                                        r".*repeats 3 -> 7; ratios .* -> \[0.5, 1.0\]"
+                                        r".*--rerun_changed"):
+    ablation.build(str(tmp_path), "quick")
+  calls = []
+  monkeypatch.setattr(benchmark, "run", lambda *a, **k: calls.append(k) or [])
+  ablation._stale_benchmark(str(tmp_path), rerun_changed=True)  # pylint: disable=protected-access
+  out = ablation._benchmark(str(tmp_path))  # pylint: disable=protected-access
+  assert calls[0]["ratios"] == [0.5, 1.0] and calls[0]["repeats"] == 7
+  assert out["settings"] == edited
+  assert len(os.listdir(tmp_path / wd.SET_ASIDE)) == 1  # the old measurement, kept
+  ablation._stale_benchmark(str(tmp_path), rerun_changed=False)  # pylint: disable=protected-access

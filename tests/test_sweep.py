@@ -9,9 +9,10 @@ import time
 
 import pytest
 
-from bottleneck import results, sweep, workdir as wd
+from bottleneck import checkpoints, results, sweep, workdir as wd
 from bottleneck.validation import ConfigError
 from tests import ROOT, tiny_sweep_config
+from tests.test_train import sigterm_when
 
 
 def points(tmp_path, sweep_list=None):
@@ -53,6 +54,19 @@ def test_config_file_sweep_loads():
                                                        "digits_inception.py:naive"))
   assert config.reduce is False
   assert len(sweep.expand(module, config, "/tmp/x")) == 6
+
+
+def test_a_signal_as_a_point_ends_stops_the_sweep(tmp_path, digits_dir, monkeypatch):
+  """SIGTERM as the first point saves its last checkpoint: that point finishes, the sweep
+  stops with Interrupted instead of training the next one."""
+  pts = points(tmp_path)
+  with sigterm_when(monkeypatch, checkpoints, "save", lambda m, step, *_: step == 8) as sent, \
+      pytest.raises(KeyboardInterrupt) as stopped:
+    sweep.run(pts)
+  assert sent
+  assert isinstance(stopped.value, sweep.validation.Interrupted), stopped.value
+  assert os.path.exists(os.path.join(pts[0].workdir, wd.RESULT))
+  assert not os.path.exists(pts[1].workdir) or not wd.has_checkpoints(pts[1].workdir)
 
 
 def test_resume_skips_finished_points_and_a_bad_point_fails_alone(tmp_path, digits_dir):

@@ -18,7 +18,7 @@ import optax
 import pytest
 from flax import nnx
 
-from bottleneck import complexity, run_config, sweep, train, trained, workdir as wd
+from bottleneck import checkpoints, complexity, run_config, sweep, train, trained, workdir as wd
 from bottleneck.nn import layers
 from bottleneck.nn.paths import Paths
 from bottleneck.data import pipeline
@@ -220,6 +220,44 @@ def test_sigterm_saves_this_step_and_stops(tmp_path, digits_dir):
   step = trained.load(str(tmp_path)).step
   rows = [r for r in wd.read_jsonl(str(tmp_path / wd.METRICS)) if r["step"] == step]
   assert step < 4000 and rows and "train_time_s" in rows[-1]  # resumable, time included
+
+
+@contextlib.contextmanager
+def sigterm_when(monkeypatch, module, name, when):
+  """Within the block, this process gets SIGTERM as `module.name` is called with arguments for
+  which `when(*args)` holds (once). Outside a handler of the run's the signal does nothing."""
+  original, sent = getattr(module, name), []
+
+  def wrapper(*args, **kwargs):
+    if not sent and when(*args):
+      sent.append(True)
+      os.kill(os.getpid(), signal.SIGTERM)
+    return original(*args, **kwargs)
+
+  monkeypatch.setattr(module, name, wrapper)
+  previous = signal.signal(signal.SIGTERM, lambda *_: None)
+  try:
+    yield sent
+  finally:
+    signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.parametrize("where", ["last checkpoint", "final evaluation"])
+def test_a_signal_at_the_end_of_a_run_still_stops_the_work(tmp_path, digits_dir, monkeypatch,
+                                                            where):
+  """A signal as the last step is saved, or during the final evaluation, used to be lost: the
+  run said "done" and a sweep went on with its next point. Now the run finishes (its result
+  is saved) and then raises Interrupted."""
+  config = tiny_config(digits_dir, num_train_steps=6, checkpoint_every_steps=3)
+  if where == "last checkpoint":
+    signal_at = sigterm_when(monkeypatch, checkpoints, "save", lambda m, step, *_: step == 6)
+  else:
+    signal_at = sigterm_when(monkeypatch, train, "evaluate", lambda *_: True)
+  with signal_at as sent, pytest.raises(KeyboardInterrupt) as stopped:
+    train.train_and_evaluate(config, str(tmp_path))
+  assert sent and isinstance(stopped.value, train.Interrupted), stopped.value
+  assert "at the end of the run: all 6 steps are trained" in str(stopped.value)
+  assert wd.read_json(str(tmp_path / wd.RESULT))["train_steps"] == 6
 
 
 def test_a_locked_workdir_is_refused_at_once(tmp_path, digits_dir):
