@@ -123,7 +123,7 @@ def digits_clause(summary, ratio_row, blocks_saved_time: bool | None = None) -> 
   acc = {v: (100 * by.loc[v, "eval_accuracy mean"], 100 * by.loc[v, "eval_accuracy std"])
          for v in ("reduced", "naive")}
   time_s = {v: by.loc[v, "train_time_s mean"] for v in ("reduced", "naive")}
-  diff = acc["reduced"][0] - acc["naive"][0]
+  diff = acc["naive"][0] - acc["reduced"][0]  # the sign of the tables' column
   spread = _nanmax([acc["reduced"][1], acc["naive"][1]])
   within = "within" if np.isnan(spread) or abs(diff) <= spread else "beyond"
   # A time difference inside the seeds' spread is no saving and no loss.
@@ -152,8 +152,8 @@ def digits_clause(summary, ratio_row, blocks_saved_time: bool | None = None) -> 
       f"{ratio_row['params naive/reduced']:.2f}x and multiply-adds "
       f"{ratio_row['MACs naive/reduced']:.2f}x; test accuracy was {acc['reduced'][0]:.2f}% "
       f"with them and {acc['naive'][0]:.2f}% without (n = {int(by.loc['reduced', 'n'])} and "
-      f"{int(by.loc['naive', 'n'])} seeds), a difference of {diff:+.2f} points, {within} the "
-      f"seed-to-seed spread ({spread:.2f}). {timing}")
+      f"{int(by.loc['naive', 'n'])} seeds): naive minus reduced {diff:+.2f} points, {within} "
+      f"the seed-to-seed spread ({spread:.2f}). {timing}")
 
 
 def cost_clause(cplx: dict[str, list[dict]]) -> str | None:

@@ -58,7 +58,7 @@ def collect(directory: str) -> pd.DataFrame:
   rows = []
   for path in paths:
     try:
-      r = wd.read_json(path, required=wd.RESULT_KEYS)
+      r = wd.read_result(path)
     except wd.CorruptFile as e:
       logging.warning("left out of the table: %s Rerun its training or sweep to recompute it.",
                       e)
@@ -219,6 +219,9 @@ def ratios(summary: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFr
     paired = [paired_accuracy(runs, {"variant": "naive", **{c: row[c] for c in keys}},
                               {"variant": "reduced", **{c: row[c] for c in keys + own}})
               for _, row in pairs.iterrows()]
+    # The difference over the seeds both variants ran, as its interval is: with a seed's
+    # result left out on one side, the means of all seeds would compare other seeds.
+    out["accuracy naive - reduced (points)"] = [p["difference (points)"] for p in paired]
     out["paired seeds"] = [p["paired seeds"] for p in paired]
     out["95% interval (points)"] = [p["95% interval (points)"] for p in paired]
     out["verdict"] = [verdict(p["interval"]) for p in paired]

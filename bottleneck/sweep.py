@@ -131,7 +131,7 @@ def status(point: Point) -> str:
   result_path = os.path.join(point.workdir, wd.RESULT)
   if os.path.exists(result_path):
     try:
-      result = wd.read_json(result_path, required=wd.RESULT_KEYS + ("config",))
+      result = wd.read_result(result_path, required=("config",))
     except wd.CorruptFile:
       return "unreadable"
     return "changed" if run_config.differences(result["config"], record) else "done"

@@ -135,8 +135,9 @@ class Progress:
 
 
 def read_result(workdir: str) -> dict:
-  """A finished run's result.json; CorruptFile (naming it) if it is cut short or incomplete."""
-  return wd.read_json(os.path.join(workdir, wd.RESULT), required=wd.RESULT_KEYS)
+  """A finished run's result.json; CorruptFile (naming it) if it is cut short, incomplete or
+  holds an impossible value."""
+  return wd.read_result(os.path.join(workdir, wd.RESULT))
 
 
 def prepare_workdir(workdir: str, record: dict, *, restart: bool = False) -> dict | None:

@@ -18,6 +18,7 @@ import datetime
 import errno
 import fcntl
 import json
+import math
 import os
 import shutil
 import socket
@@ -89,6 +90,52 @@ def read_json(path: str, required: Iterable[str] = ()):
   if missing:
     raise CorruptFile(f"{path} is incomplete: it lacks {', '.join(missing)}.")
   return obj
+
+
+# What each number of a result.json may be: (kind, lowest, highest, null allowed). Tables and
+# the reports' findings average these, so a value outside its range (an accuracy written as a
+# percentage, a negative time, NaN) would spread silently into every figure made from it.
+_RESULT_FIELDS = {
+    "params": ("int", 1, None, False), "macs": ("int", 1, None, False),
+    "flops_xla": ("number", 0, None, True), "eval_accuracy": ("number", 0, 1, False),
+    "eval_loss": ("number", 0, None, True), "train_steps": ("int", 1, None, True),
+    "train_time_s": ("number", 0, None, True), "compile_time_s": ("number", 0, None, True),
+    "examples_per_s": ("number", 0, None, True), "num_classes": ("int", 1, None, True),
+    "seed": ("int", None, None, False),
+}
+
+
+def _result_problem(result: dict) -> str | None:
+  """What is wrong with the values of a result.json (with every required key), or None."""
+  for key in ("model", "dataset"):
+    if not isinstance(result[key], str):
+      return f"{key}={result[key]!r} is not a name"
+  if not isinstance(result["reduce"], bool):
+    return f"reduce={result['reduce']!r} is not true or false"
+  for key, (kind, lo, hi, nullable) in _RESULT_FIELDS.items():
+    if key not in result or (result[key] is None and nullable):
+      continue
+    v = result[key]
+    ok = (not isinstance(v, bool) and isinstance(v, int if kind == "int" else (int, float))
+          and math.isfinite(v) and (lo is None or v >= lo) and (hi is None or v <= hi))
+    if not ok:
+      valid = ("a whole number" if kind == "int" else "a finite number") + (
+          f" in [{lo}, {hi}]" if lo is not None and hi is not None else
+          f" >= {lo}" if lo is not None else "") + (" or null" if nullable else "")
+      hint = " (a fraction, not a percentage)" if key == "eval_accuracy" else ""
+      return f"{key}={v!r} is invalid; it must be {valid}{hint}"
+  return None
+
+
+def read_result(path: str, required: Iterable[str] = ()) -> dict:
+  """A run's result.json, its values checked (`_RESULT_FIELDS`): CorruptFile naming the file
+  and the value if it is cut short, lacks a key of RESULT_KEYS (or `required`) or holds a
+  value no run writes."""
+  result = read_json(path, tuple(RESULT_KEYS) + tuple(required))
+  problem = _result_problem(result)
+  if problem:
+    raise CorruptFile(f"{path} is invalid: {problem}.")
+  return result
 
 
 def reuse_json(workdir: str, name: str, valid=None, required: Iterable[str] = ()):

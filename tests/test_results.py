@@ -170,3 +170,41 @@ def test_runs_that_differ_in_an_ungrouped_column_are_not_paired(tmp_path):
   table = results.compare(runs, "variant", "naive", "reduced")
   assert table.iloc[0]["paired seeds"] == 0
   assert table.iloc[0]["verdict"] == "no interval (fewer than 2 seeds paired)"
+
+
+@pytest.mark.parametrize("key,value,why", [
+    ("eval_accuracy", 97.5, r"eval_accuracy=97.5 is invalid; it must be a finite number in "
+                            r"\[0, 1\] \(a fraction, not a percentage\)"),
+    ("eval_accuracy", -0.5, r"eval_accuracy=-0.5"),
+    ("eval_accuracy", "high", r"eval_accuracy='high'"),
+    ("eval_accuracy", float("nan"), r"eval_accuracy=nan"),
+    ("macs", 0, r"macs=0 is invalid; it must be a whole number >= 1"),
+    ("train_time_s", float("inf"), r"train_time_s=inf"),
+    ("reduce", "yes", r"reduce='yes' is not true or false"),
+])
+def test_impossible_values_are_left_out_by_name(tmp_path, caplog, key, value, why):
+  """A value no run writes (an accuracy in percent, NaN, a zero cost, an infinite time) used
+  to reach the tables and the finding ("3315.63 ± 5572.33"): now the file is named and left out,
+  as a file cut short is, and a sweep recomputes it."""
+  write_runs(tmp_path)
+  bad = tmp_path / "reduce=True,seed=1" / wd.RESULT
+  wd.write_json(str(bad), {**wd.read_json(str(bad)), key: value})
+  caplog.set_level("WARNING")
+  runs = results.collect(str(tmp_path))
+  assert len(runs) == 5 and runs["eval_accuracy"].between(0, 1).all()
+  messages = " ".join(r.getMessage() for r in caplog.records)
+  assert str(bad) in messages
+  with pytest.raises(wd.CorruptFile, match=why):
+    wd.read_result(str(bad))
+
+
+def test_a_missing_seed_leaves_the_difference_and_its_interval_on_the_same_seeds(tmp_path):
+  """With one seed's result unreadable, the difference column compared 3 naive seeds with 2
+  reduced ones while its interval paired 2: both now come from the seeds both variants ran."""
+  write_runs(tmp_path)
+  (tmp_path / "reduce=True,seed=2" / wd.RESULT).write_text('{"model": ')  # cut short
+  runs = results.collect(str(tmp_path))
+  r = results.ratios(results.aggregate(runs), runs).iloc[0]
+  assert r["paired seeds"] == 2
+  # seeds 0 and 1: naive 0.91, 0.91; reduced 0.90, 0.92
+  assert r["accuracy naive - reduced (points)"] == pytest.approx(0.0, abs=1e-9)
