@@ -89,12 +89,18 @@ def record(config) -> dict:
   return d
 
 
+# Fields added with a default that computes something else than runs made before them did: in
+# a record that lacks one, its absence means this value (not today's default).
+ABSENT_MEANS = {"bn_stats_batches": 0}
+
+
 def differences(old: dict, new: dict, prefix: str = "", defaults: dict | None = None) -> list[str]:
   """What differs between two records, as "field: OLD there, NEW now" lines. A field that one
   record lacks and the other has at its default value is no difference: a record written
-  before the field existed computed what the default computes."""
+  before the field existed computed what the default computes (or, for the fields of
+  ABSENT_MEANS, what their value there computes)."""
   if defaults is None:
-    defaults = record(default_config())
+    defaults = {**record(default_config()), **ABSENT_MEANS}
   out = []
   absent = object()
   for k in sorted(set(old) | set(new)):
@@ -150,6 +156,7 @@ def validate(config) -> None:
       lambda: v.whole(c.get("eval_every_steps"), "eval_every_steps", where, 0),
       lambda: v.whole(c.get("checkpoint_every_steps"), "checkpoint_every_steps", where, 1),
       lambda: v.whole(c.get("keep_checkpoints"), "keep_checkpoints", where, 1),
+      lambda: v.whole(c.get("bn_stats_batches"), "bn_stats_batches", where, 0),
       lambda: _text(c.get("dataset"), "dataset"),
       lambda: _text(c.get("train_split"), "train_split"),
       lambda: _text(c.get("eval_split"), "eval_split"),

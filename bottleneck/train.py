@@ -213,6 +213,51 @@ def eval_step(eval_def, dtype, model_state, batch):
           "correct": jnp.sum(correct * batch["mask"]), "count": jnp.sum(batch["mask"])}
 
 
+def _norms(model) -> list:
+  """The batch-norm layers of `model`, in a fixed order."""
+  return [m for _, m in nnx.iter_modules(model) if isinstance(m, nnx.BatchNorm)]
+
+
+def batch_norm_stats(model_def, dtype, model_state, batch) -> list[tuple[jax.Array, jax.Array]]:
+  """Each batch-norm layer's mean and variance over `batch`, as training computes them
+  (`model_def`: the model in training mode): the running statistics are zeroed, one forward
+  pass moves them by (1 - momentum) x the batch's, and that is divided out again."""
+  model = nnx.merge(model_def, model_state)
+  norms = _norms(model)
+  for m in norms:
+    m.mean[...] = jnp.zeros_like(m.mean[...])
+    m.var[...] = jnp.zeros_like(m.var[...])
+  model(batch["image"].astype(dtype))
+  return [(m.mean[...] / (1 - m.momentum), m.var[...] / (1 - m.momentum)) for m in norms]
+
+
+def set_batch_norm_stats(model_def, model_state, stats):
+  """`model_state` with each batch-norm layer's running mean and variance replaced."""
+  model = nnx.merge(model_def, model_state)
+  for m, (mean, var) in zip(_norms(model), stats, strict=True):
+    m.mean[...] = jnp.asarray(mean, m.mean[...].dtype)
+    m.var[...] = jnp.asarray(var, m.var[...].dtype)
+  return nnx.state(model)
+
+
+def precise_batch_norm(stats_fn, set_fn, model_state, batches) -> object:
+  """"Precise BN" (Wu and Johnson 2021, "Rethinking 'Batch' in BatchNorm"): the running
+  statistics replaced by the statistics of the training data over `batches`, their mean of
+  batch means and, by the law of total variance, the mean of batch variances plus the variance
+  of the batch means. The exponential average that training keeps (momentum 0.99) still holds
+  mostly its initial values after a few hundred steps: a short run would evaluate at chance."""
+  sums = None
+  for n, batch in enumerate(batches, 1):
+    stats = jax.device_get(stats_fn(model_state, batch))
+    terms = [(np.asarray(m, np.float64), np.asarray(v, np.float64) + np.square(m, dtype=np.float64))
+             for m, v in stats]
+    sums = terms if sums is None else [(a + m, b + v) for (a, b), (m, v) in zip(sums, terms)]
+  if sums is None:
+    return model_state
+  means = [(a / n, b / n - np.square(a / n)) for a, b in sums]
+  return set_fn(model_state, [(m, np.maximum(v, 0.0)) for m, v in means])
+
+
 class MetricWriter:
   """Rows to `metrics.jsonl` (flushed each) and their numbers to TensorBoard; only the process
   that owns the workdir writes, the others' calls do nothing."""
@@ -528,6 +573,19 @@ def _train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
                                      in_axes=(0, None)), compiler_options=options)
   run_eval = lambda model_state: evaluate(eval_step_j, model_state, eval_batches,
                                           eval_sharding, together.n)
+  # Batch norm's evaluation statistics, recomputed over training batches before every
+  # evaluation and before the final checkpoint (`precise_batch_norm`).
+  bn_batches = config.get("bn_stats_batches", 0) if _norms(model) else 0
+  if bn_batches:
+    stats_c = jax.jit(together.map(functools.partial(batch_norm_stats, model_def, dtype)),
+                      compiler_options=options)
+    set_c = jax.jit(together.map(functools.partial(set_batch_norm_stats, model_def)),
+                    out_shardings=replicated)
+    recalibrate = lambda st: (precise_batch_norm(
+        stats_c, set_c, st[0], (train_batch(s) for s in range(bn_batches))), st[1])
+  else:
+    recalibrate = lambda st: st
+  train_accuracy = [None] * together.n
 
   writers = [MetricWriter(m.workdir, owner) for m in members]
   progress = Progress(total_steps, start_step, config.log_every_steps, label)
@@ -565,6 +623,7 @@ def _train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
         progress.update(step, float(np.mean(last["loss"])), force=True)
         for i, (writer, prior) in enumerate(zip(writers, prior_times)):
           mine = together.member(last, i)
+          train_accuracy[i] = float(mine["accuracy"])
           # A row at every checkpoint too: a resumed run reads its training time there.
           writer.write({"step": step, "split": "train", "loss": float(mine["loss"]),
                         "accuracy": float(mine["accuracy"]),
@@ -572,8 +631,11 @@ def _train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
                         "steps_per_s": len(pending) / elapsed,
                         "examples_per_s": len(pending) * config.batch_size / elapsed,
                         **({} if prior is None else {"train_time_s": prior + train_time})})
-        if (config.eval_every_steps and step % config.eval_every_steps == 0
-            and step != total_steps and not stop):
+        evaluate_now = (config.eval_every_steps and step % config.eval_every_steps == 0
+                        and step != total_steps and not stop)
+        if evaluate_now or step == total_steps:
+          state = recalibrate(state)
+        if evaluate_now:
           for writer, row in zip(writers, run_eval(state[0])):
             writer.write({"step": step, "split": "eval", **row})
         if ckpt_now:
@@ -600,11 +662,15 @@ def _train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
       for writer in writers:
         writer.close()
     results = []
-    for m, final, prior in zip(members, finals, prior_times):
+    for i, (m, final, prior) in enumerate(zip(members, finals, prior_times)):
       result = run_result(m.config, m.record, cost, final, step,
                           None if prior is None else prior + train_time, compile_time, match,
                           [o.config.seed for o in members] if together.n > 1 else None)
       result["num_classes"] = train_split.num_classes
+      result["warning"] = generalization_warning(final["accuracy"], train_accuracy[i],
+                                                 train_split.num_classes)
+      if result["warning"]:
+        logging.warning("%s: %s", m.workdir, result["warning"])
       if owner:
         wd.write_json(os.path.join(m.workdir, wd.RESULT), result)
       logging.info("eval accuracy %.4f, loss %.4f after %d steps; result in %s",
@@ -617,6 +683,22 @@ def _train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
                       "Rerun the same command to go on with what remains.")
   return results
 
+
+
+def generalization_warning(test_accuracy: float, train_accuracy: float | None,
+                           num_classes: int) -> str | None:
+  """A warning for a run whose test accuracy is near chance (below twice 1 / num_classes, as
+  `results.not_learned` judges) while it fits its training batches (at least half right, and
+  at least four times chance): it learned something that does not carry over to the test
+  split. None otherwise."""
+  chance = 1.0 / num_classes
+  if train_accuracy is None or test_accuracy >= 2 * chance or \
+      train_accuracy < max(0.5, 4 * chance):
+    return None
+  return (f"test accuracy {test_accuracy:.1%} is near chance ({chance:.1%} with {num_classes} "
+          f"classes) while the last training batch was {train_accuracy:.1%} right: the model "
+          "does not generalize. Look at batch norm's statistics (bn_stats_batches), at how the "
+          "splits were preprocessed, or train longer.")
 
 
 def run_result(config, record: dict, cost: dict, final: dict, step: int,

@@ -62,6 +62,9 @@ def get_config(arg: str = "reduced") -> ml_collections.ConfigDict:
   c.optimizer = ml_collections.ConfigDict(dict(
       name="sgd", learning_rate=0.1, momentum=0.9, nesterov=False, weight_decay=0.0,
       schedule="cosine", warmup_epochs=0.0, decay_rate=0.95))
+  # Batch norm's evaluation statistics are recomputed over this many training batches before
+  # each evaluation and the final checkpoint ("precise BN"; 0: the running averages as trained).
+  c.bn_stats_batches = 16
   c.dtype = "float32"
   c.seed = 0
   c.log_every_steps = 50

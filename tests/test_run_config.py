@@ -110,3 +110,12 @@ def test_a_field_added_since_a_record_was_written_at_its_default_is_no_differenc
   assert run_config.differences(old, new) == []
   changed = run_config.record(config_with(match_params=5000))
   assert run_config.differences(old, changed) == ["match_params: <absent> there, 5000 now"]
+
+
+def test_runs_from_before_precise_batch_norm_differ_from_todays_default():
+  """A record without bn_stats_batches was evaluated with the running averages: it differs
+  from today's default (16), and matches bn_stats_batches=0."""
+  new = run_config.record(config_with())
+  old = {k: v for k, v in new.items() if k != "bn_stats_batches"}
+  assert run_config.differences(old, new) == ["bn_stats_batches: <absent> there, 16 now"]
+  assert run_config.differences(old, run_config.record(config_with(bn_stats_batches=0))) == []
