@@ -73,6 +73,29 @@ def test_missing_tensorflow_names_the_extra(tmp_path, monkeypatch):
     pipeline.load_splits("mnist", data_dir=str(tmp_path))
 
 
+def test_an_unreachable_download_fails_at_once(tmp_path, monkeypatch):
+  """Offline, TFDS used to retry for minutes at "Dl Completed... 0%": the download hosts are
+  tried first and an unreachable one is one line naming it and what to do."""
+  def unreachable(address, timeout=None):
+    raise OSError(f"[Errno -2] Name or service not known: {address[0]}")
+  prepared = []
+  monkeypatch.setattr(pipeline.socket, "create_connection", unreachable)
+  record = lambda self, *a, **k: prepared.append(self.name)
+  monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", record)
+  monkeypatch.setattr(pipeline, "_DOWNLOAD", record)  # TFDS's own, as far as the check knows
+  for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+    monkeypatch.delenv(var, raising=False)
+  with pytest.raises(ConfigError, match=r"dataset 'cifar10' is not prepared in .* cannot be "
+                                        r"downloaded here: www.cs.toronto.edu is unreachable.*"
+                                        r"--data_dir"):
+    pipeline.load_splits("cifar10", data_dir=str(tmp_path))
+  assert not prepared  # refused before TFDS started
+  monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # a proxy resolves names itself
+  with pytest.raises(Exception):
+    pipeline.load_splits("cifar10", data_dir=str(tmp_path))
+  assert prepared == ["cifar10"]
+
+
 def test_batches_are_a_function_of_seed_and_step(digits_dir):
   split = pipeline.load_splits("digits", data_dir=digits_dir)["train"]
   pre = pipeline.Preprocess(8, 1, crop_padding=1)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import socket
+import urllib.parse
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -61,7 +63,41 @@ def _catalog_builder(name: str, data_dir: str | None):
                       f"Install it with: {CATALOG_EXTRA}") from None
 
 
+def _download_hosts(builder) -> list[str]:
+  """The hosts a catalog builder downloads from (its checksums file), [] where unknown."""
+  try:
+    urls = list(getattr(builder, "url_infos", None) or {})
+  except Exception:  # pylint: disable=broad-except  # a builder without a checksums file
+    urls = []
+  return sorted({h for h in (urllib.parse.urlparse(u).hostname for u in urls) if h})
+
+
+def check_reachable(builder, name: str, timeout: float = 10.0) -> None:
+  """ConfigError at once when the dataset's download hosts cannot be reached (no network):
+  TFDS would otherwise retry for minutes at "Dl Completed... 0%". Behind a proxy
+  (HTTPS_PROXY), which resolves names itself, nothing is checked."""
+  if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+    return
+  for host in _download_hosts(builder):
+    try:
+      socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError as e:
+      raise ConfigError(
+          f"dataset {name!r} is not prepared in {builder.data_dir} and cannot be downloaded "
+          f"here: {host} is unreachable ({e}). Prepare it on a machine with network access "
+          f"(python -c \"import tensorflow_datasets as tfds; tfds.builder({name!r}, "
+          f"file_format='array_record').download_and_prepare()\") and copy its directory "
+          "here, or point the data directory (--config.data_dir, or --data_dir) at where it is "
+          "prepared.") from None
+
+
+# TFDS's own download; `tfds.testing.mock_data` replaces it with one that downloads nothing.
+_DOWNLOAD = tfds.core.DatasetBuilder.download_and_prepare
+
+
 def _prepare(builder, name: str) -> None:
+  if name not in EMBEDDED and tfds.core.DatasetBuilder.download_and_prepare is _DOWNLOAD:
+    check_reachable(builder, name)
   try:
     builder.download_and_prepare()
   except ImportError as e:
