@@ -240,6 +240,16 @@ def run(case_names, *, batches, reduces=(True, False), dtypes=("float32",), path
   for r in ratios:
     if r is not None:
       validation.ratio(r, "ratio", "benchmark")
+  # Every number checked before anything is timed: a batch of 0 divided by zero, 0 repeats
+  # left every case without a median.
+  if not list(batches):
+    raise ConfigError("benchmark: batches is empty; give at least one batch size >= 1.")
+  for b in batches:
+    validation.positive_int(b, "batches", "benchmark")
+  validation.positive_int(repeats, "repeats", "benchmark")
+  validation.whole(warmup, "warmup", "benchmark", 0)
+  for d in dtypes:
+    validation.choice(d, "dtype", DTYPES, "benchmark")
   path_sets = [Paths.parse(p) for p in paths]  # a bad spec fails before any timing
   if torch_peer:  # PyTorch, or a clear error before anything is timed
     import bottleneck.torch_peer  # pylint: disable=g-import-not-at-top,unused-import

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -93,6 +94,29 @@ def save(mgr: ocp.CheckpointManager, step: int, states: dict[str, nnx.State]) ->
     raise RuntimeError(f"orbax did not save the checkpoint of step {step} in {mgr.directory}.")
 
 
+def _is_abandoned_read(unraisable) -> bool:
+  """A read of a failed restore completing after orbax closed its event loop: when one array of
+  a checkpoint is unreadable, orbax ends the restore while tensorstore still reads the others,
+  and each of their callbacks finds the loop closed. Harmless, and hundreds of tracebacks on a
+  larger model, which buried the one line that says what is wrong."""
+  return (isinstance(unraisable.exc_value, RuntimeError)
+          and str(unraisable.exc_value) == "Event loop is closed")
+
+
+def _quiet_abandoned_reads() -> None:
+  """Drops `_is_abandoned_read` reports (Python's unraisable-exception hook); others pass."""
+  previous = sys.unraisablehook
+  if getattr(previous, "quiets_abandoned_reads", False):
+    return
+
+  def hook(unraisable):
+    if not _is_abandoned_read(unraisable):
+      previous(unraisable)
+
+  hook.quiets_abandoned_reads = True
+  sys.unraisablehook = hook
+
+
 def restore_latest(mgr: ocp.CheckpointManager | None, states: dict[str, nnx.State], *,
                    set_aside_in: str | None = None):
   """(step, states) from the newest readable checkpoint, or (None, states) if there is none
@@ -104,6 +128,7 @@ def restore_latest(mgr: ocp.CheckpointManager | None, states: dict[str, nnx.Stat
   """
   if mgr is None:
     return None, states
+  _quiet_abandoned_reads()
   template = {k: to_storable(v) for k, v in states.items()}
   steps = sorted(mgr.all_steps(), reverse=True)
   for step in steps:

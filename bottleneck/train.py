@@ -186,6 +186,15 @@ def prepare_workdir(workdir: str, record: dict, *, restart: bool = False) -> dic
 # --- the steps -------------------------------------------------------------------------------
 
 
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Softmax cross-entropy per example, picking each label's log-probability by a one-hot
+  product, not a gather (optax's integer-label version): the same function, to a rounding,
+  and no gather for the batch sharding to resolve, which JAX refuses for a batch of 1 on an
+  explicit mesh."""
+  return optax.softmax_cross_entropy(logits, jax.nn.one_hot(labels, logits.shape[-1],
+                                                            dtype=logits.dtype))
+
+
 def train_step(model_def, opt_def, dtype, state, batch):
   """One SGD step on (model state, optimizer state); bind the graphdefs and dtype with
   `functools.partial`, then jit. Returns the new state and the batch's loss and accuracy."""
@@ -194,7 +203,7 @@ def train_step(model_def, opt_def, dtype, state, batch):
 
   def loss_fn(model):
     logits = model(batch["image"].astype(dtype)).astype(jnp.float32)
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
+    loss = cross_entropy(logits, batch["label"]).mean()
     return loss, logits
 
   (loss, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
@@ -207,7 +216,7 @@ def eval_step(eval_def, dtype, model_state, batch):
   """Sums of loss and correct predictions over a batch's unmasked examples (eval mode)."""
   model = nnx.merge(eval_def, model_state)
   logits = model(batch["image"].astype(dtype)).astype(jnp.float32)
-  loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
+  loss = cross_entropy(logits, batch["label"])
   correct = jnp.argmax(logits, -1) == batch["label"]
   return {"loss_sum": jnp.sum(loss * batch["mask"]),
           "correct": jnp.sum(correct * batch["mask"]), "count": jnp.sum(batch["mask"])}

@@ -25,6 +25,7 @@ from bottleneck.nn.paths import Paths
 from bottleneck.data import pipeline
 from bottleneck.validation import ConfigError
 from tests import ROOT, tiny_train_config
+from tests.numerics import assert_matches
 from tests.test_workdir import ODD
 
 
@@ -563,3 +564,21 @@ def test_generalization_warning():
   assert train.generalization_warning(0.95, 1.0, 10) is None  # learned
   assert train.generalization_warning(0.10, 0.12, 10) is None  # learned nothing: no mystery
   assert train.generalization_warning(0.10, None, 10) is None
+
+
+def test_a_batch_of_one_trains(tmp_path, digits_dir):
+  """--config.batch_size=1 was a ShardingTypeError from inside JAX (the loss's gather on an
+  explicitly sharded batch of one); 2 and 3 worked."""
+  result = train.train_and_evaluate(
+      tiny_config(digits_dir, batch_size=1, eval_batch_size=1, num_train_steps=3),
+      str(tmp_path))
+  assert result["train_steps"] == 3 and np.isfinite(result["eval_loss"])
+
+
+def test_cross_entropy_equals_optax_integer_labels():
+  logits = jnp.asarray(np.random.default_rng(0).normal(size=(5, 7)) * 10, jnp.float32)
+  labels = jnp.asarray([0, 6, 3, 3, 1])
+  # Another formula (log-softmax, then the one-hot product) for the same function: equal to
+  # within rounding (a unit in the last place was seen).
+  assert_matches(train.cross_entropy(logits, labels),
+                 optax.softmax_cross_entropy_with_integer_labels, logits, labels)
