@@ -86,3 +86,28 @@ def test_batch_norm_momentum_is_a_model_argument():
   with pytest.raises(ConfigError, match=r"bn_momentum=1.5 is invalid; it must be a number in "
                                         r"\[0, 1\)"):
     registry.abstract_model("inception_small", reduce=True, bn_momentum=1.5)
+
+
+@pytest.mark.parametrize("name", [n for n, s in registry.MODELS.items()
+                                  if "reduction_places" in s.routed])
+def test_declared_reduction_places_are_those_the_blocks_have(name, monkeypatch):
+  """ModelSpec.places, which refuses the others, is the set of places the model's blocks ask
+  the Reduction about while the model is built (abstractly: nothing is computed)."""
+  asked = set()
+  at = blocks.Reduction.at
+  monkeypatch.setattr(blocks.Reduction, "at", lambda self, place: asked.add(place) or at(
+      self, place))
+  registry.abstract_model(name, reduce=True, image_size=registry.MODELS[name].image_size)
+  assert asked == set(registry.MODELS[name].places)
+
+
+@pytest.mark.parametrize("kwargs,named", [
+    ({"reduction_places": "5x5"}, "5x5"), ({"reduction_places": "3x3,7x7"}, "7x7"),
+    ({"reduction_ratios": "5x5=0.5"}, "5x5")])
+def test_a_place_the_model_does_not_have_is_refused(kwargs, named):
+  """These built the naive inception_small (or an unchanged one) and labelled it reduced."""
+  key = next(iter(kwargs))
+  with pytest.raises(ConfigError, match=rf"{key}=.* names {named}, where model "
+                                        r"'inception_small' has no reduction; its places: 3x3"):
+    registry.abstract_model("inception_small", reduce=True, **kwargs)
+  registry.abstract_model("inception_small", reduce=True, reduction_places="3x3")

@@ -21,7 +21,7 @@ import numpy as np
 from flax import nnx
 
 from bottleneck import validation
-from bottleneck.nn import models
+from bottleneck.nn import blocks, models
 from bottleneck.nn.blocks import ConvStyle
 from bottleneck.nn.paths import KINDS, Paths
 
@@ -36,6 +36,10 @@ class ModelSpec:
   # of REDUCTION_ARGS and STYLE_ARGS); the model's own arguments are found from its signature.
   routed: tuple[str, ...] = ("reduction_ratio", "reduction_activation", "reduction_places",
                              "reduction_ratios")
+  # Where the model's blocks have a 1x1 reduction (`blocks.PLACES`): reduction_places and
+  # reduction_ratios may name only these (tests/test_registry.py checks them against the
+  # places the blocks consult).
+  places: tuple[str, ...] = ()
 
 
 # Flat config name -> field of `Reduction` / of `ConvStyle`.
@@ -54,14 +58,16 @@ MODELS: dict[str, ModelSpec] = {
     "googlenet": ModelSpec(
         functools.partial(models.GoogLeNet, name="googlenet"), 224, 1000,
         "GoogLeNet as published: conv biases, LRN, no batch norm, 5x5 branches",
-        routed=(*REDUCTION_ARGS, "batch_norm", "use_bias", "bn_momentum")),
+        routed=(*REDUCTION_ARGS, "batch_norm", "use_bias", "bn_momentum"),
+        places=("3x3", "5x5", "pool")),
     "googlenet_bn": ModelSpec(
         functools.partial(models.GoogLeNet, style=ConvStyle(batch_norm=True, use_bias=False),
                           lrn=False, branch5_kernel=3, pool4_window=2, dropout=0.2,
                           name="googlenet_bn"),
         224, 1000,
         "torchvision's googlenet: batch norm, no conv bias, 3x3 in the '5x5' branch, no aux",
-        routed=(*REDUCTION_ARGS, "batch_norm", "use_bias", "bn_momentum")),
+        routed=(*REDUCTION_ARGS, "batch_norm", "use_bias", "bn_momentum"),
+        places=("3x3", "5x5", "pool")),
     "inception_v3": ModelSpec(
         functools.partial(models.InceptionV3, name="inception_v3"), 299, 1000,
         "Inception-v3 as in Keras (batch norm without scale, average pools without the "
@@ -71,7 +77,7 @@ MODELS: dict[str, ModelSpec] = {
     "inception_small": ModelSpec(
         functools.partial(models.InceptionSmall, name="inception_small"), 28, 10,
         "Zhang et al. 2017 small Inception for CIFAR-10 (the paper's net is the naive variant)",
-        routed=(*REDUCTION_ARGS, "bn_momentum")),
+        routed=(*REDUCTION_ARGS, "bn_momentum"), places=("3x3",)),
     "flatten_head_cnn": ModelSpec(
         functools.partial(models.FlattenHeadClassifier, name="flatten_head_cnn"), 8, 10,
         "small CNN with a flatten + Dense head (8x8 digits); reduce: a 1x1 before the head",
@@ -132,6 +138,7 @@ def create_model(name: str, *, reduce: bool, num_classes: int | None = None,
           f"registry: {key!r} is a path, not an argument of model {name!r}: give it in the "
           f"model's paths (config.paths.{key}, or paths=Paths({key}=...)).")
     validation.choice(key, f"argument of model {name!r}", accepted, "registry")
+  _check_places(name, spec, kwargs)
   reduction = dataclasses.replace(
       _default(spec, "reduction"), enabled=bool(reduce),
       **{REDUCTION_ARGS[k]: v for k, v in kwargs.items() if k in REDUCTION_ARGS})
@@ -145,6 +152,23 @@ def create_model(name: str, *, reduce: bool, num_classes: int | None = None,
                       spec.image_size if image_size is None else image_size, reduction, style,
                       tuple(sorted(own.items())), rngs_def)
   return init(rngs, rngs_state)
+
+
+def _check_places(name: str, spec: ModelSpec, kwargs: dict) -> None:
+  """Refuses reduction places the model does not have: a place it lacks built the naive
+  network (or an unchanged one) under a reduced label."""
+  named = {}
+  if kwargs.get("reduction_places") is not None:
+    named["reduction_places"] = blocks.Reduction(places=kwargs["reduction_places"]).places
+  if kwargs.get("reduction_ratios") is not None:
+    named["reduction_ratios"] = tuple(
+        p for p, _ in blocks.Reduction(ratios=kwargs["reduction_ratios"]).ratios)
+  for key, places in named.items():
+    missing = [p for p in places if p not in spec.places]
+    if missing:
+      raise validation.ConfigError(
+          f"registry: {key}={kwargs[key]!r} names {', '.join(missing)}, where model {name!r} "
+          f"has no reduction; its places: {', '.join(spec.places)}.")
 
 
 # XLA's backend optimisations take most of the initialisers' compile time (9 s of 11 for the
