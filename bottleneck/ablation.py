@@ -21,12 +21,13 @@ import datetime
 import importlib
 import json
 import os
+import shlex
 import time
 
 import pandas as pd
 from absl import logging
 
-from bottleneck import results, sweep, workdir as wd
+from bottleneck import results, sweep, validation, workdir as wd
 from bottleneck.validation import ConfigError
 
 ABLATION = "ABLATION.md"
@@ -38,7 +39,10 @@ BENCHMARK = "benchmark_ratio.json"
 def parse_study(spec: str) -> str:
   """The variant of a `--study` value: "ablation" -> "", "ablation:cluttered,quick" ->
   "cluttered,quick"; ConfigError for another study or an unknown variant."""
-  name, _, variant = spec.partition(":")
+  name, colon, variant = spec.partition(":")
+  if colon and not variant.strip():
+    raise ConfigError(f"--study={spec}: nothing after ':'; write --study={STUDY} for the "
+                      f"default, or a variant ({STUDY}:quick, {STUDY}:cluttered,quick, ...).")
   if name != STUDY:
     raise ConfigError(f"unknown study {name!r}; valid: {STUDY} (with a variant: "
                       f"{STUDY}:quick, {STUDY}:cluttered, {STUDY}:cluttered,quick, ...).")
@@ -57,6 +61,7 @@ def build(workdir: str, variant: str = "", *, parallel: int = 1, launcher: str =
   workdir is locked while it runs. `modules`: the config module of each sweep (default
   `configs.<name>`)."""
   modules = {name: f"configs.{name}" for name in SWEEPS} | (modules or {})
+  validation.positive_int(parallel, "parallel", "ablation")  # before anything is written
   with wd.lock(workdir):
     start = time.time()
     _stale_benchmark(workdir, rerun_changed)  # before hours of sweeps, not after
@@ -156,8 +161,9 @@ def write(workdir: str, variant: str = "", start: float | None = None) -> str:
               (*_ratio(runs.get("ablation_ratio")), "ablation_ratio"),
               (*_placement(runs.get("ablation_placement")), "ablation_placement"),
               (*_time(bench), None)]
-  command = ("python -m experiments.report --study=" + STUDY
-             + (f":{variant}" if variant else "") + f" --workdir={workdir}")
+  command = shlex.join(["python", "-m", "experiments.report",
+                        f"--study={STUDY}" + (f":{variant}" if variant else ""),
+                        f"--workdir={workdir}"])  # runs as shown, spaces and brackets too
   done = sum(len(r) for r in runs.values())
   n_failed = sum(len(results.failures(os.path.join(workdir, name))) for name in SWEEPS
                  if os.path.isdir(os.path.join(workdir, name)))

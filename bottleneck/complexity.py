@@ -442,27 +442,32 @@ def cost(name: str, metric: str, **kwargs) -> int:
 
 
 def match_width(name: str, *, metric: str, budget: float, tolerance: float = 0.01,
-                **kwargs) -> tuple[float, int]:
-  """(width multiplier, its cost): the width at which model `name` (built from `kwargs`, which
-  must not set `width`) costs `budget` MACs or parameters, within `tolerance` (relative).
+                **kwargs) -> dict:
+  """How model `name` (built from `kwargs`, which must not set `width` or `width_extra`) costs
+  `budget` MACs or parameters within `tolerance` (relative): {"width", "width_extra", "cost",
+  "error"} (the cost's relative distance from the budget).
 
   Cost is a step function of the width (channels are rounded to whole numbers) that never
-  decreases, so bisection (over log width, 1/64 to 16, until the bracket is 0.01% wide) finds
-  the two widths whose costs straddle the budget; the nearer is returned. ConfigError when no
-  width comes within `tolerance` (the steps are too coarse) or the budget is out of reach."""
-  validation.choice(metric, "match metric", MATCH_METRICS, name)
+  decreases. Bisection over log width (1/64 to 16, until the bracket is 0.01% wide) finds the
+  two widths whose costs straddle the budget. Where every layer rounds up at the same width,
+  that jump can be several percent: then the layers are widened by one channel one at a time
+  (`width_extra`, the first k of the model's widths; `models.Widths`), and a second bisection
+  over k finds the nearest cost. ConfigError, naming the variant, when even that misses by more
+  than `tolerance` or the budget is out of reach."""
+  where = f"{name} ({'reduced' if kwargs.get('reduce', True) else 'naive'})"
+  validation.choice(metric, "match metric", MATCH_METRICS, where)
   if "width" not in registry.model_arguments(name):
     raise validation.ConfigError(f"{name} has no width multiplier to match a budget with; "
                                  f"models that have one: {', '.join(_with_width())}.")
   if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
-    raise validation.ConfigError(f"{name}: match_{metric}={budget!r} is invalid; it must be "
+    raise validation.ConfigError(f"{where}: match_{metric}={budget!r} is invalid; it must be "
                                  "a positive number.")
-  f = lambda w: cost(name, metric, width=w, **kwargs)
+  f = lambda w, k=0: cost(name, metric, width=w, width_extra=k, **kwargs)
   lo, hi = 1 / 64, 16.0
   lo_c, hi_c = f(lo), f(hi)
   if not lo_c <= budget <= hi_c:
     raise validation.ConfigError(
-        f"{name}: match_{metric}={budget:.4g} is out of reach: from width 1/64 to 16 it "
+        f"{where}: match_{metric}={budget:.4g} is out of reach: from width 1/64 to 16 it "
         f"costs {lo_c:.4g} to {hi_c:.4g} {metric}.")
   while hi / lo > 1.0001:
     mid = math.sqrt(lo * hi)
@@ -471,13 +476,31 @@ def match_width(name: str, *, metric: str, budget: float, tolerance: float = 0.0
       lo, lo_c = mid, c
     else:
       hi, hi_c = mid, c
-  width, found = min((lo, lo_c), (hi, hi_c), key=lambda p: abs(p[1] - budget))
-  if abs(found - budget) > tolerance * budget:
+  candidates = [(lo, 0, lo_c), (hi, 0, hi_c)]
+  if min(abs(c - budget) for *_, c in candidates) > tolerance * budget:
+    # Between the two widths: widen lo's layers one channel at a time. Cost never decreases
+    # with k, and widening every layer reaches at least hi's cost.
+    count = registry.abstract_model(name, width=lo, **kwargs).width_count
+    k_lo, k_hi = 0, count
+    k_hi_c = f(lo, count)
+    while k_hi - k_lo > 1:
+      mid = (k_lo + k_hi) // 2
+      c = f(lo, mid)
+      if c <= budget:
+        k_lo, lo_c = mid, c
+      else:
+        k_hi, k_hi_c = mid, c
+    candidates += [(lo, k_lo, lo_c), (lo, k_hi, k_hi_c)]
+  width, extra, found = min(candidates, key=lambda p: (abs(p[2] - budget), p[1]))
+  error = (found - budget) / budget
+  if abs(error) > tolerance:
     raise validation.ConfigError(
-        f"{name}: no width costs {budget:.4g} {metric} within {tolerance:.0%}: width "
-        f"{lo:.5f} costs {lo_c:.4g} and width {hi:.5f} costs {hi_c:.4g}.")
-  logging.info("%s: width %.4f costs %d %s (budget %.4g)", name, width, found, metric, budget)
-  return width, found
+        f"{where}: no width costs {budget:.4g} {metric} within {tolerance:.0%}: the nearest, "
+        f"width {width:.5f} with {extra} layer(s) one channel wider, costs {found:.4g} "
+        f"({error:+.2%}); one channel is too coarse a step for this budget.")
+  logging.info("%s: width %.4f%s costs %d %s (budget %.4g, %+.2f%%)", where, width,
+               f" + {extra} channel(s)" if extra else "", found, metric, budget, 100 * error)
+  return {"width": width, "width_extra": extra, "cost": found, "error": error}
 
 
 def _with_width() -> list[str]:
@@ -492,9 +515,10 @@ def analyze_matched(name: str, *, reduce: bool, metric: str, budget: float,
   spec = registry.get_spec(name)
   image_size = image_size or spec.image_size
   num_classes = num_classes or spec.num_classes
-  width, found = match_width(name, metric=metric, budget=budget, reduce=reduce,
-                             image_size=image_size, num_classes=num_classes, **overrides)
+  match = match_width(name, metric=metric, budget=budget, reduce=reduce,
+                      image_size=image_size, num_classes=num_classes, **overrides)
   report = analyze(name, reduce=reduce, image_size=image_size, num_classes=num_classes,
-                   xla=xla, memory=memory, width=width, **overrides)
-  return {**report, "width": width,
-          "match": {"metric": metric, "budget": budget, "width": width, "cost": found}}
+                   xla=xla, memory=memory, width=match["width"],
+                   width_extra=match["width_extra"], **overrides)
+  return {**report, "width": match["width"],
+          "match": {"metric": metric, "budget": budget, **match}}

@@ -15,12 +15,13 @@ import datetime
 import importlib
 import os
 import platform
+import shlex
 import time
 
 import numpy as np
 from absl import logging
 
-from bottleneck import benchmark, complexity, env, plots, results, sweep, tables
+from bottleneck import benchmark, complexity, env, plots, results, sweep, tables, validation
 from bottleneck import workdir as wd
 
 COMPLEXITY_MODELS = ("googlenet", "inception_v3", "inception_small")
@@ -220,6 +221,7 @@ def build_report(workdir: str, *, parallel: int = 1, data_dir: str | None = None
   locked while it runs; sweep points whose config changed are refused unless
   `rerun_changed` (see `bottleneck.sweep.run`). `benchmark_cases` () and `fc_config` None
   leave those parts out (the tests' tiny reports)."""
+  validation.positive_int(parallel, "parallel", "report")  # before anything is written
   with wd.lock(workdir):
     return _build_report(workdir, parallel, data_dir, sweep_config, models,
                          tuple(benchmark_cases), benchmark_batch, benchmark_repeats, fc_config,
@@ -277,7 +279,7 @@ def _build_report(workdir, parallel, data_dir, sweep_config, models, benchmark_c
   lines = [
       "# What the 1x1 reductions buy: report",
       "",
-      f"Made by `python -m experiments.report --workdir={workdir}` on "
+      f"Made by `{shlex.join(['python', '-m', 'experiments.report', f'--workdir={workdir}'])}` on "
       f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}, in {time.time() - start:.0f} s "
       "(reused work not counted again).",
       "",

@@ -56,7 +56,8 @@ def matched_kwargs(config, num_classes: int) -> dict:
   is set (`match_record`; the same config always finds the same width)."""
   kwargs = model_kwargs(config)
   match = match_record(config, num_classes)
-  return kwargs if match is None else {**kwargs, "width": match["width"]}
+  return kwargs if match is None else {**kwargs, "width": match["width"],
+                                       "width_extra": match["width_extra"]}
 
 
 def match_record(config, num_classes: int) -> dict | None:
@@ -65,11 +66,10 @@ def match_record(config, num_classes: int) -> dict | None:
   if metric is None:
     return None
   budget = float(config[f"match_{metric}"])
-  kwargs = {k: v for k, v in model_kwargs(config).items() if k != "width"}
-  width, found = _match(config.model, metric, budget, bool(config.reduce),
-                        int(config.image_size), int(num_classes), model_paths(config),
-                        tuple(sorted(kwargs.items())))
-  return {"metric": metric, "budget": budget, "width": width, "cost": found,
+  kwargs = {k: v for k, v in model_kwargs(config).items() if k not in ("width", "width_extra")}
+  found = _match(config.model, metric, budget, bool(config.reduce), int(config.image_size),
+                 int(num_classes), model_paths(config), tuple(sorted(kwargs.items())))
+  return {"metric": metric, "budget": budget, **found,
           "replaced_width": model_kwargs(config).get("width")}
 
 

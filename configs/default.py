@@ -26,7 +26,8 @@ MODEL_ARGUMENTS = {
     "avg_pool_count_pad": bool, "bn_momentum": float,
     "lrn": bool, "branch5_kernel": int, "pool4_window": int, "dropout": float,
     "aux_logits": bool,
-    "in_channels": int, "width": float, "hidden": int, "reduction_channels": int,
+    "in_channels": int, "width": float, "width_extra": int, "hidden": int,
+    "reduction_channels": int,
 }
 # The kinds of op whose computation a config chooses (`bottleneck.nn.paths.KINDS`).
 PATH_KINDS = ("conv_1x1", "conv_kx1", "conv_strided", "max_pool", "conv_taps", "conv_library")

@@ -24,7 +24,14 @@ OPTIONS = ("quick", "cifar10", "cluttered")
 
 def options(arg: str | None) -> set[str]:
   """The comma-separated options of a variant argument; ValueError for an unknown one."""
-  chosen = {a.strip() for a in (arg or "").split(",") if a.strip()}
+  items = [a.strip() for a in arg.split(",")] if arg else []
+  if "" in items:
+    raise ValueError(f"an empty variant in {arg!r}; valid: {', '.join(OPTIONS)}, or several "
+                     "joined by commas (cifar10,quick)")
+  repeated = sorted({a for a in items if items.count(a) > 1})
+  if repeated:
+    raise ValueError(f"variant {repeated[0]!r} given twice in {arg!r}")
+  chosen = set(items)
   unknown = sorted(chosen - set(OPTIONS))
   if unknown:
     raise ValueError(f"unknown variant {unknown[0]!r}; valid: {', '.join(OPTIONS)}, or "

@@ -210,29 +210,60 @@ def test_match_width_meets_the_budget_within_one_percent():
   kwargs = dict(image_size=8, num_classes=10, in_channels=1)
   for reduce in (True, False):
     for budget in (20_000, 100_000):
-      width, found = complexity.match_width("flatten_head_cnn", metric="params",
-                                            budget=budget, reduce=reduce, **kwargs)
-      assert abs(found - budget) <= 0.01 * budget
-      model = registry.abstract_model("flatten_head_cnn", reduce=reduce, width=width, **kwargs)
-      assert complexity.count_params(model) == found
+      m = complexity.match_width("flatten_head_cnn", metric="params", budget=budget,
+                                 reduce=reduce, **kwargs)
+      assert abs(m["cost"] - budget) <= 0.01 * budget
+      assert m["error"] == pytest.approx((m["cost"] - budget) / budget)
+      model = registry.abstract_model("flatten_head_cnn", reduce=reduce, width=m["width"],
+                                      width_extra=m["width_extra"], **kwargs)
+      assert complexity.count_params(model) == m["cost"]
   # MACs: the same search, another cost.
-  width, found = complexity.match_width("flatten_head_cnn", metric="macs", budget=1e5,
-                                        reduce=False, **kwargs)
-  assert found == complexity.module_macs(
-      registry.abstract_model("flatten_head_cnn", reduce=False, width=width, **kwargs),
+  m = complexity.match_width("flatten_head_cnn", metric="macs", budget=1e5, reduce=False,
+                             **kwargs)
+  assert m["cost"] == complexity.module_macs(
+      registry.abstract_model("flatten_head_cnn", reduce=False, width=m["width"], **kwargs),
       (1, 8, 8, 1))
-  assert abs(found - 1e5) <= 1e3
+  assert abs(m["cost"] - 1e5) <= 1e3
+
+
+@pytest.mark.parametrize("reduce", [True, False])
+def test_match_width_widens_layers_one_at_a_time_between_two_jumps(reduce):
+  """At 37e6 MACs every layer of inception_small rounds up at one width (3.632e7, then
+  3.761e7: 3.5% apart), which was refused; widening the first k layers by one channel meets it
+  (measured: -0.01% and -0.02%), and the JSON says how."""
+  kwargs = dict(reduce=reduce, image_size=28, num_classes=10)
+  m = complexity.match_width("inception_small", metric="macs", budget=37e6, **kwargs)
+  assert m["width_extra"] > 0 and abs(m["error"]) <= 0.01
+  model = registry.abstract_model("inception_small", width=m["width"],
+                                  width_extra=m["width_extra"], **kwargs)
+  assert complexity.module_macs(model, (1, 28, 28, 3)) == m["cost"]
+  without = registry.abstract_model("inception_small", width=m["width"], **kwargs)
+  assert complexity.module_macs(without, (1, 28, 28, 3)) < m["cost"]
+
+
+def test_width_extra_widens_the_first_layers_by_one_channel():
+  base = registry.abstract_model("inception_small", reduce=True, width=0.25)
+  wider = registry.abstract_model("inception_small", reduce=True, width=0.25, width_extra=2)
+  assert wider.width_count == base.width_count == 1 + 2 * 9  # the stem, two widths a module
+  assert complexity.count_params(wider) > complexity.count_params(base)
+  assert wider.stages[0].conv.kernel.shape[-1] == base.stages[0].conv.kernel.shape[-1] + 1
+  with pytest.raises(ConfigError, match=r"width_extra=20 is invalid; the network has 19 "
+                                        r"widths to widen, so it must be a whole number in "
+                                        r"\[0, 19\]"):
+    registry.abstract_model("inception_small", reduce=True, width=0.25, width_extra=20)
 
 
 def test_match_width_refuses_what_it_cannot_meet():
   kwargs = dict(reduce=False, image_size=8, num_classes=10, in_channels=1)
-  # Near 5,000 parameters one channel more is 199 parameters: no width within 1% (50).
-  with pytest.raises(ConfigError, match=r"no width costs 5000 params within 1%: width "
-                                        r"0\.6\d+ costs 4949 and width 0\.6\d+ costs 5148"):
+  # Near 5,000 parameters one channel more is 199 parameters: nothing within 1% (50), even a
+  # layer at a time.
+  with pytest.raises(ConfigError, match=r"flatten_head_cnn \(reduced\): no width costs 5000 "
+                                        r"params within 1%: the nearest, width 0\.6\d+ with 0 "
+                                        r"layer\(s\) one channel wider, costs 4949 \(-1.02%\)"):
     complexity.match_width("flatten_head_cnn", metric="params", budget=5000,
                            **{**kwargs, "reduce": True})
-  with pytest.raises(ConfigError, match="match_params=10 is out of reach: from width 1/64 to "
-                                        "16 it costs"):
+  with pytest.raises(ConfigError, match=r"flatten_head_cnn \(naive\): match_params=10 is out "
+                                        r"of reach: from width 1/64 to 16 it costs"):
     complexity.match_width("flatten_head_cnn", metric="params", budget=10, **kwargs)
   with pytest.raises(ConfigError, match="inception_v3 has no width multiplier to match a "
                                         "budget with; models that have one: googlenet"):

@@ -37,6 +37,31 @@ SMALL_INCEPTION_LAYOUT = (
 )
 
 
+class Widths:
+  """The widths a network scales: `round(c * width)` (at least 1), plus one channel for each of
+  the first `extra` widths asked for, in construction order. `width` alone moves every layer
+  at once, so the cost jumps where they round up together; `extra` moves them one at a time,
+  so that `bottleneck.complexity.match_width` can meet a budget between two such jumps."""
+
+  def __init__(self, width: float, extra: int, where: str):
+    self.width = validation.number(width, "width", where, above=0)
+    self.extra = validation.whole(extra, "width_extra", where, 0)
+    self.count = 0
+    self.where = where
+
+  def __call__(self, channels: int) -> int:
+    self.count += 1
+    return max(1, round(channels * self.width)) + (1 if self.count <= self.extra else 0)
+
+  def check(self) -> int:
+    """The number of widths scaled; ConfigError if `extra` asked for more."""
+    if self.extra > self.count:
+      raise validation.ConfigError(
+          f"{self.where}: width_extra={self.extra} is invalid; the network has {self.count} "
+          f"widths to widen, so it must be a whole number in [0, {self.count}].")
+    return self.count
+
+
 class Network(nnx.Module):
   """A classifier made of named stages applied in order.
 
@@ -123,16 +148,16 @@ class GoogLeNet(Network):
       `googlenet_bn`.
     width: multiplies every width of the stem and of Table 1 (rounded, at least 1), for
       comparisons at equal compute (`bottleneck.complexity.match_width`).
+    width_extra: one channel more for the first this-many of those widths (`Widths`).
   """
 
   def __init__(self, *, num_classes: int = 1000, image_size: int = 224,
                reduction: Reduction = Reduction(), style: ConvStyle = ConvStyle(),
                lrn: bool = True, branch5_kernel: int = 5, pool4_window: int = 3,
-               dropout: float = 0.4, width: float = 1.0, rngs: nnx.Rngs,
-               name: str = "googlenet"):
+               dropout: float = 0.4, width: float = 1.0, width_extra: int = 0,
+               rngs: nnx.Rngs, name: str = "googlenet"):
     validation.choice(pool4_window, "pool4_window", (2, 3), name)
-    validation.number(width, "width", name, above=0)
-    scale = lambda ch: max(1, round(ch * width))
+    scale = Widths(width, width_extra, name)
     pools = {p: style.pool(pool4_window if p == "pool4" else 3, 2, "VALID", ceil_mode=True)
              for p in ("pool1", "pool2", "pool3", "pool4")}
     # The smallest input whose every pool still has a window to take.
@@ -160,6 +185,7 @@ class GoogLeNet(Network):
           c, *map(scale, widths), reduction=reduction, style=style, branch5_kernel=branch5_kernel,
           rngs=rngs, name=name_))
       c = block.out_features
+    self.width_count = scale.check()
     self._add("head", ClassifierHead(c, num_classes, dropout=dropout, dtype=dtype,
                                      param_dtype=param_dtype, rngs=rngs))
     self._seal()
@@ -250,11 +276,12 @@ class InceptionSmall(Network):
   The naive variant (`Reduction(enabled=False)`, the default) is the paper's network; the
   reduced one puts a 1x1 conv of `ratio * in_features` channels before each 3x3 of the
   Inception and downsample modules (not before the stem). `width` multiplies every published
-  width.
+  width; `width_extra` widens the first this-many by one channel (`Widths`).
   """
 
   def __init__(self, *, num_classes: int = 10, image_size: int = 28, in_channels: int = 3,
-               width: float = 1.0, reduction: Reduction = Reduction(enabled=False, ratio=0.5),
+               width: float = 1.0, width_extra: int = 0,
+               reduction: Reduction = Reduction(enabled=False, ratio=0.5),
                style: ConvStyle = ConvStyle(use_bias=True, batch_norm=True), rngs: nnx.Rngs,
                name: str = "inception_small"):
     # Two stride-2 downsamples: below 4 pixels the last map is made of padding alone.
@@ -262,8 +289,7 @@ class InceptionSmall(Network):
                       image_size=image_size, min_image_size=4)
     dtype, param_dtype = style.dtype, style.param_dtype
     self.in_channels = validation.positive_int(in_channels, "in_channels", name)
-    validation.number(width, "width", name, above=0)
-    scale = lambda ch: max(1, round(ch * width))
+    scale = Widths(width, width_extra, name)
     kw = dict(reduction=reduction, style=style, rngs=rngs)
     c = scale(96)
     self._add("stem", style.unit(in_channels, c, 3, rngs=rngs, name="stem"))
@@ -273,6 +299,7 @@ class InceptionSmall(Network):
       name_ = f"{'inception' if kind == 'I' else 'downsample'}_{counts[kind]}"
       cls = blocks.SmallInception if kind == "I" else blocks.SmallDownsample
       c = self._add(name_, cls(c, *map(scale, widths), name=name_, **kw)).out_features
+    self.width_count = scale.check()
     self._add("head", ClassifierHead(c, num_classes, dtype=dtype, param_dtype=param_dtype,
                                      rngs=rngs))
     self._seal()
@@ -303,7 +330,7 @@ class FlattenHeadClassifier(Network):
   """
 
   def __init__(self, *, num_classes: int = 10, image_size: int = 8, in_channels: int = 1,
-               width: float = 1.0, hidden: int = 64,
+               width: float = 1.0, width_extra: int = 0, hidden: int = 64,
                reduction: Reduction = Reduction(enabled=False), reduction_channels: int = 8,
                style: ConvStyle = ConvStyle(), rngs: nnx.Rngs, name: str = "flatten_head_cnn"):
     # Two 3x3 VALID convs and a 2x2 pool need 6 pixels.
@@ -312,8 +339,9 @@ class FlattenHeadClassifier(Network):
     dtype, param_dtype = style.dtype, style.param_dtype
     self.in_channels = validation.positive_int(in_channels, "in_channels", name)
     validation.positive_int(hidden, "hidden", name)
-    validation.number(width, "width", name, above=0)
-    c1, c2 = max(1, round(16 * width)), max(1, round(32 * width))
+    scale = Widths(width, width_extra, name)
+    c1, c2 = scale(16), scale(32)
+    self.width_count = scale.check()
     layers = [style.unit(in_channels, c1, 3, padding="VALID", rngs=rngs, name="conv1"),
               style.unit(c1, c2, 3, padding="VALID", rngs=rngs, name="conv2"),
               style.pool(2, 2, "VALID")]
