@@ -95,6 +95,18 @@ def time_vs_macs(rows: list[dict], device: str, path: str) -> str:
       if pts:
         ax.scatter([r["macs"] for r in pts], [r["fwd_bwd_ms"] for r in pts], color=color,
                    marker=marker, label=f"{'reduced' if reduce else 'naive'}, batch {batch}")
+  # Each dot named, and each block's naive and reduced versions joined (same batch and paths).
+  pairs = {}
+  for r in rows:
+    label = r["name"] + ("" if r.get("ratio") is None else f" r={r['ratio']:g}")
+    ax.annotate(label, (r["macs"], r["fwd_bwd_ms"]), textcoords="offset points",
+                xytext=(4, 3), fontsize=6, color="dimgray")
+    pairs.setdefault((r["name"], r["batch"], r.get("dtype")), []).append(r)
+  for pts in pairs.values():
+    if len({p["reduce"] for p in pts}) == 2:
+      pts = sorted(pts, key=lambda p: p["macs"])
+      ax.plot([p["macs"] for p in pts], [p["fwd_bwd_ms"] for p in pts], color="lightgray",
+              lw=0.8, zorder=0)
   ax.set(xscale="log", yscale="log", xlabel="MACs per forward (whole batch)",
          ylabel="forward+backward time (ms, median)",
          title=f"Time against multiply-adds on {device}")
@@ -147,6 +159,14 @@ def roofline(result: dict, path: str) -> str:
   return path
 
 
+def _location_axes(ax, shape: tuple[int, int], stride: int) -> None:
+  """Axes of a score map: location indices, each `stride` pixels of the input apart."""
+  for axis, n in ((ax.xaxis, shape[1]), (ax.yaxis, shape[0])):
+    step = max(1, n // 6)
+    axis.set_ticks(range(0, n, step))
+  ax.set(xlabel=f"column (x {stride} px)", ylabel=f"row (x {stride} px)")
+
+
 def heat_maps(canvas: np.ndarray, probs: np.ndarray, placed: list[dict], stride: int,
               out_dir: str) -> list[str]:
   """Sliding-window classification (`bottleneck.fully_conv`): one PNG per class (the canvas
@@ -159,12 +179,13 @@ def heat_maps(canvas: np.ndarray, probs: np.ndarray, placed: list[dict], stride:
   axes = axes.ravel()
   axes[0].imshow(canvas[..., 0], cmap="gray")
   axes[0].set_title(f"canvas {canvas.shape[0]}x{canvas.shape[1]}")
+  axes[0].set(xlabel="x (pixels)", ylabel="y (pixels)")
   for k in range(num_classes):
-    axes[k + 1].imshow(probs[..., k], vmin=0, vmax=1, cmap="viridis")
+    shown = axes[k + 1].imshow(probs[..., k], vmin=0, vmax=1, cmap="viridis")
     axes[k + 1].set_title(f"class {k}")
-  for ax in axes:
-    ax.set_xticks([])
-    ax.set_yticks([])
+    _location_axes(axes[k + 1], probs.shape[:2], stride)
+  fig.colorbar(shown, ax=list(axes[1:num_classes + 1]), shrink=0.8,
+               label="probability (softmax)")
   for ax in axes[num_classes + 1:]:
     ax.axis("off")
   fig.suptitle(f"score map {probs.shape[0]}x{probs.shape[1]}x{num_classes} (softmax), "
@@ -176,8 +197,11 @@ def heat_maps(canvas: np.ndarray, probs: np.ndarray, placed: list[dict], stride:
     fig, (a, b) = plt.subplots(1, 2, figsize=(6, 3), constrained_layout=True)
     a.imshow(canvas[..., 0], cmap="gray")
     a.set_title("canvas")
-    b.imshow(probs[..., k], vmin=0, vmax=1, cmap="viridis")
+    a.set(xlabel="x (pixels)", ylabel="y (pixels)")
+    shown = b.imshow(probs[..., k], vmin=0, vmax=1, cmap="viridis")
     b.set_title(f"P(class {k}) per location")
+    _location_axes(b, probs.shape[:2], stride)
+    fig.colorbar(shown, ax=b, shrink=0.8, label="probability")
     files.append(os.path.join(out_dir, f"class_{k}.png"))
     fig.savefig(files[-1], dpi=80)
     plt.close(fig)
@@ -204,9 +228,9 @@ def photo_score_map(image: np.ndarray, probs: np.ndarray, stride: int, size: int
   p = c.imshow(probs.max(-1), cmap="viridis")  # its own range: random weights give ~1e-3
   c.set_title("its probability (softmax)")
   fig.colorbar(p, ax=c, shrink=0.8)
-  for ax in (a, b, c):
-    ax.set_xticks([])
-    ax.set_yticks([])
+  a.set(xlabel="x (pixels)", ylabel="y (pixels)")
+  for ax in (b, c):
+    _location_axes(ax, probs.shape[:2], stride)
   fig.suptitle(f"score map {probs.shape[0]}x{probs.shape[1]}x{probs.shape[2]}, stride {stride}")
   fig.savefig(path, dpi=90)
   plt.close(fig)

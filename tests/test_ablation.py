@@ -2,6 +2,8 @@
 --study flag, and the study end to end on a tiny sweep."""
 
 import os
+import re
+import shlex
 import sys
 import types
 
@@ -170,3 +172,30 @@ def test_a_benchmark_measured_with_other_settings_is_refused_or_remeasured(tmp_p
   assert out["settings"] == edited
   assert len(os.listdir(tmp_path / wd.SET_ASIDE)) == 1  # the old measurement, kept
   ablation._stale_benchmark(str(tmp_path), rerun_changed=False)  # pylint: disable=protected-access
+
+
+def test_the_made_by_command_runs_as_shown_with_an_odd_workdir(tmp_path):
+  """A workdir with spaces and brackets: the command ABLATION.md shows is shell-quoted."""
+  work = tmp_path / "runs [2] my study"
+  work.mkdir()
+  text = open(ablation.write(str(work), "quick"), encoding="utf-8").read()
+  command = re.search(r"Made by `([^`]+)`", text).group(1)
+  assert shlex.split(command)[-1] == f"--workdir={work}"
+  assert shlex.split(command)[3] == "--study=ablation:quick"
+
+
+@pytest.mark.parametrize("spec,match", [
+    ("ablation:", r"nothing after ':'"), ("ablation:quick,quick", r"'quick' given twice"),
+    ("ablation:quick,", r"an empty variant in 'quick,'")])
+def test_empty_and_repeated_variants_are_refused(spec, match):
+  with pytest.raises(ConfigError, match=match):
+    ablation.parse_study(spec)
+
+
+def test_parallel_below_one_is_refused_before_anything_is_written(tmp_path):
+  from bottleneck import report  # pylint: disable=g-import-not-at-top
+  for build in (lambda w: ablation.build(w, "quick", parallel=0),
+                lambda w: report.build_report(w, parallel=0)):
+    with pytest.raises(ConfigError, match=r"parallel=0 is invalid; it must be a whole number"):
+      build(str(tmp_path / "new"))
+    assert not os.path.exists(tmp_path / "new")

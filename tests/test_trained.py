@@ -139,16 +139,22 @@ def test_import_command_torchvision_random(tmp_path):
   assert report["checkpoint_step"] == 0 and report["model"] == "googlenet_bn"
 
 
-def test_import_bad_input_is_one_line(tmp_path):
-  """The library names each bad value; the command prints it as one line, exit status 2."""
+def test_import_bad_input_is_one_line(tmp_path, monkeypatch):
+  """The library names each bad value; the command prints it as one line, exit status 2. A
+  missing --weights_file is named before torchvision is needed (it said "torchvision is not
+  installed" first)."""
+  from bottleneck.nn import import_weights  # pylint: disable=g-import-not-at-top
+  def no_torchvision():
+    raise ConfigError("torchvision is not installed: pip install -e '.[torch]'")
+  monkeypatch.setattr(import_weights, "torchvision_models", no_torchvision)
   out = str(tmp_path / "o")
   for kwargs, message in [
       (dict(source="caffe", name="googlenet"), "--source='caffe' is invalid; valid: "
                                                "torchvision, keras"),
       (dict(source="keras", name="googlenet_bn"), "cannot be imported from keras; valid: "
                                                   "inception_v3"),
-  ] + ([(dict(source="torchvision", name="googlenet_bn", weights_file="/no/such.pth"),
-         "does not exist")] if HAVE_TORCHVISION else []):
+      (dict(source="torchvision", name="googlenet_bn", weights_file="/no/such.pth"),
+       "--weights_file=/no/such.pth does not exist")]:
     with pytest.raises(ConfigError, match=re.escape(message)):
       trained.import_to(out, **kwargs)
   proc = subprocess.run([sys.executable, "-m", "experiments.import_weights", f"--out={out}",

@@ -328,6 +328,8 @@ def torchvision_state_dict(name: str, *, weights_file: str | None = None,
   """(state dict, what the weights are, whether inputs use ImageNet statistics): torchvision's
   ImageNet weights (downloaded), a local `.pth` state dict, or its random initialization."""
   spec = source_spec("torchvision", name)
+  if weights_file is not None and not os.path.isfile(weights_file):  # before torch's import
+    raise ConfigError(f"--weights_file={weights_file} does not exist.")
   torchvision_models()
   module = importlib.import_module(f"torchvision.models.{spec['module']}")
   import torch  # pylint: disable=g-import-not-at-top
@@ -337,8 +339,6 @@ def torchvision_state_dict(name: str, *, weights_file: str | None = None,
                                        init_weights=True)
     return net.state_dict(), f"random initialization (torch seed {random_seed})", True
   if weights_file is not None:
-    if not os.path.isfile(weights_file):
-      raise ConfigError(f"--weights_file={weights_file} does not exist.")
     try:
       state = torch.load(weights_file, map_location="cpu", weights_only=True)
     except Exception as e:  # pylint: disable=broad-except  # pickle, zip and torch errors
