@@ -96,3 +96,18 @@ def test_torch_peer_rows():
     assert 0 <= r["torch_rel_diff"]  # what rounding allows: bottleneck.numerics.float32_rtol)
     assert r["jax/torch_eager fwd_bwd"] == pytest.approx(
         r["fwd_bwd_ms"] / r["torch_eager_fwd_bwd_ms"])
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(batches=[0]), r"batches=0 is invalid; it must be a whole number >= 1"),
+    (dict(batches=[]), r"batches is empty"),
+    (dict(batches=[2], repeats=0), r"repeats=0 is invalid"),
+    (dict(batches=[2], warmup=-1), r"warmup=-1 is invalid"),
+    (dict(batches=[2], dtypes=["float16"]), r"unknown dtype 'float16'")])
+def test_bad_numbers_are_refused_before_anything_is_timed(kwargs, match, monkeypatch):
+  """A batch of 0 was a ZeroDivisionError; 0 repeats left every case "FAILED ... no median"
+  with exit status 0. (The command turns a ConfigError into one line and exit 2,
+  tests/test_cli.py.)"""
+  monkeypatch.setattr(benchmark, "matmul_peak", lambda *a, **k: pytest.fail("timed"))
+  with pytest.raises(ConfigError, match=match):
+    benchmark.run(["small_downsample"], **{"progress": False, **kwargs})

@@ -59,13 +59,6 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, digits_dir):
       "bench_out_file": (["experiments.benchmark",
                           f"--config={ROOT}/tests/tiny_benchmark_config.py",
                           f"--out={tmp_path}/a_file"], "a_file is a file, not a directory"),
-      # a ZeroDivisionError, and "FAILED ... no median" on every case with exit 0, before
-      "bench_batch_0": (["experiments.benchmark", f"--config={ROOT}/tests/tiny_benchmark_config.py",
-                         "--config.batches=(0,)"], "batches=0 is invalid; it must be a whole "
-                                                   "number >= 1"),
-      "bench_repeats_0": (["experiments.benchmark",
-                           f"--config={ROOT}/tests/tiny_benchmark_config.py",
-                           "--config.repeats=0"], "repeats=0 is invalid"),
       "workdir_file": (train + [f"--workdir={tmp_path}/a_file"], "a_file is a file, not a "
                                                                   "directory"),
       "positional": (["experiments.report", f"--workdir={tmp_path}/r", "extra"],
