@@ -27,7 +27,7 @@ import time
 import pandas as pd
 from absl import logging
 
-from bottleneck import results, sweep, validation, workdir as wd
+from bottleneck import env, results, sweep, validation, workdir as wd
 from bottleneck.validation import ConfigError
 
 ABLATION = "ABLATION.md"
@@ -63,6 +63,7 @@ def build(workdir: str, variant: str = "", *, parallel: int = 1, launcher: str =
   modules = {name: f"configs.{name}" for name in SWEEPS} | (modules or {})
   validation.positive_int(parallel, "parallel", "ablation")  # before anything is written
   with wd.lock(workdir):
+    env.use_compilation_cache(os.path.join(workdir, ".jax_cache"))
     start = time.time()
     _stale_benchmark(workdir, rerun_changed)  # before hours of sweeps, not after
     for i, name in enumerate(SWEEPS):

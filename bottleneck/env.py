@@ -18,3 +18,19 @@ def device_description() -> str:
   if devices[0].platform == "cpu":
     kind = f"{platform.processor() or platform.machine()} CPU ({os.cpu_count()} cores)"
   return f"{len(devices)} x {kind}" if len(devices) > 1 else kind
+
+
+CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
+
+
+def use_compilation_cache(directory: str) -> str:
+  """JAX's persistent compilation cache in `directory`, unless one is configured already (the
+  environment variable, which the tests set): the seeds of one config compile the same
+  programs, and a rerun compiles nothing again. Worker processes started later inherit it.
+  Returns the directory in use."""
+  if os.environ.get(CACHE_ENV) or jax.config.jax_compilation_cache_dir:
+    return os.environ.get(CACHE_ENV) or jax.config.jax_compilation_cache_dir
+  directory = os.path.abspath(directory)
+  os.environ[CACHE_ENV] = directory
+  jax.config.update("jax_compilation_cache_dir", directory)
+  return directory
