@@ -11,7 +11,7 @@ import pytest
 
 from bottleneck import checkpoints, results, sweep, workdir as wd
 from bottleneck.validation import ConfigError
-from tests import ROOT, tiny_sweep_config
+from tests import ROOT, interruptible, tiny_sweep_config
 from tests.test_train import sigterm_when
 
 
@@ -175,7 +175,7 @@ def _sweep_cli(workdir, digits_dir, steps, log):
   return subprocess.Popen(
       [sys.executable, "-m", "experiments.sweep", f"--config={ROOT}/tests/tiny_sweep_config.py",
        f"--workdir={workdir}", "--parallel=2"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-      stderr=open(log, "w"), text=True)
+      stderr=open(log, "w"), text=True, preexec_fn=interruptible)
 
 
 def _wait_for(paths, proc, log, timeout=240):

@@ -24,7 +24,7 @@ from bottleneck.nn import layers
 from bottleneck.nn.paths import Paths
 from bottleneck.data import pipeline
 from bottleneck.validation import ConfigError
-from tests import ROOT, tiny_train_config
+from tests import ROOT, interruptible, tiny_train_config
 from tests.numerics import assert_matches
 from tests.test_workdir import ODD
 
@@ -40,7 +40,7 @@ def run_cli(workdir, digits_dir, *extra, env=None, wait=True):
   kwargs = dict(cwd=ROOT, env={**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})},
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   if not wait:
-    return subprocess.Popen(cmd, **kwargs)
+    return subprocess.Popen(cmd, preexec_fn=interruptible, **kwargs)
   return subprocess.run(cmd, timeout=600, **kwargs)
 
 
