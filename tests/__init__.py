@@ -5,9 +5,12 @@ import os
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def interruptible():
-  """`preexec_fn` for a command that a test interrupts with SIGINT: the default disposition,
-  so that Python turns it into its handler even when the suite itself was started with SIGINT
-  ignored (a background job of a non-interactive shell), which a child would inherit."""
+def interruptible() -> None:
+  """Call before starting a command that a test interrupts with SIGINT. A suite started with
+  SIGINT ignored (a background job of a non-interactive shell) passes that on to its
+  commands, which then never see the signal; with Python's own handler here instead, a
+  command starts with the default disposition (handlers, unlike "ignore", do not survive
+  exec). No preexec_fn: running Python in a forked child of a threaded process can deadlock."""
   import signal  # pylint: disable=g-import-not-at-top
-  signal.signal(signal.SIGINT, signal.SIG_DFL)
+  if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)

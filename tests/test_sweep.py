@@ -172,10 +172,11 @@ def _sweep_cli(workdir, digits_dir, steps, log):
   nobody reads would fill up and block the workers' progress lines)."""
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "BOTTLENECK_TEST_TFDS_DIR": digits_dir,
          "BOTTLENECK_TEST_SWEEP_STEPS": str(steps)}
+  interruptible()
   return subprocess.Popen(
       [sys.executable, "-m", "experiments.sweep", f"--config={ROOT}/tests/tiny_sweep_config.py",
        f"--workdir={workdir}", "--parallel=2"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-      stderr=open(log, "w"), text=True, preexec_fn=interruptible)
+      stderr=open(log, "w"), text=True)
 
 
 def _wait_for(paths, proc, log, timeout=240):

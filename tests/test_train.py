@@ -40,7 +40,8 @@ def run_cli(workdir, digits_dir, *extra, env=None, wait=True):
   kwargs = dict(cwd=ROOT, env={**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})},
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   if not wait:
-    return subprocess.Popen(cmd, preexec_fn=interruptible, **kwargs)
+    interruptible()
+    return subprocess.Popen(cmd, **kwargs)
   return subprocess.run(cmd, timeout=600, **kwargs)
 
 
