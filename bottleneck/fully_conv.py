@@ -123,8 +123,8 @@ def _run_digits(loaded, image_size, num_digits, seed, out_dir) -> dict:
   files = plots.heat_maps(canvas, probs, placed, fully_conv.stride, out_dir)
   return {"kind": "digits", "checkpoint_step": step, "input_shape": list(x.shape),
           "score_map_shape": list(scores.shape[1:]), "max_abs_diff_vs_crops": diff,
-          "max_abs_score": float(jnp.abs(scores).max()), "crops_checked": checked, "stride": fully_conv.stride, "digits": placed,
-          "files": files}
+          "max_abs_score": float(jnp.abs(scores).max()), "crops_checked": checked,
+          "stride": fully_conv.stride, "digits": placed, "files": files}
 
 
 MAX_PHOTO_SIDE = 1024

@@ -258,7 +258,8 @@ def precise_batch_norm(stats_fn, set_fn, model_state, batches) -> object:
   sums = None
   for n, batch in enumerate(batches, 1):
     stats = jax.device_get(stats_fn(model_state, batch))
-    terms = [(np.asarray(m, np.float64), np.asarray(v, np.float64) + np.square(m, dtype=np.float64))
+    terms = [(np.asarray(m, np.float64),
+              np.asarray(v, np.float64) + np.square(np.asarray(m, np.float64)))
              for m, v in stats]
     sums = terms if sums is None else [(a + m, b + v) for (a, b), (m, v) in zip(sums, terms)]
   if sums is None:
