@@ -27,7 +27,7 @@ from absl import logging
 from flax import nnx
 
 from bottleneck import validation
-from bottleneck.nn import layers, paths, registry
+from bottleneck.nn import layers, models, paths, registry
 
 
 def count_params(module: nnx.Module) -> int:
@@ -462,7 +462,18 @@ def match_width(name: str, *, metric: str, budget: float, tolerance: float = 0.0
   if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
     raise validation.ConfigError(f"{where}: match_{metric}={budget!r} is invalid; it must be "
                                  "a positive number.")
-  f = lambda w, k=0: cost(name, metric, width=w, width_extra=k, **kwargs)
+  # The cost depends on the width only through the channels it gives each layer, which the
+  # published widths (`width_bases`) decide: a width that gives channels already seen (most
+  # steps near the end of a bisection) is not built again.
+  bases = registry.abstract_model(name, width=1.0, **kwargs).width_bases
+  costs = {}
+
+  def f(w, k=0):
+    key = tuple(models.scaled(c, w, i < k) for i, c in enumerate(bases))
+    if key not in costs:
+      costs[key] = cost(name, metric, width=w, width_extra=k, **kwargs)
+    return costs[key]
+
   lo, hi = 1 / 64, 16.0
   lo_c, hi_c = f(lo), f(hi)
   if not lo_c <= budget <= hi_c:
@@ -480,7 +491,7 @@ def match_width(name: str, *, metric: str, budget: float, tolerance: float = 0.0
   if min(abs(c - budget) for *_, c in candidates) > tolerance * budget:
     # Between the two widths: widen lo's layers one channel at a time. Cost never decreases
     # with k, and widening every layer reaches at least hi's cost.
-    count = registry.abstract_model(name, width=lo, **kwargs).width_count
+    count = len(bases)
     k_lo, k_hi = 0, count
     k_hi_c = f(lo, count)
     while k_hi - k_lo > 1:

@@ -245,7 +245,7 @@ def test_match_width_widens_layers_one_at_a_time_between_two_jumps(reduce):
 def test_width_extra_widens_the_first_layers_by_one_channel():
   base = registry.abstract_model("inception_small", reduce=True, width=0.25)
   wider = registry.abstract_model("inception_small", reduce=True, width=0.25, width_extra=2)
-  assert wider.width_count == base.width_count == 1 + 2 * 9  # the stem, two widths a module
+  assert wider.width_bases == base.width_bases and len(base.width_bases) == 1 + 2 * 9  # 2 a module
   assert complexity.count_params(wider) > complexity.count_params(base)
   assert wider.stages[0].conv.kernel.shape[-1] == base.stages[0].conv.kernel.shape[-1] + 1
   with pytest.raises(ConfigError, match=r"width_extra=20 is invalid; the network has 19 "

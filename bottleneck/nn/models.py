@@ -37,6 +37,11 @@ SMALL_INCEPTION_LAYOUT = (
 )
 
 
+def scaled(channels: int, width: float, extra: bool = False) -> int:
+  """A published width times `width`, rounded, at least 1; one more with `extra`."""
+  return max(1, round(channels * width)) + int(extra)
+
+
 class Widths:
   """The widths a network scales: `round(c * width)` (at least 1), plus one channel for each of
   the first `extra` widths asked for, in construction order. `width` alone moves every layer
@@ -46,20 +51,25 @@ class Widths:
   def __init__(self, width: float, extra: int, where: str):
     self.width = validation.number(width, "width", where, above=0)
     self.extra = validation.whole(extra, "width_extra", where, 0)
-    self.count = 0
+    self.bases: list[int] = []  # the published widths asked for, in order
     self.where = where
 
-  def __call__(self, channels: int) -> int:
-    self.count += 1
-    return max(1, round(channels * self.width)) + (1 if self.count <= self.extra else 0)
+  @property
+  def count(self) -> int:
+    return len(self.bases)
 
-  def check(self) -> int:
-    """The number of widths scaled; ConfigError if `extra` asked for more."""
+  def __call__(self, channels: int) -> int:
+    self.bases.append(channels)
+    return scaled(channels, self.width, self.count <= self.extra)
+
+  def check(self) -> tuple[int, ...]:
+    """The published widths scaled, in order (the network's `width_bases`: its channels at
+    any width and extra follow from them, `scaled`); ConfigError if `extra` asked for more."""
     if self.extra > self.count:
       raise validation.ConfigError(
           f"{self.where}: width_extra={self.extra} is invalid; the network has {self.count} "
           f"widths to widen, so it must be a whole number in [0, {self.count}].")
-    return self.count
+    return tuple(self.bases)
 
 
 class Network(nnx.Module):
@@ -185,7 +195,7 @@ class GoogLeNet(Network):
           c, *map(scale, widths), reduction=reduction, style=style, branch5_kernel=branch5_kernel,
           rngs=rngs, name=name_))
       c = block.out_features
-    self.width_count = scale.check()
+    self.width_bases = scale.check()
     self._add("head", ClassifierHead(c, num_classes, dropout=dropout, dtype=dtype,
                                      param_dtype=param_dtype, rngs=rngs))
     self._seal()
@@ -299,7 +309,7 @@ class InceptionSmall(Network):
       name_ = f"{'inception' if kind == 'I' else 'downsample'}_{counts[kind]}"
       cls = blocks.SmallInception if kind == "I" else blocks.SmallDownsample
       c = self._add(name_, cls(c, *map(scale, widths), name=name_, **kw)).out_features
-    self.width_count = scale.check()
+    self.width_bases = scale.check()
     self._add("head", ClassifierHead(c, num_classes, dtype=dtype, param_dtype=param_dtype,
                                      rngs=rngs))
     self._seal()
@@ -341,7 +351,7 @@ class FlattenHeadClassifier(Network):
     validation.positive_int(hidden, "hidden", name)
     scale = Widths(width, width_extra, name)
     c1, c2 = scale(16), scale(32)
-    self.width_count = scale.check()
+    self.width_bases = scale.check()
     layers = [style.unit(in_channels, c1, 3, padding="VALID", rngs=rngs, name="conv1"),
               style.unit(c1, c2, 3, padding="VALID", rngs=rngs, name="conv2"),
               style.pool(2, 2, "VALID")]
