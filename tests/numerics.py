@@ -61,9 +61,10 @@ def _to64(a):
 
 def in_float64(fn, *args):
   """`fn(*args)` in float64: float arrays and the state of nnx modules among `args` are made
-  float64 (modules compute in their inputs' dtype). Returns the output as NumPy arrays."""
+  float64 (modules compute in their inputs' dtype). Jitted: one program, not one per op.
+  Returns the output as NumPy arrays."""
   with jax.enable_x64(True):
-    out = fn(*[_to64(a) for a in args])
+    out = nnx.jit(fn)(*[_to64(a) for a in args])
     return jax.tree.map(lambda v: np.asarray(v, np.float64), out)
 
 

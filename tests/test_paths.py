@@ -24,6 +24,7 @@ def _path(unit, x):
   return unit.paths.conv_path(x.shape[1:3], unit.kernel_size, unit.strides, unit.padding)
 
 
+@nnx.jit  # one program, not one per op: op by op, the float64 reference compiled dozens
 def _unit_value_and_grads(unit, x):
   """sum(sin(unit(x))) and its gradients for the unit's parameters and for x."""
   return nnx.value_and_grad(lambda m, x: jnp.sum(jnp.sin(m(x))), argnums=(0, 1))(unit, x)
