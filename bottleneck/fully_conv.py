@@ -23,7 +23,7 @@ from flax import nnx
 from PIL import Image
 
 from bottleneck import trained, workdir as wd
-from bottleneck.nn import conversions, models
+from bottleneck.nn import conversions, layers, models
 from bottleneck.data import pipeline
 from bottleneck.validation import ConfigError
 
@@ -158,7 +158,7 @@ def photo_input(image: np.ndarray, side: int, size: int, stride: int) -> np.ndar
 def calibrate_batch_norm(model, x: jax.Array) -> None:
   """Sets every batch norm's statistics to those of `x` (a forward in training mode with
   momentum 0), so that random weights give activations of unit scale throughout."""
-  norms = [m for _, m in nnx.iter_modules(model) if isinstance(m, nnx.BatchNorm)]
+  norms = layers.batch_norms(model)
   momenta = [n.momentum for n in norms]
   for n in norms:
     n.momentum = 0.0

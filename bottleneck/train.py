@@ -45,7 +45,7 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from bottleneck import checkpoints, complexity, env, run_config, validation, workdir as wd
-from bottleneck.nn import registry
+from bottleneck.nn import layers, registry
 from bottleneck.data import pipeline
 from bottleneck.validation import ConfigError
 
@@ -222,17 +222,12 @@ def eval_step(eval_def, dtype, model_state, batch):
           "correct": jnp.sum(correct * batch["mask"]), "count": jnp.sum(batch["mask"])}
 
 
-def _norms(model) -> list:
-  """The batch-norm layers of `model`, in a fixed order."""
-  return [m for _, m in nnx.iter_modules(model) if isinstance(m, nnx.BatchNorm)]
-
-
 def batch_norm_stats(model_def, dtype, model_state, batch) -> list[tuple[jax.Array, jax.Array]]:
   """Each batch-norm layer's mean and variance over `batch`, as training computes them
   (`model_def`: the model in training mode): the running statistics are zeroed, one forward
   pass moves them by (1 - momentum) x the batch's, and that is divided out again."""
   model = nnx.merge(model_def, model_state)
-  norms = _norms(model)
+  norms = layers.batch_norms(model)
   for m in norms:
     m.mean[...] = jnp.zeros_like(m.mean[...])
     m.var[...] = jnp.zeros_like(m.var[...])
@@ -243,7 +238,7 @@ def batch_norm_stats(model_def, dtype, model_state, batch) -> list[tuple[jax.Arr
 def set_batch_norm_stats(model_def, model_state, stats):
   """`model_state` with each batch-norm layer's running mean and variance replaced."""
   model = nnx.merge(model_def, model_state)
-  for m, (mean, var) in zip(_norms(model), stats, strict=True):
+  for m, (mean, var) in zip(layers.batch_norms(model), stats, strict=True):
     m.mean[...] = jnp.asarray(mean, m.mean[...].dtype)
     m.var[...] = jnp.asarray(var, m.var[...].dtype)
   return nnx.state(model)
@@ -585,7 +580,7 @@ def _train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
                                           eval_sharding, together.n)
   # Batch norm's evaluation statistics, recomputed over training batches before every
   # evaluation and before the final checkpoint (`precise_batch_norm`).
-  bn_batches = config.get("bn_stats_batches", 0) if _norms(model) else 0
+  bn_batches = config.get("bn_stats_batches", 0) if layers.batch_norms(model) else 0
   if bn_batches:
     stats_c = jax.jit(together.map(functools.partial(batch_norm_stats, model_def, dtype)),
                       compiler_options=options)

@@ -555,7 +555,7 @@ def test_a_short_run_evaluates_with_the_statistics_of_its_training_data(tmp_path
   assert precise["warning"] is None
   assert precise["eval_accuracy"] > averaged["eval_accuracy"] + 0.05, (precise, averaged)
   model = trained.load(str(tmp_path / "a")).model
-  norm = train._norms(model)[0]  # pylint: disable=protected-access
+  norm = layers.batch_norms(model)[0]
   assert float(jnp.abs(norm.mean[...]).max()) > 0.1  # not the initial zeros, nor a third
 
 

@@ -175,3 +175,9 @@ class ClassifierHead(nnx.Module):
   def __call__(self, x):
     x = kept(jnp.mean(x, axis=(1, 2)))
     return kept(self.dense(self.dropout(x)))
+
+
+def batch_norms(module: nnx.Module) -> list[nnx.BatchNorm]:
+  """The batch-norm layers of `module`, in a fixed order (training's precise statistics and
+  the score maps' calibration set theirs)."""
+  return [m for _, m in nnx.iter_modules(module) if isinstance(m, nnx.BatchNorm)]
