@@ -27,6 +27,7 @@ setup(
         "pandas>=2.2",
         "tabulate>=0.9",  # pandas' to_markdown renders through it
         "scikit-learn>=1.4",  # ships the offline digits dataset
+        "scipy>=1.10",  # Student's t and normal quantiles of the intervals (scikit-learn needs it too)
     ],
     entry_points={"console_scripts": ["bottleneck-report=experiments.report:entry_point"]},
     extras_require={

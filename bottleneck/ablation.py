@@ -2,14 +2,16 @@
 
 `build(workdir, variant)` runs (or reuses) the three ablation sweeps of `configs/` and the
 break-even benchmark, and writes `workdir/ABLATION.md`, which answers each question with
-numbers and uncertainty (a 95% paired bootstrap over seeds, `bottleneck.results`), or says
-that the data cannot tell the variants apart:
+numbers and uncertainty (95% intervals over the seeds and the test set,
+`bottleneck.intervals`), or says that the data cannot tell the variants apart:
 
 1. At equal compute, is the reduced network more accurate? (`configs/iso_macs.py`)
 2. Does the ReLU after the 1x1 help? (`configs/ablation_ratio.py`: ReLU against linear)
 3. How far can the reduction go? (the same sweep: each ratio against the naive network)
 4. Which reduction matters? (`configs/ablation_placement.py`)
 5. Where does the 1x1 stop paying in time on this device? (`configs/benchmark.py:ratio`)
+6. Are the intervals honest? The A/A check: one config under two disjoint sets of seeds must
+   come out "within noise" (`configs/iso_macs.py`, `configs/study.py`).
 
 Beside it: one directory per sweep (each point a training workdir), `benchmark_ratio.json`,
 and a plot per sweep. Rerunning reuses finished points and the benchmark's JSON.
@@ -60,18 +62,20 @@ def build(workdir: str, variant: str = "", *, parallel: int = 1, launcher: str =
   """Runs (or reuses) every part and writes ABLATION.md (`write`); returns its path. The
   workdir is locked while it runs. `modules`: the config module of each sweep (default
   `configs.<name>`)."""
+  from configs import study  # pylint: disable=g-import-not-at-top
   modules = {name: f"configs.{name}" for name in SWEEPS} | (modules or {})
+  names = study.sweeps(variant)
   validation.positive_int(parallel, "parallel", "ablation")  # before anything is written
   with wd.lock(workdir):
     env.use_compilation_cache(os.path.join(workdir, ".jax_cache"))
     start = time.time()
     _stale_benchmark(workdir, rerun_changed)  # before hours of sweeps, not after
-    for i, name in enumerate(SWEEPS):
-      logging.info("[%d/%d] sweep %s%s", i + 1, len(SWEEPS) + 1, name,
+    for i, name in enumerate(names):
+      logging.info("[%d/%d] sweep %s%s", i + 1, len(names) + 1, name,
                    f":{variant}" if variant else "")
       _sweep(workdir, name, modules[name], variant, parallel, launcher, ray_address,
              rerun_changed, data_dir)
-    logging.info("[%d/%d] break-even benchmark", len(SWEEPS) + 1, len(SWEEPS) + 1)
+    logging.info("[%d/%d] break-even benchmark", len(names) + 1, len(names) + 1)
     _benchmark(workdir)
     return write(workdir, variant, start)
 
@@ -146,10 +150,11 @@ def write(workdir: str, variant: str = "", start: float | None = None) -> str:
   """ABLATION.md from what `workdir` holds (the sweeps' results, the benchmark's JSON), with a
   figure per sweep; returns its path. `start`: when the study began, for its duration."""
   from bottleneck import plots, report  # pylint: disable=g-import-not-at-top  # matplotlib
+  from configs import study  # pylint: disable=g-import-not-at-top
   bench = wd.read_json(os.path.join(workdir, BENCHMARK)) if os.path.exists(
       os.path.join(workdir, BENCHMARK)) else {"rows": [], "ratios": []}
   runs = {}
-  for name in SWEEPS:
+  for name in study.sweeps(variant):
     try:
       runs[name] = results.collect(os.path.join(workdir, name))
     except ConfigError as e:  # nothing finished: the section says so
@@ -157,11 +162,16 @@ def write(workdir: str, variant: str = "", start: float | None = None) -> str:
   figures = {name: plots.accuracy_vs_cost(r, os.path.join(workdir, f"{name}.png"))
              for name, r in runs.items()}
   # (title, one-line answer, body, the sweep whose figure and failures follow the body)
+  placement = (_placement(runs.get("ablation_placement"))
+               if "ablation_placement" in study.sweeps(variant) else
+               ("Which reduction matters?", "not run on this dataset (the placement study "
+                "trains GoogLeNet; see the digits' and CIFAR-10's studies).", ["Not run."]))
   sections = [(*_equal_compute(runs.get("iso_macs")), "iso_macs"),
               (*_activation(runs.get("ablation_ratio")), None),
               (*_ratio(runs.get("ablation_ratio")), "ablation_ratio"),
-              (*_placement(runs.get("ablation_placement")), "ablation_placement"),
-              (*_time(bench), None)]
+              (*placement, "ablation_placement"),
+              (*_time(bench), None),
+              (*_a_a(runs.get("iso_macs"), variant), None)]
   command = shlex.join(["python", "-m", "experiments.report",
                         f"--study={STUDY}" + (f":{variant}" if variant else ""),
                         f"--workdir={workdir}"])  # runs as shown, spaces and brackets too
@@ -176,8 +186,10 @@ def write(workdir: str, variant: str = "", start: float | None = None) -> str:
       f"Machine: {report.environment()}.", "",
       f"Data: {_data_line(variant)}", "",
       "Accuracy is test accuracy, mean ± std over seeds; each difference is paired by seed, "
-      "with a 95% bootstrap interval over the seeds (with 3 seeds a hint, not a test: "
-      "`bottleneck.results.paired_bootstrap`). \"Within noise\" means the interval holds 0. "
+      "with a 95% interval that counts both the seeds (Student's t over the per-seed "
+      "differences) and the finite test set (the per-example differences), as the column "
+      "\"interval covers\" says (`bottleneck.intervals`; calibrated on synthetic data, and "
+      "checked by the A/A row below). \"Within noise\" means the interval holds 0. "
       "MACs are multiply-accumulates per image. Training time is each run's wall time of "
       "training steps; seeds trained together as one program share theirs evenly.", "",
       "## Answers", "",
@@ -207,9 +219,15 @@ def _data_line(variant: str) -> str:
                     "cluttered`) is the capacity-limited test (docs/ablations.md).",
           "digits_cluttered": "the cluttered digits (24x24, offline), on which small "
                               "networks are capacity-limited (docs/ablations.md).",
-          "cifar10": "CIFAR-10 (Zhang et al.'s recipe)."}[dataset]
-  return (f"{text} {c.num_epochs:g} epochs per run (GoogLeNet's placement study included), "
-          f"{len(study.seeds(variant))} seeds per point.")
+          "cifar10": "CIFAR-10 (Zhang et al.'s recipe).",
+          "fashion_mnist": f"Fashion-MNIST (real 28x28 images), trained on the first "
+                           f"{study.FASHION_TRAIN:,} training images (`{c.train_split}`), "
+                           "scored on all 10,000 test images."}[dataset]
+  return (f"{text} {c.num_epochs:g} epochs per run"
+          + (" (GoogLeNet's placement study included), " if "ablation_placement" in
+             study.sweeps(variant) else ", ") +
+          f"{len(study.seeds(variant))} seeds per point (and {len(study.aa_seeds(variant))} more "
+          "for the A/A check).")
 
 
 def _table(frame: pd.DataFrame) -> list[str]:
@@ -341,6 +359,38 @@ def _placement(runs):
   body = ["GoogLeNet (Caffe's geometry, batch norm) with the reductions only where named:", "",
           results.render(results.display(summary), "markdown"), "", *_table(pairs)]
   return title, answer, body
+
+
+def _a_a(runs, variant: str):
+  """The A/A check: the reduced network at iso_macs's middle budget, seeds against other
+  seeds of the same config."""
+  from configs import iso_macs, study  # pylint: disable=g-import-not-at-top
+  title = "Are the intervals honest? The A/A check"
+  if runs is None:
+    return _missing(title, "iso_macs")
+  budget = iso_macs.BUDGETS[study.dataset(variant)][1]
+  where = {"variant": "reduced", "budget": f"macs {budget:.4g}"}
+  first, second = study.seeds(variant), study.aa_seeds(variant)
+  aa = results.a_a(runs, where, first, second)
+  if aa["interval"] is None:
+    return title, "not measured: fewer than 2 seeds of each set finished.", ["-"]
+  verdict = results.verdict(aa["interval"], "seeds " + ",".join(map(str, first)),
+                            "seeds " + ",".join(map(str, second)))
+  ok = verdict == "within noise"
+  answer = (f"one config (reduced at {where['budget']}) under two disjoint seed sets: "
+            f"{aa['difference (points)']:+.2f} points, 95% interval "
+            f"{aa['95% interval (points)']} over the {aa['interval covers']}: {verdict}"
+            + (", as it must be." if ok else
+               ": **the intervals are too narrow for this study; read its verdicts with "
+               "care**."))
+  table = pd.DataFrame([{"config": f"reduced, {where['budget']}",
+                         "seeds A": ",".join(map(str, first)),
+                         "seeds B": ",".join(map(str, second)),
+                         **{k: v for k, v in aa.items() if k != "interval"},
+                         "verdict": verdict}])
+  return title, answer, ["The same config twice, seed sets paired in order; with no true "
+                         "difference, a calibrated 95% interval holds 0 in 95% of such "
+                         "checks:", "", *_table(table)]
 
 
 def _time(bench: dict):

@@ -91,8 +91,10 @@ def evaluate(directory: str, *, dataset: str | None = None, split: str | None = 
   config = loaded.config
   dataset = dataset or config.dataset
   split = split or config.eval_split
-  data_dir = data_dir or (config.get("data_dir") if dataset == config.dataset else None)
-  source = pipeline.load_splits(dataset, (split,), data_dir)[split]
+  same = dataset == config.dataset
+  data_dir = data_dir or (config.get("data_dir") if same else None)
+  source_dir = config.get("data", {}).get("source_dir") if same else None
+  source = pipeline.load_splits(dataset, (split,), data_dir, source_dir)[split]
   mapping = label_map(dataset, source.label_names, source.num_classes,
                       loaded.model.num_classes)
   in_split = len(source)

@@ -117,16 +117,23 @@ def _nanmax(values) -> float:
 
 
 def digits_clause(summary, ratio_row, blocks_saved_time: bool | None = None) -> str:
-  """The digits sweep's sentences: cost, accuracy with its spread, training time. The time is
-  said to be the tiny network's own; where it goes against the real blocks' (`blocks_saved_
-  time`), the sentence says so rather than generalize."""
+  """The digits sweep's sentences: cost, accuracy with its interval and verdict (from
+  `ratio_row`: `results.ratios` with the runs, `bottleneck.intervals`), training time. The
+  time is said to be the tiny network's own; where it goes against the real blocks'
+  (`blocks_saved_time`), the sentence says so rather than generalize."""
   by = summary.set_index("variant")
   acc = {v: (100 * by.loc[v, "eval_accuracy mean"], 100 * by.loc[v, "eval_accuracy std"])
          for v in ("reduced", "naive")}
   time_s = {v: by.loc[v, "train_time_s mean"] for v in ("reduced", "naive")}
-  diff = acc["naive"][0] - acc["reduced"][0]  # the sign of the tables' column
-  spread = _nanmax([acc["reduced"][1], acc["naive"][1]])
-  within = "within" if np.isnan(spread) or abs(diff) <= spread else "beyond"
+  # The paired difference, the sign of the tables' column, over the seeds both variants ran.
+  diff = ratio_row.get("accuracy naive - reduced (points)",
+                       acc["naive"][0] - acc["reduced"][0])
+  interval = ratio_row.get("95% interval (points)")
+  if interval:
+    noise = (f"95% interval {interval} over the {ratio_row['interval covers']}: "
+             f"{ratio_row['verdict']}")
+  else:
+    noise = "no interval (fewer than 2 seeds paired): no verdict"
   # A time difference inside the seeds' spread is no saving and no loss.
   time_spread = _nanmax([by.loc[v].get("train_time_s std", np.nan) for v in ("reduced", "naive")])
   time_diff = time_s["naive"] - time_s["reduced"]
@@ -153,8 +160,8 @@ def digits_clause(summary, ratio_row, blocks_saved_time: bool | None = None) -> 
       f"{ratio_row['params naive/reduced']:.2f}x and multiply-adds "
       f"{ratio_row['MACs naive/reduced']:.2f}x; test accuracy was {acc['reduced'][0]:.2f}% "
       f"with them and {acc['naive'][0]:.2f}% without (n = {int(by.loc['reduced', 'n'])} and "
-      f"{int(by.loc['naive', 'n'])} seeds): naive minus reduced {diff:+.2f} points, {within} "
-      f"the seed-to-seed spread ({spread:.2f}). {timing}")
+      f"{int(by.loc['naive', 'n'])} seeds): naive minus reduced {diff:+.2f} points, {noise}. "
+      f"{timing}")
 
 
 def cost_clause(cplx: dict[str, list[dict]]) -> str | None:
@@ -274,7 +281,7 @@ def _build_report(workdir, parallel, data_dir, sweep_config, models, benchmark_c
   logging.info("[5/%d] tables, plots and REPORT.md", STEPS)
   runs = results.collect(sweep_dir)
   summary = results.aggregate(runs)
-  ratio = results.ratios(summary)
+  ratio = results.ratios(summary, runs)
   acc_png = plots.accuracy_vs_cost(runs, os.path.join(workdir, "accuracy_vs_cost.png"))
   curves_png = plots.training_curves(sweep_dir, runs, os.path.join(workdir, "curves.png"))
 

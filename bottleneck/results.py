@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from absl import logging
 
-from bottleneck import tables, workdir as wd
+from bottleneck import intervals, tables, workdir as wd
 from bottleneck.validation import ConfigError
 
 FORMATS = ("markdown", "csv", "latex", "table")
@@ -67,13 +67,19 @@ def collect(directory: str) -> pd.DataFrame:
                  "variant": "reduced" if r["reduce"] else "naive", **knobs(r), "seed": r["seed"],
                  **{k: r.get(k) for k in COST + MEASURED + ["compile_time_s", "device",
                                                              "num_classes"]},
-                 "run": os.path.relpath(os.path.dirname(path), directory)})
+                 "run": os.path.relpath(os.path.dirname(path), directory),
+                 "predictions": _predictions_path(os.path.dirname(path))})
   if not rows:
     raise ConfigError(f"no readable {wd.RESULT} below {directory}: rerun its trainings.")
   frame = pd.DataFrame(rows)
   for col in COST + MEASURED + ["width"]:  # null (unknown) becomes NaN, never 0
     frame[col] = pd.to_numeric(frame[col], errors="coerce")
   return frame
+
+
+def _predictions_path(run_dir: str) -> str | None:
+  path = os.path.join(run_dir, wd.PREDICTIONS)
+  return path if os.path.exists(path) else None
 
 
 def not_learned(summary: pd.DataFrame) -> pd.DataFrame:
@@ -110,36 +116,9 @@ def aggregate(runs: pd.DataFrame, group_by=None) -> pd.DataFrame:
   return out.reset_index()
 
 
-def paired_bootstrap(diffs, n_boot: int = 10_000, level: float = 0.95,
-                     seed: int = 0) -> tuple[float, float] | None:
-  """The `level` percentile interval of the mean of `diffs` (one per seed: naive minus reduced
-  on the same seed), resampling the seeds with replacement; None for fewer than 2 seeds. With
-  3 seeds there are only 10 distinct resamples and the interval cannot reach beyond the
-  values seen: it is narrower than a t-interval, so a verdict from 3 seeds is a hint, not a
-  test."""
-  diffs = np.asarray(diffs, float)
-  if len(diffs) < 2:
-    return None
-  idx = np.random.default_rng(seed).integers(0, len(diffs), (n_boot, len(diffs)))
-  lo, hi = np.quantile(diffs[idx].mean(1), [(1 - level) / 2, (1 + level) / 2])
-  return float(lo), float(hi)
-
-
 def verdict(interval, first: str = "naive", second: str = "reduced") -> str:
-  """The verdict on an interval of `first` minus `second`: which is more accurate, or
-  "within noise" when the interval holds 0."""
-  if interval is None:
-    return "no interval (fewer than 2 seeds paired)"
-  lo, hi = interval
-  if lo > 0:
-    return f"{first} more accurate"
-  if hi < 0:
-    return f"{second} more accurate"
-  return "within noise"
-
-
-def _interval_text(interval) -> str | None:
-  return None if interval is None else f"[{interval[0]:+.2f}, {interval[1]:+.2f}]"
+  """`intervals.verdict`: which is more accurate, or "within noise" (module doc)."""
+  return intervals.verdict(interval, first, second)
 
 
 def _seed_accuracy(runs: pd.DataFrame, where: dict) -> pd.Series:
@@ -148,24 +127,82 @@ def _seed_accuracy(runs: pd.DataFrame, where: dict) -> pd.Series:
   return runs[mask].set_index("seed")["eval_accuracy"]
 
 
+def _matching(runs: pd.DataFrame, where: dict) -> pd.DataFrame:
+  mask = np.logical_and.reduce([runs[c] == v for c, v in where.items()])
+  return runs[mask].set_index("seed")
+
+
+def _outcomes(paths) -> np.ndarray | None:
+  """(runs, examples) booleans, right or wrong, from the runs' predictions files; None when
+  one is missing or unreadable, or the runs were not evaluated on the same examples."""
+  rows, labels = [], None
+  for path in paths:
+    if not isinstance(path, str):
+      return None
+    try:
+      predicted, label = wd.read_predictions(path)
+    except wd.CorruptFile as e:
+      logging.warning("%s The interval counts the seeds only.", e)
+      return None
+    if labels is not None and not np.array_equal(label, labels):
+      logging.warning("%s holds other examples than the runs it is compared with; the interval "
+                      "counts the seeds only.", path)
+      return None
+    labels = label
+    rows.append(predicted == label)
+  return np.stack(rows)
+
+
+def difference(first: pd.DataFrame, second: pd.DataFrame) -> dict:
+  """Accuracy of `first`'s runs minus `second`'s, row i paired with row i (the same seed, or
+  two independent seeds): the number of pairs, the mean difference (points) and its 95%
+  interval (`bottleneck.intervals`), over the seeds and the test set where every run saved its
+  predictions, over the seeds alone otherwise ("interval covers" says which)."""
+  diffs = 100 * (first["eval_accuracy"].to_numpy(float) - second["eval_accuracy"].to_numpy(float))
+  interval = None
+  if len(diffs) >= 2 and "predictions" in first and "predictions" in second:
+    a, b = _outcomes(list(first["predictions"])), _outcomes(list(second["predictions"]))
+    if a is not None and b is not None and a.shape == b.shape:
+      interval = intervals.difference_interval(a, b)
+  if interval is None:
+    interval = intervals.seed_interval(diffs)
+  return {"paired seeds": len(diffs),
+          "difference (points)": float(diffs.mean()) if len(diffs) else float("nan"),
+          "95% interval (points)": interval and interval.text(),
+          "interval covers": interval and interval.covers, "interval": interval}
+
+
+_NOT_PAIRED = {"paired seeds": 0, "difference (points)": float("nan"),
+               "95% interval (points)": None, "interval covers": None, "interval": None}
+
+
 def paired_accuracy(runs: pd.DataFrame, first: dict, second: dict) -> dict:
   """Accuracy of the runs matching `first` minus those matching `second` (column filters), on
-  the seeds both ran: the number of seeds paired, the mean difference (points) and its 95%
-  paired-bootstrap interval (as text, and as `interval` for `verdict`). Nothing is paired
-  where a filter matches several runs of one seed."""
-  sides = [_seed_accuracy(runs, first), _seed_accuracy(runs, second)]
+  the seeds both ran (`difference`). Nothing is paired where a filter matches several runs of
+  one seed."""
+  sides = [_matching(runs, first), _matching(runs, second)]
   for where, side in zip((first, second), sides):
     if side.index.duplicated().any():  # runs that differ in a column the caller did not name
       logging.warning("not paired: several runs per seed where %s; group by the column that "
                       "tells them apart", where)
-      return {"paired seeds": 0, "difference (points)": float("nan"),
-              "95% interval (points)": None, "interval": None}
-  both = pd.concat(sides, axis=1, join="inner").dropna()
-  diffs = 100 * (both.iloc[:, 0] - both.iloc[:, 1])
-  interval = paired_bootstrap(diffs)
-  return {"paired seeds": len(both),
-          "difference (points)": float(diffs.mean()) if len(both) else float("nan"),
-          "95% interval (points)": _interval_text(interval), "interval": interval}
+      return dict(_NOT_PAIRED)
+  seeds = [s for s in sides[0].index if s in sides[1].index
+           and not np.isnan(sides[0].loc[s, "eval_accuracy"])
+           and not np.isnan(sides[1].loc[s, "eval_accuracy"])]
+  return difference(sides[0].loc[seeds], sides[1].loc[seeds])
+
+
+def a_a(runs: pd.DataFrame, where: dict, seeds_a, seeds_b) -> dict:
+  """The A/A check: the runs matching `where` with seeds `seeds_a` against the same config's
+  seeds `seeds_b` (disjoint; the i-th of each paired, as independent seeds). With no true
+  difference, its verdict must be "within noise"."""
+  side = _matching(runs, where)
+  if side.index.duplicated().any() or set(seeds_a) & set(seeds_b):
+    return dict(_NOT_PAIRED)
+  a = [s for s in seeds_a if s in side.index]
+  b = [s for s in seeds_b if s in side.index]
+  k = min(len(a), len(b))
+  return difference(side.loc[a[:k]], side.loc[b[:k]])
 
 
 def compare(runs: pd.DataFrame, column: str, first, second, by=()) -> pd.DataFrame:
@@ -192,7 +229,7 @@ def ratios(summary: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFr
   """naive / reduced: params, MACs, train time; accuracy difference. Each reduced row is
   paired with the naive row that shares its other group columns (model, dataset, budget...;
   the reductions' own knobs do not apply to naive runs). With `runs`, the difference also gets
-  a 95% paired-bootstrap interval over the seeds both ran (`paired_bootstrap`) and a verdict:
+  a 95% interval over the seeds both ran and the test set (`difference`) and a verdict:
   "within noise" when the interval holds 0."""
   if "variant" not in summary.columns:
     return pd.DataFrame()
@@ -224,6 +261,7 @@ def ratios(summary: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFr
     out["accuracy naive - reduced (points)"] = [p["difference (points)"] for p in paired]
     out["paired seeds"] = [p["paired seeds"] for p in paired]
     out["95% interval (points)"] = [p["95% interval (points)"] for p in paired]
+    out["interval covers"] = [p["interval covers"] for p in paired]
     out["verdict"] = [verdict(p["interval"]) for p in paired]
   return out.dropna(how="all", axis=1)
 

@@ -10,8 +10,8 @@ impossible model is refused before anything is read or written: one ConfigError 
 problem.
 
 `record(config)` is what a workdir's `config.json` holds; `differences(old, new)` is how two
-records are compared (the data directory is left out: where the dataset is stored does not
-change what is computed).
+records are compared (the data and source directories are left out: where the dataset is
+stored does not change what is computed; the files read are checked against their checksums).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("constant", "cosine", "exponential")
 RESIZE = ("pad", "resize")
 # Fields that do not change what a run computes, so a workdir accepts a change of them.
-NOT_COMPARED = ("data_dir",)
+NOT_COMPARED = ("data_dir", "data.source_dir")
 
 
 default_config = default.get_config
@@ -104,7 +104,7 @@ def differences(old: dict, new: dict, prefix: str = "", defaults: dict | None = 
   out = []
   absent = object()
   for k in sorted(set(old) | set(new)):
-    if not prefix and k in NOT_COMPARED:
+    if prefix + k in NOT_COMPARED:
       continue
     a, b = old.get(k, absent), new.get(k, absent)
     default = defaults.get(k, absent) if isinstance(defaults, dict) else absent
@@ -161,6 +161,7 @@ def validate(config) -> None:
       lambda: _text(c.get("train_split"), "train_split"),
       lambda: _text(c.get("eval_split"), "eval_split"),
       lambda: c.get("data_dir") is None or _text(c.get("data_dir"), "data_dir"),
+      lambda: d.get("source_dir") is None or _text(d.get("source_dir"), "data.source_dir"),
       lambda: v.number(d.get("mean"), "data.mean", where),
       lambda: v.number(d.get("std"), "data.std", where, above=0),
       lambda: v.choice(d.get("resize"), "data.resize", RESIZE, where),

@@ -213,13 +213,16 @@ def train_step(model_def, opt_def, dtype, state, batch):
 
 
 def eval_step(eval_def, dtype, model_state, batch):
-  """Sums of loss and correct predictions over a batch's unmasked examples (eval mode)."""
+  """Sums of loss and correct predictions over a batch's unmasked examples, and every
+  example's predicted class (eval mode)."""
   model = nnx.merge(eval_def, model_state)
   logits = model(batch["image"].astype(dtype)).astype(jnp.float32)
   loss = cross_entropy(logits, batch["label"])
-  correct = jnp.argmax(logits, -1) == batch["label"]
+  predicted = jnp.argmax(logits, -1)
+  correct = predicted == batch["label"]
   return {"loss_sum": jnp.sum(loss * batch["mask"]),
-          "correct": jnp.sum(correct * batch["mask"]), "count": jnp.sum(batch["mask"])}
+          "correct": jnp.sum(correct * batch["mask"]), "count": jnp.sum(batch["mask"]),
+          "predicted": predicted}
 
 
 def batch_norm_stats(model_def, dtype, model_state, batch) -> list[tuple[jax.Array, jax.Array]]:
@@ -452,13 +455,28 @@ def to_device(batch: dict, sharding: NamedSharding) -> dict:
 
 def evaluate(eval_step_fn, model_state, batches, sharding, n: int = 1) -> list[dict]:
   """Loss and accuracy over every batch of an evaluation split, one dict per run (`n` runs
-  stacked in `model_state`)."""
+  stacked in `model_state`), with each run's predicted class of every example and the labels
+  ("predicted", "label": arrays in the split's order)."""
   sums = {k: np.zeros(n) for k in ("loss_sum", "correct", "count")}
+  predicted, labels = [[] for _ in range(n)], []
   for batch in batches.eval_batches():
     out = jax.device_get(eval_step_fn(model_state, to_device(batch, sharding)))
     sums = {k: sums[k] + np.asarray(out[k], np.float64).reshape(n) for k in sums}
+    keep = np.asarray(batch["mask"]) > 0
+    labels.append(np.asarray(batch["label"])[keep])
+    for i, p in enumerate(np.asarray(out["predicted"]).reshape(n, -1)):
+      predicted[i].append(p[keep])
   return [{"loss": float(sums["loss_sum"][i] / sums["count"][i]),
-           "accuracy": float(sums["correct"][i] / sums["count"][i])} for i in range(n)]
+           "accuracy": float(sums["correct"][i] / sums["count"][i]),
+           "predicted": np.concatenate(predicted[i]), "label": np.concatenate(labels)}
+          for i in range(n)]
+
+
+def scalars(row: dict) -> dict:
+  """An evaluation's row without its per-example arrays (what metrics.jsonl holds)."""
+  return {k: v for k, v in row.items() if k not in ("predicted", "label")}
+
+
 def resume(workdir: str, manager, states: dict, owner: bool) -> tuple[int, dict, float | None]:
   """(step, states, training time before it) of the newest readable checkpoint, or (0,
   `states`, 0.0) for a fresh run. Unreadable checkpoints are set aside so that their steps can
@@ -501,8 +519,7 @@ def _train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
   together = Together(len(members))
   data_sharding, replicated = data_parallel(config, stacked=together.n > 1)
   eval_sharding = NamedSharding(data_sharding.mesh, P("data"))  # one batch for every run
-  splits = pipeline.load_splits(config.dataset, (config.train_split, config.eval_split),
-                                config.get("data_dir"))
+  splits = pipeline.config_splits(config, (config.train_split, config.eval_split))
   pipeline.log_split_sizes(splits)
   train_split, eval_split = splits[config.train_split], splits[config.eval_split]
 
@@ -523,7 +540,7 @@ def _train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
                cost["total"]["macs"] / 1e9, cost["total"]["flops_xla"] and
                f"{cost['total']['flops_xla'] / 1e9:.4g}",
                f"; {together.n} seeds trained together" if together.n > 1 else "")
-  preprocess = pipeline.Preprocess(config.image_size, model.in_channels, **config.data)
+  preprocess = pipeline.Preprocess.from_config(config, model.in_channels)
   train_batches = [pipeline.Batches(train_split, config.batch_size, preprocess, m.config.seed)
                    for m in members]
   eval_batches = pipeline.Batches(eval_split, config.eval_batch_size, preprocess, config.seed)
@@ -642,7 +659,7 @@ def _train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
           state = recalibrate(state)
         if evaluate_now:
           for writer, row in zip(writers, run_eval(state[0])):
-            writer.write({"step": step, "split": "eval", **row})
+            writer.write({"step": step, "split": "eval", **scalars(row)})
         if ckpt_now:
           for i, manager in enumerate(managers):
             checkpoints.save(manager, step, together.member(
@@ -660,7 +677,7 @@ def _train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
                           f"{where}. Rerun the same command to resume.")
       finals = run_eval(state[0])
       for writer, final in zip(writers, finals):
-        writer.write({"step": step, "split": "eval", **final})
+        writer.write({"step": step, "split": "eval", **scalars(final)})
     finally:
       for manager in managers:
         manager.close()  # waits for an in-flight save, whatever ended the loop
@@ -676,7 +693,9 @@ def _train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
                                                  train_split.num_classes)
       if result["warning"]:
         logging.warning("%s: %s", m.workdir, result["warning"])
-      if owner:
+      if owner:  # the predictions first: a result.json marks the run finished
+        wd.write_predictions(os.path.join(m.workdir, wd.PREDICTIONS), final["predicted"],
+                             final["label"])
         wd.write_json(os.path.join(m.workdir, wd.RESULT), result)
       logging.info("eval accuracy %.4f, loss %.4f after %d steps; result in %s",
                    final["accuracy"], final["loss"], step, os.path.join(m.workdir, wd.RESULT))

@@ -49,8 +49,7 @@ class Trained:
     """The preprocessing the model was trained with: the config's, or the reference's."""
     if self.imported is not None:
       return pipeline.Preprocess(channels=self.model.in_channels, **self.imported["preprocess"])
-    return pipeline.Preprocess(self.config.image_size, self.model.in_channels,
-                               **self.config.data)
+    return pipeline.Preprocess.from_config(self.config, self.model.in_channels)
 
 
 def read_imported(directory: str) -> dict | None:
@@ -73,8 +72,8 @@ def load(directory: str) -> Trained:
   if imported is not None:
     num_classes = imported["num_classes"]
   else:
-    num_classes = pipeline.load_splits(config.dataset, (config.train_split,),
-                                       config.get("data_dir"))[config.train_split].num_classes
+    num_classes = pipeline.config_splits(config, (config.train_split,))[
+        config.train_split].num_classes
   model = train.build_model(config, num_classes, initialise=False)  # the checkpoint's values
   states = {"model": nnx.state(model)}
   if imported is None:

@@ -17,14 +17,17 @@ import contextlib
 import datetime
 import errno
 import fcntl
+import io
 import json
 import math
 import os
 import shutil
 import socket
 import tempfile
+import zipfile
 from collections.abc import Iterable, Iterator
 
+import numpy as np
 from absl import logging
 
 from bottleneck.validation import ConfigError
@@ -36,6 +39,7 @@ CHECKPOINTS = "checkpoints"
 TENSORBOARD = "tensorboard"
 ERROR = "error.json"  # a sweep point's failure
 IMPORTED = "imported.json"  # weights from another framework (bottleneck.trained)
+PREDICTIONS = "predictions.npz"  # the final evaluation's prediction for every example
 # What every result.json has; one without them is incomplete (cut short, or not ours).
 RESULT_KEYS = ("model", "reduce", "dataset", "seed", "params", "macs", "eval_accuracy")
 LOCK = ".lock"
@@ -56,13 +60,14 @@ def umask() -> int:
   return mask
 
 
-def atomic_write_text(path: str, text: str) -> None:
-  """Writes `text` to `path` so that a reader sees the old file or the new one, never half."""
+def atomic_write_text(path: str, text: str | bytes) -> None:
+  """Writes `text` (or bytes) to `path` so that a reader sees the old file or the new one,
+  never half."""
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
   try:
-    with os.fdopen(fd, "w") as f:
+    with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as f:
       f.write(text)
       f.flush()
       os.fchmod(f.fileno(), 0o666 & ~umask())  # mkstemp's 0600 would lock others out
@@ -90,6 +95,26 @@ def read_json(path: str, required: Iterable[str] = ()):
   if missing:
     raise CorruptFile(f"{path} is incomplete: it lacks {', '.join(missing)}.")
   return obj
+
+
+def write_predictions(path: str, predicted, labels) -> None:
+  """The final evaluation's predicted class and label of every example of the split, in the
+  split's order (what the intervals of `bottleneck.intervals` pair examples by)."""
+  buffer = io.BytesIO()
+  np.savez(buffer, predicted=np.asarray(predicted, np.int32), label=np.asarray(labels, np.int32))
+  atomic_write_text(path, buffer.getvalue())
+
+
+def read_predictions(path: str) -> tuple[np.ndarray, np.ndarray]:
+  """(predicted, label) of `write_predictions`; CorruptFile naming the path otherwise."""
+  try:
+    with np.load(path) as f:
+      predicted, labels = f["predicted"], f["label"]
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+    raise CorruptFile(f"{path} is unreadable ({type(e).__name__}: {e}).") from None
+  if predicted.shape != labels.shape or predicted.ndim != 1:
+    raise CorruptFile(f"{path} holds {predicted.shape} predictions for {labels.shape} labels.")
+  return predicted, labels
 
 
 # What each number of a result.json may be: (kind, lowest, highest, null allowed). Tables and

@@ -56,6 +56,9 @@ def get_config(arg: str = "reduced") -> ml_collections.ConfigDict:
   c.match_params = 0
   c.data = ml_collections.ConfigDict(dict(mean=0.5, std=0.5, resize="pad", crop_padding=0,
                                           flip=False, random_crop=False))
+  # Where the original files of `fashion_mnist` / `mnist` are (None: a system package's
+  # directory, else a download; bottleneck.data.idx).
+  c.data.source_dir = placeholder(str)
   c.batch_size = 128
   c.eval_batch_size = 128
   c.num_epochs = 10.0

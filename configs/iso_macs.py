@@ -8,8 +8,10 @@ each at the width multiplier that costs the same multiply-adds per image (within
 
 Budgets on the 8x8 digits: 0.25M, 0.67M and 2M MACs per image (width about 0.12 to 0.42);
 on the cluttered digits (`:cluttered`, 24x24): 1.95M, 6M and 18M; on CIFAR-10 (`:cifar10`,
-28x28): 20M, 50M and 120M. Each budget x {naive, reduced} x 3 seeds
-(`:quick`: a third of the epochs). The width each point found is in its result.json
+28x28): 20M, 50M and 120M; on Fashion-MNIST (`:fashion`, 28x28): 2M, 4M and 8.6M (the
+default width 0.25 costs 8.6M). Each budget x {naive, reduced} x 3 seeds (5 on Fashion-MNIST;
+`:quick`: fewer epochs), and the A/A check: the reduced network at the middle budget with
+as many other seeds (configs/study.py). The width each point found is in its result.json
 (`match`).
 """
 
@@ -19,7 +21,7 @@ from configs import study
 # at widths (k + 1/2) / 16 every channel count rounds up at once and the cost jumps 5-12%:
 # 0.7M on the digits and 2M on the cluttered digits fall in such jumps for the naive network.
 BUDGETS = {"digits": (0.25e6, 0.67e6, 2e6), "digits_cluttered": (1.95e6, 6e6, 18e6),
-           "cifar10": (20e6, 50e6, 120e6)}
+           "cifar10": (20e6, 50e6, 120e6), "fashion_mnist": (2e6, 4e6, 8.6e6)}
 
 
 def get_config(arg: str = ""):
@@ -31,5 +33,7 @@ def get_config(arg: str = ""):
 
 def get_sweep(arg: str = ""):
   budgets = BUDGETS[study.dataset(arg)]
-  return [{"match_macs": b, "reduce": r, "seed": s}
-          for b in budgets for r in (True, False) for s in study.seeds(arg)]
+  # The A/A check: the reduced network at the middle budget again, with other seeds.
+  return ([{"match_macs": b, "reduce": r, "seed": s}
+           for b in budgets for r in (True, False) for s in study.seeds(arg)]
+          + [{"match_macs": budgets[1], "reduce": True, "seed": s} for s in study.aa_seeds(arg)])

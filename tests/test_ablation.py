@@ -33,6 +33,10 @@ def write_study(root):
         write_run(iso, f"{variant},{budget:g}", reduce=variant == "reduced", seed=seed,
                   acc=acc, match={"metric": "macs", "budget": budget, "width": 0.5,
                                   "cost": budget, "replaced_width": None})
+  for seed, acc in enumerate([0.95, 0.96, 0.97, 0.955, 0.962, 0.968]):  # the A/A check
+    write_run(iso, "aa", reduce=True, seed=seed, acc=acc, match={
+        "metric": "macs", "budget": 0.67e6, "width": 0.5, "cost": 0.67e6,
+        "replaced_width": None})
   ratio = os.path.join(root, "ablation_ratio")
   for r, relu, linear in ((0.125, [0.80, 0.81, 0.82], [0.70, 0.72, 0.71]),
                           (1.0, [0.95, 0.96, 0.97], [0.95, 0.96, 0.97])):
@@ -78,14 +82,19 @@ def test_the_report_answers_each_question_from_the_results(tmp_path):
   assert "inception_3a (batch 32, float32): the reduced block stops being faster at ratio 1" \
       in answers
   assert "- places=pool,seed=0: ConfigError: a made-up failure" in text
-  assert "36 training runs finished, 1 failed" in text
+  # 6. the A/A check: seeds 0-2 against 3-5 of one config
+  assert ("one config (reduced at macs 6.7e+05) under two disjoint seed sets: -0.17 points, "
+          "95% interval [-1.04, +0.71]") in answers
+  assert "over the seeds only (no per-example predictions): within noise, as it must be." \
+      in answers
+  assert "42 training runs finished, 1 failed" in text
   for name in ablation.SWEEPS:
     assert os.path.exists(tmp_path / f"{name}.png") and f"({name}.png)" in text
 
 
 def test_missing_parts_are_said_not_raised(tmp_path):
   text = open(ablation.write(str(tmp_path)), encoding="utf-8").read()
-  assert text.count("not measured") == 5
+  assert text.count("not measured") == 6  # five questions and the A/A check
 
 
 def test_study_flag_values():

@@ -72,19 +72,21 @@ def test_study_sweeps(name):
   module = importlib.import_module(f"configs.{name}")
   assert f"--config=configs/{name}.py" in module.__doc__
   sizes = {}
-  for arg in ("", "quick", "cifar10", "cifar10,quick", "cluttered"):
+  datasets = {"cifar10": "cifar10", "cluttered": "digits_cluttered",
+              "fashion": "fashion_mnist"}
+  for arg in ("", "quick", "cifar10", "cifar10,quick", "cluttered", "fashion", "fashion,quick"):
     mod, config = sweep.load_config_file(f"{path}:{arg}" if arg else path)
     points = sweep.expand(mod, config, "/nonexistent", arg)
     sizes[arg] = sum(p.config.num_epochs for p in points)
     for p in points:
       if p in (points[0], points[-1]):  # a reduced point and the naive one (validation builds
         run_config.validate(p.config)  # the model: seconds each)
-      assert p.config.dataset == ("cifar10" if "cifar10" in arg else "digits_cluttered"
-                                  if "cluttered" in arg else "digits")
+      assert p.config.dataset == next((d for k, d in datasets.items() if k in arg), "digits")
   assert sizes["quick"] < sizes[""] and sizes["cifar10,quick"] < sizes["cifar10"]
+  assert sizes["fashion,quick"] < sizes["fashion"]
   with pytest.raises(ValueError, match="unknown variant 'fast'"):
     module.get_config("fast")
-  with pytest.raises(ValueError, match="two datasets"):
+  with pytest.raises(ValueError, match="variants cifar10 and cluttered are datasets"):
     module.get_config("cifar10,cluttered")
   full = sweep.expand(*sweep.load_config_file(path), "/nonexistent")
   assert {"naive", "reduced"} == {"reduced" if p.config.reduce else "naive" for p in full}

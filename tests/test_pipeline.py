@@ -70,7 +70,7 @@ def test_missing_tensorflow_names_the_extra(tmp_path, monkeypatch):
     raise ModuleNotFoundError("No module named 'tensorflow'")
   monkeypatch.setattr(tfds, "builder", no_tf)
   with pytest.raises(ConfigError, match=r"pip install -e '\.\[catalog\]'"):
-    pipeline.load_splits("mnist", data_dir=str(tmp_path))
+    pipeline.load_splits("kmnist", data_dir=str(tmp_path))
 
 
 def test_an_unreachable_download_fails_at_once(tmp_path, monkeypatch):
@@ -83,7 +83,8 @@ def test_an_unreachable_download_fails_at_once(tmp_path, monkeypatch):
   record = lambda self, *a, **k: prepared.append(self.name)
   monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", record)
   monkeypatch.setattr(pipeline, "_DOWNLOAD", record)  # TFDS's own, as far as the check knows
-  for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+  for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+              "all_proxy"):
     monkeypatch.delenv(var, raising=False)
   with pytest.raises(ConfigError, match=r"dataset 'cifar10' is not prepared in .* cannot be "
                                         r"downloaded here: www.cs.toronto.edu is unreachable.*"

@@ -56,12 +56,15 @@ def test_finding_is_computed_from_the_numbers():
        "train_time_s mean": 12.0, "n": 3},
       {"variant": "naive", "eval_accuracy mean": 0.975, "eval_accuracy std": 0.002,
        "train_time_s mean": 10.0, "n": 3}])
-  ratio = {"params naive/reduced": 1.5, "MACs naive/reduced": 1.49}
+  ratio = {"params naive/reduced": 1.5, "MACs naive/reduced": 1.49,
+           "accuracy naive - reduced (points)": -0.5, "95% interval (points)": "[-1.90, +0.90]",
+           "interval covers": "seeds + test set", "verdict": "within noise"}
   text = report.digits_clause(summary, ratio)
   assert "cut parameters 1.50x and multiply-adds 1.49x" in text
   assert "98.00% with them and 97.50% without" in text
-  # The sign of the tables' "accuracy naive - reduced" column.
-  assert "naive minus reduced -0.50 points, within the seed-to-seed spread (1.00)" in text
+  # The sign of the tables' "accuracy naive - reduced" column, and the calibrated verdict.
+  assert ("naive minus reduced -0.50 points, 95% interval [-1.90, +0.90] over the seeds + "
+          "test set: within noise") in text
   assert "did not turn into a saving in time on this small network" in text
   # Against real blocks that did save time, the sentence says so instead of generalizing.
   assert "on real block sizes (above) the reductions did save time" in \
@@ -70,8 +73,10 @@ def test_finding_is_computed_from_the_numbers():
   summary.loc[0, "train_time_s mean"] = 5.0
   summary.loc[1, "eval_accuracy std"] = 0.001
   summary.loc[0, "eval_accuracy std"] = 0.001
-  text = report.digits_clause(summary, ratio)
-  assert "beyond the seed-to-seed spread" in text and "did turn into" in text
+  text = report.digits_clause(summary, {**ratio, "95% interval (points)": "[-0.90, -0.10]",
+                                        "verdict": "reduced more accurate"})
+  assert "[-0.90, -0.10] over the seeds + test set: reduced more accurate" in text
+  assert "did turn into" in text
   summary["train_time_s std"] = [0.4, 0.7]  # 11.5 vs 11.7 s: inside the spread
   summary.loc[0, "train_time_s mean"], summary.loc[1, "train_time_s mean"] = 11.5, 11.7
   text = report.digits_clause(summary, ratio)
@@ -87,6 +92,7 @@ def test_finding_with_an_unknown_time_compares_no_time():
   text = report.digits_clause(summary, {"params naive/reduced": 1.5,
                                         "MACs naive/reduced": 1.49})
   assert "training time of one variant is unknown" in text and "nan" not in text
+  assert "naive minus reduced -0.50 points, no interval (fewer than 2 seeds paired)" in text
 
 
 def test_the_finding_has_a_clause_per_part_each_from_its_numbers():

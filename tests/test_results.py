@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bottleneck import results, workdir as wd
+from bottleneck import intervals, results, workdir as wd
 from bottleneck.validation import ConfigError
 
 ACC = {"reduced": [0.90, 0.92, 0.94], "naive": [0.91, 0.91, 0.97]}
@@ -148,17 +148,54 @@ def test_failed_runs_are_named_under_the_table(tmp_path):
           "no width costs 7e+05 macs within 1%") in text
 
 
-def test_paired_bootstrap_interval_and_verdicts(tmp_path):
-  assert results.paired_bootstrap([1.0]) is None  # one seed: no interval
-  lo, hi = results.paired_bootstrap([2.0, 2.0, 2.0])
-  assert lo == hi == 2.0
-  lo, hi = results.paired_bootstrap([1.0, -1.0, 3.0])
-  assert -1.0 <= lo < 1.0 < hi <= 3.0  # within the values seen, around their mean
+def write_predictions(root, examples=200, seed=0):
+  """Each run's predictions on `examples` test examples, right exactly as often as its
+  eval_accuracy says."""
+  rng = np.random.default_rng(seed)
+  labels = rng.integers(0, 10, examples)
+  for variant, accs in ACC.items():
+    for s, acc in enumerate(accs):
+      predicted = labels.copy()
+      wrong = rng.choice(examples, round(examples * (1 - acc)), replace=False)
+      predicted[wrong] = (labels[wrong] + 1) % 10
+      wd.write_predictions(os.path.join(root, f"reduce={variant == 'reduced'},seed={s}",
+                                        wd.PREDICTIONS), predicted, labels)
+
+
+def test_intervals_count_the_test_set_when_predictions_are_saved(tmp_path):
   write_runs(tmp_path)  # naive - reduced per seed: +1, -1, +3 points
   runs = results.collect(str(tmp_path))
   r = results.ratios(results.aggregate(runs), runs).iloc[0]
+  seeds_only = intervals.seed_interval([1.0, -1.0, 3.0])
   assert r["paired seeds"] == 3 and r["verdict"] == "within noise"
-  assert r["95% interval (points)"] == f"[{lo:+.2f}, {hi:+.2f}]"
+  assert r["95% interval (points)"] == seeds_only.text() == "[-3.97, +5.97]"
+  assert r["interval covers"] == intervals.SEEDS_ONLY
+  write_predictions(tmp_path)
+  runs = results.collect(str(tmp_path))
+  r = results.ratios(results.aggregate(runs), runs).iloc[0]
+  assert r["interval covers"] == intervals.SEEDS_AND_TEST
+  low, high = (float(v) for v in r["95% interval (points)"].strip("[]").split(","))
+  assert low < seeds_only.low and high > seeds_only.high  # wider: the test set counts too
+  # a predictions file cut short: named, and that comparison falls back to the seeds alone
+  path = tmp_path / "reduce=True,seed=1" / wd.PREDICTIONS
+  path.write_bytes(path.read_bytes()[:50])
+  with pytest.raises(wd.CorruptFile, match=r"predictions.npz is unreadable"):
+    wd.read_predictions(str(path))
+  runs = results.collect(str(tmp_path))
+  assert results.ratios(results.aggregate(runs), runs).iloc[0]["interval covers"] == \
+      intervals.SEEDS_ONLY
+
+
+def test_the_a_a_check_pairs_disjoint_seed_sets(tmp_path):
+  write_runs(tmp_path)
+  write_predictions(tmp_path)
+  runs = results.collect(str(tmp_path))
+  aa = results.a_a(runs, {"variant": "naive"}, [0], [1])
+  assert aa["paired seeds"] == 1 and aa["interval"] is None
+  aa = results.a_a(runs, {"variant": "reduced"}, [0, 1], [2, 1])
+  assert aa["paired seeds"] == 0  # the sets overlap: no A/A
+  aa = results.a_a(runs, {"variant": "reduced"}, [0, 1], [2])
+  assert aa["paired seeds"] == 1  # the i-th of each set, as far as both go
 
 
 def test_runs_that_differ_in_an_ungrouped_column_are_not_paired(tmp_path):

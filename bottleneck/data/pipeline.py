@@ -5,8 +5,9 @@ is a function of (seed, step) alone: the order of epoch e is a permutation seede
 and the augmentation of step t is seeded by (seed, t). A run resumed from step t therefore sees
 exactly the batches an uninterrupted run sees.
 
-Datasets: `digits` and `digits_cluttered` (embedded, offline, `bottleneck.data.digits`) and
-any TFDS catalog image dataset by name (`mnist`, `cifar10`, `imagenette`, ...), which downloads
+Datasets: `digits` and `digits_cluttered` (embedded, offline, `bottleneck.data.digits`),
+`fashion_mnist` and `mnist` from their IDX files (offline when the files are on disk,
+`bottleneck.data.idx`; `data.source_dir` says where), and any other TFDS catalog image dataset by name (`mnist`, `cifar10`, `imagenette`, ...), which downloads
 on first use and needs TensorFlow to decode images: `pip install -e '.[catalog]'`.
 """
 
@@ -24,6 +25,7 @@ from absl import logging
 from PIL import Image
 
 from bottleneck import workdir as wd
+from bottleneck.data import idx
 from bottleneck.data.digits import Digits, DigitsCluttered
 from bottleneck.validation import ConfigError
 
@@ -76,7 +78,7 @@ def check_reachable(builder, name: str, timeout: float = 10.0) -> None:
   """ConfigError at once when the dataset's download hosts cannot be reached (no network):
   TFDS would otherwise retry for minutes at "Dl Completed... 0%". Behind a proxy
   (HTTPS_PROXY), which resolves names itself, nothing is checked."""
-  if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+  if idx.behind_proxy():
     return
   for host in _download_hosts(builder):
     try:
@@ -96,10 +98,12 @@ _DOWNLOAD = tfds.core.DatasetBuilder.download_and_prepare
 
 
 def _prepare(builder, name: str) -> None:
-  if name not in EMBEDDED and tfds.core.DatasetBuilder.download_and_prepare is _DOWNLOAD:
+  if name not in EMBEDDED and name not in idx.BUILDERS and tfds.core.DatasetBuilder.download_and_prepare is _DOWNLOAD:
     check_reachable(builder, name)
   try:
     builder.download_and_prepare()
+  except ConfigError:
+    raise
   except ImportError as e:
     raise ConfigError(f"dataset {name!r} needs a package that is not installed ({e}). "
                       f"Install it with: {CATALOG_EXTRA}") from None
@@ -110,24 +114,31 @@ def _prepare(builder, name: str) -> None:
                       f"{builder.data_dir}: {type(e).__name__}: {e}") from None
 
 
-def _builder(name: str, data_dir: str | None):
+def _builder(name: str, data_dir: str | None, source_dir: str | None = None):
   if name in EMBEDDED:
     return EMBEDDED[name](data_dir=data_dir, file_format="array_record")
+  if name in idx.BUILDERS:
+    return idx.BUILDERS[name](data_dir=data_dir, file_format="array_record",
+                              source_dir=source_dir)
+  if source_dir:
+    raise ConfigError(f"data.source_dir={source_dir!r} is set, but dataset {name!r} is not "
+                      f"read from files; only {', '.join(idx.BUILDERS)} are.")
   return _catalog_builder(name, data_dir)
 
 
 def load_splits(name: str, splits: tuple[str, ...] = ("train", "test"),
-                data_dir: str | None = None) -> dict[str, Split]:
-  """The requested splits of dataset `name`, built or downloaded on first use.
+                data_dir: str | None = None, source_dir: str | None = None) -> dict[str, Split]:
+  """The requested splits of dataset `name`, built or downloaded on first use (`source_dir`:
+  where the original files of a dataset read from them are, `bottleneck.data.idx`).
 
   Preparation holds a lock beside the dataset's directory, so that processes starting
   together (a parallel sweep's workers) prepare it once: the others wait, then read it."""
-  builder = _builder(name, data_dir)
+  builder = _builder(name, data_dir, source_dir)
   if not builder.is_prepared():
     lock_dir = os.path.dirname(builder.data_dir)  # <data_dir>/<name>[/<config>]
     with wd.lock(lock_dir, "the dataset directory", wait=True,
                  lock_name=f".{builder.name}.prepare.lock"):
-      builder = _builder(name, data_dir)  # another process may have prepared it meanwhile
+      builder = _builder(name, data_dir, source_dir)  # another process may have prepared it
       _prepare(builder, name)
   features = builder.info.features
   if "image" not in features or "label" not in features:
@@ -136,12 +147,19 @@ def load_splits(name: str, splits: tuple[str, ...] = ("train", "test"),
   available = list(builder.info.splits) or list(splits)
   out = {}
   for split in splits:
-    if split not in available:
+    if split.split("[")[0] not in available:
       raise ConfigError(f"dataset {name!r} has no split {split!r}; it has "
                         f"{', '.join(available)}.")
     names = getattr(features["label"], "names", None)
-    out[split] = Split(split, builder.as_data_source(split=split),
-                       features["label"].num_classes, tuple(names) if names else None)
+    try:  # TFDS's slicing: "train[:10000]", "train[:10%]"
+      source = builder.as_data_source(split=split)
+    except (ValueError, AssertionError) as e:
+      raise ConfigError(f"dataset {name!r}: split {split!r} is not a split or a slice of one "
+                        f"(e.g. 'train[:10000]', 'train[:10%]'): {e}") from None
+    if len(source) == 0:
+      raise ConfigError(f"dataset {name!r}: split {split!r} holds no examples.")
+    out[split] = Split(split, source, features["label"].num_classes,
+                       tuple(names) if names else None)
   return out
 
 
@@ -224,6 +242,15 @@ class Preprocess:
             np.asarray(self.std, np.float32))
 
 
+  @classmethod
+  def from_config(cls, config, channels: int, **overrides) -> "Preprocess":
+    """The preprocessing of a training config (`config.image_size`, `config.data`'s
+    preprocessing fields) for a model of `channels` input channels."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    data = {k: v for k, v in dict(config.data).items() if k in fields}
+    return cls(**{"image_size": config.image_size, **data, "channels": channels, **overrides})
+
+
 class Batches:
   """Deterministic training and evaluation batches over a split."""
 
@@ -256,6 +283,12 @@ class Batches:
       mask = np.concatenate([np.ones(len(idx), np.float32), np.zeros(pad, np.float32)])
       yield {"image": np.pad(x, ((0, pad), (0, 0), (0, 0), (0, 0))),
              "label": np.pad(labels, (0, pad)), "mask": mask}
+
+
+def config_splits(config, splits: tuple[str, ...]) -> dict[str, Split]:
+  """`load_splits` of a training config's dataset, from its data and source directories."""
+  return load_splits(config.dataset, splits, config.get("data_dir"),
+                     config.get("data", {}).get("source_dir"))
 
 
 def log_split_sizes(splits: dict[str, Split]) -> None:
