@@ -31,6 +31,7 @@ from absl import logging
 
 from bottleneck import env, results, sweep, validation, workdir as wd
 from bottleneck.validation import ConfigError
+from configs import study
 
 ABLATION = "ABLATION.md"
 STUDY = "ablation"
@@ -48,7 +49,6 @@ def parse_study(spec: str) -> str:
   if name != STUDY:
     raise ConfigError(f"unknown study {name!r}; valid: {STUDY} (with a variant: "
                       f"{STUDY}:quick, {STUDY}:cluttered, {STUDY}:cluttered,quick, ...).")
-  from configs import study  # pylint: disable=g-import-not-at-top
   try:
     study.options(variant)
   except ValueError as e:
@@ -62,7 +62,6 @@ def build(workdir: str, variant: str = "", *, parallel: int = 1, launcher: str =
   """Runs (or reuses) every part and writes ABLATION.md (`write`); returns its path. The
   workdir is locked while it runs. `modules`: the config module of each sweep (default
   `configs.<name>`)."""
-  from configs import study  # pylint: disable=g-import-not-at-top
   modules = {name: f"configs.{name}" for name in SWEEPS} | (modules or {})
   names = study.sweeps(variant)
   validation.positive_int(parallel, "parallel", "ablation")  # before anything is written
@@ -89,7 +88,7 @@ def _sweep(workdir, name, module_name, variant, parallel, launcher, ray_address,
   points = sweep.expand(module, config, os.path.join(workdir, name), variant)
   return sweep.run(points, parallel=parallel, launcher=launcher, ray_address=ray_address,
                    config_spec=f"configs/{name}.py" + (f":{variant}" if variant else ""),
-                   rerun_changed=rerun_changed)
+                   rerun_changed=rerun_changed, seeds_together=study.seeds_together(variant))
 
 
 def benchmark_settings() -> dict:
@@ -150,7 +149,6 @@ def write(workdir: str, variant: str = "", start: float | None = None) -> str:
   """ABLATION.md from what `workdir` holds (the sweeps' results, the benchmark's JSON), with a
   figure per sweep; returns its path. `start`: when the study began, for its duration."""
   from bottleneck import plots, report  # pylint: disable=g-import-not-at-top  # matplotlib
-  from configs import study  # pylint: disable=g-import-not-at-top
   bench = wd.read_json(os.path.join(workdir, BENCHMARK)) if os.path.exists(
       os.path.join(workdir, BENCHMARK)) else {"rows": [], "ratios": []}
   runs = {}
@@ -211,7 +209,6 @@ def write(workdir: str, variant: str = "", start: float | None = None) -> str:
 
 
 def _data_line(variant: str) -> str:
-  from configs import study  # pylint: disable=g-import-not-at-top
   dataset = study.dataset(variant)
   c = study.base(variant)
   text = {"digits": "the offline 8x8 digits, on which every variant reaches 97-99%: "
@@ -364,7 +361,7 @@ def _placement(runs):
 def _a_a(runs, variant: str):
   """The A/A check: the reduced network at iso_macs's middle budget, seeds against other
   seeds of the same config."""
-  from configs import iso_macs, study  # pylint: disable=g-import-not-at-top
+  from configs import iso_macs  # pylint: disable=g-import-not-at-top
   title = "Are the intervals honest? The A/A check"
   if runs is None:
     return _missing(title, "iso_macs")

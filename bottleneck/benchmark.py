@@ -82,16 +82,40 @@ def _small_block(name, cls, side, cin, *args):
   return Case(name, build, side, cin)
 
 
-def _network(name, image_size):
+def _network(name, image_size, model_kwargs: dict | None = None, label: str | None = None):
+  model_kwargs = dict(model_kwargs or {})
+
   def build(reduce, dtype, paths, ratio=None):
-    kwargs = {} if ratio is None else {"reduction_ratio": ratio}
+    kwargs = dict(model_kwargs, **({} if ratio is None else {"reduction_ratio": ratio}))
     return registry.abstract_model(name, reduce=reduce, image_size=image_size, dtype=dtype,
                                    paths=paths, **kwargs)
   # The model's own default input channels (3 for the ImageNet networks, 1 for the digits').
   init = registry.get_spec(name).build.func.__init__
   channels = inspect.signature(init).parameters.get("in_channels")
-  return Case(f"{name}@{image_size}", build, image_size,
-              channels.default if channels is not None else models.Network.in_channels)
+  channels = model_kwargs.get("in_channels", channels.default if channels is not None
+                              else models.Network.in_channels)
+  return Case(label or f"{name}@{image_size}", build, image_size, channels)
+
+
+def _model_kwargs(name: str, items: list[str], spec: str) -> dict:
+  """`key=value` items of a network case (`model@size,width=0.25,in_channels=1`), each value
+  of the type the model's argument has."""
+  types = registry.model_arguments(name)
+  out = {}
+  for item in items:
+    key, sep, value = item.partition("=")
+    if not sep:
+      raise ConfigError(f"benchmark case {spec!r}: {item!r} is not key=value.")
+    validation.choice(key, f"argument of model {name!r}", list(types), f"benchmark {spec!r}")
+    try:
+      if types[key] is bool:
+        out[key] = {"true": True, "1": True, "false": False, "0": False}[value.lower()]
+      else:
+        out[key] = types[key](value)
+    except (ValueError, KeyError):
+      raise ConfigError(f"benchmark case {spec!r}: {key}={value!r} is not a "
+                        f"{types[key].__name__}.") from None
+  return out
 
 
 def cases() -> dict[str, Case]:
@@ -110,11 +134,16 @@ def cases() -> dict[str, Case]:
 
 
 def case(name: str) -> Case:
-  """A case by name; networks as `model@size` (e.g. `googlenet_bn@224`)."""
+  """A case by name; networks as `model@size[,argument=value...]` (e.g. `googlenet_bn@224`,
+  `inception_small@28,width=0.25,in_channels=1`)."""
   if "@" in name:
-    model, _, size = name.partition("@")
+    model, _, rest = name.partition("@")
+    size, *items = rest.split(",")
     validation.choice(model, "model", registry.MODELS, "benchmark")
-    return _network(model, int(size))
+    if not size.isdigit():
+      raise ConfigError(f"benchmark case {name!r}: the image size {size!r} is not a whole "
+                        "number (model@size[,argument=value...]).")
+    return _network(model, int(size), _model_kwargs(model, items, name), name)
   known = cases()
   validation.choice(name, "benchmark case", list(known) + ["<model>@<size>"], "benchmark")
   return known[name]

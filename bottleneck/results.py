@@ -161,9 +161,10 @@ def difference(first: pd.DataFrame, second: pd.DataFrame) -> dict:
   diffs = 100 * (first["eval_accuracy"].to_numpy(float) - second["eval_accuracy"].to_numpy(float))
   interval = None
   if len(diffs) >= 2 and "predictions" in first and "predictions" in second:
-    a, b = _outcomes(list(first["predictions"])), _outcomes(list(second["predictions"]))
-    if a is not None and b is not None and a.shape == b.shape:
-      interval = intervals.difference_interval(a, b)
+    # Every run of both sides scored on the same examples, or no per-example pairing.
+    both = _outcomes(list(first["predictions"]) + list(second["predictions"]))
+    if both is not None:
+      interval = intervals.difference_interval(both[:len(diffs)], both[len(diffs):])
   if interval is None:
     interval = intervals.seed_interval(diffs)
   return {"paired seeds": len(diffs),

@@ -42,6 +42,7 @@ import numpy as np
 import optax
 from absl import logging
 from flax import nnx
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from bottleneck import checkpoints, complexity, env, run_config, validation, workdir as wd
@@ -460,7 +461,11 @@ def evaluate(eval_step_fn, model_state, batches, sharding, n: int = 1) -> list[d
   sums = {k: np.zeros(n) for k in ("loss_sum", "correct", "count")}
   predicted, labels = [[] for _ in range(n)], []
   for batch in batches.eval_batches():
-    out = jax.device_get(eval_step_fn(model_state, to_device(batch, sharding)))
+    out = eval_step_fn(model_state, to_device(batch, sharding))
+    # Each example's prediction; on several hosts, each holds a slice of the batch.
+    every = (out["predicted"] if out["predicted"].is_fully_addressable else
+             multihost_utils.process_allgather(out["predicted"], tiled=True))
+    out = jax.device_get({**out, "predicted": every})
     sums = {k: sums[k] + np.asarray(out[k], np.float64).reshape(n) for k in sums}
     keep = np.asarray(batch["mask"]) > 0
     labels.append(np.asarray(batch["label"])[keep])

@@ -8,8 +8,8 @@ against the naive network (SqueezeNet's squeeze-ratio ablation; Inception-v3's F
   python -m experiments.make_table --workdir=runs/ablation_ratio
 
 Points: ratio {1/8, 1/4, 1/2, 3/4, 1} x activation {relu, linear} x 3 seeds, and the naive
-network x 3 seeds (`:quick`: ratios {1/8, 1/2, 1}, a third of the epochs). Datasets
-and sizes: configs/study.py.
+network x 3 seeds (`:quick` and `:fashion`: ratios {1/8, 1/2, 1}; `:quick` with fewer
+epochs). Datasets, seeds and sizes: configs/study.py.
 """
 
 from configs import study
@@ -22,7 +22,7 @@ def get_config(arg: str = ""):
 
 
 def get_sweep(arg: str = ""):
-  ratios = RATIOS[::2] if "quick" in study.options(arg) else RATIOS
+  ratios = RATIOS[::2] if {"quick", "fashion"} & study.options(arg) else RATIOS
   seeds = study.seeds(arg)
   return ([{"model_kwargs.reduction_ratio": r, "model_kwargs.reduction_activation": act,
             "seed": s} for r in ratios for act in (True, False) for s in seeds] +

@@ -12,7 +12,9 @@ v3 B and v3 reduction A at batch 32), `precision`
 (float32 against bfloat16), `peer` (every case against its PyTorch twin in eager mode, timed in
 the same run; needs `pip install -e '.[torch]'`), `peer_compile` (four blocks against PyTorch
 eager and `torch.compile`), `ratio` (blocks 3a, 4e and v3 B at batch 32, reduced at ratios
-1/8 ... 1 of the input's channels: where the reduced block stops being faster than the naive).
+1/8 ... 1 of the input's channels: where the reduced block stops being faster than the naive),
+`train_step` (the small Inception of configs/fashion_inception.py at batch 128, width 0.25 on
+28x28x1, with "auto" and XLA's own paths, against PyTorch eager: docs/benchmarks.md).
 """
 
 import ml_collections
@@ -23,7 +25,8 @@ GOOGLENET_BLOCKS = ["inception_3a", "inception_3b", "inception_4a", "inception_4
 V3_BLOCKS = ["v3_block_a", "v3_reduction_a", "v3_block_b", "v3_reduction_b", "v3_block_c"]
 SMALL = ["small_inception", "small_downsample"]
 NETWORKS = ["inception_small@28", "googlenet_bn@112", "inception_v3@75"]
-VARIANTS = ("default", "smoke", "paths", "precision", "peer", "peer_compile", "ratio")
+VARIANTS = ("default", "smoke", "paths", "precision", "peer", "peer_compile", "ratio",
+            "train_step")
 
 
 def get_config(arg: str = "default"):
@@ -68,6 +71,14 @@ def get_config(arg: str = "default"):
     c.cases = ("inception_3a", "inception_4e", "v3_block_b")
     c.batches = (32,)
     c.ratios = (0.125, 0.25, 0.5, 0.75, 1.0)
+  elif arg == "train_step":
+    # The training step of configs/fashion_inception.py (forward+backward, batch norm in train
+    # mode, batch 128), ours with "auto" paths and with XLA's own ops, and PyTorch eager's.
+    c.cases = ("inception_small@28,width=0.25,in_channels=1",)
+    c.batches = (128,)
+    c.paths = ("auto", "xla")
+    c.torch_peer = True
+    c.repeats = 10
   elif arg == "precision":
     c.cases = ("inception_3a", "inception_4e", "v3_block_b")
     c.batches = (32,)

@@ -17,7 +17,8 @@ argument (`--config=configs/ablation_ratio.py:quick`, `:cluttered`, `:cifar10,qu
   the study fits in 2 hours on a 2-core CPU. The placement study (GoogLeNet) is not run on it.
 - `quick`: a third of the epochs (still 3 seeds: a sweep trains the seeds of a config as one
   program, so they cost little more than one, and a difference needs a spread to be judged);
-  with `fashion`, 3 seeds and a fifth of the subset's epochs (about 15 minutes).
+  with `fashion`, 3 seeds and an eighth of the epochs (half an epoch of the subset: a check
+  that the study runs, not a measurement).
 
 Every study holds an A/A check: the reduced network at the middle budget of `iso_macs` is
 trained with a second, disjoint set of seeds (`aa_seeds`), and the two sets are compared as
@@ -80,7 +81,7 @@ def base(arg: str | None, variant: str = "reduced"):
     c.train_split = f"train[:{FASHION_TRAIN}]"
     c.data.crop_padding, c.data.flip = 2, True
     c.batch_size = c.eval_batch_size = 128
-    c.num_epochs = 5.0
+    c.num_epochs = 4.0
     c.optimizer.update(learning_rate=0.05, weight_decay=5e-4, schedule="cosine")
     c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 26, 0, 78
   else:
@@ -98,7 +99,7 @@ def base(arg: str | None, variant: str = "reduced"):
     c.optimizer.weight_decay = 5e-4
     c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 21, 105, 105
   if "quick" in chosen:
-    c.num_epochs /= 5 if "fashion" in chosen else 3
+    c.num_epochs /= 8 if "fashion" in chosen else 3
   return c
 
 
@@ -112,6 +113,13 @@ def aa_seeds(arg: str | None) -> tuple[int, ...]:
   """The A/A check's second set of seeds: as many as `seeds`, none of them."""
   first = seeds(arg)
   return tuple(range(len(first), 2 * len(first)))
+
+
+def seeds_together(arg: str | None) -> bool:
+  """Whether a sweep trains a config's seeds as one vmapped program: on the digits' tiny maps
+  it pays (fixed costs shared); on 28x28 Fashion-MNIST the batched convolutions are slower per
+  seed on a CPU than separate runs (docs/benchmarks.md)."""
+  return "fashion" not in options(arg)
 
 
 def sweeps(arg: str | None) -> tuple[str, ...]:

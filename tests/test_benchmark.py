@@ -72,6 +72,18 @@ def test_cases_and_errors():
     benchmark.case("inception_3z")
   with pytest.raises(ConfigError, match="unknown model 'googlenot'"):
     benchmark.case("googlenot@224")
+  # the training step's network: model arguments after the size, typed as the model takes them
+  c = benchmark.case("inception_small@28,width=0.25,in_channels=1")
+  assert (c.name, c.channels) == ("inception_small@28,width=0.25,in_channels=1", 1)
+  model = c.build(True, "float32", benchmark.Paths())
+  assert model.in_channels == 1 and model.stages[0].conv.out_features == 24  # 96 / 4
+  for spec, match in [("inception_small@28,width", r"'width' is not key=value"),
+                      ("inception_small@28,widht=0.5", r"unknown argument of model "
+                                                       r"'inception_small' 'widht'"),
+                      ("inception_small@28,width=wide", r"width='wide' is not a float"),
+                      ("inception_small@big", r"image size 'big' is not a whole number")]:
+    with pytest.raises(ConfigError, match=match):
+      benchmark.case(spec)
 
 
 def test_cli_json_and_files(tmp_path):

@@ -153,6 +153,24 @@ def test_preprocess_pad_resize_channels_crop_flip():
     pipeline.Preprocess(4, 1)([np.zeros((4, 4, 3), np.uint8)], train=False)
 
 
+def test_the_whole_batch_path_is_the_image_by_image_one():
+  """Images already of the model's size are stacked and cropped as one array: the same batch,
+  bit for bit, as fitting and cropping them one at a time (the same random draws)."""
+  rng = np.random.default_rng(0)
+  images = [rng.integers(0, 256, (6, 6, 1), dtype=np.uint8) for _ in range(9)]
+  pre = pipeline.Preprocess(6, 1, crop_padding=2, flip=True)
+  fast = pre(images, train=True, rng=np.random.default_rng(5))
+  draws = np.random.default_rng(5)
+  x = np.stack([pre._fit(im, draws) for im in images]).astype(np.float32)
+  padded = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
+  offsets = draws.integers(0, 5, size=(9, 2))
+  x = np.stack([im[i:i + 6, j:j + 6] for im, (i, j) in zip(padded, offsets)])
+  flip = draws.random(9) < 0.5
+  x[flip] = x[flip, :, ::-1]
+  np.testing.assert_array_equal(fast, (x / 255.0 - np.float32(0.5)) / np.float32(0.5))
+  assert 0 < flip.sum() < 9 and len({tuple(o) for o in offsets}) > 1
+
+
 def test_batch_larger_than_split_is_an_error(digits_dir):
   split = pipeline.load_splits("digits", data_dir=digits_dir)["test"]
   with pytest.raises(ConfigError, match="batch_size=512 is larger than the test split"):
