@@ -7,7 +7,8 @@ exactly the batches an uninterrupted run sees.
 
 Datasets: `digits` and `digits_cluttered` (embedded, offline, `bottleneck.data.digits`),
 `fashion_mnist` and `mnist` from their IDX files (offline when the files are on disk,
-`bottleneck.data.idx`; `data.source_dir` says where), and any other TFDS catalog image dataset by name (`mnist`, `cifar10`, `imagenette`, ...), which downloads
+`bottleneck.data.idx`; `data.source_dir` says where), and any other TFDS catalog image
+dataset by name (`cifar10`, `imagenette`, ...), which downloads
 on first use and needs TensorFlow to decode images: `pip install -e '.[catalog]'`.
 """
 
@@ -104,7 +105,8 @@ _DOWNLOAD = tfds.core.DatasetBuilder.download_and_prepare
 
 
 def _prepare(builder, name: str) -> None:
-  if name not in EMBEDDED and name not in idx.BUILDERS and tfds.core.DatasetBuilder.download_and_prepare is _DOWNLOAD:
+  if (name not in EMBEDDED and name not in idx.BUILDERS
+      and tfds.core.DatasetBuilder.download_and_prepare is _DOWNLOAD):
     check_reachable(builder, name)
   try:
     builder.download_and_prepare()
@@ -261,12 +263,12 @@ class Preprocess:
 
 
   @classmethod
-  def from_config(cls, config, channels: int, **overrides) -> "Preprocess":
+  def from_config(cls, config, channels: int) -> "Preprocess":
     """The preprocessing of a training config (`config.image_size`, `config.data`'s
     preprocessing fields) for a model of `channels` input channels."""
     fields = {f.name for f in dataclasses.fields(cls)}
     data = {k: v for k, v in dict(config.data).items() if k in fields}
-    return cls(**{"image_size": config.image_size, **data, "channels": channels, **overrides})
+    return cls(**{"image_size": config.image_size, **data, "channels": channels})
 
 
 class Batches:
