@@ -121,13 +121,8 @@ def verdict(interval, first: str = "naive", second: str = "reduced") -> str:
   return intervals.verdict(interval, first, second)
 
 
-def _seed_accuracy(runs: pd.DataFrame, where: dict) -> pd.Series:
-  """Accuracy by seed of the runs whose columns equal `where`."""
-  mask = np.logical_and.reduce([runs[c] == v for c, v in where.items()])
-  return runs[mask].set_index("seed")["eval_accuracy"]
-
-
 def _matching(runs: pd.DataFrame, where: dict) -> pd.DataFrame:
+  """The runs whose columns equal `where`, indexed by seed."""
   mask = np.logical_and.reduce([runs[c] == v for c, v in where.items()])
   return runs[mask].set_index("seed")
 
@@ -214,7 +209,7 @@ def compare(runs: pd.DataFrame, column: str, first, second, by=()) -> pd.DataFra
   keys = runs[list(by)].drop_duplicates().sort_values(list(by)) if by else pd.DataFrame([{}])
   for _, key in keys.iterrows():
     key = key.to_dict()
-    acc = {v: _seed_accuracy(runs, {**key, column: v}) for v in (first, second)}
+    acc = {v: _matching(runs, {**key, column: v})["eval_accuracy"] for v in (first, second)}
     if acc[first].empty or acc[second].empty:
       continue
     paired = paired_accuracy(runs, {**key, column: first}, {**key, column: second})
