@@ -80,7 +80,7 @@ def build(workdir: str, variant: str = "", *, parallel: int = 1, launcher: str =
 
 
 def _sweep(workdir, name, module_name, variant, parallel, launcher, ray_address,
-           rerun_changed, data_dir) -> dict[str, str]:
+           rerun_changed, data_dir) -> dict[str, sweep.Outcome]:
   module = importlib.import_module(module_name)
   config = module.get_config(variant)
   if data_dir:

@@ -10,7 +10,6 @@ every later save up to it.
 
 from __future__ import annotations
 
-import glob
 import os
 import sys
 
@@ -18,34 +17,9 @@ import jax
 import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from absl import logging
-from etils.epath import backend as epath_backend, gpath
 from flax import nnx
 
-from bottleneck import workdir as wd
-
-
-def _patch_epath_glob() -> None:
-  """etils' local `Path.glob` joins the directory into the pattern unescaped, so orbax cannot
-  find its own files under a directory whose name has `[`, `]`, `*` or `?` (every checkpoint
-  there reads as corrupt). Escape the directory part for local paths."""
-  if getattr(gpath.PosixGPath.glob, "_bottleneck_escaped", False):
-    return
-  original = gpath.PosixGPath.glob
-
-  # pylint: disable=protected-access
-  def glob_(self, pattern: str):
-    if not isinstance(self._backend, epath_backend._OsPathBackend) or "**" in pattern:
-      yield from original(self, pattern)  # remote file systems; "**", which etils refuses
-      return
-    for f in glob.glob(os.path.join(glob.escape(self._path_str), pattern)):
-      yield self._new(f)
-  # pylint: enable=protected-access
-
-  glob_._bottleneck_escaped = True  # pylint: disable=protected-access
-  gpath.PosixGPath.glob = glob_
-
-
-_patch_epath_glob()
+from bottleneck import compat, workdir as wd
 
 
 def _is_key(x) -> bool:
@@ -72,7 +46,9 @@ def manager(workdir: str, *, keep: int | None = None,
   """The checkpoint manager of `workdir/checkpoints`; None for a reader when it does not exist.
 
   A writer (the run that holds the workdir's lock) also removes orbax's temporary directories
-  of saves that a kill cut short."""
+  of saves that a kill cut short. Orbax finds its files under any directory name
+  (`compat.escape_epath_glob`)."""
+  compat.escape_epath_glob()
   directory = os.path.abspath(os.path.join(workdir, wd.CHECKPOINTS))
   if read_only:
     if not os.path.isdir(directory):

@@ -8,14 +8,13 @@ status 130. Stray positional arguments are refused.
 
 from __future__ import annotations
 
-import logging as std_logging
 import os
 import re
 import sys
 
 from absl import app, flags, logging
 
-from bottleneck import validation
+from bottleneck import compat, config_files, validation
 from bottleneck.validation import ConfigError
 
 USAGE = 2
@@ -32,8 +31,7 @@ def _missing_field(argv: list[str]) -> str | None:
   and the closest one it has; None if every override names a field."""
   spec = [a.split("=", 1)[1] for a in argv[1:] if a.startswith("--config=")]
   try:  # config_flags leaves no config behind a failed override: load it again to compare
-    from bottleneck.sweep import load_config_file  # pylint: disable=g-import-not-at-top
-    config = load_config_file(spec[-1])[1]
+    config = config_files.load_config_file(spec[-1])[1]
   except Exception:  # pylint: disable=broad-except  # the config itself did not load
     config = None
   for arg in argv[1:]:
@@ -85,7 +83,7 @@ def run(main) -> None:
   """`absl.app.run(main)` with one-line errors (exit 2) and a one-line Ctrl-C (exit 130)."""
 
   def guarded(argv):
-    quiet_orbax()
+    compat.quiet_orbax()
     try:
       return main(argv)
     except ConfigError as e:
@@ -111,19 +109,3 @@ def parse_bool_or_both(value: str, flag: str) -> tuple[bool, ...]:
   if value.lower() not in table:
     raise ConfigError(f"--{flag}={value!r} is invalid; valid: true, false, both.")
   return table[value.lower()]
-
-
-def quiet_orbax() -> None:
-  """absl's log format on stderr, without orbax's INFO chatter (also for worker processes,
-  which do not go through `run`)."""
-  logging.use_absl_handler()
-  handler = logging.get_absl_handler()
-  if not any(isinstance(f, _QuietOrbax) for f in handler.filters):
-    handler.addFilter(_QuietOrbax())
-
-
-class _QuietOrbax(std_logging.Filter):
-  """Drops orbax's INFO chatter (a dozen lines per checkpoint); its warnings still show."""
-
-  def filter(self, record):
-    return record.levelno >= std_logging.WARNING or "orbax" not in record.pathname

@@ -271,8 +271,7 @@ def _build_report(workdir, parallel, data_dir, sweep_config, models, benchmark_c
   # over others (docs/training.md).
   summary_states = sweep.run(points, parallel=parallel, rerun_changed=rerun_changed,
                              seeds_together=False)
-  failed = {k: v for k, v in summary_states.items()
-            if v != "done" and not v.startswith("skipped")}
+  failed = {k: v for k, v in summary_states.items() if not v.finished}
   # Timed after the sweep, with nothing else running.
   bench = (_benchmark(workdir, benchmark_cases, benchmark_batch, benchmark_repeats)
            if benchmark_cases else None)

@@ -23,7 +23,6 @@ and a worker whose sweep died (killed) stops within a second.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import inspect
 import json
 import multiprocessing
@@ -40,11 +39,42 @@ import traceback
 import ml_collections
 from absl import logging
 
-from bottleneck import run_config, validation, workdir as wd
+from bottleneck import compat, run_config, validation, workdir as wd
 from bottleneck.validation import ConfigError
 
 ERROR = wd.ERROR
 LAUNCHERS = ("local", "ray", "print")
+
+
+class Outcome(str):
+  """A point's outcome in a sweep's summary: its `kind` and, for "failed", "busy" and
+  "interrupted", why (`detail`). It reads as the text the summary prints ("done", "skipped
+  (done)", "printed", "failed: why", ...), so it compares and prints as that text."""
+  KINDS = ("done", "skipped", "printed", "failed", "busy", "interrupted")
+  kind: str
+  detail: str
+
+  def __new__(cls, kind: str, detail: str = ""):
+    if kind not in cls.KINDS:
+      raise ValueError(f"unknown outcome {kind!r}; valid: {', '.join(cls.KINDS)}")
+    text = {"done": "done", "skipped": "skipped (done)", "printed": "printed"}.get(
+        kind, f"{kind}: {detail}")
+    outcome = super().__new__(cls, text)
+    outcome.kind, outcome.detail = kind, detail
+    return outcome
+
+  @property
+  def finished(self) -> bool:
+    """Whether the point has its result (trained now, or before)."""
+    return self.kind in ("done", "skipped")
+
+  @classmethod
+  def of(cls, result: dict) -> "Outcome":
+    """The outcome of `run_unit`'s dict for a point."""
+    for kind in ("error", "busy", "interrupted"):
+      if kind in result:
+        return cls("failed" if kind == "error" else kind, result[kind])
+    return cls("done")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,24 +83,6 @@ class Point:
   overrides: dict
   config: ml_collections.ConfigDict
   workdir: str
-
-
-def load_config_file(spec: str):
-  """(module, config) from `path.py` or `path.py:arg` (the --config syntax)."""
-  path, _, arg = spec.partition(":")
-  if not os.path.exists(path):
-    raise ConfigError(f"config file {path!r} does not exist.")
-  name = "bottleneck_config_" + re.sub(r"\W", "_", os.path.abspath(path))
-  module_spec = importlib.util.spec_from_file_location(name, path)
-  module = importlib.util.module_from_spec(module_spec)
-  try:
-    module_spec.loader.exec_module(module)
-    config = module.get_config(arg) if arg else module.get_config()
-  except ConfigError:
-    raise
-  except Exception as e:  # pylint: disable=broad-except  # the user's file: say what failed
-    raise ConfigError(f"{spec}: {type(e).__name__}: {e}") from None
-  return module, config
 
 
 def point_name(overrides: dict) -> str:
@@ -166,24 +178,38 @@ def run_point(config_dict: dict, workdir: str, restart: bool = False,
   """Trains one point; on failure writes `error.json` and returns {"error": ...}; if another
   process holds the point's directory, returns {"busy": ...} and writes nothing."""
   from bottleneck import train  # pylint: disable=g-import-not-at-top  # light import for workers
-  error_path = os.path.join(workdir, ERROR)
   try:
-    with wd.lock(workdir):  # error.json is the point's: only the lock's holder touches it
-      if os.path.exists(error_path):
-        os.remove(error_path)
+    _clear_error(workdir)
     return train.train_and_evaluate(ml_collections.ConfigDict(config_dict), workdir,
                                     restart=restart, label=label)
   except wd.WorkdirBusy as e:
     logging.warning("point %s: %s", workdir, e)
     return {"busy": str(e)}
   except Exception as e:  # pylint: disable=broad-except  # recorded; the sweep goes on
-    error = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
-    logging.error("point %s failed: %s", workdir, error["error"])
+    return _record_error([workdir], e)
+
+
+def _clear_error(workdir: str) -> None:
+  """Removes a point's `error.json` of an earlier try (under its lock: only the lock's holder
+  touches it; raises `wd.WorkdirBusy` if another process holds it)."""
+  with wd.lock(workdir):
+    if os.path.exists(os.path.join(workdir, ERROR)):
+      os.remove(os.path.join(workdir, ERROR))
+
+
+def _record_error(workdirs: list[str], e: Exception) -> dict:
+  """{"error", "traceback"} of the exception being handled, logged and written to each
+  point's `error.json` (an unusable point directory is passed over: the summary still says
+  why)."""
+  error = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+  logging.error("%s %s failed: %s", "point" if len(workdirs) == 1 else "points",
+                ", ".join(workdirs), error["error"])
+  for w in workdirs:
     try:
-      wd.write_json(error_path, error)
+      wd.write_json(os.path.join(w, ERROR), error)
     except OSError:
-      pass  # an unusable point directory: the summary still says why
-    return error
+      pass
+  return error
 
 
 def run_unit(config_dicts: list[dict], workdirs: list[str], restarts: list[bool],
@@ -197,9 +223,7 @@ def run_unit(config_dicts: list[dict], workdirs: list[str], restarts: list[bool]
   from bottleneck import train  # pylint: disable=g-import-not-at-top  # light import for workers
   try:
     for w in workdirs:
-      with wd.lock(w):
-        if os.path.exists(os.path.join(w, ERROR)):
-          os.remove(os.path.join(w, ERROR))
+      _clear_error(w)
     return train.train_seeds([ml_collections.ConfigDict(c) for c in config_dicts], workdirs,
                              restarts=restarts, label=label)
   except train.SeedsApart as e:
@@ -208,14 +232,7 @@ def run_unit(config_dicts: list[dict], workdirs: list[str], restarts: list[bool]
   except wd.WorkdirBusy as e:
     logging.warning("%s: %s; they run one at a time", label or workdirs, e)
   except Exception as e:  # pylint: disable=broad-except  # recorded; the sweep goes on
-    error = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
-    logging.error("points %s failed: %s", ", ".join(workdirs), error["error"])
-    for w in workdirs:
-      try:
-        wd.write_json(os.path.join(w, ERROR), error)
-      except OSError:
-        pass
-    return [error] * len(workdirs)
+    return [_record_error(workdirs, e)] * len(workdirs)
   return [run_point(c, w, r, label) for c, w, r in zip(config_dicts, workdirs, restarts)]
 
 
@@ -298,9 +315,8 @@ def _worker(names: list[str], args: tuple, label: str, results, parent_pid: int,
   os.setpgrp()  # the terminal's Ctrl-C goes to the sweep, which passes it on once
   threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
   from absl import flags  # pylint: disable=g-import-not-at-top
-  from bottleneck import cli  # pylint: disable=g-import-not-at-top
   flags.FLAGS.mark_as_parsed()  # the sweep parsed them: no "logging before flag parsing"
-  cli.quiet_orbax()
+  compat.quiet_orbax()
   logging.set_verbosity(verbosity)
   try:
     outcomes = run_unit(*args, label=label)
@@ -376,8 +392,8 @@ def _run_local(todo: list[list[Point]], restart: set[str], parallel: int) -> dic
 def run(points: list[Point], *, parallel: int = 1, launcher: str = "local",
         ray_address: str | None = None, config_spec: str = "",
         rerun_changed: bool = False, seeds_together: bool = True) -> dict[str, str]:
-  """Runs every unfinished point; returns {name: "done" | "failed: ..." | "busy: ..." |
-  "skipped (done)"}. Points that ran under another config are refused (ConfigError naming
+  """Runs every unfinished point; returns {name: Outcome} ("done", "skipped (done)", "failed:
+  ...", "busy: ...", "interrupted: ...", or "printed" by the print launcher). Points that ran under another config are refused (ConfigError naming
   them) unless `rerun_changed`: their old runs are set aside and they run again. With
   `seeds_together`, points that differ only in their seed train as one program (`units`)."""
   if launcher not in LAUNCHERS:
@@ -406,13 +422,13 @@ def _run(points, parallel, launcher, ray_address, config_spec, rerun_changed, se
   for p in points:
     if states[p.name] == "unreadable":
       logging.warning("point %s: its %s is unreadable; it is recomputed", p.name, wd.RESULT)
-  summary = {p.name: "skipped (done)" for p in points if states[p.name] == "done"}
+  summary = {p.name: Outcome("skipped") for p in points if states[p.name] == "done"}
   todo = [p for p in points if p.name not in summary]
   restart = {p.name for p in changed}
   if launcher == "print":
     for p in todo:
       print(command_for(p, config_spec, p.name in restart))
-    return {**summary, **{p.name: "printed" for p in todo}}
+    return {**summary, **{p.name: Outcome("printed") for p in todo}}
   logging.info("sweep: %d points, %d finished, %d to run", len(points), len(summary), len(todo))
   todo_units = units(todo, seeds_together)
   if launcher == "ray":
@@ -438,15 +454,12 @@ def _run(points, parallel, launcher, ray_address, config_spec, rerun_changed, se
   else:
     results = _run_local(todo_units, restart, parallel)
   for p in todo:
-    r = results[p.name]
-    summary[p.name] = (f"failed: {r['error']}" if "error" in r else
-                       f"busy: {r['busy']}" if "busy" in r else
-                       f"interrupted: {r['interrupted']}" if "interrupted" in r else "done")
+    summary[p.name] = Outcome.of(results[p.name])
   return {p.name: summary[p.name] for p in points}
 
 
-def format_summary(summary: dict[str, str], workdir: str) -> str:
-  done = sum(s == "done" or s.startswith("skipped") for s in summary.values())
+def format_summary(summary: dict[str, Outcome], workdir: str) -> str:
+  done = sum(s.finished for s in summary.values())
   lines = [f"sweep in {workdir}: {done}/{len(summary)} points finished"]
   lines += [f"  {name}: {state}" for name, state in summary.items()]
   return "\n".join(lines)

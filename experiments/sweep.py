@@ -15,7 +15,7 @@ import sys
 
 from absl import flags
 
-from bottleneck import cli, sweep
+from bottleneck import cli, config_files, sweep
 
 _CONFIG = flags.DEFINE_string("config", None, "Config file, optionally with :variant.",
                               required=True)
@@ -35,7 +35,7 @@ _RAY_ADDRESS = flags.DEFINE_string("ray_address", None,
 
 def main(argv):
   del argv
-  module, config = sweep.load_config_file(_CONFIG.value)
+  module, config = config_files.load_config_file(_CONFIG.value)
   points = sweep.expand(module, config, _WORKDIR.value, _CONFIG.value.partition(":")[2])
   summary = sweep.run(points, parallel=_PARALLEL.value, launcher=_LAUNCHER.value,
                       ray_address=_RAY_ADDRESS.value, config_spec=_CONFIG.value,

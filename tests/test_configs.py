@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from bottleneck import run_config
+from bottleneck import config_files, run_config
 from bottleneck.nn import registry
 
 # The ablation studies: variants "", quick, cifar10, and a sweep per variant.
@@ -75,7 +75,7 @@ def test_study_sweeps(name):
   datasets = {"cifar10": "cifar10", "cluttered": "digits_cluttered",
               "fashion": "fashion_mnist"}
   for arg in ("", "quick", "cifar10", "cifar10,quick", "cluttered", "fashion", "fashion,quick"):
-    mod, config = sweep.load_config_file(f"{path}:{arg}" if arg else path)
+    mod, config = config_files.load_config_file(f"{path}:{arg}" if arg else path)
     points = sweep.expand(mod, config, "/nonexistent", arg)
     sizes[arg] = sum(p.config.num_epochs for p in points)
     for p in points:
@@ -88,6 +88,6 @@ def test_study_sweeps(name):
     module.get_config("fast")
   with pytest.raises(ValueError, match="variants cifar10 and cluttered are datasets"):
     module.get_config("cifar10,cluttered")
-  full = sweep.expand(*sweep.load_config_file(path), "/nonexistent")
+  full = sweep.expand(*config_files.load_config_file(path), "/nonexistent")
   assert {"naive", "reduced"} == {"reduced" if p.config.reduce else "naive" for p in full}
   assert len({p.name for p in full}) == len(full)

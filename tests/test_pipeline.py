@@ -193,8 +193,8 @@ def test_reference_preprocessing_is_torchvisions():
   torch = pytest.importorskip("torch")
   if importlib.util.find_spec("torchvision") is None:
     pytest.skip("torchvision is not installed (the torch extra)")
-  from bottleneck.nn import import_weights  # pylint: disable=g-import-not-at-top
-  import_weights.torchvision_models()
+  from bottleneck import compat  # pylint: disable=g-import-not-at-top
+  compat.torchvision_models()
   t = importlib.import_module("torchvision.transforms")
   mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
   reference = t.Compose([t.Resize(256), t.CenterCrop(224), t.ToTensor(), t.Normalize(mean, std)])

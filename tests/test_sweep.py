@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bottleneck import checkpoints, results, sweep, workdir as wd
+from bottleneck import checkpoints, config_files, results, sweep, workdir as wd
 from bottleneck.validation import ConfigError
 from tests import ROOT, interruptible, tiny_sweep_config
 from tests.test_train import sigterm_when
@@ -43,17 +43,28 @@ def test_bad_sweeps_are_clear_errors(tmp_path, digits_dir):
     points(tmp_path, [{"batch_size": "64"}])  # a wrong type: one line, not a traceback
   with pytest.raises(ConfigError, match=r"the point 'seed=1' twice"):
     points(tmp_path, [{"seed": 1}, {"seed": 1}])
-  with pytest.raises(ConfigError, match=r"config file 'nope.py' does not exist"):
-    sweep.load_config_file("nope.py")
-  with pytest.raises(ConfigError, match=r"unknown variant 'x'"):
-    sweep.load_config_file(os.path.join(ROOT, "configs", "digits_inception.py:x"))
 
 
 def test_config_file_sweep_loads():
-  module, config = sweep.load_config_file(os.path.join(ROOT, "configs",
-                                                       "digits_inception.py:naive"))
+  module, config = config_files.load_config_file(os.path.join(ROOT, "configs",
+                                                              "digits_inception.py:naive"))
   assert config.reduce is False
   assert len(sweep.expand(module, config, "/tmp/x")) == 6
+
+
+def test_outcomes_are_a_kind_with_a_reason_that_read_as_the_summary_says():
+  outcomes = [sweep.Outcome.of({"result": 1}), sweep.Outcome("skipped"),
+              sweep.Outcome.of({"error": "ValueError: x", "traceback": "..."}),
+              sweep.Outcome.of({"busy": "held by pid 7"}), sweep.Outcome.of({"interrupted": "^C"})]
+  assert outcomes == ["done", "skipped (done)", "failed: ValueError: x", "busy: held by pid 7",
+                      "interrupted: ^C"]
+  assert [o.kind for o in outcomes] == ["done", "skipped", "failed", "busy", "interrupted"]
+  assert [o.finished for o in outcomes] == [True, True, False, False, False]
+  assert outcomes[2].detail == "ValueError: x"
+  with pytest.raises(ValueError, match="unknown outcome 'ok'"):
+    sweep.Outcome("ok")
+  summary = dict(zip("abcde", outcomes))
+  assert sweep.format_summary(summary, "w").splitlines()[0] == "sweep in w: 2/5 points finished"
 
 
 def test_a_signal_as_a_point_ends_stops_the_sweep(tmp_path, digits_dir, monkeypatch):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from bottleneck import checkpoints, complexity, train, trained, workdir as wd
+from bottleneck import checkpoints, compat, complexity, train, trained, workdir as wd
 from bottleneck.nn import registry
 from bottleneck.validation import ConfigError
 from tests import ROOT
@@ -117,8 +117,7 @@ def test_import_command_torchvision_random(tmp_path):
   assert record["preprocess"]["resize_to"] == 256 and record["num_classes"] == 1000
   loaded = trained.load(str(out))
   import torch  # pylint: disable=g-import-not-at-top
-  from bottleneck.nn import import_weights  # pylint: disable=g-import-not-at-top
-  import_weights.torchvision_models()
+  compat.torchvision_models()
   module = importlib.import_module("torchvision.models.googlenet")
   torch.manual_seed(3)
   net = module.GoogLeNet(aux_logits=False, transform_input=False, init_weights=True).eval()
@@ -143,10 +142,9 @@ def test_import_bad_input_is_one_line(tmp_path, monkeypatch):
   """The library names each bad value; the command prints it as one line, exit status 2. A
   missing --weights_file is named before torchvision is needed (it said "torchvision is not
   installed" first)."""
-  from bottleneck.nn import import_weights  # pylint: disable=g-import-not-at-top
   def no_torchvision():
     raise ConfigError("torchvision is not installed: pip install -e '.[torch]'")
-  monkeypatch.setattr(import_weights, "torchvision_models", no_torchvision)
+  monkeypatch.setattr(compat, "torchvision_models", no_torchvision)
   out = str(tmp_path / "o")
   for kwargs, message in [
       (dict(source="caffe", name="googlenet"), "--source='caffe' is invalid; valid: "

@@ -15,56 +15,25 @@ classifier (torchvision's (out, in) transposed). Every tensor must be used exact
 fit the shape it lands in; the first that does not is named in a ConfigError. torchvision's
 auxiliary heads (`aux1`, `aux2`, `AuxLogits`) are skipped unless the model builds one.
 
-`torchvision_models()` imports `torchvision.models` where `import torchvision` itself fails:
-PyPI's torchvision 0.28 is a CUDA build whose import registers kernels for its compiled ops,
-which a CPU-only torch 2.13 refuses (`operator torchvision::nms does not exist`); the model
-definitions use none of them.
+torchvision's model definitions come through `compat.torchvision_models()` (PyPI's CUDA
+build of torchvision cannot be imported beside a CPU-only torch).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
-import importlib.util
 import os
-import sys
-import types
 
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from bottleneck import compat
 from bottleneck.nn import blocks, layers, models
 from bottleneck.validation import ConfigError
 
 _AUX = ("aux1.", "aux2.", "AuxLogits.")
-
-
-def torchvision_models():
-  """`torchvision.models`, imported without `torchvision/__init__.py` if that fails."""
-  try:
-    return importlib.import_module("torchvision.models")
-  except ImportError:
-    raise ConfigError("torchvision is not installed: pip install -e '.[torch]'") from None
-  except RuntimeError:
-    pass
-  for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
-    del sys.modules[name]
-  root = os.path.dirname(importlib.util.find_spec("torchvision").origin)
-  for name, path in (("torchvision", root), ("torchvision.models", os.path.join(root, "models"))):
-    module = types.ModuleType(name)
-    module.__path__, module.__file__ = [path], os.path.join(path, "__init__.py")
-    # A spec, as an imported package has: `importlib.util.find_spec` raises on a module
-    # without one.
-    module.__spec__ = importlib.util.spec_from_file_location(
-        name, module.__file__, submodule_search_locations=[path])
-    sys.modules[name] = module
-  package = sys.modules["torchvision.models"]
-  for sub in ("googlenet", "inception"):
-    setattr(package, sub, importlib.import_module(f"torchvision.models.{sub}"))
-  package.GoogLeNet = package.googlenet.GoogLeNet
-  package.Inception3 = package.inception.Inception3
-  return package
 
 
 def _forward_order(module):
@@ -330,7 +299,7 @@ def torchvision_state_dict(name: str, *, weights_file: str | None = None,
   spec = source_spec("torchvision", name)
   if weights_file is not None and not os.path.isfile(weights_file):  # before torch's import
     raise ConfigError(f"--weights_file={weights_file} does not exist.")
-  torchvision_models()
+  compat.torchvision_models()
   module = importlib.import_module(f"torchvision.models.{spec['module']}")
   import torch  # pylint: disable=g-import-not-at-top
   if random_seed is not None:
