@@ -19,17 +19,14 @@ and a plot per sweep. Rerunning reuses finished points and the benchmark's JSON.
 
 from __future__ import annotations
 
-import datetime
-import importlib
 import json
 import os
-import shlex
 import time
 
 import pandas as pd
 from absl import logging
 
-from bottleneck import env, results, sweep, validation, workdir as wd
+from bottleneck import env, reports, results, sweep, validation, workdir as wd
 from bottleneck.validation import ConfigError
 from configs import study
 
@@ -57,8 +54,8 @@ def parse_study(spec: str) -> str:
 
 
 def build(workdir: str, variant: str = "", *, parallel: int = 1, launcher: str = "local",
-          ray_address: str | None = None, rerun_changed: bool = False,
-          data_dir: str | None = None, modules: dict[str, str] | None = None) -> str:
+          ray_address: str | None = None, rerun_changed: bool = False, data_dir: str | None = None,
+          modules: dict[str, str] | None = None) -> str:
   """Runs (or reuses) every part and writes ABLATION.md (`write`); returns its path. The
   workdir is locked while it runs. `modules`: the config module of each sweep (default
   `configs.<name>`)."""
@@ -68,142 +65,115 @@ def build(workdir: str, variant: str = "", *, parallel: int = 1, launcher: str =
   with wd.lock(workdir):
     env.use_compilation_cache(os.path.join(workdir, ".jax_cache"))
     start = time.time()
-    _stale_benchmark(workdir, rerun_changed)  # before hours of sweeps, not after
+    # Before hours of sweeps, not after.
+    reports.refuse_changed(workdir, BENCHMARK, benchmark_settings(), rerun_changed,
+                           "configs/benchmark.py:ratio")
     for i, name in enumerate(names):
-      logging.info("[%d/%d] sweep %s%s", i + 1, len(names) + 1, name,
-                   f":{variant}" if variant else "")
-      _sweep(workdir, name, modules[name], variant, parallel, launcher, ray_address,
-             rerun_changed, data_dir)
+      logging.info("[%d/%d] sweep %s%s", i + 1,
+                   len(names) + 1, name, f":{variant}" if variant else "")
+      sweep.run_module(modules[name], os.path.join(workdir, name), variant, data_dir=data_dir,
+                       parallel=parallel, launcher=launcher, ray_address=ray_address,
+                       config_spec=f"configs/{name}.py" + (f":{variant}" if variant else ""),
+                       rerun_changed=rerun_changed, seeds_together=study.seeds_together(variant))
     logging.info("[%d/%d] break-even benchmark", len(names) + 1, len(names) + 1)
     _benchmark(workdir)
     return write(workdir, variant, start)
 
 
-def _sweep(workdir, name, module_name, variant, parallel, launcher, ray_address,
-           rerun_changed, data_dir) -> dict[str, sweep.Outcome]:
-  module = importlib.import_module(module_name)
-  config = module.get_config(variant)
-  if data_dir:
-    config.data_dir = data_dir
-  points = sweep.expand(module, config, os.path.join(workdir, name), variant)
-  return sweep.run(points, parallel=parallel, launcher=launcher, ray_address=ray_address,
-                   config_spec=f"configs/{name}.py" + (f":{variant}" if variant else ""),
-                   rerun_changed=rerun_changed, seeds_together=study.seeds_together(variant))
-
-
 def benchmark_settings() -> dict:
   """What the break-even benchmark measures (configs/benchmark.py:ratio), as its JSON keeps it."""
-  from configs import benchmark as bench_config  # pylint: disable=g-import-not-at-top
+  from configs import benchmark as bench_config
   c = bench_config.get_config("ratio")
-  return json.loads(json.dumps({k: list(c[k]) if isinstance(c[k], (list, tuple)) else c[k]
-                                for k in ("cases", "batches", "dtypes", "warmup", "repeats",
-                                          "ratios")}))
-
-
-def _stale_benchmark(workdir: str, rerun_changed: bool) -> None:
-  """Refuses (ConfigError) a kept benchmark JSON made with other settings than the config's
-  now, as the sweeps refuse changed points; with `rerun_changed` it is set aside (to be timed
-  again). A file cut short is left to `_benchmark`, which sets it aside."""
-  path = os.path.join(workdir, BENCHMARK)
-  try:
-    kept = wd.read_json(path, required=("rows", "ratios")) if os.path.exists(path) else None
-  except wd.CorruptFile:
-    return
-  if kept is None:
-    return
-  now = benchmark_settings()
-  old = kept.get("settings") or {}
-  changed = [f"{k} {old.get(k, 'unrecorded')!r} -> {v!r}" for k, v in now.items()
-             if old.get(k) != v]
-  if not changed:
-    return
-  if not rerun_changed:
-    raise ConfigError(
-        f"{path} was measured with other settings than configs/benchmark.py:ratio has now ("
-        + "; ".join(changed) + "). Rerun with --rerun_changed to set it aside (nothing is "
-        "deleted) and measure again, or use another --workdir.")
-  moved = wd.set_aside(workdir, [BENCHMARK], "measured with other settings: "
-                       + "; ".join(changed))
-  logging.warning("%s: other settings (%s); moved to %s, measuring again", path,
-                  "; ".join(changed), moved)
+  return json.loads(
+      json.dumps({
+          k: list(c[k]) if isinstance(c[k], (list, tuple)) else c[k]
+          for k in ("cases", "batches", "dtypes", "warmup", "repeats", "ratios")
+      }))
 
 
 def _benchmark(workdir: str) -> dict:
   """The break-even benchmark's rows (configs/benchmark.py:ratio), run once and kept with the
-  settings it was run with (`_stale_benchmark` checks them first)."""
-  from bottleneck import benchmark  # pylint: disable=g-import-not-at-top
-  path = os.path.join(workdir, BENCHMARK)
-  out = wd.reuse_json(workdir, BENCHMARK, required=("rows", "ratios"))
-  if out is not None:
-    logging.info("break-even benchmark: reusing %s", path)
-    return out
-  c = benchmark_settings()
-  rows = benchmark.run(list(c["cases"]), batches=c["batches"], dtypes=c["dtypes"],
-                       warmup=c["warmup"], repeats=c["repeats"], ratios=c["ratios"])
-  out = {"rows": rows, "ratios": benchmark.central_ratios(rows), "settings": c}
-  wd.write_json(path, out)
-  return out
+  settings it was run with (`reports.refuse_changed` checks them first)."""
+  from bottleneck import benchmark
+
+  def compute() -> dict:
+    c = benchmark_settings()
+    rows = benchmark.run(list(c["cases"]), batches=c["batches"], dtypes=c["dtypes"],
+                         warmup=c["warmup"], repeats=c["repeats"], ratios=c["ratios"])
+    return {"rows": rows, "ratios": benchmark.central_ratios(rows)}
+
+  return reports.cached_json(workdir, BENCHMARK, compute, settings=benchmark_settings(),
+                             valid=lambda d: "rows" in d and "ratios" in d,
+                             what="break-even benchmark")
 
 
 def write(workdir: str, variant: str = "", start: float | None = None) -> str:
   """ABLATION.md from what `workdir` holds (the sweeps' results, the benchmark's JSON), with a
   figure per sweep; returns its path. `start`: when the study began, for its duration."""
-  from bottleneck import plots, report  # pylint: disable=g-import-not-at-top  # matplotlib
+  from bottleneck import plots  # matplotlib
   bench = wd.read_json(os.path.join(workdir, BENCHMARK)) if os.path.exists(
-      os.path.join(workdir, BENCHMARK)) else {"rows": [], "ratios": []}
+      os.path.join(workdir, BENCHMARK)) else {
+          "rows": [],
+          "ratios": []
+      }
   runs = {}
   for name in study.sweeps(variant):
     try:
       runs[name] = results.collect(os.path.join(workdir, name))
     except ConfigError as e:  # nothing finished: the section says so
       logging.warning("%s: %s", name, e)
-  figures = {name: plots.accuracy_vs_cost(r, os.path.join(workdir, f"{name}.png"))
-             for name, r in runs.items()}
-  # (title, one-line answer, body, the sweep whose figure and failures follow the body)
+  figures = {
+      name: plots.accuracy_vs_cost(r, os.path.join(workdir, f"{name}.png"))
+      for name, r in runs.items()
+  }
+
+  def section(parts, sweep_name=None) -> reports.Section:
+    """A question's section: its tables, then its sweep's figure and failed runs."""
+    title, answer, body = parts
+    body = [*body, ""]
+    if sweep_name in figures:
+      body += [
+          f"![{sweep_name}: accuracy against cost]({os.path.basename(figures[sweep_name])})", ""
+      ]
+    failed = results.failures(os.path.join(workdir, sweep_name)) if sweep_name else []
+    if failed:
+      body += [f"Failed runs of `{sweep_name}` (not in the tables):", ""]
+      body += [f"- {f}" for f in failed] + [""]
+    return reports.Section(title, body, answer)
+
   placement = (_placement(runs.get("ablation_placement"))
                if "ablation_placement" in study.sweeps(variant) else
                ("Which reduction matters?", "not run on this dataset (the placement study "
                 "trains GoogLeNet; see the digits' and CIFAR-10's studies).", ["Not run."]))
-  sections = [(*_equal_compute(runs.get("iso_macs")), "iso_macs"),
-              (*_activation(runs.get("ablation_ratio")), None),
-              (*_ratio(runs.get("ablation_ratio")), "ablation_ratio"),
-              (*placement, "ablation_placement"),
-              (*_time(bench), None),
-              (*_a_a(runs.get("iso_macs"), variant), None)]
-  command = shlex.join(["python", "-m", "experiments.report",
-                        f"--study={STUDY}" + (f":{variant}" if variant else ""),
-                        f"--workdir={workdir}"])  # runs as shown, spaces and brackets too
+  sections = [
+      section(_equal_compute(runs.get("iso_macs")), "iso_macs"),
+      section(_activation(runs.get("ablation_ratio"))),
+      section(_ratio(runs.get("ablation_ratio")), "ablation_ratio"),
+      section(placement, "ablation_placement"),
+      section(_time(bench)),
+      section(_a_a(runs.get("iso_macs"), variant)),
+  ]
+  made_by = reports.command("experiments.report", f"--study={STUDY}" +
+                            (f":{variant}" if variant else ""), f"--workdir={workdir}")
   done = sum(len(r) for r in runs.values())
-  n_failed = sum(len(results.failures(os.path.join(workdir, name))) for name in SWEEPS
-                 if os.path.isdir(os.path.join(workdir, name)))
-  lines = [
-      "# What each part of the 1x1 bottleneck buys: the ablation study", "",
-      f"Made by `{command}` on {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}"
-      + ("" if start is None else f", in {time.time() - start:.0f} s (finished work reused)")
-      + f"; {done} training runs finished, {n_failed} failed.", "",
-      f"Machine: {report.environment()}.", "",
-      f"Data: {_data_line(variant)}", "",
+  n_failed = sum(
+      len(results.failures(os.path.join(workdir, name)))
+      for name in SWEEPS
+      if os.path.isdir(os.path.join(workdir, name)))
+  head = reports.header("What each part of the 1x1 bottleneck buys: the ablation study", made_by,
+                        start=start, counts=f"; {done} training runs finished, {n_failed} failed",
+                        data=_data_line(variant))
+  head += [
       "Accuracy is test accuracy, mean ± std over seeds; each difference is paired by seed, "
       "with a 95% interval that counts both the seeds (Student's t over the per-seed "
       "differences) and the finite test set (the per-example differences), as the column "
       "\"interval covers\" says (`bottleneck.intervals`; calibrated on synthetic data, and "
       "checked by the A/A row below). \"Within noise\" means the interval holds 0. "
       "MACs are multiply-accumulates per image. Training time is each run's wall time of "
-      "training steps; seeds trained together as one program share theirs evenly.", "",
-      "## Answers", "",
+      "training steps; seeds trained together as one program share theirs evenly.", ""
   ]
-  lines += [f"{i}. **{title}** {answer}" for i, (title, answer, _, _) in
-            enumerate(sections, 1)] + [""]
-  for title, _, body, name in sections:
-    lines += [f"## {title}", "", *body, ""]
-    if name in figures:
-      lines += [f"![{name}: accuracy against cost]({os.path.basename(figures[name])})", ""]
-    failed = results.failures(os.path.join(workdir, name)) if name else []
-    if failed:
-      lines += [f"Failed runs of `{name}` (not in the tables):", ""]
-      lines += [f"- {f}" for f in failed] + [""]
   path = os.path.join(workdir, ABLATION)
-  wd.atomic_write_text(path, "\n".join(lines))
+  wd.atomic_write_text(path, reports.render(head, sections))
   logging.info("ablation report written to %s", path)
   return path
 
@@ -211,19 +181,21 @@ def write(workdir: str, variant: str = "", start: float | None = None) -> str:
 def _data_line(variant: str) -> str:
   dataset = study.dataset(variant)
   c = study.base(variant)
-  text = {"digits": "the offline 8x8 digits, on which every variant reaches 97-99%: "
-                    "differences are small and the cluttered variant (`--study=ablation:"
-                    "cluttered`) is the capacity-limited test (docs/ablations.md).",
-          "digits_cluttered": "the cluttered digits (24x24, offline), on which small "
-                              "networks are capacity-limited (docs/ablations.md).",
-          "cifar10": "CIFAR-10 (Zhang et al.'s recipe).",
-          "fashion_mnist": f"Fashion-MNIST (real 28x28 images), trained on the first "
-                           f"{study.FASHION_TRAIN:,} training images (`{c.train_split}`), "
-                           "scored on all 10,000 test images."}[dataset]
-  return (f"{text} {c.num_epochs:g} epochs per run"
-          + (" (GoogLeNet's placement study included), " if "ablation_placement" in
-             study.sweeps(variant) else ", ") +
-          f"{len(study.seeds(variant))} seeds per point (and {len(study.aa_seeds(variant))} more "
+  text = {
+      "digits": "the offline 8x8 digits, on which every variant reaches 97-99%: "
+                "differences are small and the cluttered variant (`--study=ablation:"
+                "cluttered`) is the capacity-limited test (docs/ablations.md).",
+      "digits_cluttered": "the cluttered digits (24x24, offline), on which small "
+                          "networks are capacity-limited (docs/ablations.md).",
+      "cifar10": "CIFAR-10 (Zhang et al.'s recipe).",
+      "fashion_mnist": f"Fashion-MNIST (real 28x28 images), trained on the first "
+                       f"{study.FASHION_TRAIN:,} training images (`{c.train_split}`), "
+                       "scored on all 10,000 test images."
+  }[dataset]
+  return (f"{text} {c.num_epochs:g} epochs per run" +
+          (" (GoogLeNet's placement study included), "
+           if "ablation_placement" in study.sweeps(variant) else ", ")
+          + f"{len(study.seeds(variant))} seeds per point (and {len(study.aa_seeds(variant))} more "
           "for the A/A check).")
 
 
@@ -263,9 +235,12 @@ def _not_learned(summary: pd.DataFrame) -> str:
   bad = results.not_learned(summary)
   if bad.empty:
     return ""
-  names = [", ".join(f"{k} {row[k]}" for k in ("variant", *results.KNOBS)
-                     if k in row and row[k] != results.NOT_APPLICABLE)
-           for _, row in bad.iterrows()]
+  names = [
+      ", ".join(f"{k} {row[k]}"
+                for k in ("variant", *results.KNOBS)
+                if k in row and row[k] != results.NOT_APPLICABLE)
+      for _, row in bad.iterrows()
+  ]
   return (f"**Warning: {len(bad)} group(s) did not learn** (accuracy below twice chance: "
           f"{'; '.join(names)}); what this section says about them says nothing about the "
           "networks. ")
@@ -280,14 +255,15 @@ def _equal_compute(runs):
   if pairs.empty:
     return title, "not measured: naive and reduced did not both finish.", ["No pairs."]
   answer = _not_learned(summary) + (
-            f"Naive against reduced at {len(pairs)} MAC budget(s): {_counts(pairs['verdict'])}. "
-            "Differences (naive - reduced, points): " + "; ".join(
-                f"{r.get('budget', 'published widths')}: "
-                f"{r['accuracy naive - reduced (points)']:+.2f} "
-                f"{r['95% interval (points)'] or ''}" for _, r in pairs.iterrows()) + ".")
-  body = ["Each network at the width that costs the budget within 1% (`match_width`):", "",
-          results.render(results.display(summary), "markdown"), "",
-          *_table(pairs)]
+      f"Naive against reduced at {len(pairs)} MAC budget(s): {_counts(pairs['verdict'])}. "
+      "Differences (naive - reduced, points): "
+      + "; ".join(f"{r.get('budget', 'published widths')}: "
+                  f"{r['accuracy naive - reduced (points)']:+.2f} "
+                  f"{r['95% interval (points)'] or ''}" for _, r in pairs.iterrows()) + ".")
+  body = [
+      "Each network at the width that costs the budget within 1% (`match_width`):", "",
+      results.render(results.display(summary), "markdown"), "", *_table(pairs)
+  ]
   return title, answer, body
 
 
@@ -301,10 +277,11 @@ def _activation(runs):
     return title, "not measured: ReLU and linear reductions did not both finish.", ["-"]
   answer = (f"ReLU against a linear 1x1 at {len(table)} ratio(s): {_counts(table['verdict'])} "
             "(ReLU - linear, points: " + "; ".join(
-                f"ratio {r['ratio']}: {r['difference (points)']:+.2f}"
-                for _, r in table.iterrows()) + ").")
-  return title, answer, ["ReLU minus linear, paired by seed, at each reduction ratio:", "",
-                         *_table(table)]
+                f"ratio {r['ratio']}: {r['difference (points)']:+.2f}" for _, r in table.iterrows())
+            + ").")
+  return title, answer, [
+      "ReLU minus linear, paired by seed, at each reduction ratio:", "", *_table(table)
+  ]
 
 
 def _ratio(runs):
@@ -317,9 +294,12 @@ def _ratio(runs):
     return title, "not measured: no reduced run paired with a naive one.", ["No pairs."]
   answer = _not_learned(summary) + " ".join(
       _reach(pairs[pairs["activation"] == act], act)
-      for act in ("relu", "linear") if (pairs["activation"] == act).any())
-  body = ["Every reduced run against the naive network (MACs and time are naive/reduced):", "",
-          results.render(results.display(summary), "markdown"), "", *_table(pairs)]
+      for act in ("relu", "linear")
+      if (pairs["activation"] == act).any())
+  body = [
+      "Every reduced run against the naive network (MACs and time are naive/reduced):", "",
+      results.render(results.display(summary), "markdown"), "", *_table(pairs)
+  ]
   return title, answer, body
 
 
@@ -350,18 +330,20 @@ def _placement(runs):
   if pairs.empty:
     return title, "not measured: no reduced run paired with a naive one.", ["No pairs."]
   answer = _not_learned(summary) + (
-      "Each placement against the naive GoogLeNet (naive - reduced, points): " + "; ".join(
-      f"{r['places']}: {r['accuracy naive - reduced (points)']:+.2f} ({r['verdict']}, "
-      f"{r['MACs naive/reduced']:.2f}x fewer MACs)" for _, r in pairs.iterrows()) + ".")
-  body = ["GoogLeNet (Caffe's geometry, batch norm) with the reductions only where named:", "",
-          results.render(results.display(summary), "markdown"), "", *_table(pairs)]
+      "Each placement against the naive GoogLeNet (naive - reduced, points): "
+      + "; ".join(f"{r['places']}: {r['accuracy naive - reduced (points)']:+.2f} ({r['verdict']}, "
+                  f"{r['MACs naive/reduced']:.2f}x fewer MACs)" for _, r in pairs.iterrows()) + ".")
+  body = [
+      "GoogLeNet (Caffe's geometry, batch norm) with the reductions only where named:", "",
+      results.render(results.display(summary), "markdown"), "", *_table(pairs)
+  ]
   return title, answer, body
 
 
 def _a_a(runs, variant: str):
   """The A/A check: the reduced network at iso_macs's middle budget, seeds against other
   seeds of the same config."""
-  from configs import iso_macs  # pylint: disable=g-import-not-at-top
+  from configs import iso_macs
   title = "Are the intervals honest? The A/A check"
   if runs is None:
     return _missing(title, "iso_macs")
@@ -376,31 +358,38 @@ def _a_a(runs, variant: str):
   ok = verdict == "within noise"
   answer = (f"one config (reduced at {where['budget']}) under two disjoint seed sets: "
             f"{aa['difference (points)']:+.2f} points, 95% interval "
-            f"{aa['95% interval (points)']} over the {aa['interval covers']}: {verdict}"
-            + (", as it must be." if ok else
-               ": **the intervals are too narrow for this study; read its verdicts with "
-               "care**."))
-  table = pd.DataFrame([{"config": f"reduced, {where['budget']}",
-                         "seeds A": ",".join(map(str, first)),
-                         "seeds B": ",".join(map(str, second)),
-                         **{k: v for k, v in aa.items() if k != "interval"},
-                         "verdict": verdict}])
-  return title, answer, ["The same config twice, seed sets paired in order; with no true "
-                         "difference, a calibrated 95% interval holds 0 in 95% of such "
-                         "checks:", "", *_table(table)]
+            f"{aa['95% interval (points)']} over the {aa['interval covers']}: {verdict}" +
+            (", as it must be."
+             if ok else ": **the intervals are too narrow for this study; read its verdicts with "
+             "care**."))
+  table = pd.DataFrame([{
+      "config": f"reduced, {where['budget']}",
+      "seeds A": ",".join(map(str, first)),
+      "seeds B": ",".join(map(str, second)),
+      **{
+          k: v for k, v in aa.items() if k != "interval"
+      }, "verdict": verdict
+  }])
+  return title, answer, [
+      "The same config twice, seed sets paired in order; with no true "
+      "difference, a calibrated 95% interval holds 0 in 95% of such "
+      "checks:", "", *_table(table)
+  ]
 
 
 def _time(bench: dict):
-  from bottleneck import benchmark, env  # pylint: disable=g-import-not-at-top
+  from bottleneck import benchmark, env
   title = "Where does the 1x1 stop paying in time?"
   lines = benchmark.break_even(bench["ratios"])
   answer = " ".join(lines) if lines else "not measured: the benchmark timed no pairs."
   failed = benchmark.failed(bench["rows"])
-  body = [f"Forward+backward at batch 32 on {env.device_description()}, the reduced block at "
-          "each ratio of its input's channels against the naive block (medians; "
-          "`configs/benchmark.py:ratio`):", "",
-          *_table(pd.DataFrame(bench["ratios"]).reindex(
-              columns=["name", "ratio", "MACs naive/reduced", "time naive/reduced"])
-                  if bench["ratios"] else pd.DataFrame()),
-          "", *[f"- FAILED {r['name']}: {r['error']}" for r in failed]]
+  body = [
+      f"Forward+backward at batch 32 on {env.device_description()}, the reduced block at "
+      "each ratio of its input's channels against the naive block (medians; "
+      "`configs/benchmark.py:ratio`):", "", *_table(
+          pd.DataFrame(bench["ratios"]).reindex(
+              columns=["name", "ratio", "MACs naive/reduced", "time naive/reduced"]
+          ) if bench["ratios"] else pd.DataFrame()), "",
+      *[f"- FAILED {r['name']}: {r['error']}" for r in failed]
+  ]
   return title, answer, body

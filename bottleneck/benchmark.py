@@ -31,10 +31,11 @@ from bottleneck.validation import ConfigError
 
 DTYPES = env.DTYPES
 # The columns of a rendered result row (`tables.benchmark_results`), in order.
-COLUMNS = ["name", "reduce", "ratio", "batch", "dtype", *KINDS, "macs", "compile_s", "fwd_ms",
-           "fwd_bwd_ms", "fwd_bwd_ms_min", "fwd_bwd_ms_max", "images_per_s",
-           "gflops_per_s", "peak_fraction", "memory_mb", "fwd_bwd_temp_mb", "activation_mb",
-           "xla_over_analytic"]
+COLUMNS = [
+    "name", "reduce", "ratio", "batch", "dtype", *KINDS, "macs", "compile_s", "fwd_ms",
+    "fwd_bwd_ms", "fwd_bwd_ms_min", "fwd_bwd_ms_max", "images_per_s", "gflops_per_s",
+    "peak_fraction", "memory_mb", "fwd_bwd_temp_mb", "activation_mb", "xla_over_analytic"
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,33 +53,45 @@ def _googlenet_block(row):
   name, *widths = row
 
   def build(reduce, dtype, paths, ratio=None):
-    return blocks.GoogLeNetInception(
-        GOOGLENET_INPUTS[name][1], *widths, reduction=Reduction(enabled=reduce, ratio=ratio),
-        style=ConvStyle(dtype=dtype, paths=paths), rngs=nnx.Rngs(0), name=name)
+    return blocks.GoogLeNetInception(GOOGLENET_INPUTS[name][1], *widths,
+                                     reduction=Reduction(enabled=reduce, ratio=ratio),
+                                     style=ConvStyle(dtype=dtype,
+                                                     paths=paths), rngs=nnx.Rngs(0), name=name)
+
   return Case(name, build, GOOGLENET_INPUTS[name][0], GOOGLENET_INPUTS[name][1])
 
 
 # GoogLeNet blocks: (input side, input channels), as in the paper's network.
-GOOGLENET_INPUTS = {"inception_3a": (28, 192), "inception_3b": (28, 256),
-                    "inception_4a": (14, 480), "inception_4b": (14, 512),
-                    "inception_4c": (14, 512), "inception_4d": (14, 512),
-                    "inception_4e": (14, 528), "inception_5a": (7, 832),
-                    "inception_5b": (7, 832)}
+GOOGLENET_INPUTS = {
+    "inception_3a": (28, 192),
+    "inception_3b": (28, 256),
+    "inception_4a": (14, 480),
+    "inception_4b": (14, 512),
+    "inception_4c": (14, 512),
+    "inception_4d": (14, 512),
+    "inception_4e": (14, 528),
+    "inception_5a": (7, 832),
+    "inception_5b": (7, 832)
+}
 
 
 def _v3_block(name, cls, side, cin, *args):
+
   def build(reduce, dtype, paths, ratio=None):
     style = dataclasses.replace(models.KERAS_V3_STYLE, dtype=dtype, paths=paths)
     return cls(cin, *args, reduction=Reduction(enabled=reduce, ratio=ratio), style=style,
                rngs=nnx.Rngs(0), name=name)
+
   return Case(name, build, side, cin)
 
 
 def _small_block(name, cls, side, cin, *args):
+
   def build(reduce, dtype, paths, ratio=None):
     style = ConvStyle(use_bias=True, batch_norm=True, dtype=dtype, paths=paths)
-    return cls(cin, *args, reduction=Reduction(enabled=reduce, ratio=ratio or 0.5),
-               style=style, rngs=nnx.Rngs(0), name=name)
+    return cls(cin, *args, reduction=Reduction(enabled=reduce, ratio=ratio or 0.5), style=style,
+               rngs=nnx.Rngs(0), name=name)
+
   return Case(name, build, side, cin)
 
 
@@ -89,11 +102,12 @@ def _network(name, image_size, model_kwargs: dict | None = None, label: str | No
     kwargs = dict(model_kwargs, **({} if ratio is None else {"reduction_ratio": ratio}))
     return registry.abstract_model(name, reduce=reduce, image_size=image_size, dtype=dtype,
                                    paths=paths, **kwargs)
+
   # The model's own default input channels (3 for the ImageNet networks, 1 for the digits').
   init = registry.get_spec(name).build.func.__init__
   channels = inspect.signature(init).parameters.get("in_channels")
-  channels = model_kwargs.get("in_channels", channels.default if channels is not None
-                              else models.Network.in_channels)
+  channels = model_kwargs.get(
+      "in_channels", channels.default if channels is not None else models.Network.in_channels)
   return Case(label or f"{name}@{image_size}", build, image_size, channels)
 
 
@@ -120,15 +134,16 @@ def _model_kwargs(name: str, items: list[str], spec: str) -> dict:
 
 def cases() -> dict[str, Case]:
   """Every case by name: GoogLeNet blocks, Inception-v3 blocks, small modules, networks."""
-  out = {c.name: c for c in (_googlenet_block(r) for r in models.GOOGLENET_TABLE1
-                                                  if r[1] is not None)}
-  for c in (_v3_block("v3_block_a", blocks.InceptionV3A, 35, 192, 32),
-            _v3_block("v3_reduction_a", blocks.InceptionV3ReductionA, 35, 288),
-            _v3_block("v3_block_b", blocks.InceptionV3B, 17, 768, 128),
-            _v3_block("v3_reduction_b", blocks.InceptionV3ReductionB, 17, 768),
-            _v3_block("v3_block_c", blocks.InceptionV3C, 8, 1280),
-            _small_block("small_inception", blocks.SmallInception, 28, 96, 32, 32),
-            _small_block("small_downsample", blocks.SmallDownsample, 28, 80, 80)):
+  out = {
+      c.name: c for c in (_googlenet_block(r) for r in models.GOOGLENET_TABLE1 if r[1] is not None)
+  }
+  for c in (_v3_block("v3_block_a", blocks.InceptionV3A, 35, 192,
+                      32), _v3_block("v3_reduction_a", blocks.InceptionV3ReductionA, 35, 288),
+            _v3_block("v3_block_b", blocks.InceptionV3B, 17, 768,
+                      128), _v3_block("v3_reduction_b", blocks.InceptionV3ReductionB, 17,
+                                      768), _v3_block("v3_block_c", blocks.InceptionV3C, 8, 1280),
+            _small_block("small_inception", blocks.SmallInception, 28, 96, 32,
+                         32), _small_block("small_downsample", blocks.SmallDownsample, 28, 80, 80)):
     out[c.name] = c
   return out
 
@@ -167,12 +182,12 @@ def matmul_peak(dtype=jnp.float32, n: int = 2048, repeats: int = 5) -> float:
   a = jnp.asarray(np.random.default_rng(0).normal(size=(n, n)), dtype)
   dot = jax.jit(jnp.dot)
   t = statistics.median(time_calls(dot, (a, a), warmup=2, repeats=repeats))
-  return 2 * n ** 3 / t / 1e9
+  return 2 * n**3 / t / 1e9
 
 
-def run_case(c: Case, *, reduce: bool, batch: int, dtype: str = "float32",
-             warmup: int = 1, repeats: int = 5, peak_gflops: float | None = None,
-             paths: Paths = Paths(), ratio: float | None = None) -> dict:
+def run_case(c: Case, *, reduce: bool, batch: int, dtype: str = "float32", warmup: int = 1,
+             repeats: int = 5, peak_gflops: float | None = None, paths: Paths = Paths(),
+             ratio: float | None = None) -> dict:
   """Times one case: compile, forward, forward+backward (w.r.t. parameters and input).
 
   The row names the paths actually taken ("auto" resolved), one column per kind, and the
@@ -201,10 +216,16 @@ def run_case(c: Case, *, reduce: bool, batch: int, dtype: str = "float32",
     model = nnx.merge(train_def, params, rest)
     return nnx.grad(lambda m, x: jnp.sum(m(x).astype(jnp.float32)), argnums=(0, 1))(model, x)
 
-  row = {"name": c.name, "reduce": reduce, "ratio": ratio, "batch": batch,
-         "image_size": c.image_size,
-         "dtype": dtype, **paths.as_dict(), "macs": macs,
-         "params": complexity.count_params(module)}
+  row = {
+      "name": c.name,
+      "reduce": reduce,
+      "ratio": ratio,
+      "batch": batch,
+      "image_size": c.image_size,
+      "dtype": dtype,
+      **paths.as_dict(), "macs": macs,
+      "params": complexity.count_params(module)
+  }
   for key, fn in (("fwd", forward), ("fwd_bwd", forward_backward)):
     t = time.perf_counter()
     compiled = jax.jit(fn, compiler_options=options).lower(params, rest, x).compile()
@@ -216,13 +237,13 @@ def run_case(c: Case, *, reduce: bool, batch: int, dtype: str = "float32",
     if key == "fwd":
       row["flops_xla"] = complexity.xla_flops(compiled)
       row["bytes_xla"] = complexity.xla_bytes(compiled)
-      row["memory_mb"] = (None if mem is None else
-                          (mem.argument_size_in_bytes + mem.output_size_in_bytes
-                           + mem.temp_size_in_bytes) / 2 ** 20)
+      row["memory_mb"] = (
+          None if mem is None else
+          (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes) / 2**20)
     else:  # XLA's temp memory of forward+backward, against every layer output held (analytic)
-      row["fwd_bwd_temp_mb"] = None if mem is None else mem.temp_size_in_bytes / 2 ** 20
-      row["activation_mb"] = complexity.saved_bytes(
-          nnx.merge(train_def, params, rest), jax.ShapeDtypeStruct(x.shape, x.dtype)) / 2 ** 20
+      row["fwd_bwd_temp_mb"] = None if mem is None else mem.temp_size_in_bytes / 2**20
+      row["activation_mb"] = complexity.saved_bytes(nnx.merge(train_def, params, rest),
+                                                    jax.ShapeDtypeStruct(x.shape, x.dtype)) / 2**20
   row["compile_s"] = row["fwd_compile_s"] + row["fwd_bwd_compile_s"]
   row["images_per_s"] = batch / (row["fwd_bwd_ms"] / 1e3)
   row["gflops_per_s_fwd"] = 2 * macs / (row["fwd_ms"] / 1e3) / 1e9
@@ -239,9 +260,9 @@ def add_torch_peer(row: dict, c: Case, *, compile_: bool, warmup: int, repeats: 
 
   Before timing, the twin must have our parameter count and give our outputs (eval mode).
   """
-  from bottleneck import torch_peer  # pylint: disable=g-import-not-at-top
-  module = registry.fill_random(c.build(row["reduce"], jnp.float32,
-                                        Paths(**{k: row[k] for k in KINDS}), row["ratio"]))
+  from bottleneck import torch_peer
+  module = registry.fill_random(
+      c.build(row["reduce"], jnp.float32, Paths(**{k: row[k] for k in KINDS}), row["ratio"]))
   peer = torch_peer.from_nnx(module)
   if torch_peer.count_params(peer) != row["params"]:
     raise RuntimeError(f"{row['name']}: the PyTorch peer has {torch_peer.count_params(peer)} "
@@ -281,30 +302,39 @@ def run(case_names, *, batches, reduces=(True, False), dtypes=("float32",), path
     validation.choice(d, "dtype", DTYPES, "benchmark")
   path_sets = [Paths.parse(p) for p in paths]  # a bad spec fails before any timing
   if torch_peer:  # PyTorch, or a clear error before anything is timed
-    import bottleneck.torch_peer  # pylint: disable=g-import-not-at-top,unused-import
+    pass
   peaks = {d: matmul_peak(DTYPES[d]) for d in dtypes}
   logging.info("matmul peak: %s", {d: f"{p:.1f} GFLOP/s" for d, p in peaks.items()})
   rows = []
-  combos = [(n, b, r, d, p, q) for n in case_names for b in batches for d in dtypes
-            for p in path_sets for r in reduces for q in (ratios if r else (None,))]
+  combos = [(n, b, r, d, p, q)
+            for n in case_names
+            for b in batches
+            for d in dtypes
+            for p in path_sets
+            for r in reduces
+            for q in (ratios if r else (None,))]
   for i, (name, batch, reduce, dtype, path_set, ratio) in enumerate(combos):
     if progress:
       logging.info("[%d/%d] %s %s%s batch %d %s %s", i + 1, len(combos), name,
-                   "reduced" if reduce else "naive",
-                   "" if ratio is None else f" ratio {ratio}", batch, dtype,
-                   " ".join(f"{k}={v}" for k, v in path_set.as_dict().items()))
+                   "reduced" if reduce else "naive", "" if ratio is None else f" ratio {ratio}",
+                   batch, dtype, " ".join(f"{k}={v}" for k, v in path_set.as_dict().items()))
     try:
       c = case(name)
-      rows.append(run_case(c, reduce=reduce, batch=batch, dtype=dtype, warmup=warmup,
-                           repeats=repeats, peak_gflops=peaks[dtype], paths=path_set,
-                           ratio=ratio))
+      rows.append(
+          run_case(c, reduce=reduce, batch=batch, dtype=dtype, warmup=warmup, repeats=repeats,
+                   peak_gflops=peaks[dtype], paths=path_set, ratio=ratio))
       if torch_peer and dtype == "float32":
         add_torch_peer(rows[-1], c, compile_=torch_compile, warmup=warmup, repeats=repeats)
     except (ConfigError, RuntimeError, ValueError, MemoryError) as e:  # the rest still runs
       logging.error("%s failed: %s: %s", name, type(e).__name__, e)
-      rows.append({"name": name, "reduce": reduce, "ratio": ratio, "batch": batch,
-                   "dtype": dtype, **path_set.as_dict(),
-                   "error": f"{type(e).__name__}: {e}"})
+      rows.append({
+          "name": name,
+          "reduce": reduce,
+          "ratio": ratio,
+          "batch": batch,
+          "dtype": dtype,
+          **path_set.as_dict(), "error": f"{type(e).__name__}: {e}"
+      })
   return rows
 
 
@@ -328,11 +358,15 @@ def central_ratios(rows: list[dict]) -> list[dict]:
       continue
     macs_ratio = naive[k]["macs"] / red["macs"]
     time_ratio = naive[k]["fwd_bwd_ms"] / red["fwd_bwd_ms"]
-    out.append({"name": k[0], "ratio": red.get("ratio"), "batch": k[1], "dtype": k[2],
-                **dict(zip(KINDS, k[3:])),
-                "MACs naive/reduced": macs_ratio, "time naive/reduced": time_ratio,
-                "time saved": "yes" if time_ratio > 1.05 else
-                              ("no" if time_ratio < 0.95 else "even")})
+    out.append({
+        "name": k[0],
+        "ratio": red.get("ratio"),
+        "batch": k[1],
+        "dtype": k[2],
+        **dict(zip(KINDS, k[3:])), "MACs naive/reduced": macs_ratio,
+        "time naive/reduced": time_ratio,
+        "time saved": "yes" if time_ratio > 1.05 else ("no" if time_ratio < 0.95 else "even")
+    })
   return out
 
 
@@ -372,4 +406,5 @@ def verdict(ratios: list[dict]) -> str:
   return " ".join([
       f"On {env.device_description()}, the reductions cut MACs {geo_macs:.2f}x and "
       f"forward+backward time {geo:.2f}x (geometric means over {len(ratios)} pairs); time "
-      f"was saved in {saved} of {len(ratios)} pairs.", *break_even(ratios)])
+      f"was saved in {saved} of {len(ratios)} pairs.", *break_even(ratios)
+  ])

@@ -28,14 +28,15 @@ def _is_key(x) -> bool:
 
 def to_storable(state: nnx.State):
   """Pure nested dicts with PRNG keys as their raw data (orbax stores plain arrays)."""
-  return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x,
-                      nnx.to_pure_dict(state))
+  return jax.tree.map(lambda x: jax.random.key_data(x)
+                      if _is_key(x) else x, nnx.to_pure_dict(state))
 
 
 def from_storable(template: nnx.State, stored) -> nnx.State:
   pure = nnx.to_pure_dict(template)
-  pure = jax.tree.map(lambda t, s: jax.random.wrap_key_data(s, impl=jax.random.key_impl(t))
-                      if _is_key(t) else s, pure, stored)
+  pure = jax.tree.map(
+      lambda t, s: jax.random.wrap_key_data(s, impl=jax.random.key_impl(t))
+      if _is_key(t) else s, pure, stored)
   state = jax.tree.map(lambda x: x, template)  # a copy to fill
   nnx.replace_by_pure_dict(state, pure)
   return state
@@ -53,10 +54,11 @@ def manager(workdir: str, *, keep: int | None = None,
   if read_only:
     if not os.path.isdir(directory):
       return None
-    return ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(
-        create=False, read_only=True))
-  return ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(
-      max_to_keep=keep, create=True, cleanup_tmp_directories=True))
+    return ocp.CheckpointManager(directory,
+                                 options=ocp.CheckpointManagerOptions(create=False, read_only=True))
+  return ocp.CheckpointManager(
+      directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                                      cleanup_tmp_directories=True))
 
 
 def save(mgr: ocp.CheckpointManager, step: int, states: dict[str, nnx.State]) -> None:
@@ -65,8 +67,9 @@ def save(mgr: ocp.CheckpointManager, step: int, states: dict[str, nnx.State]) ->
   `force`: orbax's default decision policy skips a save, silently, while the one before is
   still being written; a Ctrl-C right after a checkpoint then lost the step it said it saved.
   """
-  if not mgr.save(step, args=ocp.args.StandardSave(
-      {k: to_storable(v) for k, v in states.items()}), force=True):
+  if not mgr.save(step, args=ocp.args.StandardSave({
+      k: to_storable(v) for k, v in states.items()
+  }), force=True):
     raise RuntimeError(f"orbax did not save the checkpoint of step {step} in {mgr.directory}.")
 
 
@@ -110,17 +113,19 @@ def restore_latest(mgr: ocp.CheckpointManager | None, states: dict[str, nnx.Stat
   for step in steps:
     try:
       stored = mgr.restore(step, args=ocp.args.StandardRestore(template))
-    except Exception as e:  # pylint: disable=broad-except  # orbax raises many kinds
+    except Exception as e:  # orbax raises many kinds
       why = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
       where = ""
       if set_aside_in is not None:
-        moved = wd.set_aside(set_aside_in, [os.path.join(wd.CHECKPOINTS, str(step))],
-                             f"checkpoint at step {step} was unreadable ({why}); moved here so "
-                             "that training can save that step again.")
+        moved = wd.set_aside(
+            set_aside_in, [os.path.join(wd.CHECKPOINTS, str(step))],
+            f"checkpoint at step {step} was unreadable ({why}); moved here so "
+            "that training can save that step again.")
         mgr.reload()
         where = f"; moved to {moved}"
-      logging.warning("checkpoint at step %d in %s is unreadable (%s)%s; trying the one "
-                      "before it", step, mgr.directory, why, where)
+      logging.warning(
+          "checkpoint at step %d in %s is unreadable (%s)%s; trying the one "
+          "before it", step, mgr.directory, why, where)
       continue
     return step, {k: from_storable(states[k], stored[k]) for k in states}
   if steps:

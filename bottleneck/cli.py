@@ -12,7 +12,7 @@ import os
 import re
 import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 
 from bottleneck import compat, config_files, validation
 from bottleneck.validation import ConfigError
@@ -32,7 +32,7 @@ def _missing_field(argv: list[str]) -> str | None:
   spec = [a.split("=", 1)[1] for a in argv[1:] if a.startswith("--config=")]
   try:  # config_flags leaves no config behind a failed override: load it again to compare
     config = config_files.load_config_file(spec[-1])[1]
-  except Exception:  # pylint: disable=broad-except  # the config itself did not load
+  except Exception:  # the config itself did not load
     config = None
   for arg in argv[1:]:
     if not arg.startswith("--config.") or config is None:
@@ -71,7 +71,7 @@ def parse_flags(argv: list[str]) -> list[str]:
       getattr(flags.FLAGS["config"].value, "keys", None)
   except flags.Error as e:
     _fail(_missing_field(argv) or _one_line(str(e)))
-  except Exception as e:  # pylint: disable=broad-except  # config_flags raises plain errors
+  except Exception as e:  # config_flags raises plain errors
     _fail(_missing_field(argv) or _one_line(f"{type(e).__name__}: {e}"))
   if len(rest) > 1:
     _fail(f"unexpected argument(s) {' '.join(rest[1:])!r}: every option is a --flag "
@@ -92,13 +92,14 @@ def run(main) -> None:
       print(f"\n{e}", file=sys.stderr)
       sys.exit(INTERRUPTED)
     except KeyboardInterrupt as e:
-      print(f"\n{e}" if str(e) else "\ninterrupted: rerun the same command to resume from the "
-            "last checkpoint.", file=sys.stderr)
+      print(
+          f"\n{e}" if str(e) else "\ninterrupted: rerun the same command to resume from the "
+          "last checkpoint.", file=sys.stderr)
       sys.stdout.flush()
       sys.stderr.flush()
       # Not sys.exit: interrupted anywhere (a second Ctrl-C), orbax's save threads may wait for
       # ever and keep the interpreter from exiting. Files were closed by `finally` blocks.
-      os._exit(INTERRUPTED)  # pylint: disable=protected-access
+      os._exit(INTERRUPTED)
 
   app.run(guarded, flags_parser=parse_flags)
 

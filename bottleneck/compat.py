@@ -49,21 +49,19 @@ def quiet_orbax() -> None:
 
 def escape_epath_glob() -> None:
   """etils' local `Path.glob` with the directory part escaped (remote paths unchanged)."""
-  from etils.epath import backend as epath_backend, gpath  # pylint: disable=g-import-not-at-top
+  from etils.epath import backend as epath_backend, gpath
   if getattr(gpath.PosixGPath.glob, "_bottleneck_escaped", False):
     return
   original = gpath.PosixGPath.glob
 
-  # pylint: disable=protected-access
   def glob_(self, pattern: str):
     if not isinstance(self._backend, epath_backend._OsPathBackend) or "**" in pattern:
       yield from original(self, pattern)  # remote file systems; "**", which etils refuses
       return
     for f in glob.glob(os.path.join(glob.escape(self._path_str), pattern)):
       yield self._new(f)
-  # pylint: enable=protected-access
 
-  glob_._bottleneck_escaped = True  # pylint: disable=protected-access
+  glob_._bottleneck_escaped = True
   gpath.PosixGPath.glob = glob_
 
 
@@ -83,8 +81,8 @@ def torchvision_models():
     module.__path__, module.__file__ = [path], os.path.join(path, "__init__.py")
     # A spec, as an imported package has: `importlib.util.find_spec` raises on a module
     # without one.
-    module.__spec__ = importlib.util.spec_from_file_location(
-        name, module.__file__, submodule_search_locations=[path])
+    module.__spec__ = importlib.util.spec_from_file_location(name, module.__file__,
+                                                             submodule_search_locations=[path])
     sys.modules[name] = module
   package = sys.modules["torchvision.models"]
   for sub in ("googlenet", "inception"):

@@ -120,7 +120,7 @@ def xla_cost(compiled, key: str) -> float | None:
   """Entry `key` of `compiled.cost_analysis()`, summed over its programs; None if absent."""
   try:
     cost = compiled.cost_analysis()
-  except Exception as e:  # pylint: disable=broad-except  # some backends raise instead
+  except Exception as e:  # some backends raise instead
     logging.info("cost_analysis() unavailable: %s", e)
     return None
   if isinstance(cost, dict):
@@ -141,8 +141,9 @@ def model_xla_flops(model: nnx.Module, input_shape: Sequence[int]) -> float | No
     m.eval()
     return m(x)
 
-  compiled = jax.jit(forward).lower(
-      _abstract(state), jax.ShapeDtypeStruct(tuple(input_shape), jnp.float32)).compile()
+  compiled = jax.jit(forward).lower(_abstract(state),
+                                    jax.ShapeDtypeStruct(tuple(input_shape),
+                                                         jnp.float32)).compile()
   return xla_flops(compiled)
 
 
@@ -159,8 +160,7 @@ def analyze_model(model, *, xla: bool = True, memory: bool = False) -> dict:
   model = nnx.merge(graphdef, state)
   model.eval()
   side_heads = {after: (name, head) for after, name, head in model.side_heads()}
-  x = jax.ShapeDtypeStruct((1, model.image_size, model.image_size, model.in_channels),
-                           jnp.float32)
+  x = jax.ShapeDtypeStruct((1, model.image_size, model.image_size, model.in_channels), jnp.float32)
   model.check_input(x.shape)
   dtype = compute_dtype(model)
   rows = []
@@ -168,9 +168,13 @@ def analyze_model(model, *, xla: bool = True, memory: bool = False) -> dict:
   def row(name, module, x):
     jaxpr = trace(module, x)
     out = jaxpr.out_avals[0]
-    rows.append({"name": name, "params": count_params(module), "macs": jaxpr_macs(jaxpr),
-                   "output_shape": list(out.shape[1:]),
-                   "widths": dict(getattr(module, "widths", ()))})
+    rows.append({
+        "name": name,
+        "params": count_params(module),
+        "macs": jaxpr_macs(jaxpr),
+        "output_shape": list(out.shape[1:]),
+        "widths": dict(getattr(module, "widths", ()))
+    })
     if memory:
       rows[-1].update(memory_row(module, x, jaxpr, dtype))
     return jax.ShapeDtypeStruct(out.shape, out.dtype)
@@ -181,10 +185,19 @@ def analyze_model(model, *, xla: bool = True, memory: bool = False) -> dict:
       row(*side_heads[name], y)
     x = y
   macs = sum(r["macs"] for r in rows)
-  total = {"params": count_params(model), "batch_stats": count_batch_stats(model),
-           "macs": macs, "flops": 2 * macs,
-           "flops_xla": model_xla_flops(model, (1, model.image_size, model.image_size,
-                                                model.in_channels)) if xla else None}
+  total = {
+      "params":
+          count_params(model),
+      "batch_stats":
+          count_batch_stats(model),
+      "macs":
+          macs,
+      "flops":
+          2 * macs,
+      "flops_xla":
+          model_xla_flops(model, (1, model.image_size, model.image_size,
+                                  model.in_channels)) if xla else None
+  }
   if memory:
     total.update(network_memory(model, rows, dtype))
     total["train_activation_bytes_xla"] = xla_activation_bytes(model) if xla else None
@@ -198,8 +211,12 @@ def analyze(name: str, *, reduce: bool, image_size: int | None = None,
   `overrides` are model arguments (`dtype="bfloat16"` makes the memory figures bfloat16)."""
   model = registry.abstract_model(name, reduce=reduce, image_size=image_size,
                                   num_classes=num_classes, **overrides)
-  report = {"model": name, "reduce": bool(reduce), "image_size": model.image_size,
-            "num_classes": model.num_classes}
+  report = {
+      "model": name,
+      "reduce": bool(reduce),
+      "image_size": model.image_size,
+      "num_classes": model.num_classes
+  }
   if memory:
     report["dtype"] = jnp.dtype(compute_dtype(model)).name
   return {**report, **analyze_model(model, xla=xla, memory=memory)}
@@ -260,15 +277,22 @@ def conv_rows(module: nnx.Module, jaxpr, itemsize: int) -> list[dict]:
     out = op.outvars[0].aval
     in_elements = _elements(op.invars[0].aval)
     params = count_params(unit)
-    macs = jaxpr_macs(jax.extend.core.ClosedJaxpr(
-        jax.extend.core.Jaxpr([], op.invars, op.outvars, [op]), []))
+    macs = jaxpr_macs(
+        jax.extend.core.ClosedJaxpr(jax.extend.core.Jaxpr([], op.invars, op.outvars, [op]), []))
     nbytes = (in_elements + params + _elements(out)) * itemsize
-    rows.append({"name": unit.name, "kernel": list(unit.kernel_size),
-                 "strides": list(unit.strides), "in_channels": unit.in_features,
-                 "out_channels": unit.out_features,
-                 "input_shape": list(shape_in[1:]),
-                 "output_shape": list(out.shape[1:]), "params": params, "macs": macs,
-                 "bytes": nbytes, "intensity": intensity(macs, nbytes)})
+    rows.append({
+        "name": unit.name,
+        "kernel": list(unit.kernel_size),
+        "strides": list(unit.strides),
+        "in_channels": unit.in_features,
+        "out_channels": unit.out_features,
+        "input_shape": list(shape_in[1:]),
+        "output_shape": list(out.shape[1:]),
+        "params": params,
+        "macs": macs,
+        "bytes": nbytes,
+        "intensity": intensity(macs, nbytes)
+    })
   return rows
 
 
@@ -311,8 +335,11 @@ def saved_bytes(module: nnx.Module, x: jax.ShapeDtypeStruct) -> int:
   each once: what a training step holds for its backward when it recomputes nothing, as XLA
   does. Parameters and the input are left out (held anyway). Traced, nothing runs."""
   jaxpr, _ = _train_vjp(module, x)
-  outs = {e.outvars[0]: e.outvars[0].aval for _, e in _scoped_eqns(jaxpr)
-          if e.primitive.name == "name" and e.params.get("name") == paths.LAYER_OUTPUT}
+  outs = {
+      e.outvars[0]: e.outvars[0].aval
+      for _, e in _scoped_eqns(jaxpr)
+      if e.primitive.name == "name" and e.params.get("name") == paths.LAYER_OUTPUT
+  }
   return sum(_nbytes(a) for a in outs.values())
 
 
@@ -321,8 +348,8 @@ def backward_minimum_bytes(module: nnx.Module, x: jax.ShapeDtypeStruct) -> int:
   backward reads (a ReLU's input for its mask, a conv's input for its kernel's gradient, ...),
   the rest recomputed from them (`jax.checkpoint` with those names saveable; the residuals of
   its `vjp`, parameters and the input left out)."""
-  jaxpr, n_res = _train_vjp(
-      module, x, jax.checkpoint_policies.save_only_these_names(paths.LAYER_OUTPUT))
+  jaxpr, n_res = _train_vjp(module, x,
+                            jax.checkpoint_policies.save_only_these_names(paths.LAYER_OUTPUT))
   held = set(jaxpr.invars)  # parameters, statistics and the input
   total = 0
   for v in jaxpr.outvars[len(jaxpr.outvars) - n_res:]:
@@ -339,10 +366,13 @@ def memory_row(module: nnx.Module, x: jax.ShapeDtypeStruct, jaxpr, dtype) -> dic
   macs = jaxpr_macs(jaxpr)
   nbytes = (_elements(x) + count_params(module) + _elements(jaxpr.out_avals[0])) * itemsize
   convs = conv_rows(module, jaxpr, itemsize)
-  return {"bytes": nbytes, "intensity": intensity(macs, nbytes),
-          "conv_bytes": sum(c["bytes"] for c in convs),
-          "saved_bytes": saved_bytes(module, jax.ShapeDtypeStruct(x.shape, dtype)),
-          "convs": convs}
+  return {
+      "bytes": nbytes,
+      "intensity": intensity(macs, nbytes),
+      "conv_bytes": sum(c["bytes"] for c in convs),
+      "saved_bytes": saved_bytes(module, jax.ShapeDtypeStruct(x.shape, dtype)),
+      "convs": convs
+  }
 
 
 def compute_dtype(module: nnx.Module):
@@ -363,11 +393,13 @@ def network_memory(model, rows: list[dict], dtype) -> dict:
   shape = (1, model.image_size, model.image_size, model.in_channels)
   x = jax.ShapeDtypeStruct(shape, dtype)
   maps = [math.prod(shape)] + [math.prod(r["output_shape"]) for r in rows] + [
-      math.prod(s) for r in rows for c in r["convs"]
-      for s in (c["input_shape"], c["output_shape"])]
-  return {"train_activation_bytes": saved_bytes(model, x),
-          "backward_minimum_bytes": backward_minimum_bytes(model, x),
-          "largest_tensor_bytes": max(maps) * itemsize}
+      math.prod(s) for r in rows for c in r["convs"] for s in (c["input_shape"], c["output_shape"])
+  ]
+  return {
+      "train_activation_bytes": saved_bytes(model, x),
+      "backward_minimum_bytes": backward_minimum_bytes(model, x),
+      "largest_tensor_bytes": max(maps) * itemsize
+  }
 
 
 def compiled_train_memory(model: nnx.Module, batch: int) -> dict | None:
@@ -378,25 +410,27 @@ def compiled_train_memory(model: nnx.Module, batch: int) -> dict | None:
   graphdef, params, rest = _training_split(model)
 
   def step(p, r, x):
-    return nnx.grad(lambda m, x: jnp.sum(m(x).astype(jnp.float32)), argnums=(0, 1))(
-        nnx.merge(graphdef, p, r), x)
+    return nnx.grad(lambda m, x: jnp.sum(m(x).astype(jnp.float32)),
+                    argnums=(0, 1))(nnx.merge(graphdef, p, r), x)
 
   x = jax.ShapeDtypeStruct((batch, model.image_size, model.image_size, model.in_channels),
                            compute_dtype(model))
   units = [m for _, m in nnx.iter_modules(model) if isinstance(m, layers.ConvUnit)]
   options = units[0].paths.compiler_options("memory") if units else None  # as training jits
-  compiled = jax.jit(step, compiler_options=options).lower(
-      _abstract(params), _abstract(rest), x).compile()
+  compiled = jax.jit(step, compiler_options=options).lower(_abstract(params), _abstract(rest),
+                                                           x).compile()
   try:
     mem = compiled.memory_analysis()
-  except Exception as e:  # pylint: disable=broad-except  # some backends raise instead
+  except Exception as e:  # some backends raise instead
     logging.info("memory_analysis() unavailable: %s", e)
     mem = None
   if mem is None:
     return None
-  return {"temp_bytes": int(mem.temp_size_in_bytes),
-          "argument_bytes": int(mem.argument_size_in_bytes),
-          "output_bytes": int(mem.output_size_in_bytes)}
+  return {
+      "temp_bytes": int(mem.temp_size_in_bytes),
+      "argument_bytes": int(mem.argument_size_in_bytes),
+      "output_bytes": int(mem.output_size_in_bytes)
+  }
 
 
 def xla_activation_bytes(model: nnx.Module, batches: tuple[int, int] = (2, 6)) -> float | None:
@@ -409,8 +443,7 @@ def xla_activation_bytes(model: nnx.Module, batches: tuple[int, int] = (2, 6)) -
   return (large["temp_bytes"] - small["temp_bytes"]) / (batches[1] - batches[0])
 
 
-def conv_macs(height: int, width: int, in_channels: int, out_channels: int,
-              kernel: int) -> int:
+def conv_macs(height: int, width: int, in_channels: int, out_channels: int, kernel: int) -> int:
   """MACs of a stride-1 SAME k x k conv on an H x W x C_in map: H W k^2 C_in C_out."""
   return height * width * kernel * kernel * in_channels * out_channels
 
@@ -420,13 +453,17 @@ def reduction_cost(height: int, width: int, channels: int, depths) -> list[dict]
   (weights and biases), MACs and the output's size, counted on an abstract conv."""
   rows = []
   for d in depths:
-    unit = nnx.eval_shape(lambda d=d: layers.ConvUnit(channels, d, 1, rngs=nnx.Rngs(0),
-                                                      name="reduction"))
-    rows.append({"input": f"{height}x{width}x{channels}", "D": d,
-                 "output": f"{height}x{width}x{d}", "output elements": height * width * d,
-                 "params": count_params(unit),
-                 "MACs (M)": module_macs(unit, (1, height, width, channels)) / 1e6,
-                 "output / input size": d / channels})
+    unit = nnx.eval_shape(
+        lambda d=d: layers.ConvUnit(channels, d, 1, rngs=nnx.Rngs(0), name="reduction"))
+    rows.append({
+        "input": f"{height}x{width}x{channels}",
+        "D": d,
+        "output": f"{height}x{width}x{d}",
+        "output elements": height * width * d,
+        "params": count_params(unit),
+        "MACs (M)": module_macs(unit, (1, height, width, channels)) / 1e6,
+        "output / input size": d / channels
+    })
   return rows
 
 
@@ -519,17 +556,16 @@ def _with_width() -> list[str]:
 
 
 def analyze_matched(name: str, *, reduce: bool, metric: str, budget: float,
-                    image_size: int | None = None, num_classes: int | None = None,
-                    xla: bool = True, memory: bool = False, **overrides) -> dict:
+                    image_size: int | None = None, num_classes: int | None = None, xla: bool = True,
+                    memory: bool = False, **overrides) -> dict:
   """`analyze` at the width that costs `budget` (`match_width`), with `width` and `match`
   (metric, budget, the cost found) added to the report."""
   spec = registry.get_spec(name)
   image_size = image_size or spec.image_size
   num_classes = num_classes or spec.num_classes
-  match = match_width(name, metric=metric, budget=budget, reduce=reduce,
-                      image_size=image_size, num_classes=num_classes, **overrides)
-  report = analyze(name, reduce=reduce, image_size=image_size, num_classes=num_classes,
-                   xla=xla, memory=memory, width=match["width"],
-                   width_extra=match["width_extra"], **overrides)
-  return {**report, "width": match["width"],
-          "match": {"metric": metric, "budget": budget, **match}}
+  match = match_width(name, metric=metric, budget=budget, reduce=reduce, image_size=image_size,
+                      num_classes=num_classes, **overrides)
+  report = analyze(name, reduce=reduce, image_size=image_size, num_classes=num_classes, xla=xla,
+                   memory=memory, width=match["width"], width_extra=match["width_extra"],
+                   **overrides)
+  return {**report, "width": match["width"], "match": {"metric": metric, "budget": budget, **match}}

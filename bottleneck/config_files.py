@@ -24,6 +24,6 @@ def load_config_file(spec: str):
     config = module.get_config(arg) if arg else module.get_config()
   except ConfigError:
     raise
-  except Exception as e:  # pylint: disable=broad-except  # the user's file: say what failed
+  except Exception as e:  # the user's file: say what failed
     raise ConfigError(f"{spec}: {type(e).__name__}: {e}") from None
   return module, config

@@ -1,4 +1,5 @@
-"""Facts about where the code runs: the device, in words, and the compute dtypes by name."""
+"""Facts about where the code runs: the device, in words, the machine and library versions for
+a report, and the compute dtypes by name."""
 
 from __future__ import annotations
 
@@ -18,6 +19,16 @@ def device_description() -> str:
   if devices[0].platform == "cpu":
     kind = f"{platform.processor() or platform.machine()} CPU ({os.cpu_count()} cores)"
   return f"{len(devices)} x {kind}" if len(devices) > 1 else kind
+
+
+def environment() -> str:
+  """The machine and library versions, for a report's header."""
+  import flax
+  import optax
+  import tensorflow_datasets as tfds
+  return (f"{platform.platform()}; {device_description()}; Python "
+          f"{platform.python_version()}; jax {jax.__version__}, flax {flax.__version__}, "
+          f"optax {optax.__version__}, tensorflow-datasets {tfds.__version__}")
 
 
 CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"

@@ -36,7 +36,7 @@ _SYNSET = re.compile(r"^n\d{8}$")
 
 def imagenet_synsets() -> list[str]:
   """ImageNet-1k's 1000 synsets (WordNet IDs) in class-index order, as TFDS lists them."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds
   path = os.path.join(os.path.dirname(tfds.__file__), "datasets", "imagenet2012", "labels.txt")
   with open(path) as f:
     return [line.strip() for line in f if line.strip()]
@@ -95,12 +95,11 @@ def evaluate(directory: str, *, dataset: str | None = None, split: str | None = 
   data_dir = data_dir or (config.get("data_dir") if same else None)
   source_dir = config.get("data", {}).get("source_dir") if same else None
   source = pipeline.load_splits(dataset, (split,), data_dir, source_dir)[split]
-  mapping = label_map(dataset, source.label_names, source.num_classes,
-                      loaded.model.num_classes)
+  mapping = label_map(dataset, source.label_names, source.num_classes, loaded.model.num_classes)
   in_split = len(source)
   if max_examples:
-    source = pipeline.Split(source.name, _First(source.source, max_examples),
-                            source.num_classes, source.label_names)
+    source = pipeline.Split(source.name, _First(source.source, max_examples), source.num_classes,
+                            source.label_names)
   wd.ensure_writable(out_dir, "the evaluation directory")
   preprocess = loaded.preprocess
   batches = pipeline.Batches(source, min(batch_size, len(source)), preprocess, seed=0)
@@ -111,8 +110,8 @@ def evaluate(directory: str, *, dataset: str | None = None, split: str | None = 
     allowed[mapping] = 0.0
   top1 = top5 = among = seen = 0
   n, t0, last = len(source), time.time(), 0.0
-  logging.info("evaluating %s on %s/%s: %d examples, preprocessing %s", directory, dataset,
-               split, n, preprocess)
+  logging.info("evaluating %s on %s/%s: %d examples, preprocessing %s", directory, dataset, split,
+               n, preprocess)
   for batch in batches.eval_batches():
     logits = np.asarray(forward(state, jnp.asarray(batch["image"])))
     keep = batch["mask"] > 0
@@ -130,16 +129,25 @@ def evaluate(directory: str, *, dataset: str | None = None, split: str | None = 
                    100 * top1 / seen, rate, (n - seen) / rate)
       last = time.time()
   result = {
-      "workdir": directory, "model": config.model, "checkpoint_step": loaded.step,
-      "imported": loaded.imported and {k: loaded.imported[k] for k in ("source", "weights")},
-      "dataset": dataset, "split": split, "examples": seen,
+      "workdir": directory,
+      "model": config.model,
+      "checkpoint_step": loaded.step,
+      "imported": loaded.imported and {
+          k: loaded.imported[k] for k in ("source", "weights")
+      },
+      "dataset": dataset,
+      "split": split,
+      "examples": seen,
       "examples_in_split": in_split,
-      "top1": top1 / seen, "top5": top5 / seen,
+      "top1": top1 / seen,
+      "top5": top5 / seen,
       "top1_among_dataset_classes": None if mapping is None else among / seen,
-      "preprocess": {k: getattr(preprocess, k) for k in (
-          "image_size", "resize", "resize_to", "mean", "std")},
+      "preprocess": {
+          k: getattr(preprocess, k) for k in ("image_size", "resize", "resize_to", "mean", "std")
+      },
       "published_top1": (loaded.imported or {}).get("published_top1"),
-      "time_s": round(time.time() - t0, 2), "device": env.device_description(),
+      "time_s": round(time.time() - t0, 2),
+      "device": env.device_description(),
   }
   name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{dataset}-{split}")
   wd.write_json(os.path.join(out_dir, f"{name}.json"), result)
@@ -147,10 +155,12 @@ def evaluate(directory: str, *, dataset: str | None = None, split: str | None = 
 
 
 def format_text(result: dict) -> str:
-  lines = [f"{result['model']} ({result['workdir']}, step {result['checkpoint_step']}) on "
-           f"{result['dataset']}/{result['split']}: {result['examples']} of "
-           f"{result['examples_in_split']} examples",
-           f"top-1 {100 * result['top1']:.2f}%  top-5 {100 * result['top5']:.2f}%"]
+  lines = [
+      f"{result['model']} ({result['workdir']}, step {result['checkpoint_step']}) on "
+      f"{result['dataset']}/{result['split']}: {result['examples']} of "
+      f"{result['examples_in_split']} examples",
+      f"top-1 {100 * result['top1']:.2f}%  top-5 {100 * result['top5']:.2f}%"
+  ]
   if result["top1_among_dataset_classes"] is not None:
     lines.append(f"top-1 among the dataset's own classes: "
                  f"{100 * result['top1_among_dataset_classes']:.2f}%")

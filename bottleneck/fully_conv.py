@@ -23,15 +23,16 @@ from flax import nnx
 from PIL import Image
 
 from bottleneck import trained, workdir as wd
-from bottleneck.nn import conversions, layers, models
 from bottleneck.data import pipeline
+from bottleneck.nn import conversions, layers, models
 from bottleneck.validation import ConfigError
 
 
 def canvas_slots(size: int, tile: int, stride: int) -> list[tuple[int, int]]:
   """Where a digit may go: offsets that are multiples of `stride` and leave it whole."""
-  return [(r, c) for r in range(0, size - tile + 1, stride)
-          for c in range(0, size - tile + 1, stride)]
+  return [
+      (r, c) for r in range(0, size - tile + 1, stride) for c in range(0, size - tile + 1, stride)
+  ]
 
 
 def _grid_step(tile: int, stride: int) -> int:
@@ -42,7 +43,7 @@ def _grid_step(tile: int, stride: int) -> int:
 def capacity(size: int, tile: int, stride: int) -> int:
   """How many non-overlapping digits a grid of slots `_grid_step` apart holds: the most
   `make_canvas` promises to place."""
-  return len(range(0, size - tile + 1, _grid_step(tile, stride))) ** 2
+  return len(range(0, size - tile + 1, _grid_step(tile, stride)))**2
 
 
 def make_canvas(split: pipeline.Split, size: int, tile: int, stride: int, num_digits: int,
@@ -109,21 +110,29 @@ def _run_digits(loaded, image_size, num_digits, seed, out_dir) -> dict:
                       f"size {fully_conv.min_image_size}.")
   d = config.data
   split = pipeline.config_splits(config, (config.eval_split,))[config.eval_split]
-  canvas, placed = make_canvas(split, image_size, model.image_size,
-                               fully_conv.stride, num_digits, seed)
-  x = pipeline.Preprocess(image_size, model.in_channels, mean=d.mean, std=d.std)(
-      [canvas], train=False)
+  canvas, placed = make_canvas(split, image_size, model.image_size, fully_conv.stride, num_digits,
+                               seed)
+  x = pipeline.Preprocess(image_size, model.in_channels, mean=d.mean, std=d.std)([canvas],
+                                                                                 train=False)
   scores, diff, checked = conversions.crops_vs_score_map(model, fully_conv, jnp.asarray(x))
   probs = np.asarray(jax.nn.softmax(scores[0], axis=-1))
   for p in placed:  # the location whose window is exactly this digit
-    p["predicted"] = int(np.argmax(probs[p["row"] // fully_conv.stride,
-                                         p["col"] // fully_conv.stride]))
-  from bottleneck import plots  # pylint: disable=g-import-not-at-top  # matplotlib, when drawing
+    p["predicted"] = int(
+        np.argmax(probs[p["row"] // fully_conv.stride, p["col"] // fully_conv.stride]))
+  from bottleneck import plots  # matplotlib, when drawing
   files = plots.heat_maps(canvas, probs, placed, fully_conv.stride, out_dir)
-  return {"kind": "digits", "checkpoint_step": step, "input_shape": list(x.shape),
-          "score_map_shape": list(scores.shape[1:]), "max_abs_diff_vs_crops": diff,
-          "max_abs_score": float(jnp.abs(scores).max()), "crops_checked": checked,
-          "stride": fully_conv.stride, "digits": placed, "files": files}
+  return {
+      "kind": "digits",
+      "checkpoint_step": step,
+      "input_shape": list(x.shape),
+      "score_map_shape": list(scores.shape[1:]),
+      "max_abs_diff_vs_crops": diff,
+      "max_abs_score": float(jnp.abs(scores).max()),
+      "crops_checked": checked,
+      "stride": fully_conv.stride,
+      "digits": placed,
+      "files": files
+  }
 
 
 MAX_PHOTO_SIDE = 1024
@@ -131,8 +140,8 @@ MAX_PHOTO_SIDE = 1024
 
 def _windows(x: np.ndarray, size: int, stride: int, locations):
   """The size x size windows of one image (HWC) at the given (i, j) map locations."""
-  return np.stack([x[i * stride:i * stride + size, j * stride:j * stride + size]
-                   for i, j in locations])
+  return np.stack(
+      [x[i * stride:i * stride + size, j * stride:j * stride + size] for i, j in locations])
 
 
 def photo_input(image: np.ndarray, side: int, size: int, stride: int) -> np.ndarray:
@@ -173,28 +182,33 @@ def _by_ring(values: np.ndarray) -> list[dict]:
   h, w = values.shape
   i, j = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
   ring = np.minimum(np.minimum(i, j), np.minimum(h - 1 - i, w - 1 - j))
-  return [{"ring": int(r), "locations": int(np.sum(ring == r)),
-           "max": float(values[ring == r].max()), "mean": float(values[ring == r].mean())}
-          for r in range(int(ring.max()) + 1)]
+  return [{
+      "ring": int(r),
+      "locations": int(np.sum(ring == r)),
+      "max": float(values[ring == r].max()),
+      "mean": float(values[ring == r].mean())
+  } for r in range(int(ring.max()) + 1)]
 
 
-def run_photos(loaded, side: int, out_dir: str, *, calibrate_bn: bool = False,
-               repeats: int = 5, chunk: int = 16) -> dict:
+def run_photos(loaded, side: int, out_dir: str, *, calibrate_bn: bool = False, repeats: int = 5,
+               chunk: int = 16) -> dict:
   """GoogLeNet's score map on scikit-learn's two photos (see the module docstring)."""
-  from sklearn.datasets import load_sample_images  # pylint: disable=g-import-not-at-top
-  from bottleneck import benchmark, complexity, env, plots  # pylint: disable=g-import-not-at-top
+  from sklearn.datasets import load_sample_images
+
+  from bottleneck import benchmark, complexity, env, plots
   model, pre = loaded.model, loaded.preprocess
   size = model.image_size
   net = conversions.convolutionalize(model)
   photos = load_sample_images()
   images = [photo_input(im, side, size, net.stride) for im in photos.images]
-  normalize = lambda im: jnp.asarray(((im[None].astype(np.float32) / 255.0 - np.asarray(
-      pre.mean, np.float32)) / np.asarray(pre.std, np.float32)))
+  normalize = lambda im: jnp.asarray((im[None].astype(np.float32) / 255.0 - np.asarray(
+      pre.mean, np.float32)) / np.asarray(pre.std, np.float32))
   inputs = [normalize(im) for im in images]
   if calibrate_bn:  # on up to 64 windows of each photo, spread over it
     windows = []
     for x in inputs:
-      locs = [(i, j) for i in range(net.score_map_size(x.shape[1]))
+      locs = [(i, j)
+              for i in range(net.score_map_size(x.shape[1]))
               for j in range(net.score_map_size(x.shape[2]))]
       pick = np.linspace(0, len(locs) - 1, min(64, len(locs))).round().astype(int)
       windows.append(_windows(np.asarray(x[0]), size, net.stride, [locs[k] for k in pick]))
@@ -208,9 +222,11 @@ def run_photos(loaded, side: int, out_dir: str, *, calibrate_bn: bool = False,
     h, w = scores.shape[:2]
     locs = [(i, j) for i in range(h) for j in range(w)]  # the crops, `chunk` at a time
     direct = np.concatenate([
-        np.asarray(classify(model, jnp.asarray(_windows(np.asarray(x[0]), size, net.stride,
-                                                        locs[k:k + chunk]))))
-        for k in range(0, len(locs), chunk)]).reshape(h, w, -1)
+        np.asarray(
+            classify(model,
+                     jnp.asarray(_windows(np.asarray(x[0]), size, net.stride, locs[k:k + chunk]))))
+        for k in range(0, len(locs), chunk)
+    ]).reshape(h, w, -1)
     scale = float(np.abs(direct).max())
     rel = np.abs(scores - direct).max(-1) / scale
     agree = np.argmax(scores, -1) == np.argmax(direct, -1)
@@ -222,45 +238,82 @@ def run_photos(loaded, side: int, out_dir: str, *, calibrate_bn: bool = False,
     t_crop = float(np.median(benchmark.time_calls(classify, (model, crop), 2, repeats)))
     probs = np.asarray(jax.nn.softmax(scores, -1))
     name = os.path.splitext(os.path.basename(path))[0]
-    files.append(plots.photo_score_map(image, probs, net.stride, size,
-                                       os.path.join(out_dir, f"{name}.png")))
+    files.append(
+        plots.photo_score_map(image, probs, net.stride, size, os.path.join(out_dir, f"{name}.png")))
     results.append({
-        "photo": os.path.basename(path), "original_shape": list(original.shape),
-        "input_shape": list(x.shape[1:]), "score_map_shape": [h, w, scores.shape[-1]],
-        "locations": h * w, "at_training_size_max_abs_diff": at_size,
-        "at_training_size_max_abs_logit": float(np.abs(at_size_logits).max()),
-        "vs_crops_max_rel_diff": float(rel.max()), "vs_crops_top1_agreement": float(
-            agree.mean()), "vs_crops_by_ring": _by_ring(rel),
-        "map_time_s": t_map, "crop_time_s": t_crop, "time_ratio": t_map / t_crop,
-        "map_macs": complexity.module_macs(net, x.shape), "crop_macs": crop_macs,
-        "top_classes": [int(k) for k in np.bincount(np.argmax(probs, -1).ravel(),
-                                                    minlength=probs.shape[-1]).argsort()[::-1][:3]],
+        "photo":
+            os.path.basename(path),
+        "original_shape":
+            list(original.shape),
+        "input_shape":
+            list(x.shape[1:]),
+        "score_map_shape": [h, w, scores.shape[-1]],
+        "locations":
+            h * w,
+        "at_training_size_max_abs_diff":
+            at_size,
+        "at_training_size_max_abs_logit":
+            float(np.abs(at_size_logits).max()),
+        "vs_crops_max_rel_diff":
+            float(rel.max()),
+        "vs_crops_top1_agreement":
+            float(agree.mean()),
+        "vs_crops_by_ring":
+            _by_ring(rel),
+        "map_time_s":
+            t_map,
+        "crop_time_s":
+            t_crop,
+        "time_ratio":
+            t_map / t_crop,
+        "map_macs":
+            complexity.module_macs(net, x.shape),
+        "crop_macs":
+            crop_macs,
+        "top_classes": [
+            int(k) for k in np.bincount(np.argmax(probs, -1).ravel(),
+                                        minlength=probs.shape[-1]).argsort()[::-1][:3]
+        ],
     })
-  return {"kind": "photos", "model": loaded.config.model, "checkpoint_step": loaded.step,
-          "weights": (loaded.imported or {}).get("weights", "trained here"),
-          "calibrated_bn": calibrate_bn, "stride": net.stride, "window": net.window,
-          "training_size": size, "photos": results, "files": files,
-          "device": env.device_description()}
+  return {
+      "kind": "photos",
+      "model": loaded.config.model,
+      "checkpoint_step": loaded.step,
+      "weights": (loaded.imported or {}).get("weights", "trained here"),
+      "calibrated_bn": calibrate_bn,
+      "stride": net.stride,
+      "window": net.window,
+      "training_size": size,
+      "photos": results,
+      "files": files,
+      "device": env.device_description()
+  }
 
 
 def format_text(out: dict) -> str:
   if out["kind"] == "photos":
     return format_photos(out)
-  lines = [f"checkpoint: step {out['checkpoint_step']}",
-           f"input {out['input_shape']} -> score map {out['score_map_shape']} "
-           f"(stride {out['stride']})",
-           f"every location vs the original classifier on its crop: max |diff| = "
-           f"{out['max_abs_diff_vs_crops']:.3g} over {out['crops_checked']} crops"]
-  lines += [f"digit {p['label']} at ({p['row']}, {p['col']}): predicted {p['predicted']}"
-            for p in out["digits"]]
+  lines = [
+      f"checkpoint: step {out['checkpoint_step']}",
+      f"input {out['input_shape']} -> score map {out['score_map_shape']} "
+      f"(stride {out['stride']})",
+      f"every location vs the original classifier on its crop: max |diff| = "
+      f"{out['max_abs_diff_vs_crops']:.3g} over {out['crops_checked']} crops"
+  ]
+  lines += [
+      f"digit {p['label']} at ({p['row']}, {p['col']}): predicted {p['predicted']}"
+      for p in out["digits"]
+  ]
   lines.append(f"heat maps: {os.path.dirname(out['files'][0])}/ (heatmaps.png, class_*.png)")
   return "\n".join(lines)
 
 
 def format_photos(out: dict) -> str:
   calibrated = ", batch norm calibrated on the photos" if out["calibrated_bn"] else ""
-  lines = [f"{out['model']} ({out['weights']}{calibrated}): global pool -> {out['window']}x"
-           f"{out['window']}/1 average pool, Dense -> 1x1 conv; stride {out['stride']}"]
+  lines = [
+      f"{out['model']} ({out['weights']}{calibrated}): global pool -> {out['window']}x"
+      f"{out['window']}/1 average pool, Dense -> 1x1 conv; stride {out['stride']}"
+  ]
   for p in out["photos"]:
     h, w, k = p["score_map_shape"]
     lines += [
@@ -271,11 +324,12 @@ def format_photos(out: dict) -> str:
         f"  every location vs the network on its {out['training_size']}x"
         f"{out['training_size']} crop: max relative diff {p['vs_crops_max_rel_diff']:.3g}, "
         f"same top-1 at {100 * p['vs_crops_top1_agreement']:.0f}% of locations",
-        "  by ring from the map's edge (max rel diff): " + ", ".join(
-            f"{r['ring']}: {r['max']:.3g}" for r in p["vs_crops_by_ring"]),
+        "  by ring from the map's edge (max rel diff): "
+        + ", ".join(f"{r['ring']}: {r['max']:.3g}" for r in p["vs_crops_by_ring"]),
         f"  cost: one pass {p['map_time_s'] * 1e3:.0f} ms, one crop {p['crop_time_s'] * 1e3:.0f} "
         f"ms: {p['locations']}x the outputs for {p['time_ratio']:.1f}x the time "
         f"({p['map_macs'] / p['crop_macs']:.1f}x the MACs; crops one by one: "
-        f"{p['locations']}x)"]
+        f"{p['locations']}x)"
+    ]
   lines.append(f"heat maps: {os.path.dirname(out['files'][0])}/")
   return "\n".join(lines)

@@ -84,7 +84,7 @@ def difference_interval(correct_a, correct_b, level: float = LEVEL) -> Interval 
   # Each term with its own quantile: Student's t at n - 1 degrees of freedom for the seeds'
   # variance (estimated from n values), the normal one for the test set's (from N examples).
   t, z = stats.t.ppf((1 + level) / 2, n - 1), stats.norm.ppf((1 + level) / 2)
-  half = float(np.sqrt(t ** 2 * d.var(ddof=1) / n + z ** 2 * delta.var(ddof=1) / num))
+  half = float(np.sqrt(t**2 * d.var(ddof=1) / n + z**2 * delta.var(ddof=1) / num))
   lo, hi = float(d.mean()) - half, float(d.mean()) + half
   return Interval(float(d.mean()), lo, hi, n, num, SEEDS_AND_TEST)
 

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-U = 2.0 ** -24  # float32's unit roundoff (half the machine epsilon)
+U = 2.0**-24  # float32's unit roundoff (half the machine epsilon)
 FACTOR = 16.0
 # Layers with parameters on the longest path, as the papers count them: "22 layers deep"
 # (Szegedy et al. 2014), "42 layers deep" (Szegedy et al. 2015).

@@ -9,11 +9,11 @@ import os
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display needed
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
-import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
-import pandas as pd  # pylint: disable=g-import-not-at-top,wrong-import-position
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from bottleneck import workdir as wd  # pylint: disable=g-import-not-at-top,wrong-import-position
+from bottleneck import workdir as wd
 
 COLORS = {"reduced": "tab:blue", "naive": "tab:orange"}
 
@@ -23,7 +23,7 @@ def accuracy_vs_cost(runs: pd.DataFrame, path: str) -> str:
   of each group (`results.default_group_by`: every ablation knob that varies), and a line
   through the groups of each family (same model, dataset, variant, activation and places;
   along the budgets and ratios), as a Pareto curve of accuracy against cost."""
-  from bottleneck import results  # pylint: disable=g-import-not-at-top
+  from bottleneck import results
   groups = [g for g in results.default_group_by(runs) if g in runs]
   family = [g for g in groups if g not in ("budget", "ratio")]
   fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
@@ -41,9 +41,9 @@ def accuracy_vs_cost(runs: pd.DataFrame, path: str) -> str:
       points.sort()
       extra = ", ".join(f"{k} {v}" for k, v in key.items()
                         if k not in ("model", "dataset", "variant") and v != "–")
-      ax.errorbar([p[0] for p in points], [p[1] for p in points],
-                  yerr=[p[2] or 0 for p in points], fmt="o" + style, color=color, capsize=3,
-                  markersize=6, label=f"{key.get('model')} {key.get('variant')}"
+      ax.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] or 0 for p in points],
+                  fmt="o" + style, color=color, capsize=3, markersize=6,
+                  label=f"{key.get('model')} {key.get('variant')}"
                   f"{' (' + extra + ')' if extra else ''} ({key.get('dataset')}, "
                   f"n={min(p[3] for p in points)})")
     ax.set_xscale("log")
@@ -99,14 +99,14 @@ def time_vs_macs(rows: list[dict], device: str, path: str) -> str:
   pairs = {}
   for r in rows:
     label = r["name"] + ("" if r.get("ratio") is None else f" r={r['ratio']:g}")
-    ax.annotate(label, (r["macs"], r["fwd_bwd_ms"]), textcoords="offset points",
-                xytext=(4, 3), fontsize=6, color="dimgray")
+    ax.annotate(label, (r["macs"], r["fwd_bwd_ms"]), textcoords="offset points", xytext=(4, 3),
+                fontsize=6, color="dimgray")
     pairs.setdefault((r["name"], r["batch"], r.get("dtype")), []).append(r)
   for pts in pairs.values():
     if len({p["reduce"] for p in pts}) == 2:
       pts = sorted(pts, key=lambda p: p["macs"])
-      ax.plot([p["macs"] for p in pts], [p["fwd_bwd_ms"] for p in pts], color="lightgray",
-              lw=0.8, zorder=0)
+      ax.plot([p["macs"] for p in pts], [p["fwd_bwd_ms"] for p in pts], color="lightgray", lw=0.8,
+              zorder=0)
   ax.set(xscale="log", yscale="log", xlabel="MACs per forward (whole batch)",
          ylabel="forward+backward time (ms, median)",
          title=f"Time against multiply-adds on {device}")
@@ -133,10 +133,12 @@ def roofline(result: dict, path: str) -> str:
   if cache:
     ax.plot(grid, np.minimum(peak, cache * grid), color="gray", lw=1, ls="--",
             label=f"roof of a working set in cache: triad {cache:.0f} GB/s")
-  styles = {("block", True): ("s", COLORS["reduced"], "block, reduced"),
-            ("block", False): ("o", COLORS["naive"], "block, naive"),
-            ("conv", None): ("x", "tab:green", "one conv alone"),
-            ("fragments", None): ("^", "tab:purple", "fragments (same FLOPs)")}
+  styles = {
+      ("block", True): ("s", COLORS["reduced"], "block, reduced"),
+      ("block", False): ("o", COLORS["naive"], "block, naive"),
+      ("conv", None): ("x", "tab:green", "one conv alone"),
+      ("fragments", None): ("^", "tab:purple", "fragments (same FLOPs)")
+  }
   for (kind, reduce), (marker, color, label) in styles.items():
     pts = [r for r in rows if r["kind"] == kind and r["reduce"] == reduce]
     if not pts:
@@ -147,8 +149,8 @@ def roofline(result: dict, path: str) -> str:
       name = r["name"].split("/")[-1] if kind == "conv" else r["name"]
       if kind == "conv":
         name = f"{'r' if 'reduced' in r['name'] else 'n'}:{name}"
-      ax.annotate(name, (r["conv_intensity"], r["fwd_gflops_per_s"]), fontsize=6,
-                  xytext=(3, 2), textcoords="offset points")
+      ax.annotate(name, (r["conv_intensity"], r["fwd_gflops_per_s"]), fontsize=6, xytext=(3, 2),
+                  textcoords="offset points")
   ax.set(xscale="log", yscale="log", xlabel="arithmetic intensity (FLOP/B, each conv a kernel)",
          ylabel="achieved GFLOP/s (forward, 2 x MACs / median time)",
          title=f"Roofline on {result['device']}, batch {result['batch']}, {result['dtype']}")
@@ -184,8 +186,7 @@ def heat_maps(canvas: np.ndarray, probs: np.ndarray, placed: list[dict], stride:
     shown = axes[k + 1].imshow(probs[..., k], vmin=0, vmax=1, cmap="viridis")
     axes[k + 1].set_title(f"class {k}")
     _location_axes(axes[k + 1], probs.shape[:2], stride)
-  fig.colorbar(shown, ax=list(axes[1:num_classes + 1]), shrink=0.8,
-               label="probability (softmax)")
+  fig.colorbar(shown, ax=list(axes[1:num_classes + 1]), shrink=0.8, label="probability (softmax)")
   for ax in axes[num_classes + 1:]:
     ax.axis("off")
   fig.suptitle(f"score map {probs.shape[0]}x{probs.shape[1]}x{num_classes} (softmax), "
@@ -208,8 +209,7 @@ def heat_maps(canvas: np.ndarray, probs: np.ndarray, placed: list[dict], stride:
   return files
 
 
-def photo_score_map(image: np.ndarray, probs: np.ndarray, stride: int, size: int,
-                    path: str) -> str:
+def photo_score_map(image: np.ndarray, probs: np.ndarray, stride: int, size: int, path: str) -> str:
   """A photo beside its score map (`bottleneck.fully_conv.run_photos`): the most probable class
   at each location, and its probability. Location (i, j) reads the size x size window at
   (i * stride, j * stride); the window of location (0, 0) is outlined."""

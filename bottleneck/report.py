@@ -11,18 +11,26 @@ that have a result.
 
 from __future__ import annotations
 
-import datetime
+import dataclasses
 import importlib
 import os
-import platform
-import shlex
 import time
 
 import numpy as np
 from absl import logging
 
-from bottleneck import benchmark, complexity, env, plots, results, sweep, tables, validation
-from bottleneck import workdir as wd
+from bottleneck import (
+    benchmark,
+    complexity,
+    env,
+    plots,
+    reports,
+    results,
+    sweep,
+    tables,
+    validation,
+    workdir as wd,
+)
 
 COMPLEXITY_MODELS = ("googlenet", "inception_v3", "inception_small")
 SWEEP_CONFIG = "configs.digits_inception"
@@ -37,59 +45,64 @@ STEPS = 5
 STUDIES = (("The ablation study at equal compute", "runs/ablation_quick/ABLATION.md",
             "docs/ablation_quick/ABLATION.md",
             "python -m experiments.report --study=ablation:quick --parallel=2"),
-           ("Memory and the roofline", "runs/roofline/ROOFLINE.md",
-            "docs/roofline_cpu/ROOFLINE.md",
+           ("Memory and the roofline", "runs/roofline/ROOFLINE.md", "docs/roofline_cpu/ROOFLINE.md",
             "python -m experiments.roofline --config=configs/roofline.py --out=runs/roofline"))
 
 
 def _complexity(workdir: str, models) -> dict[str, list[dict]]:
+  """Each model's parameters and multiply-adds, reduced and naive (`complexity.analyze`),
+  kept in complexity/<model>.json."""
   out = {}
   for i, model in enumerate(models):
-    name = os.path.join("complexity", f"{model}.json")
-    path = os.path.join(workdir, name)
-    out[model] = wd.reuse_json(workdir, name, lambda d: isinstance(d, list) and len(d) == 2
-                               and all(isinstance(r, dict) and "total" in r for r in d))
-    if out[model] is not None:
-      logging.info("[1/%d] complexity of %s: reusing %s", STEPS, model, path)
-      continue
     logging.info("[1/%d] complexity of %s (%d/%d), reduced and naive", STEPS, model, i + 1,
                  len(models))
-    out[model] = [complexity.analyze(model, reduce=r) for r in (True, False)]
-    wd.write_json(path, out[model])
+    out[model] = reports.cached_json(
+        workdir, os.path.join("complexity", f"{model}.json"),
+        lambda m=model: [complexity.analyze(m, reduce=r) for r in (True, False)],
+        valid=lambda d: isinstance(d, list) and len(d) == 2 and all(
+            isinstance(r, dict) and "total" in r for r in d),
+        what=f"[1/{STEPS}] complexity of {model}")
   return out
 
 
 def _benchmark(workdir: str, cases, batch: int, repeats: int) -> dict:
   """Real block sizes timed naive and reduced (`bottleneck.benchmark`), with the matmul peak
-  measured in the same run: {"rows", "ratios", "verdict"}, kept in benchmark/benchmark.json,
-  plotted in benchmark/time_vs_macs.png."""
-  name = os.path.join("benchmark", "benchmark.json")
-  path = os.path.join(workdir, name)
+  measured in the same run: {"rows", "ratios", "verdict", "settings"}, kept in
+  benchmark/benchmark.json (reused while its cases, batch and repeats are these and every case
+  was timed), plotted in benchmark/time_vs_macs.png."""
   wanted = {(c, r) for c in cases for r in (True, False)}
-  done = wd.reuse_json(workdir, name, lambda d: isinstance(d, dict) and "verdict" in d and {
-      (r.get("name"), r.get("reduce")) for r in d.get("rows", [])
-      if r.get("batch") == batch and "error" not in r} == wanted)  # a failed case: again
-  if done is not None:
-    logging.info("[3/%d] time on real block sizes: reusing %s", STEPS, path)
-    return done
-  logging.info("[3/%d] time on real block sizes: %s, naive and reduced, batch %d", STEPS,
-               ", ".join(cases), batch)
-  rows = benchmark.run(list(cases), batches=[batch], repeats=repeats)
-  ratios = benchmark.central_ratios(rows)
-  out = {"rows": rows, "ratios": ratios, "verdict": benchmark.verdict(ratios)}
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  if benchmark.timed(rows):
-    plots.time_vs_macs(benchmark.timed(rows), env.device_description(),
-                       os.path.join(workdir, "benchmark", "time_vs_macs.png"))
-  wd.write_json(path, out)
-  return out
+
+  def compute() -> dict:
+    logging.info("[3/%d] time on real block sizes: %s, naive and reduced, batch %d", STEPS,
+                 ", ".join(cases), batch)
+    rows = benchmark.run(list(cases), batches=[batch], repeats=repeats)
+    ratios = benchmark.central_ratios(rows)
+    if benchmark.timed(rows):
+      os.makedirs(os.path.join(workdir, "benchmark"), exist_ok=True)
+      plots.time_vs_macs(benchmark.timed(rows), env.device_description(),
+                         os.path.join(workdir, "benchmark", "time_vs_macs.png"))
+    return {"rows": rows, "ratios": ratios, "verdict": benchmark.verdict(ratios)}
+
+  return reports.cached_json(
+      workdir,
+      os.path.join("benchmark", "benchmark.json"),
+      compute,
+      settings={
+          "cases": list(cases),
+          "batch": batch,
+          "repeats": repeats
+      },
+      valid=lambda d: "verdict" in d and {(r.get("name"), r.get("reduce"))
+                                          for r in d.get("rows", [])
+                                          if "error" not in r} == wanted,  # a failed case: again
+      what=f"[3/{STEPS}] time on real block sizes")
 
 
 def _fully_conv(workdir: str, fc_config: str, data_dir: str | None) -> dict:
   """1x1 = fully connected: the digits classifier with a flatten + Dense head trained (or its
   finished run reused), convolutionalized and run on a 32x32 canvas of test digits, its score
   map checked against classifying each crop (`bottleneck.fully_conv`)."""
-  from bottleneck import fully_conv, train  # pylint: disable=g-import-not-at-top
+  from bottleneck import fully_conv, train
   run_dir = os.path.join(workdir, "fully_conv", "train")
   config = importlib.import_module(fc_config).get_config()
   if data_dir:
@@ -100,14 +113,6 @@ def _fully_conv(workdir: str, fc_config: str, data_dir: str | None) -> dict:
   out["eval_accuracy"] = result["eval_accuracy"]
   wd.write_json(os.path.join(workdir, "fully_conv", "fully_conv.json"), out)
   return out
-
-
-def environment() -> str:
-  """The machine and library versions, for a report's header."""
-  import flax, jax, optax, tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top,multiple-imports
-  return (f"{platform.platform()}; {env.device_description()}; Python "
-          f"{platform.python_version()}; jax {jax.__version__}, flax {flax.__version__}, "
-          f"optax {optax.__version__}, tensorflow-datasets {tfds.__version__}")
 
 
 def _nanmax(values) -> float:
@@ -122,12 +127,13 @@ def digits_clause(summary, ratio_row, blocks_saved_time: bool | None = None) -> 
   time is said to be the tiny network's own; where it goes against the real blocks'
   (`blocks_saved_time`), the sentence says so rather than generalize."""
   by = summary.set_index("variant")
-  acc = {v: (100 * by.loc[v, "eval_accuracy mean"], 100 * by.loc[v, "eval_accuracy std"])
-         for v in ("reduced", "naive")}
+  acc = {
+      v: (100 * by.loc[v, "eval_accuracy mean"], 100 * by.loc[v, "eval_accuracy std"])
+      for v in ("reduced", "naive")
+  }
   time_s = {v: by.loc[v, "train_time_s mean"] for v in ("reduced", "naive")}
   # The paired difference, the sign of the tables' column, over the seeds both variants ran.
-  diff = ratio_row.get("accuracy naive - reduced (points)",
-                       acc["naive"][0] - acc["reduced"][0])
+  diff = ratio_row.get("accuracy naive - reduced (points)", acc["naive"][0] - acc["reduced"][0])
   interval = ratio_row.get("95% interval (points)")
   if interval:
     noise = (f"95% interval {interval} over the {ratio_row['interval covers']}: "
@@ -155,13 +161,12 @@ def digits_clause(summary, ratio_row, blocks_saved_time: bool | None = None) -> 
       timing += (" Its maps are a few pixels wide, where fixed costs, not multiply-adds, set "
                  "the time; on real block sizes (above) the reductions "
                  f"{'did' if blocks_saved_time else 'did not'} save time.")
-  return (
-      f"On the digits, the 1x1 reductions cut parameters "
-      f"{ratio_row['params naive/reduced']:.2f}x and multiply-adds "
-      f"{ratio_row['MACs naive/reduced']:.2f}x; test accuracy was {acc['reduced'][0]:.2f}% "
-      f"with them and {acc['naive'][0]:.2f}% without (n = {int(by.loc['reduced', 'n'])} and "
-      f"{int(by.loc['naive', 'n'])} seeds): naive minus reduced {diff:+.2f} points, {noise}. "
-      f"{timing}")
+  return (f"On the digits, the 1x1 reductions cut parameters "
+          f"{ratio_row['params naive/reduced']:.2f}x and multiply-adds "
+          f"{ratio_row['MACs naive/reduced']:.2f}x; test accuracy was {acc['reduced'][0]:.2f}% "
+          f"with them and {acc['naive'][0]:.2f}% without (n = {int(by.loc['reduced', 'n'])} and "
+          f"{int(by.loc['naive', 'n'])} seeds): naive minus reduced {diff:+.2f} points, {noise}. "
+          f"{timing}")
 
 
 def cost_clause(cplx: dict[str, list[dict]]) -> str | None:
@@ -187,8 +192,8 @@ def blocks_clause(bench: dict) -> tuple[str, bool | None]:
   t, m = geo("time naive/reduced"), geo("MACs naive/reduced")
   names = ", ".join(r["name"] for r in ratios)
   saved = t > 1.05
-  how = (f"cut forward+backward time {t:.2f}x" if saved else
-         f"did not save forward+backward time ({t:.2f}x)")
+  how = (f"cut forward+backward time {t:.2f}x"
+         if saved else f"did not save forward+backward time ({t:.2f}x)")
   return (f"On real block sizes ({names}; batch {ratios[0]['batch']}) on this device, "
           f"{m:.2f}x fewer multiply-adds {how} (geometric means).", saved)
 
@@ -219,22 +224,60 @@ def finding(*, cplx=None, bench=None, summary=None, ratio_row=None, fc=None) -> 
   return " ".join(c for c in clauses if c)
 
 
+@dataclasses.dataclass(frozen=True)
+class Parts:
+  """What the report runs: the networks counted, the digits sweep's config module, the blocks
+  timed (none: that part is left out) and how, the Dense-head classifier's config module (None:
+  left out)."""
+  models: tuple[str, ...] = COMPLEXITY_MODELS
+  sweep_config: str = SWEEP_CONFIG
+  benchmark_cases: tuple[str, ...] = BENCHMARK_CASES
+  benchmark_batch: int = BENCHMARK_BATCH
+  benchmark_repeats: int = 3
+  fc_config: str | None = FC_CONFIG
+
+
 def build_report(workdir: str, *, parallel: int = 1, data_dir: str | None = None,
-                 sweep_config: str = SWEEP_CONFIG, models=COMPLEXITY_MODELS,
-                 benchmark_cases=BENCHMARK_CASES, benchmark_batch: int = BENCHMARK_BATCH,
-                 benchmark_repeats: int = 3, fc_config: str | None = FC_CONFIG,
-                 rerun_changed: bool = False) -> str:
+                 rerun_changed: bool = False, **parts) -> str:
   """Runs (or reuses) every part and writes REPORT.md; returns its path. The workdir is
   locked while it runs; sweep points whose config changed are refused unless
-  `rerun_changed` (see `bottleneck.sweep.run`). `benchmark_cases` () and `fc_config` None
-  leave those parts out (the tests' tiny reports)."""
+  `rerun_changed` (see `bottleneck.sweep.run`). `parts`: fields of `Parts` to change
+  (`benchmark_cases=()` and `fc_config=None` leave those parts out: the tests' tiny reports)."""
   validation.positive_int(parallel, "parallel", "report")  # before anything is written
+  parts = Parts(**{k: tuple(v) if isinstance(v, list) else v for k, v in parts.items()})
   with wd.lock(workdir):
     # The seeds of a variant compile the same programs: compiled once (6 runs: 20 s saved).
     env.use_compilation_cache(os.path.join(workdir, ".jax_cache"))
-    return _build_report(workdir, parallel, data_dir, sweep_config, models,
-                         tuple(benchmark_cases), benchmark_batch, benchmark_repeats, fc_config,
-                         rerun_changed)
+    start = time.time()
+    measured = _measure(workdir, parts, parallel, data_dir, rerun_changed)
+    logging.info("[5/%d] tables, plots and REPORT.md", STEPS)
+    head = reports.header("What the 1x1 reductions buy: report",
+                          reports.command("experiments.report", f"--workdir={workdir}"),
+                          start=start)
+    path = os.path.join(workdir, REPORT)
+    wd.atomic_write_text(path, reports.render(head, _sections(workdir, parts, **measured)))
+    logging.info("report written to %s in %.0f s", path, time.time() - start)
+    return path
+
+
+def _measure(workdir: str, parts: Parts, parallel: int, data_dir: str | None,
+             rerun_changed: bool) -> dict:
+  """Every part run or reused: {"cplx", "points", "failed", "bench", "fc"}."""
+  cplx = _complexity(workdir, parts.models)
+  sweep_dir = os.path.join(workdir, "digits")
+  logging.info("[2/%d] digits sweep in %s (finished runs are reused)", STEPS, sweep_dir)
+  # One run per process and point, not the seeds as one program: the finding compares the
+  # variants' training times, and a vmapped program's share of time favours some networks
+  # over others (docs/training.md).
+  points, outcomes = sweep.run_module(parts.sweep_config, sweep_dir, data_dir=data_dir,
+                                      parallel=parallel, rerun_changed=rerun_changed,
+                                      seeds_together=False)
+  # Timed after the sweep, with nothing else running.
+  bench = (_benchmark(workdir, parts.benchmark_cases, parts.benchmark_batch,
+                      parts.benchmark_repeats) if parts.benchmark_cases else None)
+  fc = _fully_conv(workdir, parts.fc_config, data_dir) if parts.fc_config else None
+  failed = {k: v for k, v in outcomes.items() if not v.finished}
+  return {"cplx": cplx, "points": points, "failed": failed, "bench": bench, "fc": fc}
 
 
 def _studies(workdir: str) -> list[str]:
@@ -243,8 +286,9 @@ def _studies(workdir: str) -> list[str]:
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   lines = []
   for title, run_path, doc_path, command in STUDIES:
-    found = [(p, what) for p, what in ((os.path.abspath(run_path), "run on this machine"),
-                                       (os.path.join(root, doc_path), "the copy in docs/"))
+    found = [(p, what)
+             for p, what in ((os.path.abspath(run_path), "run on this machine"),
+                             (os.path.join(root, doc_path), "the copy in docs/"))
              if os.path.exists(p)]
     # <...>: a link target may hold spaces (CommonMark).
     link = (f"[{os.path.basename(found[0][0])}](<{os.path.relpath(found[0][0], workdir)}>) "
@@ -253,107 +297,95 @@ def _studies(workdir: str) -> list[str]:
   return lines
 
 
-def _build_report(workdir, parallel, data_dir, sweep_config, models, benchmark_cases,
-                  benchmark_batch, benchmark_repeats, fc_config, rerun_changed) -> str:
-  start = time.time()
-  cplx = _complexity(workdir, models)
-
-  module = importlib.import_module(sweep_config)
-  config = module.get_config()
-  if data_dir:
-    config.data_dir = data_dir
+def _sections(workdir: str, parts: Parts, *, cplx, points, failed, bench,
+              fc) -> list[reports.Section]:
+  """REPORT.md's sections from what `_measure` gave."""
   sweep_dir = os.path.join(workdir, "digits")
-  points = sweep.expand(module, config, sweep_dir)
-  logging.info("[2/%d] digits sweep: %d runs in %s (finished ones are reused)", STEPS,
-               len(points), sweep_dir)
-  # One run per process and point, not the seeds as one program: the finding compares the
-  # variants' training times, and a vmapped program's share of time favours some networks
-  # over others (docs/training.md).
-  summary_states = sweep.run(points, parallel=parallel, rerun_changed=rerun_changed,
-                             seeds_together=False)
-  failed = {k: v for k, v in summary_states.items() if not v.finished}
-  # Timed after the sweep, with nothing else running.
-  bench = (_benchmark(workdir, benchmark_cases, benchmark_batch, benchmark_repeats)
-           if benchmark_cases else None)
-  fc = _fully_conv(workdir, fc_config, data_dir) if fc_config else None
-
-  logging.info("[5/%d] tables, plots and REPORT.md", STEPS)
   runs = results.collect(sweep_dir)
   summary = results.aggregate(runs)
   ratio = results.ratios(summary, runs)
+  found = finding(cplx=cplx, bench=bench, summary=None if ratio.empty else summary,
+                  ratio_row=None if ratio.empty else ratio.iloc[0], fc=fc)
+  sections = [
+      reports.Section("Finding", [found] +
+                      ([] if not ratio.empty else
+                       ["The digits sweep did not finish both variants; see the failures below."])),
+      _cost_section(cplx)
+  ]
+  if bench is not None:
+    sections.append(_time_section(workdir, bench, parts.benchmark_batch))
   acc_png = plots.accuracy_vs_cost(runs, os.path.join(workdir, "accuracy_vs_cost.png"))
   curves_png = plots.training_curves(sweep_dir, runs, os.path.join(workdir, "curves.png"))
-
-  lines = [
-      "# What the 1x1 reductions buy: report",
-      "",
-      f"Made by `{shlex.join(['python', '-m', 'experiments.report', f'--workdir={workdir}'])}` on "
-      f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}, in {time.time() - start:.0f} s "
-      "(reused work not counted again).",
-      "",
-      f"Machine: {environment()}.",
-      "",
-      "## Finding",
-      "",
-      finding(cplx=cplx, bench=bench, summary=None if ratio.empty else summary,
-              ratio_row=None if ratio.empty else ratio.iloc[0], fc=fc),
+  body = [
+      f"`{parts.sweep_config.replace('.', '/')}.py`, both variants x seeds "
+      f"({len(points)} runs in `{os.path.relpath(sweep_dir, workdir)}/`). Mean ± std over "
+      "seeds; train time is wall time of the training steps (data included, compilation "
+      "and evaluation not). The inputs are 8x8: its maps are a few pixels wide, so its "
+      "time says little about the multiply-adds (the section above does).", "",
+      results.render(results.display(summary), "markdown"), ""
   ]
-  if ratio.empty:
-    lines.append("The digits sweep did not finish both variants; see the failures below.")
-  lines += ["", "## Cost: parameters and multiply-adds, reduced vs naive", "",
-            "MACs are multiply-accumulates per image; FLOPs = 2 x MACs; XLA FLOPs are XLA's "
-            "own count of the compiled forward (it skips taps on zero padding and counts "
-            "element-wise work).", ""]
-  for model, reps in cplx.items():
-    lines += [f"### {model}", "", tables.render(tables.totals_frame(reps), "markdown"), ""]
-  if "googlenet" in cplx:
-    lines += ["Per block, GoogLeNet (Table 1 widths):", "",
-              tables.render(tables.complexity_frame(cplx["googlenet"]), "markdown"), ""]
-  if bench is not None:
-    lines += ["## Time on real block sizes", "",
-              "Each block alone on the input the paper's network gives it (GoogLeNet's (3a) on "
-              "28x28x192, ...), naive and reduced, at batch "
-              f"{benchmark_batch}: forward (eval mode) and forward+backward (gradients of the "
-              "parameters and the input, batch norm in train mode), medians after a warm-up, "
-              "and achieved/peak: the forward+backward rate (3 x 2 x MACs a second) over "
-              "the rate of one 2048x2048x2048 `jnp.dot` measured in the same run "
-              "(`python -m experiments.benchmark`, docs/benchmarks.md). It is a comparison "
-              "with that one matmul, not a fraction of a hard limit: above 1 the "
-              "convolution kernels (another library, other blocking) outran it, and the 3x "
-              "convention for the backward pass counts work that some layers skip (the "
-              "input's gradient at the first layer).", "",
-              tables.benchmark_brief(bench["rows"], bench["ratios"], bench["verdict"]), "",
-              "All columns, and the paths each op took: `benchmark/benchmark.json`.", ""]
-    if os.path.exists(os.path.join(workdir, "benchmark", "time_vs_macs.png")):
-      lines += ["![time against multiply-adds](benchmark/time_vs_macs.png)", ""]
-  lines += ["## Accuracy and time: small Inception on the digits", "",
-            f"`{sweep_config.replace('.', '/')}.py`, both variants x seeds "
-            f"({len(points)} runs in `{os.path.relpath(sweep_dir, workdir)}/`). Mean ± std over "
-            "seeds; train time is wall time of the training steps (data included, compilation "
-            "and evaluation not). The inputs are 8x8: its maps are a few pixels wide, so its "
-            "time says little about the multiply-adds (the section above does).", "",
-            results.render(results.display(summary), "markdown"), ""]
   if not ratio.empty:
-    lines += [results.render(ratio, "markdown"), ""]
+    body += [results.render(ratio, "markdown"), ""]
   if failed:
-    lines += ["Failed points:", ""] + [f"- `{k}`: {v}" for k, v in failed.items()] + [""]
-  lines += [f"![accuracy against cost]({os.path.basename(acc_png)})", "",
-            f"![training curves]({os.path.basename(curves_png)})", ""]
+    body += ["Failed points:", ""] + [f"- `{k}`: {v}" for k, v in failed.items()] + [""]
+  body += [
+      f"![accuracy against cost]({os.path.basename(acc_png)})", "",
+      f"![training curves]({os.path.basename(curves_png)})", ""
+  ]
+  sections.append(reports.Section("Accuracy and time: small Inception on the digits", body))
   if fc is not None:
-    lines += ["## 1x1 = fully connected: a classifier becomes a score map", "",
-              f"`{fc_config.replace('.', '/')}.py` (conv, conv, pool, flatten, Dense, Dense) "
-              f"trained on the digits (test accuracy {100 * fc['eval_accuracy']:.2f}%), then "
-              "`bottleneck.nn.conversions.convolutionalize`: the first Dense layer becomes a "
-              "conv the size of its input map, the second a 1x1 conv. The converted network "
-              "takes any larger input and returns a map of class scores, one per "
-              f"{fc['stride']}-pixel step (docs/fully_conv.md).", "",
-              fully_conv_table(fc), "",
-              f"![score maps]({os.path.relpath(fc['files'][0], workdir)})", ""]
-  lines += ["## Other studies", "", *_studies(workdir), ""]
-  path = os.path.join(workdir, REPORT)
-  wd.atomic_write_text(path, "\n".join(lines))
-  logging.info("report written to %s in %.0f s", path, time.time() - start)
-  return path
+    sections.append(_fully_conv_section(workdir, fc, parts.fc_config))
+  sections.append(reports.Section("Other studies", [*_studies(workdir), ""]))
+  return sections
+
+
+def _cost_section(cplx: dict[str, list[dict]]) -> reports.Section:
+  body = [
+      "MACs are multiply-accumulates per image; FLOPs = 2 x MACs; XLA FLOPs are XLA's "
+      "own count of the compiled forward (it skips taps on zero padding and counts "
+      "element-wise work).", ""
+  ]
+  for model, reps in cplx.items():
+    body += [f"### {model}", "", tables.render(tables.totals_frame(reps), "markdown"), ""]
+  if "googlenet" in cplx:
+    body += [
+        "Per block, GoogLeNet (Table 1 widths):", "",
+        tables.render(tables.complexity_frame(cplx["googlenet"]), "markdown"), ""
+    ]
+  return reports.Section("Cost: parameters and multiply-adds, reduced vs naive", body)
+
+
+def _time_section(workdir: str, bench: dict, batch: int) -> reports.Section:
+  body = [
+      "Each block alone on the input the paper's network gives it (GoogLeNet's (3a) on "
+      "28x28x192, ...), naive and reduced, at batch "
+      f"{batch}: forward (eval mode) and forward+backward (gradients of the "
+      "parameters and the input, batch norm in train mode), medians after a warm-up, "
+      "and achieved/peak: the forward+backward rate (3 x 2 x MACs a second) over "
+      "the rate of one 2048x2048x2048 `jnp.dot` measured in the same run "
+      "(`python -m experiments.benchmark`, docs/benchmarks.md). It is a comparison "
+      "with that one matmul, not a fraction of a hard limit: above 1 the "
+      "convolution kernels (another library, other blocking) outran it, and the 3x "
+      "convention for the backward pass counts work that some layers skip (the "
+      "input's gradient at the first layer).", "",
+      tables.benchmark_brief(bench["rows"], bench["ratios"], bench["verdict"]), "",
+      "All columns, and the paths each op took: `benchmark/benchmark.json`.", ""
+  ]
+  if os.path.exists(os.path.join(workdir, "benchmark", "time_vs_macs.png")):
+    body += ["![time against multiply-adds](benchmark/time_vs_macs.png)", ""]
+  return reports.Section("Time on real block sizes", body)
+
+
+def _fully_conv_section(workdir: str, fc: dict, fc_config: str) -> reports.Section:
+  return reports.Section("1x1 = fully connected: a classifier becomes a score map", [
+      f"`{fc_config.replace('.', '/')}.py` (conv, conv, pool, flatten, Dense, Dense) "
+      f"trained on the digits (test accuracy {100 * fc['eval_accuracy']:.2f}%), then "
+      "`bottleneck.nn.conversions.convolutionalize`: the first Dense layer becomes a "
+      "conv the size of its input map, the second a 1x1 conv. The converted network "
+      "takes any larger input and returns a map of class scores, one per "
+      f"{fc['stride']}-pixel step (docs/fully_conv.md).", "",
+      fully_conv_table(fc), "", f"![score maps]({os.path.relpath(fc['files'][0], workdir)})", ""
+  ])
 
 
 def fully_conv_table(fc: dict) -> str:

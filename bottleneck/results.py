@@ -33,13 +33,13 @@ def knobs(result: dict) -> dict:
   reduced = bool(result["reduce"])
   places = kwargs.get("reduction_places")
   out = {
-      "ratio": (str(kwargs["reduction_ratio"]) if kwargs.get("reduction_ratio") is not None
-                else "published") if reduced else NOT_APPLICABLE,
+      "ratio": (str(kwargs["reduction_ratio"]) if kwargs.get("reduction_ratio") is not None else
+                "published") if reduced else NOT_APPLICABLE,
       "activation": ("linear" if kwargs.get("reduction_activation") is False else "relu")
                     if reduced else NOT_APPLICABLE,
-      "places": ("all" if places is None else places or "none") if reduced
-                else NOT_APPLICABLE,
-      "budget": f"{match['metric']} {match['budget']:.4g}" if match else NOT_APPLICABLE,
+      "places": ("all" if places is None else places or "none") if reduced else NOT_APPLICABLE,
+      "budget":
+          f"{match['metric']} {match['budget']:.4g}" if match else NOT_APPLICABLE,
   }
   out["width"] = match["width"] if match else kwargs.get("width")
   return out
@@ -52,23 +52,26 @@ def collect(directory: str) -> pd.DataFrame:
   paths = wd.find_files(directory, wd.RESULT)
   if not paths:
     failed = failures(directory)
-    raise ConfigError(f"no {wd.RESULT} below {directory}: " + (
-        f"{len(failed)} run(s) failed, the first {failed[0]}" if failed
-        else "run a training or a sweep first."))
+    raise ConfigError(f"no {wd.RESULT} below {directory}: "
+                      + (f"{len(failed)} run(s) failed, the first {failed[0]}"
+                         if failed else "run a training or a sweep first."))
   rows = []
   for path in paths:
     try:
       r = wd.read_result(path)
     except wd.CorruptFile as e:
-      logging.warning("left out of the table: %s Rerun its training or sweep to recompute it.",
-                      e)
+      logging.warning("left out of the table: %s Rerun its training or sweep to recompute it.", e)
       continue
-    rows.append({"model": r["model"], "dataset": r["dataset"],
-                 "variant": "reduced" if r["reduce"] else "naive", **knobs(r), "seed": r["seed"],
-                 **{k: r.get(k) for k in COST + MEASURED + ["compile_time_s", "device",
-                                                             "num_classes"]},
-                 "run": os.path.relpath(os.path.dirname(path), directory),
-                 "predictions": _predictions_path(os.path.dirname(path))})
+    rows.append({
+        "model": r["model"],
+        "dataset": r["dataset"],
+        "variant": "reduced" if r["reduce"] else "naive",
+        **knobs(r), "seed": r["seed"],
+        **{
+            k: r.get(k) for k in COST + MEASURED + ["compile_time_s", "device", "num_classes"]
+        }, "run": os.path.relpath(os.path.dirname(path), directory),
+        "predictions": _predictions_path(os.path.dirname(path))
+    })
   if not rows:
     raise ConfigError(f"no readable {wd.RESULT} below {directory}: rerun its trainings.")
   frame = pd.DataFrame(rows)
@@ -94,7 +97,8 @@ def not_learned(summary: pd.DataFrame) -> pd.DataFrame:
 def default_group_by(runs: pd.DataFrame) -> list[str]:
   """DEFAULT_GROUP_BY and every knob whose value differs between the runs it applies to."""
   return list(DEFAULT_GROUP_BY) + [
-      k for k in KNOBS if k in runs and runs[k][runs[k] != NOT_APPLICABLE].nunique() > 1]
+      k for k in KNOBS if k in runs and runs[k][runs[k] != NOT_APPLICABLE].nunique() > 1
+  ]
 
 
 def aggregate(runs: pd.DataFrame, group_by=None) -> pd.DataFrame:
@@ -106,9 +110,9 @@ def aggregate(runs: pd.DataFrame, group_by=None) -> pd.DataFrame:
     raise ConfigError(f"--group_by: unknown column(s) {missing}; valid: "
                       f"{', '.join(runs.columns)}.")
   grouped = runs.groupby(group_by, sort=True, dropna=False)
-  out = grouped[COST + (["width"] if "width" in runs and runs["width"].notna().any() else [])
-                + (["num_classes"] if "num_classes" in runs and runs["num_classes"].notna().any()
-                   else [])].first()
+  out = grouped[COST + (["width"] if "width" in runs and runs["width"].notna().any() else []) +
+                (["num_classes"]
+                 if "num_classes" in runs and runs["num_classes"].notna().any() else [])].first()
   for col in MEASURED:
     out[f"{col} mean"] = grouped[col].mean()
     out[f"{col} std"] = grouped[col].std(ddof=1)  # NaN for a single seed
@@ -140,8 +144,9 @@ def _outcomes(paths) -> np.ndarray | None:
       logging.warning("%s The interval counts the seeds only.", e)
       return None
     if labels is not None and not np.array_equal(label, labels):
-      logging.warning("%s holds other examples than the runs it is compared with; the interval "
-                      "counts the seeds only.", path)
+      logging.warning(
+          "%s holds other examples than the runs it is compared with; the interval "
+          "counts the seeds only.", path)
       return None
     labels = label
     rows.append(predicted == label)
@@ -162,14 +167,22 @@ def difference(first: pd.DataFrame, second: pd.DataFrame) -> dict:
       interval = intervals.difference_interval(both[:len(diffs)], both[len(diffs):])
   if interval is None:
     interval = intervals.seed_interval(diffs)
-  return {"paired seeds": len(diffs),
-          "difference (points)": float(diffs.mean()) if len(diffs) else float("nan"),
-          "95% interval (points)": interval and interval.text(),
-          "interval covers": interval and interval.covers, "interval": interval}
+  return {
+      "paired seeds": len(diffs),
+      "difference (points)": float(diffs.mean()) if len(diffs) else float("nan"),
+      "95% interval (points)": interval and interval.text(),
+      "interval covers": interval and interval.covers,
+      "interval": interval
+  }
 
 
-_NOT_PAIRED = {"paired seeds": 0, "difference (points)": float("nan"),
-               "95% interval (points)": None, "interval covers": None, "interval": None}
+_NOT_PAIRED = {
+    "paired seeds": 0,
+    "difference (points)": float("nan"),
+    "95% interval (points)": None,
+    "interval covers": None,
+    "interval": None
+}
 
 
 def paired_accuracy(runs: pd.DataFrame, first: dict, second: dict) -> dict:
@@ -179,12 +192,15 @@ def paired_accuracy(runs: pd.DataFrame, first: dict, second: dict) -> dict:
   sides = [_matching(runs, first), _matching(runs, second)]
   for where, side in zip((first, second), sides):
     if side.index.duplicated().any():  # runs that differ in a column the caller did not name
-      logging.warning("not paired: several runs per seed where %s; group by the column that "
-                      "tells them apart", where)
+      logging.warning(
+          "not paired: several runs per seed where %s; group by the column that "
+          "tells them apart", where)
       return dict(_NOT_PAIRED)
-  seeds = [s for s in sides[0].index if s in sides[1].index
-           and not np.isnan(sides[0].loc[s, "eval_accuracy"])
-           and not np.isnan(sides[1].loc[s, "eval_accuracy"])]
+  seeds = [
+      s for s in sides[0].index
+      if s in sides[1].index and not np.isnan(sides[0].loc[s, "eval_accuracy"])
+      and not np.isnan(sides[1].loc[s, "eval_accuracy"])
+  ]
   return difference(sides[0].loc[seeds], sides[1].loc[seeds])
 
 
@@ -213,12 +229,20 @@ def compare(runs: pd.DataFrame, column: str, first, second, by=()) -> pd.DataFra
     if acc[first].empty or acc[second].empty:
       continue
     paired = paired_accuracy(runs, {**key, column: first}, {**key, column: second})
-    rows.append({**key, **{f"{v} (%)": f"{100 * a.mean():.2f} ± "
-                           + ("–" if len(a) < 2 else f"{100 * a.std(ddof=1):.2f}")
-                           for v, a in acc.items()},
-                 **{k: v for k, v in paired.items() if k != "interval"},
-                 "verdict": verdict(paired["interval"], str(first), str(second))})
+    spread = {f"{v} (%)": _mean_std(a) for v, a in acc.items()}
+    rest = {k: v for k, v in paired.items() if k != "interval"}
+    rows.append({
+        **key,
+        **spread,
+        **rest, "verdict": verdict(paired["interval"], str(first), str(second))
+    })
   return pd.DataFrame(rows)
+
+
+def _mean_std(accuracies: pd.Series) -> str:
+  """"mean ± std" in percent ("–" for the std of one value)."""
+  a = accuracies
+  return f"{100 * a.mean():.2f} ± " + ("–" if len(a) < 2 else f"{100 * a.std(ddof=1):.2f}")
 
 
 def ratios(summary: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -229,8 +253,10 @@ def ratios(summary: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFr
   "within noise" when the interval holds 0."""
   if "variant" not in summary.columns:
     return pd.DataFrame()
-  keys = [c for c in summary.columns if c in DEFAULT_GROUP_BY + KNOBS
-          and c not in ("variant", "ratio", "activation", "places")]
+  keys = [
+      c for c in summary.columns
+      if c in DEFAULT_GROUP_BY + KNOBS and c not in ("variant", "ratio", "activation", "places")
+  ]
   own = [c for c in ("ratio", "activation", "places") if c in summary.columns]
   naive = summary[summary["variant"] == "naive"]
   reduced = summary[summary["variant"] == "reduced"]
@@ -244,14 +270,23 @@ def ratios(summary: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFr
   out = pairs[keys + own].copy()
   out["params naive/reduced"] = pairs["params naive"] / pairs["params"]
   out["MACs naive/reduced"] = pairs["macs naive"] / pairs["macs"]
-  out["train time naive/reduced"] = (pairs["train_time_s mean naive"]
-                                     / pairs["train_time_s mean"])
+  out["train time naive/reduced"] = (pairs["train_time_s mean naive"] / pairs["train_time_s mean"])
   out["accuracy naive - reduced (points)"] = 100 * (pairs["eval_accuracy mean naive"]
                                                     - pairs["eval_accuracy mean"])
   if runs is not None:
-    paired = [paired_accuracy(runs, {"variant": "naive", **{c: row[c] for c in keys}},
-                              {"variant": "reduced", **{c: row[c] for c in keys + own}})
-              for _, row in pairs.iterrows()]
+    paired = [
+        paired_accuracy(runs, {
+            "variant": "naive",
+            **{
+                c: row[c] for c in keys
+            }
+        }, {
+            "variant": "reduced",
+            **{
+                c: row[c] for c in keys + own
+            }
+        }) for _, row in pairs.iterrows()
+    ]
     # The difference over the seeds both variants ran, as its interval is: with a seed's
     # result left out on one side, the means of all seeds would compare other seeds.
     out["accuracy naive - reduced (points)"] = [p["difference (points)"] for p in paired]
@@ -264,31 +299,34 @@ def ratios(summary: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFr
 
 def display(summary: pd.DataFrame) -> pd.DataFrame:
   """The summary with readable units: accuracy in %, MACs in M, mean +- std columns."""
-  out = summary.drop(columns=[c for c in summary.columns if c.endswith((" mean", " std"))
-                              or c == "num_classes"])
+  out = summary.drop(
+      columns=[c for c in summary.columns if c.endswith((" mean", " std")) or c == "num_classes"])
   out = out.rename(columns={"macs": "MACs (M)", "flops_xla": "XLA FLOPs (M)"})
   out["MACs (M)"] = summary["macs"] / 1e6
   out["XLA FLOPs (M)"] = summary["flops_xla"] / 1e6
+
   def fmt(mean, std, scale=1.0, digits=2):  # a string, so that tabulate keeps the digits
     if mean is None or np.isnan(mean):
       return "unknown"  # e.g. the training time of a run resumed without its metrics
     std = "–" if np.isnan(std) else f"{std * scale:.{digits}f}"  # one seed: no spread
     return f"{mean * scale:.{digits}f} ± {std}"
 
-  out["accuracy (%)"] = [fmt(m, s, 100) for m, s in zip(summary["eval_accuracy mean"],
-                                                         summary["eval_accuracy std"])]
-  out["train time (s)"] = [fmt(m, s, 1, 1) for m, s in zip(summary["train_time_s mean"],
-                                                            summary["train_time_s std"])]
-  out["examples/s"] = [fmt(m, s, 1, 0) for m, s in zip(summary["examples_per_s mean"],
-                                                       summary["examples_per_s std"])]
+  out["accuracy (%)"] = [
+      fmt(m, s, 100) for m, s in zip(summary["eval_accuracy mean"], summary["eval_accuracy std"])
+  ]
+  out["train time (s)"] = [
+      fmt(m, s, 1, 1) for m, s in zip(summary["train_time_s mean"], summary["train_time_s std"])
+  ]
+  out["examples/s"] = [
+      fmt(m, s, 1, 0) for m, s in zip(summary["examples_per_s mean"], summary["examples_per_s std"])
+  ]
   return out
 
 
 def render(frame: pd.DataFrame, fmt: str) -> str:
   if fmt == "latex":
     frame = frame.astype(object).where(frame.notna(), None)
-    return frame.to_markdown(index=False, tablefmt="latex_booktabs", floatfmt=".3g",
-                             missingval="")
+    return frame.to_markdown(index=False, tablefmt="latex_booktabs", floatfmt=".3g", missingval="")
   return tables.render(frame, fmt)
 
 
@@ -318,6 +356,6 @@ def make_table(directory: str, fmt: str = "markdown", group_by=None) -> str:
     parts.append(render(r, fmt))
   failed = failures(directory)
   if failed and fmt != "csv":
-    parts.append(f"Not in the table: {len(failed)} failed run(s) (their error.json):\n" +
-                 "\n".join(f"- {f}" for f in failed))
+    parts.append(f"Not in the table: {len(failed)} failed run(s) (their error.json):\n"
+                 + "\n".join(f"- {f}" for f in failed))
   return "\n\n".join(parts) + "\n"

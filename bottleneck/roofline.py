@@ -33,7 +33,7 @@ from bottleneck.nn.paths import Paths
 DTYPES = env.DTYPES
 
 
-def bandwidth(dtype: str = "float32", elements: int = 2 ** 27, cache_elements: int = 2 ** 19,
+def bandwidth(dtype: str = "float32", elements: int = 2**27, cache_elements: int = 2**19,
               repeats: int = 5) -> dict:
   """The device's memory bandwidth in GB/s, measured now (medians of `repeats`):
   `copy_gb_per_s` (y = x + 1: one array read, one written) and `triad_gb_per_s` (STREAM's
@@ -78,8 +78,13 @@ def intensities(module: nnx.Module, shape, dtype) -> dict:
   row = complexity.memory_row(module, x, jaxpr, dtype)
   macs = complexity.jaxpr_macs(jaxpr)
   conv_bytes = row["conv_bytes"] or row["bytes"]
-  return {"macs": macs, "bytes": row["bytes"], "conv_bytes": conv_bytes,
-          "intensity": row["intensity"], "conv_intensity": complexity.intensity(macs, conv_bytes)}
+  return {
+      "macs": macs,
+      "bytes": row["bytes"],
+      "conv_bytes": conv_bytes,
+      "intensity": row["intensity"],
+      "conv_intensity": complexity.intensity(macs, conv_bytes)
+  }
 
 
 # --- what is timed ---------------------------------------------------------------------------
@@ -93,8 +98,7 @@ def conv_cases(block: str) -> list[benchmark.Case]:
   for reduce in (True, False):
     module = c.build(reduce, jnp.float32, Paths())
     x = jax.ShapeDtypeStruct((1, c.image_size, c.image_size, c.channels), jnp.float32)
-    rows = {r["name"]: r for r in complexity.conv_rows(
-        module, complexity.trace(module, x), 4)}
+    rows = {r["name"]: r for r in complexity.conv_rows(module, complexity.trace(module, x), 4)}
     for _, unit in nnx.iter_modules(module):
       if not isinstance(unit, layers.ConvUnit):
         continue
@@ -107,13 +111,13 @@ def conv_cases(block: str) -> list[benchmark.Case]:
         rebuilt = c.build(block_reduce, dtype, paths)
         return next(m for _, m in nnx.iter_modules(rebuilt)
                     if isinstance(m, layers.ConvUnit) and m.name == name)
-      out.append(benchmark.Case(f"{block} {variant}/{unit.name.split('/')[-1]}", build, h,
-                                cin))
+
+      out.append(benchmark.Case(f"{block} {variant}/{unit.name.split('/')[-1]}", build, h, cin))
   return out
 
 
-def fragments(parts: int, *, side: int = 28, channels: int = 128, depth: int = 10
-              ) -> benchmark.Case:
+def fragments(parts: int, *, side: int = 28, channels: int = 128,
+              depth: int = 10) -> benchmark.Case:
   """ShuffleNetV2's G3 set-up: `depth` blocks, each `parts` parallel 1x1 convs (+ ReLU) of
   `channels` / `parts` outputs each on the whole input, concatenated: the same FLOPs and
   parameters whatever `parts`, in 1, 2 or 4 kernels."""
@@ -123,14 +127,17 @@ def fragments(parts: int, *, side: int = 28, channels: int = 128, depth: int = 1
   def build(_reduce, dtype, paths, _ratio=None):
     rngs = nnx.Rngs(0)
     return nnx.Sequential(*[
-        Concat([layers.ConvUnit(channels, channels // parts, 1, paths=paths, dtype=dtype,
-                                rngs=rngs, name=f"block{d}/part{p}") for p in range(parts)])
-        for d in range(depth)])
+        Concat([
+            layers.ConvUnit(channels, channels // parts, 1, paths=paths, dtype=dtype, rngs=rngs,
+                            name=f"block{d}/part{p}") for p in range(parts)
+        ]) for d in range(depth)
+    ])
+
   return benchmark.Case(f"fragments_{parts}", build, side, channels)
 
 
-def time_case(c: benchmark.Case, *, reduce, batch: int, dtype: str, peak: float,
-              bw: float, warmup: int, repeats: int, kind: str) -> dict:
+def time_case(c: benchmark.Case, *, reduce, batch: int, dtype: str, peak: float, bw: float,
+              warmup: int, repeats: int, kind: str) -> dict:
   """`benchmark.run_case`'s row for `c`, placed on the roofline: forward GFLOP/s, its
   intensities, the roof above it and the fraction of it reached, and the bound."""
   row = benchmark.run_case(c, reduce=bool(reduce), batch=batch, dtype=dtype, warmup=warmup,
@@ -147,8 +154,7 @@ def time_case(c: benchmark.Case, *, reduce, batch: int, dtype: str, peak: float,
 
 
 def plan(blocks, *, conv_blocks=(), fragment_parts=(1, 2, 4), fragment_shape=(28, 128, 10),
-         batch: int = 32, dtype: str = "float32") -> list[tuple[benchmark.Case, bool | None,
-                                                                 str]]:
+         batch: int = 32, dtype: str = "float32") -> list[tuple[benchmark.Case, bool | None, str]]:
   """What `run` times, (case, reduce, kind) each, every argument checked: a bad one is a
   ConfigError before anything is measured."""
   validation.positive_int(batch, "batch", "roofline")
@@ -164,7 +170,7 @@ def plan(blocks, *, conv_blocks=(), fragment_parts=(1, 2, 4), fragment_shape=(28
 
 def run(blocks, *, conv_blocks=(), fragment_parts=(1, 2, 4), fragment_shape=(28, 128, 10),
         batch: int = 32, dtype: str = "float32", warmup: int = 1, repeats: int = 5,
-        bandwidth_elements: int = 2 ** 27, progress: bool = True) -> dict:
+        bandwidth_elements: int = 2**27, progress: bool = True) -> dict:
   """Peak and bandwidth, then every block (naive and reduced), every conv of `conv_blocks`,
   and the fragmentation cases (`fragments` with (side, channels, depth) `fragment_shape`),
   timed in this one run; {"device", "dtype", "batch", "peak_gflops_per_s", "bandwidth",
@@ -173,25 +179,38 @@ def run(blocks, *, conv_blocks=(), fragment_parts=(1, 2, 4), fragment_shape=(28,
               fragment_shape=fragment_shape, batch=batch, dtype=dtype)
   peak = benchmark.matmul_peak(DTYPES[dtype])
   bw = bandwidth(dtype, elements=bandwidth_elements)
-  logging.info("matmul peak %.1f GFLOP/s; bandwidth: copy %.1f GB/s, triad %.1f GB/s, in "
-               "cache %.1f GB/s", peak, bw["copy_gb_per_s"], bw["triad_gb_per_s"],
-               bw["cache_triad_gb_per_s"])
+  logging.info(
+      "matmul peak %.1f GFLOP/s; bandwidth: copy %.1f GB/s, triad %.1f GB/s, in "
+      "cache %.1f GB/s", peak, bw["copy_gb_per_s"], bw["triad_gb_per_s"],
+      bw["cache_triad_gb_per_s"])
   rows = []
   for i, (c, reduce, kind) in enumerate(todo):
     if progress:
-      logging.info("[%d/%d] %s%s batch %d %s", i + 1, len(todo), c.name,
-                   "" if reduce is None else (" reduced" if reduce else " naive"), batch, dtype)
+      logging.info("[%d/%d] %s%s batch %d %s", i + 1, len(todo), c.name, "" if reduce is None else
+                   (" reduced" if reduce else " naive"), batch, dtype)
     try:
-      rows.append(time_case(c, reduce=reduce, batch=batch, dtype=dtype, peak=peak,
-                            bw=bw["triad_gb_per_s"], warmup=warmup, repeats=repeats,
-                            kind=kind))
+      rows.append(
+          time_case(c, reduce=reduce, batch=batch, dtype=dtype, peak=peak, bw=bw["triad_gb_per_s"],
+                    warmup=warmup, repeats=repeats, kind=kind))
     except (validation.ConfigError, RuntimeError, ValueError, MemoryError) as e:
       logging.error("%s failed: %s: %s", c.name, type(e).__name__, e)
-      rows.append({"name": c.name, "kind": kind, "reduce": reduce, "batch": batch,
-                   "dtype": dtype, "error": f"{type(e).__name__}: {e}"})
-  return {"device": env.device_description(), "dtype": dtype, "batch": batch,
-          "peak_gflops_per_s": peak, "bandwidth": bw,
-          "ridge": peak / bw["triad_gb_per_s"], "rows": rows}
+      rows.append({
+          "name": c.name,
+          "kind": kind,
+          "reduce": reduce,
+          "batch": batch,
+          "dtype": dtype,
+          "error": f"{type(e).__name__}: {e}"
+      })
+  return {
+      "device": env.device_description(),
+      "dtype": dtype,
+      "batch": batch,
+      "peak_gflops_per_s": peak,
+      "bandwidth": bw,
+      "ridge": peak / bw["triad_gb_per_s"],
+      "rows": rows
+  }
 
 
 # --- training memory, naive against reduced ---------------------------------------------------
@@ -238,31 +257,40 @@ def train_memory(name: str, *, reduce: bool, batch: int = 32, budget_gb: float =
   dtype = complexity.compute_dtype(model)
   shape = (1, model.image_size, model.image_size, model.in_channels)
   x = jax.ShapeDtypeStruct(shape, dtype)
-  weights = sum(math.prod(v.shape) * v.dtype.itemsize
-                for v in jax.tree.leaves(nnx.state(model, nnx.Param)))
+  weights = sum(
+      math.prod(v.shape) * v.dtype.itemsize for v in jax.tree.leaves(nnx.state(model, nnx.Param)))
   image = math.prod(shape) * jnp.dtype(dtype).itemsize
   analytic = Affine(WEIGHT_COPIES * weights, complexity.saved_bytes(model, x) + image)
   budget = budget_gb * 1e9
-  row = {"model": name, "reduce": reduce, "image_size": model.image_size,
-         "dtype": jnp.dtype(dtype).name, "batch": batch, "budget_gb": budget_gb,
-         "params": complexity.count_params(model), "weights_bytes": weights,
-         "activation_bytes_per_image": analytic.per_image - image,
-         "backward_minimum_bytes_per_image": complexity.backward_minimum_bytes(model, x),
-         "analytic_bytes": analytic.at(batch),
-         "analytic_largest_batch": analytic.largest_batch(budget)}
+  row = {
+      "model": name,
+      "reduce": reduce,
+      "image_size": model.image_size,
+      "dtype": jnp.dtype(dtype).name,
+      "batch": batch,
+      "budget_gb": budget_gb,
+      "params": complexity.count_params(model),
+      "weights_bytes": weights,
+      "activation_bytes_per_image": analytic.per_image - image,
+      "backward_minimum_bytes_per_image": complexity.backward_minimum_bytes(model, x),
+      "analytic_bytes": analytic.at(batch),
+      "analytic_largest_batch": analytic.largest_batch(budget)
+  }
   if xla:
     small, large = (complexity.compiled_train_memory(model, b) for b in (2, batch))
     if small is not None and large is not None:
       total = lambda m: sum(m.values()) + (WEIGHT_COPIES - 2) * weights  # + Adam's moments
       per_image = (total(large) - total(small)) / (batch - 2)
       compiled = Affine(total(large) - per_image * batch, per_image)
-      row.update({"xla_temp_bytes": large["temp_bytes"],
-                  "xla_argument_bytes": large["argument_bytes"],
-                  "xla_output_bytes": large["output_bytes"],
-                  "xla_bytes": compiled.at(batch),
-                  "xla_bytes_per_image": per_image,
-                  "xla_largest_batch": compiled.largest_batch(budget),
-                  "xla_over_analytic": compiled.at(batch) / analytic.at(batch)})
+      row.update({
+          "xla_temp_bytes": large["temp_bytes"],
+          "xla_argument_bytes": large["argument_bytes"],
+          "xla_output_bytes": large["output_bytes"],
+          "xla_bytes": compiled.at(batch),
+          "xla_bytes_per_image": per_image,
+          "xla_largest_batch": compiled.largest_batch(budget),
+          "xla_over_analytic": compiled.at(batch) / analytic.at(batch)
+      })
   return row
 
 
@@ -278,11 +306,13 @@ def findings(result: dict, memory: list[dict] = ()) -> list[str]:
   for fragmentation, one per model's training memory: computed from the numbers."""
   rows = [r for r in result["rows"] if "error" not in r]
   ridge, peak, bw = result["ridge"], result["peak_gflops_per_s"], result["bandwidth"]
-  lines = [f"On {result['device']} ({result['dtype']}, batch {result['batch']}): matmul peak "
-           f"{peak:.1f} GFLOP/s, triad {bw['triad_gb_per_s']:.1f} GB/s, copy "
-           f"{bw['copy_gb_per_s']:.1f} GB/s: ridge point {ridge:.1f} FLOP/B. A working set that "
-           f"stays in cache moves {bw['cache_triad_gb_per_s']:.1f} GB/s (triad): its ridge is "
-           f"at {peak / bw['cache_triad_gb_per_s']:.1f}."]
+  lines = [
+      f"On {result['device']} ({result['dtype']}, batch {result['batch']}): matmul peak "
+      f"{peak:.1f} GFLOP/s, triad {bw['triad_gb_per_s']:.1f} GB/s, copy "
+      f"{bw['copy_gb_per_s']:.1f} GB/s: ridge point {ridge:.1f} FLOP/B. A working set that "
+      f"stays in cache moves {bw['cache_triad_gb_per_s']:.1f} GB/s (triad): its ridge is "
+      f"at {peak / bw['cache_triad_gb_per_s']:.1f}."
+  ]
   for r in (r for r in rows if r["kind"] == "block"):
     lines.append(f"{r['name']}{_variant(r)}: {r['bound']}-bound ({r['conv_intensity']:.1f} "
                  f"FLOP/B with each conv a kernel, {r['intensity']:.1f} as one), "
@@ -298,10 +328,11 @@ def findings(result: dict, memory: list[dict] = ()) -> list[str]:
   if "fragments_1" in frag and len(frag) > 1:
     one = frag["fragments_1"]
     lines.append("Fragmentation (same FLOPs, forward+backward): one conv "
-                 f"{one['fwd_bwd_ms']:.2f} ms; " + "; ".join(
-                     f"{n.split('_')[1]} parallel {r['fwd_bwd_ms']:.2f} ms "
-                     f"({r['fwd_bwd_ms'] / one['fwd_bwd_ms']:.2f}x)"
-                     for n, r in sorted(frag.items()) if n != "fragments_1") + ".")
+                 f"{one['fwd_bwd_ms']:.2f} ms; "
+                 + "; ".join(f"{n.split('_')[1]} parallel {r['fwd_bwd_ms']:.2f} ms "
+                             f"({r['fwd_bwd_ms'] / one['fwd_bwd_ms']:.2f}x)"
+                             for n, r in sorted(frag.items())
+                             if n != "fragments_1") + ".")
   by_model: dict[str, dict] = {}
   for m in memory:
     by_model.setdefault(m["model"], {})["reduced" if m["reduce"] else "naive"] = m

@@ -22,8 +22,7 @@ import json
 import ml_collections
 
 from bottleneck import complexity, env, validation
-from bottleneck.nn import paths as paths_lib
-from bottleneck.nn import registry
+from bottleneck.nn import paths as paths_lib, registry
 from bottleneck.nn.paths import KINDS, Paths
 from bottleneck.validation import ConfigError
 from configs import default
@@ -35,7 +34,6 @@ SCHEDULES = ("constant", "cosine", "exponential")
 RESIZE = ("pad", "resize")
 # Fields that do not change what a run computes, so a workdir accepts a change of them.
 NOT_COMPARED = ("data_dir", "data.source_dir")
-
 
 default_config = default.get_config
 variant_config = default.variant_config
@@ -56,8 +54,10 @@ def matched_kwargs(config, num_classes: int) -> dict:
   is set (`match_record`; the same config always finds the same width)."""
   kwargs = model_kwargs(config)
   match = match_record(config, num_classes)
-  return kwargs if match is None else {**kwargs, "width": match["width"],
-                                       "width_extra": match["width_extra"]}
+  return kwargs if match is None else {
+      **kwargs, "width": match["width"],
+      "width_extra": match["width_extra"]
+  }
 
 
 def match_record(config, num_classes: int) -> dict | None:
@@ -69,8 +69,11 @@ def match_record(config, num_classes: int) -> dict | None:
   kwargs = {k: v for k, v in model_kwargs(config).items() if k not in ("width", "width_extra")}
   found = _match(config.model, metric, budget, bool(config.reduce), int(config.image_size),
                  int(num_classes), model_paths(config), tuple(sorted(kwargs.items())))
-  return {"metric": metric, "budget": budget, **found,
-          "replaced_width": model_kwargs(config).get("width")}
+  return {
+      "metric": metric,
+      "budget": budget,
+      **found, "replaced_width": model_kwargs(config).get("width")
+  }
 
 
 @functools.lru_cache(maxsize=32)
@@ -149,8 +152,8 @@ def validate(config) -> None:
       lambda: v.whole(c.get("batch_size"), "batch_size", where, 1),
       lambda: v.whole(c.get("eval_batch_size"), "eval_batch_size", where, 1),
       lambda: v.whole(c.get("num_train_steps"), "num_train_steps", where, 0),
-      lambda: c.get("num_train_steps") or v.number(c.get("num_epochs"), "num_epochs", where,
-                                                   above=0),
+      lambda: c.get("num_train_steps") or v.number(c.get("num_epochs"), "num_epochs", where, above=0
+                                                  ),
       lambda: v.whole(c.get("seed"), "seed", where, 0),
       lambda: v.whole(c.get("log_every_steps"), "log_every_steps", where, 1),
       lambda: v.whole(c.get("eval_every_steps"), "eval_every_steps", where, 0),
@@ -177,8 +180,11 @@ def validate(config) -> None:
       lambda: v.number(o.get("warmup_epochs"), "optimizer.warmup_epochs", where, at_least=0),
       lambda: v.number(o.get("decay_rate"), "optimizer.decay_rate", where, above=0, at_most=1),
   ]
-  checks += [lambda k=k, val=val: paths_lib.resolve(k, val, where)
-             for k, val in c.get("paths", {}).items() if k in KINDS]
+  checks += [
+      lambda k=k, val=val: paths_lib.resolve(k, val, where)
+      for k, val in c.get("paths", {}).items()
+      if k in KINDS
+  ]
   for check in checks:
     try:
       check()
@@ -193,8 +199,8 @@ def validate(config) -> None:
     except (TypeError, ValueError) as e:  # a model argument of the wrong type
       problems.append(f"model_kwargs {model_kwargs(c)} do not build {c.model!r}: {e}")
   if problems:
-    raise ConfigError(f"{where}: " + " ".join(p if p.endswith((".", "?")) else p + "."
-                                              for p in problems))
+    raise ConfigError(f"{where}: "
+                      + " ".join(p if p.endswith((".", "?")) else p + "." for p in problems))
 
 
 def _check_match(c) -> None:

@@ -23,6 +23,7 @@ and a worker whose sweep died (killed) stops within a second.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
 import json
 import multiprocessing
@@ -57,8 +58,11 @@ class Outcome(str):
   def __new__(cls, kind: str, detail: str = ""):
     if kind not in cls.KINDS:
       raise ValueError(f"unknown outcome {kind!r}; valid: {', '.join(cls.KINDS)}")
-    text = {"done": "done", "skipped": "skipped (done)", "printed": "printed"}.get(
-        kind, f"{kind}: {detail}")
+    text = {
+        "done": "done",
+        "skipped": "skipped (done)",
+        "printed": "printed"
+    }.get(kind, f"{kind}: {detail}")
     outcome = super().__new__(cls, text)
     outcome.kind, outcome.detail = kind, detail
     return outcome
@@ -69,7 +73,7 @@ class Outcome(str):
     return self.kind in ("done", "skipped")
 
   @classmethod
-  def of(cls, result: dict) -> "Outcome":
+  def of(cls, result: dict) -> Outcome:
     """The outcome of `run_unit`'s dict for a point."""
     for kind in ("error", "busy", "interrupted"):
       if kind in result:
@@ -131,9 +135,24 @@ def expand(module, config: ml_collections.ConfigDict, workdir: str, arg: str = "
     if name in names:
       raise ConfigError(f"the sweep has the point {name!r} twice.")
     names.add(name)
-    points.append(Point(name, dict(overrides), apply_overrides(config, overrides),
-                        os.path.join(workdir, name)))
+    points.append(
+        Point(name, dict(overrides), apply_overrides(config, overrides),
+              os.path.join(workdir, name)))
   return points
+
+
+def run_module(module_name: str, workdir: str, variant: str = "", *, data_dir: str | None = None,
+               **run_kwargs) -> tuple[list[Point], dict[str, Outcome]]:
+  """The sweep of the config module `module_name` (e.g. "configs.iso_macs": its
+  `get_config(variant)` and `get_sweep`) in `workdir`, run (`run`, with `run_kwargs`); the
+  datasets read from `data_dir` if given. Returns its points and their outcomes. The one way
+  the report and the studies run a config's sweep."""
+  module = importlib.import_module(module_name)
+  config = module.get_config(variant) if variant else module.get_config()
+  if data_dir:
+    config.data_dir = data_dir
+  points = expand(module, config, workdir, variant)
+  return points, run(points, **run_kwargs)
 
 
 def status(point: Point) -> str:
@@ -177,7 +196,7 @@ def run_point(config_dict: dict, workdir: str, restart: bool = False,
               label: str | None = None) -> dict:
   """Trains one point; on failure writes `error.json` and returns {"error": ...}; if another
   process holds the point's directory, returns {"busy": ...} and writes nothing."""
-  from bottleneck import train  # pylint: disable=g-import-not-at-top  # light import for workers
+  from bottleneck import train  # light import for workers
   try:
     _clear_error(workdir)
     return train.train_and_evaluate(ml_collections.ConfigDict(config_dict), workdir,
@@ -185,7 +204,7 @@ def run_point(config_dict: dict, workdir: str, restart: bool = False,
   except wd.WorkdirBusy as e:
     logging.warning("point %s: %s", workdir, e)
     return {"busy": str(e)}
-  except Exception as e:  # pylint: disable=broad-except  # recorded; the sweep goes on
+  except Exception as e:  # recorded; the sweep goes on
     return _record_error([workdir], e)
 
 
@@ -220,7 +239,7 @@ def run_unit(config_dicts: list[dict], workdirs: list[str], restarts: list[bool]
   unit is recorded in each point's `error.json`. One outcome per point, in order."""
   if len(config_dicts) == 1:
     return [run_point(config_dicts[0], workdirs[0], restarts[0], label)]
-  from bottleneck import train  # pylint: disable=g-import-not-at-top  # light import for workers
+  from bottleneck import train  # light import for workers
   try:
     for w in workdirs:
       _clear_error(w)
@@ -231,7 +250,7 @@ def run_unit(config_dicts: list[dict], workdirs: list[str], restarts: list[bool]
     restarts = [False] * len(workdirs)  # any old run was set aside before they trained
   except wd.WorkdirBusy as e:
     logging.warning("%s: %s; they run one at a time", label or workdirs, e)
-  except Exception as e:  # pylint: disable=broad-except  # recorded; the sweep goes on
+  except Exception as e:  # recorded; the sweep goes on
     return [_record_error(workdirs, e)] * len(workdirs)
   return [run_point(c, w, r, label) for c, w, r in zip(config_dicts, workdirs, restarts)]
 
@@ -275,14 +294,16 @@ def command_for(point: Point, config_spec: str, restart: bool = False) -> str:
 def _run_ray(todo: list[list[Point]], restart: set[str], address: str | None,
              cpus_per_point: float) -> dict[str, dict]:
   try:
-    import ray  # pylint: disable=g-import-not-at-top
+    import ray
   except ImportError:
     raise ConfigError("--launcher=ray needs Ray: pip install -e '.[ray]'") from None
   started_here = not ray.is_initialized()
   if started_here:
     local = {} if address else dict(  # a local Ray sized for small sweeps
-        object_store_memory=256 * 1024**2,
-        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}})
+        object_store_memory=256
+        * 1024**2, runtime_env={"env_vars": {
+            "PYTHONPATH": os.pathsep.join(sys.path)
+        }})
     ray.init(address=address, include_dashboard=False, log_to_driver=True, **local)
   try:
     task = ray.remote(num_cpus=cpus_per_point)(run_unit)
@@ -301,7 +322,7 @@ def _watch_parent(parent_pid: int) -> None:
   while True:
     time.sleep(0.5)
     if os.getppid() != parent_pid:
-      os._exit(3)  # pylint: disable=protected-access  # a checkpoint cut short is set aside later
+      os._exit(3)  # a checkpoint cut short is set aside later
 
 
 def _unit_args(unit: list[Point], restart: set[str]) -> tuple[list, list, list]:
@@ -314,7 +335,7 @@ def _worker(names: list[str], args: tuple, label: str, results, parent_pid: int,
             verbosity: int) -> None:
   os.setpgrp()  # the terminal's Ctrl-C goes to the sweep, which passes it on once
   threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
-  from absl import flags  # pylint: disable=g-import-not-at-top
+  from absl import flags
   flags.FLAGS.mark_as_parsed()  # the sweep parsed them: no "logging before flag parsing"
   compat.quiet_orbax()
   logging.set_verbosity(verbosity)
@@ -323,8 +344,7 @@ def _worker(names: list[str], args: tuple, label: str, results, parent_pid: int,
   except KeyboardInterrupt as e:
     outcomes = [{"interrupted": str(e) or "interrupted"}] * len(names)
   for name, result in zip(names, outcomes):
-    results.put((name, {k: v for k, v in result.items()
-                        if k in ("error", "busy", "interrupted")}))
+    results.put((name, {k: v for k, v in result.items() if k in ("error", "busy", "interrupted")}))
 
 
 def _run_local(todo: list[list[Point]], restart: set[str], parallel: int) -> dict[str, dict]:
@@ -342,17 +362,17 @@ def _run_local(todo: list[list[Point]], restart: set[str], parallel: int) -> dic
     outcome[name] = r
 
   try:
-    with validation.CtrlC("each running point saves a checkpoint, then the sweep stops"
-                          ) as ctrl_c:
+    with validation.CtrlC("each running point saves a checkpoint, then the sweep stops") as ctrl_c:
       while (waiting or running) and not ctrl_c.pressed:
         while waiting and len(running) < parallel:
           unit = waiting.pop(0)
           label = unit_label(unit)
-          logging.info("sweep: starting %s (%d running, %d waiting)", label, len(running) + 1,
-                       len(waiting))
-          proc = ctx.Process(target=_worker, args=(
-              [p.name for p in unit], _unit_args(unit, restart), label, results, os.getpid(),
-              logging.get_verbosity()))
+          logging.info("sweep: starting %s (%d running, %d waiting)", label,
+                       len(running) + 1, len(waiting))
+          proc = ctx.Process(
+              target=_worker,
+              args=([p.name for p in unit], _unit_args(unit, restart), label, results, os.getpid(),
+                    logging.get_verbosity()))
           proc.start()
           running[label] = (proc, [p.name for p in unit])
         collect(block=True)
@@ -366,8 +386,10 @@ def _run_local(todo: list[list[Point]], restart: set[str], parallel: int) -> dic
                 break
             for name in names:
               if name not in outcome:
-                outcome[name] = {"error": f"its worker process died (exit code "
-                                          f"{proc.exitcode})"}
+                outcome[name] = {
+                    "error": f"its worker process died (exit code "
+                             f"{proc.exitcode})"
+                }
             del running[label]
     # A signal counts even when it came as the last points finished: the sweep was asked to
     # stop, and a caller (the ablation study runs several sweeps) must not go on.
@@ -390,12 +412,13 @@ def _run_local(todo: list[list[Point]], restart: set[str], parallel: int) -> dic
 
 
 def run(points: list[Point], *, parallel: int = 1, launcher: str = "local",
-        ray_address: str | None = None, config_spec: str = "",
-        rerun_changed: bool = False, seeds_together: bool = True) -> dict[str, str]:
+        ray_address: str | None = None, config_spec: str = "", rerun_changed: bool = False,
+        seeds_together: bool = True) -> dict[str, Outcome]:
   """Runs every unfinished point; returns {name: Outcome} ("done", "skipped (done)", "failed:
-  ...", "busy: ...", "interrupted: ...", or "printed" by the print launcher). Points that ran under another config are refused (ConfigError naming
-  them) unless `rerun_changed`: their old runs are set aside and they run again. With
-  `seeds_together`, points that differ only in their seed train as one program (`units`)."""
+  ...", "busy: ...", "interrupted: ...", or "printed" by the print launcher). Points that ran
+  under another config are refused (ConfigError naming them) unless `rerun_changed`: their
+  old runs are set aside and they run again. With `seeds_together`, points that differ only in
+  their seed train as one program (`units`)."""
   if launcher not in LAUNCHERS:
     raise ConfigError(f"unknown launcher {launcher!r}; valid: {', '.join(LAUNCHERS)}.")
   if parallel < 1:
@@ -405,8 +428,7 @@ def run(points: list[Point], *, parallel: int = 1, launcher: str = "local",
   if launcher == "print":
     return _run(points, parallel, launcher, ray_address, config_spec, rerun_changed, False)
   with wd.lock(os.path.dirname(points[0].workdir), "the sweep's --workdir"):
-    return _run(points, parallel, launcher, ray_address, config_spec, rerun_changed,
-                seeds_together)
+    return _run(points, parallel, launcher, ray_address, config_spec, rerun_changed, seeds_together)
 
 
 def _run(points, parallel, launcher, ray_address, config_spec, rerun_changed, seeds_together):
@@ -445,8 +467,9 @@ def _run(points, parallel, launcher, ray_address, config_spec, rerun_changed, se
               "every finished point is saved. Rerun the same command to resume.")
         label = unit_label(unit)
         logging.info("sweep unit %d/%d: %s", i + 1, len(todo_units), label)
-        results.update(zip([p.name for p in unit], run_unit(
-            *_unit_args(unit, restart), label=label if len(unit) > 1 else None)))
+        results.update(
+            zip([p.name for p in unit],
+                run_unit(*_unit_args(unit, restart), label=label if len(unit) > 1 else None)))
       if ctrl_c.pressed:
         raise validation.Interrupted(
             f"sweep interrupted ({ctrl_c.pressed}) as its last point finished: every result is "

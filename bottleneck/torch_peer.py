@@ -36,13 +36,11 @@ class _Padded(nn.Module):
 
   def __init__(self, op, kernel, stride, padding, fill):
     super().__init__()
-    self.op, self.kernel, self.stride, self.padding, self.fill = (op, kernel, stride, padding,
-                                                                  fill)
+    self.op, self.kernel, self.stride, self.padding, self.fill = (op, kernel, stride, padding, fill)
 
   def forward(self, x):
-    (t, b, _), (l, r, _) = (window_geometry(x.shape[2 + a], self.kernel[a],
-                                            self.stride[a], self.padding)
-                    for a in (0, 1))
+    (t, b, _), (l, r, _) = (window_geometry(x.shape[2 + a], self.kernel[a], self.stride[a],
+                                            self.padding) for a in (0, 1))
     return self.op(F.pad(x, (l, r, t, b), value=self.fill) if (t, b, l, r) != (0,) * 4 else x)
 
 
@@ -65,9 +63,8 @@ def _conv_unit(unit: layers.ConvUnit) -> nn.Module:
   conv = unit.conv
   kernel, stride = unit.kernel_size, unit.strides
   torch_conv = _padded(
-      lambda p: nn.Conv2d(unit.in_features, unit.out_features, kernel, stride, p,
-                          bias=conv.bias is not None),
-      kernel, stride, unit.padding, 0.0)
+      lambda p: nn.Conv2d(unit.in_features, unit.out_features, kernel, stride, p, bias=conv.bias is
+                          not None), kernel, stride, unit.padding, 0.0)
   inner = torch_conv.op if isinstance(torch_conv, _Padded) else torch_conv
   with torch.no_grad():
     inner.weight.copy_(_tensor(conv.kernel[...]).permute(3, 2, 0, 1))  # HWIO -> OIHW
@@ -94,11 +91,10 @@ def _conv_unit(unit: layers.ConvUnit) -> nn.Module:
 
 def _pool(pool, kind: str) -> nn.Module:
   if kind == "max":
-    make = lambda p: nn.MaxPool2d(pool.window, pool.stride, p,
-                                  ceil_mode=getattr(pool, "ceil_mode", False))
+    make = lambda p: nn.MaxPool2d(pool.window, pool.stride, p, ceil_mode=getattr(
+        pool, "ceil_mode", False))
   else:  # count_pad: padded taps count as zeros (count_include_pad); else only real taps
-    make = lambda p: nn.AvgPool2d(pool.window, pool.stride, p,
-                                  count_include_pad=pool.count_pad)
+    make = lambda p: nn.AvgPool2d(pool.window, pool.stride, p, count_include_pad=pool.count_pad)
   out = _padded(make, pool.window, pool.stride, pool.padding,
                 -float("inf") if kind == "max" else 0.0)
   if kind == "avg" and not pool.count_pad and isinstance(out, _Padded):

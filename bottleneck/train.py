@@ -46,8 +46,8 @@ from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from bottleneck import checkpoints, complexity, env, run_config, validation, workdir as wd
-from bottleneck.nn import layers, registry
 from bottleneck.data import pipeline
+from bottleneck.nn import layers, registry
 from bottleneck.validation import ConfigError
 
 DTYPES = env.DTYPES
@@ -61,27 +61,24 @@ class TrainingDiverged(ConfigError):
 
 Interrupted = validation.Interrupted  # raised after this step's checkpoint was saved
 
-
 # --- optimizer -------------------------------------------------------------------------------
 
 
 def make_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int, total_steps: int):
   """Learning-rate schedule: "constant", "cosine" (with warm-up) or "exponential" per epoch."""
   o = config.optimizer
-  name = validation.choice(o.schedule, "optimizer.schedule",
-                           run_config.SCHEDULES, "config")
+  name = validation.choice(o.schedule, "optimizer.schedule", run_config.SCHEDULES, "config")
   lr = o.learning_rate
   if name == "constant":
     return optax.constant_schedule(lr)
   if name == "cosine":
     warmup = round(o.get("warmup_epochs", 0) * steps_per_epoch)
     if warmup > 0:
-      return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(total_steps, 1),
-                                                end_value=0.0)
+      return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(total_steps, 1), end_value=0.0)
     return optax.cosine_decay_schedule(lr, max(total_steps, 1))
   # Zhang et al.: lr * decay_rate ** epoch, changed once per epoch.
-  return optax.exponential_decay(lr, transition_steps=steps_per_epoch,
-                                 decay_rate=o.decay_rate, staircase=True)
+  return optax.exponential_decay(lr, transition_steps=steps_per_epoch, decay_rate=o.decay_rate,
+                                 staircase=True)
 
 
 def make_optimizer(config, schedule) -> optax.GradientTransformation:
@@ -113,8 +110,8 @@ class Progress:
     now = time.time()
     rate = (step - self.s0) / max(now - self.t0, 1e-9)
     eta = (self.total - step) / rate if rate > 0 else float("nan")
-    text = (f"{self.label}step {step}/{self.total}"
-            + (f"  loss {loss:.4f}" if loss is not None else "")
+    text = (f"{self.label}step {step}/{self.total}" +
+            (f"  loss {loss:.4f}" if loss is not None else "")
             + f"  {rate:.2f} steps/s  ETA {eta:.0f} s")
     if self.tty:
       if force or now - self._last_draw > 0.2:
@@ -170,10 +167,12 @@ def prepare_workdir(workdir: str, record: dict, *, restart: bool = False) -> dic
             f"workdir {workdir} holds a run with a different config ({'; '.join(diff[:5])}). "
             "Rerun with --restart to set that run aside (moved under .set_aside/, nothing is "
             "deleted), or use another --workdir.")
-      moved = wd.set_aside(workdir, RUN_FILES, "replaced by a new config; the run had no "
-                           "checkpoint. Changed: " + "; ".join(diff))
-      logging.warning("%s had no checkpoint of its run; it takes the new config (%s). The "
-                      "old files are in %s", workdir, "; ".join(diff[:5]), moved)
+      moved = wd.set_aside(
+          workdir, RUN_FILES, "replaced by a new config; the run had no "
+          "checkpoint. Changed: " + "; ".join(diff))
+      logging.warning(
+          "%s had no checkpoint of its run; it takes the new config (%s). The "
+          "old files are in %s", workdir, "; ".join(diff[:5]), moved)
       return None
   if os.path.exists(os.path.join(workdir, wd.RESULT)):
     try:
@@ -192,8 +191,8 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
   product, not a gather (optax's integer-label version): the same function, to a rounding,
   and no gather for the batch sharding to resolve, which JAX refuses for a batch of 1 on an
   explicit mesh."""
-  return optax.softmax_cross_entropy(logits, jax.nn.one_hot(labels, logits.shape[-1],
-                                                            dtype=logits.dtype))
+  return optax.softmax_cross_entropy(logits,
+                                     jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype))
 
 
 def train_step(model_def, opt_def, dtype, state, batch):
@@ -221,9 +220,12 @@ def eval_step(eval_def, dtype, model_state, batch):
   loss = cross_entropy(logits, batch["label"])
   predicted = jnp.argmax(logits, -1)
   correct = predicted == batch["label"]
-  return {"loss_sum": jnp.sum(loss * batch["mask"]),
-          "correct": jnp.sum(correct * batch["mask"]), "count": jnp.sum(batch["mask"]),
-          "predicted": predicted}
+  return {
+      "loss_sum": jnp.sum(loss * batch["mask"]),
+      "correct": jnp.sum(correct * batch["mask"]),
+      "count": jnp.sum(batch["mask"]),
+      "predicted": predicted
+  }
 
 
 def batch_norm_stats(model_def, dtype, model_state, batch) -> list[tuple[jax.Array, jax.Array]]:
@@ -255,11 +257,10 @@ def precise_batch_norm(stats_fn, set_fn, model_state, batches) -> object:
   of the batch means. The exponential average that training keeps (momentum 0.99) still holds
   mostly its initial values after a few hundred steps: a short run would evaluate at chance."""
   sums = None
-  for n, batch in enumerate(batches, 1):
+  for n, batch in enumerate(batches, 1):  # noqa: B007  # n: the count, after the loop
     stats = jax.device_get(stats_fn(model_state, batch))
     terms = [(np.asarray(m, np.float64),
-              np.asarray(v, np.float64) + np.square(np.asarray(m, np.float64)))
-             for m, v in stats]
+              np.asarray(v, np.float64) + np.square(np.asarray(m, np.float64))) for m, v in stats]
     sums = terms if sums is None else [(a + m, b + v) for (a, b), (m, v) in zip(sums, terms)]
   if sums is None:
     return model_state
@@ -274,7 +275,7 @@ class MetricWriter:
   def __init__(self, workdir: str, owner: bool):
     self._jsonl = self._tb = None
     if owner:
-      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+      from tensorboardX import SummaryWriter
       self._tb = SummaryWriter(os.path.join(workdir, wd.TENSORBOARD))
       self._jsonl = wd.JsonlWriter(os.path.join(workdir, wd.METRICS))
 
@@ -305,8 +306,7 @@ def training_time_before(rows: list[dict], step: int) -> float | None:
 # --- the run ---------------------------------------------------------------------------------
 
 
-def build_model(config: ml_collections.ConfigDict, num_classes: int, *,
-                initialise: bool = True):
+def build_model(config: ml_collections.ConfigDict, num_classes: int, *, initialise: bool = True):
   """The registry model a config trains, freshly initialised from its seed; with
   `initialise=False` only its structure, with placeholder values (`registry.fill_random`), for
   a caller that overwrites every value (restoring a checkpoint): the initialisers' compilation
@@ -317,13 +317,12 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int, *,
               **run_config.matched_kwargs(config, num_classes))
   if not initialise:
     return registry.fill_random(registry.abstract_model(config.model, **args))
-  return registry.create_model(config.model,
-                               rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1),
-                               **args)
+  return registry.create_model(config.model, rngs=nnx.Rngs(params=config.seed,
+                                                           dropout=config.seed + 1), **args)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
-                       restart: bool = False, label: str | None = None) -> dict:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, restart: bool = False,
+                       label: str | None = None) -> dict:
   """Trains `config.model` on `config.dataset`, evaluates it, returns the result.json dict.
 
   The config is checked whole before anything is read or written; the workdir is locked for
@@ -379,15 +378,17 @@ def train_seeds(configs: list[ml_collections.ConfigDict], workdirs: list[str], *
       for w in workdirs:
         locks.enter_context(wd.lock(w))
     restarts = restarts or [False] * len(configs)
-    results = [prepare_workdir(w, r, restart=s) if owner else None
-               for w, r, s in zip(workdirs, records, restarts)]
+    results = [
+        prepare_workdir(w, r, restart=s) if owner else None
+        for w, r, s in zip(workdirs, records, restarts)
+    ]
     for w, r in zip(workdirs, results):
       if r is not None:
         _say_finished(w)
     todo = [i for i, r in enumerate(results) if r is None]
     if todo:
-      trained = _train([Member(configs[i], records[i], workdirs[i]) for i in todo], owner,
-                       label or f"seeds {','.join(str(configs[i].seed) for i in todo)}")
+      trained = _train([Member(configs[i], records[i], workdirs[i]) for i in todo], owner, label
+                       or f"seeds {','.join(str(configs[i].seed) for i in todo)}")
       for i, r in zip(todo, trained):
         results[i] = r
   return results
@@ -435,12 +436,12 @@ def data_parallel(config, stacked: bool = False) -> tuple[NamedSharding, NamedSh
                         f"use a multiple of {n_dev}.")
   # Stacked runs' convolutions are batched by reshapes that an explicitly sharded axis
   # refuses; XLA places those itself.
-  mesh = jax.make_mesh((n_dev,), ("data",), axis_types=(
-      jax.sharding.AxisType.Auto if stacked else jax.sharding.AxisType.Explicit,))
+  mesh = jax.make_mesh(
+      (n_dev,), ("data",),
+      axis_types=(jax.sharding.AxisType.Auto if stacked else jax.sharding.AxisType.Explicit,))
   logging.info("devices: %s; process %d of %d", jax.devices(), jax.process_index(),
                jax.process_count())
-  return (NamedSharding(mesh, P(None, "data") if stacked else P("data")),
-          NamedSharding(mesh, P()))
+  return (NamedSharding(mesh, P(None, "data") if stacked else P("data")), NamedSharding(mesh, P()))
 
 
 def to_device(batch: dict, sharding: NamedSharding) -> dict:
@@ -450,8 +451,7 @@ def to_device(batch: dict, sharding: NamedSharding) -> dict:
   per_process = batch["label"].shape[axis] // jax.process_count()
   lo = jax.process_index() * per_process
   part = lambda v: v[(slice(None),) * axis + (slice(lo, lo + per_process),)]
-  return {k: jax.make_array_from_process_local_data(sharding, part(v))
-          for k, v in batch.items()}
+  return {k: jax.make_array_from_process_local_data(sharding, part(v)) for k, v in batch.items()}
 
 
 def evaluate(eval_step_fn, model_state, batches, sharding, n: int = 1) -> list[dict]:
@@ -471,10 +471,12 @@ def evaluate(eval_step_fn, model_state, batches, sharding, n: int = 1) -> list[d
     labels.append(np.asarray(batch["label"])[keep])
     for i, p in enumerate(np.asarray(out["predicted"]).reshape(n, -1)):
       predicted[i].append(p[keep])
-  return [{"loss": float(sums["loss_sum"][i] / sums["count"][i]),
-           "accuracy": float(sums["correct"][i] / sums["count"][i]),
-           "predicted": np.concatenate(predicted[i]), "label": np.concatenate(labels)}
-          for i in range(n)]
+  return [{
+      "loss": float(sums["loss_sum"][i] / sums["count"][i]),
+      "accuracy": float(sums["correct"][i] / sums["count"][i]),
+      "predicted": np.concatenate(predicted[i]),
+      "label": np.concatenate(labels)
+  } for i in range(n)]
 
 
 def scalars(row: dict) -> dict:
@@ -497,8 +499,9 @@ def resume(workdir: str, manager, states: dict, owner: bool) -> tuple[int, dict,
   if step:
     logging.info("resuming from the checkpoint at step %d", step)
     if prior_time is None:
-      logging.warning("no metrics row at step %d: the training time before it is unknown, so "
-                      "train_time_s and examples_per_s are recorded as null", step)
+      logging.warning(
+          "no metrics row at step %d: the training time before it is unknown, so "
+          "train_time_s and examples_per_s are recorded as null", step)
   return step, states, prior_time
 
 
@@ -532,29 +535,29 @@ def _train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
   model = models[0]
   match = run_config.match_record(config, train_split.num_classes)
   if match:
-    logging.info("width %.4f: %s %s against a budget of %.4g%s", match["width"],
-                 f"{match['cost']:,}", match["metric"], match["budget"],
-                 "" if match["replaced_width"] is None else
-                 f" (it replaces the configured model_kwargs.width={match['replaced_width']})")
+    logging.info(
+        "width %.4f: %s %s against a budget of %.4g%s", match["width"], f"{match['cost']:,}",
+        match["metric"], match["budget"], "" if match["replaced_width"] is None else
+        f" (it replaces the configured model_kwargs.width={match['replaced_width']})")
   dtype = DTYPES[config.dtype]
   # Compiler options of the jits: which library computes the convolutions (bottleneck.nn.paths).
   options = run_config.model_paths(config).compiler_options("config")
   cost = complexity.analyze_model(model)
   logging.info("model %s (reduce=%s): %s params, %.4g GMACs, %s XLA GFLOPs per image%s",
                config.model, config.reduce, f"{cost['total']['params']:,}",
-               cost["total"]["macs"] / 1e9, cost["total"]["flops_xla"] and
-               f"{cost['total']['flops_xla'] / 1e9:.4g}",
+               cost["total"]["macs"] / 1e9, cost["total"]["flops_xla"]
+               and f"{cost['total']['flops_xla'] / 1e9:.4g}",
                f"; {together.n} seeds trained together" if together.n > 1 else "")
   preprocess = pipeline.Preprocess.from_config(config, model.in_channels)
-  train_batches = [pipeline.Batches(train_split, config.batch_size, preprocess, m.config.seed)
-                   for m in members]
+  train_batches = [
+      pipeline.Batches(train_split, config.batch_size, preprocess, m.config.seed) for m in members
+  ]
   eval_batches = pipeline.Batches(eval_split, config.eval_batch_size, preprocess, config.seed)
   spe = train_batches[0].steps_per_epoch
-  total_steps = config.num_train_steps if config.get("num_train_steps") else max(1, round(
-      config.num_epochs * spe))
+  total_steps = config.num_train_steps if config.get("num_train_steps") else max(
+      1, round(config.num_epochs * spe))
   schedule = make_schedule(config, spe, total_steps)
-  optimizers = [nnx.Optimizer(m, make_optimizer(config, schedule), wrt=nnx.Param)
-                for m in models]
+  optimizers = [nnx.Optimizer(m, make_optimizer(config, schedule), wrt=nnx.Param) for m in models]
   # Only a config that got this far is recorded: a run refused for bad input leaves no
   # config.json behind to block the corrected rerun in the same workdir.
   if owner:
@@ -569,8 +572,12 @@ def _train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
   opt_def, _ = nnx.split(optimizers[0])
   managers = [checkpoints.manager(m.workdir, keep=config.keep_checkpoints) for m in members]
   try:
-    resumed = [resume(m.workdir, manager, {"model": nnx.state(mo), "optimizer": nnx.state(o)},
-                      owner) for m, manager, mo, o in zip(members, managers, models, optimizers)]
+    resumed = [
+        resume(m.workdir, manager, {
+            "model": nnx.state(mo),
+            "optimizer": nnx.state(o)
+        }, owner) for m, manager, mo, o in zip(members, managers, models, optimizers)
+    ]
   except BaseException:
     for manager in managers:
       manager.close()
@@ -580,8 +587,7 @@ def _train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
     for manager in managers:
       manager.close()
     raise SeedsApart("the seeds' checkpoints are at different steps ("
-                     + ", ".join(f"seed {m.config.seed}: {r[0]}"
-                                 for m, r in zip(members, resumed))
+                     + ", ".join(f"seed {m.config.seed}: {r[0]}" for m, r in zip(members, resumed))
                      + "); each resumes alone")
   prior_times = [r[2] for r in resumed]
   state = jax.device_put(together.stack([(r[1]["model"], r[1]["optimizer"]) for r in resumed]),
@@ -596,10 +602,11 @@ def _train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
                          compiler_options=options).lower(state, first).compile()
   compile_time = time.time() - t
   logging.info("train step compiled in %.1f s", compile_time)
-  eval_step_j = jax.jit(together.map(functools.partial(eval_step, eval_def, dtype),
-                                     in_axes=(0, None)), compiler_options=options)
-  run_eval = lambda model_state: evaluate(eval_step_j, model_state, eval_batches,
-                                          eval_sharding, together.n)
+  eval_step_j = jax.jit(
+      together.map(functools.partial(eval_step, eval_def, dtype), in_axes=(0, None)),
+      compiler_options=options)
+  run_eval = lambda model_state: evaluate(eval_step_j, model_state, eval_batches, eval_sharding,
+                                          together.n)
   # Batch norm's evaluation statistics, recomputed over training batches before every
   # evaluation and before the final checkpoint (`precise_batch_norm`).
   bn_batches = config.get("bn_stats_batches", 0) if layers.batch_norms(model) else 0
@@ -608,8 +615,9 @@ def _train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
                       compiler_options=options)
     set_c = jax.jit(together.map(functools.partial(set_batch_norm_stats, model_def)),
                     out_shardings=replicated)
-    recalibrate = lambda st: (precise_batch_norm(
-        stats_c, set_c, st[0], (train_batch(s) for s in range(bn_batches))), st[1])
+    recalibrate = lambda st: (precise_batch_norm(stats_c, set_c, st[0],
+                                                 (train_batch(s)
+                                                  for s in range(bn_batches))), st[1])
   else:
     recalibrate = lambda st: st
   train_accuracy = [None] * together.n
@@ -652,12 +660,18 @@ def _train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
           mine = together.member(last, i)
           train_accuracy[i] = float(mine["accuracy"])
           # A row at every checkpoint too: a resumed run reads its training time there.
-          writer.write({"step": step, "split": "train", "loss": float(mine["loss"]),
-                        "accuracy": float(mine["accuracy"]),
-                        "learning_rate": float(schedule(step - 1)),
-                        "steps_per_s": len(pending) / elapsed,
-                        "examples_per_s": len(pending) * config.batch_size / elapsed,
-                        **({} if prior is None else {"train_time_s": prior + train_time})})
+          writer.write({
+              "step": step,
+              "split": "train",
+              "loss": float(mine["loss"]),
+              "accuracy": float(mine["accuracy"]),
+              "learning_rate": float(schedule(step - 1)),
+              "steps_per_s": len(pending) / elapsed,
+              "examples_per_s": len(pending) * config.batch_size / elapsed,
+              **({} if prior is None else {
+                     "train_time_s": prior + train_time
+                 })
+          })
         evaluate_now = (config.eval_every_steps and step % config.eval_every_steps == 0
                         and step != total_steps and not stop)
         if evaluate_now or step == total_steps:
@@ -667,8 +681,11 @@ def _train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
             writer.write({"step": step, "split": "eval", **scalars(row)})
         if ckpt_now:
           for i, manager in enumerate(managers):
-            checkpoints.save(manager, step, together.member(
-                {"model": state[0], "optimizer": state[1]}, i))
+            checkpoints.save(manager, step,
+                             together.member({
+                                 "model": state[0],
+                                 "optimizer": state[1]
+                             }, i))
         pending, window_t = [], time.time()
         if stop:
           break
@@ -676,8 +693,8 @@ def _train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
         manager.wait_until_finished()
       progress.close()
       if stop and step < total_steps:
-        where = (f"the checkpoint at step {step} is saved" if together.n == 1 else
-                 f"each seed's checkpoint at step {step} is saved")
+        where = (f"the checkpoint at step {step} is saved"
+                 if together.n == 1 else f"each seed's checkpoint at step {step} is saved")
         raise Interrupted(f"interrupted ({ctrl_c.pressed}) at step {step} of {total_steps}; "
                           f"{where}. Rerun the same command to resume.")
       finals = run_eval(state[0])
@@ -702,8 +719,8 @@ def _train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
         wd.write_predictions(os.path.join(m.workdir, wd.PREDICTIONS), final["predicted"],
                              final["label"])
         wd.write_json(os.path.join(m.workdir, wd.RESULT), result)
-      logging.info("eval accuracy %.4f, loss %.4f after %d steps; result in %s",
-                   final["accuracy"], final["loss"], step, os.path.join(m.workdir, wd.RESULT))
+      logging.info("eval accuracy %.4f, loss %.4f after %d steps; result in %s", final["accuracy"],
+                   final["loss"], step, os.path.join(m.workdir, wd.RESULT))
       results.append(result)
   if ctrl_c.pressed:  # after the last step's read: the run is finished, the work stops here
     raise Interrupted(f"interrupted ({ctrl_c.pressed}) at the end of the run: all {step} steps "
@@ -711,7 +728,6 @@ def _train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
                       f"{', '.join(os.path.join(m.workdir, wd.RESULT) for m in members)}. "
                       "Rerun the same command to go on with what remains.")
   return results
-
 
 
 def generalization_warning(test_accuracy: float, train_accuracy: float | None,
@@ -730,20 +746,30 @@ def generalization_warning(test_accuracy: float, train_accuracy: float | None,
           "splits were preprocessed, or train longer.")
 
 
-def run_result(config, record: dict, cost: dict, final: dict, step: int,
-               train_time_s: float | None, compile_time: float,
-               match: dict | None = None, seeds_together: list[int] | None = None) -> dict:
+def run_result(config, record: dict, cost: dict, final: dict, step: int, train_time_s: float | None,
+               compile_time: float, match: dict | None = None,
+               seeds_together: list[int] | None = None) -> dict:
   """The result.json of a finished run; `seeds_together`: the seeds of the runs trained with it
   as one program (`train_seeds`; its train_time_s is its share of their wall time)."""
   return {
-      "model": config.model, "reduce": bool(config.reduce), "dataset": config.dataset,
-      "params": cost["total"]["params"], "macs": cost["total"]["macs"],
-      "flops_xla": cost["total"]["flops_xla"], "eval_accuracy": final["accuracy"],
-      "eval_loss": final["loss"], "train_steps": step, "train_time_s": train_time_s,
+      "model": config.model,
+      "reduce": bool(config.reduce),
+      "dataset": config.dataset,
+      "params": cost["total"]["params"],
+      "macs": cost["total"]["macs"],
+      "flops_xla": cost["total"]["flops_xla"],
+      "eval_accuracy": final["accuracy"],
+      "eval_loss": final["loss"],
+      "train_steps": step,
+      "train_time_s": train_time_s,
       "compile_time_s": compile_time,
       # over the whole run, resumed parts included; null when its time is unknown
       "examples_per_s": step * config.batch_size / train_time_s if train_time_s else None,
-      "device": env.device_description(), "jax_version": jax.__version__, "seed": config.seed,
+      "device": env.device_description(),
+      "jax_version": jax.__version__,
+      "seed": config.seed,
       "paths": run_config.model_paths(config).resolve("config").as_dict(),
-      "match": match, "seeds_together": seeds_together, "config": record,
+      "match": match,
+      "seeds_together": seeds_together,
+      "config": record,
   }

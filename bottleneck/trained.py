@@ -72,13 +72,14 @@ def load(directory: str) -> Trained:
   if imported is not None:
     num_classes = imported["num_classes"]
   else:
-    num_classes = pipeline.config_splits(config, (config.train_split,))[
-        config.train_split].num_classes
+    num_classes = pipeline.config_splits(config,
+                                         (config.train_split,))[config.train_split].num_classes
   model = train.build_model(config, num_classes, initialise=False)  # the checkpoint's values
   states = {"model": nnx.state(model)}
   if imported is None:
-    optimizer = nnx.Optimizer(model, train.make_optimizer(config, train.make_schedule(
-        config, 1, 1)), wrt=nnx.Param)
+    optimizer = nnx.Optimizer(model, train.make_optimizer(config, train.make_schedule(config, 1,
+                                                                                      1)),
+                              wrt=nnx.Param)
     states["optimizer"] = nnx.state(optimizer)
   manager = checkpoints.manager(directory, read_only=True)
   steps = manager.all_steps() if manager else []
@@ -157,17 +158,20 @@ def import_to(directory: str, source: str, name: str, *, random_seed: int | None
     config.model_kwargs[key] = value
   # Every value is overwritten by the source's: the model's own initialisers (seconds of
   # compilation) are not needed, only its shapes (`registry.fill_random`).
-  model = registry.fill_random(registry.abstract_model(
-      name, reduce=True, image_size=spec["image_size"], num_classes=1000,
-      **spec["model_kwargs"]))
+  model = registry.fill_random(
+      registry.abstract_model(name, reduce=True, image_size=spec["image_size"], num_classes=1000,
+                              **spec["model_kwargs"]))
   versions = {}
   if source == "torchvision":
     state, weights, imagenet_stats = import_weights.torchvision_state_dict(
         name, weights_file=weights_file, random_seed=random_seed)
     import_weights.from_torchvision(model, state)
-    import torch, torchvision  # pylint: disable=g-import-not-at-top,multiple-imports
-    versions = {"torch": torch.__version__,
-                "torchvision": getattr(torchvision, "__version__", None)}
+    import torch
+    import torchvision
+    versions = {
+        "torch": torch.__version__,
+        "torchvision": getattr(torchvision, "__version__", None)
+    }
   else:
     keras = import_weights.keras()
     if random_seed is not None:
@@ -175,19 +179,30 @@ def import_to(directory: str, source: str, name: str, *, random_seed: int | None
     net = import_weights.keras_inception_v3(
         None if random_seed is not None else weights_file or spec["weights"])
     import_weights.from_keras(model, net)
-    weights = (f"random initialization (Keras seed {random_seed})" if random_seed is not None
-               else os.path.abspath(weights_file) if weights_file else "Keras imagenet")
+    weights = (f"random initialization (Keras seed {random_seed})" if random_seed is not None else
+               os.path.abspath(weights_file) if weights_file else "Keras imagenet")
     imagenet_stats = False
     versions = {"keras": keras.__version__, "keras_backend": keras.backend.backend()}
-  mean, std = ((import_weights.IMAGENET_MEAN, import_weights.IMAGENET_STD) if imagenet_stats
-               else (0.5, 0.5))
+  mean, std = ((import_weights.IMAGENET_MEAN, import_weights.IMAGENET_STD) if imagenet_stats else
+               (0.5, 0.5))
   imported = {
-      "source": source, "weights": weights, "model": name, "num_classes": 1000,
-      "preprocess": dict(image_size=spec["image_size"], resize="resize",
-                         resize_to=spec["resize_to"], mean=mean, std=std),
-      "published_top1": None if random_seed is not None else spec["top1"],
-      "versions": versions,
-      "imported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+      "source":
+          source,
+      "weights":
+          weights,
+      "model":
+          name,
+      "num_classes":
+          1000,
+      "preprocess":
+          dict(image_size=spec["image_size"], resize="resize", resize_to=spec["resize_to"],
+               mean=mean, std=std),
+      "published_top1":
+          None if random_seed is not None else spec["top1"],
+      "versions":
+          versions,
+      "imported_at":
+          datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
   }
   write_imported(directory, model, config, imported)
   return imported
@@ -202,6 +217,8 @@ def complexity_report(directory: str, *, image_size: int | None = None, xla: boo
   c = loaded.config
   report = complexity.analyze(c.model, reduce=c.reduce, image_size=image_size or c.image_size,
                               num_classes=loaded.model.num_classes, xla=xla, memory=memory,
-                              paths=run_config.model_paths(c),
-                              **{**run_config.model_kwargs(c), **overrides})
+                              paths=run_config.model_paths(c), **{
+                                  **run_config.model_kwargs(c),
+                                  **overrides
+                              })
   return {**report, "workdir": directory, "checkpoint_step": loaded.step}

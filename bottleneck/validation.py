@@ -47,8 +47,11 @@ class CtrlC:
 
   def __enter__(self):
     if threading.current_thread() is threading.main_thread():
-      self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS
-                        if signal.getsignal(s) is not signal.SIG_IGN}
+      self._previous = {
+          s: signal.signal(s, self._handle)
+          for s in self.SIGNALS
+          if signal.getsignal(s) is not signal.SIG_IGN
+      }
     return self
 
   def __exit__(self, *exc):
@@ -60,16 +63,14 @@ class CtrlC:
 def positive_int(value, name: str, where: str) -> int:
   """Returns `value` if it is an integer >= 1, else raises ConfigError."""
   if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-    raise ConfigError(
-        f"{where}: {name}={value!r} is invalid; it must be a whole number >= 1.")
+    raise ConfigError(f"{where}: {name}={value!r} is invalid; it must be a whole number >= 1.")
   return value
 
 
 def ratio(value, name: str, where: str) -> float:
   """Returns `value` if it lies in (0, 1], else raises ConfigError."""
   if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-    raise ConfigError(
-        f"{where}: {name}={value!r} is invalid; it must lie in (0, 1].")
+    raise ConfigError(f"{where}: {name}={value!r} is invalid; it must lie in (0, 1].")
   return float(value)
 
 
@@ -98,10 +99,12 @@ def number(value, name: str, where: str, *, above: float | None = None,
            at_most: float | None = None) -> float:
   """Returns `value` if it is a finite number within the given bounds, else raises
   ConfigError saying the valid range."""
-  bounds = [f"> {above:g}" if above is not None else None,
-            f">= {at_least:g}" if at_least is not None else None,
-            f"< {below:g}" if below is not None else None,
-            f"<= {at_most:g}" if at_most is not None else None]
+  bounds = [
+      f"> {above:g}" if above is not None else None,
+      f">= {at_least:g}" if at_least is not None else None,
+      f"< {below:g}" if below is not None else None,
+      f"<= {at_most:g}" if at_most is not None else None
+  ]
   ok = (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
         and (above is None or value > above) and (at_least is None or value >= at_least)
         and (below is None or value < below) and (at_most is None or value <= at_most))

@@ -121,11 +121,16 @@ def read_predictions(path: str) -> tuple[np.ndarray, np.ndarray]:
 # the reports' findings average these, so a value outside its range (an accuracy written as a
 # percentage, a negative time, NaN) would spread silently into every figure made from it.
 _RESULT_FIELDS = {
-    "params": ("int", 1, None, False), "macs": ("int", 1, None, False),
-    "flops_xla": ("number", 0, None, True), "eval_accuracy": ("number", 0, 1, False),
-    "eval_loss": ("number", 0, None, True), "train_steps": ("int", 1, None, True),
-    "train_time_s": ("number", 0, None, True), "compile_time_s": ("number", 0, None, True),
-    "examples_per_s": ("number", 0, None, True), "num_classes": ("int", 1, None, True),
+    "params": ("int", 1, None, False),
+    "macs": ("int", 1, None, False),
+    "flops_xla": ("number", 0, None, True),
+    "eval_accuracy": ("number", 0, 1, False),
+    "eval_loss": ("number", 0, None, True),
+    "train_steps": ("int", 1, None, True),
+    "train_time_s": ("number", 0, None, True),
+    "compile_time_s": ("number", 0, None, True),
+    "examples_per_s": ("number", 0, None, True),
+    "num_classes": ("int", 1, None, True),
     "seed": ("int", None, None, False),
 }
 
@@ -273,8 +278,7 @@ def lock(workdir: str, what: str = "--workdir", *, wait: bool = False,
       fcntl.flock(fd, fcntl.LOCK_EX)
     started = datetime.datetime.now().isoformat(timespec="seconds")
     os.ftruncate(fd, 0)
-    os.pwrite(fd, f"PID {os.getpid()} on host {socket.gethostname()} (since {started})"
-              .encode(), 0)
+    os.pwrite(fd, f"PID {os.getpid()} on host {socket.gethostname()} (since {started})".encode(), 0)
     yield
   finally:
     os.close(fd)  # releases the lock; the file stays (removing it would race a new holder)

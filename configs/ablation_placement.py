@@ -22,8 +22,7 @@ def get_config(arg: str = ""):
   c = study.base(arg)
   c.model = "googlenet"
   c.model_kwargs.update(batch_norm=True, use_bias=False, lrn=False, reduction_ratio=None,
-                        in_channels=None, width=None if "cifar10" in study.options(arg)
-                        else 0.125)
+                        in_channels=None, width=None if "cifar10" in study.options(arg) else 0.125)
   c.image_size = 32
   if "cifar10" not in study.options(arg):
     # Measured (3 seeds, 10 epochs, all reductions): zero-padded to 32x32, the 8x8 digit is a
@@ -40,5 +39,10 @@ def get_config(arg: str = ""):
 
 def get_sweep(arg: str = ""):
   seeds = study.seeds(arg)
-  return ([{"model_kwargs.reduction_places": p, "seed": s} for p in PLACES for s in seeds] +
-          [{"reduce": False, "seed": s} for s in seeds])
+  return ([{
+      "model_kwargs.reduction_places": p,
+      "seed": s
+  } for p in PLACES for s in seeds] + [{
+      "reduce": False,
+      "seed": s
+  } for s in seeds])

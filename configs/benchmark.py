@@ -19,14 +19,14 @@ eager and `torch.compile`), `ratio` (blocks 3a, 4e and v3 B at batch 32, reduced
 
 import ml_collections
 
-GOOGLENET_BLOCKS = ["inception_3a", "inception_3b", "inception_4a", "inception_4b",
-                    "inception_4c", "inception_4d", "inception_4e", "inception_5a",
-                    "inception_5b"]
+GOOGLENET_BLOCKS = [
+    "inception_3a", "inception_3b", "inception_4a", "inception_4b", "inception_4c", "inception_4d",
+    "inception_4e", "inception_5a", "inception_5b"
+]
 V3_BLOCKS = ["v3_block_a", "v3_reduction_a", "v3_block_b", "v3_reduction_b", "v3_block_c"]
 SMALL = ["small_inception", "small_downsample"]
 NETWORKS = ["inception_small@28", "googlenet_bn@112", "inception_v3@75"]
-VARIANTS = ("default", "smoke", "paths", "precision", "peer", "peer_compile", "ratio",
-            "train_step")
+VARIANTS = ("default", "smoke", "paths", "precision", "peer", "peer_compile", "ratio", "train_step")
 
 
 def get_config(arg: str = "default"):

@@ -20,13 +20,24 @@ VARIANTS = ("reduced", "naive")
 
 # Every `model_kwargs` field, with its type (`bottleneck.nn.registry.all_model_arguments()`).
 MODEL_ARGUMENTS = {
-    "reduction_ratio": float, "reduction_activation": bool,  # the 1x1 reductions
-    "reduction_places": str, "reduction_ratios": str,
-    "batch_norm": bool, "use_bias": bool, "bn_use_scale": bool,  # conv conventions
-    "avg_pool_count_pad": bool, "bn_momentum": float,
-    "lrn": bool, "branch5_kernel": int, "pool4_window": int, "dropout": float,
+    "reduction_ratio": float,
+    "reduction_activation": bool,  # the 1x1 reductions
+    "reduction_places": str,
+    "reduction_ratios": str,
+    "batch_norm": bool,
+    "use_bias": bool,
+    "bn_use_scale": bool,  # conv conventions
+    "avg_pool_count_pad": bool,
+    "bn_momentum": float,
+    "lrn": bool,
+    "branch5_kernel": int,
+    "pool4_window": int,
+    "dropout": float,
     "aux_logits": bool,
-    "in_channels": int, "width": float, "width_extra": int, "hidden": int,
+    "in_channels": int,
+    "width": float,
+    "width_extra": int,
+    "hidden": int,
     "reduction_channels": int,
 }
 # The kinds of op whose computation a config chooses (`bottleneck.nn.paths.KINDS`).
@@ -41,8 +52,7 @@ def get_config(arg: str = "reduced") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.model = "inception_small"
   c.reduce = arg == "reduced"
-  c.model_kwargs = ml_collections.ConfigDict(
-      {k: placeholder(t) for k, t in MODEL_ARGUMENTS.items()})
+  c.model_kwargs = ml_collections.ConfigDict({k: placeholder(t) for k, t in MODEL_ARGUMENTS.items()})
   c.paths = ml_collections.ConfigDict({kind: "auto" for kind in PATH_KINDS})
   c.dataset = "digits"
   c.data_dir = placeholder(str)  # None: TFDS default directory
@@ -54,8 +64,8 @@ def get_config(arg: str = "reduced") -> ml_collections.ConfigDict:
   # configured width (result.json's `match` records both).
   c.match_macs = 0.0
   c.match_params = 0
-  c.data = ml_collections.ConfigDict(dict(mean=0.5, std=0.5, resize="pad", crop_padding=0,
-                                          flip=False, random_crop=False))
+  c.data = ml_collections.ConfigDict(
+      dict(mean=0.5, std=0.5, resize="pad", crop_padding=0, flip=False, random_crop=False))
   # Where the original files of `fashion_mnist` / `mnist` are (None: a system package's
   # directory, else a download; bottleneck.data.idx).
   c.data.source_dir = placeholder(str)
@@ -63,9 +73,9 @@ def get_config(arg: str = "reduced") -> ml_collections.ConfigDict:
   c.eval_batch_size = 128
   c.num_epochs = 10.0
   c.num_train_steps = 0  # > 0 overrides num_epochs
-  c.optimizer = ml_collections.ConfigDict(dict(
-      name="sgd", learning_rate=0.1, momentum=0.9, nesterov=False, weight_decay=0.0,
-      schedule="cosine", warmup_epochs=0.0, decay_rate=0.95))
+  c.optimizer = ml_collections.ConfigDict(
+      dict(name="sgd", learning_rate=0.1, momentum=0.9, nesterov=False, weight_decay=0.0,
+           schedule="cosine", warmup_epochs=0.0, decay_rate=0.95))
   # Batch norm's evaluation statistics are recomputed over this many training batches before
   # each evaluation and the final checkpoint ("precise BN"; 0: the running averages as trained).
   c.bn_stats_batches = 16

@@ -22,8 +22,8 @@ def get_config(arg: str = "reduced"):
   c.data.update(resize="resize", crop_padding=8, flip=True)
   c.batch_size = c.eval_batch_size = 64
   c.num_epochs = 40.0
-  c.optimizer.update(name="sgd", learning_rate=0.1, momentum=0.9, nesterov=True,
-                     weight_decay=5e-5, schedule="cosine", warmup_epochs=2.0)
+  c.optimizer.update(name="sgd", learning_rate=0.1, momentum=0.9, nesterov=True, weight_decay=5e-5,
+                     schedule="cosine", warmup_epochs=2.0)
   c.log_every_steps = 50
   c.eval_every_steps = 740  # about five epochs
   c.checkpoint_every_steps = 500

@@ -56,8 +56,8 @@ def options(arg: str | None) -> set[str]:
 
 def dataset(arg: str | None) -> str:
   chosen = options(arg)
-  return ("cifar10" if "cifar10" in chosen else "digits_cluttered" if "cluttered" in chosen
-          else "fashion_mnist" if "fashion" in chosen else "digits")
+  return ("cifar10" if "cifar10" in chosen else "digits_cluttered"
+          if "cluttered" in chosen else "fashion_mnist" if "fashion" in chosen else "digits")
 
 
 def base(arg: str | None, variant: str = "reduced"):

@@ -21,17 +21,21 @@ _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Input side; default: the
 _NUM_CLASSES = flags.DEFINE_integer("num_classes", None, "Default: the model's own.")
 _FORMAT = flags.DEFINE_enum("format", "table", tables.FORMATS, "Output format.")
 _XLA = flags.DEFINE_bool("xla", True, "Also compile the forward for XLA's FLOP count.")
-_MATCH_MACS = flags.DEFINE_float("match_macs", None, "Find the width multiplier at which each "
-                                 "variant costs this many MACs per image (within 1%).")
+_MATCH_MACS = flags.DEFINE_float(
+    "match_macs", None, "Find the width multiplier at which each "
+    "variant costs this many MACs per image (within 1%).")
 _MATCH_PARAMS = flags.DEFINE_float("match_params", None, "... or has this many parameters.")
-_MEMORY = flags.DEFINE_bool("memory", False, "Also the memory accounting per layer, conv and "
-                            "network: bytes moved, arithmetic intensity, bytes held for the "
-                            "backward pass (docs/memory.md).")
-_DTYPE = flags.DEFINE_enum("dtype", None, list(env.DTYPES), "With --memory: the compute dtype "
-                           "the bytes are counted in (default: the model's, float32).")
-_WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir or imported weights "
-                               "(experiments.import_weights): analyze the model saved there "
-                               "(--model, --reduce, --num_classes come from it).")
+_MEMORY = flags.DEFINE_bool(
+    "memory", False, "Also the memory accounting per layer, conv and "
+    "network: bytes moved, arithmetic intensity, bytes held for the "
+    "backward pass (docs/memory.md).")
+_DTYPE = flags.DEFINE_enum(
+    "dtype", None, list(env.DTYPES), "With --memory: the compute dtype "
+    "the bytes are counted in (default: the model's, float32).")
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "A training workdir or imported weights "
+    "(experiments.import_weights): analyze the model saved there "
+    "(--model, --reduce, --num_classes come from it).")
 
 
 def main(argv):
@@ -45,22 +49,27 @@ def main(argv):
     if given:
       raise cli.ConfigError(f"{', '.join(given)} and --workdir exclude each other: the model "
                             "saved in the workdir is analyzed as it is.")
-    reports = [trained.complexity_report(_WORKDIR.value, image_size=_IMAGE_SIZE.value,
-                                         xla=_XLA.value, **extra)]
+    reports = [
+        trained.complexity_report(_WORKDIR.value, image_size=_IMAGE_SIZE.value, xla=_XLA.value,
+                                  **extra)
+    ]
   elif _MATCH_MACS.value is not None or _MATCH_PARAMS.value is not None:
     if _MATCH_MACS.value is not None and _MATCH_PARAMS.value is not None:
       raise cli.ConfigError("--match_macs and --match_params exclude each other; give one.")
-    metric, budget = (("macs", _MATCH_MACS.value) if _MATCH_MACS.value is not None
-                      else ("params", _MATCH_PARAMS.value))
-    reports = [complexity.analyze_matched(_MODEL.value, reduce=r, metric=metric, budget=budget,
-                                          image_size=_IMAGE_SIZE.value,
-                                          num_classes=_NUM_CLASSES.value, xla=_XLA.value,
-                                          **extra)
-               for r in cli.parse_bool_or_both(_REDUCE.value, "reduce")]
+    metric, budget = (("macs", _MATCH_MACS.value) if _MATCH_MACS.value is not None else
+                      ("params", _MATCH_PARAMS.value))
+    reports = [
+        complexity.analyze_matched(_MODEL.value, reduce=r, metric=metric, budget=budget,
+                                   image_size=_IMAGE_SIZE.value, num_classes=_NUM_CLASSES.value,
+                                   xla=_XLA.value, **extra)
+        for r in cli.parse_bool_or_both(_REDUCE.value, "reduce")
+    ]
   else:
-    reports = [complexity.analyze(_MODEL.value, reduce=r, image_size=_IMAGE_SIZE.value,
-                                  num_classes=_NUM_CLASSES.value, xla=_XLA.value, **extra)
-               for r in cli.parse_bool_or_both(_REDUCE.value, "reduce")]
+    reports = [
+        complexity.analyze(_MODEL.value, reduce=r, image_size=_IMAGE_SIZE.value,
+                           num_classes=_NUM_CLASSES.value, xla=_XLA.value, **extra)
+        for r in cli.parse_bool_or_both(_REDUCE.value, "reduce")
+    ]
   print(tables.render_reports(reports, _FORMAT.value), end="")
 
 

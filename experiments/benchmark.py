@@ -7,11 +7,12 @@ benchmark.md and time_vs_macs.png there.
 """
 
 import os
+import sys
 
 from absl import flags
 from ml_collections import config_flags
 
-from bottleneck import benchmark, cli, env, plots, tables, workdir as wd
+from bottleneck import benchmark, cli, env, plots, reports, tables, workdir as wd
 
 config_flags.DEFINE_config_file("config", None, "Benchmark config file.", lock_config=True)
 _FORMAT = flags.DEFINE_enum("format", "table", ("table", "json", "markdown"), "Output format.")
@@ -25,17 +26,23 @@ def main(argv):
     wd.ensure_writable(_OUT.value, "--out")  # before the timings, not after them
   rows = benchmark.run(list(c.cases), batches=list(c.batches), dtypes=list(c.dtypes),
                        paths=list(c.get("paths", ["auto"])), warmup=c.warmup, repeats=c.repeats,
-                       torch_peer=c.get("torch_peer", False),
-                       torch_compile=c.get("torch_compile", False),
+                       torch_peer=c.get("torch_peer",
+                                        False), torch_compile=c.get("torch_compile", False),
                        ratios=list(c.get("ratios", [None])))
   ratios = benchmark.central_ratios(rows)
   verdict = benchmark.verdict(ratios)
   print(tables.benchmark_results(rows, ratios, verdict, _FORMAT.value), end="")
   if _OUT.value:
-    wd.write_json(os.path.join(_OUT.value, "benchmark.json"),
-                  {"rows": rows, "ratios": ratios, "verdict": verdict})
-    wd.atomic_write_text(os.path.join(_OUT.value, "benchmark.md"),
-                         tables.benchmark_results(rows, ratios, verdict, "markdown"))
+    wd.write_json(os.path.join(_OUT.value, "benchmark.json"), {
+        "rows": rows,
+        "ratios": ratios,
+        "verdict": verdict
+    })
+    head = reports.header("Benchmark: naive against reduced, on this machine",
+                          reports.command("experiments.benchmark", *sys.argv[1:]))
+    wd.atomic_write_text(
+        os.path.join(_OUT.value, "benchmark.md"),
+        "\n".join([*head, tables.benchmark_results(rows, ratios, verdict, "markdown")]))
     plots.time_vs_macs(benchmark.timed(rows), env.device_description(),
                        os.path.join(_OUT.value, "time_vs_macs.png"))
 

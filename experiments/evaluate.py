@@ -30,8 +30,7 @@ def main(argv):
   result = evaluation.evaluate(_WORKDIR.value, dataset=_DATASET.value, split=_SPLIT.value,
                                batch_size=_BATCH_SIZE.value, max_examples=_MAX_EXAMPLES.value,
                                data_dir=_DATA_DIR.value)
-  print(json.dumps(result, indent=1) if _FORMAT.value == "json"
-        else evaluation.format_text(result))
+  print(json.dumps(result, indent=1) if _FORMAT.value == "json" else evaluation.format_text(result))
 
 
 if __name__ == "__main__":

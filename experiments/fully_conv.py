@@ -14,16 +14,19 @@ from absl import flags
 
 from bottleneck import cli, fully_conv
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "A trained digits_fc_head workdir, or "
-                               "googlenet / googlenet_bn weights.", required=True)
-_IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Side of the digits' canvas (default "
-                                   "32), or the photos' shorter side (default 320).")
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "A trained digits_fc_head workdir, or "
+    "googlenet / googlenet_bn weights.", required=True)
+_IMAGE_SIZE = flags.DEFINE_integer(
+    "image_size", None, "Side of the digits' canvas (default "
+    "32), or the photos' shorter side (default 320).")
 _NUM_DIGITS = flags.DEFINE_integer("num_digits", 4, "Test digits placed on the canvas.")
 _SEED = flags.DEFINE_integer("seed", 0, "Which digits, and where.")
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Heat maps go here (default WORKDIR/fully_conv).")
-_CALIBRATE_BN = flags.DEFINE_bool("calibrate_bn", False, "GoogLeNet with random weights: set "
-                                  "batch-norm statistics from the photos first (a demo "
-                                  "without trained weights).")
+_CALIBRATE_BN = flags.DEFINE_bool(
+    "calibrate_bn", False, "GoogLeNet with random weights: set "
+    "batch-norm statistics from the photos first (a demo "
+    "without trained weights).")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed runs per measurement (median).")
 _FORMAT = flags.DEFINE_enum("format", "text", ("text", "json"), "Output format.")
 
@@ -31,8 +34,8 @@ _FORMAT = flags.DEFINE_enum("format", "text", ("text", "json"), "Output format."
 def main(argv):
   del argv
   out = fully_conv.run(_WORKDIR.value, _IMAGE_SIZE.value, num_digits=_NUM_DIGITS.value,
-                       seed=_SEED.value, out_dir=_OUT_DIR.value,
-                       calibrate_bn=_CALIBRATE_BN.value, repeats=_REPEATS.value)
+                       seed=_SEED.value, out_dir=_OUT_DIR.value, calibrate_bn=_CALIBRATE_BN.value,
+                       repeats=_REPEATS.value)
   print(json.dumps(out, indent=1) if _FORMAT.value == "json" else fully_conv.format_text(out))
 
 

@@ -27,9 +27,10 @@ _MODEL = flags.DEFINE_string("model", None, "googlenet_bn or inception_v3 (torch
 _OUT = flags.DEFINE_string("out", None, "The directory to write (new or empty).", required=True)
 _RANDOM = flags.DEFINE_bool("random", False, "The source's random initialization (offline).")
 _SEED = flags.DEFINE_integer("seed", 0, "With --random: the source's random seed.")
-_WEIGHTS_FILE = flags.DEFINE_string("weights_file", None, "A torchvision state dict (.pth) or "
-                                    "a Keras weights file (.weights.h5) instead of "
-                                    "downloading the ImageNet weights.")
+_WEIGHTS_FILE = flags.DEFINE_string(
+    "weights_file", None, "A torchvision state dict (.pth) or "
+    "a Keras weights file (.weights.h5) instead of "
+    "downloading the ImageNet weights.")
 
 
 def main(argv):
@@ -42,8 +43,9 @@ def main(argv):
                           random_seed=_SEED.value if _RANDOM.value else None,
                           weights_file=_WEIGHTS_FILE.value)
   print(json.dumps(out, indent=1))
-  print(f"wrote {_OUT.value}: load it with experiments.evaluate, fully_conv or analyze "
-        f"--workdir={_OUT.value}", file=sys.stderr)
+  print(
+      f"wrote {_OUT.value}: load it with experiments.evaluate, fully_conv or analyze "
+      f"--workdir={_OUT.value}", file=sys.stderr)
 
 
 if __name__ == "__main__":

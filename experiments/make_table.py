@@ -14,14 +14,14 @@ from bottleneck import cli, results, workdir as wd
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory searched for result.json files.",
                                required=True)
 _FORMAT = flags.DEFINE_enum("format", "markdown", results.FORMATS, "Output format.")
-_GROUP_BY = flags.DEFINE_list("group_by", None,
-                              "Columns whose values define a row (seeds are aggregated). "
-                              f"Default: {','.join(results.DEFAULT_GROUP_BY)} and every "
-                              f"ablation knob ({', '.join(results.KNOBS)}) that varies.")
+_GROUP_BY = flags.DEFINE_list(
+    "group_by", None, "Columns whose values define a row (seeds are aggregated). "
+    f"Default: {','.join(results.DEFAULT_GROUP_BY)} and every "
+    f"ablation knob ({', '.join(results.KNOBS)}) that varies.")
 
-
-_PLOT = flags.DEFINE_string("plot", None, "Also draw accuracy against MACs and parameters, one "
-                            "curve per family (naive, reduced, per activation), to this PNG.")
+_PLOT = flags.DEFINE_string(
+    "plot", None, "Also draw accuracy against MACs and parameters, one "
+    "curve per family (naive, reduced, per activation), to this PNG.")
 
 
 def main(argv):
@@ -30,7 +30,7 @@ def main(argv):
     wd.ensure_writable(os.path.dirname(os.path.abspath(_PLOT.value)), "--plot's directory")
   print(results.make_table(_WORKDIR.value, _FORMAT.value, _GROUP_BY.value), end="")
   if _PLOT.value:
-    from bottleneck import plots  # pylint: disable=g-import-not-at-top  # matplotlib
+    from bottleneck import plots  # matplotlib
     plots.accuracy_vs_cost(results.collect(_WORKDIR.value), _PLOT.value)
     print(f"plot: {_PLOT.value}", file=sys.stderr)
 

@@ -20,8 +20,8 @@ _FORMAT = flags.DEFINE_enum("format", "table", tables.FORMATS, "Output format.")
 
 def main(argv):
   del argv
-  for name, value in (("height", _HEIGHT.value), ("width", _WIDTH.value),
-                      ("channels", _CHANNELS.value)):
+  for name, value in (("height", _HEIGHT.value), ("width", _WIDTH.value), ("channels",
+                                                                           _CHANNELS.value)):
     validation.positive_int(value, name, "reduction_cost")
   try:
     depths = [int(d) for d in _DEPTHS.value]

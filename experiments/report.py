@@ -23,8 +23,9 @@ from absl import flags
 from bottleneck import cli, report
 from bottleneck.validation import ConfigError
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the report and runs (default "
-                               "runs/report; with --study=ablation:quick, runs/ablation_quick).")
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Directory for the report and runs (default "
+    "runs/report; with --study=ablation:quick, runs/ablation_quick).")
 _STUDY = flags.DEFINE_string(
     "study", None, "ablation[:variant] (variants quick, cluttered, cifar10, combinable: "
     "cluttered,quick) writes ABLATION.md instead of the main report.")
@@ -42,12 +43,12 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory (default:
 def main(argv):
   del argv
   if _STUDY.value:
-    from bottleneck import ablation  # pylint: disable=g-import-not-at-top
+    from bottleneck import ablation
     variant = ablation.parse_study(_STUDY.value)
     workdir = _WORKDIR.value or "runs/" + re.sub(r"\W", "_", _STUDY.value)
-    path = ablation.build(workdir, variant, parallel=_PARALLEL.value,
-                          launcher=_LAUNCHER.value, ray_address=_RAY_ADDRESS.value,
-                          rerun_changed=_RERUN_CHANGED.value, data_dir=_DATA_DIR.value)
+    path = ablation.build(workdir, variant, parallel=_PARALLEL.value, launcher=_LAUNCHER.value,
+                          ray_address=_RAY_ADDRESS.value, rerun_changed=_RERUN_CHANGED.value,
+                          data_dir=_DATA_DIR.value)
   else:
     if _LAUNCHER.value != "local":
       raise ConfigError("--launcher applies to --study only.")

@@ -8,11 +8,12 @@ roofline.png there.
 """
 
 import os
+import sys
 
 from absl import flags
 from ml_collections import config_flags
 
-from bottleneck import cli, plots, roofline, tables, workdir as wd
+from bottleneck import cli, plots, reports, roofline, tables, workdir as wd
 
 config_flags.DEFINE_config_file("config", None, "Roofline config file.", lock_config=True)
 _FORMAT = flags.DEFINE_enum("format", "table", ("table", "json", "markdown"), "Output format.")
@@ -28,20 +29,27 @@ def main(argv):
     roofline.check_train_memory(name, reduce=True, image_size=size, batch=c.memory_batch,
                                 budget_gb=c.budget_gb)
   result = roofline.run(list(c.blocks), conv_blocks=list(c.conv_blocks),
-                        fragment_parts=list(c.fragments),
-                        fragment_shape=tuple(c.fragment_shape), batch=c.batch, dtype=c.dtype,
-                        warmup=c.warmup, repeats=c.repeats,
+                        fragment_parts=list(c.fragments), fragment_shape=tuple(c.fragment_shape),
+                        batch=c.batch, dtype=c.dtype, warmup=c.warmup, repeats=c.repeats,
                         bandwidth_elements=c.bandwidth_elements)
-  memory = [roofline.train_memory(name, reduce=r, image_size=size, batch=c.memory_batch,
-                                  budget_gb=c.budget_gb, xla=c.memory_xla)
-            for name, size in c.memory_models for r in (False, True)]
+  memory = [
+      roofline.train_memory(name, reduce=r, image_size=size, batch=c.memory_batch,
+                            budget_gb=c.budget_gb, xla=c.memory_xla)
+      for name, size in c.memory_models
+      for r in (False, True)
+  ]
   findings = roofline.findings(result, memory)
   print(tables.roofline_results(result, memory, findings, _FORMAT.value), end="")
   if _OUT.value:
-    wd.write_json(os.path.join(_OUT.value, "roofline.json"),
-                  {**result, "memory": memory, "findings": findings})
-    wd.atomic_write_text(os.path.join(_OUT.value, "ROOFLINE.md"),
-                         tables.roofline_results(result, memory, findings, "markdown"))
+    wd.write_json(os.path.join(_OUT.value, "roofline.json"), {
+        **result, "memory": memory,
+        "findings": findings
+    })
+    head = reports.header("Memory and the roofline, on this machine",
+                          reports.command("experiments.roofline", *sys.argv[1:]))
+    wd.atomic_write_text(
+        os.path.join(_OUT.value, "ROOFLINE.md"),
+        "\n".join([*head, tables.roofline_results(result, memory, findings, "markdown")]))
     plots.roofline(result, os.path.join(_OUT.value, "roofline.png"))
 
 

@@ -39,8 +39,7 @@ def main(argv):
   points = sweep.expand(module, config, _WORKDIR.value, _CONFIG.value.partition(":")[2])
   summary = sweep.run(points, parallel=_PARALLEL.value, launcher=_LAUNCHER.value,
                       ray_address=_RAY_ADDRESS.value, config_spec=_CONFIG.value,
-                      rerun_changed=_RERUN_CHANGED.value,
-                      seeds_together=_SEEDS_TOGETHER.value)
+                      rerun_changed=_RERUN_CHANGED.value, seeds_together=_SEEDS_TOGETHER.value)
   if _LAUNCHER.value != "print":
     print(sweep.format_summary(summary, _WORKDIR.value), file=sys.stderr)
   if any(s != "done" and not s.startswith(("skipped", "printed")) for s in summary.values()):

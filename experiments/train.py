@@ -29,8 +29,8 @@ def main(argv):
   del argv
   if _DISTRIBUTED.value:
     jax.distributed.initialize()
-  logging.info("JAX process %d / %d, local devices %s", jax.process_index(),
-               jax.process_count(), jax.local_devices())
+  logging.info("JAX process %d / %d, local devices %s", jax.process_index(), jax.process_count(),
+               jax.local_devices())
   train.train_and_evaluate(flags.FLAGS.config, _WORKDIR.value, restart=_RESTART.value)
 
 

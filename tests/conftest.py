@@ -18,13 +18,13 @@ if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                              + " --xla_backend_optimization_level=0").strip()
 
-import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
+import pytest
 
 
 @pytest.fixture(scope="session")
 def digits_dir(tmp_path_factory):
   """A TFDS data directory holding the embedded digits dataset, built once per session."""
-  from bottleneck.data import pipeline  # pylint: disable=g-import-not-at-top
+  from bottleneck.data import pipeline
   path = str(tmp_path_factory.mktemp("tfds"))
   pipeline.load_splits("digits", data_dir=path)
   os.environ["BOTTLENECK_TEST_TFDS_DIR"] = path  # for config files that tests load by name
@@ -35,14 +35,24 @@ def digits_dir(tmp_path_factory):
 def small_googlenet_dir(tmp_path_factory):
   """torchvision's GoogLeNet geometry (`googlenet_bn`, 1000 classes) trained at 64x64, random
   weights, saved as imported weights are (`bottleneck.trained.write_imported`)."""
-  from bottleneck import run_config, trained  # pylint: disable=g-import-not-at-top
-  from bottleneck.nn import registry  # pylint: disable=g-import-not-at-top
+  from bottleneck import run_config, trained
+  from bottleneck.nn import registry
   config = run_config.default_config()
   config.model, config.image_size, config.dataset = "googlenet_bn", 64, "imagenet2012"
   model = registry.random_model("googlenet_bn", reduce=True, image_size=64, seed=1)
   path = str(tmp_path_factory.mktemp("imported") / "googlenet 64")
-  trained.write_imported(path, model, config, {
-      "source": "test", "weights": "random", "model": "googlenet_bn", "num_classes": 1000,
-      "preprocess": {"image_size": 64, "resize": "resize", "resize_to": 73,
-                     "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}})
+  trained.write_imported(
+      path, model, config, {
+          "source": "test",
+          "weights": "random",
+          "model": "googlenet_bn",
+          "num_classes": 1000,
+          "preprocess": {
+              "image_size": 64,
+              "resize": "resize",
+              "resize_to": 73,
+              "mean": [0.485, 0.456, 0.406],
+              "std": [0.229, 0.224, 0.225]
+          }
+      })
   return path

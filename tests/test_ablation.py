@@ -9,41 +9,68 @@ import types
 
 import pytest
 
-from bottleneck import ablation, workdir as wd
+from bottleneck import ablation, reports, sweep, workdir as wd
 from bottleneck.validation import ConfigError
 from tests import tiny_train_config
 
 
 def write_run(root, name, *, reduce, seed, acc, macs=1000, params=100, **kwargs):
   match = kwargs.pop("match", None)
-  wd.write_json(os.path.join(root, f"{name},seed={seed}", wd.RESULT), {
-      "model": "toy", "dataset": "digits", "reduce": reduce, "seed": seed, "params": params,
-      "macs": macs, "flops_xla": 2.5 * macs, "eval_accuracy": acc, "train_time_s": 10.0,
-      "examples_per_s": 100.0, "compile_time_s": 1.0, "device": "cpu", "match": match,
-      "num_classes": 10,
-      "config": {"model_kwargs": kwargs}})
+  wd.write_json(
+      os.path.join(root, f"{name},seed={seed}", wd.RESULT), {
+          "model": "toy",
+          "dataset": "digits",
+          "reduce": reduce,
+          "seed": seed,
+          "params": params,
+          "macs": macs,
+          "flops_xla": 2.5 * macs,
+          "eval_accuracy": acc,
+          "train_time_s": 10.0,
+          "examples_per_s": 100.0,
+          "compile_time_s": 1.0,
+          "device": "cpu",
+          "match": match,
+          "num_classes": 10,
+          "config": {
+              "model_kwargs": kwargs
+          }
+      })
 
 
 def write_study(root):
   iso = os.path.join(root, "iso_macs")
-  for budget, naive, reduced in ((1e6, [0.90, 0.91, 0.92], [0.95, 0.96, 0.97]),
-                                 (3e6, [0.95, 0.96, 0.97], [0.951, 0.958, 0.969])):
+  for budget, naive, reduced in ((1e6, [0.90, 0.91,
+                                        0.92], [0.95, 0.96,
+                                                0.97]), (3e6, [0.95, 0.96,
+                                                               0.97], [0.951, 0.958, 0.969])):
     for variant, accs in (("naive", naive), ("reduced", reduced)):
       for seed, acc in enumerate(accs):
-        write_run(iso, f"{variant},{budget:g}", reduce=variant == "reduced", seed=seed,
-                  acc=acc, match={"metric": "macs", "budget": budget, "width": 0.5,
-                                  "cost": budget, "replaced_width": None})
+        write_run(
+            iso, f"{variant},{budget:g}", reduce=variant == "reduced", seed=seed, acc=acc, match={
+                "metric": "macs",
+                "budget": budget,
+                "width": 0.5,
+                "cost": budget,
+                "replaced_width": None
+            })
   for seed, acc in enumerate([0.95, 0.96, 0.97, 0.955, 0.962, 0.968]):  # the A/A check
-    write_run(iso, "aa", reduce=True, seed=seed, acc=acc, match={
-        "metric": "macs", "budget": 0.67e6, "width": 0.5, "cost": 0.67e6,
-        "replaced_width": None})
+    write_run(
+        iso, "aa", reduce=True, seed=seed, acc=acc, match={
+            "metric": "macs",
+            "budget": 0.67e6,
+            "width": 0.5,
+            "cost": 0.67e6,
+            "replaced_width": None
+        })
   ratio = os.path.join(root, "ablation_ratio")
-  for r, relu, linear in ((0.125, [0.80, 0.81, 0.82], [0.70, 0.72, 0.71]),
-                          (1.0, [0.95, 0.96, 0.97], [0.95, 0.96, 0.97])):
+  for r, relu, linear in ((0.125, [0.80, 0.81, 0.82], [0.70, 0.72,
+                                                       0.71]), (1.0, [0.95, 0.96,
+                                                                      0.97], [0.95, 0.96, 0.97])):
     for act, accs in ((True, relu), (False, linear)):
       for seed, acc in enumerate(accs):
-        write_run(ratio, f"r={r},act={act}", reduce=True, seed=seed, acc=acc,
-                  macs=int(1000 * r), reduction_ratio=r, reduction_activation=act)
+        write_run(ratio, f"r={r},act={act}", reduce=True, seed=seed, acc=acc, macs=int(1000 * r),
+                  reduction_ratio=r, reduction_activation=act)
   placement = os.path.join(root, "ablation_placement")
   for seed, acc in enumerate([0.95, 0.96, 0.97]):
     write_run(ratio, "naive", reduce=False, seed=seed, acc=acc, macs=2000)
@@ -52,11 +79,19 @@ def write_study(root):
               reduction_places="3x3")
     write_run(placement, "5x5", reduce=True, seed=seed, acc=0.12 + seed / 100, macs=1500,
               reduction_places="5x5")  # a network that did not learn: said first
-  wd.write_json(os.path.join(placement, "places=pool,seed=0", wd.ERROR),
-                {"error": "ConfigError: a made-up failure", "traceback": ""})
-  ratios = [{"name": "inception_3a", "ratio": r, "batch": 32, "dtype": "float32",
-             "MACs naive/reduced": m, "time naive/reduced": t, "time saved": "yes"}
-            for r, m, t in ((0.125, 5.2, 2.3), (0.5, 1.6, 1.2), (1.0, 0.83, 0.66))]
+  wd.write_json(os.path.join(placement, "places=pool,seed=0", wd.ERROR), {
+      "error": "ConfigError: a made-up failure",
+      "traceback": ""
+  })
+  ratios = [{
+      "name": "inception_3a",
+      "ratio": r,
+      "batch": 32,
+      "dtype": "float32",
+      "MACs naive/reduced": m,
+      "time naive/reduced": t,
+      "time saved": "yes"
+  } for r, m, t in ((0.125, 5.2, 2.3), (0.5, 1.6, 1.2), (1.0, 0.83, 0.66))]
   wd.write_json(os.path.join(root, ablation.BENCHMARK), {"rows": [], "ratios": ratios})
 
 
@@ -121,14 +156,27 @@ def test_the_study_end_to_end_on_a_tiny_sweep(tmp_path, digits_dir, monkeypatch)
   here: its section says it was not measured.)"""
   seeds = (0, 1)
   modules = {
-      "iso_macs": _tiny_study("tiny_iso", digits_dir, [
-          {"reduce": r, "seed": s} for r in (True, False) for s in seeds], monkeypatch),
-      "ablation_ratio": _tiny_study("tiny_ratio", digits_dir, [
-          {"model_kwargs.reduction_activation": a, "seed": s} for a in (True, False)
-          for s in seeds] + [{"reduce": False, "seed": s} for s in seeds], monkeypatch),
-      "ablation_placement": _tiny_study("tiny_none", digits_dir, [], monkeypatch)}
-  wd.write_json(str(tmp_path / ablation.BENCHMARK), {"rows": [], "ratios": [],
-                                                     "settings": ablation.benchmark_settings()})
+      "iso_macs":
+          _tiny_study("tiny_iso", digits_dir, [{
+              "reduce": r,
+              "seed": s
+          } for r in (True, False) for s in seeds], monkeypatch),
+      "ablation_ratio":
+          _tiny_study("tiny_ratio", digits_dir, [{
+              "model_kwargs.reduction_activation": a,
+              "seed": s
+          } for a in (True, False) for s in seeds] + [{
+              "reduce": False,
+              "seed": s
+          } for s in seeds], monkeypatch),
+      "ablation_placement":
+          _tiny_study("tiny_none", digits_dir, [], monkeypatch)
+  }
+  wd.write_json(str(tmp_path / ablation.BENCHMARK), {
+      "rows": [],
+      "ratios": [],
+      "settings": ablation.benchmark_settings()
+  })
   path = ablation.build(str(tmp_path), "quick", modules=modules)
   text = open(path, encoding="utf-8").read()
   assert "10 training runs finished, 0 failed" in text
@@ -144,43 +192,50 @@ def test_the_study_end_to_end_on_a_tiny_sweep(tmp_path, digits_dir, monkeypatch)
 
 
 def test_a_corrupt_benchmark_file_is_set_aside_and_timed_again(tmp_path, monkeypatch):
-  from bottleneck import benchmark  # pylint: disable=g-import-not-at-top
+  from bottleneck import benchmark
   (tmp_path / ablation.BENCHMARK).write_text('{"rows": [')  # cut short by a crash
   calls = []
   monkeypatch.setattr(benchmark, "run", lambda *a, **k: calls.append(k) or [])
-  out = ablation._benchmark(str(tmp_path))  # pylint: disable=protected-access
+  out = ablation._benchmark(str(tmp_path))
   assert calls and calls[0]["ratios"] == [0.125, 0.25, 0.5, 0.75, 1.0]
   assert wd.read_json(str(tmp_path / ablation.BENCHMARK)) == out == {
-      "rows": [], "ratios": [], "settings": ablation.benchmark_settings()}
+      "rows": [],
+      "ratios": [],
+      "settings": ablation.benchmark_settings()
+  }
   assert len(os.listdir(tmp_path / wd.SET_ASIDE)) == 1  # the cut-short file, kept
-  ablation._benchmark(str(tmp_path))  # pylint: disable=protected-access
+  ablation._benchmark(str(tmp_path))
   assert len(calls) == 1  # reused, not timed again
 
 
-def test_a_benchmark_measured_with_other_settings_is_refused_or_remeasured(tmp_path,
-                                                                          monkeypatch):
+def test_a_benchmark_measured_with_other_settings_is_refused_or_remeasured(tmp_path, monkeypatch):
   """Edited configs/benchmark.py:ratio settings used to be ignored ("reusing ..."): now the
   kept JSON is refused like a changed sweep point, before any sweep runs, and --rerun_changed
   sets it aside and measures again."""
-  from bottleneck import benchmark  # pylint: disable=g-import-not-at-top
+  from bottleneck import benchmark
   settings = ablation.benchmark_settings()
-  wd.write_json(str(tmp_path / ablation.BENCHMARK), {"rows": [], "ratios": [],
-                                                     "settings": settings})
+  wd.write_json(str(tmp_path / ablation.BENCHMARK), {
+      "rows": [],
+      "ratios": [],
+      "settings": settings
+  })
   edited = {**settings, "ratios": [0.5, 1.0], "repeats": 7}
   monkeypatch.setattr(ablation, "benchmark_settings", lambda: edited)
-  monkeypatch.setattr(ablation, "_sweep", lambda *a: pytest.fail("a sweep ran before the check"))
-  with pytest.raises(ConfigError, match=r"benchmark_ratio.json was measured with other settings"
-                                        r".*repeats 3 -> 7; ratios .* -> \[0.5, 1.0\]"
-                                        r".*--rerun_changed"):
+  monkeypatch.setattr(sweep, "run_module",
+                      lambda *a, **k: pytest.fail("a sweep ran before the check"))
+  with pytest.raises(
+      ConfigError, match=r"benchmark_ratio.json was measured with other settings"
+      r".*repeats 3 -> 7; ratios .* -> \[0.5, 1.0\]"
+      r".*--rerun_changed"):
     ablation.build(str(tmp_path), "quick")
   calls = []
   monkeypatch.setattr(benchmark, "run", lambda *a, **k: calls.append(k) or [])
-  ablation._stale_benchmark(str(tmp_path), rerun_changed=True)  # pylint: disable=protected-access
-  out = ablation._benchmark(str(tmp_path))  # pylint: disable=protected-access
+  reports.refuse_changed(str(tmp_path), ablation.BENCHMARK, edited, True, "the config")
+  out = ablation._benchmark(str(tmp_path))
   assert calls[0]["ratios"] == [0.5, 1.0] and calls[0]["repeats"] == 7
   assert out["settings"] == edited
   assert len(os.listdir(tmp_path / wd.SET_ASIDE)) == 1  # the old measurement, kept
-  ablation._stale_benchmark(str(tmp_path), rerun_changed=False)  # pylint: disable=protected-access
+  reports.refuse_changed(str(tmp_path), ablation.BENCHMARK, edited, False, "the config")
 
 
 def test_the_made_by_command_runs_as_shown_with_an_odd_workdir(tmp_path):
@@ -193,16 +248,16 @@ def test_the_made_by_command_runs_as_shown_with_an_odd_workdir(tmp_path):
   assert shlex.split(command)[3] == "--study=ablation:quick"
 
 
-@pytest.mark.parametrize("spec,match", [
-    ("ablation:", r"nothing after ':'"), ("ablation:quick,quick", r"'quick' given twice"),
-    ("ablation:quick,", r"an empty variant in 'quick,'")])
+@pytest.mark.parametrize("spec,match", [("ablation:", r"nothing after ':'"),
+                                        ("ablation:quick,quick", r"'quick' given twice"),
+                                        ("ablation:quick,", r"an empty variant in 'quick,'")])
 def test_empty_and_repeated_variants_are_refused(spec, match):
   with pytest.raises(ConfigError, match=match):
     ablation.parse_study(spec)
 
 
 def test_parallel_below_one_is_refused_before_anything_is_written(tmp_path):
-  from bottleneck import report  # pylint: disable=g-import-not-at-top
+  from bottleneck import report
   for build in (lambda w: ablation.build(w, "quick", parallel=0),
                 lambda w: report.build_report(w, parallel=0)):
     with pytest.raises(ConfigError, match=r"parallel=0 is invalid; it must be a whole number"):

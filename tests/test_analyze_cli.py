@@ -14,8 +14,9 @@ from tests import ROOT
 
 def run(*flags):
   return subprocess.run([sys.executable, "-m", "experiments.analyze", *flags], cwd=ROOT,
-                        capture_output=True, text=True, timeout=600,
-                        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+                        capture_output=True, text=True, timeout=600, env={
+                            **os.environ, "JAX_PLATFORMS": "cpu"
+                        })
 
 
 def test_json_for_all_models_both_variants():
@@ -56,7 +57,7 @@ def test_one_variant_and_overrides():
     (["--model=inception_v3", "--image_size=60"], "image_size=60 is too small; the minimum is 75"),
     (["--reduce=maybe"], "--reduce='maybe' is invalid; valid: true, false, both"),
     (["--dtype=bfloat16"], "--dtype=bfloat16 sets the dtype of the memory figures; add "
-                           "--memory"),
+     "--memory"),
 ])
 def test_bad_input_is_one_clear_line(flags, message):
   proc = run(*flags)
@@ -78,8 +79,8 @@ def test_a_saved_model_is_analyzed_as_it_was_built(small_googlenet_dir):
 
 
 def test_both_variants_at_equal_parameters():
-  proc = run("--model=flatten_head_cnn", "--reduce=both", "--match_params=20000",
-             "--format=json", "--noxla")
+  proc = run("--model=flatten_head_cnn", "--reduce=both", "--match_params=20000", "--format=json",
+             "--noxla")
   assert proc.returncode == 0, proc.stderr[-2000:]
   reduced, naive = json.loads(proc.stdout)
   for r in (reduced, naive):

@@ -11,14 +11,15 @@ from bottleneck import benchmark
 from bottleneck.validation import ConfigError
 from tests import ROOT
 
-KEYS = {"name", "reduce", "batch", "image_size", "compile_s", "fwd_ms", "fwd_bwd_ms",
-        "images_per_s", "gflops_per_s", "peak_fraction", "macs", "flops_xla", "bytes_xla",
-        "memory_mb"}
+KEYS = {
+    "name", "reduce", "batch", "image_size", "compile_s", "fwd_ms", "fwd_bwd_ms", "images_per_s",
+    "gflops_per_s", "peak_fraction", "macs", "flops_xla", "bytes_xla", "memory_mb"
+}
 
 
 def test_rows_are_complete_and_ratios_consistent():
-  rows = benchmark.run(["small_inception"], batches=[2], paths=["xla"], warmup=1,
-                       repeats=2, progress=False)
+  rows = benchmark.run(["small_inception"], batches=[2], paths=["xla"], warmup=1, repeats=2,
+                       progress=False)
   assert len(rows) == 2 and {r["reduce"] for r in rows} == {True, False}
   for r in rows:
     assert KEYS <= set(r)
@@ -41,7 +42,8 @@ def test_reduced_at_several_ratios_against_one_naive_timing():
   rows = benchmark.run(["small_inception"], batches=[2], paths=["xla"], warmup=1, repeats=1,
                        progress=False, ratios=[0.25, 1.0])
   assert sorted((r["reduce"], r["ratio"] or 0) for r in rows) == [
-      (False, 0), (True, 0.25), (True, 1.0)]  # naive once: it has no reductions
+      (False, 0), (True, 0.25), (True, 1.0)
+  ]  # naive once: it has no reductions
   by_ratio = {r["ratio"]: r for r in rows if r["reduce"]}
   assert by_ratio[0.25]["macs"] < by_ratio[1.0]["macs"]
   assert {r["ratio"] for r in benchmark.central_ratios(rows)} == {0.25, 1.0}
@@ -50,10 +52,17 @@ def test_reduced_at_several_ratios_against_one_naive_timing():
 
 
 def test_break_even_says_where_the_reduced_block_stops_being_faster():
-  row = lambda ratio, t: {"name": "b", "batch": 32, "dtype": "float32", "ratio": ratio,
-                          "time naive/reduced": t}
-  (line,) = benchmark.break_even([row(0.125, 3.0), row(0.5, 1.2), row(0.75, 0.9),
-                                  row(1.0, 0.7), row(None, 2.0)])
+  row = lambda ratio, t: {
+      "name": "b",
+      "batch": 32,
+      "dtype": "float32",
+      "ratio": ratio,
+      "time naive/reduced": t
+  }
+  (line,) = benchmark.break_even(
+      [row(0.125, 3.0),
+       row(0.5, 1.2), row(0.75, 0.9),
+       row(1.0, 0.7), row(None, 2.0)])
   assert line == ("b (batch 32, float32): the reduced block stops being faster at ratio 0.75 "
                   "(0.90x; 1.20x at 0.5).")
   (line,) = benchmark.break_even([row(0.25, 2.0), row(1.0, 1.1)])
@@ -62,8 +71,8 @@ def test_break_even_says_where_the_reduced_block_stops_being_faster():
 
 
 def test_cases_and_errors():
-  assert {"inception_3a", "inception_5b", "v3_block_c", "small_downsample"} <= set(
-      benchmark.cases())
+  assert {"inception_3a", "inception_5b", "v3_block_c",
+          "small_downsample"} <= set(benchmark.cases())
   assert benchmark.case("inception_small@28").image_size == 28
   # A network case is fed the channels the network takes (the digits' networks: one).
   assert benchmark.case("flatten_head_cnn@8").channels == 1
@@ -79,7 +88,7 @@ def test_cases_and_errors():
   assert model.in_channels == 1 and model.stages[0].conv.out_features == 24  # 96 / 4
   for spec, match in [("inception_small@28,width", r"'width' is not key=value"),
                       ("inception_small@28,widht=0.5", r"unknown argument of model "
-                                                       r"'inception_small' 'widht'"),
+                       r"'inception_small' 'widht'"),
                       ("inception_small@28,width=wide", r"width='wide' is not a float"),
                       ("inception_small@big", r"image size 'big' is not a whole number")]:
     with pytest.raises(ConfigError, match=match):
@@ -87,10 +96,10 @@ def test_cases_and_errors():
 
 
 def test_cli_json_and_files(tmp_path):
-  proc = subprocess.run(
-      [sys.executable, "-m", "experiments.benchmark",
-       f"--config={ROOT}/tests/tiny_benchmark_config.py", "--format=json", f"--out={tmp_path}"],
-      cwd=ROOT, capture_output=True, text=True, timeout=600)
+  proc = subprocess.run([
+      sys.executable, "-m", "experiments.benchmark",
+      f"--config={ROOT}/tests/tiny_benchmark_config.py", "--format=json", f"--out={tmp_path}"
+  ], cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-2000:]
   out = json.loads(proc.stdout)
   assert len(out["rows"]) == 4 and len(out["ratios"]) == 2
@@ -106,16 +115,16 @@ def test_torch_peer_rows():
                        torch_peer=True)
   for r in rows:  # add_torch_peer raises if the peer's parameters or outputs differ (beyond
     assert 0 <= r["torch_rel_diff"]  # what rounding allows: bottleneck.numerics.float32_rtol)
-    assert r["jax/torch_eager fwd_bwd"] == pytest.approx(
-        r["fwd_bwd_ms"] / r["torch_eager_fwd_bwd_ms"])
+    assert r["jax/torch_eager fwd_bwd"] == pytest.approx(r["fwd_bwd_ms"]
+                                                         / r["torch_eager_fwd_bwd_ms"])
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(batches=[0]), r"batches=0 is invalid; it must be a whole number >= 1"),
-    (dict(batches=[]), r"batches is empty"),
-    (dict(batches=[2], repeats=0), r"repeats=0 is invalid"),
-    (dict(batches=[2], warmup=-1), r"warmup=-1 is invalid"),
-    (dict(batches=[2], dtypes=["float16"]), r"unknown dtype 'float16'")])
+@pytest.mark.parametrize(
+    "kwargs,match", [(dict(batches=[0]), r"batches=0 is invalid; it must be a whole number >= 1"),
+                     (dict(batches=[]), r"batches is empty"),
+                     (dict(batches=[2], repeats=0), r"repeats=0 is invalid"),
+                     (dict(batches=[2], warmup=-1), r"warmup=-1 is invalid"),
+                     (dict(batches=[2], dtypes=["float16"]), r"unknown dtype 'float16'")])
 def test_bad_numbers_are_refused_before_anything_is_timed(kwargs, match, monkeypatch):
   """A batch of 0 was a ZeroDivisionError; 0 repeats left every case "FAILED ... no median"
   with exit status 0. (The command turns a ConfigError into one line and exit 2,

@@ -42,8 +42,8 @@ def test_branch5_kernel_and_reduction_ratio():
 
 
 def test_linear_bottleneck_switches_off_the_reduction_relu_only():
-  block = blocks.GoogLeNetInception(8, 4, 2, 4, 2, 4, 4,
-                                    reduction=Reduction(activation=False), rngs=nnx.Rngs(0))
+  block = blocks.GoogLeNetInception(8, 4, 2, 4, 2, 4, 4, reduction=Reduction(activation=False),
+                                    rngs=nnx.Rngs(0))
   linear = [u for u in conv_units(block) if not u.activation]
   assert sorted(u.out_features for u in linear) == [2, 2]
   assert all(u.kernel_size == (1, 1) for u in linear)
@@ -65,8 +65,8 @@ def test_naive_drops_exactly_the_1x1s_that_feed_larger_convs(cls, args, reduced_
   count = lambda b: sum(u.kernel_size == (1, 1) for u in conv_units(b))
   assert (count(reduced), count(naive)) == (reduced_1x1, naive_1x1)
   # Both variants keep the same output grid and the same larger convs.
-  assert ([k for k in kernels(reduced) if k != (1, 1)]
-          == [k for k in kernels(naive) if k != (1, 1)])
+  assert ([k for k in kernels(reduced) if k != (1, 1)
+          ] == [k for k in kernels(naive) if k != (1, 1)])
   side = 17
   x = jax.ShapeDtypeStruct((1, side, side, args[0]), jnp.float32)
   out_r = nnx.eval_shape(lambda b, x: b(x), reduced, x)
@@ -102,13 +102,14 @@ def test_bad_widths_are_clear_errors(kwargs, match):
 @pytest.mark.parametrize("ratio", [0.0, 1.5, -0.5])
 def test_bad_reduction_ratio_is_a_clear_error(ratio):
   with pytest.raises(ConfigError, match=rf"reduction_ratio={ratio} is invalid; it must lie in "
-                                        r"\(0, 1\]"):
+                     r"\(0, 1\]"):
     Reduction(ratio=ratio)
 
 
 def test_small_reduced_block_needs_a_ratio():
-  with pytest.raises(ConfigError, match="small_inception: the reduced variant has no published "
-                                        "reduction width here; give reduction_ratio"):
+  with pytest.raises(
+      ConfigError, match="small_inception: the reduced variant has no published "
+      "reduction width here; give reduction_ratio"):
     blocks.SmallInception(96, 32, 32, reduction=Reduction(ratio=None), rngs=nnx.Rngs(0))
   blocks.SmallInception(96, 32, 32, reduction=Reduction(enabled=False), rngs=nnx.Rngs(0))
 
@@ -128,25 +129,25 @@ def test_each_reduction_place_alone_by_hand():
   block = nnx.eval_shape(lambda: blocks.GoogLeNetInception(
       192, 64, 96, 128, 16, 32, 32, reduction=Reduction(places="3x3"), rngs=nnx.Rngs(0)))
   conv = lambda cin, cout, k: cin * k * k * cout + cout  # weights and biases
-  assert complexity.count_params(block) == (conv(192, 64, 1) + conv(192, 96, 1) +
-                                           conv(96, 128, 3) + conv(192, 32, 5))
+  assert complexity.count_params(block) == (conv(192, 64, 1) + conv(192, 96, 1) + conv(96, 128, 3)
+                                            + conv(192, 32, 5))
   assert block.out_features == 64 + 128 + 32 + 192
   pool_only = nnx.eval_shape(lambda: blocks.GoogLeNetInception(
       192, 64, 96, 128, 16, 32, 32, reduction=Reduction(places=("pool",)), rngs=nnx.Rngs(0)))
-  assert complexity.count_params(pool_only) == (conv(192, 64, 1) + conv(192, 128, 3) +
-                                               conv(192, 32, 5) + conv(192, 32, 1))
+  assert complexity.count_params(pool_only) == (conv(192, 64, 1) + conv(192, 128, 3)
+                                                + conv(192, 32, 5) + conv(192, 32, 1))
   assert pool_only.out_features == 256
-  none = nnx.eval_shape(lambda: blocks.GoogLeNetInception(
-      192, 64, 96, 128, 16, 32, 32, reduction=Reduction(places=""), rngs=nnx.Rngs(0)))
+  none = nnx.eval_shape(lambda: blocks.GoogLeNetInception(192, 64, 96, 128, 16, 32, 32, reduction=
+                                                          Reduction(places=""), rngs=nnx.Rngs(0)))
   naive = nnx.eval_shape(lambda: blocks.GoogLeNetInception(
       192, 64, 96, 128, 16, 32, 32, reduction=Reduction(enabled=False), rngs=nnx.Rngs(0)))
   assert complexity.count_params(none) == complexity.count_params(naive)
 
 
 def test_per_place_ratios_override_the_global_one():
-  block = nnx.eval_shape(lambda: blocks.GoogLeNetInception(
-      192, 64, 96, 128, 16, 32, 32, reduction=Reduction(ratio=0.5, ratios="5x5=0.25"),
-      rngs=nnx.Rngs(0)))
+  block = nnx.eval_shape(
+      lambda: blocks.GoogLeNetInception(192, 64, 96, 128, 16, 32, 32, reduction=Reduction(
+          ratio=0.5, ratios="5x5=0.25"), rngs=nnx.Rngs(0)))
   widths = dict(block.widths)
   assert widths["#3x3 reduce"] == 96 and widths["#5x5 reduce"] == 48  # 0.5 and 0.25 of 192
   assert Reduction(ratios={"3x3": 0.5}) == Reduction(ratios="3x3=0.5")
@@ -154,10 +155,18 @@ def test_per_place_ratios_override_the_global_one():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"places": "3x3,9x9"}, "unknown reduction place '9x9'; valid: 3x3, 5x5, 7x7, pool"),
-    ({"ratios": "3x3:0.5"}, "write place=ratio pairs"),
-    ({"ratios": "3x3=2"}, r"reduction_ratios\[3x3\]=2.0 is invalid; it must lie in \(0, 1\]"),
-    ({"ratios": "pool=0.5"}, "unknown reduction place 'pool'; valid: 3x3, 5x5, 7x7"),
+    ({
+        "places": "3x3,9x9"
+    }, "unknown reduction place '9x9'; valid: 3x3, 5x5, 7x7, pool"),
+    ({
+        "ratios": "3x3:0.5"
+    }, "write place=ratio pairs"),
+    ({
+        "ratios": "3x3=2"
+    }, r"reduction_ratios\[3x3\]=2.0 is invalid; it must lie in \(0, 1\]"),
+    ({
+        "ratios": "pool=0.5"
+    }, "unknown reduction place 'pool'; valid: 3x3, 5x5, 7x7"),
 ])
 def test_bad_places_and_ratios_are_clear_errors(kwargs, match):
   with pytest.raises(ConfigError, match=match):

@@ -11,7 +11,7 @@ import numpy as np
 from flax import nnx
 
 from bottleneck import checkpoints, workdir as wd
-from tests.test_workdir import ODD
+from tests import ODD
 
 
 def _state(value: float):
@@ -58,8 +58,8 @@ def test_unreadable_steps_are_set_aside_and_can_be_saved_again(tmp_path):
   assert step is None and mgr.all_steps() == []
   aside = os.listdir(os.path.join(work, wd.SET_ASIDE))
   assert len(aside) == 2
-  assert {tuple(os.listdir(os.path.join(work, wd.SET_ASIDE, a, wd.CHECKPOINTS)))
-          for a in aside} == {("1",), ("2",)}
+  assert {tuple(os.listdir(os.path.join(work, wd.SET_ASIDE, a, wd.CHECKPOINTS))) for a in aside
+         } == {("1",), ("2",)}
   checkpoints.save(mgr, 2, {"m": _state(5.0)})
   mgr.close()
   step, restored = checkpoints.restore_latest(checkpoints.manager(work), {"m": _state(0.0)})

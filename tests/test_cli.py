@@ -18,10 +18,13 @@ def run_all(commands: dict[str, list[str]], parallel: int = 4, envs=None) -> dic
   out, queue = {}, list(commands.items())
   while queue:
     batch, queue = queue[:parallel], queue[parallel:]
-    procs = {name: subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT,
-                                    env={**env, **(envs or {}).get(name, {})},
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for name, args in batch}
+    procs = {
+        name:
+            subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env={
+                **env,
+                **(envs or {}).get(name, {})
+            }, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name, args in batch
+    }
     for name, proc in procs.items():
       stdout, stderr = proc.communicate(timeout=300)
       out[name] = (proc.returncode, stdout, stderr)
@@ -44,42 +47,49 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, digits_dir):
       "typo_parent": (train + [f"--workdir={tmp_path}/w1", "--config.optimizr.momentum=0.1"],
                       "no field 'optimizr'. Did you mean 'optimizer'?"),
       # model_kwargs take every model argument from the command line; batch_size is refused.
-      "kwargs_and_range": (train + [f"--workdir={tmp_path}/w2",
-                                    "--config.model_kwargs.reduction_ratio=0.5",
-                                    "--config.batch_size=-4", "--config.log_every_steps=0"],
-                           "batch_size=-4 is invalid; it must be a whole number >= 1. "
+      "kwargs_and_range": (train + [
+          f"--workdir={tmp_path}/w2", "--config.model_kwargs.reduction_ratio=0.5",
+          "--config.batch_size=-4", "--config.log_every_steps=0"
+      ], "batch_size=-4 is invalid; it must be a whole number >= 1. "
                            "log_every_steps=0 is invalid"),
       "wrong_type": (train + [f"--workdir={tmp_path}/w1", "--config.batch_size=abc"],
                      "--config.batch_size=abc: invalid literal for int()"),
-      "variant": (["experiments.train", f"--config={ROOT}/configs/digits_inception.py:fast",
-                   f"--workdir={tmp_path}/w1"], "unknown variant 'fast'; valid: reduced, naive"),
+      "variant": ([
+          "experiments.train", f"--config={ROOT}/configs/digits_inception.py:fast",
+          f"--workdir={tmp_path}/w1"
+      ], "unknown variant 'fast'; valid: reduced, naive"),
       "missing_config": (["experiments.benchmark", "--config=configs/nope.py"],
                          "No such file or directory: 'configs/nope.py'"),
       # refused before the timings, not after them
-      "bench_out_file": (["experiments.benchmark",
-                          f"--config={ROOT}/tests/tiny_benchmark_config.py",
-                          f"--out={tmp_path}/a_file"], "a_file is a file, not a directory"),
+      "bench_out_file": ([
+          "experiments.benchmark", f"--config={ROOT}/tests/tiny_benchmark_config.py",
+          f"--out={tmp_path}/a_file"
+      ], "a_file is a file, not a directory"),
       "workdir_file": (train + [f"--workdir={tmp_path}/a_file"], "a_file is a file, not a "
-                                                                  "directory"),
-      "positional": (["experiments.report", f"--workdir={tmp_path}/r", "extra"],
-                     "unexpected argument(s) 'extra'"),
+                       "directory"),
+      "positional": (["experiments.report", f"--workdir={tmp_path}/r",
+                      "extra"], "unexpected argument(s) 'extra'"),
       "study": (["experiments.report", f"--workdir={tmp_path}/r", "--study=ablation:fast"],
                 "--study=ablation:fast: unknown variant 'fast'; valid: quick, cifar10, "
                 "cluttered"),
-      "unknown_flag": (["experiments.make_table", "--workdir=x", "--colour=red"],
-                       "Unknown command line flag 'colour'"),
+      "unknown_flag": (["experiments.make_table", "--workdir=x",
+                        "--colour=red"], "Unknown command line flag 'colour'"),
       "empty_depths": (["experiments.reduction_cost", "--depths="], "--depths='' is invalid"),
       # Two devices (the environment below) cannot split a batch of 33.
       "odd_batch": (train + [f"--workdir={tmp_path}/w4", "--config.batch_size=33"],
                     "batch_size=33 is not divisible by the 2 devices; use a multiple of 2"),
       # A diverging run with a checkpoint every step: the message alone, no orbax errors after.
-      "diverged": (train + [f"--workdir={tmp_path}/w3", "--config.optimizer.learning_rate=1e30",
-                            "--config.optimizer.momentum=0.0", "--config.checkpoint_every_steps=1",
-                            "--config.log_every_steps=1", "--config.num_train_steps=6"],
-                   "loss became nan at step"),
+      "diverged": (train + [
+          f"--workdir={tmp_path}/w3", "--config.optimizer.learning_rate=1e30",
+          "--config.optimizer.momentum=0.0", "--config.checkpoint_every_steps=1",
+          "--config.log_every_steps=1", "--config.num_train_steps=6"
+      ], "loss became nan at step"),
   }
-  results = run_all({name: args for name, (args, _) in cases.items()},
-                    envs={"odd_batch": {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}})
+  results = run_all({
+      name: args for name, (args, _) in cases.items()
+  }, envs={"odd_batch": {
+      "XLA_FLAGS": "--xla_force_host_platform_device_count=2"
+  }})
   for name, (_, expected) in cases.items():
     code, _, stderr = results[name]
     assert code == 2, (name, stderr[-2000:])
@@ -96,6 +106,7 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, digits_dir):
 
 def test_help_still_works():
   proc = subprocess.run([sys.executable, "-m", "experiments.train", "--helpshort"], cwd=ROOT,
-                        capture_output=True, text=True, timeout=120,
-                        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+                        capture_output=True, text=True, timeout=120, env={
+                            **os.environ, "JAX_PLATFORMS": "cpu"
+                        })
   assert "--workdir" in proc.stdout + proc.stderr

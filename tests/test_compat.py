@@ -19,7 +19,6 @@ def test_escape_epath_glob_finds_files_under_a_directory_with_glob_characters(tm
   assert [p.name for p in epath.Path(directory).glob("*")] == ["7"]
 
 
-
 def test_quiet_orbax_drops_orbax_info_but_not_its_warnings():
   compat.quiet_orbax()
   compat.quiet_orbax()
@@ -28,6 +27,7 @@ def test_quiet_orbax_drops_orbax_info_but_not_its_warnings():
 
   def record(level, path):
     return std_logging.LogRecord("x", level, path, 1, "message", None, None)
+
   assert not filters[0].filter(record(std_logging.INFO, "/site-packages/orbax/checkpoint/a.py"))
   assert filters[0].filter(record(std_logging.WARNING, "/site-packages/orbax/checkpoint/a.py"))
   assert filters[0].filter(record(std_logging.INFO, "/work/bottleneck/train.py"))

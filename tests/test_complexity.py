@@ -82,8 +82,8 @@ def test_googlenet_totals_near_table1_sums():
   assert report["total"]["params"] == pytest.approx(table_params * K, rel=0.02)
   # Table 1's conv1 row (34M ops) disagrees with its own widths: 7x7x3x64 at 112x112 is 118M.
   assert rows["conv1"]["macs"] == 112 * 112 * 7 * 7 * 3 * 64 == 118_013_952
-  table_ops = sum(r[10] for r in TABLE1_BLOCKS) + sum(o for n, (_, o) in TABLE1_OTHER.items()
-                                                      if n != "conv1")
+  table_ops = sum(r[10] for r in TABLE1_BLOCKS) + sum(
+      o for n, (_, o) in TABLE1_OTHER.items() if n != "conv1")
   ours = report["total"]["macs"] - rows["conv1"]["macs"]
   assert ours == pytest.approx(table_ops * 1e6, rel=0.02)
   for name, *_, ops_m in TABLE1_BLOCKS:  # every block's ops agree with the table to 1M, or
@@ -120,12 +120,14 @@ def test_macs_inside_nested_jaxprs_are_counted():
   assert complexity.jaxpr_macs(jaxpr) == 5 * 5 * 9 * 4 * 6
 
 
-@pytest.mark.parametrize("padding,expected", [
-    ("VALID", 2 * 8 * 8 * 9 * 16 * 8),
-    # SAME on 10x10: XLA skips taps on the zero padding: per axis 8 positions see 3 taps and 2
-    # edge positions see 2, so (8*3 + 2*2)^2 tap positions instead of 10^2 * 9.
-    ("SAME", 2 * (8 * 3 + 2 * 2) ** 2 * 16 * 8),
-])
+@pytest.mark.parametrize(
+    "padding,expected",
+    [
+        ("VALID", 2 * 8 * 8 * 9 * 16 * 8),
+        # SAME on 10x10: XLA skips taps on the zero padding: per axis 8 positions see 3 taps and 2
+        # edge positions see 2, so (8*3 + 2*2)^2 tap positions instead of 10^2 * 9.
+        ("SAME", 2 * (8 * 3 + 2 * 2)**2 * 16 * 8),
+    ])
 def test_xla_flops_skip_padding_taps(padding, expected):
   conv = nnx.Conv(16, 8, (3, 3), padding=padding, use_bias=False, rngs=nnx.Rngs(0))
   graphdef, state = nnx.split(conv)
@@ -146,9 +148,22 @@ class _FakeCompiled:
 
 
 @pytest.mark.parametrize("cost,expected", [
-    ({"flops": 10.0, "bytes accessed": 3.0}, 10.0),
-    ([{"flops": 10.0}, {"flops": 5.0}], 15.0),
-    ([], None), (None, None), (-1, None), ({"flops": -1.0}, None), ({}, None),
+    ({
+        "flops": 10.0,
+        "bytes accessed": 3.0
+    }, 10.0),
+    ([{
+        "flops": 10.0
+    }, {
+        "flops": 5.0
+    }], 15.0),
+    ([], None),
+    (None, None),
+    (-1, None),
+    ({
+        "flops": -1.0
+    }, None),
+    ({}, None),
     (NotImplementedError("no cost model"), None),
 ])
 def test_xla_flops_handles_every_cost_analysis_shape(cost, expected):
@@ -164,7 +179,8 @@ def test_analyze_json_contract_and_names():
   names = [l["name"] for l in report["layers"]]
   assert [n for n in names if n.startswith("inception")] == [
       "inception_3a", "inception_3b", "inception_4a", "inception_4b", "inception_4c",
-      "inception_4d", "inception_4e", "inception_5a", "inception_5b"]
+      "inception_4d", "inception_4e", "inception_5a", "inception_5b"
+  ]
   assert sum(l["params"] for l in report["layers"]) == report["total"]["params"]
   assert report["layers"][-1]["output_shape"] == [1000]
   # XLA skips padding taps (fewer) but counts element-wise work (more): within 10% here.
@@ -210,16 +226,15 @@ def test_match_width_meets_the_budget_within_one_percent():
   kwargs = dict(image_size=8, num_classes=10, in_channels=1)
   for reduce in (True, False):
     for budget in (20_000, 100_000):
-      m = complexity.match_width("flatten_head_cnn", metric="params", budget=budget,
-                                 reduce=reduce, **kwargs)
+      m = complexity.match_width("flatten_head_cnn", metric="params", budget=budget, reduce=reduce,
+                                 **kwargs)
       assert abs(m["cost"] - budget) <= 0.01 * budget
       assert m["error"] == pytest.approx((m["cost"] - budget) / budget)
       model = registry.abstract_model("flatten_head_cnn", reduce=reduce, width=m["width"],
                                       width_extra=m["width_extra"], **kwargs)
       assert complexity.count_params(model) == m["cost"]
   # MACs: the same search, another cost.
-  m = complexity.match_width("flatten_head_cnn", metric="macs", budget=1e5, reduce=False,
-                             **kwargs)
+  m = complexity.match_width("flatten_head_cnn", metric="macs", budget=1e5, reduce=False, **kwargs)
   assert m["cost"] == complexity.module_macs(
       registry.abstract_model("flatten_head_cnn", reduce=False, width=m["width"], **kwargs),
       (1, 8, 8, 1))
@@ -235,8 +250,8 @@ def test_match_width_widens_layers_one_at_a_time_between_two_jumps(reduce):
   kwargs = dict(reduce=reduce, image_size=28, num_classes=10)
   m = complexity.match_width("inception_small", metric="macs", budget=37e6, **kwargs)
   assert m["width_extra"] > 0 and abs(m["error"]) <= 0.01
-  model = registry.abstract_model("inception_small", width=m["width"],
-                                  width_extra=m["width_extra"], **kwargs)
+  model = registry.abstract_model("inception_small", width=m["width"], width_extra=m["width_extra"],
+                                  **kwargs)
   assert complexity.module_macs(model, (1, 28, 28, 3)) == m["cost"]
   without = registry.abstract_model("inception_small", width=m["width"], **kwargs)
   assert complexity.module_macs(without, (1, 28, 28, 3)) < m["cost"]
@@ -248,9 +263,10 @@ def test_width_extra_widens_the_first_layers_by_one_channel():
   assert wider.width_bases == base.width_bases and len(base.width_bases) == 1 + 2 * 9  # 2 a module
   assert complexity.count_params(wider) > complexity.count_params(base)
   assert wider.stages[0].conv.kernel.shape[-1] == base.stages[0].conv.kernel.shape[-1] + 1
-  with pytest.raises(ConfigError, match=r"width_extra=20 is invalid; the network has 19 "
-                                        r"widths to widen, so it must be a whole number in "
-                                        r"\[0, 19\]"):
+  with pytest.raises(
+      ConfigError, match=r"width_extra=20 is invalid; the network has 19 "
+      r"widths to widen, so it must be a whole number in "
+      r"\[0, 19\]"):
     registry.abstract_model("inception_small", reduce=True, width=0.25, width_extra=20)
 
 
@@ -258,16 +274,20 @@ def test_match_width_refuses_what_it_cannot_meet():
   kwargs = dict(reduce=False, image_size=8, num_classes=10, in_channels=1)
   # Near 5,000 parameters one channel more is 199 parameters: nothing within 1% (50), even a
   # layer at a time.
-  with pytest.raises(ConfigError, match=r"flatten_head_cnn \(reduced\): no width costs 5000 "
-                                        r"params within 1%: the nearest, width 0\.6\d+ with 0 "
-                                        r"layer\(s\) one channel wider, costs 4949 \(-1.02%\)"):
-    complexity.match_width("flatten_head_cnn", metric="params", budget=5000,
-                           **{**kwargs, "reduce": True})
-  with pytest.raises(ConfigError, match=r"flatten_head_cnn \(naive\): match_params=10 is out "
-                                        r"of reach: from width 1/64 to 16 it costs"):
+  with pytest.raises(
+      ConfigError, match=r"flatten_head_cnn \(reduced\): no width costs 5000 "
+      r"params within 1%: the nearest, width 0\.6\d+ with 0 "
+      r"layer\(s\) one channel wider, costs 4949 \(-1.02%\)"):
+    complexity.match_width("flatten_head_cnn", metric="params", budget=5000, **{
+        **kwargs, "reduce": True
+    })
+  with pytest.raises(
+      ConfigError, match=r"flatten_head_cnn \(naive\): match_params=10 is out "
+      r"of reach: from width 1/64 to 16 it costs"):
     complexity.match_width("flatten_head_cnn", metric="params", budget=10, **kwargs)
-  with pytest.raises(ConfigError, match="inception_v3 has no width multiplier to match a "
-                                        "budget with; models that have one: googlenet"):
+  with pytest.raises(
+      ConfigError, match="inception_v3 has no width multiplier to match a "
+      "budget with; models that have one: googlenet"):
     complexity.match_width("inception_v3", metric="macs", budget=1e9, reduce=True)
   with pytest.raises(ConfigError, match="unknown match metric 'flops'"):
     complexity.match_width("flatten_head_cnn", metric="flops", budget=1e5, **kwargs)
@@ -277,28 +297,31 @@ def test_match_width_refuses_what_it_cannot_meet():
 
 
 def _convs(report, layer):
-  return {c["name"].split("/")[-1]: c
-          for c in next(l for l in report["layers"] if l["name"] == layer)["convs"]}
+  return {
+      c["name"].split("/")[-1]: c
+      for c in next(l for l in report["layers"] if l["name"] == layer)["convs"]
+  }
 
 
 def test_bytes_and_intensity_of_convs_by_hand():
   """GoogLeNet's (3a) in bfloat16 (2 bytes): minimum bytes = (input + weights + biases +
   output) x 2, intensity = 2 x MACs / bytes (the issue's figures: 14.5, 199 and 366 FLOP/B)."""
-  reduced = complexity.analyze("googlenet", reduce=True, xla=False, memory=True,
-                               dtype="bfloat16")
+  reduced = complexity.analyze("googlenet", reduce=True, xla=False, memory=True, dtype="bfloat16")
   assert reduced["dtype"] == "bfloat16"
   # The naive module alone, on the input the network gives it (the network is slower to
   # trace): its convs are counted the same way.
   naive = benchmark.case("inception_3a").build(False, jnp.bfloat16, Paths())
   x = jax.ShapeDtypeStruct((1, 28, 28, 192), jnp.bfloat16)
-  naive_convs = {c["name"].split("/")[-1]: c for c in complexity.conv_rows(
-      naive, complexity.trace(naive, x), 2)}
+  naive_convs = {
+      c["name"].split("/")[-1]: c
+      for c in complexity.conv_rows(naive, complexity.trace(naive, x), 2)
+  }
   hw = 28 * 28
   cases = [  # (conv, input elements, weights, biases, output elements, MACs)
-      (_convs(reduced, "inception_3a")["#5x5_reduce"], hw * 192, 192 * 16, 16, hw * 16,
-       hw * 192 * 16),
-      (_convs(reduced, "inception_3a")["#5x5_0"], hw * 16, 25 * 16 * 32, 32, hw * 32,
-       hw * 25 * 16 * 32),
+      (_convs(reduced,
+              "inception_3a")["#5x5_reduce"], hw * 192, 192 * 16, 16, hw * 16, hw * 192 * 16),
+      (_convs(reduced,
+              "inception_3a")["#5x5_0"], hw * 16, 25 * 16 * 32, 32, hw * 32, hw * 25 * 16 * 32),
       (naive_convs["#5x5_0"], hw * 192, 25 * 192 * 32, 32, hw * 32, hw * 25 * 192 * 32),
   ]
   for conv, inputs, weights, biases, outputs, macs in cases:
@@ -342,15 +365,13 @@ def test_network_memory_contract():
   assert sum(l["saved_bytes"] for l in report["layers"]) == total["train_activation_bytes"]
   assert 0 < total["backward_minimum_bytes"] < total["train_activation_bytes"]
   assert total["largest_tensor_bytes"] == 28 * 28 * 96 * 4  # the stem's output
-  assert "bytes" not in complexity.analyze("inception_small", reduce=True,
-                                           xla=False)["layers"][0]
+  assert "bytes" not in complexity.analyze("inception_small", reduce=True, xla=False)["layers"][0]
 
 
 def test_xla_compiled_training_memory():
   """XLA's compiled training step: its memory parts, and the per-image growth of its temp
   memory, positive, on a network that compiles in a second."""
-  model = registry.abstract_model("flatten_head_cnn", reduce=True, image_size=16,
-                                  num_classes=10)
+  model = registry.abstract_model("flatten_head_cnn", reduce=True, image_size=16, num_classes=10)
   parts = complexity.compiled_train_memory(model, 2)
   assert set(parts) == {"temp_bytes", "argument_bytes", "output_bytes"}
   assert parts["argument_bytes"] >= 4 * complexity.count_params(model)  # the weights, float32
@@ -364,5 +385,5 @@ def test_xla_compiled_training_memory_lies_between_the_two_analytic_figures():
   docs/memory.md makes, on the cheapest Inception network (tiny networks do not keep it)."""
   model = registry.abstract_model("inception_small", reduce=True, width=0.5)
   x = jax.ShapeDtypeStruct((1, 28, 28, 3), jnp.float32)
-  assert (complexity.backward_minimum_bytes(model, x) <= complexity.xla_activation_bytes(model)
-          <= complexity.saved_bytes(model, x))
+  assert (complexity.backward_minimum_bytes(model, x) <= complexity.xla_activation_bytes(model) <=
+          complexity.saved_bytes(model, x))

@@ -11,10 +11,10 @@ from bottleneck.nn import registry
 
 # The ablation studies: variants "", quick, cifar10, and a sweep per variant.
 STUDIES = ("ablation_ratio", "ablation_placement", "iso_macs")
-CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(
-    os.path.join(os.path.dirname(__file__), "..", "configs", "*.py"))
-    if os.path.basename(p)[:-3] not in ("__init__", "benchmark", "roofline", "study",
-                                        *STUDIES))
+CONFIGS = sorted(
+    os.path.basename(p)[:-3]
+    for p in glob.glob(os.path.join(os.path.dirname(__file__), "..", "configs", "*.py"))
+    if os.path.basename(p)[:-3] not in ("__init__", "benchmark", "roofline", "study", *STUDIES))
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -35,9 +35,9 @@ def test_config_variants(name):
 
 
 def test_benchmark_config_variants():
-  from bottleneck import benchmark  # pylint: disable=g-import-not-at-top
-  from bottleneck.nn.paths import Paths  # pylint: disable=g-import-not-at-top
-  from configs import benchmark as bench_config  # pylint: disable=g-import-not-at-top
+  from bottleneck import benchmark
+  from bottleneck.nn.paths import Paths
+  from configs import benchmark as bench_config
   assert "--config=configs/benchmark.py" in bench_config.__doc__
   for variant in bench_config.VARIANTS:
     c = bench_config.get_config(variant)
@@ -50,8 +50,8 @@ def test_benchmark_config_variants():
 
 
 def test_roofline_config_variants():
-  from bottleneck import benchmark  # pylint: disable=g-import-not-at-top
-  from configs import roofline as roof_config  # pylint: disable=g-import-not-at-top
+  from bottleneck import benchmark
+  from configs import roofline as roof_config
   assert "--config=configs/roofline.py" in roof_config.__doc__
   for variant in roof_config.VARIANTS:
     c = roof_config.get_config(variant)
@@ -67,13 +67,12 @@ def test_roofline_config_variants():
 def test_study_sweeps(name):
   """Every variant's sweep expands (its overrides name fields), its first and last points are
   valid configs, :quick trains fewer epochs in all, naive and reduced are both there."""
-  from bottleneck import sweep  # pylint: disable=g-import-not-at-top
+  from bottleneck import sweep
   path = os.path.join(os.path.dirname(__file__), "..", "configs", f"{name}.py")
   module = importlib.import_module(f"configs.{name}")
   assert f"--config=configs/{name}.py" in module.__doc__
   sizes = {}
-  datasets = {"cifar10": "cifar10", "cluttered": "digits_cluttered",
-              "fashion": "fashion_mnist"}
+  datasets = {"cifar10": "cifar10", "cluttered": "digits_cluttered", "fashion": "fashion_mnist"}
   for arg in ("", "quick", "cifar10", "cifar10,quick", "cluttered", "fashion", "fashion,quick"):
     mod, config = config_files.load_config_file(f"{path}:{arg}" if arg else path)
     points = sweep.expand(mod, config, "/nonexistent", arg)

@@ -16,7 +16,7 @@ def rand(shape, seed):
 
 
 @pytest.mark.parametrize("b,h,w,c,k,bias", [(2, 5, 7, 3, 4, True), (1, 1, 1, 16, 1, False),
-                                             (3, 9, 4, 33, 65, True)])
+                                            (3, 9, 4, 33, 65, True)])
 def test_1x1_conv_is_dense_at_every_pixel(b, h, w, c, k, bias):
   dense = nnx.Linear(c, k, use_bias=bias, rngs=nnx.Rngs(b + c))
   if bias:
@@ -65,7 +65,7 @@ def test_convolutionalized_classifier_equals_every_crop(reduce, size):
   assert checked == 2 * m * m
   assert diff <= 1e-4
   with pytest.raises(ConfigError, match=r"input 7x7 is too small .* minimum is its training "
-                                        r"size 8x8"):
+                     r"size 8x8"):
     fc(canvas[:, :7, :7])
   with pytest.raises(ConfigError, match="fixes the input size"):
     model(rand((1, 10, 10, 1), 7))

@@ -29,9 +29,10 @@ def digits_run(tmp_path_factory, digits_dir):
 
 def test_a_training_run_evaluates_to_its_own_result(digits_run):
   workdir, result = digits_run
-  proc = subprocess.run([sys.executable, "-m", "experiments.evaluate", f"--workdir={workdir}",
-                         "--batch_size=7", "--format=json"],
-                        cwd=ROOT, capture_output=True, text=True, timeout=300)
+  proc = subprocess.run([
+      sys.executable, "-m", "experiments.evaluate", f"--workdir={workdir}", "--batch_size=7",
+      "--format=json"
+  ], cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
   out = json.loads(proc.stdout)
   assert out["dataset"] == "digits" and out["split"] == "test"

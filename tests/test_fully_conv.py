@@ -31,10 +31,10 @@ def trained(tmp_path_factory, digits_dir):
 
 
 def test_cli_json_score_map_matches_crops(trained):
-  proc = subprocess.run(
-      [sys.executable, "-m", "experiments.fully_conv", f"--workdir={trained}",
-       "--image_size=24", "--num_digits=3", "--format=json"],
-      cwd=ROOT, capture_output=True, text=True, timeout=300)
+  proc = subprocess.run([
+      sys.executable, "-m", "experiments.fully_conv", f"--workdir={trained}", "--image_size=24",
+      "--num_digits=3", "--format=json"
+  ], cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
   out = json.loads(proc.stdout)
   assert out["checkpoint_step"] == 63
@@ -50,7 +50,7 @@ def test_cli_json_score_map_matches_crops(trained):
 
 def test_bad_inputs(trained, tmp_path):
   with pytest.raises(ConfigError, match=r"--image_size=7 is too small; the minimum is the "
-                                        r"training size 8"):
+                     r"training size 8"):
     fully_conv.run(trained, 7)
   with pytest.raises(ConfigError, match="holds no model: it has no config.json"):
     fully_conv.run(str(tmp_path), 16)
@@ -63,14 +63,15 @@ def test_bad_inputs(trained, tmp_path):
   with pytest.raises(ConfigError, match=r"--out_dir=.*a_file is a file, not a directory"):
     fully_conv.run(trained, 24, out_dir=str(tmp_path / "a_file"))
   for n in (0, 10):  # a 24x24 canvas holds 9 non-overlapping 8x8 digits
-    with pytest.raises(ConfigError, match=rf"--num_digits={n} is invalid: a 24x24 canvas holds "
-                                          r"1 to 9 non-overlapping 8x8 digits"):
+    with pytest.raises(
+        ConfigError, match=rf"--num_digits={n} is invalid: a 24x24 canvas holds "
+        r"1 to 9 non-overlapping 8x8 digits"):
       fully_conv.run(trained, 24, num_digits=n)
   assert len(fully_conv.run(trained, 24, num_digits=9, out_dir=str(tmp_path / "h"))["digits"]) == 9
 
 
-def test_an_unreadable_newest_checkpoint_loads_the_one_before_and_says_so(trained, tmp_path,
-                                                                          caplog):
+def test_an_unreadable_newest_checkpoint_loads_the_one_before_and_says_so(
+    trained, tmp_path, caplog):
   copy = tmp_path / "copy"
   shutil.copytree(trained, copy)
   for root, _, files in os.walk(copy / "checkpoints" / "63"):
@@ -80,8 +81,9 @@ def test_an_unreadable_newest_checkpoint_loads_the_one_before_and_says_so(traine
   caplog.set_level("WARNING")
   out = fully_conv.run(str(copy), 16, out_dir=str(tmp_path / "h"))
   assert out["checkpoint_step"] == 42
-  assert any("loaded the checkpoint at step 42; the newest, step 63, is unreadable"
-             in r.getMessage() for r in caplog.records)
+  assert any(
+      "loaded the checkpoint at step 42; the newest, step 63, is unreadable" in r.getMessage()
+      for r in caplog.records)
   assert os.path.isdir(copy / "checkpoints" / "63")  # a reader moves nothing
 
 
@@ -96,14 +98,14 @@ def test_googlenet_score_map_shapes_and_the_logits_at_the_training_size(name):
   logits = np.asarray(forward(model, jnp.asarray(x)))
   scores = np.asarray(forward(net, jnp.asarray(x)))
   assert scores.shape == (2, 1, 1, 12)
-  assert np.abs(scores[:, 0, 0] - logits).max() <= network_rtol(model, DEPTH[name]) * np.abs(
-      logits).max()
+  assert np.abs(scores[:, 0, 0]
+                - logits).max() <= network_rtol(model, DEPTH[name]) * np.abs(logits).max()
   for h, w in [(96, 96), (128, 160), (96, 224), (64, 97)]:
     shape = nnx.eval_shape(lambda m, h=h, w=w: m(jnp.zeros((1, h, w, 3))), net).shape
     assert shape == (1, (h - 64) // 32 + 1, (w - 64) // 32 + 1, 12), (h, w)
     assert shape[1] == net.score_map_size(h)
   with pytest.raises(ConfigError, match="input 63x96 is too small .* the minimum is its "
-                                        "training size 64x64"):
+                     "training size 64x64"):
     net(jnp.zeros((1, 63, 96, 3)))
 
 
@@ -118,8 +120,8 @@ def test_googlenet_at_224_gives_the_papers_maps():
 
 
 def test_photos_score_map_against_crops(small_googlenet_dir, tmp_path):
-  out = fully_conv.run(small_googlenet_dir, 96, out_dir=str(tmp_path / "maps"),
-                       calibrate_bn=True, repeats=1)
+  out = fully_conv.run(small_googlenet_dir, 96, out_dir=str(tmp_path / "maps"), calibrate_bn=True,
+                       repeats=1)
   rtol = network_rtol(saved.load(small_googlenet_dir).model, DEPTH["googlenet_bn"])
   assert out["kind"] == "photos" and out["stride"] == 32 and out["window"] == 2
   assert [p["photo"] for p in out["photos"]] == ["china.jpg", "flower.jpg"]
@@ -135,7 +137,7 @@ def test_photos_score_map_against_crops(small_googlenet_dir, tmp_path):
   text = fully_conv.format_text(out)
   assert "china.jpg: input 96x128 -> score map 2x3x1000 (6 locations)" in text
   with pytest.raises(ConfigError, match="--image_size=63 is too small; the minimum is the "
-                                        "training size 64"):
+                     "training size 64"):
     fully_conv.run(small_googlenet_dir, 63, out_dir=str(tmp_path / "maps"))
 
 

@@ -23,10 +23,12 @@ def write_idx_files(directory, n_train=40, n_test=20, gz=True, seed=0):
   """Four small IDX files (gzipped or not) in `directory`; returns their checksums as
   `read_splits` takes them, and the arrays."""
   rng = np.random.default_rng(seed)
-  arrays = {"train": (rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-                      np.arange(n_train, dtype=np.uint8) % 10),
-            "test": (rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-                     np.arange(n_test, dtype=np.uint8) % 10)}
+  arrays = {
+      "train": (rng.integers(0, 256, (n_train, 28, 28),
+                             dtype=np.uint8), np.arange(n_train, dtype=np.uint8) % 10),
+      "test": (rng.integers(0, 256, (n_test, 28, 28),
+                            dtype=np.uint8), np.arange(n_test, dtype=np.uint8) % 10)
+  }
   os.makedirs(directory, exist_ok=True)
   sums = {}
   for (split, kind), name in idx.FILES.items():
@@ -40,9 +42,13 @@ def write_idx_files(directory, n_train=40, n_test=20, gz=True, seed=0):
 @pytest.fixture
 def small_sizes(monkeypatch):
   """The published sizes replaced by those of `write_idx_files`' defaults."""
-  monkeypatch.setattr(idx, "SIZES", {
-      "train-images-idx3-ubyte": 16 + 40 * 784, "train-labels-idx1-ubyte": 8 + 40,
-      "t10k-images-idx3-ubyte": 16 + 20 * 784, "t10k-labels-idx1-ubyte": 8 + 20})
+  monkeypatch.setattr(
+      idx, "SIZES", {
+          "train-images-idx3-ubyte": 16 + 40 * 784,
+          "train-labels-idx1-ubyte": 8 + 40,
+          "t10k-images-idx3-ubyte": 16 + 20 * 784,
+          "t10k-labels-idx1-ubyte": 8 + 20
+      })
 
 
 @pytest.mark.parametrize("gz", [True, False])
@@ -87,8 +93,9 @@ def test_a_wrong_truncated_or_corrupt_file_is_refused_by_name(tmp_path, small_si
 def test_nothing_is_written_when_a_file_is_bad(tmp_path, small_sizes):
   sums, _ = write_idx_files(tmp_path / "files")
   os.remove(tmp_path / "files" / "train-labels-idx1-ubyte.gz")
-  with pytest.raises(ConfigError, match=r"lacks train-labels-idx1-ubyte \(or the same with "
-                                        r"\.gz\) of dataset 'fashion_mnist'"):
+  with pytest.raises(
+      ConfigError, match=r"lacks train-labels-idx1-ubyte \(or the same with "
+      r"\.gz\) of dataset 'fashion_mnist'"):
     pipeline.load_splits("fashion_mnist", data_dir=str(tmp_path / "tfds"),
                          source_dir=str(tmp_path / "files"))
   write_idx_files(tmp_path / "files", n_train=41)  # 41 images: sizes differ from the sums
@@ -98,40 +105,42 @@ def test_nothing_is_written_when_a_file_is_bad(tmp_path, small_sizes):
   assert not idx.FashionMnistIdx(data_dir=str(tmp_path / "tfds")).is_prepared()
   with pytest.raises(ConfigError, match=r"data.source_dir='/no/such' is not a directory"):
     pipeline.load_splits("mnist", data_dir=str(tmp_path / "tfds"), source_dir="/no/such")
-  with pytest.raises(ConfigError, match=r"dataset 'cifar10' is not read from files; only "
-                                        r"fashion_mnist, mnist are"):
+  with pytest.raises(
+      ConfigError, match=r"dataset 'cifar10' is not read from files; only "
+      r"fashion_mnist, mnist are"):
     pipeline.load_splits("cifar10", source_dir=str(tmp_path / "files"))
 
 
 def test_parse_refuses_what_is_not_idx(tmp_path):
   with pytest.raises(ConfigError, match=r"f: is not an IDX images file: its first bytes are "
-                                        r"00000801"):
+                     r"00000801"):
     idx.parse(idx_bytes(np.zeros(3)), "images", "f:")
   with pytest.raises(ConfigError, match=r"header says \(2, 28, 28\), which is 1,568 bytes, "
-                                        r"but 1,567 follow"):
+                     r"but 1,567 follow"):
     idx.parse(idx_bytes(np.zeros((2, 28, 28)))[:-1], "images", "f")
   labels = idx_bytes(np.array([1, 12]))
   sums = {n: None for n in idx.FILES.values()}
   files = {}
-  for (split, kind), name in idx.FILES.items():
+  for (_, kind), name in idx.FILES.items():
     files[name] = str(tmp_path / name)
-    (tmp_path / name).write_bytes(labels if kind == "labels" else
-                                  idx_bytes(np.zeros((2, 28, 28))))
+    (tmp_path / name).write_bytes(labels if kind == "labels" else idx_bytes(np.zeros((2, 28, 28))))
   with pytest.raises(ConfigError, match=r"has label 12; 'mnist' has 10 classes"):
     idx.read_splits("mnist", files, sums)
 
 
 def test_offline_without_files_says_how_to_get_them(tmp_path, monkeypatch):
+
   def unreachable(address, timeout=None):
     raise OSError(f"[Errno -3] Temporary failure in name resolution: {address[0]}")
+
   for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
     monkeypatch.delenv(v, raising=False)
   monkeypatch.setattr(idx.socket, "create_connection", unreachable)
-  monkeypatch.setattr(idx, "SYSTEM_DIRS", {"fashion_mnist": (str(tmp_path / "none"),),
-                                           "mnist": ()})
-  with pytest.raises(ConfigError, match=r"dataset 'fashion_mnist': its four IDX files are not "
-                                        r"on disk .* unreachable .* apt-get install "
-                                        r"dataset-fashion-mnist"):
+  monkeypatch.setattr(idx, "SYSTEM_DIRS", {"fashion_mnist": (str(tmp_path / "none"),), "mnist": ()})
+  with pytest.raises(
+      ConfigError, match=r"dataset 'fashion_mnist': its four IDX files are not "
+      r"on disk .* unreachable .* apt-get install "
+      r"dataset-fashion-mnist"):
     pipeline.load_splits("fashion_mnist", data_dir=str(tmp_path / "tfds"))
 
 
@@ -162,22 +171,28 @@ def test_source_dir_is_a_config_field_that_does_not_change_what_is_computed(tmp_
 def test_a_run_trains_on_fashion_mnist_from_its_files(tmp_path, small_sizes, monkeypatch):
   """`--config.dataset=fashion_mnist --config.data.source_dir=DIR`, end to end (small files
   whose checksums stand in for the published ones)."""
-  from bottleneck import train  # pylint: disable=g-import-not-at-top
-  from tests import tiny_train_config  # pylint: disable=g-import-not-at-top
+  from bottleneck import train
+  from tests import tiny_train_config
   sums, _ = write_idx_files(tmp_path / "files")
   monkeypatch.setitem(idx.RAW, "fashion_mnist", sums)
-  config = tiny_train_config.get_config(**{
-      "dataset": "fashion_mnist", "data_dir": str(tmp_path / "tfds"), "image_size": 28,
-      "data.source_dir": str(tmp_path / "files"), "batch_size": 8, "eval_batch_size": 8,
-      "num_train_steps": 4, "bn_stats_batches": 2})
+  config = tiny_train_config.get_config(
+      **{
+          "dataset": "fashion_mnist",
+          "data_dir": str(tmp_path / "tfds"),
+          "image_size": 28,
+          "data.source_dir": str(tmp_path / "files"),
+          "batch_size": 8,
+          "eval_batch_size": 8,
+          "num_train_steps": 4,
+          "bn_stats_batches": 2
+      })
   result = train.train_and_evaluate(config, str(tmp_path / "run"))
   assert result["dataset"] == "fashion_mnist" and 0 <= result["eval_accuracy"] <= 1
   predicted, labels = wd.read_predictions(str(tmp_path / "run" / wd.PREDICTIONS))
   assert len(predicted) == len(labels) == 20  # every test example, in the split's order
   assert np.mean(predicted == labels) == pytest.approx(result["eval_accuracy"])
   # a training subset, as TFDS slices splits
-  sub = pipeline.load_splits("fashion_mnist", ("train[:10]", "train[50%:]"),
-                             str(tmp_path / "tfds"))
+  sub = pipeline.load_splits("fashion_mnist", ("train[:10]", "train[50%:]"), str(tmp_path / "tfds"))
   assert (len(sub["train[:10]"]), len(sub["train[50%:]"])) == (10, 20)
   with pytest.raises(ConfigError, match=r"split 'train\[abc\]' is not a split or a slice"):
     pipeline.load_splits("fashion_mnist", ("train[abc]",), str(tmp_path / "tfds"))

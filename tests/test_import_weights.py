@@ -23,9 +23,9 @@ def _torchvision(name):
   """A torchvision network, random weights and non-trivial batch-norm statistics, eval mode."""
   tvm = compat.torchvision_models()
   torch.manual_seed(0)
-  net = (tvm.GoogLeNet(aux_logits=False, transform_input=False, init_weights=True)
-         if name == "googlenet_bn" else
-         tvm.Inception3(aux_logits=False, transform_input=False, init_weights=True))
+  net = (tvm.GoogLeNet(aux_logits=False, transform_input=False,
+                       init_weights=True) if name == "googlenet_bn" else tvm.Inception3(
+                           aux_logits=False, transform_input=False, init_weights=True))
   g = torch.Generator().manual_seed(1)
   with torch.no_grad():
     for m in net.modules():
@@ -37,18 +37,19 @@ def _torchvision(name):
   return net.eval()
 
 
-
 def _ours(name):
   kwargs = import_weights.SOURCES["torchvision"][name]["model_kwargs"]
   return registry.random_model(name, reduce=True, **kwargs)
 
 
-@pytest.mark.parametrize("name,sizes", [
-    # 201: odd sides, where XLA's SAME and ceil-mode pools would give other grids; 15: the
-    # smallest input torchvision's googlenet takes.
-    ("googlenet_bn", (224, 160, 201, 15)),
-    ("inception_v3", (299, 75)),
-])
+@pytest.mark.parametrize(
+    "name,sizes",
+    [
+        # 201: odd sides, where XLA's SAME and ceil-mode pools would give other grids; 15: the
+        # smallest input torchvision's googlenet takes.
+        ("googlenet_bn", (224, 160, 201, 15)),
+        ("inception_v3", (299, 75)),
+    ])
 def test_same_logits_as_torchvision(name, sizes):
   net, ours = _torchvision(name), _ours(name)
   import_weights.from_torchvision(ours, net.state_dict())
@@ -112,8 +113,8 @@ def _keras_inception_v3(size: int):
   return net
 
 
-@pytest.mark.skipif(importlib.util.find_spec("keras") is None,
-                    reason="Keras is not installed (the keras extra)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("keras") is None, reason="Keras is not installed (the keras extra)")
 def test_same_logits_as_keras(tmp_path):
   """Keras's InceptionV3 (Keras 3 on JAX) into our default inception_v3: batch norm without a
   scale, average pools that divide by their real taps."""
@@ -127,8 +128,8 @@ def test_same_logits_as_keras(tmp_path):
     ref = np.asarray(net.predict(x, verbose=0))  # one compiled program, not one per op
     got = np.asarray(forward(ours, jnp.asarray(x)))
     assert got.shape == ref.shape == (2, 1000)
-    assert np.abs(got - ref).max() <= network_rtol(ours, DEPTH["inception_v3"]) * np.abs(
-        ref).max(), size
+    assert np.abs(got - ref).max() <= network_rtol(ours,
+                                                   DEPTH["inception_v3"]) * np.abs(ref).max(), size
   # The same weights through a .weights.h5 file (into the same Keras network, its first conv
   # zeroed first: a second build would take 16 s): the same network again.
   path = str(tmp_path / "inception v3.weights.h5")
@@ -147,10 +148,10 @@ def test_same_logits_as_keras(tmp_path):
   # Keras's weights do not fit torchvision's style (a learned batch-norm scale): named.
   tv_style = registry.random_model("inception_v3", reduce=True, bn_use_scale=True)
   with pytest.raises(ConfigError, match=r"tensor '.*moving_mean' .*|tensor '.*gamma' is "
-                                        r"missing"):
+                     r"missing"):
     import_weights.from_keras(tv_style, net)
   keras = import_weights.keras()
   small = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3)])
   with pytest.raises(ConfigError, match="the Keras model ends after 1 layers; inception_v3 "
-                                        "has 95"):
+                     "has 95"):
     import_weights.from_keras(ours, small)

@@ -20,6 +20,7 @@ def synthetic_study(rng, seeds: int, examples: int, seed_sd: float, example_sd: 
     own = rng.normal(0, example_sd, examples)
     luck = rng.normal(0, seed_sd, (seeds, 1))
     return rng.random((seeds, examples)) < 1 / (1 + np.exp(-(logit + own + luck + move)))
+
   return outcomes(0.0), outcomes(shift)
 
 
@@ -70,7 +71,7 @@ def test_the_interval_by_hand():
   d = np.array([25.0, 0.0])  # per seed, points
   delta = np.array([0.0, 100.0, -50.0, 0.0])  # per example, mean over seeds
   t, z = 12.706204736174704, 1.959963984540054  # t_0.975 at 1 df, z_0.975
-  half = np.sqrt(t ** 2 * d.var(ddof=1) / 2 + z ** 2 * delta.var(ddof=1) / 4)
+  half = np.sqrt(t**2 * d.var(ddof=1) / 2 + z**2 * delta.var(ddof=1) / 4)
   assert iv.difference == pytest.approx(12.5)
   assert (iv.low, iv.high) == pytest.approx((12.5 - half, 12.5 + half))
   assert (iv.seeds, iv.examples) == (2, 4)

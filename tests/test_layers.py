@@ -1,8 +1,8 @@
 """The conv unit's switches, local response normalization, the classifier head."""
 
 import jax
-import jax.test_util
 import jax.numpy as jnp
+import jax.test_util
 import numpy as np
 import pytest
 from flax import nnx
@@ -47,12 +47,14 @@ def test_factorized_kernel_and_bad_arguments():
 def test_local_response_norm_matches_its_formula():
   x = np.random.default_rng(1).normal(size=(2, 3, 3, 7)).astype(np.float32)
   lrn = LocalResponseNorm(size=5, alpha=1e-2, beta=0.75, k=2.0)
+
   def formula(x):  # in x's dtype
     out = np.empty_like(x)
     for c in range(7):
       window = x[..., max(0, c - 2):min(7, c + 3)]
-      out[..., c] = x[..., c] / (2.0 + 1e-2 / 5 * (window ** 2).sum(-1)) ** 0.75
+      out[..., c] = x[..., c] / (2.0 + 1e-2 / 5 * (window**2).sum(-1))**0.75
     return out
+
   assert_rounding_close(lrn(jnp.asarray(x)), formula(x), formula(x.astype(np.float64)))
   # Differentiable (the paper's GoogLeNet trains through it), jitted as training runs it and
   # rematerialized as the memory accounting traces it: reverse mode against finite differences.
@@ -71,10 +73,10 @@ def test_classifier_head_pools_globally():
 @pytest.mark.parametrize("cin,cout,bias,batch_norm", [(5, 7, True, False), (64, 16, False, True)])
 def test_1x1_as_matmul_equals_xla_conv(cin, cout, bias, batch_norm):
   x = jnp.asarray(np.random.default_rng(0).normal(size=(3, 6, 5, cin)), jnp.float32)
-  conv = ConvUnit(cin, cout, 1, use_bias=bias, batch_norm=batch_norm,
-                  paths=Paths(conv_1x1="xla"), rngs=nnx.Rngs(0))
-  mm = ConvUnit(cin, cout, 1, use_bias=bias, batch_norm=batch_norm,
-                paths=Paths(conv_1x1="matmul"), rngs=nnx.Rngs(0))
+  conv = ConvUnit(cin, cout, 1, use_bias=bias, batch_norm=batch_norm, paths=Paths(conv_1x1="xla"),
+                  rngs=nnx.Rngs(0))
+  mm = ConvUnit(cin, cout, 1, use_bias=bias, batch_norm=batch_norm, paths=Paths(conv_1x1="matmul"),
+                rngs=nnx.Rngs(0))
   path = lambda u, hw=(6, 5): u.paths.conv_path(hw, u.kernel_size, u.strides, u.padding)
   assert path(mm) == "matmul" and path(conv) == "xla"
   assert_matches(mm(x), lambda m, x: m(x), conv, x)
@@ -87,12 +89,11 @@ def test_1x1_as_matmul_equals_xla_conv(cin, cout, bias, batch_norm):
 def test_explicit_padding_pads_both_sides_as_pytorch_does():
   """A 7x7/2 conv with padding=3 (PyTorch, Caffe) differs from SAME (2 before, 3 after)."""
   x = jnp.asarray(np.random.default_rng(3).normal(size=(1, 10, 10, 2)), jnp.float32)
-  unit = ConvUnit(2, 4, 7, strides=2, padding=3, use_bias=False, activation=False,
-                  rngs=nnx.Rngs(0))
+  unit = ConvUnit(2, 4, 7, strides=2, padding=3, use_bias=False, activation=False, rngs=nnx.Rngs(0))
   assert unit.padding == ((3, 3), (3, 3))
-  assert_matches(unit(x), lambda x, w: jax.lax.conv_general_dilated(
-      x, w, (2, 2), ((3, 3), (3, 3)), dimension_numbers=("NHWC", "HWIO", "NHWC")),
-                 x, unit.conv.kernel[...])
+  assert_matches(
+      unit(x), lambda x, w: jax.lax.conv_general_dilated(x, w, (2, 2), (
+          (3, 3), (3, 3)), dimension_numbers=("NHWC", "HWIO", "NHWC")), x, unit.conv.kernel[...])
   same = ConvUnit(2, 4, 7, strides=2, use_bias=False, activation=False, rngs=nnx.Rngs(0))
   assert not np.allclose(same(x), unit(x))
   for bad in (-1, (1, 2, 3), "same", 1.5):

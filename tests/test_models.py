@@ -20,14 +20,13 @@ def torchvision_conv(cin, cout, k):
 
 
 def torchvision_googlenet_params():
-  total = (torchvision_conv(3, 64, 7) + torchvision_conv(64, 64, 1)
-           + torchvision_conv(64, 192, 3))
+  total = (torchvision_conv(3, 64, 7) + torchvision_conv(64, 64, 1) + torchvision_conv(64, 192, 3))
   cin = 192
-  for n1, r3, n3, r5, n5, pp in [
-      (64, 96, 128, 16, 32, 32), (128, 128, 192, 32, 96, 64), (192, 96, 208, 16, 48, 64),
-      (160, 112, 224, 24, 64, 64), (128, 128, 256, 24, 64, 64), (112, 144, 288, 32, 64, 64),
-      (256, 160, 320, 32, 128, 128), (256, 160, 320, 32, 128, 128),
-      (384, 192, 384, 48, 128, 128)]:
+  for n1, r3, n3, r5, n5, pp in [(64, 96, 128, 16, 32, 32), (128, 128, 192, 32, 96, 64),
+                                 (192, 96, 208, 16, 48, 64), (160, 112, 224, 24, 64, 64),
+                                 (128, 128, 256, 24, 64, 64), (112, 144, 288, 32, 64, 64),
+                                 (256, 160, 320, 32, 128, 128), (256, 160, 320, 32, 128, 128),
+                                 (384, 192, 384, 48, 128, 128)]:
     total += (torchvision_conv(cin, n1, 1) + torchvision_conv(cin, r3, 1)
               + torchvision_conv(r3, n3, 3) + torchvision_conv(cin, r5, 1)
               + torchvision_conv(r5, n5, 3) + torchvision_conv(cin, pp, 1))
@@ -50,8 +49,8 @@ def keras_inception_v3_counts():
   convs = [(3, 32, 3, 3), (32, 32, 3, 3), (32, 64, 3, 3), (64, 80, 1, 1), (80, 192, 3, 3)]
   cin = 192
   for pool in (32, 64, 64):  # mixed0-2 (block A)
-    convs += [(cin, 64, 1, 1), (cin, 48, 1, 1), (48, 64, 5, 5), (cin, 64, 1, 1),
-              (64, 96, 3, 3), (96, 96, 3, 3), (cin, pool, 1, 1)]
+    convs += [(cin, 64, 1, 1), (cin, 48, 1, 1), (48, 64, 5, 5), (cin, 64, 1, 1), (64, 96, 3, 3),
+              (96, 96, 3, 3), (cin, pool, 1, 1)]
     cin = 64 + 64 + 96 + pool
   convs += [(cin, 384, 3, 3), (cin, 64, 1, 1), (64, 96, 3, 3), (96, 96, 3, 3)]  # mixed3
   cin += 384 + 96
@@ -121,22 +120,22 @@ def test_naive_googlenet_keeps_the_pool_passthrough():
 ALL = [(name, reduce) for name in registry.MODELS for reduce in (True, False)]
 
 
-@pytest.mark.parametrize("name,reduce", ALL, ids=[f"{n}-{'reduced' if r else 'naive'}"
-                                                  for n, r in ALL])
+@pytest.mark.parametrize("name,reduce", ALL,
+                         ids=[f"{n}-{'reduced' if r else 'naive'}" for n, r in ALL])
 def test_jitted_forward_at_the_smallest_valid_input(name, reduce):
   probe = registry.abstract_model(name, reduce=reduce)
   size = probe.min_image_size
   model = registry.random_model(name, reduce=reduce, image_size=size, num_classes=7)
   model.eval()
-  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, size, size, probe.in_channels)),
-                  jnp.float32)
+  x = jnp.asarray(
+      np.random.default_rng(0).normal(size=(2, size, size, probe.in_channels)), jnp.float32)
   logits = nnx.jit(lambda m, x: m(x))(model, x)
   assert logits.shape == (2, 7)
   assert bool(jnp.all(jnp.isfinite(logits)))
   with pytest.raises(ConfigError, match=rf"too small; the minimum is {size}"):
     model(x[:, 1:, 1:])
   with pytest.raises(ConfigError, match=rf"image_size={size - 1} is too small; the minimum "
-                                        rf"is {size}"):
+                     rf"is {size}"):
     registry.create_model(name, reduce=reduce, image_size=size - 1)
 
 

@@ -51,8 +51,10 @@ def test_the_bound_passes_another_path_and_catches_a_small_error():
   """XLA's conv against the im2col path passes; the same conv with one weight off by 1e-4 of
   kernel's scale fails."""
   x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 12, 11, 5)), jnp.float32)
-  units = [ConvUnit(5, 4, 3, strides=2, paths=Paths(conv_strided=p), rngs=nnx.Rngs(0))
-           for p in ("xla", "im2col")]
+  units = [
+      ConvUnit(5, 4, 3, strides=2, paths=Paths(conv_strided=p), rngs=nnx.Rngs(0))
+      for p in ("xla", "im2col")
+  ]
   assert_matches(units[1](x), lambda m, x: m(x), units[0], x)
   wrong = nnx.clone(units[0])
   kernel = np.array(wrong.conv.kernel[...])
@@ -72,5 +74,4 @@ def test_a_gradient_that_is_zero_in_theory_is_judged_on_the_gradients_scale():
   grad = lambda m, x: nnx.grad(lambda m, x: jnp.sum(jnp.sin(m(x))), argnums=(0, 1))(m, x)
   got = grad(unit, x)
   assert float(jnp.abs(got[0]["conv"]["bias"][...]).max()) < 1e-5
-  assert_rounding_close(jax.tree.map(lambda v: v * (1 + 1e-7), got), got,
-                        in_float64(grad, unit, x))
+  assert_rounding_close(jax.tree.map(lambda v: v * (1 + 1e-7), got), got, in_float64(grad, unit, x))

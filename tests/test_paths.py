@@ -9,8 +9,8 @@ import pytest
 from flax import nnx
 
 from bottleneck.nn import blocks, paths, registry
-from bottleneck.nn.paths import Paths
 from bottleneck.nn.layers import ConvUnit, MaxPool
+from bottleneck.nn.paths import Paths
 from bottleneck.validation import ConfigError
 from tests.numerics import assert_rounding_close, in_float64
 
@@ -46,9 +46,11 @@ def _assert_same_value_and_grads(got, ref, exact, what):
 
 def _value_and_grad(pool, x):
   """The pool's output and the gradient of a weighted sum of it (weights all distinct)."""
+
   def loss(x):
     y = pool(x)
     return jnp.sum(y * jnp.cos(jnp.arange(y.size, dtype=y.dtype).reshape(y.shape)))
+
   return pool(x), jax.grad(loss)(x)
 
 
@@ -98,26 +100,29 @@ def test_argmax_max_pool_bfloat16():
   assert_rounding_close(g, g_ref, in_float64(xla, x)[1], "bfloat16 gradient")
 
 
-@pytest.mark.parametrize("kernel,strides,padding", [
-    ((7, 1), 1, "SAME"), ((3, 1), (2, 1), "VALID"), ((5, 1), 2, "SAME")])
+@pytest.mark.parametrize("kernel,strides,padding", [((7, 1), 1, "SAME"), ((3, 1), (2, 1), "VALID"),
+                                                    ((5, 1), 2, "SAME")])
 def test_transposed_kx1_conv_equals_xla(kernel, strides, padding):
   x = jnp.asarray(np.random.default_rng(3).normal(size=(2, 11, 9, 6)), jnp.float32)
-  units = [ConvUnit(6, 5, kernel, strides=strides, padding=padding,
-                    paths=Paths(conv_kx1=path, conv_strided="xla"), rngs=nnx.Rngs(0))
-           for path in ("xla", "transposed")]
+  units = [
+      ConvUnit(6, 5, kernel, strides=strides, padding=padding,
+               paths=Paths(conv_kx1=path, conv_strided="xla"), rngs=nnx.Rngs(0))
+      for path in ("xla", "transposed")
+  ]
   assert [_path(u, x) for u in units] == ["xla", "transposed"]
   _assert_same_unit(units, x)
   assert _path(ConvUnit(6, 5, (1, 7), paths=Paths(conv_kx1="transposed"), rngs=nnx.Rngs(0)),
                x) == "xla"
 
 
-@pytest.mark.parametrize("kernel,strides,padding", [
-    (3, 2, "VALID"), (3, 2, "SAME"), (7, 2, "SAME"), ((1, 3), (1, 2), "SAME"), (1, 2, "VALID")])
+@pytest.mark.parametrize("kernel,strides,padding", [(3, 2, "VALID"), (3, 2, "SAME"), (7, 2, "SAME"),
+                                                    ((1, 3), (1, 2), "SAME"), (1, 2, "VALID")])
 def test_im2col_strided_conv_equals_xla(kernel, strides, padding):
   x = jnp.asarray(np.random.default_rng(4).normal(size=(2, 12, 11, 5)), jnp.float32)
-  units = [ConvUnit(5, 4, kernel, strides=strides, padding=padding,
-                    paths=Paths(conv_strided=path), batch_norm=True, rngs=nnx.Rngs(0))
-           for path in ("xla", "im2col")]
+  units = [
+      ConvUnit(5, 4, kernel, strides=strides, padding=padding, paths=Paths(conv_strided=path),
+               batch_norm=True, rngs=nnx.Rngs(0)) for path in ("xla", "im2col")
+  ]
   assert _path(units[0], x) != "im2col" and _path(units[1], x) == "im2col"
   _assert_same_unit(units, x)
   stride_1 = ConvUnit(5, 4, 3, paths=Paths(conv_strided="im2col"), rngs=nnx.Rngs(0))
@@ -127,8 +132,13 @@ def test_im2col_strided_conv_equals_xla(kernel, strides, padding):
 def test_parse_paths():
   assert Paths.parse("auto") == Paths() and Paths().as_dict() == dict.fromkeys(paths.KINDS, "auto")
   assert Paths.parse("xla, max_pool=argmax").as_dict() == {
-      "conv_1x1": "xla", "conv_kx1": "xla", "conv_strided": "xla", "max_pool": "argmax",
-      "conv_taps": "xla", "conv_library": "xla"}
+      "conv_1x1": "xla",
+      "conv_kx1": "xla",
+      "conv_strided": "xla",
+      "max_pool": "argmax",
+      "conv_taps": "xla",
+      "conv_library": "xla"
+  }
   with pytest.raises(ConfigError, match=r"unknown path kind 'maxpool'.*Did you mean 'max_pool'"):
     Paths.parse("xla,maxpool=argmax")
   with pytest.raises(ConfigError, match=r"unknown conv_1x1 'mm'"):
@@ -152,18 +162,20 @@ def test_resolve():
                                     max_pool="argmax", conv_taps="live", conv_library="eigen")
   assert MaxPool(3, 1).paths.max_pool == "argmax"
   assert MaxPool(3, 1, paths=Paths(max_pool="xla")).paths.max_pool == "xla"
-  with pytest.raises(ConfigError, match=r"unknown max_pool 'argmin'.*valid: auto, xla, argmax"
-                                        r".*Did you mean 'argmax'"):
+  with pytest.raises(
+      ConfigError, match=r"unknown max_pool 'argmin'.*valid: auto, xla, argmax"
+      r".*Did you mean 'argmax'"):
     Paths(max_pool="argmin")
   # One name for the concept: a model takes its paths as one value, not as model arguments.
-  with pytest.raises(ConfigError, match=r"'conv_1x1' is a path, not an argument of model "
-                                        r"'inception_small'.*config.paths.conv_1x1"):
+  with pytest.raises(
+      ConfigError, match=r"'conv_1x1' is a path, not an argument of model "
+      r"'inception_small'.*config.paths.conv_1x1"):
     registry.create_model("inception_small", reduce=True, conv_1x1="matmul")
 
 
 # v3 B's factorized 7x1s and 1x7s: test_transposed_kx1_conv_equals_xla covers their path.
-@pytest.mark.parametrize("block", ["googlenet_3a", pytest.param("v3_block_b",
-                                                                marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "block", ["googlenet_3a", pytest.param("v3_block_b", marks=pytest.mark.slow)])
 def test_every_path_computes_the_same_block(block):
   """Narrow (3a) and Inception-v3 B blocks under every combination of paths."""
   x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 9, 9, 48)), jnp.float32)
@@ -188,38 +200,43 @@ def test_every_path_computes_the_same_block(block):
     _assert_same_value_and_grads(out, outs[xla], exact, str(key))
 
 
-@pytest.mark.parametrize("kernel,strides,padding,features", [
-    (3, 1, "VALID", (6, 5)), (3, 1, "SAME", (6, 5)), (3, 2, "VALID", (6, 5)),
-    (5, 1, "SAME", (4, 8)), ((7, 1), 1, "SAME", (6, 5)), ((1, 7), 1, "SAME", (6, 5)),
-    (1, 1, "SAME", (6, 5))])
+@pytest.mark.parametrize("kernel,strides,padding,features", [(3, 1, "VALID", (6, 5)),
+                                                             (3, 1, "SAME", (6, 5)),
+                                                             (3, 2, "VALID", (6, 5)),
+                                                             (5, 1, "SAME", (4, 8)),
+                                                             ((7, 1), 1, "SAME", (6, 5)),
+                                                             ((1, 7), 1, "SAME", (6, 5)),
+                                                             (1, 1, "SAME", (6, 5))])
 def test_conv_library_gives_xla_numbers(kernel, strides, padding, features):
   """The same conv, values and both gradients, compiled for YNNPACK (XLA's CPU default) and
   for XLA's own convolution."""
   x = jnp.asarray(np.random.default_rng(5).normal(size=(2, 12, 11, features[0])), jnp.float32)
-  w = jnp.asarray(np.random.default_rng(6).normal(size=(*np.broadcast_to(kernel, 2), *features)),
-                  jnp.float32)
+  w = jnp.asarray(
+      np.random.default_rng(6).normal(size=(*np.broadcast_to(kernel, 2), *features)), jnp.float32)
   strides = tuple(np.broadcast_to(strides, 2).tolist())
 
   def loss(x, w):
     y = jax.lax.conv_general_dilated(x, w, strides, padding,
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
     return jnp.sum(jnp.sin(y))
-  step = lambda options: jax.jit(jax.value_and_grad(loss, argnums=(0, 1)),
-                                 compiler_options=options)
+
+  step = lambda options: jax.jit(jax.value_and_grad(loss, argnums=(0, 1)), compiler_options=options)
   default, eigen = step(paths.compiler_options("xla")), step(paths.compiler_options("eigen"))
-  _assert_same_value_and_grads(eigen(x, w), default(x, w), in_float64(
-      jax.value_and_grad(loss, argnums=(0, 1)), x, w), "eigen")
+  _assert_same_value_and_grads(eigen(x, w), default(x, w),
+                               in_float64(jax.value_and_grad(loss, argnums=(0, 1)), x, w), "eigen")
 
 
-@pytest.mark.parametrize("size,kernel", [
-    ((1, 1), 3), ((1, 1), (1, 3)), ((3, 3), (7, 1)), ((3, 3), (1, 7)), ((2, 3), 5), ((1, 4), 3),
-    ((2, 2), 4), ((3, 3), 3)])
+@pytest.mark.parametrize("size,kernel", [((1, 1), 3), ((1, 1), (1, 3)), ((3, 3), (7, 1)),
+                                         ((3, 3), (1, 7)), ((2, 3), 5), ((1, 4), 3), ((2, 2), 4),
+                                         ((3, 3), 3)])
 def test_live_taps_conv_equals_xla(size, kernel):
   """A SAME conv on a map smaller than its kernel, with only its live taps: XLA's values and
   gradients (the dropped taps' kernel gradients are exactly zero)."""
   x = jnp.asarray(np.random.default_rng(7).normal(size=(2, *size, 6)), jnp.float32)
-  units = [ConvUnit(6, 5, kernel, paths=Paths(conv_taps=path), batch_norm=True,
-                    rngs=nnx.Rngs(0)) for path in ("xla", "live")]
+  units = [
+      ConvUnit(6, 5, kernel, paths=Paths(conv_taps=path), batch_norm=True, rngs=nnx.Rngs(0))
+      for path in ("xla", "live")
+  ]
   k = np.broadcast_to(kernel, 2)
   assert _path(units[0], x) != "live"
   assert (_path(units[1], x) == "live") == any(size[a] < k[a] for a in (0, 1))
@@ -245,25 +262,39 @@ def _ynn_op_kinds(compiled_text: str) -> set[str]:
       computations[name] = []
     elif name:
       computations[name].append(line)
-  called = {m.group(1) for line in compiled_text.splitlines() if "__ynn_fusion" in line
-            for m in [re.search(r"calls=%([\w.\-]+)", line)] if m}
-  return {op.group(1) for c in called for line in computations.get(c, [])
-          for op in [re.search(r"= \S+ ([a-z\-]+)\(", line)] if op
-          and op.group(1) not in ("parameter", "constant", "bitcast")}
+  called = {
+      m.group(1) for line in compiled_text.splitlines() if "__ynn_fusion" in line
+      for m in [re.search(r"calls=%([\w.\-]+)", line)] if m
+  }
+  return {
+      op.group(1)
+      for c in called
+      for line in computations.get(c, [])
+      for op in [re.search(r"= \S+ ([a-z\-]+)\(", line)]
+      if op and op.group(1) not in ("parameter", "constant", "bitcast")
+  }
 
 
 def test_eigen_moves_only_the_convolutions_out_of_ynnpack():
   """"eigen" must be XLA's default list less the convolutions: matmuls and reductions (batch
   norm's statistics) stay where XLA puts them. If a jax release changes its default list, this
   fails and paths._LIBRARY_OPTIONS needs the new list."""
+
   def conv_bn_dense(x, w, d):
     y = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
     y = jax.nn.relu((y - jnp.mean(y, (0, 1, 2))) * 2.0)
     return jnp.dot(y.reshape(-1, y.shape[-1]), d)
+
   args = (jnp.ones((32, 28, 28, 64)), jnp.ones((3, 3, 64, 32)), jnp.ones((32, 16)))
-  kinds = {lib: _ynn_op_kinds(jax.jit(conv_bn_dense, compiler_options=paths.compiler_options(
-      lib)).lower(*args).compile().as_text()) for lib in ("xla", "eigen")}
+  kinds = {
+      lib:
+          _ynn_op_kinds(
+              jax.jit(
+                  conv_bn_dense,
+                  compiler_options=paths.compiler_options(lib)).lower(*args).compile().as_text())
+      for lib in ("xla", "eigen")
+  }
   if "convolution" not in kinds["xla"]:
     pytest.skip(f"jax {jax.__version__} does not hand convolutions to YNNPACK")
   assert {"dot", "reduce"} <= kinds["eigen"] == kinds["xla"] - {"convolution"}, kinds
@@ -273,14 +304,16 @@ def test_compiler_options():
   assert paths.compiler_options("xla") is None
   assert paths.compiler_options("auto") == paths.compiler_options("eigen") == {
       "xla_cpu_experimental_ynn_fusion_type":
-          "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
+          "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
+  }
   with pytest.raises(ConfigError, match=r"unknown conv_library 'egien'.*Did you mean 'eigen'"):
     paths.compiler_options("egien", "config")
   assert Paths(conv_library="xla").compiler_options() is None
   assert Paths().compiler_options() == paths.compiler_options("eigen")
   # The library is a field of the model's paths, not a model argument.
-  with pytest.raises(ConfigError, match="'conv_library' is a path, not an argument of model "
-                                        "'inception_small'"):
+  with pytest.raises(
+      ConfigError, match="'conv_library' is a path, not an argument of model "
+      "'inception_small'"):
     registry.create_model("inception_small", reduce=True, conv_library="eigen")
 
 

@@ -26,8 +26,9 @@ def test_digits_builder_real_images_stratified_split(digits_dir):
   ref = load_digits()
   idx = digits.stratified_split(ref.target)["test"]
   ours = sorted((int(l), im.tobytes()) for l, im in zip(labels, images))  # TFDS shuffles order
-  theirs = sorted((int(ref.target[i]), np.round(ref.images[i] * 255 / 16).astype(np.uint8)
-                   .tobytes()) for i in idx)
+  theirs = sorted(
+      (int(ref.target[i]), np.round(ref.images[i] * 255 / 16).astype(np.uint8).tobytes())
+      for i in idx)
   assert ours == theirs
 
 
@@ -51,8 +52,8 @@ def test_cluttered_digits_hold_each_digit_whole_among_clutter(tmp_path):
 def test_catalog_dataset_through_mock_data(tmp_path):
   with tfds.testing.mock_data(num_examples=24):
     splits = pipeline.load_splits("cifar10", data_dir=str(tmp_path))
-    batches = pipeline.Batches(splits["train"], 8, pipeline.Preprocess(28, 3, crop_padding=2,
-                                                                       flip=True), seed=1)
+    batches = pipeline.Batches(splits["train"], 8,
+                               pipeline.Preprocess(28, 3, crop_padding=2, flip=True), seed=1)
     batch = batches.train_batch(0)
   assert batch["image"].shape == (8, 28, 28, 3) and batch["label"].shape == (8,)
   assert splits["train"].num_classes == 10
@@ -66,8 +67,10 @@ def test_unknown_dataset_and_split_are_clear_errors(digits_dir):
 
 
 def test_missing_tensorflow_names_the_extra(tmp_path, monkeypatch):
+
   def no_tf(*args, **kwargs):
     raise ModuleNotFoundError("No module named 'tensorflow'")
+
   monkeypatch.setattr(tfds, "builder", no_tf)
   with pytest.raises(ConfigError, match=r"pip install -e '\.\[catalog\]'"):
     pipeline.load_splits("kmnist", data_dir=str(tmp_path))
@@ -76,23 +79,25 @@ def test_missing_tensorflow_names_the_extra(tmp_path, monkeypatch):
 def test_an_unreachable_download_fails_at_once(tmp_path, monkeypatch):
   """Offline, TFDS used to retry for minutes at "Dl Completed... 0%": the download hosts are
   tried first and an unreachable one is one line naming it and what to do."""
+
   def unreachable(address, timeout=None):
     raise OSError(f"[Errno -2] Name or service not known: {address[0]}")
+
   prepared = []
   monkeypatch.setattr(pipeline.socket, "create_connection", unreachable)
   record = lambda self, *a, **k: prepared.append(self.name)
   monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", record)
   monkeypatch.setattr(pipeline, "_DOWNLOAD", record)  # TFDS's own, as far as the check knows
-  for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
-              "all_proxy"):
+  for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
     monkeypatch.delenv(var, raising=False)
-  with pytest.raises(ConfigError, match=r"dataset 'cifar10' is not prepared in .* cannot be "
-                                        r"downloaded here: www.cs.toronto.edu is unreachable.*"
-                                        r"--data_dir"):
+  with pytest.raises(
+      ConfigError, match=r"dataset 'cifar10' is not prepared in .* cannot be "
+      r"downloaded here: www.cs.toronto.edu is unreachable.*"
+      r"--data_dir"):
     pipeline.load_splits("cifar10", data_dir=str(tmp_path))
   assert not prepared  # refused before TFDS started
   monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # a proxy resolves names itself
-  with pytest.raises(Exception):
+  with pytest.raises(Exception):  # noqa: B017  # whatever TFDS raises after the stub; not ours
     pipeline.load_splits("cifar10", data_dir=str(tmp_path))
   assert prepared == ["cifar10"]
 
@@ -137,7 +142,7 @@ def test_preprocess_pad_resize_channels_crop_flip():
   np.testing.assert_allclose(padded[0, 2:6, 2:6, 0] * 255, img[..., 0], atol=1e-4)
   assert padded[0, 0, 0, 0] == 0
   resized = pipeline.Preprocess(8, 1, resize="resize")([np.zeros((16, 32, 1), np.uint8)],
-                                                        train=False)
+                                                       train=False)
   assert resized.shape == (1, 8, 8, 1)
   pre = pipeline.Preprocess(4, 1, mean=0.0, std=1.0, crop_padding=1, flip=True)
   outs = {pre([img], train=True, rng=np.random.default_rng(s)).tobytes() for s in range(20)}
@@ -145,8 +150,9 @@ def test_preprocess_pad_resize_channels_crop_flip():
   np.testing.assert_allclose(pre([img], train=False)[0, ..., 0] * 255, img[..., 0], atol=1e-4)
   big = np.arange(36, dtype=np.uint8).reshape(6, 6, 1)
   crops = pipeline.Preprocess(4, 1, mean=0.0, std=1.0, random_crop=True)
-  np.testing.assert_allclose(crops([big], train=False)[0, ..., 0] * 255, big[1:5, 1:5, 0],
-                             atol=1e-4)  # the centre at test time
+  np.testing.assert_allclose(
+      crops([big], train=False)[0, ..., 0] * 255, big[1:5, 1:5, 0],
+      atol=1e-4)  # the centre at test time
   seen = {crops([big], train=True, rng=np.random.default_rng(s))[0, 0, 0, 0] for s in range(30)}
   assert len(seen) > 3  # random places in training
   with pytest.raises(ConfigError, match="images have 3 channels; the model takes 1"):
@@ -180,10 +186,10 @@ def test_batch_larger_than_split_is_an_error(digits_dir):
 def test_first_use_by_two_processes_at_once_prepares_once(tmp_path):
   """Two workers of a parallel sweep on a fresh data directory (flock excludes open files,
   not processes, so threads exercise the same lock)."""
-  import concurrent.futures  # pylint: disable=g-import-not-at-top
+  import concurrent.futures
   with concurrent.futures.ThreadPoolExecutor(3) as pool:
-    splits = list(pool.map(lambda _: pipeline.load_splits("digits", data_dir=str(tmp_path)),
-                           range(3)))
+    splits = list(
+        pool.map(lambda _: pipeline.load_splits("digits", data_dir=str(tmp_path)), range(3)))
   assert [len(s["train"]) for s in splits] == [1347] * 3
 
 
@@ -193,7 +199,7 @@ def test_reference_preprocessing_is_torchvisions():
   torch = pytest.importorskip("torch")
   if importlib.util.find_spec("torchvision") is None:
     pytest.skip("torchvision is not installed (the torch extra)")
-  from bottleneck import compat  # pylint: disable=g-import-not-at-top
+  from bottleneck import compat
   compat.torchvision_models()
   t = importlib.import_module("torchvision.transforms")
   mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

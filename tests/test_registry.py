@@ -1,8 +1,8 @@
 """The model registry: names, defaults, errors, the NumPy-filled model."""
 
 import jax
-import numpy as np
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from flax import nnx
 
@@ -41,12 +41,12 @@ def test_create_model_initialises_as_the_layers_do_eagerly():
   those of building the network eagerly, layer by layer, from the same seed, to within a
   rounding (XLA's optimisations change how some products round), and the same every time."""
   kwargs = dict(in_channels=1, width=0.5, hidden=16, batch_norm=True)
-  jitted = registry.create_model("flatten_head_cnn", reduce=True, rngs=nnx.Rngs(params=4),
-                                 **kwargs)
+  jitted = registry.create_model("flatten_head_cnn", reduce=True, rngs=nnx.Rngs(params=4), **kwargs)
   style = blocks.ConvStyle(batch_norm=True)
-  eager = registry.MODELS["flatten_head_cnn"].build(
-      num_classes=10, image_size=8, in_channels=1, width=0.5, hidden=16,
-      reduction=blocks.Reduction(enabled=True), style=style, rngs=nnx.Rngs(params=4))
+  eager = registry.MODELS["flatten_head_cnn"].build(num_classes=10, image_size=8, in_channels=1,
+                                                    width=0.5, hidden=16,
+                                                    reduction=blocks.Reduction(enabled=True),
+                                                    style=style, rngs=nnx.Rngs(params=4))
   a, b = nnx.state(jitted), nnx.state(eager)
   assert jax.tree.structure(a) == jax.tree.structure(b)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
@@ -58,20 +58,19 @@ def test_create_model_initialises_as_the_layers_do_eagerly():
       np.testing.assert_allclose(x, y, rtol=tol, atol=tol * float(jnp.abs(y).max()))
     else:
       assert bool(jnp.all(x == y))
-  again = registry.create_model("flatten_head_cnn", reduce=True, rngs=nnx.Rngs(params=4),
-                                **kwargs)
+  again = registry.create_model("flatten_head_cnn", reduce=True, rngs=nnx.Rngs(params=4), **kwargs)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(nnx.state(again))):
     assert bool(jnp.all(x == y))
   # A second model of the same kind reuses the compiled initialisers, with its own seed.
-  other = registry.create_model("flatten_head_cnn", reduce=True, rngs=nnx.Rngs(params=5),
-                                **kwargs)
-  assert not bool(jnp.all(other.trunk.layers[0].conv.kernel[...]
-                          == jitted.trunk.layers[0].conv.kernel[...]))
+  other = registry.create_model("flatten_head_cnn", reduce=True, rngs=nnx.Rngs(params=5), **kwargs)
+  assert not bool(
+      jnp.all(other.trunk.layers[0].conv.kernel[...] == jitted.trunk.layers[0].conv.kernel[...]))
 
 
 def test_unknown_model_argument_is_a_clear_error():
-  with pytest.raises(ConfigError, match=r"unknown argument of model 'inception_small' 'widht'.*"
-                                        r"Did you mean 'width'\?"):
+  with pytest.raises(
+      ConfigError, match=r"unknown argument of model 'inception_small' 'widht'.*"
+      r"Did you mean 'width'\?"):
     registry.abstract_model("inception_small", reduce=True, widht=0.5)
 
 
@@ -84,30 +83,35 @@ def test_batch_norm_momentum_is_a_model_argument():
   norms = [m for _, m in nnx.iter_graph(model) if isinstance(m, nnx.BatchNorm)]
   assert len(norms) > 50 and {n.momentum for n in norms} == {0.9}
   with pytest.raises(ConfigError, match=r"bn_momentum=1.5 is invalid; it must be a number in "
-                                        r"\[0, 1\)"):
+                     r"\[0, 1\)"):
     registry.abstract_model("inception_small", reduce=True, bn_momentum=1.5)
 
 
-@pytest.mark.parametrize("name", [n for n, s in registry.MODELS.items()
-                                  if "reduction_places" in s.routed])
+@pytest.mark.parametrize("name",
+                         [n for n, s in registry.MODELS.items() if "reduction_places" in s.routed])
 def test_declared_reduction_places_are_those_the_blocks_have(name, monkeypatch):
   """ModelSpec.places, which refuses the others, is the set of places the model's blocks ask
   the Reduction about while the model is built (abstractly: nothing is computed)."""
   asked = set()
   at = blocks.Reduction.at
-  monkeypatch.setattr(blocks.Reduction, "at", lambda self, place: asked.add(place) or at(
-      self, place))
+  monkeypatch.setattr(blocks.Reduction, "at",
+                      lambda self, place: asked.add(place) or at(self, place))
   registry.abstract_model(name, reduce=True, image_size=registry.MODELS[name].image_size)
   assert asked == set(registry.MODELS[name].places)
 
 
-@pytest.mark.parametrize("kwargs,named", [
-    ({"reduction_places": "5x5"}, "5x5"), ({"reduction_places": "3x3,7x7"}, "7x7"),
-    ({"reduction_ratios": "5x5=0.5"}, "5x5")])
+@pytest.mark.parametrize("kwargs,named", [({
+    "reduction_places": "5x5"
+}, "5x5"), ({
+    "reduction_places": "3x3,7x7"
+}, "7x7"), ({
+    "reduction_ratios": "5x5=0.5"
+}, "5x5")])
 def test_a_place_the_model_does_not_have_is_refused(kwargs, named):
   """These built the naive inception_small (or an unchanged one) and labelled it reduced."""
   key = next(iter(kwargs))
-  with pytest.raises(ConfigError, match=rf"{key}=.* names {named}, where model "
-                                        r"'inception_small' has no reduction; its places: 3x3"):
+  with pytest.raises(
+      ConfigError, match=rf"{key}=.* names {named}, where model "
+      r"'inception_small' has no reduction; its places: 3x3"):
     registry.abstract_model("inception_small", reduce=True, **kwargs)
   registry.abstract_model("inception_small", reduce=True, reduction_places="3x3")

@@ -7,7 +7,6 @@ import pandas as pd
 from bottleneck import report, trained, workdir as wd
 from tests.numerics import network_rtol
 
-
 TINY = dict(sweep_config="tests.tiny_sweep_config", models=("inception_small",),
             benchmark_cases=("flatten_head_cnn@8",), benchmark_batch=2, benchmark_repeats=1,
             fc_config="tests.tiny_fc_config")
@@ -17,8 +16,8 @@ def test_report_end_to_end_and_rerun_reuses_work(tmp_path, digits_dir):
   path = report.build_report(str(tmp_path), data_dir=digits_dir, **TINY)
   text = open(path).read()
   for part in ("## Finding", "## Cost: parameters", "## Time on real block sizes",
-               "## Accuracy and time: small Inception on the digits",
-               "## 1x1 = fully connected", "## Other studies"):
+               "## Accuracy and time: small Inception on the digits", "## 1x1 = fully connected",
+               "## Other studies"):
     assert part in text, part
   assert "### inception_small" in text and "XLA FLOPs" in text
   assert "accuracy_vs_cost.png" in text and os.path.exists(tmp_path / "curves.png")
@@ -43,22 +42,35 @@ def test_report_end_to_end_and_rerun_reuses_work(tmp_path, digits_dir):
     cut.write_text(cut.read_text()[:100])
   report.build_report(str(tmp_path), data_dir=digits_dir, **TINY)
   assert {p: os.path.getmtime(p) for p in before} == before
-  assert wd.read_json(str(tmp_path / "complexity" / "inception_small.json"))[0]["total"][
-      "params"] > 0
+  assert wd.read_json(str(tmp_path / "complexity"
+                          / "inception_small.json"))[0]["total"]["params"] > 0
   assert wd.read_json(str(tmp_path / "benchmark" / "benchmark.json"))["verdict"]
   assert len(os.listdir(tmp_path / wd.SET_ASIDE)) == 2
   assert os.stat(tmp_path / "REPORT.md").st_mode & 0o044 == 0o044  # others may read it
 
 
 def test_finding_is_computed_from_the_numbers():
-  summary = pd.DataFrame([
-      {"variant": "reduced", "eval_accuracy mean": 0.98, "eval_accuracy std": 0.01,
-       "train_time_s mean": 12.0, "n": 3},
-      {"variant": "naive", "eval_accuracy mean": 0.975, "eval_accuracy std": 0.002,
-       "train_time_s mean": 10.0, "n": 3}])
-  ratio = {"params naive/reduced": 1.5, "MACs naive/reduced": 1.49,
-           "accuracy naive - reduced (points)": -0.5, "95% interval (points)": "[-1.90, +0.90]",
-           "interval covers": "seeds + test set", "verdict": "within noise"}
+  summary = pd.DataFrame([{
+      "variant": "reduced",
+      "eval_accuracy mean": 0.98,
+      "eval_accuracy std": 0.01,
+      "train_time_s mean": 12.0,
+      "n": 3
+  }, {
+      "variant": "naive",
+      "eval_accuracy mean": 0.975,
+      "eval_accuracy std": 0.002,
+      "train_time_s mean": 10.0,
+      "n": 3
+  }])
+  ratio = {
+      "params naive/reduced": 1.5,
+      "MACs naive/reduced": 1.49,
+      "accuracy naive - reduced (points)": -0.5,
+      "95% interval (points)": "[-1.90, +0.90]",
+      "interval covers": "seeds + test set",
+      "verdict": "within noise"
+  }
   text = report.digits_clause(summary, ratio)
   assert "cut parameters 1.50x and multiply-adds 1.49x" in text
   assert "98.00% with them and 97.50% without" in text
@@ -73,8 +85,10 @@ def test_finding_is_computed_from_the_numbers():
   summary.loc[0, "train_time_s mean"] = 5.0
   summary.loc[1, "eval_accuracy std"] = 0.001
   summary.loc[0, "eval_accuracy std"] = 0.001
-  text = report.digits_clause(summary, {**ratio, "95% interval (points)": "[-0.90, -0.10]",
-                                        "verdict": "reduced more accurate"})
+  text = report.digits_clause(summary, {
+      **ratio, "95% interval (points)": "[-0.90, -0.10]",
+      "verdict": "reduced more accurate"
+  })
   assert "[-0.90, -0.10] over the seeds + test set: reduced more accurate" in text
   assert "did turn into" in text
   summary["train_time_s std"] = [0.4, 0.7]  # 11.5 vs 11.7 s: inside the spread
@@ -84,28 +98,66 @@ def test_finding_is_computed_from_the_numbers():
 
 
 def test_finding_with_an_unknown_time_compares_no_time():
-  summary = pd.DataFrame([
-      {"variant": "reduced", "eval_accuracy mean": 0.98, "eval_accuracy std": 0.01,
-       "train_time_s mean": float("nan"), "n": 1},
-      {"variant": "naive", "eval_accuracy mean": 0.975, "eval_accuracy std": 0.002,
-       "train_time_s mean": 10.0, "n": 1}])
-  text = report.digits_clause(summary, {"params naive/reduced": 1.5,
-                                        "MACs naive/reduced": 1.49})
+  summary = pd.DataFrame([{
+      "variant": "reduced",
+      "eval_accuracy mean": 0.98,
+      "eval_accuracy std": 0.01,
+      "train_time_s mean": float("nan"),
+      "n": 1
+  }, {
+      "variant": "naive",
+      "eval_accuracy mean": 0.975,
+      "eval_accuracy std": 0.002,
+      "train_time_s mean": 10.0,
+      "n": 1
+  }])
+  text = report.digits_clause(summary, {"params naive/reduced": 1.5, "MACs naive/reduced": 1.49})
   assert "training time of one variant is unknown" in text and "nan" not in text
   assert "naive minus reduced -0.50 points, no interval (fewer than 2 seeds paired)" in text
 
 
 def test_the_finding_has_a_clause_per_part_each_from_its_numbers():
-  cplx = {"googlenet": [{"reduce": True, "total": {"params": 7e6, "macs": 1.6e9}},
-                        {"reduce": False, "total": {"params": 97e6, "macs": 12.6e9}}]}
-  bench = {"ratios": [
-      {"name": "inception_3a", "batch": 32, "MACs naive/reduced": 2.37,
-       "time naive/reduced": 1.6},
-      {"name": "v3_block_b", "batch": 32, "MACs naive/reduced": 1.73,
-       "time naive/reduced": 1.2}]}
-  fc = {"input_shape": [1, 32, 32, 1], "score_map_shape": [13, 13, 10],
-        "max_abs_diff_vs_crops": 2e-7, "crops_checked": 9,
-        "digits": [{"label": 3, "predicted": 3}, {"label": 5, "predicted": 6}]}
+  cplx = {
+      "googlenet": [{
+          "reduce": True,
+          "total": {
+              "params": 7e6,
+              "macs": 1.6e9
+          }
+      }, {
+          "reduce": False,
+          "total": {
+              "params": 97e6,
+              "macs": 12.6e9
+          }
+      }]
+  }
+  bench = {
+      "ratios": [{
+          "name": "inception_3a",
+          "batch": 32,
+          "MACs naive/reduced": 2.37,
+          "time naive/reduced": 1.6
+      }, {
+          "name": "v3_block_b",
+          "batch": 32,
+          "MACs naive/reduced": 1.73,
+          "time naive/reduced": 1.2
+      }]
+  }
+  fc = {
+      "input_shape": [1, 32, 32, 1],
+      "score_map_shape": [13, 13, 10],
+      "max_abs_diff_vs_crops": 2e-7,
+      "crops_checked": 9,
+      "digits": [{
+          "label": 3,
+          "predicted": 3
+      }, {
+          "label": 5,
+          "predicted": 6
+      }]
+  }
   text = report.finding(cplx=cplx, bench=bench, fc=fc)
   assert "googlenet's parameters 13.9x and its multiply-adds 7.9x" in text
   # geometric means: sqrt(2.37 x 1.73) = 2.02, sqrt(1.6 x 1.2) = 1.39
@@ -113,3 +165,27 @@ def test_the_finding_has_a_clause_per_part_each_from_its_numbers():
   assert "as a 13x13 map" in text and "named 1 of the 2 digits" in text
   slow = {"ratios": [dict(bench["ratios"][0], **{"time naive/reduced": 0.9})]}
   assert "did not save forward+backward time (0.90x)" in report.finding(bench=slow)
+
+
+def test_the_blocks_are_timed_again_when_the_benchmark_settings_change(tmp_path, monkeypatch):
+  """benchmark.json is reused only for the cases, batch and repeats it was timed with."""
+  from bottleneck import benchmark
+  calls = []
+
+  def run(cases, batches, repeats):
+    calls.append((tuple(cases), batches, repeats))
+    return [{"name": c, "reduce": r} for c in cases for r in (True, False)]
+
+  monkeypatch.setattr(benchmark, "run", run)
+  monkeypatch.setattr(benchmark, "timed", lambda rows: [])
+  monkeypatch.setattr(benchmark, "central_ratios", lambda rows: [])
+  monkeypatch.setattr(benchmark, "verdict", lambda ratios: "a verdict")
+  work = str(tmp_path)
+  report._benchmark(work, ("a",), 2, 1)
+  report._benchmark(work, ("a",), 2, 1)
+  assert calls == [(("a",), [2], 1)]  # reused
+  for cases, batch, repeats in ((("a",), 2, 3), (("a",), 4, 3), (("a", "b"), 4, 3)):
+    out = report._benchmark(work, cases, batch, repeats)
+    assert calls[-1] == (cases, [batch], repeats)
+    assert out["settings"] == {"cases": list(cases), "batch": batch, "repeats": repeats}
+  assert len(calls) == 4 and len(os.listdir(tmp_path / wd.SET_ASIDE)) == 3

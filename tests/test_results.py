@@ -9,23 +9,7 @@ import pytest
 
 from bottleneck import intervals, results, workdir as wd
 from bottleneck.validation import ConfigError
-
-ACC = {"reduced": [0.90, 0.92, 0.94], "naive": [0.91, 0.91, 0.97]}
-TIME = {"reduced": [10.0, 12.0, 14.0], "naive": [9.0, 9.0, 9.0]}
-COST = {"reduced": (100, 1000), "naive": (300, 5000)}
-
-
-def write_runs(root):
-  for variant, accs in ACC.items():
-    for seed, acc in enumerate(accs):
-      params, macs = COST[variant]
-      wd.write_json(os.path.join(root, f"reduce={variant == 'reduced'},seed={seed}",
-                                 wd.RESULT),
-                    {"model": "toy", "dataset": "digits", "reduce": variant == "reduced",
-                     "seed": seed, "params": params, "macs": macs, "flops_xla": 2.5 * macs,
-                     "eval_accuracy": acc, "train_time_s": TIME[variant][seed],
-                     "examples_per_s": 1000.0 / TIME[variant][seed], "compile_time_s": 1.0,
-                     "device": "cpu"})
+from tests import ACC, COST, write_runs
 
 
 def test_aggregate_means_stds_and_counts(tmp_path):
@@ -104,26 +88,40 @@ def test_group_by_and_errors(tmp_path):
 def test_ablation_knobs_are_rows_and_each_reduced_row_meets_its_naive(tmp_path):
   """Runs that differ in a knob (ratio, activation, budget) are never averaged together; each
   reduced configuration is compared with the naive run of the same budget."""
+
   def write(name, reduce, seed, acc, macs, kwargs=None, budget=None):
-    result = {"model": "toy", "dataset": "digits", "reduce": reduce, "seed": seed,
-              "params": 10, "macs": macs, "flops_xla": None, "eval_accuracy": acc,
-              "train_time_s": 1.0, "examples_per_s": 1.0,
-              "config": {"model_kwargs": kwargs or {}}}
+    result = {
+        "model": "toy",
+        "dataset": "digits",
+        "reduce": reduce,
+        "seed": seed,
+        "params": 10,
+        "macs": macs,
+        "flops_xla": None,
+        "eval_accuracy": acc,
+        "train_time_s": 1.0,
+        "examples_per_s": 1.0,
+        "config": {
+            "model_kwargs": kwargs or {}
+        }
+    }
     if budget:
-      result["match"] = {"metric": "macs", "budget": budget, "width": macs / 1000,
-                         "cost": macs}
+      result["match"] = {"metric": "macs", "budget": budget, "width": macs / 1000, "cost": macs}
     wd.write_json(os.path.join(tmp_path, name, wd.RESULT), result)
 
   for seed in (0, 1):
     write(f"r05_{seed}", True, seed, 0.90, 100, {"reduction_ratio": 0.5}, 100)
     write(f"r025_{seed}", True, seed, 0.80, 100, {"reduction_ratio": 0.25}, 100)
-    write(f"lin_{seed}", True, seed, 0.70, 100,
-          {"reduction_ratio": 0.5, "reduction_activation": False}, 100)
+    write(f"lin_{seed}", True, seed, 0.70, 100, {
+        "reduction_ratio": 0.5,
+        "reduction_activation": False
+    }, 100)
     write(f"naive_{seed}", False, seed, 0.85, 101, {"reduction_ratio": 0.5}, 100)
     write(f"naive_big_{seed}", False, seed, 0.95, 300, {}, 300)
   runs = results.collect(str(tmp_path))
-  assert results.default_group_by(runs) == ["model", "dataset", "variant", "ratio",
-                                            "activation", "budget"]
+  assert results.default_group_by(runs) == [
+      "model", "dataset", "variant", "ratio", "activation", "budget"
+  ]
   summary = results.aggregate(runs)
   assert len(summary) == 5 and set(summary["n"]) == {2}
   ratios = results.ratios(summary).set_index(["ratio", "activation"])
@@ -134,15 +132,17 @@ def test_ablation_knobs_are_rows_and_each_reduced_row_meets_its_naive(tmp_path):
       pytest.approx(15.0)
   assert (ratios["MACs naive/reduced"] == 1.01).all()
   assert "0.25" in results.make_table(str(tmp_path))
-  from bottleneck import plots  # pylint: disable=g-import-not-at-top
+  from bottleneck import plots
   path = plots.accuracy_vs_cost(runs, str(tmp_path / "pareto.png"))  # one curve per family
   assert os.path.getsize(path) > 10_000
 
 
 def test_failed_runs_are_named_under_the_table(tmp_path):
   write_runs(tmp_path)
-  wd.write_json(os.path.join(tmp_path, "budget=7e5", wd.ERROR),
-                {"error": "ConfigError: no width costs 7e+05 macs within 1%", "traceback": ""})
+  wd.write_json(os.path.join(tmp_path, "budget=7e5", wd.ERROR), {
+      "error": "ConfigError: no width costs 7e+05 macs within 1%",
+      "traceback": ""
+  })
   text = results.make_table(str(tmp_path))
   assert ("Not in the table: 1 failed run(s) (their error.json):\n- budget=7e5: ConfigError: "
           "no width costs 7e+05 macs within 1%") in text
@@ -158,8 +158,9 @@ def write_predictions(root, examples=200, seed=0):
       predicted = labels.copy()
       wrong = rng.choice(examples, round(examples * (1 - acc)), replace=False)
       predicted[wrong] = (labels[wrong] + 1) % 10
-      wd.write_predictions(os.path.join(root, f"reduce={variant == 'reduced'},seed={s}",
-                                        wd.PREDICTIONS), predicted, labels)
+      wd.write_predictions(
+          os.path.join(root, f"reduce={variant == 'reduced'},seed={s}", wd.PREDICTIONS), predicted,
+          labels)
 
 
 def test_intervals_count_the_test_set_when_predictions_are_saved(tmp_path):
@@ -211,7 +212,7 @@ def test_runs_that_differ_in_an_ungrouped_column_are_not_paired(tmp_path):
 
 @pytest.mark.parametrize("key,value,why", [
     ("eval_accuracy", 97.5, r"eval_accuracy=97.5 is invalid; it must be a finite number in "
-                            r"\[0, 1\] \(a fraction, not a percentage\)"),
+     r"\[0, 1\] \(a fraction, not a percentage\)"),
     ("eval_accuracy", -0.5, r"eval_accuracy=-0.5"),
     ("eval_accuracy", "high", r"eval_accuracy='high'"),
     ("eval_accuracy", float("nan"), r"eval_accuracy=nan"),

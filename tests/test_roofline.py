@@ -59,8 +59,9 @@ def test_each_conv_of_3a_is_a_case_on_the_input_it_gets_in_the_block():
   assert set(cases) == {
       "inception_3a reduced/#1x1_0", "inception_3a reduced/#3x3_reduce",
       "inception_3a reduced/#3x3_0", "inception_3a reduced/#5x5_reduce",
-      "inception_3a reduced/#5x5_0", "inception_3a reduced/pool_0",
-      "inception_3a naive/#1x1_0", "inception_3a naive/#3x3_0", "inception_3a naive/#5x5_0"}
+      "inception_3a reduced/#5x5_0", "inception_3a reduced/pool_0", "inception_3a naive/#1x1_0",
+      "inception_3a naive/#3x3_0", "inception_3a naive/#5x5_0"
+  }
   c = cases["inception_3a reduced/#5x5_0"]
   assert (c.image_size, c.channels) == (28, 16)
   unit = c.build(None, jnp.float32, Paths())
@@ -69,8 +70,7 @@ def test_each_conv_of_3a_is_a_case_on_the_input_it_gets_in_the_block():
 
 
 def test_train_memory_analytic():
-  row = roofline.train_memory("inception_small", reduce=True, batch=8, budget_gb=0.1,
-                              xla=False)
+  row = roofline.train_memory("inception_small", reduce=True, batch=8, budget_gb=0.1, xla=False)
   image = 28 * 28 * 3 * 4
   per_image = row["activation_bytes_per_image"] + image
   assert row["weights_bytes"] == 4 * row["params"]  # float32
@@ -82,23 +82,22 @@ def test_train_memory_analytic():
 
 def test_command_end_to_end(tmp_path):
   out = tmp_path / "roof line"  # a space in the path
-  proc = subprocess.run(
-      [sys.executable, "-m", "experiments.roofline", "--config=configs/roofline.py:smoke",
-       "--config.blocks=('flatten_head_cnn@8',)", "--config.fragments=(1, 2)",
-       "--config.memory_models=(('flatten_head_cnn', 8),)",
-       "--config.fragment_shape=(8, 16, 2)", "--config.batch=2", "--config.repeats=1",
-       f"--config.bandwidth_elements={2 ** 20}",
-       "--config.memory_xla=False", f"--out={out}"],
-      cwd=ROOT, capture_output=True, text=True, timeout=600,
-      env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  proc = subprocess.run([
+      sys.executable, "-m", "experiments.roofline", "--config=configs/roofline.py:smoke",
+      "--config.blocks=('flatten_head_cnn@8',)", "--config.fragments=(1, 2)",
+      "--config.memory_models=(('flatten_head_cnn', 8),)", "--config.fragment_shape=(8, 16, 2)",
+      "--config.batch=2", "--config.repeats=1", f"--config.bandwidth_elements={2 ** 20}",
+      "--config.memory_xla=False", f"--out={out}"
+  ], cwd=ROOT, capture_output=True, text=True, timeout=600, env={
+      **os.environ, "JAX_PLATFORMS": "cpu"
+  })
   assert proc.returncode == 0, proc.stderr[-3000:]
   result = json.loads((out / "roofline.json").read_text())
   assert result["peak_gflops_per_s"] > 0 and result["bandwidth"]["triad_gb_per_s"] > 0
   assert result["ridge"] == pytest.approx(result["peak_gflops_per_s"]
                                           / result["bandwidth"]["triad_gb_per_s"])
   kinds = [(r["kind"], r["reduce"]) for r in result["rows"]]
-  assert kinds == [("block", False), ("block", True), ("fragments", None),
-                   ("fragments", None)]
+  assert kinds == [("block", False), ("block", True), ("fragments", None), ("fragments", None)]
   for r in result["rows"]:
     assert r["bound"] == roofline.bound(r["conv_intensity"], result["peak_gflops_per_s"],
                                         result["bandwidth"]["triad_gb_per_s"])
@@ -111,11 +110,25 @@ def test_command_end_to_end(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"blocks": ["inception_3z"]}, "unknown benchmark case 'inception_3z'"),
-    ({"blocks": [], "dtype": "float16"}, "unknown dtype 'float16'"),
-    ({"blocks": [], "batch": 0}, "batch=0 is invalid"),
-    ({"blocks": [], "fragment_parts": [3]}, "parts=3 must divide channels=128"),
-    ({"blocks": [], "fragment_shape": (8, 0, 2)}, "channels=0 is invalid"),
+    ({
+        "blocks": ["inception_3z"]
+    }, "unknown benchmark case 'inception_3z'"),
+    ({
+        "blocks": [],
+        "dtype": "float16"
+    }, "unknown dtype 'float16'"),
+    ({
+        "blocks": [],
+        "batch": 0
+    }, "batch=0 is invalid"),
+    ({
+        "blocks": [],
+        "fragment_parts": [3]
+    }, "parts=3 must divide channels=128"),
+    ({
+        "blocks": [],
+        "fragment_shape": (8, 0, 2)
+    }, "channels=0 is invalid"),
 ])
 def test_a_bad_plan_is_refused_before_anything_is_measured(kwargs, message):
   with pytest.raises(ConfigError, match=message):
@@ -123,9 +136,15 @@ def test_a_bad_plan_is_refused_before_anything_is_measured(kwargs, message):
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"batch": 2}, "memory_batch=2 is invalid"),
-    ({"budget_gb": 0}, "budget_gb=0 is invalid"),
-    ({"name": "googlenett"}, "unknown model 'googlenett'"),
+    ({
+        "batch": 2
+    }, "memory_batch=2 is invalid"),
+    ({
+        "budget_gb": 0
+    }, "budget_gb=0 is invalid"),
+    ({
+        "name": "googlenett"
+    }, "unknown model 'googlenett'"),
 ])
 def test_bad_training_memory_arguments(kwargs, message):
   args = {"name": "inception_small", "reduce": True, "batch": 8, "budget_gb": 1.0, **kwargs}

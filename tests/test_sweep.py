@@ -11,24 +11,32 @@ import pytest
 
 from bottleneck import checkpoints, config_files, results, sweep, workdir as wd
 from bottleneck.validation import ConfigError
-from tests import ROOT, interruptible, tiny_sweep_config
-from tests.test_train import sigterm_when
+from tests import ROOT, interruptible, sigterm_when, tiny_sweep_config
 
 
 def points(tmp_path, sweep_list=None):
   config = tiny_sweep_config.get_config()
 
   class Module:
-    get_sweep = staticmethod(lambda: sweep_list if sweep_list is not None else
-                             tiny_sweep_config.get_sweep())
+    get_sweep = staticmethod(lambda: sweep_list
+                             if sweep_list is not None else tiny_sweep_config.get_sweep())
+
   return sweep.expand(Module, config, str(tmp_path))
 
 
 def test_expansion_and_names(tmp_path, digits_dir):
-  pts = points(tmp_path, [{"reduce": True, "seed": 0}, {"optimizer.learning_rate": 0.1},
-                          {"model_kwargs.width": 0.5, "data.flip": True}])
-  assert [p.name for p in pts] == ["reduce=True,seed=0", "optimizer.learning_rate=0.1",
-                                   "model_kwargs.width=0.5,data.flip=True"]
+  pts = points(tmp_path, [{
+      "reduce": True,
+      "seed": 0
+  }, {
+      "optimizer.learning_rate": 0.1
+  }, {
+      "model_kwargs.width": 0.5,
+      "data.flip": True
+  }])
+  assert [p.name for p in pts] == [
+      "reduce=True,seed=0", "optimizer.learning_rate=0.1", "model_kwargs.width=0.5,data.flip=True"
+  ]
   assert pts[1].config.optimizer.learning_rate == 0.1 and pts[1].config.reduce is True
   assert pts[2].config.model_kwargs.width == 0.5 and pts[2].config.data.flip is True
   assert pts[0].workdir == os.path.join(str(tmp_path), "reduce=True,seed=0")
@@ -46,18 +54,26 @@ def test_bad_sweeps_are_clear_errors(tmp_path, digits_dir):
 
 
 def test_config_file_sweep_loads():
-  module, config = config_files.load_config_file(os.path.join(ROOT, "configs",
-                                                              "digits_inception.py:naive"))
+  module, config = config_files.load_config_file(
+      os.path.join(ROOT, "configs", "digits_inception.py:naive"))
   assert config.reduce is False
   assert len(sweep.expand(module, config, "/tmp/x")) == 6
 
 
 def test_outcomes_are_a_kind_with_a_reason_that_read_as_the_summary_says():
-  outcomes = [sweep.Outcome.of({"result": 1}), sweep.Outcome("skipped"),
-              sweep.Outcome.of({"error": "ValueError: x", "traceback": "..."}),
-              sweep.Outcome.of({"busy": "held by pid 7"}), sweep.Outcome.of({"interrupted": "^C"})]
-  assert outcomes == ["done", "skipped (done)", "failed: ValueError: x", "busy: held by pid 7",
-                      "interrupted: ^C"]
+  outcomes = [
+      sweep.Outcome.of({"result": 1}),
+      sweep.Outcome("skipped"),
+      sweep.Outcome.of({
+          "error": "ValueError: x",
+          "traceback": "..."
+      }),
+      sweep.Outcome.of({"busy": "held by pid 7"}),
+      sweep.Outcome.of({"interrupted": "^C"})
+  ]
+  assert outcomes == [
+      "done", "skipped (done)", "failed: ValueError: x", "busy: held by pid 7", "interrupted: ^C"
+  ]
   assert [o.kind for o in outcomes] == ["done", "skipped", "failed", "busy", "interrupted"]
   assert [o.finished for o in outcomes] == [True, True, False, False, False]
   assert outcomes[2].detail == "ValueError: x"
@@ -98,13 +114,19 @@ def test_resume_skips_finished_points_and_a_bad_point_fails_alone(tmp_path, digi
 
 
 def test_seeds_of_one_config_are_one_unit(tmp_path, digits_dir):
-  pts = points(tmp_path, [{"reduce": r, "seed": s} for r in (True, False) for s in (0, 1, 2)]
-               + [{"reduce": True, "seed": 3, "optimizer.learning_rate": 0.1}])
+  pts = points(tmp_path, [{
+      "reduce": r,
+      "seed": s
+  } for r in (True, False) for s in (0, 1, 2)] + [{
+      "reduce": True,
+      "seed": 3,
+      "optimizer.learning_rate": 0.1
+  }])
   grouped = sweep.units(pts, seeds_together=True)
-  assert [[p.name for p in u] for u in grouped] == [
-      ["reduce=True,seed=0", "reduce=True,seed=1", "reduce=True,seed=2"],
-      ["reduce=False,seed=0", "reduce=False,seed=1", "reduce=False,seed=2"],
-      ["reduce=True,seed=3,optimizer.learning_rate=0.1"]]
+  assert [[p.name for p in u] for u in grouped
+         ] == [["reduce=True,seed=0", "reduce=True,seed=1", "reduce=True,seed=2"],
+               ["reduce=False,seed=0", "reduce=False,seed=1", "reduce=False,seed=2"],
+               ["reduce=True,seed=3,optimizer.learning_rate=0.1"]]
   assert sweep.unit_label(grouped[0]) == "reduce=True seeds=0,1,2"
   assert [len(u) for u in sweep.units(pts, False)] == [1] * 7
 
@@ -137,10 +159,10 @@ def test_interrupted_point_resumes(tmp_path, digits_dir):
 
 
 def test_print_launcher_cli():
-  proc = subprocess.run(
-      [sys.executable, "-m", "experiments.sweep", f"--config={ROOT}/configs/digits_inception.py",
-       "--workdir=/tmp/unused_sweep", "--launcher=print"],
-      cwd=ROOT, capture_output=True, text=True, timeout=300)
+  proc = subprocess.run([
+      sys.executable, "-m", "experiments.sweep", f"--config={ROOT}/configs/digits_inception.py",
+      "--workdir=/tmp/unused_sweep", "--launcher=print"
+  ], cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr
   lines = proc.stdout.strip().splitlines()
   assert len(lines) == 6
@@ -150,8 +172,16 @@ def test_print_launcher_cli():
 
 def test_ray_launcher_end_to_end(tmp_path, digits_dir):
   pytest.importorskip("ray")
-  pts = points(tmp_path, [{"reduce": True, "seed": 0}, {"reduce": False, "seed": 0},
-                          {"reduce": False, "seed": 1}])  # two units: one point, two seeds
+  pts = points(tmp_path, [{
+      "reduce": True,
+      "seed": 0
+  }, {
+      "reduce": False,
+      "seed": 0
+  }, {
+      "reduce": False,
+      "seed": 1
+  }])  # two units: one point, two seeds
   summary = sweep.run(pts, launcher="ray")
   assert summary == {p.name: "done" for p in pts}
   together = []
@@ -164,8 +194,16 @@ def test_ray_launcher_end_to_end(tmp_path, digits_dir):
 
 def test_parallel_workers_on_a_fresh_data_dir_show_their_progress(tmp_path, capfd):
   # Two workers: one point alone, and two seeds as one program.
-  pts = points(tmp_path / "sweep", [{"reduce": True, "seed": 0}, {"reduce": False, "seed": 0},
-                                    {"reduce": False, "seed": 1}])
+  pts = points(tmp_path / "sweep", [{
+      "reduce": True,
+      "seed": 0
+  }, {
+      "reduce": False,
+      "seed": 0
+  }, {
+      "reduce": False,
+      "seed": 1
+  }])
   for p in pts:  # first use: both workers prepare the dataset at once
     p.config.data_dir = str(tmp_path / "fresh_tfds")
   assert set(sweep.run(pts, parallel=2).values()) == {"done"}
@@ -181,13 +219,16 @@ def test_parallel_workers_on_a_fresh_data_dir_show_their_progress(tmp_path, capf
 def _sweep_cli(workdir, digits_dir, steps, log):
   """`experiments.sweep --parallel=2` in the background, its output to the file `log` (a pipe
   nobody reads would fill up and block the workers' progress lines)."""
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "BOTTLENECK_TEST_TFDS_DIR": digits_dir,
-         "BOTTLENECK_TEST_SWEEP_STEPS": str(steps)}
+  env = {
+      **os.environ, "JAX_PLATFORMS": "cpu",
+      "BOTTLENECK_TEST_TFDS_DIR": digits_dir,
+      "BOTTLENECK_TEST_SWEEP_STEPS": str(steps)
+  }
   interruptible()
-  return subprocess.Popen(
-      [sys.executable, "-m", "experiments.sweep", f"--config={ROOT}/tests/tiny_sweep_config.py",
-       f"--workdir={workdir}", "--parallel=2"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-      stderr=open(log, "w"), text=True)
+  return subprocess.Popen([
+      sys.executable, "-m", "experiments.sweep", f"--config={ROOT}/tests/tiny_sweep_config.py",
+      f"--workdir={workdir}", "--parallel=2"
+  ], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "w"), text=True)
 
 
 def _wait_for(paths, proc, log, timeout=240):
@@ -267,16 +308,16 @@ def test_parallel_sweep_ctrl_c_and_a_killed_parent(tmp_path, digits_dir):
     time.sleep(0.2)
 
 
-def test_changed_config_is_refused_naming_the_point_then_rerun_on_request(tmp_path,
-                                                                             digits_dir):
+def test_changed_config_is_refused_naming_the_point_then_rerun_on_request(tmp_path, digits_dir):
   pts = points(tmp_path, [{"seed": 0}])
   assert sweep.run(pts) == {"seed=0": "done"}
   longer = points(tmp_path, [{"seed": 0, "num_train_steps": 12}])
   longer = [sweep.Point("seed=0", {}, longer[0].config, pts[0].workdir)]  # same directory
   assert sweep.status(longer[0]) == "changed"
-  with pytest.raises(ConfigError, match=r"1 sweep point\(s\) ran under another config than the "
-                                        r"sweep's now: seed=0 \(num_train_steps: 8 there, 12 "
-                                        r"now\)\. Rerun with --rerun_changed"):
+  with pytest.raises(
+      ConfigError, match=r"1 sweep point\(s\) ran under another config than the "
+      r"sweep's now: seed=0 \(num_train_steps: 8 there, 12 "
+      r"now\)\. Rerun with --rerun_changed"):
     sweep.run(longer)
   assert wd.read_json(os.path.join(pts[0].workdir, wd.RESULT))["train_steps"] == 8  # untouched
   assert sweep.run(longer, rerun_changed=True) == {"seed=0": "done"}

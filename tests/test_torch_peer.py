@@ -10,7 +10,6 @@ import pytest
 from flax import nnx
 
 pytest.importorskip("torch")  # the optional extra: pip install -e '.[torch]'
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import torch
 
 from bottleneck import benchmark, complexity, torch_peer
@@ -51,8 +50,7 @@ def test_network_twin_with_lrn():
   module = registry.random_model("googlenet", reduce=True, image_size=32, num_classes=7)
   peer = torch_peer.from_nnx(module)
   x = np.random.default_rng(1).normal(size=(2, 32, 32, 3)).astype(np.float32)
-  torch_peer.check_same(module, peer, x, "googlenet",
-                        rtol=network_rtol(module, DEPTH["googlenet"]))
+  torch_peer.check_same(module, peer, x, "googlenet", rtol=network_rtol(module, DEPTH["googlenet"]))
 
 
 def test_a_different_peer_is_caught():
@@ -76,5 +74,7 @@ def test_missing_torch_is_a_clear_error():
           "try:\n  import bottleneck.torch_peer\n"
           "except Exception as e:\n  print(type(e).__name__, e)\n")
   proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                        timeout=300, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+                        timeout=300, env={
+                            **os.environ, "JAX_PLATFORMS": "cpu"
+                        })
   assert "ConfigError the PyTorch peer needs PyTorch: pip install -e '.[torch]'" in proc.stdout

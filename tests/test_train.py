@@ -20,13 +20,12 @@ import pytest
 from flax import nnx
 
 from bottleneck import checkpoints, complexity, run_config, sweep, train, trained, workdir as wd
+from bottleneck.data import pipeline
 from bottleneck.nn import layers
 from bottleneck.nn.paths import Paths
-from bottleneck.data import pipeline
 from bottleneck.validation import ConfigError
-from tests import ROOT, interruptible, tiny_train_config
+from tests import ODD, ROOT, interruptible, sigterm_when, tiny_train_config
 from tests.numerics import assert_matches
-from tests.test_workdir import ODD
 
 
 def tiny_config(digits_dir, **overrides):
@@ -34,11 +33,14 @@ def tiny_config(digits_dir, **overrides):
 
 
 def run_cli(workdir, digits_dir, *extra, env=None, wait=True):
-  cmd = [sys.executable, "-m", "experiments.train",
-         f"--config={ROOT}/tests/tiny_train_config.py", f"--workdir={workdir}",
-         f"--config.data_dir={digits_dir}", *extra]
-  kwargs = dict(cwd=ROOT, env={**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})},
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  cmd = [
+      sys.executable, "-m", "experiments.train", f"--config={ROOT}/tests/tiny_train_config.py",
+      f"--workdir={workdir}", f"--config.data_dir={digits_dir}", *extra
+  ]
+  kwargs = dict(cwd=ROOT, env={
+      **os.environ, "JAX_PLATFORMS": "cpu",
+      **(env or {})
+  }, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   if not wait:
     interruptible()
     return subprocess.Popen(cmd, **kwargs)
@@ -47,8 +49,12 @@ def run_cli(workdir, digits_dir, *extra, env=None, wait=True):
 
 # The network the project is about, at an eighth of its widths (the other tests train the
 # faster flatten_head_cnn of the tiny config).
-INCEPTION = {"model": "inception_small", "model_kwargs.width": 0.125,
-             "model_kwargs.hidden": None, "model_kwargs.batch_norm": None}
+INCEPTION = {
+    "model": "inception_small",
+    "model_kwargs.width": 0.125,
+    "model_kwargs.hidden": None,
+    "model_kwargs.batch_norm": None
+}
 
 
 def test_train_writes_every_output_and_learns(tmp_path, digits_dir):
@@ -78,8 +84,7 @@ def test_train_writes_every_output_and_learns(tmp_path, digits_dir):
   loaded = trained.load(str(tmp_path))
   model, config = loaded.model, loaded.config
   assert loaded.step == 24
-  split = pipeline.load_splits(config.dataset, (config.eval_split,), digits_dir)[
-      config.eval_split]
+  split = pipeline.load_splits(config.dataset, (config.eval_split,), digits_dir)[config.eval_split]
   images, labels = split.read(range(len(split)))
   x = pipeline.Preprocess(config.image_size, model.in_channels, mean=config.data.mean,
                           std=config.data.std)(images, train=False)
@@ -95,14 +100,19 @@ def test_train_writes_every_output_and_learns(tmp_path, digits_dir):
 
 
 def test_paths_reach_the_model(tmp_path, digits_dir):
-  config = tiny_config(digits_dir, **{"paths.conv_1x1": "xla", "paths.max_pool": "xla",
-                                      "paths.conv_library": "xla"})
+  config = tiny_config(
+      digits_dir, **{
+          "paths.conv_1x1": "xla",
+          "paths.max_pool": "xla",
+          "paths.conv_library": "xla"
+      })
   model = train.build_model(config, num_classes=10)
   units = [m for _, m in nnx.iter_modules(model) if isinstance(m, layers.ConvUnit)]
   pools = [m for _, m in nnx.iter_modules(model) if isinstance(m, layers.MaxPool)]
   assert units and pools
-  assert {u.paths for u in units} == {p.paths for p in pools} == {Paths(
-      conv_1x1="xla", max_pool="xla", conv_library="xla").resolve()}
+  assert {u.paths for u in units} == {p.paths for p in pools} == {
+      Paths(conv_1x1="xla", max_pool="xla", conv_library="xla").resolve()
+  }
   # One place for them: a path named as a model argument is refused, saying where it goes.
   both = tiny_config(digits_dir, **{"paths.conv_1x1": "xla"})
   both.model_kwargs.conv_1x1 = "matmul"
@@ -129,9 +139,10 @@ def test_finished_workdir_is_not_trained_again(tmp_path, digits_dir):
 def test_workdir_with_another_config_is_refused(tmp_path, digits_dir):
   train.train_and_evaluate(tiny_config(digits_dir, num_train_steps=8), str(tmp_path))
   with pytest.raises(ConfigError, match=r"different config \(optimizer.learning_rate: 0.05 "
-                                        r"there, 0.1 now\)"):
-    train.train_and_evaluate(tiny_config(digits_dir, num_train_steps=8,
-                                         **{"optimizer.learning_rate": 0.1}), str(tmp_path))
+                     r"there, 0.1 now\)"):
+    train.train_and_evaluate(
+        tiny_config(digits_dir, num_train_steps=8, **{"optimizer.learning_rate": 0.1}),
+        str(tmp_path))
 
 
 def _corrupt(directory):
@@ -151,8 +162,7 @@ def test_corrupt_checkpoints_are_set_aside_and_saved_again(tmp_path, digits_dir,
   _corrupt(work / wd.CHECKPOINTS / "24")
   caplog.set_level("WARNING")
   resumed = train.train_and_evaluate(config, str(work))
-  assert any("step 24" in r.getMessage() and "unreadable" in r.getMessage()
-             for r in caplog.records)
+  assert any("step 24" in r.getMessage() and "unreadable" in r.getMessage() for r in caplog.records)
   assert resumed["eval_loss"] == pytest.approx(reference["eval_loss"], abs=1e-6)
   steps = [r["step"] for r in wd.read_jsonl(str(work / wd.METRICS)) if r["split"] == "train"]
   assert steps == sorted(set(steps))  # rows after the restored step were not duplicated
@@ -186,14 +196,15 @@ def test_a_diverged_run_does_not_block_its_fix(tmp_path, digits_dir):
     train.train_and_evaluate(tiny_config(digits_dir, checkpoint_every_steps=1, **bad),
                              str(tmp_path / "b"))
   assert wd.has_checkpoints(str(tmp_path / "b"))
-  with pytest.raises(ConfigError, match=r"different config \(.*learning_rate: 1e\+30 there, "
-                                        r"0.05 now.*\)\. Rerun with --restart"):
+  with pytest.raises(
+      ConfigError, match=r"different config \(.*learning_rate: 1e\+30 there, "
+      r"0.05 now.*\)\. Rerun with --restart"):
     train.train_and_evaluate(fixed, str(tmp_path / "b"))
   result = train.train_and_evaluate(fixed, str(tmp_path / "b"), restart=True)
   assert result["train_steps"] == 8 and np.isfinite(result["eval_loss"])
   (aside,) = os.listdir(tmp_path / "b" / wd.SET_ASIDE)  # the diverged run, kept
-  assert wd.read_json(str(tmp_path / "b" / wd.SET_ASIDE / aside / wd.CONFIG))["optimizer"][
-      "learning_rate"] == 1e30
+  assert wd.read_json(str(tmp_path / "b" / wd.SET_ASIDE / aside
+                          / wd.CONFIG))["optimizer"]["learning_rate"] == 1e30
 
 
 @contextlib.contextmanager
@@ -217,37 +228,18 @@ def _sigterm_after_a_checkpoint_in(workdir):
 def test_sigterm_saves_this_step_and_stops(tmp_path, digits_dir):
   """A scheduler's preemption: SIGTERM checkpoints the step the run is at, then it stops."""
   with _sigterm_after_a_checkpoint_in(str(tmp_path)):
-    with pytest.raises(train.Interrupted, match=r"interrupted \(SIGTERM\) at step (\d+) of 4000; "
-                                                r"the checkpoint at step \1 is saved"):
+    with pytest.raises(
+        train.Interrupted, match=r"interrupted \(SIGTERM\) at step (\d+) of 4000; "
+        r"the checkpoint at step \1 is saved"):
       train.train_and_evaluate(tiny_config(digits_dir, num_train_steps=4000), str(tmp_path))
   step = trained.load(str(tmp_path)).step
   rows = [r for r in wd.read_jsonl(str(tmp_path / wd.METRICS)) if r["step"] == step]
   assert step < 4000 and rows and "train_time_s" in rows[-1]  # resumable, time included
 
 
-@contextlib.contextmanager
-def sigterm_when(monkeypatch, module, name, when):
-  """Within the block, this process gets SIGTERM as `module.name` is called with arguments for
-  which `when(*args)` holds (once). Outside a handler of the run's the signal does nothing."""
-  original, sent = getattr(module, name), []
-
-  def wrapper(*args, **kwargs):
-    if not sent and when(*args):
-      sent.append(True)
-      os.kill(os.getpid(), signal.SIGTERM)
-    return original(*args, **kwargs)
-
-  monkeypatch.setattr(module, name, wrapper)
-  previous = signal.signal(signal.SIGTERM, lambda *_: None)
-  try:
-    yield sent
-  finally:
-    signal.signal(signal.SIGTERM, previous)
-
-
 @pytest.mark.parametrize("where", ["last checkpoint", "final evaluation"])
 def test_a_signal_at_the_end_of_a_run_still_stops_the_work(tmp_path, digits_dir, monkeypatch,
-                                                            where):
+                                                           where):
   """A signal as the last step is saved, or during the final evaluation, used to be lost: the
   run said "done" and a sweep went on with its next point. Now the run finishes (its result
   is saved) and then raises Interrupted."""
@@ -271,11 +263,21 @@ def test_a_locked_workdir_is_refused_at_once(tmp_path, digits_dir):
 
 
 @pytest.mark.parametrize("overrides,match", [
-    ({"image_size": 3}, r"image_size=3 is too small; the minimum is 6"),
-    ({"dataset": "digitz"}, r"unknown dataset 'digitz'.*Did you mean 'digits'"),
-    ({"model": "inception_v4"}, r"unknown model 'inception_v4'"),
-    ({"optimizer.name": "adam"}, r"unknown optimizer.name 'adam'; valid: sgd, adamw"),
-    ({"optimizer.schedule": "linear"}, r"unknown optimizer.schedule 'linear'"),
+    ({
+        "image_size": 3
+    }, r"image_size=3 is too small; the minimum is 6"),
+    ({
+        "dataset": "digitz"
+    }, r"unknown dataset 'digitz'.*Did you mean 'digits'"),
+    ({
+        "model": "inception_v4"
+    }, r"unknown model 'inception_v4'"),
+    ({
+        "optimizer.name": "adam"
+    }, r"unknown optimizer.name 'adam'; valid: sgd, adamw"),
+    ({
+        "optimizer.schedule": "linear"
+    }, r"unknown optimizer.schedule 'linear'"),
 ])
 def test_bad_config_is_a_clear_error(tmp_path, digits_dir, overrides, match):
   with pytest.raises(ConfigError, match=match):
@@ -296,7 +298,7 @@ def test_schedules_and_optimizers():
   c.optimizer.schedule = "exponential"
   s = train.make_schedule(c, steps_per_epoch=10, total_steps=100)
   assert float(s(9)) == pytest.approx(0.1) and float(s(10)) == pytest.approx(0.095)
-  assert float(s(25)) == pytest.approx(0.1 * 0.95 ** 2)
+  assert float(s(25)) == pytest.approx(0.1 * 0.95**2)
   c.optimizer.schedule, c.optimizer.warmup_epochs = "cosine", 1.0
   s = train.make_schedule(c, steps_per_epoch=10, total_steps=100)
   assert float(s(0)) == 0.0 and float(s(10)) == pytest.approx(0.1)
@@ -342,8 +344,9 @@ def test_ctrl_c_checkpoints_the_step_it_is_at_and_says_how_to_resume(tmp_path, d
   _, err = _stop_after_a_new_checkpoint(proc, workdir, signal.SIGINT)
   assert proc.returncode == 130, err[-2000:]
   assert "Traceback" not in err
-  stopped = re.search(r"interrupted \(SIGINT\) at step (\d+) of 240; the checkpoint at step "
-                      r"(\d+) is saved\. Rerun the same command to resume\.", err)
+  stopped = re.search(
+      r"interrupted \(SIGINT\) at step (\d+) of 240; the checkpoint at step "
+      r"(\d+) is saved\. Rerun the same command to resume\.", err)
   assert stopped and stopped[1] == stopped[2], err[-2000:]
   assert int(stopped[1]) < 240 and not (workdir / wd.RESULT).exists()
   # The step it names is the newest checkpoint, and it loads.
@@ -452,8 +455,9 @@ def test_seeds_trained_together_are_each_trained_alone(tmp_path, digits_dir):
 
 
 def test_seeds_resume_together_or_say_they_cannot(tmp_path, digits_dir):
-  configs = [tiny_config(digits_dir, seed=s, num_train_steps=8, checkpoint_every_steps=4)
-             for s in (0, 1)]
+  configs = [
+      tiny_config(digits_dir, seed=s, num_train_steps=8, checkpoint_every_steps=4) for s in (0, 1)
+  ]
   dirs = [str(tmp_path / f"s{s}") for s in (0, 1)]
   first = train.train_seeds(configs, dirs)
   # Both lose their last checkpoint and result (a crash at step 6): they resume together from
@@ -477,7 +481,7 @@ def test_seeds_resume_together_or_say_they_cannot(tmp_path, digits_dir):
 
 
 def _remove_checkpoint(workdir, step):
-  import shutil  # pylint: disable=g-import-not-at-top
+  import shutil
   shutil.rmtree(os.path.join(workdir, wd.CHECKPOINTS, step))
 
 
@@ -496,8 +500,9 @@ def test_a_diverging_seed_sends_the_seeds_their_own_ways(tmp_path, digits_dir):
 
 def test_only_seeds_of_one_config_train_together(tmp_path, digits_dir):
   a = tiny_config(digits_dir, seed=0)
-  with pytest.raises(ConfigError, match=r"differ in their seed.*seed 1 also differs in "
-                                        r"optimizer.learning_rate: 0.05 there, 0.1 now"):
+  with pytest.raises(
+      ConfigError, match=r"differ in their seed.*seed 1 also differs in "
+      r"optimizer.learning_rate: 0.05 there, 0.1 now"):
     train.train_seeds([a, tiny_config(digits_dir, seed=1, **{"optimizer.learning_rate": 0.1})],
                       [str(tmp_path / "a"), str(tmp_path / "b")])
   with pytest.raises(ConfigError, match=r"each run needs its own seed and workdir"):
@@ -510,8 +515,9 @@ def test_sigterm_saves_every_seed_at_the_same_step(tmp_path, digits_dir):
   rerun resumes them together."""
   dirs = [str(tmp_path / f"s{s}") for s in (0, 1)]
   with _sigterm_after_a_checkpoint_in(dirs[1]):
-    with pytest.raises(train.Interrupted, match=r"interrupted \(SIGTERM\) at step (\d+) of 4000; "
-                                                r"each seed's checkpoint at step \1 is saved"):
+    with pytest.raises(
+        train.Interrupted, match=r"interrupted \(SIGTERM\) at step (\d+) of 4000; "
+        r"each seed's checkpoint at step \1 is saved"):
       train.train_seeds([tiny_config(digits_dir, seed=s, num_train_steps=4000) for s in (0, 1)],
                         dirs)
   steps = {trained.load(d).step for d in dirs}
@@ -521,7 +527,9 @@ def test_sigterm_saves_every_seed_at_the_same_step(tmp_path, digits_dir):
 def test_precise_batch_norm_gives_the_statistics_of_the_batches_together():
   """Over equal batches, the mean of batch means and (law of total variance) the mean of batch
   variances plus the variance of the means are the statistics of all the data at once."""
+
   class Net(nnx.Module):
+
     def __init__(self):
       self.norm = nnx.BatchNorm(3, momentum=0.99, rngs=nnx.Rngs(0))
 
@@ -531,8 +539,9 @@ def test_precise_batch_norm_gives_the_statistics_of_the_batches_together():
   net = Net()
   model_def, state = nnx.split(net)
   rng = np.random.default_rng(0)
-  batches = [{"image": rng.normal(loc=k, scale=1 + k, size=(4, 5, 5, 3)).astype(np.float32)}
-             for k in range(3)]
+  batches = [{
+      "image": rng.normal(loc=k, scale=1 + k, size=(4, 5, 5, 3)).astype(np.float32)
+  } for k in range(3)]
   stats_fn = jax.jit(functools.partial(train.batch_norm_stats, model_def, jnp.float32))
   set_fn = jax.jit(functools.partial(train.set_batch_norm_stats, model_def))
   new = nnx.merge(model_def, train.precise_batch_norm(stats_fn, set_fn, state, batches))
@@ -561,7 +570,7 @@ def test_a_short_run_evaluates_with_the_statistics_of_its_training_data(tmp_path
 
 def test_generalization_warning():
   assert train.generalization_warning(0.10, 1.0, 10).startswith("test accuracy 10.0% is near "
-                                                               "chance (10.0% with 10 classes)")
+                                                                "chance (10.0% with 10 classes)")
   assert train.generalization_warning(0.95, 1.0, 10) is None  # learned
   assert train.generalization_warning(0.10, 0.12, 10) is None  # learned nothing: no mystery
   assert train.generalization_warning(0.10, None, 10) is None
@@ -571,8 +580,7 @@ def test_a_batch_of_one_trains(tmp_path, digits_dir):
   """--config.batch_size=1 was a ShardingTypeError from inside JAX (the loss's gather on an
   explicitly sharded batch of one); 2 and 3 worked."""
   result = train.train_and_evaluate(
-      tiny_config(digits_dir, batch_size=1, eval_batch_size=1, num_train_steps=3),
-      str(tmp_path))
+      tiny_config(digits_dir, batch_size=1, eval_batch_size=1, num_train_steps=3), str(tmp_path))
   assert result["train_steps"] == 3 and np.isfinite(result["eval_loss"])
 
 

@@ -20,8 +20,8 @@ from tests import ROOT
 from tests.numerics import DEPTH, network_rtol
 from tests.tiny_train_config import get_config as tiny_config
 
-HAVE_TORCHVISION = (importlib.util.find_spec("torch") is not None and
-                    importlib.util.find_spec("torchvision") is not None)
+HAVE_TORCHVISION = (importlib.util.find_spec("torch") is not None
+                    and importlib.util.find_spec("torchvision") is not None)
 needs_torchvision = pytest.mark.skipif(not HAVE_TORCHVISION,
                                        reason="the torch extra is not installed")
 
@@ -33,8 +33,17 @@ def _tiny(tmp_path, digits_dir):
   return train.build_model(config, 10), config
 
 
-IMPORTED = {"source": "test", "weights": "random", "model": "flatten_head_cnn",
-            "num_classes": 10, "preprocess": {"image_size": 8, "mean": 0.5, "std": 0.5}}
+IMPORTED = {
+    "source": "test",
+    "weights": "random",
+    "model": "flatten_head_cnn",
+    "num_classes": 10,
+    "preprocess": {
+        "image_size": 8,
+        "mean": 0.5,
+        "std": 0.5
+    }
+}
 
 
 def test_written_model_loads_with_the_same_values(tmp_path, digits_dir):
@@ -107,16 +116,16 @@ def test_import_command_torchvision_random(tmp_path):
   """The command, offline: torchvision's random initialization in our googlenet_bn, loaded back
   with the same logits as torchvision's network; analyze reads the directory."""
   out = tmp_path / "tv googlenet"
-  proc = subprocess.run([sys.executable, "-m", "experiments.import_weights",
-                         "--source=torchvision", "--model=googlenet_bn", f"--out={out}",
-                         "--random", "--seed=3"],
-                        cwd=ROOT, capture_output=True, text=True, timeout=600)
+  proc = subprocess.run([
+      sys.executable, "-m", "experiments.import_weights", "--source=torchvision",
+      "--model=googlenet_bn", f"--out={out}", "--random", "--seed=3"
+  ], cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-2000:]
   record = json.loads(proc.stdout)
   assert record["weights"] == "random initialization (torch seed 3)"
   assert record["preprocess"]["resize_to"] == 256 and record["num_classes"] == 1000
   loaded = trained.load(str(out))
-  import torch  # pylint: disable=g-import-not-at-top
+  import torch
   compat.torchvision_models()
   module = importlib.import_module("torchvision.models.googlenet")
   torch.manual_seed(3)
@@ -125,12 +134,13 @@ def test_import_command_torchvision_random(tmp_path):
   with torch.no_grad():
     ref = net(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
   got = np.asarray(nnx.jit(lambda m, v: m(v))(loaded.model, jnp.asarray(x)))
-  assert np.abs(got - ref).max() <= network_rtol(loaded.model, DEPTH["googlenet_bn"]) * np.abs(
-      ref).max()
+  assert np.abs(got - ref).max() <= network_rtol(loaded.model,
+                                                 DEPTH["googlenet_bn"]) * np.abs(ref).max()
   # The same command again: refused, nothing touched.
-  again = subprocess.run([sys.executable, "-m", "experiments.import_weights",
-                          "--model=googlenet_bn", f"--out={out}", "--random"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+  again = subprocess.run([
+      sys.executable, "-m", "experiments.import_weights", "--model=googlenet_bn", f"--out={out}",
+      "--random"
+  ], cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert again.returncode == 2 and "is not empty" in again.stderr
   report = trained.complexity_report(str(out), xla=False)
   expected = registry.abstract_model("googlenet_bn", reduce=True)
@@ -142,22 +152,26 @@ def test_import_bad_input_is_one_line(tmp_path, monkeypatch):
   """The library names each bad value; the command prints it as one line, exit status 2. A
   missing --weights_file is named before torchvision is needed (it said "torchvision is not
   installed" first)."""
+
   def no_torchvision():
     raise ConfigError("torchvision is not installed: pip install -e '.[torch]'")
+
   monkeypatch.setattr(compat, "torchvision_models", no_torchvision)
   out = str(tmp_path / "o")
   for kwargs, message in [
       (dict(source="caffe", name="googlenet"), "--source='caffe' is invalid; valid: "
-                                               "torchvision, keras"),
+       "torchvision, keras"),
       (dict(source="keras", name="googlenet_bn"), "cannot be imported from keras; valid: "
-                                                  "inception_v3"),
-      (dict(source="torchvision", name="googlenet_bn", weights_file="/no/such.pth"),
-       "--weights_file=/no/such.pth does not exist")]:
+       "inception_v3"),
+      (dict(source="torchvision", name="googlenet_bn",
+            weights_file="/no/such.pth"), "--weights_file=/no/such.pth does not exist")
+  ]:
     with pytest.raises(ConfigError, match=re.escape(message)):
       trained.import_to(out, **kwargs)
-  proc = subprocess.run([sys.executable, "-m", "experiments.import_weights", f"--out={out}",
-                         "--model=googlenet_bn", "--random", "--weights_file=x.pth"],
-                        cwd=ROOT, capture_output=True, text=True, timeout=300)
+  proc = subprocess.run([
+      sys.executable, "-m", "experiments.import_weights", f"--out={out}", "--model=googlenet_bn",
+      "--random", "--weights_file=x.pth"
+  ], cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 2 and "Traceback" not in proc.stderr
   assert proc.stderr.strip().splitlines()[-1] == (
       "error: --random and --weights_file exclude each other: give one.")

@@ -11,8 +11,7 @@ import pytest
 
 from bottleneck import workdir as wd
 from bottleneck.validation import ConfigError
-
-ODD = "runs[2] *?ü x"  # glob metacharacters, a space and unicode in one directory name
+from tests import ODD
 
 
 def test_written_files_get_the_umask_mode_not_0600(tmp_path):
@@ -59,12 +58,14 @@ with wd.lock(sys.argv[1]):
 
 def test_lock_refuses_a_second_process_naming_the_holder_and_frees_when_it_dies(tmp_path):
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(tmp_path / ODD)], cwd=root,
-                            stdout=subprocess.PIPE, text=True)
+  holder = subprocess.Popen(
+      [sys.executable, "-c", _HOLD, str(tmp_path / ODD)], cwd=root, stdout=subprocess.PIPE,
+      text=True)
   try:
     assert holder.stdout.readline().strip() == "locked"
-    with pytest.raises(wd.WorkdirBusy, match=rf"is in use by PID {holder.pid} on host \S+ "
-                                             r"\(since .*\); wait for it to finish"):
+    with pytest.raises(
+        wd.WorkdirBusy, match=rf"is in use by PID {holder.pid} on host \S+ "
+        r"\(since .*\); wait for it to finish"):
       with wd.lock(str(tmp_path / ODD)):
         pass
   finally:

@@ -46,12 +46,14 @@ class Digits(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager):
     del dl_manager  # the data ships with scikit-learn
-    from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
+    from sklearn.datasets import load_digits
     digits = load_digits()
     images = np.round(digits.images * (255 / 16)).astype(np.uint8)[..., None]
     splits = stratified_split(digits.target)
-    return {name: self._generate_examples(images[idx], digits.target[idx], idx)
-            for name, idx in splits.items()}
+    return {
+        name: self._generate_examples(images[idx], digits.target[idx], idx)
+        for name, idx in splits.items()
+    }
 
   def _generate_examples(self, images, labels, ids):
     for image, label, i in zip(images, labels, ids):
@@ -82,8 +84,8 @@ def clutter(images: np.ndarray, seed: int, copies: int = COPIES, canvas: int = C
       other = images[rng.integers(n), ..., 0]
       r, c = rng.integers(0, side - fragment + 1, size=2)
       y, x = rng.integers(0, canvas - fragment + 1, size=2)
-      field[y:y + fragment, x:x + fragment] = np.maximum(
-          field[y:y + fragment, x:x + fragment], other[r:r + fragment, c:c + fragment])
+      field[y:y + fragment, x:x + fragment] = np.maximum(field[y:y + fragment, x:x + fragment],
+                                                         other[r:r + fragment, c:c + fragment])
     y, x = rng.integers(0, canvas - side + 1, size=2)
     field[y:y + side, x:x + side] = np.maximum(field[y:y + side, x:x + side], images[i, ..., 0])
     field += rng.normal(0, noise * 255, size=field.shape)
@@ -112,12 +114,14 @@ class DigitsCluttered(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager):
     del dl_manager
-    from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
+    from sklearn.datasets import load_digits
     digits = load_digits()
     images = np.round(digits.images * (255 / 16)).astype(np.uint8)[..., None]
     splits = stratified_split(digits.target)
-    return {name: self._generate_examples(images[idx], digits.target[idx], seed)
-            for seed, (name, idx) in enumerate(splits.items())}
+    return {
+        name: self._generate_examples(images[idx], digits.target[idx], seed)
+        for seed, (name, idx) in enumerate(splits.items())
+    }
 
   def _generate_examples(self, images, labels, seed):
     canvases, source = clutter(images, seed)

@@ -38,12 +38,18 @@ import tensorflow_datasets as tfds
 from bottleneck.validation import ConfigError
 
 # The four files: (split, kind) -> file name without ".gz".
-FILES = {("train", "images"): "train-images-idx3-ubyte",
-         ("train", "labels"): "train-labels-idx1-ubyte",
-         ("test", "images"): "t10k-images-idx3-ubyte",
-         ("test", "labels"): "t10k-labels-idx1-ubyte"}
-SIZES = {"train-images-idx3-ubyte": 47_040_016, "train-labels-idx1-ubyte": 60_008,
-         "t10k-images-idx3-ubyte": 7_840_016, "t10k-labels-idx1-ubyte": 10_008}
+FILES = {
+    ("train", "images"): "train-images-idx3-ubyte",
+    ("train", "labels"): "train-labels-idx1-ubyte",
+    ("test", "images"): "t10k-images-idx3-ubyte",
+    ("test", "labels"): "t10k-labels-idx1-ubyte"
+}
+SIZES = {
+    "train-images-idx3-ubyte": 47_040_016,
+    "train-labels-idx1-ubyte": 60_008,
+    "t10k-images-idx3-ubyte": 7_840_016,
+    "t10k-labels-idx1-ubyte": 10_008
+}
 # sha256 of each decompressed file, as published (see the module docstring).
 RAW = {
     "fashion_mnist": {
@@ -69,14 +75,18 @@ RAW = {
 }
 # Where a system package installs the files, and the URLs TFDS's builders download.
 SYSTEM_DIRS = {"fashion_mnist": ("/usr/share/datasets/fashion-mnist",), "mnist": ()}
-URLS = {"fashion_mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-        "mnist": "https://storage.googleapis.com/cvdf-datasets/mnist/"}
+URLS = {
+    "fashion_mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "mnist": "https://storage.googleapis.com/cvdf-datasets/mnist/"
+}
 HOW_TO_GET = {
-    "fashion_mnist": "apt-get install dataset-fashion-mnist (Debian, Ubuntu), or download the "
-                     "four files from https://github.com/zalandoresearch/fashion-mnist into a "
-                     "directory and pass --config.data.source_dir=DIR",
-    "mnist": "download the four files (e.g. from " + URLS["mnist"] + ") into a directory and "
-             "pass --config.data.source_dir=DIR",
+    "fashion_mnist":
+        "apt-get install dataset-fashion-mnist (Debian, Ubuntu), or download the "
+        "four files from https://github.com/zalandoresearch/fashion-mnist into a "
+        "directory and pass --config.data.source_dir=DIR",
+    "mnist":
+        "download the four files (e.g. from " + URLS["mnist"] + ") into a directory and "
+        "pass --config.data.source_dir=DIR",
 }
 LABEL_NAMES = {
     "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
@@ -155,8 +165,10 @@ def read_splits(dataset: str, files: dict[str, str],
   """{"train": (images (n, 28, 28, 1), labels (n,)), "test": ...}, every file verified first
   (against `checksums`, default `RAW[dataset]`)."""
   checksums = RAW[dataset] if checksums is None else checksums
-  arrays = {key: parse(read_verified(files[name], name, checksums.get(name)), key[1],
-                       files[name]) for key, name in FILES.items()}
+  arrays = {
+      key: parse(read_verified(files[name], name, checksums.get(name)), key[1], files[name])
+      for key, name in FILES.items()
+  }
   out = {}
   for split in ("train", "test"):
     images, labels = arrays[(split, "images")], arrays[(split, "labels")]
@@ -173,8 +185,9 @@ def read_splits(dataset: str, files: dict[str, str],
 def behind_proxy() -> bool:
   """Whether downloads go through a proxy (which resolves names itself, so that a host that
   does not resolve here may still be reachable)."""
-  return any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY",
-                                         "http_proxy", "ALL_PROXY", "all_proxy"))
+  return any(
+      os.environ.get(v)
+      for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"))
 
 
 def check_reachable(dataset: str, timeout: float = 10.0) -> None:
@@ -200,8 +213,7 @@ class _IdxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release."}
 
-  def __init__(self, *, source_dir: str | None = None, checksums: dict | None = None,
-               **kwargs):
+  def __init__(self, *, source_dir: str | None = None, checksums: dict | None = None, **kwargs):
     self.source_dir, self.checksums = source_dir, checksums
     super().__init__(**kwargs)
 
@@ -220,8 +232,7 @@ class _IdxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     files = locate(self.DATASET, self.source_dir)
     if files is None:
       check_reachable(self.DATASET)
-      downloaded = dl_manager.download({n: URLS[self.DATASET] + n + ".gz"
-                                        for n in FILES.values()})
+      downloaded = dl_manager.download({n: URLS[self.DATASET] + n + ".gz" for n in FILES.values()})
       files = {n: os.fspath(p) for n, p in downloaded.items()}
     arrays = read_splits(self.DATASET, files, self.checksums)  # all verified before writing
     return {split: self._generate_examples(*arrays[split]) for split in ("train", "test")}

@@ -76,7 +76,7 @@ def _download_hosts(builder) -> list[str]:
   """The hosts a catalog builder downloads from (its checksums file), [] where unknown."""
   try:
     urls = list(getattr(builder, "url_infos", None) or {})
-  except Exception:  # pylint: disable=broad-except  # a builder without a checksums file
+  except Exception:  # a builder without a checksums file
     urls = []
   return sorted({h for h in (urllib.parse.urlparse(u).hostname for u in urls) if h})
 
@@ -115,7 +115,7 @@ def _prepare(builder, name: str) -> None:
   except ImportError as e:
     raise ConfigError(f"dataset {name!r} needs a package that is not installed ({e}). "
                       f"Install it with: {CATALOG_EXTRA}") from None
-  except Exception as e:  # pylint: disable=broad-except  # offline, disk, quota, ...
+  except Exception as e:  # offline, disk, quota, ...
     if "tensorflow" in str(e).lower():
       raise ConfigError(f"dataset {name!r} needs TensorFlow: {CATALOG_EXTRA}") from None
     raise ConfigError(f"dataset {name!r} could not be prepared in "
@@ -126,16 +126,15 @@ def _builder(name: str, data_dir: str | None, source_dir: str | None = None):
   if name in EMBEDDED:
     return EMBEDDED[name](data_dir=data_dir, file_format="array_record")
   if name in idx.BUILDERS:
-    return idx.BUILDERS[name](data_dir=data_dir, file_format="array_record",
-                              source_dir=source_dir)
+    return idx.BUILDERS[name](data_dir=data_dir, file_format="array_record", source_dir=source_dir)
   if source_dir:
     raise ConfigError(f"data.source_dir={source_dir!r} is set, but dataset {name!r} is not "
                       f"read from files; only {', '.join(idx.BUILDERS)} are.")
   return _catalog_builder(name, data_dir)
 
 
-def load_splits(name: str, splits: tuple[str, ...] = ("train", "test"),
-                data_dir: str | None = None, source_dir: str | None = None) -> dict[str, Split]:
+def load_splits(name: str, splits: tuple[str, ...] = ("train", "test"), data_dir: str | None = None,
+                source_dir: str | None = None) -> dict[str, Split]:
   """The requested splits of dataset `name`, built or downloaded on first use (`source_dir`:
   where the original files of a dataset read from them are, `bottleneck.data.idx`).
 
@@ -216,8 +215,9 @@ class Preprocess:
         short = self.resize_to or s
         size = ((short, int(short * h / w)) if w <= h else (int(short * w / h), short))
         mode = "L" if image.shape[-1] == 1 else "RGB"
-        image = np.asarray(Image.fromarray(image.squeeze(-1) if mode == "L" else image, mode)
-                           .resize(size, Image.BILINEAR)).reshape(size[1], size[0], -1)
+        image = np.asarray(
+            Image.fromarray(image.squeeze(-1) if mode == "L" else image,
+                            mode).resize(size, Image.BILINEAR)).reshape(size[1], size[0], -1)
         h, w = image.shape[:2]
       ph, pw = max(0, s - h), max(0, s - w)
       image = np.pad(image, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
@@ -258,12 +258,10 @@ class Preprocess:
     if train and self.flip:
       flip = rng.random(len(x)) < 0.5
       x[flip] = x[flip, :, ::-1]
-    return ((x / 255.0 - np.asarray(self.mean, np.float32)) /
-            np.asarray(self.std, np.float32))
-
+    return ((x / 255.0 - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32))
 
   @classmethod
-  def from_config(cls, config, channels: int) -> "Preprocess":
+  def from_config(cls, config, channels: int) -> Preprocess:
     """The preprocessing of a training config (`config.image_size`, `config.data`'s
     preprocessing fields) for a model of `channels` input channels."""
     fields = {f.name for f in dataclasses.fields(cls)}
@@ -301,8 +299,11 @@ class Batches:
       x = self.preprocess(images, train=False)
       pad = self.batch_size - len(idx)
       mask = np.concatenate([np.ones(len(idx), np.float32), np.zeros(pad, np.float32)])
-      yield {"image": np.pad(x, ((0, pad), (0, 0), (0, 0), (0, 0))),
-             "label": np.pad(labels, (0, pad)), "mask": mask}
+      yield {
+          "image": np.pad(x, ((0, pad), (0, 0), (0, 0), (0, 0))),
+          "label": np.pad(labels, (0, pad)),
+          "mask": mask
+      }
 
 
 def config_splits(config, splits: tuple[str, ...]) -> dict[str, Split]:

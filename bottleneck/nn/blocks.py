@@ -68,9 +68,8 @@ class ConvStyle:
   def unit(self, in_features, out_features, kernel_size, *, rngs, name, **kwargs) -> ConvUnit:
     return ConvUnit(in_features, out_features, kernel_size, use_bias=self.use_bias,
                     batch_norm=self.batch_norm, bn_use_scale=self.bn_use_scale,
-                    bn_momentum=self.bn_momentum,
-                    paths=self.paths, dtype=self.dtype, param_dtype=self.param_dtype,
-                    rngs=rngs, name=name, **kwargs)
+                    bn_momentum=self.bn_momentum, paths=self.paths, dtype=self.dtype,
+                    param_dtype=self.param_dtype, rngs=rngs, name=name, **kwargs)
 
 
 # Where a block may put a 1x1 reduction: before its 3x3, 5x5 (GoogLeNet's "5x5" branch,
@@ -137,8 +136,7 @@ class Reduction:
     """Whether the reduction at `place` is built."""
     return self.enabled and place in self.places
 
-  def width(self, published, in_features: int, field: str, where: str,
-            place: str = "3x3") -> int:
+  def width(self, published, in_features: int, field: str, where: str, place: str = "3x3") -> int:
     """The width of reduction `field` (at `place`) of block `where`, whose paper gives
     `published` (or RATIO_ONLY: none)."""
     ratio = dict(self.ratios).get(place, self.ratio)
@@ -193,8 +191,7 @@ class InceptionBase(nnx.Module):
   default_name = "inception"
 
   def __init__(self, in_features: int, *widths, reduction: Reduction = Reduction(),
-               style: ConvStyle = ConvStyle(), rngs: nnx.Rngs, name: str | None = None,
-               **options):
+               style: ConvStyle = ConvStyle(), rngs: nnx.Rngs, name: str | None = None, **options):
     self.name = name = name or self.default_name
     self.in_features = validation.positive_int(in_features, "in_features", name)
     self.reduction = reduction
@@ -231,23 +228,25 @@ class InceptionBase(nnx.Module):
     `tail`."""
     layers, c = [], self.in_features
     if reduction is not None and self.reduction.at(place):
-      width = self.reduction.width(reduction, self.in_features, f"{tag} reduce", self.name,
-                                   place)
+      width = self.reduction.width(reduction, self.in_features, f"{tag} reduce", self.name, place)
       self._widths[f"{tag} reduce"] = width
-      layers.append(self._style.unit(c, width, 1, activation=self.reduction.activation,
-                                     rngs=self._rngs, name=f"{self.name}/{tag}_reduce"))
+      layers.append(
+          self._style.unit(c, width, 1, activation=self.reduction.activation, rngs=self._rngs,
+                           name=f"{self.name}/{tag}_reduce"))
       c = width
     for i, step in enumerate(tail):
       if isinstance(step, Split):
-        layers.append(Concat([
-            self._style.unit(c, s.features, s.kernel, strides=s.stride, padding=s.padding,
-                             rngs=self._rngs, name=f"{self.name}/{tag}_{i}_{j}")
-            for j, s in enumerate(step.convs)]))
+        layers.append(
+            Concat([
+                self._style.unit(c, s.features, s.kernel, strides=s.stride, padding=s.padding,
+                                 rngs=self._rngs, name=f"{self.name}/{tag}_{i}_{j}")
+                for j, s in enumerate(step.convs)
+            ]))
         c = sum(s.features for s in step.convs)
       else:
-        layers.append(self._style.unit(c, step.features, step.kernel, strides=step.stride,
-                                       padding=step.padding, rngs=self._rngs,
-                                       name=f"{self.name}/{tag}_{i}"))
+        layers.append(
+            self._style.unit(c, step.features, step.kernel, strides=step.stride,
+                             padding=step.padding, rngs=self._rngs, name=f"{self.name}/{tag}_{i}"))
         c = step.features
     return nnx.Sequential(*layers), c
 
@@ -263,19 +262,22 @@ class GoogLeNetInception(InceptionBase):
   def branches(self, n1x1, n3x3_reduce, n3x3, n5x5_reduce, n5x5, pool_proj, *,
                branch5_kernel: int = 5):
     validation.choice(branch5_kernel, "branch5_kernel", (3, 5), self.name)
-    n1x1, n3x3, n5x5 = (self._width(k, v) for k, v in
-                        (("#1x1", n1x1), ("#3x3", n3x3), ("#5x5", n5x5)))
-    branches = [self._branch("#1x1", None, [Conv(n1x1, 1)]),
-                self._branch("#3x3", n3x3_reduce, [Conv(n3x3, 3)], "3x3"),
-                self._branch("#5x5", n5x5_reduce, [Conv(n5x5, branch5_kernel)], "5x5")]
+    n1x1, n3x3, n5x5 = (
+        self._width(k, v) for k, v in (("#1x1", n1x1), ("#3x3", n3x3), ("#5x5", n5x5)))
+    branches = [
+        self._branch("#1x1", None, [Conv(n1x1, 1)]),
+        self._branch("#3x3", n3x3_reduce, [Conv(n3x3, 3)], "3x3"),
+        self._branch("#5x5", n5x5_reduce, [Conv(n5x5, branch5_kernel)], "5x5")
+    ]
     if self.reduction.at("pool"):
       self._width("pool proj", pool_proj)
-      branches.append((nnx.Sequential(self._style.pool(3, 1), self._branch(
-          "pool", None, [Conv(pool_proj, 1)])[0]), pool_proj))
+      branches.append((nnx.Sequential(self._style.pool(3, 1),
+                                      self._branch("pool", None,
+                                                   [Conv(pool_proj, 1)])[0]), pool_proj))
     else:  # the naive module's pool branch: the pooled input itself
       branches.append((self._style.pool(3, 1), self.in_features))
-    return branches, ("#1x1", "#3x3 reduce", "#3x3", "#5x5 reduce", "#5x5",
-                      "pool proj")  # Table 1's column order
+    return branches, ("#1x1", "#3x3 reduce", "#3x3", "#5x5 reduce", "#5x5", "pool proj"
+                     )  # Table 1's column order
 
 
 class InceptionV3A(InceptionBase):
@@ -290,7 +292,8 @@ class InceptionV3A(InceptionBase):
         self._branch("b1", None, [Conv(64, 1)]),
         self._branch("b5", 48, [Conv(64, 5)], "5x5"),
         self._branch("b3dbl", 64, [Conv(96, 3), Conv(96, 3)]),
-        self._pool_projection(pool_features)], ()
+        self._pool_projection(pool_features)
+    ], ()
 
 
 class InceptionV3ReductionA(InceptionBase):
@@ -303,7 +306,8 @@ class InceptionV3ReductionA(InceptionBase):
     return [
         self._branch("b3", None, [Conv(384, 3, 2, "VALID")]),
         self._branch("b3dbl", 64, [Conv(96, 3), Conv(96, 3, 2, "VALID")]),
-        (self._style.pool(3, 2, "VALID"), self.in_features)], ()
+        (self._style.pool(3, 2, "VALID"), self.in_features)
+    ], ()
 
 
 class InceptionV3B(InceptionBase):
@@ -316,9 +320,12 @@ class InceptionV3B(InceptionBase):
     return [
         self._branch("b1", None, [Conv(192, 1)]),
         self._branch("b7", c, [Conv(c, (1, 7)), Conv(192, (7, 1))], "7x7"),
-        self._branch("b7dbl", c, [Conv(c, (7, 1)), Conv(c, (1, 7)), Conv(c, (7, 1)),
-                                  Conv(192, (1, 7))], "7x7"),
-        self._pool_projection(192)], ()
+        self._branch(
+            "b7dbl", c,
+            [Conv(c, (7, 1)), Conv(c, (1, 7)),
+             Conv(c, (7, 1)), Conv(192, (1, 7))], "7x7"),
+        self._pool_projection(192)
+    ], ()
 
 
 class InceptionV3ReductionB(InceptionBase):
@@ -330,9 +337,12 @@ class InceptionV3ReductionB(InceptionBase):
   def branches(self):
     return [
         self._branch("b3", 192, [Conv(320, 3, 2, "VALID")]),
-        self._branch("b7", 192, [Conv(192, (1, 7)), Conv(192, (7, 1)),
-                                 Conv(192, 3, 2, "VALID")], "7x7"),
-        (self._style.pool(3, 2, "VALID"), self.in_features)], ()
+        self._branch("b7", 192,
+                     [Conv(192,
+                           (1, 7)), Conv(192, (7, 1)),
+                      Conv(192, 3, 2, "VALID")], "7x7"),
+        (self._style.pool(3, 2, "VALID"), self.in_features)
+    ], ()
 
 
 class InceptionV3C(InceptionBase):
@@ -347,7 +357,8 @@ class InceptionV3C(InceptionBase):
         self._branch("b1", None, [Conv(320, 1)]),
         self._branch("b3", 384, [split]),
         self._branch("b3dbl", 448, [Conv(384, 3), split]),
-        self._pool_projection(192)], ()
+        self._pool_projection(192)
+    ], ()
 
 
 class SmallInception(InceptionBase):
@@ -375,5 +386,7 @@ class SmallDownsample(InceptionBase):
 
   def branches(self, c3):
     c3 = self._width("c3", c3)
-    return [self._branch("b3", RATIO_ONLY, [Conv(c3, 3, 2)]),
-            (self._style.pool(3, 2, "SAME"), self.in_features)], ()
+    return [
+        self._branch("b3", RATIO_ONLY, [Conv(c3, 3, 2)]),
+        (self._style.pool(3, 2, "SAME"), self.in_features)
+    ], ()

@@ -163,8 +163,11 @@ def crop_logits(classifier, fully_conv, x: jax.Array, shape: tuple[int, int]) ->
   (batch, H', W', classes), crop (i, j) at (i * stride, j * stride)."""
   size, stride = fully_conv.min_image_size, fully_conv.stride
   h, w = shape
-  crops = jnp.stack([x[:, i * stride:i * stride + size, j * stride:j * stride + size]
-                     for i in range(h) for j in range(w)], axis=1)
+  crops = jnp.stack([
+      x[:, i * stride:i * stride + size, j * stride:j * stride + size]
+      for i in range(h)
+      for j in range(w)
+  ], axis=1)
   b = x.shape[0]
   return classifier(crops.reshape(b * h * w, size, size, x.shape[-1])).reshape(b, h, w, -1)
 

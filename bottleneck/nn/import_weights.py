@@ -66,8 +66,8 @@ def _torchvision_groups(state_dict, skip_aux: bool) -> list[tuple[str, dict]]:
     parts = key.split(".")
     layer, leaf = (".".join(parts[:-2]), ".".join(parts[-2:])) if parts[-2] in ("conv", "bn") \
         else (".".join(parts[:-1]), parts[-1])
-    groups.setdefault(layer, {})[leaf] = (key, np.asarray(
-        value.detach().cpu().numpy() if hasattr(value, "detach") else value))
+    groups.setdefault(layer, {})[leaf] = (
+        key, np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value))
   return list(groups.items())
 
 
@@ -126,7 +126,7 @@ def _load(model: models.Network, groups: list[tuple[str, dict]], names: _Names, 
   for (layer, tensors), target in zip(groups, targets):
     used = set(names.ignored)
 
-    def take(leaf, variable, order=None):
+    def take(leaf, variable, order=None, layer=layer, tensors=tensors, used=used):
       if leaf not in tensors:
         raise ConfigError(f"{where}: tensor {layer + '.' + leaf!r} is missing.")
       used.add(leaf)
@@ -188,8 +188,10 @@ def _keras_groups(keras_model) -> list[tuple[str, dict]]:
                       "BatchNormalization layers; each conv needs its batch norm.")
 
   def tensors(layer):
-    return {v.path.rsplit("/", 1)[-1]: (v.path, np.asarray(keras_ops().convert_to_numpy(v)))
-            for v in layer.weights}
+    return {
+        v.path.rsplit("/", 1)[-1]: (v.path, np.asarray(keras_ops().convert_to_numpy(v)))
+        for v in layer.weights
+    }
 
   groups = []
   for i, conv in enumerate(convs):
@@ -202,7 +204,7 @@ def _keras_groups(keras_model) -> list[tuple[str, dict]]:
 
 
 def keras_ops():
-  import keras  # pylint: disable=g-import-not-at-top
+  import keras
   return keras.ops
 
 
@@ -210,8 +212,7 @@ def from_keras(model: models.Network, keras_model) -> models.Network:
   """`model` (`inception_v3`, Keras's style) with the weights of a Keras
   `keras.applications.InceptionV3` (a live model; `keras_inception_v3` builds one from a
   `.weights.h5` file)."""
-  return _load(model, _keras_groups(keras_model), _KERAS, f"{model.name} from Keras",
-               "Keras model")
+  return _load(model, _keras_groups(keras_model), _KERAS, f"{model.name} from Keras", "Keras model")
 
 
 def keras():
@@ -230,8 +231,8 @@ def keras_inception_v3(weights: str | None, num_classes: int = 1000, image_size:
   from_file = weights not in (None, "imagenet")
   if from_file:
     _check_weights_file(weights)  # before building the network (seconds)
-  net = k.applications.InceptionV3(weights=None if from_file else weights,
-                                   classes=num_classes, classifier_activation=None,
+  net = k.applications.InceptionV3(weights=None if from_file else weights, classes=num_classes,
+                                   classifier_activation=None,
                                    input_shape=(image_size, image_size, 3))
   if from_file:
     load_keras_weights(net, weights)
@@ -241,7 +242,7 @@ def keras_inception_v3(weights: str | None, num_classes: int = 1000, image_size:
 def _check_weights_file(path: str) -> None:
   if not os.path.isfile(path):
     raise ConfigError(f"--weights_file={path} does not exist.")
-  import h5py  # pylint: disable=g-import-not-at-top  # Keras's own dependency
+  import h5py  # Keras's own dependency
   try:
     h5py.File(path, "r").close()
   except OSError as e:
@@ -253,7 +254,7 @@ def load_keras_weights(net, path: str):
   _check_weights_file(path)
   try:
     net.load_weights(path)
-  except Exception as e:  # pylint: disable=broad-except  # h5py and Keras raise many kinds
+  except Exception as e:  # h5py and Keras raise many kinds
     raise ConfigError(f"--weights_file={path} is not a Keras InceptionV3 weights file "
                       f"({type(e).__name__}: {str(e).splitlines()[0][:200]}).") from None
   return net
@@ -266,17 +267,19 @@ def load_keras_weights(net, path: str):
 # Keras's Inception-v3 takes [-1, 1]; its evaluation crops the central 87.5% (299 of 342).
 SOURCES = {
     "torchvision": {
-        "googlenet_bn": dict(module="googlenet", cls="GoogLeNet", image_size=224,
-                             resize_to=256, weights="IMAGENET1K_V1", top1=69.778,
-                             model_kwargs={}),
-        "inception_v3": dict(module="inception", cls="Inception3", image_size=299,
-                             resize_to=342, weights="IMAGENET1K_V1", top1=77.294,
-                             model_kwargs={"bn_use_scale": True,
-                                           "avg_pool_count_pad": True}),
+        "googlenet_bn":
+            dict(module="googlenet", cls="GoogLeNet", image_size=224, resize_to=256,
+                 weights="IMAGENET1K_V1", top1=69.778, model_kwargs={}),
+        "inception_v3":
+            dict(module="inception", cls="Inception3", image_size=299, resize_to=342,
+                 weights="IMAGENET1K_V1", top1=77.294, model_kwargs={
+                     "bn_use_scale": True,
+                     "avg_pool_count_pad": True
+                 }),
     },
     "keras": {
-        "inception_v3": dict(image_size=299, resize_to=342, weights="imagenet", top1=77.9,
-                             model_kwargs={}),
+        "inception_v3":
+            dict(image_size=299, resize_to=342, weights="imagenet", top1=77.9, model_kwargs={}),
     },
 }
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -301,16 +304,15 @@ def torchvision_state_dict(name: str, *, weights_file: str | None = None,
     raise ConfigError(f"--weights_file={weights_file} does not exist.")
   compat.torchvision_models()
   module = importlib.import_module(f"torchvision.models.{spec['module']}")
-  import torch  # pylint: disable=g-import-not-at-top
+  import torch
   if random_seed is not None:
     torch.manual_seed(random_seed)
-    net = getattr(module, spec["cls"])(aux_logits=False, transform_input=False,
-                                       init_weights=True)
+    net = getattr(module, spec["cls"])(aux_logits=False, transform_input=False, init_weights=True)
     return net.state_dict(), f"random initialization (torch seed {random_seed})", True
   if weights_file is not None:
     try:
       state = torch.load(weights_file, map_location="cpu", weights_only=True)
-    except Exception as e:  # pylint: disable=broad-except  # pickle, zip and torch errors
+    except Exception as e:  # pickle, zip and torch errors
       raise ConfigError(f"--weights_file={weights_file} is not a PyTorch state dict "
                         f"({type(e).__name__}: {str(e).splitlines()[0][:200]}).") from None
     if not isinstance(state, dict):
@@ -320,7 +322,7 @@ def torchvision_state_dict(name: str, *, weights_file: str | None = None,
   builder = getattr(module, spec["module"] if spec["module"] == "googlenet" else "inception_v3")
   try:
     net = builder(weights=spec["weights"])
-  except Exception as e:  # pylint: disable=broad-except  # offline: URLError and others
+  except Exception as e:  # offline: URLError and others
     raise ConfigError(f"torchvision's {spec['weights']} weights of {name} could not be "
                       f"downloaded ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
                       "Offline, give --weights_file=PATH or --random.") from None

@@ -111,8 +111,9 @@ class MaxPool(nnx.Module):
     padding = self.padding
     if self.ceil_mode:
       pads = ((0, 0), (0, 0)) if padding == "VALID" else padding
-      padding = tuple(paths_lib.ceil_padding(x.shape[1 + a], self.window[a], self.stride[a],
-                                             pads[a][0]) for a in (0, 1))
+      padding = tuple(
+          paths_lib.ceil_padding(x.shape[1 + a], self.window[a], self.stride[a], pads[a][0])
+          for a in (0, 1))
     return kept(self.paths.max_pooling(x, self.window, self.stride, padding))
 
   def output_size(self, size: int) -> int:
@@ -137,8 +138,8 @@ class AvgPool(nnx.Module):
     self.count_pad = count_pad
 
   def __call__(self, x):
-    return kept(nnx.avg_pool(x, self.window, self.stride, self.padding,
-                             count_include_pad=self.count_pad))
+    return kept(
+        nnx.avg_pool(x, self.window, self.stride, self.padding, count_include_pad=self.count_pad))
 
 
 class LocalResponseNorm(nnx.Module):
@@ -156,17 +157,16 @@ class LocalResponseNorm(nnx.Module):
     hi = self.size - 1 - lo
     # A Python 0 lets JAX see a windowed sum (which it can differentiate); an array init makes
     # it a generic reduce_window, which it cannot.
-    sq_sum = jax.lax.reduce_window(x * x, 0.0, jax.lax.add,
-                                   (1, 1, 1, self.size), (1, 1, 1, 1),
+    sq_sum = jax.lax.reduce_window(x * x, 0.0, jax.lax.add, (1, 1, 1, self.size), (1, 1, 1, 1),
                                    ((0, 0), (0, 0), (0, 0), (lo, hi)))
-    return kept(x / (self.k + self.alpha / self.size * sq_sum) ** self.beta)
+    return kept(x / (self.k + self.alpha / self.size * sq_sum)**self.beta)
 
 
 class ClassifierHead(nnx.Module):
   """Global average pool -> dropout -> dense, the head of every network here."""
 
-  def __init__(self, in_features: int, num_classes: int, *, dropout: float = 0.0,
-               dtype=jnp.float32, param_dtype=jnp.float32, rngs: nnx.Rngs):
+  def __init__(self, in_features: int, num_classes: int, *, dropout: float = 0.0, dtype=jnp.float32,
+               param_dtype=jnp.float32, rngs: nnx.Rngs):
     validation.positive_int(num_classes, "num_classes", "classifier head")
     self.dropout = nnx.Dropout(dropout, rngs=rngs)
     self.dense = nnx.Linear(in_features, num_classes, dtype=dtype, param_dtype=param_dtype,

@@ -32,8 +32,16 @@ GOOGLENET_TABLE1 = (
 
 # Zhang et al. (2017) small Inception: ("I", c1, c3) or ("D", c3).
 SMALL_INCEPTION_LAYOUT = (
-    ("I", 32, 32), ("I", 32, 48), ("D", 80), ("I", 112, 48), ("I", 96, 64), ("I", 80, 80),
-    ("I", 48, 96), ("D", 96), ("I", 176, 160), ("I", 176, 160),
+    ("I", 32, 32),
+    ("I", 32, 48),
+    ("D", 80),
+    ("I", 112, 48),
+    ("I", 96, 64),
+    ("I", 80, 80),
+    ("I", 48, 96),
+    ("D", 96),
+    ("I", 176, 160),
+    ("I", 176, 160),
 )
 
 
@@ -115,14 +123,12 @@ class Network(nnx.Module):
   def check_input(self, shape) -> None:
     """Raises ConfigError unless `shape` is (batch, H, W, in_channels) with H, W large enough."""
     if len(shape) != 4 or shape[-1] != self.in_channels:
-      raise validation.ConfigError(
-          f"{self.name}: input shape {tuple(shape)} is invalid; expected "
-          f"(batch, height, width, {self.in_channels}).")
+      raise validation.ConfigError(f"{self.name}: input shape {tuple(shape)} is invalid; expected "
+                                   f"(batch, height, width, {self.in_channels}).")
     h, w = shape[1], shape[2]
     if min(h, w) < self.min_image_size:
-      raise validation.ConfigError(
-          f"{self.name}: input {h}x{w} is too small; the minimum is "
-          f"{self.min_image_size}x{self.min_image_size}.")
+      raise validation.ConfigError(f"{self.name}: input {h}x{w} is too small; the minimum is "
+                                   f"{self.min_image_size}x{self.min_image_size}.")
 
   def features(self, x: jax.Array) -> jax.Array:
     """Everything but the classifier head: the last feature map."""
@@ -162,27 +168,29 @@ class GoogLeNet(Network):
   """
 
   def __init__(self, *, num_classes: int = 1000, image_size: int = 224,
-               reduction: Reduction = Reduction(), style: ConvStyle = ConvStyle(),
-               lrn: bool = True, branch5_kernel: int = 5, pool4_window: int = 3,
-               dropout: float = 0.4, width: float = 1.0, width_extra: int = 0,
-               rngs: nnx.Rngs, name: str = "googlenet"):
+               reduction: Reduction = Reduction(), style: ConvStyle = ConvStyle(), lrn: bool = True,
+               branch5_kernel: int = 5, pool4_window: int = 3, dropout: float = 0.4,
+               width: float = 1.0, width_extra: int = 0, rngs: nnx.Rngs, name: str = "googlenet"):
     validation.choice(pool4_window, "pool4_window", (2, 3), name)
     scale = Widths(width, width_extra, name)
-    pools = {p: style.pool(pool4_window if p == "pool4" else 3, 2, "VALID", ceil_mode=True)
-             for p in ("pool1", "pool2", "pool3", "pool4")}
+    pools = {
+        p: style.pool(pool4_window if p == "pool4" else 3, 2, "VALID", ceil_mode=True)
+        for p in ("pool1", "pool2", "pool3", "pool4")
+    }
     # The smallest input whose every pool still has a window to take.
-    self._init_common(name, num_classes=num_classes, reduction=reduction,
-                      image_size=image_size, min_image_size=next(
-                          s for s in range(1, 1024) if _side_after(s, pools.values())))
+    self._init_common(
+        name, num_classes=num_classes, reduction=reduction, image_size=image_size,
+        min_image_size=next(s for s in range(1, 1024) if _side_after(s, pools.values())))
     dtype, param_dtype = style.dtype, style.param_dtype
     c1, c2 = scale(64), scale(192)
     self._add("conv1", style.unit(3, c1, 7, strides=2, padding=3, rngs=rngs, name="conv1"))
     self._add("pool1", pools["pool1"])
     if lrn:  # Caffe's LRN: k = 1
       self._add("lrn1", LocalResponseNorm(k=1.0))
-    self._add("conv2", nnx.Sequential(
-        style.unit(c1, c1, 1, rngs=rngs, name="conv2_reduce"),
-        style.unit(c1, c2, 3, rngs=rngs, name="conv2")))
+    self._add(
+        "conv2",
+        nnx.Sequential(style.unit(c1, c1, 1, rngs=rngs, name="conv2_reduce"),
+                       style.unit(c1, c2, 3, rngs=rngs, name="conv2")))
     if lrn:
       self._add("lrn2", LocalResponseNorm(k=1.0))
     self._add("pool2", pools["pool2"])
@@ -191,13 +199,16 @@ class GoogLeNet(Network):
       if widths == [None]:
         self._add(name_, pools[name_])
         continue
-      block = self._add(name_, blocks.GoogLeNetInception(
-          c, *map(scale, widths), reduction=reduction, style=style, branch5_kernel=branch5_kernel,
-          rngs=rngs, name=name_))
+      block = self._add(
+          name_,
+          blocks.GoogLeNetInception(c, *map(scale, widths), reduction=reduction, style=style,
+                                    branch5_kernel=branch5_kernel, rngs=rngs, name=name_))
       c = block.out_features
     self.width_bases = scale.check()
-    self._add("head", ClassifierHead(c, num_classes, dropout=dropout, dtype=dtype,
-                                     param_dtype=param_dtype, rngs=rngs))
+    self._add(
+        "head",
+        ClassifierHead(c, num_classes, dropout=dropout, dtype=dtype, param_dtype=param_dtype,
+                       rngs=rngs))
     self._seal()
 
 
@@ -234,17 +245,18 @@ class InceptionV3(Network):
                name: str = "inception_v3"):
     # 75 is the smallest input whose last grid reduction still has a 3x3 map to read (Keras's
     # minimum too); the auxiliary head's 5x5/3 pool then 5x5 VALID conv needs a 17x17 map.
-    self._init_common(name, num_classes=num_classes, reduction=reduction,
-                      image_size=image_size, min_image_size=299 if aux_logits else 75)
+    self._init_common(name, num_classes=num_classes, reduction=reduction, image_size=image_size,
+                      min_image_size=299 if aux_logits else 75)
     dtype, param_dtype = style.dtype, style.param_dtype
     kw = dict(reduction=reduction, style=style, rngs=rngs)
-    unit = lambda cin, cout, k, s=1, p="VALID", name="": style.unit(
-        cin, cout, k, strides=s, padding=p, rngs=rngs, name=name)
-    self._add("stem", nnx.Sequential(
-        unit(3, 32, 3, 2, name="stem_1a"), unit(32, 32, 3, name="stem_2a"),
-        unit(32, 64, 3, p="SAME", name="stem_2b"), style.pool(3, 2, "VALID"),
-        unit(64, 80, 1, name="stem_3b"), unit(80, 192, 3, name="stem_4a"),
-        style.pool(3, 2, "VALID")))
+    unit = lambda cin, cout, k, s=1, p="VALID", name="": style.unit(cin, cout, k, strides=s, padding
+                                                                    =p, rngs=rngs, name=name)
+    self._add(
+        "stem",
+        nnx.Sequential(unit(3, 32, 3, 2, name="stem_1a"), unit(32, 32, 3, name="stem_2a"),
+                       unit(32, 64, 3, p="SAME", name="stem_2b"), style.pool(3, 2, "VALID"),
+                       unit(64, 80, 1, name="stem_3b"), unit(80, 192, 3, name="stem_4a"),
+                       style.pool(3, 2, "VALID")))
     c = 192
     for name_, pool in (("mixed_5b", 32), ("mixed_5c", 64), ("mixed_5d", 64)):
       c = self._add(name_, blocks.InceptionV3A(c, pool, name=name_, **kw)).out_features
@@ -252,14 +264,15 @@ class InceptionV3(Network):
     for name_, c7 in (("mixed_6b", 128), ("mixed_6c", 160), ("mixed_6d", 160), ("mixed_6e", 192)):
       c = self._add(name_, blocks.InceptionV3B(c, c7, name=name_, **kw)).out_features
     self.aux = nnx.data(None if not aux_logits else nnx.Sequential(
-          AvgPool(5, 3, "VALID"), unit(c, 128, 1, name="aux_1"),
-          unit(128, 768, 5, name="aux_2"),
-          ClassifierHead(768, num_classes, rngs=rngs, dtype=dtype, param_dtype=param_dtype)))
+        AvgPool(5, 3, "VALID"), unit(c, 128, 1, name="aux_1"), unit(128, 768, 5, name="aux_2"),
+        ClassifierHead(768, num_classes, rngs=rngs, dtype=dtype, param_dtype=param_dtype)))
     c = self._add("mixed_7a", blocks.InceptionV3ReductionB(c, name="mixed_7a", **kw)).out_features
     for name_ in ("mixed_7b", "mixed_7c"):
       c = self._add(name_, blocks.InceptionV3C(c, name=name_, **kw)).out_features
-    self._add("head", ClassifierHead(c, num_classes, dropout=dropout, dtype=dtype,
-                                     param_dtype=param_dtype, rngs=rngs))
+    self._add(
+        "head",
+        ClassifierHead(c, num_classes, dropout=dropout, dtype=dtype, param_dtype=param_dtype,
+                       rngs=rngs))
     self._seal()
 
   def side_heads(self):
@@ -295,8 +308,8 @@ class InceptionSmall(Network):
                style: ConvStyle = ConvStyle(use_bias=True, batch_norm=True), rngs: nnx.Rngs,
                name: str = "inception_small"):
     # Two stride-2 downsamples: below 4 pixels the last map is made of padding alone.
-    self._init_common(name, num_classes=num_classes, reduction=reduction,
-                      image_size=image_size, min_image_size=4)
+    self._init_common(name, num_classes=num_classes, reduction=reduction, image_size=image_size,
+                      min_image_size=4)
     dtype, param_dtype = style.dtype, style.param_dtype
     self.in_channels = validation.positive_int(in_channels, "in_channels", name)
     scale = Widths(width, width_extra, name)
@@ -320,8 +333,7 @@ class FlattenDenseHead(nnx.Module):
 
   def __init__(self, in_features: int, hidden: int, num_classes: int, *, dtype, param_dtype,
                rngs: nnx.Rngs):
-    self.hidden = nnx.Linear(in_features, hidden, dtype=dtype, param_dtype=param_dtype,
-                             rngs=rngs)
+    self.hidden = nnx.Linear(in_features, hidden, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
     self.out = nnx.Linear(hidden, num_classes, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
 
   def __call__(self, x):
@@ -336,7 +348,8 @@ class FlattenHeadClassifier(Network):
   and with the reduction enabled a 1x1 conv down to `reduction_channels` (which shrinks the
   Dense layer behind it). VALID padding everywhere makes each output depend only on its own
   input window, so the convolutionalized network (`bottleneck.nn.conversions`) reproduces
-  this classifier on every crop exactly. The Dense head fixes the input to `image_size` x `image_size`.
+  this classifier on every crop exactly. The Dense head fixes the input to `image_size` x
+  `image_size`.
   """
 
   def __init__(self, *, num_classes: int = 10, image_size: int = 8, in_channels: int = 1,
@@ -344,27 +357,32 @@ class FlattenHeadClassifier(Network):
                reduction: Reduction = Reduction(enabled=False), reduction_channels: int = 8,
                style: ConvStyle = ConvStyle(), rngs: nnx.Rngs, name: str = "flatten_head_cnn"):
     # Two 3x3 VALID convs and a 2x2 pool need 6 pixels.
-    self._init_common(name, num_classes=num_classes, reduction=reduction,
-                      image_size=image_size, min_image_size=6)
+    self._init_common(name, num_classes=num_classes, reduction=reduction, image_size=image_size,
+                      min_image_size=6)
     dtype, param_dtype = style.dtype, style.param_dtype
     self.in_channels = validation.positive_int(in_channels, "in_channels", name)
     validation.positive_int(hidden, "hidden", name)
     scale = Widths(width, width_extra, name)
     c1, c2 = scale(16), scale(32)
     self.width_bases = scale.check()
-    layers = [style.unit(in_channels, c1, 3, padding="VALID", rngs=rngs, name="conv1"),
-              style.unit(c1, c2, 3, padding="VALID", rngs=rngs, name="conv2"),
-              style.pool(2, 2, "VALID")]
+    layers = [
+        style.unit(in_channels, c1, 3, padding="VALID", rngs=rngs, name="conv1"),
+        style.unit(c1, c2, 3, padding="VALID", rngs=rngs, name="conv2"),
+        style.pool(2, 2, "VALID")
+    ]
     if self.reduce:
       validation.positive_int(reduction_channels, "reduction_channels", name)
-      layers.append(style.unit(c2, reduction_channels, 1, activation=reduction.activation,
-                                rngs=rngs, name="reduce"))
+      layers.append(
+          style.unit(c2, reduction_channels, 1, activation=reduction.activation, rngs=rngs,
+                     name="reduce"))
       c2 = reduction_channels
     self.stride = 2
     self.feature_size = (image_size - 4) // 2
     self._add("trunk", nnx.Sequential(*layers))
-    self._add("head", FlattenDenseHead(self.feature_size ** 2 * c2, hidden, num_classes,
-                                       dtype=dtype, param_dtype=param_dtype, rngs=rngs))
+    self._add(
+        "head",
+        FlattenDenseHead(self.feature_size**2 * c2, hidden, num_classes, dtype=dtype,
+                         param_dtype=param_dtype, rngs=rngs))
     self._seal()
 
   @property

@@ -51,9 +51,14 @@ from jax.ad_checkpoint import checkpoint_name
 
 from bottleneck import validation
 
-CHOICES = {"conv_1x1": ("auto", "xla", "matmul"), "conv_kx1": ("auto", "xla", "transposed"),
-           "conv_strided": ("auto", "xla", "im2col"), "max_pool": ("auto", "xla", "argmax"),
-           "conv_taps": ("auto", "xla", "live"), "conv_library": ("auto", "xla", "eigen")}
+CHOICES = {
+    "conv_1x1": ("auto", "xla", "matmul"),
+    "conv_kx1": ("auto", "xla", "transposed"),
+    "conv_strided": ("auto", "xla", "im2col"),
+    "max_pool": ("auto", "xla", "argmax"),
+    "conv_taps": ("auto", "xla", "live"),
+    "conv_library": ("auto", "xla", "eigen")
+}
 KINDS = tuple(CHOICES)
 # A padding: "SAME" or "VALID" (XLA's), or explicit ((top, bottom), (left, right)) pixels, as
 # PyTorch and Caffe pad (`explicit_padding`).
@@ -64,15 +69,26 @@ Padding = str | tuple[tuple[int, int], tuple[int, int]]
 # gained up to 5% (v3 B), and the stride-2 im2col lost 3% to 7% on reduction A, with 2.4x the
 # memory (against YNNPACK's strided convs it had gained 1.2x to 2.1x): "auto" leaves it off.
 # The live taps made naive Inception-v3 at 75x75 1.6x faster (673 to 422 ms), reduced 1.2x.
-AUTO = {"cpu": {"conv_1x1": "matmul", "conv_kx1": "transposed", "conv_strided": "xla",
-                "max_pool": "argmax", "conv_taps": "live", "conv_library": "eigen"}}
+AUTO = {
+    "cpu": {
+        "conv_1x1": "matmul",
+        "conv_kx1": "transposed",
+        "conv_strided": "xla",
+        "max_pool": "argmax",
+        "conv_taps": "live",
+        "conv_library": "eigen"
+    }
+}
 
 # XLA's CPU compiler option listing the kinds of op it hands to YNNPACK. jax 0.10's default
 # list is matmuls, convolutions and reductions; "eigen" is that list less the convolutions.
 # (tests/test_paths.py checks it against the default of the installed jax.)
 _YNN_OPTION = "xla_cpu_experimental_ynn_fusion_type"
 _LIBRARY_OPTIONS = {
-    "eigen": {_YNN_OPTION: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"}}
+    "eigen": {
+        _YNN_OPTION: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
+    }
+}
 
 
 def resolve(kind: str, choice: str, where: str = "paths") -> str:
@@ -110,7 +126,7 @@ def _library_option_works(choice: str) -> bool:
   x = jax.ShapeDtypeStruct((1, 1, 3, 3), jnp.float32)
   try:
     jax.jit(conv, compiler_options=_LIBRARY_OPTIONS[choice]).lower(x, x).compile()
-  except Exception:  # pylint: disable=broad-except  # any refusal means: not on this jax
+  except Exception:  # any refusal means: not on this jax
     return False
   return True
 
@@ -182,8 +198,8 @@ class Paths:
     "im2col", "transposed" or "xla". A path applies only where its op is: a matmul for a
     stride-1 1x1, im2col for a stride above 1, and so on; elsewhere XLA's conv."""
     kernel_hw, strides = tuple(kernel_hw), tuple(strides)
-    if (self.conv_taps == "live" and strides == (1, 1) and padding == "SAME"
-        and kernel_hw != (1, 1) and any(in_hw[a] < kernel_hw[a] for a in (0, 1))):
+    if (self.conv_taps == "live" and strides == (1, 1) and padding == "SAME" and kernel_hw != (1, 1)
+        and any(in_hw[a] < kernel_hw[a] for a in (0, 1))):
       return "live"
     if (self.conv_1x1 == "matmul" and kernel_hw == (1, 1) and strides == (1, 1)
         and (isinstance(padding, str) or padding == ((0, 0), (0, 0)))):
@@ -302,8 +318,7 @@ def live_taps(size: int, window: int) -> tuple[int, int, int, int]:
 def conv_live_taps(x: jax.Array, kernel: jax.Array) -> jax.Array | None:
   """A stride-1 SAME conv (NHWC, HWIO) with only its live taps (`live_taps`), or None where
   every tap is live. The dropped taps would only multiply zero padding: the same numbers."""
-  (t0, t1, b0, a0), (u0, u1, b1, a1) = (live_taps(x.shape[1 + a], kernel.shape[a])
-                                        for a in (0, 1))
+  (t0, t1, b0, a0), (u0, u1, b1, a1) = (live_taps(x.shape[1 + a], kernel.shape[a]) for a in (0, 1))
   if (t1 - t0, u1 - u0) == kernel.shape[:2]:
     return None
   kernel = kernel[t0:t1, u0:u1]
@@ -315,16 +330,18 @@ def conv_live_taps(x: jax.Array, kernel: jax.Array) -> jax.Array | None:
 
 def _window_views(x, window, strides, padding, fill):
   """The window's taps as strided views of the `fill`-padded input, row-major."""
-  geom = [window_geometry(x.shape[1 + a], window[a], strides[a], axis_padding(padding, a))
-          for a in (0, 1)]
-  xp = lax.pad(x, jnp.array(fill, x.dtype),
-               [(0, 0, 0), (geom[0][0], geom[0][1], 0), (geom[1][0], geom[1][1], 0), (0, 0, 0)])
+  geom = [
+      window_geometry(x.shape[1 + a], window[a], strides[a], axis_padding(padding, a))
+      for a in (0, 1)
+  ]
+  xp = lax.pad(x, jnp.array(fill, x.dtype), [(0, 0, 0), (geom[0][0], geom[0][1], 0),
+                                             (geom[1][0], geom[1][1], 0), (0, 0, 0)])
   (_, _, oh), (_, _, ow) = geom
-  views = [lax.slice(xp, (0, i, j, 0),
-                     (x.shape[0], i + (oh - 1) * strides[0] + 1,
-                      j + (ow - 1) * strides[1] + 1, x.shape[3]),
-                     (1, strides[0], strides[1], 1))
-           for i in range(window[0]) for j in range(window[1])]
+  views = [
+      lax.slice(xp, (0, i, j, 0), (x.shape[0], i + (oh - 1) * strides[0] + 1, j +
+                                   (ow - 1) * strides[1] + 1, x.shape[3]),
+                (1, strides[0], strides[1], 1)) for i in range(window[0]) for j in range(window[1])
+  ]
   return views
 
 
@@ -369,14 +386,15 @@ def _max_pool_fwd(x, window, strides, padding):
 
 def _max_pool_bwd(window, strides, padding, residuals, g):
   index, shape = residuals
-  geom = [window_geometry(shape[1 + a], window[a], strides[a], axis_padding(padding, a))
-          for a in (0, 1)]
+  geom = [
+      window_geometry(shape[1 + a], window[a], strides[a], axis_padding(padding, a)) for a in (0, 1)
+  ]
   padded = [geom[a][0] + shape[1 + a] + geom[a][1] for a in (0, 1)]
   # Dilate the output grid by the stride, then pad by window - 1 before and up to the padded
   # input's size after: position r of the padded input reads tap t of the window at r - t.
-  config = [(0, 0, 0)] + [
-      (window[a] - 1, padded[a] - ((geom[a][2] - 1) * strides[a] + 1), strides[a] - 1)
-      for a in (0, 1)] + [(0, 0, 0)]
+  config = [(0, 0, 0)] + [(window[a] - 1, padded[a] -
+                           ((geom[a][2] - 1) * strides[a] + 1), strides[a] - 1)
+                          for a in (0, 1)] + [(0, 0, 0)]
   g_pad = lax.pad(g, jnp.array(0, g.dtype), config)
   i_pad = lax.pad(index, jnp.array(-1, index.dtype), config)
   dx = None

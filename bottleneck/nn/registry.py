@@ -43,45 +43,62 @@ class ModelSpec:
 
 
 # Flat config name -> field of `Reduction` / of `ConvStyle`.
-REDUCTION_ARGS = {"reduction_ratio": "ratio", "reduction_activation": "activation",
-                  "reduction_places": "places", "reduction_ratios": "ratios"}
-STYLE_ARGS = {"use_bias": "use_bias", "batch_norm": "batch_norm", "bn_use_scale": "bn_use_scale",
-              "bn_momentum": "bn_momentum",
-              "avg_pool_count_pad": "avg_pool_count_pad"}
-_ROUTED_TYPES = {"reduction_ratio": float, "reduction_activation": bool,
-                 "reduction_places": str, "reduction_ratios": str, "use_bias": bool,
-                 "batch_norm": bool, "bn_use_scale": bool, "avg_pool_count_pad": bool,
-                 "bn_momentum": float}
-
+REDUCTION_ARGS = {
+    "reduction_ratio": "ratio",
+    "reduction_activation": "activation",
+    "reduction_places": "places",
+    "reduction_ratios": "ratios"
+}
+STYLE_ARGS = {
+    "use_bias": "use_bias",
+    "batch_norm": "batch_norm",
+    "bn_use_scale": "bn_use_scale",
+    "bn_momentum": "bn_momentum",
+    "avg_pool_count_pad": "avg_pool_count_pad"
+}
+_ROUTED_TYPES = {
+    "reduction_ratio": float,
+    "reduction_activation": bool,
+    "reduction_places": str,
+    "reduction_ratios": str,
+    "use_bias": bool,
+    "batch_norm": bool,
+    "bn_use_scale": bool,
+    "avg_pool_count_pad": bool,
+    "bn_momentum": float
+}
 
 MODELS: dict[str, ModelSpec] = {
-    "googlenet": ModelSpec(
-        functools.partial(models.GoogLeNet, name="googlenet"), 224, 1000,
-        "GoogLeNet as published: conv biases, LRN, no batch norm, 5x5 branches",
-        routed=(*REDUCTION_ARGS, "batch_norm", "use_bias", "bn_momentum"),
-        places=("3x3", "5x5", "pool")),
-    "googlenet_bn": ModelSpec(
-        functools.partial(models.GoogLeNet, style=ConvStyle(batch_norm=True, use_bias=False),
-                          lrn=False, branch5_kernel=3, pool4_window=2, dropout=0.2,
-                          name="googlenet_bn"),
-        224, 1000,
-        "torchvision's googlenet: batch norm, no conv bias, 3x3 in the '5x5' branch, no aux",
-        routed=(*REDUCTION_ARGS, "batch_norm", "use_bias", "bn_momentum"),
-        places=("3x3", "5x5", "pool")),
-    "inception_v3": ModelSpec(
-        functools.partial(models.InceptionV3, name="inception_v3"), 299, 1000,
-        "Inception-v3 as in Keras (batch norm without scale, average pools without the "
-        "padding); aux head optional",
-        routed=("reduction_ratio", "reduction_activation", "bn_use_scale",
-                "avg_pool_count_pad", "bn_momentum")),
-    "inception_small": ModelSpec(
-        functools.partial(models.InceptionSmall, name="inception_small"), 28, 10,
-        "Zhang et al. 2017 small Inception for CIFAR-10 (the paper's net is the naive variant)",
-        routed=(*REDUCTION_ARGS, "bn_momentum"), places=("3x3",)),
-    "flatten_head_cnn": ModelSpec(
-        functools.partial(models.FlattenHeadClassifier, name="flatten_head_cnn"), 8, 10,
-        "small CNN with a flatten + Dense head (8x8 digits); reduce: a 1x1 before the head",
-        routed=("reduction_activation", "batch_norm")),
+    "googlenet":
+        ModelSpec(functools.partial(models.GoogLeNet, name="googlenet"), 224, 1000,
+                  "GoogLeNet as published: conv biases, LRN, no batch norm, 5x5 branches",
+                  routed=(*REDUCTION_ARGS, "batch_norm", "use_bias", "bn_momentum"),
+                  places=("3x3", "5x5", "pool")),
+    "googlenet_bn":
+        ModelSpec(
+            functools.partial(models.GoogLeNet, style=ConvStyle(batch_norm=True, use_bias=False),
+                              lrn=False, branch5_kernel=3, pool4_window=2, dropout=0.2,
+                              name="googlenet_bn"), 224, 1000,
+            "torchvision's googlenet: batch norm, no conv bias, 3x3 in the '5x5' branch, no aux",
+            routed=(*REDUCTION_ARGS, "batch_norm", "use_bias", "bn_momentum"),
+            places=("3x3", "5x5", "pool")),
+    "inception_v3":
+        ModelSpec(
+            functools.partial(models.InceptionV3, name="inception_v3"), 299, 1000,
+            "Inception-v3 as in Keras (batch norm without scale, average pools without the "
+            "padding); aux head optional",
+            routed=("reduction_ratio", "reduction_activation", "bn_use_scale", "avg_pool_count_pad",
+                    "bn_momentum")),
+    "inception_small":
+        ModelSpec(
+            functools.partial(models.InceptionSmall, name="inception_small"), 28, 10,
+            "Zhang et al. 2017 small Inception for CIFAR-10 (the paper's net is the naive variant)",
+            routed=(*REDUCTION_ARGS, "bn_momentum"), places=("3x3",)),
+    "flatten_head_cnn":
+        ModelSpec(
+            functools.partial(models.FlattenHeadClassifier, name="flatten_head_cnn"), 8, 10,
+            "small CNN with a flatten + Dense head (8x8 digits); reduce: a 1x1 before the head",
+            routed=("reduction_activation", "batch_norm")),
 }
 
 
@@ -122,8 +139,7 @@ def all_model_arguments() -> dict[str, type]:
 
 def create_model(name: str, *, reduce: bool, num_classes: int | None = None,
                  image_size: int | None = None, paths: Paths = Paths(), dtype=jnp.float32,
-                 param_dtype=jnp.float32, rngs: nnx.Rngs | None = None,
-                 **kwargs) -> models.Network:
+                 param_dtype=jnp.float32, rngs: nnx.Rngs | None = None, **kwargs) -> models.Network:
   """Builds model `name` from flat arguments (a config's): `kwargs` are `model_arguments`.
 
   `num_classes` and `image_size` default to the model's own; `reduce` and the reduction
@@ -140,11 +156,13 @@ def create_model(name: str, *, reduce: bool, num_classes: int | None = None,
     validation.choice(key, f"argument of model {name!r}", accepted, "registry")
   _check_places(name, spec, kwargs)
   reduction = dataclasses.replace(
-      _default(spec, "reduction"), enabled=bool(reduce),
-      **{REDUCTION_ARGS[k]: v for k, v in kwargs.items() if k in REDUCTION_ARGS})
-  style = dataclasses.replace(
-      _default(spec, "style"), paths=paths, dtype=dtype, param_dtype=param_dtype,
-      **{STYLE_ARGS[k]: v for k, v in kwargs.items() if k in STYLE_ARGS})
+      _default(spec, "reduction"), enabled=bool(reduce), **{
+          REDUCTION_ARGS[k]: v for k, v in kwargs.items() if k in REDUCTION_ARGS
+      })
+  style = dataclasses.replace(_default(spec, "style"), paths=paths, dtype=dtype,
+                              param_dtype=param_dtype, **{
+                                  STYLE_ARGS[k]: v for k, v in kwargs.items() if k in STYLE_ARGS
+                              })
   own = {k: v for k, v in kwargs.items() if k not in REDUCTION_ARGS and k not in STYLE_ARGS}
   rngs = rngs if rngs is not None else nnx.Rngs(0)
   rngs_def, rngs_state = nnx.split(rngs)
@@ -186,8 +204,9 @@ def _initialiser(name, num_classes, image_size, reduction, style, own, rngs_def)
   within a rounding (an unoptimised program rounds some products differently;
   tests/test_registry.py). Cached: a second model of the same kind compiles nothing.
   Returns `init(rngs, rngs_state)`: the model; `rngs` advances as the layers drew from it."""
-  build = functools.partial(get_spec(name).build, num_classes=num_classes,
-                            image_size=image_size, reduction=reduction, style=style, **dict(own))
+  build = functools.partial(
+      get_spec(name).build, num_classes=num_classes, image_size=image_size, reduction=reduction,
+      style=style, **dict(own))
   model_def = []  # the graph of the model, found when the program is traced
 
   def states(rngs_state):
@@ -205,6 +224,7 @@ def _initialiser(name, num_classes, image_size, reduction, style, own, rngs_def)
     state, rngs_after = (states if inside_a_trace else compiled)(rngs_state)
     nnx.update(rngs, rngs_after)
     return nnx.merge(model_def[0], state)
+
   return init
 
 
