@@ -99,7 +99,7 @@ def _quiet_abandoned_reads() -> None:
 def restore_latest(mgr: ocp.CheckpointManager | None, states: dict[str, nnx.State], *,
                    set_aside_in: str | None = None):
   """(step, states) from the newest readable checkpoint, or (None, states) if there is none
-  (step 0 is a step: imported weights are saved there, `bottleneck.trained`).
+  (step 0 is a step: imported weights are saved there, `bottleneck.saved_models`).
 
   An unreadable checkpoint is reported and the one before it is tried; with `set_aside_in`
   (the workdir, for its owner) the unreadable step is moved to its `.set_aside/` first, so

@@ -186,17 +186,12 @@ def analyze_model(model, *, xla: bool = True, memory: bool = False) -> dict:
     x = y
   macs = sum(r["macs"] for r in rows)
   total = {
-      "params":
-          count_params(model),
-      "batch_stats":
-          count_batch_stats(model),
-      "macs":
-          macs,
-      "flops":
-          2 * macs,
-      "flops_xla":
-          model_xla_flops(model, (1, model.image_size, model.image_size,
-                                  model.in_channels)) if xla else None
+      "params": count_params(model),
+      "batch_stats": count_batch_stats(model),
+      "macs": macs,
+      "flops": 2 * macs,
+      "flops_xla": model_xla_flops(model, (1, model.image_size, model.image_size,
+                                           model.in_channels)) if xla else None
   }
   if memory:
     total.update(network_memory(model, rows, dtype))

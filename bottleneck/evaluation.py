@@ -1,7 +1,7 @@
 """Accuracy of a saved model (a training workdir or imported weights) on a dataset split, with
 the preprocessing the model expects.
 
-The preprocessing is the model's own (`bottleneck.trained.Trained.preprocess`): a training
+The preprocessing is the model's own (`bottleneck.saved_models.Trained.preprocess`): a training
 run's config, or for imported weights the reference's (torchvision: resize 256, centre crop
 224, for Inception-v3 342 and 299; Keras: [-1, 1] at 299, the central 87.5%). Labels: a
 dataset with as many classes as the model is taken as is; an ImageNet-1k model also reads any
@@ -26,7 +26,7 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from bottleneck import env, trained, workdir as wd
+from bottleneck import env, saved_models, workdir as wd
 from bottleneck.data import pipeline
 from bottleneck.validation import ConfigError
 
@@ -87,7 +87,7 @@ def evaluate(directory: str, *, dataset: str | None = None, split: str | None = 
   if max_examples is not None and max_examples < 1:
     raise ConfigError(f"--max_examples={max_examples} is invalid; it must be at least 1.")
   out_dir = os.path.join(directory, EVALUATION)
-  loaded = trained.load(directory)
+  loaded = saved_models.load(directory)
   config = loaded.config
   dataset = dataset or config.dataset
   split = split or config.eval_split

@@ -22,7 +22,7 @@ import numpy as np
 from flax import nnx
 from PIL import Image
 
-from bottleneck import trained, workdir as wd
+from bottleneck import saved_models, workdir as wd
 from bottleneck.data import pipeline
 from bottleneck.nn import conversions, layers, models
 from bottleneck.validation import ConfigError
@@ -90,7 +90,7 @@ def run(workdir: str, image_size: int | None = None, *, num_digits: int = 4, see
   (GoogLeNet; `image_size` their shorter side, default 320)."""
   if out_dir is not None:
     wd.ensure_writable(out_dir, "--out_dir")  # before the work, not after it
-  loaded = trained.load(workdir)
+  loaded = saved_models.load(workdir)
   out_dir = out_dir or os.path.join(workdir, "fully_conv")
   if isinstance(loaded.model, models.FlattenHeadClassifier):
     return _run_digits(loaded, image_size or 32, num_digits, seed, out_dir)
@@ -190,12 +190,56 @@ def _by_ring(values: np.ndarray) -> list[dict]:
   } for r in range(int(ring.max()) + 1)]
 
 
+def _photo(model, net, x, score_map, classify, chunk: int, repeats: int) -> tuple[dict, np.ndarray]:
+  """One photo's score map against classifying each of its crops (`chunk` at a time), and at
+  the training size; the times of the map and of one crop. (Its record, its probabilities.)"""
+  from bottleneck import benchmark, complexity
+  size = model.image_size
+  scores = np.asarray(score_map(net, x))[0]
+  h, w = scores.shape[:2]
+  locs = [(i, j) for i in range(h) for j in range(w)]
+  direct = np.concatenate([
+      np.asarray(
+          classify(model,
+                   jnp.asarray(_windows(np.asarray(x[0]), size, net.stride, locs[k:k + chunk]))))
+      for k in range(0, len(locs), chunk)
+  ]).reshape(h, w, -1)
+  scale = float(np.abs(direct).max())
+  rel = np.abs(scores - direct).max(-1) / scale
+  agree = np.argmax(scores, -1) == np.argmax(direct, -1)
+  centre = (x.shape[1] - size) // 2, (x.shape[2] - size) // 2
+  crop = x[:, centre[0]:centre[0] + size, centre[1]:centre[1] + size]
+  at_size_logits = np.asarray(classify(model, crop))[0]
+  at_size = float(np.abs(np.asarray(score_map(net, crop))[0, 0, 0] - at_size_logits).max())
+  t_map = float(np.median(benchmark.time_calls(score_map, (net, x), 2, repeats)))
+  t_crop = float(np.median(benchmark.time_calls(classify, (model, crop), 2, repeats)))
+  probs = np.asarray(jax.nn.softmax(scores, -1))
+  return {
+      "input_shape": list(x.shape[1:]),
+      "score_map_shape": [h, w, scores.shape[-1]],
+      "locations": h * w,
+      "at_training_size_max_abs_diff": at_size,
+      "at_training_size_max_abs_logit": float(np.abs(at_size_logits).max()),
+      "vs_crops_max_rel_diff": float(rel.max()),
+      "vs_crops_top1_agreement": float(agree.mean()),
+      "vs_crops_by_ring": _by_ring(rel),
+      "map_time_s": t_map,
+      "crop_time_s": t_crop,
+      "time_ratio": t_map / t_crop,
+      "map_macs": complexity.module_macs(net, x.shape),
+      "top_classes": [
+          int(k) for k in np.bincount(np.argmax(probs, -1).ravel(),
+                                      minlength=probs.shape[-1]).argsort()[::-1][:3]
+      ],
+  }, probs
+
+
 def run_photos(loaded, side: int, out_dir: str, *, calibrate_bn: bool = False, repeats: int = 5,
                chunk: int = 16) -> dict:
   """GoogLeNet's score map on scikit-learn's two photos (see the module docstring)."""
   from sklearn.datasets import load_sample_images
 
-  from bottleneck import benchmark, complexity, env, plots
+  from bottleneck import complexity, env, plots
   model, pre = loaded.model, loaded.preprocess
   size = model.image_size
   net = conversions.convolutionalize(model)
@@ -218,62 +262,14 @@ def run_photos(loaded, side: int, out_dir: str, *, calibrate_bn: bool = False, r
   crop_macs = complexity.module_macs(model, (1, size, size, 3))
   results, files = [], []
   for path, original, image, x in zip(photos.filenames, photos.images, images, inputs):
-    scores = np.asarray(score_map(net, x))[0]
-    h, w = scores.shape[:2]
-    locs = [(i, j) for i in range(h) for j in range(w)]  # the crops, `chunk` at a time
-    direct = np.concatenate([
-        np.asarray(
-            classify(model,
-                     jnp.asarray(_windows(np.asarray(x[0]), size, net.stride, locs[k:k + chunk]))))
-        for k in range(0, len(locs), chunk)
-    ]).reshape(h, w, -1)
-    scale = float(np.abs(direct).max())
-    rel = np.abs(scores - direct).max(-1) / scale
-    agree = np.argmax(scores, -1) == np.argmax(direct, -1)
-    centre = (x.shape[1] - size) // 2, (x.shape[2] - size) // 2
-    crop = x[:, centre[0]:centre[0] + size, centre[1]:centre[1] + size]
-    at_size_logits = np.asarray(classify(model, crop))[0]
-    at_size = float(np.abs(np.asarray(score_map(net, crop))[0, 0, 0] - at_size_logits).max())
-    t_map = float(np.median(benchmark.time_calls(score_map, (net, x), 2, repeats)))
-    t_crop = float(np.median(benchmark.time_calls(classify, (model, crop), 2, repeats)))
-    probs = np.asarray(jax.nn.softmax(scores, -1))
+    result, probs = _photo(model, net, x, score_map, classify, chunk, repeats)
     name = os.path.splitext(os.path.basename(path))[0]
     files.append(
         plots.photo_score_map(image, probs, net.stride, size, os.path.join(out_dir, f"{name}.png")))
     results.append({
-        "photo":
-            os.path.basename(path),
-        "original_shape":
-            list(original.shape),
-        "input_shape":
-            list(x.shape[1:]),
-        "score_map_shape": [h, w, scores.shape[-1]],
-        "locations":
-            h * w,
-        "at_training_size_max_abs_diff":
-            at_size,
-        "at_training_size_max_abs_logit":
-            float(np.abs(at_size_logits).max()),
-        "vs_crops_max_rel_diff":
-            float(rel.max()),
-        "vs_crops_top1_agreement":
-            float(agree.mean()),
-        "vs_crops_by_ring":
-            _by_ring(rel),
-        "map_time_s":
-            t_map,
-        "crop_time_s":
-            t_crop,
-        "time_ratio":
-            t_map / t_crop,
-        "map_macs":
-            complexity.module_macs(net, x.shape),
-        "crop_macs":
-            crop_macs,
-        "top_classes": [
-            int(k) for k in np.bincount(np.argmax(probs, -1).ravel(),
-                                        minlength=probs.shape[-1]).argsort()[::-1][:3]
-        ],
+        "photo": os.path.basename(path),
+        "original_shape": list(original.shape),
+        **result, "crop_macs": crop_macs
     })
   return {
       "kind": "photos",

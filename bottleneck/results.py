@@ -38,8 +38,7 @@ def knobs(result: dict) -> dict:
       "activation": ("linear" if kwargs.get("reduction_activation") is False else "relu")
                     if reduced else NOT_APPLICABLE,
       "places": ("all" if places is None else places or "none") if reduced else NOT_APPLICABLE,
-      "budget":
-          f"{match['metric']} {match['budget']:.4g}" if match else NOT_APPLICABLE,
+      "budget": f"{match['metric']} {match['budget']:.4g}" if match else NOT_APPLICABLE,
   }
   out["width"] = match["width"] if match else kwargs.get("width")
   return out

@@ -128,9 +128,11 @@ def fragments(parts: int, *, side: int = 28, channels: int = 128,
     rngs = nnx.Rngs(0)
     return nnx.Sequential(*[
         Concat([
-            layers.ConvUnit(channels, channels // parts, 1, paths=paths, dtype=dtype, rngs=rngs,
-                            name=f"block{d}/part{p}") for p in range(parts)
-        ]) for d in range(depth)
+            layers.ConvUnit(channels, channels // parts, 1, style=layers.ConvStyle(
+                paths=paths, dtype=dtype), rngs=rngs, name=f"block{d}/part{p}")
+            for p in range(parts)
+        ])
+        for d in range(depth)
     ])
 
   return benchmark.Case(f"fragments_{parts}", build, side, channels)

@@ -53,22 +53,14 @@ def totals_frame(reports: Sequence[dict]) -> pd.DataFrame:
   """One row per variant: params, batch-norm statistics, MACs, FLOPs (=2xMACs), XLA FLOPs; the
   width multiplier when a budget was matched."""
   frame = pd.DataFrame([{
-      "model":
-          r["model"],
-      "variant":
-          _VARIANT[r["reduce"]],
-      "input":
-          f'{r["image_size"]}x{r["image_size"]}',
-      "width":
-          r.get("width"),
-      "params":
-          r["total"]["params"],
-      "BN stats (not trained)":
-          r["total"]["batch_stats"],
-      "MACs (G)":
-          round(r["total"]["macs"] / 1e9, 3),
-      "FLOPs (=2xMACs, G)":
-          round(r["total"]["flops"] / 1e9, 3),
+      "model": r["model"],
+      "variant": _VARIANT[r["reduce"]],
+      "input": f'{r["image_size"]}x{r["image_size"]}',
+      "width": r.get("width"),
+      "params": r["total"]["params"],
+      "BN stats (not trained)": r["total"]["batch_stats"],
+      "MACs (G)": round(r["total"]["macs"] / 1e9, 3),
+      "FLOPs (=2xMACs, G)": round(r["total"]["flops"] / 1e9, 3),
       "XLA FLOPs (G)":
           (None if r["total"]["flops_xla"] is None else round(r["total"]["flops_xla"] / 1e9, 3)),
   } for r in reports])

@@ -45,9 +45,9 @@ from flax import nnx
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from bottleneck import checkpoints, complexity, env, run_config, validation, workdir as wd
+from bottleneck import builders, checkpoints, complexity, env, run_config, validation, workdir as wd
 from bottleneck.data import pipeline
-from bottleneck.nn import layers, registry
+from bottleneck.nn import layers
 from bottleneck.validation import ConfigError
 
 DTYPES = env.DTYPES
@@ -60,37 +60,6 @@ class TrainingDiverged(ConfigError):
 
 
 Interrupted = validation.Interrupted  # raised after this step's checkpoint was saved
-
-# --- optimizer -------------------------------------------------------------------------------
-
-
-def make_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int, total_steps: int):
-  """Learning-rate schedule: "constant", "cosine" (with warm-up) or "exponential" per epoch."""
-  o = config.optimizer
-  name = validation.choice(o.schedule, "optimizer.schedule", run_config.SCHEDULES, "config")
-  lr = o.learning_rate
-  if name == "constant":
-    return optax.constant_schedule(lr)
-  if name == "cosine":
-    warmup = round(o.get("warmup_epochs", 0) * steps_per_epoch)
-    if warmup > 0:
-      return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(total_steps, 1), end_value=0.0)
-    return optax.cosine_decay_schedule(lr, max(total_steps, 1))
-  # Zhang et al.: lr * decay_rate ** epoch, changed once per epoch.
-  return optax.exponential_decay(lr, transition_steps=steps_per_epoch, decay_rate=o.decay_rate,
-                                 staircase=True)
-
-
-def make_optimizer(config, schedule) -> optax.GradientTransformation:
-  """SGD with (Nesterov) momentum, or AdamW; `weight_decay` is L2 added to the gradient for SGD
-  and decoupled for AdamW."""
-  o = config.optimizer
-  name = validation.choice(o.name, "optimizer.name", run_config.OPTIMIZERS, "config")
-  if name == "adamw":
-    return optax.adamw(schedule, weight_decay=o.weight_decay)
-  sgd = optax.sgd(schedule, momentum=o.momentum or None, nesterov=o.get("nesterov", False))
-  return optax.chain(optax.add_decayed_weights(o.weight_decay), sgd) if o.weight_decay else sgd
-
 
 # --- progress --------------------------------------------------------------------------------
 
@@ -306,21 +275,6 @@ def training_time_before(rows: list[dict], step: int) -> float | None:
 # --- the run ---------------------------------------------------------------------------------
 
 
-def build_model(config: ml_collections.ConfigDict, num_classes: int, *, initialise: bool = True):
-  """The registry model a config trains, freshly initialised from its seed; with
-  `initialise=False` only its structure, with placeholder values (`registry.fill_random`), for
-  a caller that overwrites every value (restoring a checkpoint): the initialisers' compilation
-  is skipped."""
-  dtype = DTYPES[validation.choice(config.dtype, "dtype", DTYPES, "config")]
-  args = dict(reduce=config.reduce, num_classes=num_classes, image_size=config.image_size,
-              dtype=dtype, paths=run_config.model_paths(config),
-              **run_config.matched_kwargs(config, num_classes))
-  if not initialise:
-    return registry.fill_random(registry.abstract_model(config.model, **args))
-  return registry.create_model(config.model, rngs=nnx.Rngs(params=config.seed,
-                                                           dropout=config.seed + 1), **args)
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, restart: bool = False,
                        label: str | None = None) -> dict:
   """Trains `config.model` on `config.dataset`, evaluates it, returns the result.json dict.
@@ -522,212 +476,265 @@ def _first_nonfinite(losses: list[tuple[int, jax.Array]], together: Together,
 
 def _train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
   """Trains the runs of `members` (one, or seeds of one config: `Together`) and writes their
-  workdirs; their locks are the caller's."""
-  config = members[0].config  # the members' configs differ in their seed only
-  together = Together(len(members))
-  data_sharding, replicated = data_parallel(config, stacked=together.n > 1)
-  eval_sharding = NamedSharding(data_sharding.mesh, P("data"))  # one batch for every run
-  splits = pipeline.config_splits(config, (config.train_split, config.eval_split))
-  pipeline.log_split_sizes(splits)
-  train_split, eval_split = splits[config.train_split], splits[config.eval_split]
+  workdirs; their locks are the caller's. Set-up, loop, finish (`Program`)."""
+  with contextlib.ExitStack() as closers:  # what the set-up opens, closed however it ends
+    program = Program(members, owner, label, closers)
+    # Ctrl-C or SIGTERM at any point from here, the last step and the final evaluation
+    # included, ends the run with its checkpoint saved and raises Interrupted (a sweep stops
+    # there too); a signal after the last step's read lets the run finish and write its
+    # result first.
+    with validation.CtrlC("saving a checkpoint of this step, then stopping") as ctrl_c:
+      with closers.pop_all():  # checkpoints and metrics closed before the results are written
+        finals = program.final_evaluation(program.loop(ctrl_c), ctrl_c)
+      results = program.finish(finals)
+  if ctrl_c.pressed:  # after the last step's read: the run is finished, the work stops here
+    raise Interrupted(f"interrupted ({ctrl_c.pressed}) at the end of the run: all "
+                      f"{program.step} steps are trained and the result is saved in "
+                      f"{', '.join(os.path.join(m.workdir, wd.RESULT) for m in members)}. "
+                      "Rerun the same command to go on with what remains.")
+  return results
 
-  models = [build_model(m.config, train_split.num_classes) for m in members]
-  model = models[0]
-  match = run_config.match_record(config, train_split.num_classes)
-  if match:
-    logging.info(
-        "width %.4f: %s %s against a budget of %.4g%s", match["width"], f"{match['cost']:,}",
-        match["metric"], match["budget"], "" if match["replaced_width"] is None else
-        f" (it replaces the configured model_kwargs.width={match['replaced_width']})")
-  dtype = DTYPES[config.dtype]
-  # Compiler options of the jits: which library computes the convolutions (bottleneck.nn.paths).
-  options = run_config.model_paths(config).compiler_options("config")
-  cost = complexity.analyze_model(model)
-  logging.info("model %s (reduce=%s): %s params, %.4g GMACs, %s XLA GFLOPs per image%s",
-               config.model, config.reduce, f"{cost['total']['params']:,}",
-               cost["total"]["macs"] / 1e9, cost["total"]["flops_xla"]
-               and f"{cost['total']['flops_xla'] / 1e9:.4g}",
-               f"; {together.n} seeds trained together" if together.n > 1 else "")
-  preprocess = pipeline.Preprocess.from_config(config, model.in_channels)
-  train_batches = [
-      pipeline.Batches(train_split, config.batch_size, preprocess, m.config.seed) for m in members
-  ]
-  eval_batches = pipeline.Batches(eval_split, config.eval_batch_size, preprocess, config.seed)
-  spe = train_batches[0].steps_per_epoch
-  total_steps = config.num_train_steps if config.get("num_train_steps") else max(
-      1, round(config.num_epochs * spe))
-  schedule = make_schedule(config, spe, total_steps)
-  optimizers = [nnx.Optimizer(m, make_optimizer(config, schedule), wrt=nnx.Param) for m in models]
-  # Only a config that got this far is recorded: a run refused for bad input leaves no
-  # config.json behind to block the corrected rerun in the same workdir.
-  if owner:
-    for m in members:
-      wd.write_json(os.path.join(m.workdir, wd.CONFIG), m.record)
 
-  model.train()
-  model_def, _ = nnx.split(model)
-  model.eval()
-  eval_def, _ = nnx.split(model)
-  model.train()
-  opt_def, _ = nnx.split(optimizers[0])
-  managers = [checkpoints.manager(m.workdir, keep=config.keep_checkpoints) for m in members]
-  try:
+class Program:
+  """One training program: a run, or the seeds of one config trained together. Built in three
+  parts: the set-up (`__init__`: data, models, the config recorded, checkpoints resumed, the
+  steps compiled; managers and writers registered with `closers`), the `loop` of steps with
+  its logging, evaluations and checkpoints, and the `finish` (results written)."""
+
+  def __init__(self, members: list[Member], owner: bool, label: str | None,
+               closers: contextlib.ExitStack):
+    self.members, self.owner, self.label = members, owner, label
+    self.config = config = members[0].config  # the members' configs differ in their seed only
+    self.together = Together(len(members))
+    self.data_sharding, self.replicated = data_parallel(config, stacked=self.together.n > 1)
+    models, optimizers = self._data_and_models()
+    # Only a config that got this far is recorded: a run refused for bad input leaves no
+    # config.json behind to block the corrected rerun in the same workdir.
+    if owner:
+      for m in members:
+        wd.write_json(os.path.join(m.workdir, wd.CONFIG), m.record)
+    model = models[0]
+    model.train()
+    model_def, _ = nnx.split(model)
+    model.eval()
+    eval_def, _ = nnx.split(model)
+    model.train()
+    opt_def, _ = nnx.split(optimizers[0])
+    self.managers = [checkpoints.manager(m.workdir, keep=config.keep_checkpoints) for m in members]
+    for manager in self.managers:
+      closers.callback(manager.close)  # waits for an in-flight save, whatever ended the run
+    self._resume(models, optimizers)
+    self._compile(model, model_def, eval_def, opt_def)
+    self.writers = [MetricWriter(m.workdir, owner) for m in members]
+    for writer in self.writers:
+      closers.callback(writer.close)
+
+  def _data_and_models(self) -> tuple[list, list]:
+    """The splits, batches, models, cost, schedule and optimizers; the models and their
+    optimizers."""
+    config, members = self.config, self.members
+    splits = pipeline.config_splits(config, (config.train_split, config.eval_split))
+    pipeline.log_split_sizes(splits)
+    train_split, eval_split = splits[config.train_split], splits[config.eval_split]
+    self.num_classes = train_split.num_classes
+    models = [builders.build_model(m.config, train_split.num_classes) for m in members]
+    self.match = match = run_config.match_record(config, train_split.num_classes)
+    if match:
+      logging.info(
+          "width %.4f: %s %s against a budget of %.4g%s", match["width"], f"{match['cost']:,}",
+          match["metric"], match["budget"], "" if match["replaced_width"] is None else
+          f" (it replaces the configured model_kwargs.width={match['replaced_width']})")
+    self.cost = cost = complexity.analyze_model(models[0])
+    logging.info("model %s (reduce=%s): %s params, %.4g GMACs, %s XLA GFLOPs per image%s",
+                 config.model, config.reduce, f"{cost['total']['params']:,}",
+                 cost["total"]["macs"] / 1e9, cost["total"]["flops_xla"]
+                 and f"{cost['total']['flops_xla'] / 1e9:.4g}",
+                 f"; {self.together.n} seeds trained together" if self.together.n > 1 else "")
+    preprocess = pipeline.Preprocess.from_config(config, models[0].in_channels)
+    self.train_batches = [
+        pipeline.Batches(train_split, config.batch_size, preprocess, m.config.seed) for m in members
+    ]
+    self.eval_batches = pipeline.Batches(eval_split, config.eval_batch_size, preprocess,
+                                         config.seed)
+    spe = self.train_batches[0].steps_per_epoch
+    self.total_steps = config.num_train_steps if config.get("num_train_steps") else max(
+        1, round(config.num_epochs * spe))
+    self.schedule = builders.make_schedule(config, spe, self.total_steps)
+    optimizers = [
+        nnx.Optimizer(m, builders.make_optimizer(config, self.schedule), wrt=nnx.Param)
+        for m in models
+    ]
+    return models, optimizers
+
+  def _resume(self, models, optimizers) -> None:
+    """The state to start from: each run's newest readable checkpoint, or its fresh state."""
+    members = self.members
     resumed = [
         resume(m.workdir, manager, {
             "model": nnx.state(mo),
             "optimizer": nnx.state(o)
-        }, owner) for m, manager, mo, o in zip(members, managers, models, optimizers)
+        }, self.owner) for m, manager, mo, o in zip(members, self.managers, models, optimizers)
     ]
-  except BaseException:
-    for manager in managers:
-      manager.close()
-    raise
-  start_step = resumed[0][0]
-  if any(r[0] != start_step for r in resumed):
-    for manager in managers:
-      manager.close()
-    raise SeedsApart("the seeds' checkpoints are at different steps ("
-                     + ", ".join(f"seed {m.config.seed}: {r[0]}" for m, r in zip(members, resumed))
-                     + "); each resumes alone")
-  prior_times = [r[2] for r in resumed]
-  state = jax.device_put(together.stack([(r[1]["model"], r[1]["optimizer"]) for r in resumed]),
-                         replicated)
-  train_batch = lambda step: to_device(
-      together.stack([b.train_batch(step) for b in train_batches], np), data_sharding)
+    self.start_step = resumed[0][0]
+    if any(r[0] != self.start_step for r in resumed):
+      raise SeedsApart("the seeds' checkpoints are at different steps (" + ", ".join(
+          f"seed {m.config.seed}: {r[0]}" for m, r in zip(members, resumed))
+                       + "); each resumes alone")
+    self.prior_times = [r[2] for r in resumed]
+    self.state = jax.device_put(
+        self.together.stack([(r[1]["model"], r[1]["optimizer"]) for r in resumed]), self.replicated)
 
-  t = time.time()
-  first = train_batch(start_step)
-  train_step_c = jax.jit(together.map(functools.partial(train_step, model_def, opt_def, dtype)),
-                         donate_argnums=0, out_shardings=(replicated, replicated),
-                         compiler_options=options).lower(state, first).compile()
-  compile_time = time.time() - t
-  logging.info("train step compiled in %.1f s", compile_time)
-  eval_step_j = jax.jit(
-      together.map(functools.partial(eval_step, eval_def, dtype), in_axes=(0, None)),
-      compiler_options=options)
-  run_eval = lambda model_state: evaluate(eval_step_j, model_state, eval_batches, eval_sharding,
-                                          together.n)
-  # Batch norm's evaluation statistics, recomputed over training batches before every
-  # evaluation and before the final checkpoint (`precise_batch_norm`).
-  bn_batches = config.get("bn_stats_batches", 0) if layers.batch_norms(model) else 0
-  if bn_batches:
-    stats_c = jax.jit(together.map(functools.partial(batch_norm_stats, model_def, dtype)),
-                      compiler_options=options)
-    set_c = jax.jit(together.map(functools.partial(set_batch_norm_stats, model_def)),
-                    out_shardings=replicated)
-    recalibrate = lambda st: (precise_batch_norm(stats_c, set_c, st[0],
-                                                 (train_batch(s)
-                                                  for s in range(bn_batches))), st[1])
-  else:
-    recalibrate = lambda st: st
-  train_accuracy = [None] * together.n
+  def train_batch(self, step: int) -> dict:
+    """The runs' batches of `step`, stacked, on the devices."""
+    return to_device(self.together.stack([b.train_batch(step) for b in self.train_batches], np),
+                     self.data_sharding)
 
-  writers = [MetricWriter(m.workdir, owner) for m in members]
-  progress = Progress(total_steps, start_step, config.log_every_steps, label)
-  pending, window_t, train_time = [], time.time(), 0.0
-  step, stop = start_step, None
-  # Ctrl-C or SIGTERM at any point from here, the last step and the final evaluation included,
-  # ends the run with its checkpoint saved and raises Interrupted (a sweep stops there too); a
-  # signal after the last step's read lets the run finish and write its result first.
-  with validation.CtrlC("saving a checkpoint of this step, then stopping") as ctrl_c:
-    try:
-      while step < total_steps:
-        batch = first if step == start_step else train_batch(step)
-        state, metrics = train_step_c(state, batch)
-        step += 1
-        pending.append((step, metrics))
-        # At most two steps in flight: the progress line shows steps computed, not queued, and a
-        # Ctrl-C stops the run a step later, not after every step it had dispatched ahead.
-        if len(pending) >= 2:
-          jax.block_until_ready(pending[-2][1]["loss"])
-        # Ctrl-C: this step is checkpointed (and the save finished) before the run stops. Read
-        # once: a signal that lands later in this step is handled at the next one (read twice,
-        # a signal between the reads stopped the run without the checkpoint it announced).
-        stop = ctrl_c.pressed
-        ckpt_now = step % config.checkpoint_every_steps == 0 or step == total_steps or stop
-        if step % config.log_every_steps != 0 and not ckpt_now:
-          progress.update(step)
-          continue
-        jax.block_until_ready(state)
-        _first_nonfinite([(s, m["loss"]) for s, m in pending], together, members)
-        # Wall time of training steps and data, not eval or saving; runs trained together
-        # share it evenly.
-        elapsed = (time.time() - window_t) / together.n
-        train_time += elapsed
-        last = jax.device_get(pending[-1][1])
-        progress.update(step, float(np.mean(last["loss"])), force=True)
-        for i, (writer, prior) in enumerate(zip(writers, prior_times)):
-          mine = together.member(last, i)
-          train_accuracy[i] = float(mine["accuracy"])
-          # A row at every checkpoint too: a resumed run reads its training time there.
-          writer.write({
-              "step": step,
-              "split": "train",
-              "loss": float(mine["loss"]),
-              "accuracy": float(mine["accuracy"]),
-              "learning_rate": float(schedule(step - 1)),
-              "steps_per_s": len(pending) / elapsed,
-              "examples_per_s": len(pending) * config.batch_size / elapsed,
-              **({} if prior is None else {
-                     "train_time_s": prior + train_time
-                 })
-          })
-        evaluate_now = (config.eval_every_steps and step % config.eval_every_steps == 0
-                        and step != total_steps and not stop)
-        if evaluate_now or step == total_steps:
-          state = recalibrate(state)
-        if evaluate_now:
-          for writer, row in zip(writers, run_eval(state[0])):
-            writer.write({"step": step, "split": "eval", **scalars(row)})
-        if ckpt_now:
-          for i, manager in enumerate(managers):
-            checkpoints.save(manager, step,
-                             together.member({
-                                 "model": state[0],
-                                 "optimizer": state[1]
-                             }, i))
-        pending, window_t = [], time.time()
-        if stop:
-          break
-      for manager in managers:
-        manager.wait_until_finished()
-      progress.close()
-      if stop and step < total_steps:
-        where = (f"the checkpoint at step {step} is saved"
-                 if together.n == 1 else f"each seed's checkpoint at step {step} is saved")
-        raise Interrupted(f"interrupted ({ctrl_c.pressed}) at step {step} of {total_steps}; "
-                          f"{where}. Rerun the same command to resume.")
-      finals = run_eval(state[0])
-      for writer, final in zip(writers, finals):
-        writer.write({"step": step, "split": "eval", **scalars(final)})
-    finally:
-      for manager in managers:
-        manager.close()  # waits for an in-flight save, whatever ended the loop
-      for writer in writers:
-        writer.close()
+  def _compile(self, model, model_def, eval_def, opt_def) -> None:
+    """The train step (compiled now, timed), the evaluation and batch norm's statistics."""
+    config, together, replicated = self.config, self.together, self.replicated
+    dtype = DTYPES[config.dtype]
+    # Compiler options of the jits: which library computes the convolutions (bottleneck.nn.paths).
+    options = run_config.model_paths(config).compiler_options("config")
+    t = time.time()
+    self.first = self.train_batch(self.start_step)
+    self.train_step = jax.jit(
+        together.map(functools.partial(train_step, model_def, opt_def, dtype)), donate_argnums=0,
+        out_shardings=(replicated, replicated),
+        compiler_options=options).lower(self.state, self.first).compile()
+    self.compile_time = time.time() - t
+    logging.info("train step compiled in %.1f s", self.compile_time)
+    eval_step_j = jax.jit(
+        together.map(functools.partial(eval_step, eval_def, dtype), in_axes=(0, None)),
+        compiler_options=options)
+    eval_sharding = NamedSharding(self.data_sharding.mesh, P("data"))  # one batch for every run
+    self.run_eval = lambda model_state: evaluate(eval_step_j, model_state, self.eval_batches,
+                                                 eval_sharding, together.n)
+    # Batch norm's evaluation statistics, recomputed over training batches before every
+    # evaluation and before the final checkpoint (`precise_batch_norm`).
+    bn_batches = config.get("bn_stats_batches", 0) if layers.batch_norms(model) else 0
+    if bn_batches:
+      stats_c = jax.jit(together.map(functools.partial(batch_norm_stats, model_def, dtype)),
+                        compiler_options=options)
+      set_c = jax.jit(together.map(functools.partial(set_batch_norm_stats, model_def)),
+                      out_shardings=replicated)
+      self.recalibrate = lambda st: (precise_batch_norm(stats_c, set_c, st[0],
+                                                        (self.train_batch(s)
+                                                         for s in range(bn_batches))), st[1])
+    else:
+      self.recalibrate = lambda st: st
+
+  def loop(self, ctrl_c: validation.CtrlC) -> str | None:
+    """The steps from `start_step`: logged, evaluated and checkpointed as the config says.
+    Returns the signal that stopped it (None: it ran to the end)."""
+    config, together = self.config, self.together
+    self.train_accuracy = [None] * together.n
+    self.progress = Progress(self.total_steps, self.start_step, config.log_every_steps, self.label)
+    pending, window_t, self.train_time = [], time.time(), 0.0
+    self.step, stop, state = self.start_step, None, self.state
+    while self.step < self.total_steps:
+      batch = self.first if self.step == self.start_step else self.train_batch(self.step)
+      state, metrics = self.train_step(state, batch)
+      self.step += 1
+      step = self.step
+      pending.append((step, metrics))
+      # At most two steps in flight: the progress line shows steps computed, not queued, and a
+      # Ctrl-C stops the run a step later, not after every step it had dispatched ahead.
+      if len(pending) >= 2:
+        jax.block_until_ready(pending[-2][1]["loss"])
+      # Ctrl-C: this step is checkpointed (and the save finished) before the run stops. Read
+      # once: a signal that lands later in this step is handled at the next one (read twice,
+      # a signal between the reads stopped the run without the checkpoint it announced).
+      stop = ctrl_c.pressed
+      ckpt_now = step % config.checkpoint_every_steps == 0 or step == self.total_steps or stop
+      if step % config.log_every_steps != 0 and not ckpt_now:
+        self.progress.update(step)
+        continue
+      jax.block_until_ready(state)
+      _first_nonfinite([(s, m["loss"]) for s, m in pending], together, self.members)
+      # Wall time of training steps and data, not eval or saving; runs trained together
+      # share it evenly.
+      elapsed = (time.time() - window_t) / together.n
+      self.train_time += elapsed
+      self._log_train(jax.device_get(pending[-1][1]), len(pending), elapsed)
+      evaluate_now = (config.eval_every_steps and step % config.eval_every_steps == 0
+                      and step != self.total_steps and not stop)
+      if evaluate_now or step == self.total_steps:
+        state = self.recalibrate(state)
+      if evaluate_now:
+        for writer, row in zip(self.writers, self.run_eval(state[0])):
+          writer.write({"step": step, "split": "eval", **scalars(row)})
+      if ckpt_now:
+        for i, manager in enumerate(self.managers):
+          checkpoints.save(manager, step,
+                           together.member({
+                               "model": state[0],
+                               "optimizer": state[1]
+                           }, i))
+      pending, window_t = [], time.time()
+      if stop:
+        break
+    self.state = state
+    return stop
+
+  def _log_train(self, last: dict, n_steps: int, elapsed: float) -> None:
+    """The progress line and each run's metrics row of the steps just computed."""
+    step = self.step
+    self.progress.update(step, float(np.mean(last["loss"])), force=True)
+    for i, (writer, prior) in enumerate(zip(self.writers, self.prior_times)):
+      mine = self.together.member(last, i)
+      self.train_accuracy[i] = float(mine["accuracy"])
+      # A row at every checkpoint too: a resumed run reads its training time there.
+      writer.write({
+          "step": step,
+          "split": "train",
+          "loss": float(mine["loss"]),
+          "accuracy": float(mine["accuracy"]),
+          "learning_rate": float(self.schedule(step - 1)),
+          "steps_per_s": n_steps / elapsed,
+          "examples_per_s": n_steps * self.config.batch_size / elapsed,
+          **({} if prior is None else {
+                 "train_time_s": prior + self.train_time
+             })
+      })
+
+  def final_evaluation(self, stop: str | None, ctrl_c: validation.CtrlC) -> list[dict]:
+    """After the loop: the saves finished, then Interrupted if a signal stopped it early, else
+    the final evaluation, logged; each run's final metrics."""
+    for manager in self.managers:
+      manager.wait_until_finished()
+    self.progress.close()
+    step = self.step
+    if stop and step < self.total_steps:
+      where = (f"the checkpoint at step {step} is saved"
+               if self.together.n == 1 else f"each seed's checkpoint at step {step} is saved")
+      raise Interrupted(f"interrupted ({ctrl_c.pressed}) at step {step} of {self.total_steps}; "
+                        f"{where}. Rerun the same command to resume.")
+    finals = self.run_eval(self.state[0])
+    for writer, final in zip(self.writers, finals):
+      writer.write({"step": step, "split": "eval", **scalars(final)})
+    return finals
+
+  def finish(self, finals: list[dict]) -> list[dict]:
+    """Each run's result.json (after its predictions: a result marks the run finished)."""
+    members, together, step = self.members, self.together, self.step
     results = []
-    for i, (m, final, prior) in enumerate(zip(members, finals, prior_times)):
-      result = run_result(m.config, m.record, cost, final, step,
-                          None if prior is None else prior + train_time, compile_time, match,
-                          [o.config.seed for o in members] if together.n > 1 else None)
-      result["num_classes"] = train_split.num_classes
-      result["warning"] = generalization_warning(final["accuracy"], train_accuracy[i],
-                                                 train_split.num_classes)
+    for i, (m, final, prior) in enumerate(zip(members, finals, self.prior_times)):
+      result = run_result(m.config, m.record, self.cost, final, step,
+                          None if prior is None else prior + self.train_time, self.compile_time,
+                          self.match, [o.config.seed for o in members] if together.n > 1 else None)
+      result["num_classes"] = self.num_classes
+      result["warning"] = generalization_warning(final["accuracy"], self.train_accuracy[i],
+                                                 self.num_classes)
       if result["warning"]:
         logging.warning("%s: %s", m.workdir, result["warning"])
-      if owner:  # the predictions first: a result.json marks the run finished
+      if self.owner:  # the predictions first: a result.json marks the run finished
         wd.write_predictions(os.path.join(m.workdir, wd.PREDICTIONS), final["predicted"],
                              final["label"])
         wd.write_json(os.path.join(m.workdir, wd.RESULT), result)
       logging.info("eval accuracy %.4f, loss %.4f after %d steps; result in %s", final["accuracy"],
                    final["loss"], step, os.path.join(m.workdir, wd.RESULT))
       results.append(result)
-  if ctrl_c.pressed:  # after the last step's read: the run is finished, the work stops here
-    raise Interrupted(f"interrupted ({ctrl_c.pressed}) at the end of the run: all {step} steps "
-                      f"are trained and the result is saved in "
-                      f"{', '.join(os.path.join(m.workdir, wd.RESULT) for m in members)}. "
-                      "Rerun the same command to go on with what remains.")
-  return results
+    return results
 
 
 def generalization_warning(test_accuracy: float, train_accuracy: float | None,

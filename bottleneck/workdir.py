@@ -38,7 +38,7 @@ RESULT = "result.json"
 CHECKPOINTS = "checkpoints"
 TENSORBOARD = "tensorboard"
 ERROR = "error.json"  # a sweep point's failure
-IMPORTED = "imported.json"  # weights from another framework (bottleneck.trained)
+IMPORTED = "imported.json"  # weights from another framework (bottleneck.saved_models)
 PREDICTIONS = "predictions.npz"  # the final evaluation's prediction for every example
 # What every result.json has; one without them is incomplete (cut short, or not ours).
 RESULT_KEYS = ("model", "reduce", "dataset", "seed", "params", "macs", "eval_accuracy")

@@ -12,7 +12,7 @@ Nothing is trained or run: the model is built abstractly and its forward traced 
 
 from absl import flags
 
-from bottleneck import cli, complexity, env, tables, trained
+from bottleneck import cli, complexity, env, saved_models, tables
 from bottleneck.nn import registry
 
 _MODEL = flags.DEFINE_string("model", "googlenet", f"One of {', '.join(registry.MODELS)}.")
@@ -50,8 +50,8 @@ def main(argv):
       raise cli.ConfigError(f"{', '.join(given)} and --workdir exclude each other: the model "
                             "saved in the workdir is analyzed as it is.")
     reports = [
-        trained.complexity_report(_WORKDIR.value, image_size=_IMAGE_SIZE.value, xla=_XLA.value,
-                                  **extra)
+        saved_models.complexity_report(_WORKDIR.value, image_size=_IMAGE_SIZE.value, xla=_XLA.value,
+                                       **extra)
     ]
   elif _MATCH_MACS.value is not None or _MATCH_PARAMS.value is not None:
     if _MATCH_MACS.value is not None and _MATCH_PARAMS.value is not None:

@@ -17,7 +17,7 @@ import sys
 
 from absl import flags
 
-from bottleneck import cli, trained
+from bottleneck import cli, saved_models
 from bottleneck.nn import import_weights
 
 _SOURCE = flags.DEFINE_string("source", "torchvision",
@@ -39,9 +39,9 @@ def main(argv):
     raise cli.ConfigError("--random and --weights_file exclude each other: give one.")
   if flags.FLAGS["seed"].present and not _RANDOM.value:
     raise cli.ConfigError("--seed is the seed of --random's initialization; give --random too.")
-  out = trained.import_to(_OUT.value, _SOURCE.value, _MODEL.value,
-                          random_seed=_SEED.value if _RANDOM.value else None,
-                          weights_file=_WEIGHTS_FILE.value)
+  out = saved_models.import_to(_OUT.value, _SOURCE.value, _MODEL.value,
+                               random_seed=_SEED.value if _RANDOM.value else None,
+                               weights_file=_WEIGHTS_FILE.value)
   print(json.dumps(out, indent=1))
   print(
       f"wrote {_OUT.value}: load it with experiments.evaluate, fully_conv or analyze "

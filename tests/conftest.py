@@ -34,14 +34,14 @@ def digits_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def small_googlenet_dir(tmp_path_factory):
   """torchvision's GoogLeNet geometry (`googlenet_bn`, 1000 classes) trained at 64x64, random
-  weights, saved as imported weights are (`bottleneck.trained.write_imported`)."""
-  from bottleneck import run_config, trained
+  weights, saved as imported weights are (`bottleneck.saved_models.write_imported`)."""
+  from bottleneck import run_config, saved_models
   from bottleneck.nn import registry
   config = run_config.default_config()
   config.model, config.image_size, config.dataset = "googlenet_bn", 64, "imagenet2012"
   model = registry.random_model("googlenet_bn", reduce=True, image_size=64, seed=1)
   path = str(tmp_path_factory.mktemp("imported") / "googlenet 64")
-  trained.write_imported(
+  saved_models.write_imported(
       path, model, config, {
           "source": "test",
           "weights": "random",

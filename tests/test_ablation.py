@@ -156,21 +156,18 @@ def test_the_study_end_to_end_on_a_tiny_sweep(tmp_path, digits_dir, monkeypatch)
   here: its section says it was not measured.)"""
   seeds = (0, 1)
   modules = {
-      "iso_macs":
-          _tiny_study("tiny_iso", digits_dir, [{
-              "reduce": r,
-              "seed": s
-          } for r in (True, False) for s in seeds], monkeypatch),
-      "ablation_ratio":
-          _tiny_study("tiny_ratio", digits_dir, [{
-              "model_kwargs.reduction_activation": a,
-              "seed": s
-          } for a in (True, False) for s in seeds] + [{
-              "reduce": False,
-              "seed": s
-          } for s in seeds], monkeypatch),
-      "ablation_placement":
-          _tiny_study("tiny_none", digits_dir, [], monkeypatch)
+      "iso_macs": _tiny_study("tiny_iso", digits_dir, [{
+          "reduce": r,
+          "seed": s
+      } for r in (True, False) for s in seeds], monkeypatch),
+      "ablation_ratio": _tiny_study("tiny_ratio", digits_dir, [{
+          "model_kwargs.reduction_activation": a,
+          "seed": s
+      } for a in (True, False) for s in seeds] + [{
+          "reduce": False,
+          "seed": s
+      } for s in seeds], monkeypatch),
+      "ablation_placement": _tiny_study("tiny_none", digits_dir, [], monkeypatch)
   }
   wd.write_json(str(tmp_path / ablation.BENCHMARK), {
       "rows": [],

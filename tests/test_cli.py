@@ -19,11 +19,10 @@ def run_all(commands: dict[str, list[str]], parallel: int = 4, envs=None) -> dic
   while queue:
     batch, queue = queue[:parallel], queue[parallel:]
     procs = {
-        name:
-            subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env={
-                **env,
-                **(envs or {}).get(name, {})
-            }, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name, args in batch
+        name: subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env={
+            **env,
+            **(envs or {}).get(name, {})
+        }, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name, args in batch
     }
     for name, proc in procs.items():
       stdout, stderr = proc.communicate(timeout=300)

@@ -7,7 +7,7 @@ from flax import nnx
 
 from bottleneck import benchmark, complexity
 from bottleneck.nn import blocks, registry
-from bottleneck.nn.layers import ConvUnit, MaxPool
+from bottleneck.nn.layers import ConvStyle, ConvUnit, MaxPool
 from bottleneck.nn.paths import Paths
 from bottleneck.validation import ConfigError
 
@@ -343,13 +343,14 @@ def test_saved_bytes_by_hand():
   x = jax.ShapeDtypeStruct((1, 10, 10, 8), jnp.float32)
   out = 10 * 10 * 16 * 4  # one output map, float32
   plain = ConvUnit(8, 16, 3, rngs=nnx.Rngs(0), name="a")
-  with_bn = ConvUnit(8, 16, 3, batch_norm=True, use_bias=False, rngs=nnx.Rngs(0), name="a")
+  with_bn = ConvUnit(8, 16, 3, style=ConvStyle(batch_norm=True, use_bias=False), rngs=nnx.Rngs(0),
+                     name="a")
   stack = nnx.Sequential(plain, ConvUnit(16, 16, 3, rngs=nnx.Rngs(0), name="b"))
   for module, held, needed in ((plain, 2, 1), (with_bn, 3, 2), (stack, 4, 3)):
     assert complexity.saved_bytes(module, x) == held * out
     assert complexity.backward_minimum_bytes(module, x) == needed * out
   # bfloat16: half; the argmax max pool's indices are one byte each.
-  half = ConvUnit(8, 16, 3, dtype=jnp.bfloat16, rngs=nnx.Rngs(0), name="a")
+  half = ConvUnit(8, 16, 3, style=ConvStyle(dtype=jnp.bfloat16), rngs=nnx.Rngs(0), name="a")
   assert complexity.saved_bytes(half, jax.ShapeDtypeStruct(x.shape, jnp.bfloat16)) == out
   pool = nnx.Sequential(MaxPool(3, 2, paths=Paths(max_pool="argmax")))
   assert complexity.saved_bytes(pool, x) == 5 * 5 * 8 * (4 + 1)

@@ -12,7 +12,7 @@ import pytest
 import tensorflow_datasets as tfds
 from flax import nnx
 
-from bottleneck import evaluation, train, trained, workdir as wd
+from bottleneck import evaluation, saved_models, train, workdir as wd
 from bottleneck.data import pipeline
 from bottleneck.validation import ConfigError
 from tests import ROOT
@@ -69,7 +69,7 @@ def test_imagenet_model_on_imagenette(small_googlenet_dir, tmp_path):
                          "labels.txt")) as f:
     line = {s.strip(): i for i, s in enumerate(f)}
   target = np.asarray([line[split.label_names[k]] for k in labels])
-  model = trained.load(small_googlenet_dir).model
+  model = saved_models.load(small_googlenet_dir).model
   x = pipeline.Preprocess(64, 3, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
                           resize="resize", resize_to=73)(images, train=False)
   logits = np.asarray(nnx.jit(lambda m, v: m(v))(model, jnp.asarray(x)))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from bottleneck import fully_conv, train, trained as saved
+from bottleneck import fully_conv, saved_models as saved, train
 from bottleneck.nn import conversions, registry
 from bottleneck.validation import ConfigError
 from configs import digits_fc_head

@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 from bottleneck import complexity
-from bottleneck.nn.layers import ClassifierHead, ConvUnit, LocalResponseNorm, MaxPool
+from bottleneck.nn.layers import ClassifierHead, ConvStyle, ConvUnit, LocalResponseNorm, MaxPool
 from bottleneck.nn.paths import Paths
 from bottleneck.validation import ConfigError
 from tests.numerics import assert_matches, assert_rounding_close
@@ -21,8 +21,9 @@ from tests.numerics import assert_matches, assert_rounding_close
     (True, True, True, 3 * 3 * 4 * 8 + 3 * 8),
 ])
 def test_conv_unit_params(use_bias, batch_norm, bn_use_scale, expected):
-  unit = ConvUnit(4, 8, 3, use_bias=use_bias, batch_norm=batch_norm, bn_use_scale=bn_use_scale,
-                  rngs=nnx.Rngs(0))
+  unit = ConvUnit(
+      4, 8, 3, style=ConvStyle(use_bias=use_bias, batch_norm=batch_norm, bn_use_scale=bn_use_scale),
+      rngs=nnx.Rngs(0))
   assert complexity.count_params(unit) == expected
 
 
@@ -73,14 +74,17 @@ def test_classifier_head_pools_globally():
 @pytest.mark.parametrize("cin,cout,bias,batch_norm", [(5, 7, True, False), (64, 16, False, True)])
 def test_1x1_as_matmul_equals_xla_conv(cin, cout, bias, batch_norm):
   x = jnp.asarray(np.random.default_rng(0).normal(size=(3, 6, 5, cin)), jnp.float32)
-  conv = ConvUnit(cin, cout, 1, use_bias=bias, batch_norm=batch_norm, paths=Paths(conv_1x1="xla"),
-                  rngs=nnx.Rngs(0))
-  mm = ConvUnit(cin, cout, 1, use_bias=bias, batch_norm=batch_norm, paths=Paths(conv_1x1="matmul"),
-                rngs=nnx.Rngs(0))
+  conv = ConvUnit(
+      cin, cout, 1, style=ConvStyle(use_bias=bias, batch_norm=batch_norm,
+                                    paths=Paths(conv_1x1="xla")), rngs=nnx.Rngs(0))
+  mm = ConvUnit(
+      cin, cout, 1, style=ConvStyle(use_bias=bias, batch_norm=batch_norm,
+                                    paths=Paths(conv_1x1="matmul")), rngs=nnx.Rngs(0))
   path = lambda u, hw=(6, 5): u.paths.conv_path(hw, u.kernel_size, u.strides, u.padding)
   assert path(mm) == "matmul" and path(conv) == "xla"
   assert_matches(mm(x), lambda m, x: m(x), conv, x)
-  strided = ConvUnit(cin, cout, 1, strides=2, paths=Paths(conv_1x1="matmul"), rngs=nnx.Rngs(0))
+  strided = ConvUnit(cin, cout, 1, style=ConvStyle(paths=Paths(conv_1x1="matmul")), strides=2,
+                     rngs=nnx.Rngs(0))
   assert path(strided) == "xla"  # only stride-1 1x1 convs are matmuls
   with pytest.raises(ConfigError, match="unknown conv_1x1 'einsum'"):
     Paths(conv_1x1="einsum")
@@ -89,12 +93,14 @@ def test_1x1_as_matmul_equals_xla_conv(cin, cout, bias, batch_norm):
 def test_explicit_padding_pads_both_sides_as_pytorch_does():
   """A 7x7/2 conv with padding=3 (PyTorch, Caffe) differs from SAME (2 before, 3 after)."""
   x = jnp.asarray(np.random.default_rng(3).normal(size=(1, 10, 10, 2)), jnp.float32)
-  unit = ConvUnit(2, 4, 7, strides=2, padding=3, use_bias=False, activation=False, rngs=nnx.Rngs(0))
+  unit = ConvUnit(2, 4, 7, style=ConvStyle(use_bias=False), strides=2, padding=3, activation=False,
+                  rngs=nnx.Rngs(0))
   assert unit.padding == ((3, 3), (3, 3))
   assert_matches(
       unit(x), lambda x, w: jax.lax.conv_general_dilated(x, w, (2, 2), (
           (3, 3), (3, 3)), dimension_numbers=("NHWC", "HWIO", "NHWC")), x, unit.conv.kernel[...])
-  same = ConvUnit(2, 4, 7, strides=2, use_bias=False, activation=False, rngs=nnx.Rngs(0))
+  same = ConvUnit(2, 4, 7, style=ConvStyle(use_bias=False), strides=2, activation=False,
+                  rngs=nnx.Rngs(0))
   assert not np.allclose(same(x), unit(x))
   for bad in (-1, (1, 2, 3), "same", 1.5):
     with pytest.raises(ConfigError, match="padding"):

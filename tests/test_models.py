@@ -41,6 +41,20 @@ def test_googlenet_bn_matches_torchvision():
   assert complexity.count_params(model) == expected
 
 
+def test_googlenet_geometry_is_one_value():
+  """Caffe's and torchvision's GoogLeNets differ in three places, one `GoogLeNetGeometry`;
+  a config still sets them one by one (flat `model_kwargs`)."""
+  assert models.TORCHVISION == models.GoogLeNetGeometry(lrn=False, branch5_kernel=3, pool4_window=2)
+  caffe_bn = registry.abstract_model("googlenet_bn", reduce=True, lrn=True, branch5_kernel=5,
+                                     pool4_window=3)
+  assert [n for n, _ in caffe_bn.named_stages()][:4] == ["conv1", "pool1", "lrn1", "conv2"]
+  assert dict(caffe_bn.named_stages())["pool4"].window == (3, 3)  # as Caffe's
+  with pytest.raises(ConfigError, match=r"unknown branch5_kernel 7; valid: 3, 5"):
+    models.GoogLeNetGeometry(branch5_kernel=7)
+  with pytest.raises(ConfigError, match=r"unknown pool4_window 4; valid: 2, 3"):
+    registry.abstract_model("googlenet", reduce=True, pool4_window=4)
+
+
 # --- Keras InceptionV3 (include_top=True): conv without bias + batch norm without scale, so a
 # conv has k_h*k_w*cin*cout weights + cout offsets trainable, and 2*cout running statistics.
 

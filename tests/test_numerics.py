@@ -10,7 +10,7 @@ import pytest
 from flax import nnx
 
 from bottleneck import numerics
-from bottleneck.nn.layers import ConvUnit
+from bottleneck.nn.layers import ConvStyle, ConvUnit
 from bottleneck.nn.paths import Paths
 from tests.numerics import assert_matches, assert_rounding_close, in_float64, rounding_ratios
 
@@ -39,7 +39,8 @@ def test_the_estimate_covers_two_summation_orders(n):
 
 
 def test_in_float64_computes_in_float64():
-  unit = ConvUnit(3, 4, 3, batch_norm=True, rngs=nnx.Rngs(0))  # computes in float32 by default
+  unit = ConvUnit(3, 4, 3, style=ConvStyle(batch_norm=True),
+                  rngs=nnx.Rngs(0))  # computes in float32 by default
   x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 5, 5, 3)), jnp.float32)
   exact = in_float64(lambda m, x: m(x), unit, x)
   assert exact.dtype == np.float64
@@ -52,7 +53,7 @@ def test_the_bound_passes_another_path_and_catches_a_small_error():
   kernel's scale fails."""
   x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 12, 11, 5)), jnp.float32)
   units = [
-      ConvUnit(5, 4, 3, strides=2, paths=Paths(conv_strided=p), rngs=nnx.Rngs(0))
+      ConvUnit(5, 4, 3, style=ConvStyle(paths=Paths(conv_strided=p)), strides=2, rngs=nnx.Rngs(0))
       for p in ("xla", "im2col")
   ]
   assert_matches(units[1](x), lambda m, x: m(x), units[0], x)
@@ -70,7 +71,7 @@ def test_a_gradient_that_is_zero_in_theory_is_judged_on_the_gradients_scale():
   """Under batch norm a conv's bias gets a zero gradient, computed as rounding noise: it is
   held to float32's rounding at the scale of the whole gradient, not to exactly zero."""
   x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 4, 4, 3)), jnp.float32)
-  unit = ConvUnit(3, 4, 3, batch_norm=True, rngs=nnx.Rngs(0))
+  unit = ConvUnit(3, 4, 3, style=ConvStyle(batch_norm=True), rngs=nnx.Rngs(0))
   grad = lambda m, x: nnx.grad(lambda m, x: jnp.sum(jnp.sin(m(x))), argnums=(0, 1))(m, x)
   got = grad(unit, x)
   assert float(jnp.abs(got[0]["conv"]["bias"][...]).max()) < 1e-5

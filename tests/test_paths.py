@@ -9,7 +9,7 @@ import pytest
 from flax import nnx
 
 from bottleneck.nn import blocks, paths, registry
-from bottleneck.nn.layers import ConvUnit, MaxPool
+from bottleneck.nn.layers import ConvStyle, ConvUnit, MaxPool
 from bottleneck.nn.paths import Paths
 from bottleneck.validation import ConfigError
 from tests.numerics import assert_rounding_close, in_float64
@@ -105,14 +105,14 @@ def test_argmax_max_pool_bfloat16():
 def test_transposed_kx1_conv_equals_xla(kernel, strides, padding):
   x = jnp.asarray(np.random.default_rng(3).normal(size=(2, 11, 9, 6)), jnp.float32)
   units = [
-      ConvUnit(6, 5, kernel, strides=strides, padding=padding,
-               paths=Paths(conv_kx1=path, conv_strided="xla"), rngs=nnx.Rngs(0))
-      for path in ("xla", "transposed")
+      ConvUnit(6, 5, kernel, style=ConvStyle(paths=Paths(conv_kx1=path, conv_strided="xla")),
+               strides=strides, padding=padding, rngs=nnx.Rngs(0)) for path in ("xla", "transposed")
   ]
   assert [_path(u, x) for u in units] == ["xla", "transposed"]
   _assert_same_unit(units, x)
-  assert _path(ConvUnit(6, 5, (1, 7), paths=Paths(conv_kx1="transposed"), rngs=nnx.Rngs(0)),
-               x) == "xla"
+  assert _path(
+      ConvUnit(6, 5, (1, 7), style=ConvStyle(paths=Paths(conv_kx1="transposed")), rngs=nnx.Rngs(0)),
+      x) == "xla"
 
 
 @pytest.mark.parametrize("kernel,strides,padding", [(3, 2, "VALID"), (3, 2, "SAME"), (7, 2, "SAME"),
@@ -120,12 +120,13 @@ def test_transposed_kx1_conv_equals_xla(kernel, strides, padding):
 def test_im2col_strided_conv_equals_xla(kernel, strides, padding):
   x = jnp.asarray(np.random.default_rng(4).normal(size=(2, 12, 11, 5)), jnp.float32)
   units = [
-      ConvUnit(5, 4, kernel, strides=strides, padding=padding, paths=Paths(conv_strided=path),
-               batch_norm=True, rngs=nnx.Rngs(0)) for path in ("xla", "im2col")
+      ConvUnit(5, 4, kernel, style=ConvStyle(paths=Paths(conv_strided=path), batch_norm=True),
+               strides=strides, padding=padding, rngs=nnx.Rngs(0)) for path in ("xla", "im2col")
   ]
   assert _path(units[0], x) != "im2col" and _path(units[1], x) == "im2col"
   _assert_same_unit(units, x)
-  stride_1 = ConvUnit(5, 4, 3, paths=Paths(conv_strided="im2col"), rngs=nnx.Rngs(0))
+  stride_1 = ConvUnit(5, 4, 3, style=ConvStyle(paths=Paths(conv_strided="im2col")),
+                      rngs=nnx.Rngs(0))
   assert _path(stride_1, x) == "xla"
 
 
@@ -234,8 +235,8 @@ def test_live_taps_conv_equals_xla(size, kernel):
   gradients (the dropped taps' kernel gradients are exactly zero)."""
   x = jnp.asarray(np.random.default_rng(7).normal(size=(2, *size, 6)), jnp.float32)
   units = [
-      ConvUnit(6, 5, kernel, paths=Paths(conv_taps=path), batch_norm=True, rngs=nnx.Rngs(0))
-      for path in ("xla", "live")
+      ConvUnit(6, 5, kernel, style=ConvStyle(paths=Paths(conv_taps=path), batch_norm=True),
+               rngs=nnx.Rngs(0)) for path in ("xla", "live")
   ]
   k = np.broadcast_to(kernel, 2)
   assert _path(units[0], x) != "live"
@@ -248,7 +249,8 @@ def test_live_taps_conv_equals_xla(size, kernel):
   dead = np.ones(grad_kernel.shape[:2], bool)
   dead[live[0][0]:live[0][1], live[1][0]:live[1][1]] = False
   assert np.all(np.asarray(grad_kernel)[dead] == 0)
-  strided = ConvUnit(6, 5, 3, strides=2, paths=Paths(conv_taps="live"), rngs=nnx.Rngs(0))
+  strided = ConvUnit(6, 5, 3, style=ConvStyle(paths=Paths(conv_taps="live")), strides=2,
+                     rngs=nnx.Rngs(0))
   assert _path(strided, x) != "live"
 
 
@@ -288,12 +290,10 @@ def test_eigen_moves_only_the_convolutions_out_of_ynnpack():
 
   args = (jnp.ones((32, 28, 28, 64)), jnp.ones((3, 3, 64, 32)), jnp.ones((32, 16)))
   kinds = {
-      lib:
-          _ynn_op_kinds(
-              jax.jit(
-                  conv_bn_dense,
-                  compiler_options=paths.compiler_options(lib)).lower(*args).compile().as_text())
-      for lib in ("xla", "eigen")
+      lib: _ynn_op_kinds(
+          jax.jit(conv_bn_dense,
+                  compiler_options=paths.compiler_options(lib)).lower(*args).compile().as_text()
+      ) for lib in ("xla", "eigen")
   }
   if "convolution" not in kinds["xla"]:
     pytest.skip(f"jax {jax.__version__} does not hand convolutions to YNNPACK")
@@ -303,8 +303,7 @@ def test_eigen_moves_only_the_convolutions_out_of_ynnpack():
 def test_compiler_options():
   assert paths.compiler_options("xla") is None
   assert paths.compiler_options("auto") == paths.compiler_options("eigen") == {
-      "xla_cpu_experimental_ynn_fusion_type":
-          "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
+      "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"  # noqa: E501
   }
   with pytest.raises(ConfigError, match=r"unknown conv_library 'egien'.*Did you mean 'eigen'"):
     paths.compiler_options("egien", "config")

@@ -4,7 +4,7 @@ import os
 
 import pandas as pd
 
-from bottleneck import report, trained, workdir as wd
+from bottleneck import report, saved_models, workdir as wd
 from tests.numerics import network_rtol
 
 TINY = dict(sweep_config="tests.tiny_sweep_config", models=("inception_small",),
@@ -29,7 +29,7 @@ def test_report_end_to_end_and_rerun_reuses_work(tmp_path, digits_dir):
   (pair,) = bench["ratios"]
   assert f"{pair['MACs naive/reduced']:.2f}x fewer multiply-adds" in text
   fc = wd.read_json(str(tmp_path / "fully_conv" / "fully_conv.json"))
-  fc_model = trained.load(str(tmp_path / "fully_conv" / "train")).model
+  fc_model = saved_models.load(str(tmp_path / "fully_conv" / "train")).model
   assert fc["max_abs_diff_vs_crops"] <= network_rtol(fc_model, 5) * fc["max_abs_score"]
   assert f"as a {fc['score_map_shape'][0]}x{fc['score_map_shape'][1]} map" in text
   result = tmp_path / "digits" / "reduce=True,seed=0" / "result.json"

@@ -11,14 +11,10 @@ from bottleneck import tables
 
 def report(reduce, scale):
   return {
-      "model":
-          "toy",
-      "reduce":
-          reduce,
-      "image_size":
-          8,
-      "num_classes":
-          2,
+      "model": "toy",
+      "reduce": reduce,
+      "image_size": 8,
+      "num_classes": 2,
       "total": {
           "params": 10 * scale,
           "batch_stats": 0,

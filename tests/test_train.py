@@ -19,7 +19,15 @@ import optax
 import pytest
 from flax import nnx
 
-from bottleneck import checkpoints, complexity, run_config, sweep, train, trained, workdir as wd
+from bottleneck import (
+    builders,
+    checkpoints,
+    complexity,
+    saved_models,
+    sweep,
+    train,
+    workdir as wd,
+)
 from bottleneck.data import pipeline
 from bottleneck.nn import layers
 from bottleneck.nn.paths import Paths
@@ -81,7 +89,7 @@ def test_train_writes_every_output_and_learns(tmp_path, digits_dir):
   assert result["train_steps"] == 24
   # The reported evaluation is the model's: the last checkpoint, run on every test example
   # here in one batch, gives the same accuracy and loss (the padded last batch is masked out).
-  loaded = trained.load(str(tmp_path))
+  loaded = saved_models.load(str(tmp_path))
   model, config = loaded.model, loaded.config
   assert loaded.step == 24
   split = pipeline.load_splits(config.dataset, (config.eval_split,), digits_dir)[config.eval_split]
@@ -106,7 +114,7 @@ def test_paths_reach_the_model(tmp_path, digits_dir):
           "paths.max_pool": "xla",
           "paths.conv_library": "xla"
       })
-  model = train.build_model(config, num_classes=10)
+  model = builders.build_model(config, num_classes=10)
   units = [m for _, m in nnx.iter_modules(model) if isinstance(m, layers.ConvUnit)]
   pools = [m for _, m in nnx.iter_modules(model) if isinstance(m, layers.MaxPool)]
   assert units and pools
@@ -117,9 +125,9 @@ def test_paths_reach_the_model(tmp_path, digits_dir):
   both = tiny_config(digits_dir, **{"paths.conv_1x1": "xla"})
   both.model_kwargs.conv_1x1 = "matmul"
   with pytest.raises(ConfigError, match=r"'conv_1x1' is a path.*config.paths.conv_1x1"):
-    train.build_model(both, num_classes=10)
+    builders.build_model(both, num_classes=10)
   with pytest.raises(ConfigError, match="unknown max_pool 'fast'"):
-    train.build_model(tiny_config(digits_dir, **{"paths.max_pool": "fast"}), num_classes=10)
+    builders.build_model(tiny_config(digits_dir, **{"paths.max_pool": "fast"}), num_classes=10)
   # The library is a compiler option of the train step: checked before anything is written.
   with pytest.raises(ConfigError, match="config: unknown conv_library 'ynnpack'"):
     train.train_and_evaluate(tiny_config(digits_dir, **{"paths.conv_library": "ynnpack"}),
@@ -178,7 +186,7 @@ def test_corrupt_checkpoints_are_set_aside_and_saved_again(tmp_path, digits_dir,
   again = train.train_and_evaluate(config, str(work))
   assert again["eval_loss"] == pytest.approx(reference["eval_loss"], abs=1e-6)
   assert sorted(os.listdir(work / wd.CHECKPOINTS)) == ["16", "24"]
-  step = trained.load(str(work)).step
+  step = saved_models.load(str(work)).step
   assert step == 24  # readable again
   assert len(os.listdir(work / wd.SET_ASIDE)) == 3
 
@@ -232,7 +240,7 @@ def test_sigterm_saves_this_step_and_stops(tmp_path, digits_dir):
         train.Interrupted, match=r"interrupted \(SIGTERM\) at step (\d+) of 4000; "
         r"the checkpoint at step \1 is saved"):
       train.train_and_evaluate(tiny_config(digits_dir, num_train_steps=4000), str(tmp_path))
-  step = trained.load(str(tmp_path)).step
+  step = saved_models.load(str(tmp_path)).step
   rows = [r for r in wd.read_jsonl(str(tmp_path / wd.METRICS)) if r["step"] == step]
   assert step < 4000 and rows and "train_time_s" in rows[-1]  # resumable, time included
 
@@ -292,31 +300,6 @@ def test_corrected_config_reruns_in_the_same_workdir(tmp_path, digits_dir):
   assert result["train_steps"] == 4
 
 
-def test_schedules_and_optimizers():
-  c = run_config.default_config()
-  c.optimizer.learning_rate, c.optimizer.decay_rate = 0.1, 0.95
-  c.optimizer.schedule = "exponential"
-  s = train.make_schedule(c, steps_per_epoch=10, total_steps=100)
-  assert float(s(9)) == pytest.approx(0.1) and float(s(10)) == pytest.approx(0.095)
-  assert float(s(25)) == pytest.approx(0.1 * 0.95**2)
-  c.optimizer.schedule, c.optimizer.warmup_epochs = "cosine", 1.0
-  s = train.make_schedule(c, steps_per_epoch=10, total_steps=100)
-  assert float(s(0)) == 0.0 and float(s(10)) == pytest.approx(0.1)
-  assert float(s(100)) == pytest.approx(0.0, abs=1e-7)
-  c.optimizer.schedule = "constant"
-  assert float(train.make_schedule(c, 10, 100)(77)) == pytest.approx(0.1)
-  # Weight decay reaches the update: with a zero gradient, SGD (decay added to the gradient)
-  # and AdamW (decoupled decay) both shrink a weight by learning_rate x weight_decay.
-  params = {"w": jnp.full((3,), 2.0)}
-  for name in ("sgd", "adamw"):
-    for decay in (0.0, 0.1):
-      c.optimizer.name, c.optimizer.weight_decay = name, decay
-      opt = train.make_optimizer(c, optax.constant_schedule(0.5))
-      updates, _ = opt.update({"w": jnp.zeros(3)}, opt.init(params), params)
-      new = optax.apply_updates(params, updates)["w"]
-      np.testing.assert_allclose(new, 2.0 * (1 - 0.5 * decay), rtol=1e-6, err_msg=name)
-
-
 def _steps(workdir) -> list[int]:
   directory = workdir / wd.CHECKPOINTS
   return sorted(int(n) for n in os.listdir(directory) if n.isdigit()) if directory.exists() else []
@@ -351,7 +334,7 @@ def test_ctrl_c_checkpoints_the_step_it_is_at_and_says_how_to_resume(tmp_path, d
   assert int(stopped[1]) < 240 and not (workdir / wd.RESULT).exists()
   # The step it names is the newest checkpoint, and it loads.
   assert max(_steps(workdir)) == int(stopped[1])
-  assert trained.load(str(workdir)).step == int(stopped[1])
+  assert saved_models.load(str(workdir)).step == int(stopped[1])
 
 
 def test_sigkill_then_resume_ends_like_an_uninterrupted_run(tmp_path, digits_dir):
@@ -415,7 +398,7 @@ def test_a_budget_sets_the_width_and_is_recorded(tmp_path, digits_dir):
   assert match["metric"] == "params" and match["budget"] == 20_000
   assert match["replaced_width"] == 0.5 and match["width"] != 0.5
   assert match["cost"] == result["params"] and abs(result["params"] - 20_000) <= 200
-  loaded = trained.load(str(tmp_path))  # rebuilt from config.json at the same width
+  loaded = saved_models.load(str(tmp_path))  # rebuilt from config.json at the same width
   assert complexity.count_params(loaded.model) == result["params"]
 
 
@@ -423,7 +406,7 @@ def test_a_budget_sets_the_width_and_is_recorded(tmp_path, digits_dir):
 
 
 def _params(workdir):
-  return jax.tree.leaves(nnx.state(trained.load(workdir).model, nnx.Param))
+  return jax.tree.leaves(nnx.state(saved_models.load(workdir).model, nnx.Param))
 
 
 def test_seeds_trained_together_are_each_trained_alone(tmp_path, digits_dir):
@@ -520,7 +503,7 @@ def test_sigterm_saves_every_seed_at_the_same_step(tmp_path, digits_dir):
         r"each seed's checkpoint at step \1 is saved"):
       train.train_seeds([tiny_config(digits_dir, seed=s, num_train_steps=4000) for s in (0, 1)],
                         dirs)
-  steps = {trained.load(d).step for d in dirs}
+  steps = {saved_models.load(d).step for d in dirs}
   assert len(steps) == 1 and steps.pop() < 4000
 
 
@@ -563,7 +546,7 @@ def test_a_short_run_evaluates_with_the_statistics_of_its_training_data(tmp_path
                                       str(tmp_path / "b"))
   assert precise["warning"] is None
   assert precise["eval_accuracy"] > averaged["eval_accuracy"] + 0.05, (precise, averaged)
-  model = trained.load(str(tmp_path / "a")).model
+  model = saved_models.load(str(tmp_path / "a")).model
   norm = layers.batch_norms(model)[0]
   assert float(jnp.abs(norm.mean[...]).max()) > 0.1  # not the initial zeros, nor a third
 

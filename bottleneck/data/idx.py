@@ -53,24 +53,16 @@ SIZES = {
 # sha256 of each decompressed file, as published (see the module docstring).
 RAW = {
     "fashion_mnist": {
-        "train-images-idx3-ubyte":
-            "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-        "train-labels-idx1-ubyte":
-            "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-        "t10k-images-idx3-ubyte":
-            "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-        "t10k-labels-idx1-ubyte":
-            "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",  # noqa: E501
+        "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",  # noqa: E501
+        "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",  # noqa: E501
+        "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",  # noqa: E501
     },
     "mnist": {
-        "train-images-idx3-ubyte":
-            "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-        "train-labels-idx1-ubyte":
-            "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-        "t10k-images-idx3-ubyte":
-            "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-        "t10k-labels-idx1-ubyte":
-            "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",  # noqa: E501
+        "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",  # noqa: E501
+        "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",  # noqa: E501
+        "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",  # noqa: E501
     },
 }
 # Where a system package installs the files, and the URLs TFDS's builders download.
@@ -80,13 +72,11 @@ URLS = {
     "mnist": "https://storage.googleapis.com/cvdf-datasets/mnist/"
 }
 HOW_TO_GET = {
-    "fashion_mnist":
-        "apt-get install dataset-fashion-mnist (Debian, Ubuntu), or download the "
-        "four files from https://github.com/zalandoresearch/fashion-mnist into a "
-        "directory and pass --config.data.source_dir=DIR",
-    "mnist":
-        "download the four files (e.g. from " + URLS["mnist"] + ") into a directory and "
-        "pass --config.data.source_dir=DIR",
+    "fashion_mnist": "apt-get install dataset-fashion-mnist (Debian, Ubuntu), or download the "
+                     "four files from https://github.com/zalandoresearch/fashion-mnist into a "
+                     "directory and pass --config.data.source_dir=DIR",
+    "mnist": "download the four files (e.g. from " + URLS["mnist"] + ") into a directory and "
+             "pass --config.data.source_dir=DIR",
 }
 LABEL_NAMES = {
     "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",

@@ -30,47 +30,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from bottleneck import validation
-from bottleneck.nn.layers import AvgPool, ConvUnit, MaxPool, kept
-from bottleneck.nn.paths import Paths
-
-
-@dataclasses.dataclass(frozen=True)
-class ConvStyle:
-  """How every conv unit and pool of a network is built: bias and batch-norm conventions,
-  whether a padded average pool divides by the taps it pads (PyTorch's `count_include_pad`,
-  its default; Keras and TensorFlow divide by the real taps only), precision, and the paths
-  that compute them (`bottleneck.nn.paths.Paths`). `bn_momentum` is the weight of the old
-  running statistics at each step (Flax's and Keras's convention, 0.99; PyTorch's momentum
-  0.1 is 0.9 here): a short training needs a smaller one, or its running statistics are still
-  mostly their initial values when it is evaluated."""
-  use_bias: bool = True
-  batch_norm: bool = False
-  bn_use_scale: bool = True
-  bn_momentum: float = 0.99
-  avg_pool_count_pad: bool = True
-  dtype: jnp.dtype = jnp.float32
-  param_dtype: jnp.dtype = jnp.float32
-  paths: Paths = Paths()
-
-  def __post_init__(self):
-    if not (isinstance(self.bn_momentum, (int, float)) and 0 <= self.bn_momentum < 1):
-      raise validation.ConfigError(f"bn_momentum={self.bn_momentum!r} is invalid; it must be "
-                                   "a number in [0, 1) (the old statistics' weight per step).")
-
-  def pool(self, window: int, stride: int, padding="SAME", ceil_mode: bool = False) -> MaxPool:
-    """A max pool computed the way this style's paths say."""
-    return MaxPool(window, stride, padding, paths=self.paths, ceil_mode=ceil_mode)
-
-  def avg_pool(self, window: int, stride: int, padding="SAME") -> AvgPool:
-    """An average pool with this style's convention for padded taps."""
-    return AvgPool(window, stride, padding, count_pad=self.avg_pool_count_pad)
-
-  def unit(self, in_features, out_features, kernel_size, *, rngs, name, **kwargs) -> ConvUnit:
-    return ConvUnit(in_features, out_features, kernel_size, use_bias=self.use_bias,
-                    batch_norm=self.batch_norm, bn_use_scale=self.bn_use_scale,
-                    bn_momentum=self.bn_momentum, paths=self.paths, dtype=self.dtype,
-                    param_dtype=self.param_dtype, rngs=rngs, name=name, **kwargs)
-
+from bottleneck.nn.layers import ConvStyle, kept
 
 # Where a block may put a 1x1 reduction: before its 3x3, 5x5 (GoogLeNet's "5x5" branch,
 # whatever its kernel) or 7x7 (Inception-v3's factorized 7x7s) convs, or as the projection

@@ -267,19 +267,17 @@ def load_keras_weights(net, path: str):
 # Keras's Inception-v3 takes [-1, 1]; its evaluation crops the central 87.5% (299 of 342).
 SOURCES = {
     "torchvision": {
-        "googlenet_bn":
-            dict(module="googlenet", cls="GoogLeNet", image_size=224, resize_to=256,
-                 weights="IMAGENET1K_V1", top1=69.778, model_kwargs={}),
-        "inception_v3":
-            dict(module="inception", cls="Inception3", image_size=299, resize_to=342,
-                 weights="IMAGENET1K_V1", top1=77.294, model_kwargs={
-                     "bn_use_scale": True,
-                     "avg_pool_count_pad": True
-                 }),
+        "googlenet_bn": dict(module="googlenet", cls="GoogLeNet", image_size=224, resize_to=256,
+                             weights="IMAGENET1K_V1", top1=69.778, model_kwargs={}),
+        "inception_v3": dict(module="inception", cls="Inception3", image_size=299, resize_to=342,
+                             weights="IMAGENET1K_V1", top1=77.294, model_kwargs={
+                                 "bn_use_scale": True,
+                                 "avg_pool_count_pad": True
+                             }),
     },
     "keras": {
-        "inception_v3":
-            dict(image_size=299, resize_to=342, weights="imagenet", top1=77.9, model_kwargs={}),
+        "inception_v3": dict(image_size=299, resize_to=342, weights="imagenet", top1=77.9,
+                             model_kwargs={}),
     },
 }
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

@@ -6,6 +6,7 @@ Everything is NHWC, takes `dtype` (compute) and `param_dtype`, and gets its rand
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import jax
@@ -37,6 +38,43 @@ def _pair(k: int | Sequence[int]) -> tuple[int, int]:
   return (k, k) if isinstance(k, int) else tuple(k)
 
 
+@dataclasses.dataclass(frozen=True)
+class ConvStyle:
+  """How every conv unit and pool of a network is built: bias and batch-norm conventions,
+  whether a padded average pool divides by the taps it pads (PyTorch's `count_include_pad`,
+  its default; Keras and TensorFlow divide by the real taps only), precision, and the paths
+  that compute them (`bottleneck.nn.paths.Paths`). `bn_momentum` is the weight of the old
+  running statistics at each step (Flax's and Keras's convention, 0.99; PyTorch's momentum
+  0.1 is 0.9 here): a short training needs a smaller one, or its running statistics are still
+  mostly their initial values when it is evaluated."""
+  use_bias: bool = True
+  batch_norm: bool = False
+  bn_use_scale: bool = True
+  bn_momentum: float = 0.99
+  avg_pool_count_pad: bool = True
+  dtype: jnp.dtype = jnp.float32
+  param_dtype: jnp.dtype = jnp.float32
+  paths: Paths = Paths()
+
+  def __post_init__(self):
+    if not (isinstance(self.bn_momentum, (int, float)) and 0 <= self.bn_momentum < 1):
+      raise validation.ConfigError(f"bn_momentum={self.bn_momentum!r} is invalid; it must be "
+                                   "a number in [0, 1) (the old statistics' weight per step).")
+
+  def pool(self, window: int, stride: int, padding="SAME", ceil_mode: bool = False) -> MaxPool:
+    """A max pool computed the way this style's paths say."""
+    return MaxPool(window, stride, padding, paths=self.paths, ceil_mode=ceil_mode)
+
+  def avg_pool(self, window: int, stride: int, padding="SAME") -> AvgPool:
+    """An average pool with this style's convention for padded taps."""
+    return AvgPool(window, stride, padding, count_pad=self.avg_pool_count_pad)
+
+  def unit(self, in_features, out_features, kernel_size, *, rngs, name, **kwargs) -> ConvUnit:
+    """A conv unit of this style (`kwargs`: strides, padding, activation)."""
+    return ConvUnit(in_features, out_features, kernel_size, style=self, rngs=rngs, name=name,
+                    **kwargs)
+
+
 class ConvUnit(nnx.Module):
   """Conv -> optional batch norm -> optional ReLU, the building brick of every block.
 
@@ -45,19 +83,17 @@ class ConvUnit(nnx.Module):
     kernel_size: an int or (height, width), e.g. (1, 7) for Inception-v3's factorized convs.
     strides: an int or a pair.
     padding: "SAME", "VALID", or p / (ph, pw) pixels on both sides (`Padding`).
-    use_bias: a learned bias in the conv (paper GoogLeNet: yes; batch-norm nets: no).
-    batch_norm: batch norm after the conv.
-    bn_use_scale: whether batch norm learns a scale (torchvision: yes; Keras Inception-v3: no).
     activation: ReLU after the conv (off for a "linear bottleneck").
-    paths: how the conv is computed (`bottleneck.nn.paths.Paths`; "auto" made concrete here).
-      Same parameters, same numbers; the speed differs by backend (`experiments.benchmark`).
+    style: its conventions (`ConvStyle`): a learned bias in the conv (paper GoogLeNet: yes;
+      batch-norm nets: no), batch norm after it, whether that learns a scale (torchvision: yes;
+      Keras Inception-v3: no), precision, and how the conv is computed (`style.paths`, "auto"
+      made concrete here: same parameters, same numbers; the speed differs by backend).
+    bn_epsilon: batch norm's epsilon.
   """
 
   def __init__(self, in_features: int, out_features: int, kernel_size, *, strides=1,
-               padding: Padding = "SAME", use_bias: bool = True, batch_norm: bool = False,
-               bn_use_scale: bool = True, bn_epsilon: float = 1e-3, bn_momentum: float = 0.99,
-               activation: bool = True, paths: Paths = Paths(), dtype=jnp.float32,
-               param_dtype=jnp.float32, rngs: nnx.Rngs, name: str = "conv"):
+               padding: Padding = "SAME", activation: bool = True, style: ConvStyle = ConvStyle(),
+               bn_epsilon: float = 1e-3, rngs: nnx.Rngs, name: str = "conv"):
     validation.positive_int(in_features, "in_features", name)
     validation.positive_int(out_features, "out_features", name)
     self.kernel_size = _pair(kernel_size)
@@ -68,13 +104,13 @@ class ConvUnit(nnx.Module):
     self.strides = _pair(strides)
     self.padding = _padding(padding, name)
     self.activation = activation
-    self.paths = paths.resolve(name)
+    self.paths = style.paths.resolve(name)
     self.conv = nnx.Conv(in_features, out_features, self.kernel_size, strides=self.strides,
-                         padding=self.padding, use_bias=use_bias, dtype=dtype,
-                         param_dtype=param_dtype, rngs=rngs)
-    self.norm = (nnx.BatchNorm(out_features, use_scale=bn_use_scale, epsilon=bn_epsilon,
-                               momentum=bn_momentum, dtype=dtype, param_dtype=param_dtype,
-                               rngs=rngs) if batch_norm else None)
+                         padding=self.padding, use_bias=style.use_bias, dtype=style.dtype,
+                         param_dtype=style.param_dtype, rngs=rngs)
+    self.norm = (nnx.BatchNorm(
+        out_features, use_scale=style.bn_use_scale, epsilon=bn_epsilon, momentum=style.bn_momentum,
+        dtype=style.dtype, param_dtype=style.param_dtype, rngs=rngs) if style.batch_norm else None)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     with jax.named_scope(self.name):

@@ -7,6 +7,8 @@ Widths and conventions: `docs/architectures.md` and the docstrings below.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 from flax import nnx
 
@@ -146,6 +148,25 @@ class Network(nnx.Module):
     return self.stages[self.stage_names.index("head")]
 
 
+@dataclasses.dataclass(frozen=True)
+class GoogLeNetGeometry:
+  """What tells the released GoogLeNets apart, beyond their conv style: Caffe's
+  `bvlc_googlenet` (the default) has local response normalization after conv1 and conv2, a
+  5x5 conv in the "5x5" branch and a 3x3/2 max pool after (4e); torchvision's `googlenet`
+  (`TORCHVISION`) has no LRN, a 3x3 conv in that branch and a 2x2/2 pool."""
+  lrn: bool = True
+  branch5_kernel: int = 5
+  pool4_window: int = 3
+
+  def __post_init__(self):
+    validation.choice(self.branch5_kernel, "branch5_kernel", (3, 5), "GoogLeNet")
+    validation.choice(self.pool4_window, "pool4_window", (2, 3), "GoogLeNet")
+
+
+CAFFE = GoogLeNetGeometry()
+TORCHVISION = GoogLeNetGeometry(lrn=False, branch5_kernel=3, pool4_window=2)
+
+
 class GoogLeNet(Network):
   """GoogLeNet (Szegedy et al. 2014, Table 1) with its `Reduction` switching every Inception block.
 
@@ -158,9 +179,9 @@ class GoogLeNet(Network):
   dropout and a linear layer; auxiliary classifiers are not built.
 
   Args:
-    style, lrn, branch5_kernel, pool4_window: Caffe's (conv bias, no batch norm, LRN, 5x5, a
-      3x3/2 pool after 4e) or torchvision's (batch norm, no conv bias, no LRN, 3x3 in the
-      "5x5" branch, a 2x2/2 pool after 4e) conventions: registry names `googlenet` and
+    style, geometry: Caffe's (conv bias, no batch norm; `CAFFE`: LRN, 5x5, a 3x3/2 pool after
+      4e) or torchvision's (batch norm, no conv bias; `TORCHVISION`: no LRN, 3x3 in the "5x5"
+      branch, a 2x2/2 pool after 4e) conventions: registry names `googlenet` and
       `googlenet_bn`.
     width: multiplies every width of the stem and of Table 1 (rounded, at least 1), for
       comparisons at equal compute (`bottleneck.complexity.match_width`).
@@ -168,13 +189,12 @@ class GoogLeNet(Network):
   """
 
   def __init__(self, *, num_classes: int = 1000, image_size: int = 224,
-               reduction: Reduction = Reduction(), style: ConvStyle = ConvStyle(), lrn: bool = True,
-               branch5_kernel: int = 5, pool4_window: int = 3, dropout: float = 0.4,
-               width: float = 1.0, width_extra: int = 0, rngs: nnx.Rngs, name: str = "googlenet"):
-    validation.choice(pool4_window, "pool4_window", (2, 3), name)
+               reduction: Reduction = Reduction(), style: ConvStyle = ConvStyle(),
+               geometry: GoogLeNetGeometry = CAFFE, dropout: float = 0.4, width: float = 1.0,
+               width_extra: int = 0, rngs: nnx.Rngs, name: str = "googlenet"):
     scale = Widths(width, width_extra, name)
     pools = {
-        p: style.pool(pool4_window if p == "pool4" else 3, 2, "VALID", ceil_mode=True)
+        p: style.pool(geometry.pool4_window if p == "pool4" else 3, 2, "VALID", ceil_mode=True)
         for p in ("pool1", "pool2", "pool3", "pool4")
     }
     # The smallest input whose every pool still has a window to take.
@@ -185,13 +205,13 @@ class GoogLeNet(Network):
     c1, c2 = scale(64), scale(192)
     self._add("conv1", style.unit(3, c1, 7, strides=2, padding=3, rngs=rngs, name="conv1"))
     self._add("pool1", pools["pool1"])
-    if lrn:  # Caffe's LRN: k = 1
+    if geometry.lrn:  # Caffe's LRN: k = 1
       self._add("lrn1", LocalResponseNorm(k=1.0))
     self._add(
         "conv2",
         nnx.Sequential(style.unit(c1, c1, 1, rngs=rngs, name="conv2_reduce"),
                        style.unit(c1, c2, 3, rngs=rngs, name="conv2")))
-    if lrn:
+    if geometry.lrn:
       self._add("lrn2", LocalResponseNorm(k=1.0))
     self._add("pool2", pools["pool2"])
     c = c2
@@ -202,7 +222,7 @@ class GoogLeNet(Network):
       block = self._add(
           name_,
           blocks.GoogLeNetInception(c, *map(scale, widths), reduction=reduction, style=style,
-                                    branch5_kernel=branch5_kernel, rngs=rngs, name=name_))
+                                    branch5_kernel=geometry.branch5_kernel, rngs=rngs, name=name_))
       c = block.out_features
     self.width_bases = scale.check()
     self._add(
@@ -355,7 +375,8 @@ class FlattenHeadClassifier(Network):
   def __init__(self, *, num_classes: int = 10, image_size: int = 8, in_channels: int = 1,
                width: float = 1.0, width_extra: int = 0, hidden: int = 64,
                reduction: Reduction = Reduction(enabled=False), reduction_channels: int = 8,
-               style: ConvStyle = ConvStyle(), rngs: nnx.Rngs, name: str = "flatten_head_cnn"):
+               style: ConvStyle = ConvStyle(), rngs: nnx.Rngs):
+    name = "flatten_head_cnn"  # its one registry name
     # Two 3x3 VALID convs and a 2x2 pool need 6 pixels.
     self._init_common(name, num_classes=num_classes, reduction=reduction, image_size=image_size,
                       min_image_size=6)

@@ -49,6 +49,7 @@ REDUCTION_ARGS = {
     "reduction_places": "places",
     "reduction_ratios": "ratios"
 }
+GEOMETRY_ARGS = ("lrn", "branch5_kernel", "pool4_window")  # fields of GoogLeNetGeometry
 STYLE_ARGS = {
     "use_bias": "use_bias",
     "batch_norm": "batch_norm",
@@ -57,6 +58,9 @@ STYLE_ARGS = {
     "avg_pool_count_pad": "avg_pool_count_pad"
 }
 _ROUTED_TYPES = {
+    "lrn": bool,
+    "branch5_kernel": int,
+    "pool4_window": int,
     "reduction_ratio": float,
     "reduction_activation": bool,
     "reduction_places": str,
@@ -69,36 +73,31 @@ _ROUTED_TYPES = {
 }
 
 MODELS: dict[str, ModelSpec] = {
-    "googlenet":
-        ModelSpec(functools.partial(models.GoogLeNet, name="googlenet"), 224, 1000,
-                  "GoogLeNet as published: conv biases, LRN, no batch norm, 5x5 branches",
-                  routed=(*REDUCTION_ARGS, "batch_norm", "use_bias", "bn_momentum"),
-                  places=("3x3", "5x5", "pool")),
-    "googlenet_bn":
-        ModelSpec(
-            functools.partial(models.GoogLeNet, style=ConvStyle(batch_norm=True, use_bias=False),
-                              lrn=False, branch5_kernel=3, pool4_window=2, dropout=0.2,
-                              name="googlenet_bn"), 224, 1000,
-            "torchvision's googlenet: batch norm, no conv bias, 3x3 in the '5x5' branch, no aux",
-            routed=(*REDUCTION_ARGS, "batch_norm", "use_bias", "bn_momentum"),
-            places=("3x3", "5x5", "pool")),
-    "inception_v3":
-        ModelSpec(
-            functools.partial(models.InceptionV3, name="inception_v3"), 299, 1000,
-            "Inception-v3 as in Keras (batch norm without scale, average pools without the "
-            "padding); aux head optional",
-            routed=("reduction_ratio", "reduction_activation", "bn_use_scale", "avg_pool_count_pad",
-                    "bn_momentum")),
-    "inception_small":
-        ModelSpec(
-            functools.partial(models.InceptionSmall, name="inception_small"), 28, 10,
-            "Zhang et al. 2017 small Inception for CIFAR-10 (the paper's net is the naive variant)",
-            routed=(*REDUCTION_ARGS, "bn_momentum"), places=("3x3",)),
-    "flatten_head_cnn":
-        ModelSpec(
-            functools.partial(models.FlattenHeadClassifier, name="flatten_head_cnn"), 8, 10,
-            "small CNN with a flatten + Dense head (8x8 digits); reduce: a 1x1 before the head",
-            routed=("reduction_activation", "batch_norm")),
+    "googlenet": ModelSpec(
+        functools.partial(models.GoogLeNet, name="googlenet"), 224, 1000,
+        "GoogLeNet as published: conv biases, LRN, no batch norm, 5x5 branches",
+        routed=(*REDUCTION_ARGS, *GEOMETRY_ARGS, "batch_norm", "use_bias", "bn_momentum"),
+        places=("3x3", "5x5", "pool")),
+    "googlenet_bn": ModelSpec(
+        functools.partial(models.GoogLeNet, style=ConvStyle(batch_norm=True, use_bias=False),
+                          geometry=models.TORCHVISION, dropout=0.2, name="googlenet_bn"), 224, 1000,
+        "torchvision's googlenet: batch norm, no conv bias, 3x3 in the '5x5' branch, no aux",
+        routed=(*REDUCTION_ARGS, *GEOMETRY_ARGS, "batch_norm", "use_bias", "bn_momentum"),
+        places=("3x3", "5x5", "pool")),
+    "inception_v3": ModelSpec(
+        functools.partial(models.InceptionV3, name="inception_v3"), 299, 1000,
+        "Inception-v3 as in Keras (batch norm without scale, average pools without the "
+        "padding); aux head optional",
+        routed=("reduction_ratio", "reduction_activation", "bn_use_scale", "avg_pool_count_pad",
+                "bn_momentum")),
+    "inception_small": ModelSpec(
+        functools.partial(models.InceptionSmall, name="inception_small"), 28, 10,
+        "Zhang et al. 2017 small Inception for CIFAR-10 (the paper's net is the naive variant)",
+        routed=(*REDUCTION_ARGS, "bn_momentum"), places=("3x3",)),
+    "flatten_head_cnn": ModelSpec(
+        functools.partial(models.FlattenHeadClassifier), 8, 10,
+        "small CNN with a flatten + Dense head (8x8 digits); reduce: a 1x1 before the head",
+        routed=("reduction_activation", "batch_norm")),
 }
 
 
@@ -108,7 +107,8 @@ def get_spec(name: str) -> ModelSpec:
 
 
 # Set by the config's own fields (or by the training loop), not through `model_kwargs`.
-_NOT_KWARGS = ("self", "rngs", "name", "num_classes", "image_size", "reduction", "style")
+_NOT_KWARGS = ("self", "rngs", "name", "num_classes", "image_size", "reduction", "style",
+               "geometry")
 
 
 def _default(spec: ModelSpec, arg: str):
@@ -163,7 +163,14 @@ def create_model(name: str, *, reduce: bool, num_classes: int | None = None,
                               param_dtype=param_dtype, **{
                                   STYLE_ARGS[k]: v for k, v in kwargs.items() if k in STYLE_ARGS
                               })
-  own = {k: v for k, v in kwargs.items() if k not in REDUCTION_ARGS and k not in STYLE_ARGS}
+  own = {
+      k: v
+      for k, v in kwargs.items()
+      if k not in REDUCTION_ARGS and k not in STYLE_ARGS and k not in GEOMETRY_ARGS
+  }
+  geometry = {k: v for k, v in kwargs.items() if k in GEOMETRY_ARGS}
+  if geometry:
+    own["geometry"] = dataclasses.replace(_default(spec, "geometry"), **geometry)
   rngs = rngs if rngs is not None else nnx.Rngs(0)
   rngs_def, rngs_state = nnx.split(rngs)
   init = _initialiser(name, spec.num_classes if num_classes is None else num_classes,

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from bottleneck import checkpoints, compat, complexity, train, trained, workdir as wd
+from bottleneck import builders, checkpoints, compat, complexity, saved_models, train, workdir as wd
 from bottleneck.nn import registry
 from bottleneck.validation import ConfigError
 from tests import ROOT
@@ -30,7 +30,7 @@ def _tiny(tmp_path, digits_dir):
   """A small model and the config that builds it (no training)."""
   config = tiny_config()
   config.data_dir = digits_dir
-  return train.build_model(config, 10), config
+  return builders.build_model(config, 10), config
 
 
 IMPORTED = {
@@ -49,9 +49,9 @@ IMPORTED = {
 def test_written_model_loads_with_the_same_values(tmp_path, digits_dir):
   model, config = _tiny(tmp_path, digits_dir)
   out = str(tmp_path / "odd [dir]*")
-  trained.write_imported(out, model, config, IMPORTED)
+  saved_models.write_imported(out, model, config, IMPORTED)
   assert sorted(os.listdir(out)) == [wd.CHECKPOINTS, wd.CONFIG, wd.IMPORTED]
-  loaded = trained.load(out)
+  loaded = saved_models.load(out)
   assert loaded.step == 0 and loaded.imported["source"] == "test"
   x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 8, 8, 1)), jnp.float32)
   model.eval()
@@ -65,13 +65,13 @@ def test_an_existing_directory_is_never_replaced(tmp_path, digits_dir):
   out.mkdir()
   (out / "notes.txt").write_text("mine")
   with pytest.raises(ConfigError, match="is not empty"):
-    trained.write_imported(str(out), model, config, IMPORTED)
+    saved_models.write_imported(str(out), model, config, IMPORTED)
   assert os.listdir(out) == ["notes.txt"]
   empty = tmp_path / "empty"
   empty.mkdir()
-  trained.write_imported(str(empty), model, config, IMPORTED)  # an empty directory is taken
+  saved_models.write_imported(str(empty), model, config, IMPORTED)  # an empty directory is taken
   with pytest.raises(ConfigError, match="is not empty"):  # ... once
-    trained.write_imported(str(empty), model, config, IMPORTED)
+    saved_models.write_imported(str(empty), model, config, IMPORTED)
   # Training refuses it: nothing would overwrite or set aside the imported weights.
   with pytest.raises(ConfigError, match="holds imported weights"):
     train.train_and_evaluate(config, str(empty))
@@ -86,21 +86,21 @@ def test_a_crash_mid_write_leaves_nothing_behind(tmp_path, digits_dir, monkeypat
 
   monkeypatch.setattr(checkpoints, "save", crash)
   with pytest.raises(KeyboardInterrupt):
-    trained.write_imported(str(tmp_path / "out"), model, config, IMPORTED)
+    saved_models.write_imported(str(tmp_path / "out"), model, config, IMPORTED)
   assert os.listdir(tmp_path) == []  # neither the directory nor its staging copy
 
 
 def test_directories_without_a_model_are_clear_errors(tmp_path, digits_dir):
   with pytest.raises(ConfigError, match="does not exist"):
-    trained.load(str(tmp_path / "nowhere"))
+    saved_models.load(str(tmp_path / "nowhere"))
   with pytest.raises(ConfigError, match="holds no model: it has no config.json"):
-    trained.load(str(tmp_path))
+    saved_models.load(str(tmp_path))
   model, config = _tiny(tmp_path, digits_dir)
   out = tmp_path / "m"
-  trained.write_imported(str(out), model, config, IMPORTED)
+  saved_models.write_imported(str(out), model, config, IMPORTED)
   (out / wd.IMPORTED).write_text('{"source": "test"')  # cut short
   with pytest.raises(wd.CorruptFile, match="imported.json is unreadable"):
-    trained.load(str(out))
+    saved_models.load(str(out))
   (out / wd.IMPORTED).write_text(json.dumps(IMPORTED))
   for step in os.listdir(out / wd.CHECKPOINTS):
     for root, _, files in os.walk(out / wd.CHECKPOINTS / step):
@@ -108,7 +108,7 @@ def test_directories_without_a_model_are_clear_errors(tmp_path, digits_dir):
         with open(os.path.join(root, f), "wb") as fh:
           fh.write(b"garbage")
   with pytest.raises(ConfigError, match="every checkpoint .* is unreadable"):
-    trained.load(str(out))
+    saved_models.load(str(out))
 
 
 @needs_torchvision
@@ -124,7 +124,7 @@ def test_import_command_torchvision_random(tmp_path):
   record = json.loads(proc.stdout)
   assert record["weights"] == "random initialization (torch seed 3)"
   assert record["preprocess"]["resize_to"] == 256 and record["num_classes"] == 1000
-  loaded = trained.load(str(out))
+  loaded = saved_models.load(str(out))
   import torch
   compat.torchvision_models()
   module = importlib.import_module("torchvision.models.googlenet")
@@ -142,7 +142,7 @@ def test_import_command_torchvision_random(tmp_path):
       "--random"
   ], cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert again.returncode == 2 and "is not empty" in again.stderr
-  report = trained.complexity_report(str(out), xla=False)
+  report = saved_models.complexity_report(str(out), xla=False)
   expected = registry.abstract_model("googlenet_bn", reduce=True)
   assert report["total"]["params"] == complexity.count_params(expected)
   assert report["checkpoint_step"] == 0 and report["model"] == "googlenet_bn"
@@ -167,7 +167,7 @@ def test_import_bad_input_is_one_line(tmp_path, monkeypatch):
             weights_file="/no/such.pth"), "--weights_file=/no/such.pth does not exist")
   ]:
     with pytest.raises(ConfigError, match=re.escape(message)):
-      trained.import_to(out, **kwargs)
+      saved_models.import_to(out, **kwargs)
   proc = subprocess.run([
       sys.executable, "-m", "experiments.import_weights", f"--out={out}", "--model=googlenet_bn",
       "--random", "--weights_file=x.pth"

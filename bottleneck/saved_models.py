@@ -26,7 +26,7 @@ import ml_collections
 from absl import logging
 from flax import nnx
 
-from bottleneck import checkpoints, complexity, run_config, train, workdir as wd
+from bottleneck import builders, checkpoints, complexity, run_config, workdir as wd
 from bottleneck.data import pipeline
 from bottleneck.nn import import_weights, registry
 from bottleneck.validation import ConfigError
@@ -74,11 +74,11 @@ def load(directory: str) -> Trained:
   else:
     num_classes = pipeline.config_splits(config,
                                          (config.train_split,))[config.train_split].num_classes
-  model = train.build_model(config, num_classes, initialise=False)  # the checkpoint's values
+  model = builders.build_model(config, num_classes, initialise=False)  # the checkpoint's values
   states = {"model": nnx.state(model)}
   if imported is None:
-    optimizer = nnx.Optimizer(model, train.make_optimizer(config, train.make_schedule(config, 1,
-                                                                                      1)),
+    optimizer = nnx.Optimizer(model,
+                              builders.make_optimizer(config, builders.make_schedule(config, 1, 1)),
                               wrt=nnx.Param)
     states["optimizer"] = nnx.state(optimizer)
   manager = checkpoints.manager(directory, read_only=True)
@@ -186,23 +186,15 @@ def import_to(directory: str, source: str, name: str, *, random_seed: int | None
   mean, std = ((import_weights.IMAGENET_MEAN, import_weights.IMAGENET_STD) if imagenet_stats else
                (0.5, 0.5))
   imported = {
-      "source":
-          source,
-      "weights":
-          weights,
-      "model":
-          name,
-      "num_classes":
-          1000,
-      "preprocess":
-          dict(image_size=spec["image_size"], resize="resize", resize_to=spec["resize_to"],
-               mean=mean, std=std),
-      "published_top1":
-          None if random_seed is not None else spec["top1"],
-      "versions":
-          versions,
-      "imported_at":
-          datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+      "source": source,
+      "weights": weights,
+      "model": name,
+      "num_classes": 1000,
+      "preprocess": dict(image_size=spec["image_size"], resize="resize",
+                         resize_to=spec["resize_to"], mean=mean, std=std),
+      "published_top1": None if random_seed is not None else spec["top1"],
+      "versions": versions,
+      "imported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
   }
   write_imported(directory, model, config, imported)
   return imported
