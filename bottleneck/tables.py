@@ -40,6 +40,7 @@ def complexity_frame(reports: Sequence[dict]) -> pd.DataFrame:
   # The widths of the first report (the reduced one when both are given), as in Table 1.
   widths = pd.DataFrame([l.get("widths", {}) for l in reports[0]["layers"]],
                         index=[l["name"] for l in reports[0]["layers"]]).astype("Int64")
+  widths = widths[_table1_order(list(widths.columns))]
   frame = pd.concat([widths] + frames, axis=1)
   if len(reports) == 2:
     for what, naive, reduced in (("params", "params (naive)", "params (reduced)"),
@@ -47,6 +48,19 @@ def complexity_frame(reports: Sequence[dict]) -> pd.DataFrame:
       frame[f"{what} naive/reduced"] = frame[naive] / frame[reduced].where(frame[reduced] > 0)
   frame.index.name = "layer"
   return frame.reset_index()
+
+
+def _table1_order(columns: list[str]) -> list[str]:
+  """Each "#kxk reduce" just before its "#kxk", as in GoogLeNet's Table 1, whatever order the
+  widths came in (a report read back from its JSON file has its keys sorted)."""
+  out = []
+  for c in columns:
+    if c.endswith(" reduce"):
+      continue
+    if f"{c} reduce" in columns:
+      out.append(f"{c} reduce")
+    out.append(c)
+  return out + [c for c in columns if c not in out]
 
 
 def totals_frame(reports: Sequence[dict]) -> pd.DataFrame:

@@ -50,6 +50,18 @@ def test_side_by_side_ratios():
   assert conv["#1x1"] == 4
 
 
+def test_widths_keep_table_1s_order_when_read_back_from_json():
+  """A reused complexity JSON has its keys sorted ("#3x3" before "#3x3 reduce"): the report's
+  per-block table used to change its column order on a rerun."""
+  reduced = report(True, 1)
+  reduced["layers"][0]["widths"] = {"#1x1": 4, "#3x3 reduce": 2, "#3x3": 3, "pool proj": 1}
+  fresh = tables.complexity_frame([reduced, report(False, 3)])
+  reread = tables.complexity_frame(
+      json.loads(json.dumps([reduced, report(False, 3)], sort_keys=True)))
+  assert list(fresh.columns[1:5]) == ["#1x1", "#3x3 reduce", "#3x3", "pool proj"]
+  pd.testing.assert_frame_equal(fresh, reread)
+
+
 @pytest.mark.parametrize("fmt", ["table", "markdown"])
 def test_text_formats(fmt):
   text = tables.render_reports([report(True, 1), report(False, 3)], fmt)
