@@ -112,10 +112,7 @@ def write(workdir: str, variant: str = "", start: float | None = None) -> str:
   figure per sweep; returns its path. `start`: when the study began, for its duration."""
   from bottleneck import plots  # matplotlib
   bench = wd.read_json(os.path.join(workdir, BENCHMARK)) if os.path.exists(
-      os.path.join(workdir, BENCHMARK)) else {
-          "rows": [],
-          "ratios": []
-      }
+      os.path.join(workdir, BENCHMARK)) else {"rows": [], "ratios": []}
   runs = {}
   for name in study.sweeps(variant):
     try:
@@ -363,12 +360,9 @@ def _a_a(runs, variant: str):
              if ok else ": **the intervals are too narrow for this study; read its verdicts with "
              "care**."))
   table = pd.DataFrame([{
-      "config": f"reduced, {where['budget']}",
-      "seeds A": ",".join(map(str, first)),
+      "config": f"reduced, {where['budget']}", "seeds A": ",".join(map(str, first)),
       "seeds B": ",".join(map(str, second)),
-      **{
-          k: v for k, v in aa.items() if k != "interval"
-      }, "verdict": verdict
+      **{k: v for k, v in aa.items() if k != "interval"}, "verdict": verdict
   }])
   return title, answer, [
       "The same config twice, seed sets paired in order; with no true "

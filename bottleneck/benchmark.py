@@ -63,15 +63,9 @@ def _googlenet_block(row):
 
 # GoogLeNet blocks: (input side, input channels), as in the paper's network.
 GOOGLENET_INPUTS = {
-    "inception_3a": (28, 192),
-    "inception_3b": (28, 256),
-    "inception_4a": (14, 480),
-    "inception_4b": (14, 512),
-    "inception_4c": (14, 512),
-    "inception_4d": (14, 512),
-    "inception_4e": (14, 528),
-    "inception_5a": (7, 832),
-    "inception_5b": (7, 832)
+    "inception_3a": (28, 192), "inception_3b": (28, 256), "inception_4a": (14, 480),
+    "inception_4b": (14, 512), "inception_4c": (14, 512), "inception_4d": (14, 512),
+    "inception_4e": (14, 528), "inception_5a": (7, 832), "inception_5b": (7, 832)
 }
 
 
@@ -217,14 +211,8 @@ def run_case(c: Case, *, reduce: bool, batch: int, dtype: str = "float32", warmu
     return nnx.grad(lambda m, x: jnp.sum(m(x).astype(jnp.float32)), argnums=(0, 1))(model, x)
 
   row = {
-      "name": c.name,
-      "reduce": reduce,
-      "ratio": ratio,
-      "batch": batch,
-      "image_size": c.image_size,
-      "dtype": dtype,
-      **paths.as_dict(), "macs": macs,
-      "params": complexity.count_params(module)
+      "name": c.name, "reduce": reduce, "ratio": ratio, "batch": batch, "image_size": c.image_size,
+      "dtype": dtype, **paths.as_dict(), "macs": macs, "params": complexity.count_params(module)
   }
   for key, fn in (("fwd", forward), ("fwd_bwd", forward_backward)):
     t = time.perf_counter()
@@ -328,11 +316,7 @@ def run(case_names, *, batches, reduces=(True, False), dtypes=("float32",), path
     except (ConfigError, RuntimeError, ValueError, MemoryError) as e:  # the rest still runs
       logging.error("%s failed: %s: %s", name, type(e).__name__, e)
       rows.append({
-          "name": name,
-          "reduce": reduce,
-          "ratio": ratio,
-          "batch": batch,
-          "dtype": dtype,
+          "name": name, "reduce": reduce, "ratio": ratio, "batch": batch, "dtype": dtype,
           **path_set.as_dict(), "error": f"{type(e).__name__}: {e}"
       })
   return rows
@@ -359,13 +343,10 @@ def central_ratios(rows: list[dict]) -> list[dict]:
     macs_ratio = naive[k]["macs"] / red["macs"]
     time_ratio = naive[k]["fwd_bwd_ms"] / red["fwd_bwd_ms"]
     out.append({
-        "name": k[0],
-        "ratio": red.get("ratio"),
-        "batch": k[1],
-        "dtype": k[2],
+        "name": k[0], "ratio": red.get("ratio"), "batch": k[1], "dtype": k[2],
         **dict(zip(KINDS, k[3:])), "MACs naive/reduced": macs_ratio,
-        "time naive/reduced": time_ratio,
-        "time saved": "yes" if time_ratio > 1.05 else ("no" if time_ratio < 0.95 else "even")
+        "time naive/reduced": time_ratio, "time saved": "yes" if time_ratio > 1.05 else
+                                                        ("no" if time_ratio < 0.95 else "even")
     })
   return out
 

@@ -67,9 +67,8 @@ def save(mgr: ocp.CheckpointManager, step: int, states: dict[str, nnx.State]) ->
   `force`: orbax's default decision policy skips a save, silently, while the one before is
   still being written; a Ctrl-C right after a checkpoint then lost the step it said it saved.
   """
-  if not mgr.save(step, args=ocp.args.StandardSave({
-      k: to_storable(v) for k, v in states.items()
-  }), force=True):
+  if not mgr.save(step, args=ocp.args.StandardSave({k: to_storable(v) for k, v in states.items()}),
+                  force=True):
     raise RuntimeError(f"orbax did not save the checkpoint of step {step} in {mgr.directory}.")
 
 

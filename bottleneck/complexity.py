@@ -169,11 +169,8 @@ def analyze_model(model, *, xla: bool = True, memory: bool = False) -> dict:
     jaxpr = trace(module, x)
     out = jaxpr.out_avals[0]
     rows.append({
-        "name": name,
-        "params": count_params(module),
-        "macs": jaxpr_macs(jaxpr),
-        "output_shape": list(out.shape[1:]),
-        "widths": dict(getattr(module, "widths", ()))
+        "name": name, "params": count_params(module), "macs": jaxpr_macs(jaxpr),
+        "output_shape": list(out.shape[1:]), "widths": dict(getattr(module, "widths", ()))
     })
     if memory:
       rows[-1].update(memory_row(module, x, jaxpr, dtype))
@@ -186,12 +183,9 @@ def analyze_model(model, *, xla: bool = True, memory: bool = False) -> dict:
     x = y
   macs = sum(r["macs"] for r in rows)
   total = {
-      "params": count_params(model),
-      "batch_stats": count_batch_stats(model),
-      "macs": macs,
-      "flops": 2 * macs,
-      "flops_xla": model_xla_flops(model, (1, model.image_size, model.image_size,
-                                           model.in_channels)) if xla else None
+      "params": count_params(model), "batch_stats": count_batch_stats(model), "macs": macs,
+      "flops": 2 * macs, "flops_xla": model_xla_flops(model, (1, model.image_size, model.image_size,
+                                                              model.in_channels)) if xla else None
   }
   if memory:
     total.update(network_memory(model, rows, dtype))
@@ -207,9 +201,7 @@ def analyze(name: str, *, reduce: bool, image_size: int | None = None,
   model = registry.abstract_model(name, reduce=reduce, image_size=image_size,
                                   num_classes=num_classes, **overrides)
   report = {
-      "model": name,
-      "reduce": bool(reduce),
-      "image_size": model.image_size,
+      "model": name, "reduce": bool(reduce), "image_size": model.image_size,
       "num_classes": model.num_classes
   }
   if memory:
@@ -276,17 +268,10 @@ def conv_rows(module: nnx.Module, jaxpr, itemsize: int) -> list[dict]:
         jax.extend.core.ClosedJaxpr(jax.extend.core.Jaxpr([], op.invars, op.outvars, [op]), []))
     nbytes = (in_elements + params + _elements(out)) * itemsize
     rows.append({
-        "name": unit.name,
-        "kernel": list(unit.kernel_size),
-        "strides": list(unit.strides),
-        "in_channels": unit.in_features,
-        "out_channels": unit.out_features,
-        "input_shape": list(shape_in[1:]),
-        "output_shape": list(out.shape[1:]),
-        "params": params,
-        "macs": macs,
-        "bytes": nbytes,
-        "intensity": intensity(macs, nbytes)
+        "name": unit.name, "kernel": list(unit.kernel_size), "strides": list(unit.strides),
+        "in_channels": unit.in_features, "out_channels": unit.out_features,
+        "input_shape": list(shape_in[1:]), "output_shape": list(out.shape[1:]), "params": params,
+        "macs": macs, "bytes": nbytes, "intensity": intensity(macs, nbytes)
     })
   return rows
 
@@ -362,11 +347,9 @@ def memory_row(module: nnx.Module, x: jax.ShapeDtypeStruct, jaxpr, dtype) -> dic
   nbytes = (_elements(x) + count_params(module) + _elements(jaxpr.out_avals[0])) * itemsize
   convs = conv_rows(module, jaxpr, itemsize)
   return {
-      "bytes": nbytes,
-      "intensity": intensity(macs, nbytes),
-      "conv_bytes": sum(c["bytes"] for c in convs),
-      "saved_bytes": saved_bytes(module, jax.ShapeDtypeStruct(x.shape, dtype)),
-      "convs": convs
+      "bytes": nbytes, "intensity": intensity(macs,
+                                              nbytes), "conv_bytes": sum(c["bytes"] for c in convs),
+      "saved_bytes": saved_bytes(module, jax.ShapeDtypeStruct(x.shape, dtype)), "convs": convs
   }
 
 
@@ -422,8 +405,7 @@ def compiled_train_memory(model: nnx.Module, batch: int) -> dict | None:
   if mem is None:
     return None
   return {
-      "temp_bytes": int(mem.temp_size_in_bytes),
-      "argument_bytes": int(mem.argument_size_in_bytes),
+      "temp_bytes": int(mem.temp_size_in_bytes), "argument_bytes": int(mem.argument_size_in_bytes),
       "output_bytes": int(mem.output_size_in_bytes)
   }
 
@@ -451,11 +433,8 @@ def reduction_cost(height: int, width: int, channels: int, depths) -> list[dict]
     unit = nnx.eval_shape(
         lambda d=d: layers.ConvUnit(channels, d, 1, rngs=nnx.Rngs(0), name="reduction"))
     rows.append({
-        "input": f"{height}x{width}x{channels}",
-        "D": d,
-        "output": f"{height}x{width}x{d}",
-        "output elements": height * width * d,
-        "params": count_params(unit),
+        "input": f"{height}x{width}x{channels}", "D": d, "output": f"{height}x{width}x{d}",
+        "output elements": height * width * d, "params": count_params(unit),
         "MACs (M)": module_macs(unit, (1, height, width, channels)) / 1e6,
         "output / input size": d / channels
     })

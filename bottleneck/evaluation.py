@@ -132,9 +132,7 @@ def evaluate(directory: str, *, dataset: str | None = None, split: str | None = 
       "workdir": directory,
       "model": config.model,
       "checkpoint_step": loaded.step,
-      "imported": loaded.imported and {
-          k: loaded.imported[k] for k in ("source", "weights")
-      },
+      "imported": loaded.imported and {k: loaded.imported[k] for k in ("source", "weights")},
       "dataset": dataset,
       "split": split,
       "examples": seen,

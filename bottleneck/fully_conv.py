@@ -122,16 +122,10 @@ def _run_digits(loaded, image_size, num_digits, seed, out_dir) -> dict:
   from bottleneck import plots  # matplotlib, when drawing
   files = plots.heat_maps(canvas, probs, placed, fully_conv.stride, out_dir)
   return {
-      "kind": "digits",
-      "checkpoint_step": step,
-      "input_shape": list(x.shape),
-      "score_map_shape": list(scores.shape[1:]),
-      "max_abs_diff_vs_crops": diff,
-      "max_abs_score": float(jnp.abs(scores).max()),
-      "crops_checked": checked,
-      "stride": fully_conv.stride,
-      "digits": placed,
-      "files": files
+      "kind": "digits", "checkpoint_step": step, "input_shape": list(x.shape),
+      "score_map_shape": list(scores.shape[1:]), "max_abs_diff_vs_crops": diff,
+      "max_abs_score": float(jnp.abs(scores).max()), "crops_checked": checked,
+      "stride": fully_conv.stride, "digits": placed, "files": files
   }
 
 
@@ -183,9 +177,7 @@ def _by_ring(values: np.ndarray) -> list[dict]:
   i, j = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
   ring = np.minimum(np.minimum(i, j), np.minimum(h - 1 - i, w - 1 - j))
   return [{
-      "ring": int(r),
-      "locations": int(np.sum(ring == r)),
-      "max": float(values[ring == r].max()),
+      "ring": int(r), "locations": int(np.sum(ring == r)), "max": float(values[ring == r].max()),
       "mean": float(values[ring == r].mean())
   } for r in range(int(ring.max()) + 1)]
 
@@ -267,22 +259,14 @@ def run_photos(loaded, side: int, out_dir: str, *, calibrate_bn: bool = False, r
     files.append(
         plots.photo_score_map(image, probs, net.stride, size, os.path.join(out_dir, f"{name}.png")))
     results.append({
-        "photo": os.path.basename(path),
-        "original_shape": list(original.shape),
+        "photo": os.path.basename(path), "original_shape": list(original.shape),
         **result, "crop_macs": crop_macs
     })
   return {
-      "kind": "photos",
-      "model": loaded.config.model,
-      "checkpoint_step": loaded.step,
-      "weights": (loaded.imported or {}).get("weights", "trained here"),
-      "calibrated_bn": calibrate_bn,
-      "stride": net.stride,
-      "window": net.window,
-      "training_size": size,
-      "photos": results,
-      "files": files,
-      "device": env.device_description()
+      "kind": "photos", "model": loaded.config.model, "checkpoint_step": loaded.step, "weights":
+          (loaded.imported or {}).get("weights", "trained here"), "calibrated_bn": calibrate_bn,
+      "stride": net.stride, "window": net.window, "training_size": size, "photos": results,
+      "files": files, "device": env.device_description()
   }
 
 

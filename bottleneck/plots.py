@@ -133,12 +133,10 @@ def roofline(result: dict, path: str) -> str:
   if cache:
     ax.plot(grid, np.minimum(peak, cache * grid), color="gray", lw=1, ls="--",
             label=f"roof of a working set in cache: triad {cache:.0f} GB/s")
-  styles = {
-      ("block", True): ("s", COLORS["reduced"], "block, reduced"),
-      ("block", False): ("o", COLORS["naive"], "block, naive"),
-      ("conv", None): ("x", "tab:green", "one conv alone"),
-      ("fragments", None): ("^", "tab:purple", "fragments (same FLOPs)")
-  }
+  styles = {("block", True): ("s", COLORS["reduced"], "block, reduced"
+                             ), ("block", False): ("o", COLORS["naive"], "block, naive"),
+            ("conv", None): ("x", "tab:green", "one conv alone"),
+            ("fragments", None): ("^", "tab:purple", "fragments (same FLOPs)")}
   for (kind, reduce), (marker, color, label) in styles.items():
     pts = [r for r in rows if r["kind"] == kind and r["reduce"] == reduce]
     if not pts:

@@ -87,11 +87,7 @@ def _benchmark(workdir: str, cases, batch: int, repeats: int) -> dict:
       workdir,
       os.path.join("benchmark", "benchmark.json"),
       compute,
-      settings={
-          "cases": list(cases),
-          "batch": batch,
-          "repeats": repeats
-      },
+      settings={"cases": list(cases), "batch": batch, "repeats": repeats},
       valid=lambda d: "verdict" in d and {(r.get("name"), r.get("reduce"))
                                           for r in d.get("rows", [])
                                           if "error" not in r} == wanted,  # a failed case: again

@@ -51,6 +51,11 @@ def header(title: str, made_by: str, *, start: float | None = None, counts: str 
   return lines + ([f"Data: {data}", ""] if data else [])
 
 
+def write_markdown(path: str, title: str, made_by: str, body: str) -> None:
+  """`body` under a `header` (no duration), written atomically to `path`."""
+  wd.atomic_write_text(path, "\n".join([*header(title, made_by), body]))
+
+
 def _as_json(value):
   """`value` as it reads back from JSON (tuples become lists, keys strings)."""
   return json.loads(json.dumps(value))

@@ -62,11 +62,8 @@ def collect(directory: str) -> pd.DataFrame:
       logging.warning("left out of the table: %s Rerun its training or sweep to recompute it.", e)
       continue
     rows.append({
-        "model": r["model"],
-        "dataset": r["dataset"],
-        "variant": "reduced" if r["reduce"] else "naive",
-        **knobs(r), "seed": r["seed"],
-        **{
+        "model": r["model"], "dataset": r["dataset"],
+        "variant": "reduced" if r["reduce"] else "naive", **knobs(r), "seed": r["seed"], **{
             k: r.get(k) for k in COST + MEASURED + ["compile_time_s", "device", "num_classes"]
         }, "run": os.path.relpath(os.path.dirname(path), directory),
         "predictions": _predictions_path(os.path.dirname(path))
@@ -170,17 +167,13 @@ def difference(first: pd.DataFrame, second: pd.DataFrame) -> dict:
       "paired seeds": len(diffs),
       "difference (points)": float(diffs.mean()) if len(diffs) else float("nan"),
       "95% interval (points)": interval and interval.text(),
-      "interval covers": interval and interval.covers,
-      "interval": interval
+      "interval covers": interval and interval.covers, "interval": interval
   }
 
 
 _NOT_PAIRED = {
-    "paired seeds": 0,
-    "difference (points)": float("nan"),
-    "95% interval (points)": None,
-    "interval covers": None,
-    "interval": None
+    "paired seeds": 0, "difference (points)": float("nan"), "95% interval (points)": None,
+    "interval covers": None, "interval": None
 }
 
 
@@ -230,11 +223,8 @@ def compare(runs: pd.DataFrame, column: str, first, second, by=()) -> pd.DataFra
     paired = paired_accuracy(runs, {**key, column: first}, {**key, column: second})
     spread = {f"{v} (%)": _mean_std(a) for v, a in acc.items()}
     rest = {k: v for k, v in paired.items() if k != "interval"}
-    rows.append({
-        **key,
-        **spread,
-        **rest, "verdict": verdict(paired["interval"], str(first), str(second))
-    })
+    rows.append(
+        {**key, **spread, **rest, "verdict": verdict(paired["interval"], str(first), str(second))})
   return pd.DataFrame(rows)
 
 
@@ -274,17 +264,9 @@ def ratios(summary: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFr
                                                     - pairs["eval_accuracy mean"])
   if runs is not None:
     paired = [
-        paired_accuracy(runs, {
-            "variant": "naive",
-            **{
-                c: row[c] for c in keys
-            }
-        }, {
-            "variant": "reduced",
-            **{
-                c: row[c] for c in keys + own
-            }
-        }) for _, row in pairs.iterrows()
+        paired_accuracy(runs, {"variant": "naive", **{c: row[c] for c in keys}},
+                        {"variant": "reduced", **{c: row[c] for c in keys + own}
+                        }) for _, row in pairs.iterrows()
     ]
     # The difference over the seeds both variants ran, as its interval is: with a seed's
     # result left out on one side, the means of all seeds would compare other seeds.

@@ -79,10 +79,7 @@ def intensities(module: nnx.Module, shape, dtype) -> dict:
   macs = complexity.jaxpr_macs(jaxpr)
   conv_bytes = row["conv_bytes"] or row["bytes"]
   return {
-      "macs": macs,
-      "bytes": row["bytes"],
-      "conv_bytes": conv_bytes,
-      "intensity": row["intensity"],
+      "macs": macs, "bytes": row["bytes"], "conv_bytes": conv_bytes, "intensity": row["intensity"],
       "conv_intensity": complexity.intensity(macs, conv_bytes)
   }
 
@@ -197,21 +194,12 @@ def run(blocks, *, conv_blocks=(), fragment_parts=(1, 2, 4), fragment_shape=(28,
     except (validation.ConfigError, RuntimeError, ValueError, MemoryError) as e:
       logging.error("%s failed: %s: %s", c.name, type(e).__name__, e)
       rows.append({
-          "name": c.name,
-          "kind": kind,
-          "reduce": reduce,
-          "batch": batch,
-          "dtype": dtype,
+          "name": c.name, "kind": kind, "reduce": reduce, "batch": batch, "dtype": dtype,
           "error": f"{type(e).__name__}: {e}"
       })
   return {
-      "device": env.device_description(),
-      "dtype": dtype,
-      "batch": batch,
-      "peak_gflops_per_s": peak,
-      "bandwidth": bw,
-      "ridge": peak / bw["triad_gb_per_s"],
-      "rows": rows
+      "device": env.device_description(), "dtype": dtype, "batch": batch, "peak_gflops_per_s": peak,
+      "bandwidth": bw, "ridge": peak / bw["triad_gb_per_s"], "rows": rows
   }
 
 
@@ -265,18 +253,12 @@ def train_memory(name: str, *, reduce: bool, batch: int = 32, budget_gb: float =
   analytic = Affine(WEIGHT_COPIES * weights, complexity.saved_bytes(model, x) + image)
   budget = budget_gb * 1e9
   row = {
-      "model": name,
-      "reduce": reduce,
-      "image_size": model.image_size,
-      "dtype": jnp.dtype(dtype).name,
-      "batch": batch,
-      "budget_gb": budget_gb,
-      "params": complexity.count_params(model),
-      "weights_bytes": weights,
+      "model": name, "reduce": reduce, "image_size": model.image_size,
+      "dtype": jnp.dtype(dtype).name, "batch": batch, "budget_gb": budget_gb,
+      "params": complexity.count_params(model), "weights_bytes": weights,
       "activation_bytes_per_image": analytic.per_image - image,
       "backward_minimum_bytes_per_image": complexity.backward_minimum_bytes(model, x),
-      "analytic_bytes": analytic.at(batch),
-      "analytic_largest_batch": analytic.largest_batch(budget)
+      "analytic_bytes": analytic.at(batch), "analytic_largest_batch": analytic.largest_batch(budget)
   }
   if xla:
     small, large = (complexity.compiled_train_memory(model, b) for b in (2, batch))
@@ -285,12 +267,9 @@ def train_memory(name: str, *, reduce: bool, batch: int = 32, budget_gb: float =
       per_image = (total(large) - total(small)) / (batch - 2)
       compiled = Affine(total(large) - per_image * batch, per_image)
       row.update({
-          "xla_temp_bytes": large["temp_bytes"],
-          "xla_argument_bytes": large["argument_bytes"],
-          "xla_output_bytes": large["output_bytes"],
-          "xla_bytes": compiled.at(batch),
-          "xla_bytes_per_image": per_image,
-          "xla_largest_batch": compiled.largest_batch(budget),
+          "xla_temp_bytes": large["temp_bytes"], "xla_argument_bytes": large["argument_bytes"],
+          "xla_output_bytes": large["output_bytes"], "xla_bytes": compiled.at(batch),
+          "xla_bytes_per_image": per_image, "xla_largest_batch": compiled.largest_batch(budget),
           "xla_over_analytic": compiled.at(batch) / analytic.at(batch)
       })
   return row

@@ -55,8 +55,7 @@ def matched_kwargs(config, num_classes: int) -> dict:
   kwargs = model_kwargs(config)
   match = match_record(config, num_classes)
   return kwargs if match is None else {
-      **kwargs, "width": match["width"],
-      "width_extra": match["width_extra"]
+      **kwargs, "width": match["width"], "width_extra": match["width_extra"]
   }
 
 
@@ -70,8 +69,7 @@ def match_record(config, num_classes: int) -> dict | None:
   found = _match(config.model, metric, budget, bool(config.reduce), int(config.image_size),
                  int(num_classes), model_paths(config), tuple(sorted(kwargs.items())))
   return {
-      "metric": metric,
-      "budget": budget,
+      "metric": metric, "budget": budget,
       **found, "replaced_width": model_kwargs(config).get("width")
   }
 

@@ -169,8 +169,7 @@ def import_to(directory: str, source: str, name: str, *, random_seed: int | None
     import torch
     import torchvision
     versions = {
-        "torch": torch.__version__,
-        "torchvision": getattr(torchvision, "__version__", None)
+        "torch": torch.__version__, "torchvision": getattr(torchvision, "__version__", None)
     }
   else:
     keras = import_weights.keras()
@@ -209,8 +208,6 @@ def complexity_report(directory: str, *, image_size: int | None = None, xla: boo
   c = loaded.config
   report = complexity.analyze(c.model, reduce=c.reduce, image_size=image_size or c.image_size,
                               num_classes=loaded.model.num_classes, xla=xla, memory=memory,
-                              paths=run_config.model_paths(c), **{
-                                  **run_config.model_kwargs(c),
-                                  **overrides
-                              })
+                              paths=run_config.model_paths(c),
+                              **{**run_config.model_kwargs(c), **overrides})
   return {**report, "workdir": directory, "checkpoint_step": loaded.step}

@@ -58,11 +58,8 @@ class Outcome(str):
   def __new__(cls, kind: str, detail: str = ""):
     if kind not in cls.KINDS:
       raise ValueError(f"unknown outcome {kind!r}; valid: {', '.join(cls.KINDS)}")
-    text = {
-        "done": "done",
-        "skipped": "skipped (done)",
-        "printed": "printed"
-    }.get(kind, f"{kind}: {detail}")
+    text = {"done": "done", "skipped": "skipped (done)",
+            "printed": "printed"}.get(kind, f"{kind}: {detail}")
     outcome = super().__new__(cls, text)
     outcome.kind, outcome.detail = kind, detail
     return outcome
@@ -301,9 +298,7 @@ def _run_ray(todo: list[list[Point]], restart: set[str], address: str | None,
   if started_here:
     local = {} if address else dict(  # a local Ray sized for small sweeps
         object_store_memory=256
-        * 1024**2, runtime_env={"env_vars": {
-            "PYTHONPATH": os.pathsep.join(sys.path)
-        }})
+        * 1024**2, runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}})
     ray.init(address=address, include_dashboard=False, log_to_driver=True, **local)
   try:
     task = ray.remote(num_cpus=cpus_per_point)(run_unit)

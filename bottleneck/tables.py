@@ -25,15 +25,11 @@ def complexity_frame(reports: Sequence[dict]) -> pd.DataFrame:
   for rep in reports:
     v = _VARIANT[rep["reduce"]]
     rows = [{
-        "layer": l["name"],
-        f"output ({v})": _shape(l["output_shape"]),
-        f"params ({v})": l["params"],
-        f"MACs ({v}, M)": l["macs"] / 1e6
+        "layer": l["name"], f"output ({v})": _shape(l["output_shape"]),
+        f"params ({v})": l["params"], f"MACs ({v}, M)": l["macs"] / 1e6
     } for l in rep["layers"]]
     rows.append({
-        "layer": "total",
-        f"output ({v})": "",
-        f"params ({v})": rep["total"]["params"],
+        "layer": "total", f"output ({v})": "", f"params ({v})": rep["total"]["params"],
         f"MACs ({v}, M)": rep["total"]["macs"] / 1e6
     })
     frames.append(pd.DataFrame(rows).set_index("layer"))
@@ -90,10 +86,8 @@ def memory_frame(reports: Sequence[dict]) -> pd.DataFrame:
     v = _VARIANT[rep["reduce"]]
     frames.append(
         pd.DataFrame([{
-            "layer": l["name"],
-            f"bytes ({v}, KB)": l["bytes"] / 1e3,
-            f"FLOP/B ({v})": l["intensity"],
-            f"conv bytes ({v}, KB)": l["conv_bytes"] / 1e3,
+            "layer": l["name"], f"bytes ({v}, KB)": l["bytes"] / 1e3,
+            f"FLOP/B ({v})": l["intensity"], f"conv bytes ({v}, KB)": l["conv_bytes"] / 1e3,
             f"saved ({v}, KB)": l["saved_bytes"] / 1e3
         } for l in rep["layers"]]).set_index("layer"))
   return pd.concat(frames, axis=1).reset_index()
@@ -166,8 +160,7 @@ def benchmark_results(rows: list[dict], ratios: list[dict], verdict: str, fmt: s
   frame["macs"] = frame["macs"] / 1e6
   frame = frame.rename(
       columns={
-          "macs": "MACs (M, batch)",
-          "peak_fraction": "achieved/peak",
+          "macs": "MACs (M, batch)", "peak_fraction": "achieved/peak",
           "xla_over_analytic": "XLA/analytic FLOPs"
       })
   peaks = {(r["dtype"], r["peak_gflops_per_s"]) for r in rows}
@@ -185,17 +178,14 @@ def benchmark_brief(rows: list[dict], ratios: list[dict], verdict: str) -> str:
   timed = benchmark.timed(rows)
   peaks = sorted({(r["dtype"], r["peak_gflops_per_s"]) for r in timed})
   frame = pd.DataFrame([{
-      "block": r["name"],
-      "variant": _VARIANT[r["reduce"]],
-      "MACs (M, batch)": r["macs"] / 1e6,
-      "forward ms": r["fwd_ms"],
-      "forward+backward ms": r["fwd_bwd_ms"],
-      "images/s": r["images_per_s"],
-      "achieved/peak": r["peak_fraction"]
+      "block": r["name"], "variant": _VARIANT[r["reduce"]], "MACs (M, batch)": r["macs"] / 1e6,
+      "forward ms": r["fwd_ms"], "forward+backward ms": r["fwd_bwd_ms"],
+      "images/s": r["images_per_s"], "achieved/peak": r["peak_fraction"]
   } for r in timed])
-  ratio_frame = pd.DataFrame([{
-      k: r[k] for k in ("name", "MACs naive/reduced", "time naive/reduced", "time saved")
-  } for r in ratios])
+  ratio_frame = pd.DataFrame(
+      [{k: r[k]
+        for k in ("name", "MACs naive/reduced", "time naive/reduced", "time saved")}
+       for r in ratios])
   errors = [
       f"- FAILED {r['name']} ({_VARIANT[r['reduce']]}): {r['error']}"
       for r in benchmark.failed(rows)
@@ -213,36 +203,27 @@ def roofline_results(result: dict, memory: list[dict], findings: list[str], fmt:
     return json.dumps({**result, "memory": memory, "findings": findings}, indent=1)
   rows = [r for r in result["rows"] if "error" not in r]
   frame = pd.DataFrame([{
-      "name": r["name"],
-      "kind": r["kind"],
-      "variant": "" if r["reduce"] is None else _VARIANT[r["reduce"]],
-      "MACs (M)": r["macs"] / 1e6,
+      "name": r["name"], "kind": r["kind"],
+      "variant": "" if r["reduce"] is None else _VARIANT[r["reduce"]], "MACs (M)": r["macs"] / 1e6,
       "conv bytes (MB)": r["conv_bytes"] / 1e6,
       "XLA bytes (MB)": None if r.get("bytes_xla") is None else r["bytes_xla"] / 1e6,
-      "FLOP/B (one kernel)": r["intensity"],
-      "FLOP/B (convs)": r["conv_intensity"],
-      "fwd ms": r["fwd_ms"],
-      "fwd+bwd ms": r["fwd_bwd_ms"],
-      "GFLOP/s (fwd)": r["fwd_gflops_per_s"],
-      "roof (GFLOP/s)": r["roof_gflops_per_s"],
-      "of roof": r["of_roof"],
-      "bound": r["bound"]
+      "FLOP/B (one kernel)": r["intensity"], "FLOP/B (convs)": r["conv_intensity"],
+      "fwd ms": r["fwd_ms"], "fwd+bwd ms": r["fwd_bwd_ms"], "GFLOP/s (fwd)": r["fwd_gflops_per_s"],
+      "roof (GFLOP/s)": r["roof_gflops_per_s"], "of roof": r["of_roof"], "bound": r["bound"]
   } for r in rows])
   parts = ["\n".join(f"- {line}" for line in findings), render(frame, fmt)]
   if memory:
     parts.append(
         render(
             pd.DataFrame([{
-                "model": m["model"],
-                "variant": _VARIANT[m["reduce"]],
-                "input": f"{m['image_size']}x{m['image_size']}",
-                "batch": m["batch"],
+                "model": m["model"], "variant": _VARIANT[m["reduce"]],
+                "input": f"{m['image_size']}x{m['image_size']}", "batch": m["batch"],
                 "params (M)": m["params"] / 1e6,
                 "activations (MB/image)": m["activation_bytes_per_image"] / 1e6,
                 "backward minimum (MB/image)": m["backward_minimum_bytes_per_image"] / 1e6,
                 "XLA (MB/image)":
-                    (m["xla_bytes_per_image"] / 1e6 if "xla_bytes_per_image" in m else None),
-                "step, analytic (MB)": m["analytic_bytes"] / 1e6,
+                    (m["xla_bytes_per_image"] / 1e6 if "xla_bytes_per_image" in m else None
+                    ), "step, analytic (MB)": m["analytic_bytes"] / 1e6,
                 "step, XLA (MB)": m["xla_bytes"] / 1e6 if "xla_bytes" in m else None,
                 f"largest batch in {m['budget_gb']:g} GB (analytic)": m["analytic_largest_batch"],
                 "(XLA)": m.get("xla_largest_batch")

@@ -190,10 +190,8 @@ def eval_step(eval_def, dtype, model_state, batch):
   predicted = jnp.argmax(logits, -1)
   correct = predicted == batch["label"]
   return {
-      "loss_sum": jnp.sum(loss * batch["mask"]),
-      "correct": jnp.sum(correct * batch["mask"]),
-      "count": jnp.sum(batch["mask"]),
-      "predicted": predicted
+      "loss_sum": jnp.sum(loss * batch["mask"]), "correct": jnp.sum(correct * batch["mask"]),
+      "count": jnp.sum(batch["mask"]), "predicted": predicted
   }
 
 
@@ -428,8 +426,7 @@ def evaluate(eval_step_fn, model_state, batches, sharding, n: int = 1) -> list[d
   return [{
       "loss": float(sums["loss_sum"][i] / sums["count"][i]),
       "accuracy": float(sums["correct"][i] / sums["count"][i]),
-      "predicted": np.concatenate(predicted[i]),
-      "label": np.concatenate(labels)
+      "predicted": np.concatenate(predicted[i]), "label": np.concatenate(labels)
   } for i in range(n)]
 
 
@@ -570,10 +567,8 @@ class Program:
     """The state to start from: each run's newest readable checkpoint, or its fresh state."""
     members = self.members
     resumed = [
-        resume(m.workdir, manager, {
-            "model": nnx.state(mo),
-            "optimizer": nnx.state(o)
-        }, self.owner) for m, manager, mo, o in zip(members, self.managers, models, optimizers)
+        resume(m.workdir, manager, {"model": nnx.state(mo), "optimizer": nnx.state(o)}, self.owner)
+        for m, manager, mo, o in zip(members, self.managers, models, optimizers)
     ]
     self.start_step = resumed[0][0]
     if any(r[0] != self.start_step for r in resumed):
@@ -666,10 +661,7 @@ class Program:
       if ckpt_now:
         for i, manager in enumerate(self.managers):
           checkpoints.save(manager, step,
-                           together.member({
-                               "model": state[0],
-                               "optimizer": state[1]
-                           }, i))
+                           together.member({"model": state[0], "optimizer": state[1]}, i))
       pending, window_t = [], time.time()
       if stop:
         break
@@ -685,16 +677,11 @@ class Program:
       self.train_accuracy[i] = float(mine["accuracy"])
       # A row at every checkpoint too: a resumed run reads its training time there.
       writer.write({
-          "step": step,
-          "split": "train",
-          "loss": float(mine["loss"]),
-          "accuracy": float(mine["accuracy"]),
-          "learning_rate": float(self.schedule(step - 1)),
+          "step": step, "split": "train", "loss": float(mine["loss"]),
+          "accuracy": float(mine["accuracy"]), "learning_rate": float(self.schedule(step - 1)),
           "steps_per_s": n_steps / elapsed,
           "examples_per_s": n_steps * self.config.batch_size / elapsed,
-          **({} if prior is None else {
-                 "train_time_s": prior + self.train_time
-             })
+          **({} if prior is None else {"train_time_s": prior + self.train_time})
       })
 
   def final_evaluation(self, stop: str | None, ctrl_c: validation.CtrlC) -> list[dict]:

@@ -39,10 +39,5 @@ def get_config(arg: str = ""):
 
 def get_sweep(arg: str = ""):
   seeds = study.seeds(arg)
-  return ([{
-      "model_kwargs.reduction_places": p,
-      "seed": s
-  } for p in PLACES for s in seeds] + [{
-      "reduce": False,
-      "seed": s
-  } for s in seeds])
+  return ([{"model_kwargs.reduction_places": p, "seed": s} for p in PLACES for s in seeds]
+          + [{"reduce": False, "seed": s} for s in seeds])

@@ -24,11 +24,7 @@ def get_config(arg: str = ""):
 def get_sweep(arg: str = ""):
   ratios = RATIOS[::2] if {"quick", "fashion"} & study.options(arg) else RATIOS
   seeds = study.seeds(arg)
-  return ([{
-      "model_kwargs.reduction_ratio": r,
-      "model_kwargs.reduction_activation": act,
-      "seed": s
-  } for r in ratios for act in (True, False) for s in seeds] + [{
-      "reduce": False,
-      "seed": s
-  } for s in seeds])
+  return ([{"model_kwargs.reduction_ratio": r, "model_kwargs.reduction_activation": act, "seed": s}
+           for r in ratios
+           for act in (True, False)
+           for s in seeds] + [{"reduce": False, "seed": s} for s in seeds])

@@ -21,10 +21,8 @@ from configs import study
 # at widths (k + 1/2) / 16 every channel count rounds up at once and the cost jumps 5-12%:
 # 0.7M on the digits and 2M on the cluttered digits fall in such jumps for the naive network.
 BUDGETS = {
-    "digits": (0.25e6, 0.67e6, 2e6),
-    "digits_cluttered": (1.95e6, 6e6, 18e6),
-    "cifar10": (20e6, 50e6, 120e6),
-    "fashion_mnist": (2e6, 4e6, 8.6e6)
+    "digits": (0.25e6, 0.67e6, 2e6), "digits_cluttered": (1.95e6, 6e6, 18e6),
+    "cifar10": (20e6, 50e6, 120e6), "fashion_mnist": (2e6, 4e6, 8.6e6)
 }
 
 
@@ -38,12 +36,8 @@ def get_config(arg: str = ""):
 def get_sweep(arg: str = ""):
   budgets = BUDGETS[study.dataset(arg)]
   # The A/A check: the reduced network at the middle budget again, with other seeds.
-  return ([{
-      "match_macs": b,
-      "reduce": r,
-      "seed": s
-  } for b in budgets for r in (True, False) for s in study.seeds(arg)] + [{
-      "match_macs": budgets[1],
-      "reduce": True,
-      "seed": s
-  } for s in study.aa_seeds(arg)])
+  return ([{"match_macs": b, "reduce": r, "seed": s}
+           for b in budgets
+           for r in (True, False)
+           for s in study.seeds(arg)]
+          + [{"match_macs": budgets[1], "reduce": True, "seed": s} for s in study.aa_seeds(arg)])

@@ -33,16 +33,12 @@ def main(argv):
   verdict = benchmark.verdict(ratios)
   print(tables.benchmark_results(rows, ratios, verdict, _FORMAT.value), end="")
   if _OUT.value:
-    wd.write_json(os.path.join(_OUT.value, "benchmark.json"), {
-        "rows": rows,
-        "ratios": ratios,
-        "verdict": verdict
-    })
-    head = reports.header("Benchmark: naive against reduced, on this machine",
-                          reports.command("experiments.benchmark", *sys.argv[1:]))
-    wd.atomic_write_text(
-        os.path.join(_OUT.value, "benchmark.md"),
-        "\n".join([*head, tables.benchmark_results(rows, ratios, verdict, "markdown")]))
+    wd.write_json(os.path.join(_OUT.value, "benchmark.json"),
+                  {"rows": rows, "ratios": ratios, "verdict": verdict})
+    reports.write_markdown(os.path.join(_OUT.value, "benchmark.md"),
+                           "Benchmark: naive against reduced, on this machine",
+                           reports.command("experiments.benchmark", *sys.argv[1:]),
+                           tables.benchmark_results(rows, ratios, verdict, "markdown"))
     plots.time_vs_macs(benchmark.timed(rows), env.device_description(),
                        os.path.join(_OUT.value, "time_vs_macs.png"))
 

@@ -41,15 +41,12 @@ def main(argv):
   findings = roofline.findings(result, memory)
   print(tables.roofline_results(result, memory, findings, _FORMAT.value), end="")
   if _OUT.value:
-    wd.write_json(os.path.join(_OUT.value, "roofline.json"), {
-        **result, "memory": memory,
-        "findings": findings
-    })
-    head = reports.header("Memory and the roofline, on this machine",
-                          reports.command("experiments.roofline", *sys.argv[1:]))
-    wd.atomic_write_text(
-        os.path.join(_OUT.value, "ROOFLINE.md"),
-        "\n".join([*head, tables.roofline_results(result, memory, findings, "markdown")]))
+    wd.write_json(os.path.join(_OUT.value, "roofline.json"),
+                  {**result, "memory": memory, "findings": findings})
+    reports.write_markdown(os.path.join(_OUT.value, "ROOFLINE.md"),
+                           "Memory and the roofline, on this machine",
+                           reports.command("experiments.roofline", *sys.argv[1:]),
+                           tables.roofline_results(result, memory, findings, "markdown"))
     plots.roofline(result, os.path.join(_OUT.value, "roofline.png"))
 
 

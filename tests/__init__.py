@@ -57,16 +57,8 @@ def write_runs(root):
       params, macs = COST[variant]
       wd.write_json(
           os.path.join(root, f"reduce={variant == 'reduced'},seed={seed}", wd.RESULT), {
-              "model": "toy",
-              "dataset": "digits",
-              "reduce": variant == "reduced",
-              "seed": seed,
-              "params": params,
-              "macs": macs,
-              "flops_xla": 2.5 * macs,
-              "eval_accuracy": acc,
-              "train_time_s": TIME[variant][seed],
-              "examples_per_s": 1000.0 / TIME[variant][seed],
-              "compile_time_s": 1.0,
-              "device": "cpu"
+              "model": "toy", "dataset": "digits", "reduce": variant == "reduced", "seed": seed,
+              "params": params, "macs": macs, "flops_xla": 2.5 * macs, "eval_accuracy": acc,
+              "train_time_s": TIME[variant][seed], "examples_per_s": 1000.0 / TIME[variant][seed],
+              "compile_time_s": 1.0, "device": "cpu"
           })

@@ -43,15 +43,9 @@ def small_googlenet_dir(tmp_path_factory):
   path = str(tmp_path_factory.mktemp("imported") / "googlenet 64")
   saved_models.write_imported(
       path, model, config, {
-          "source": "test",
-          "weights": "random",
-          "model": "googlenet_bn",
-          "num_classes": 1000,
+          "source": "test", "weights": "random", "model": "googlenet_bn", "num_classes": 1000,
           "preprocess": {
-              "image_size": 64,
-              "resize": "resize",
-              "resize_to": 73,
-              "mean": [0.485, 0.456, 0.406],
+              "image_size": 64, "resize": "resize", "resize_to": 73, "mean": [0.485, 0.456, 0.406],
               "std": [0.229, 0.224, 0.225]
           }
       })

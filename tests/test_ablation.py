@@ -18,23 +18,10 @@ def write_run(root, name, *, reduce, seed, acc, macs=1000, params=100, **kwargs)
   match = kwargs.pop("match", None)
   wd.write_json(
       os.path.join(root, f"{name},seed={seed}", wd.RESULT), {
-          "model": "toy",
-          "dataset": "digits",
-          "reduce": reduce,
-          "seed": seed,
-          "params": params,
-          "macs": macs,
-          "flops_xla": 2.5 * macs,
-          "eval_accuracy": acc,
-          "train_time_s": 10.0,
-          "examples_per_s": 100.0,
-          "compile_time_s": 1.0,
-          "device": "cpu",
-          "match": match,
-          "num_classes": 10,
-          "config": {
-              "model_kwargs": kwargs
-          }
+          "model": "toy", "dataset": "digits", "reduce": reduce, "seed": seed, "params": params,
+          "macs": macs, "flops_xla": 2.5 * macs, "eval_accuracy": acc, "train_time_s": 10.0,
+          "examples_per_s": 100.0, "compile_time_s": 1.0, "device": "cpu", "match": match,
+          "num_classes": 10, "config": {"model_kwargs": kwargs}
       })
 
 
@@ -48,20 +35,13 @@ def write_study(root):
       for seed, acc in enumerate(accs):
         write_run(
             iso, f"{variant},{budget:g}", reduce=variant == "reduced", seed=seed, acc=acc, match={
-                "metric": "macs",
-                "budget": budget,
-                "width": 0.5,
-                "cost": budget,
+                "metric": "macs", "budget": budget, "width": 0.5, "cost": budget,
                 "replaced_width": None
             })
   for seed, acc in enumerate([0.95, 0.96, 0.97, 0.955, 0.962, 0.968]):  # the A/A check
     write_run(
         iso, "aa", reduce=True, seed=seed, acc=acc, match={
-            "metric": "macs",
-            "budget": 0.67e6,
-            "width": 0.5,
-            "cost": 0.67e6,
-            "replaced_width": None
+            "metric": "macs", "budget": 0.67e6, "width": 0.5, "cost": 0.67e6, "replaced_width": None
         })
   ratio = os.path.join(root, "ablation_ratio")
   for r, relu, linear in ((0.125, [0.80, 0.81, 0.82], [0.70, 0.72,
@@ -79,18 +59,11 @@ def write_study(root):
               reduction_places="3x3")
     write_run(placement, "5x5", reduce=True, seed=seed, acc=0.12 + seed / 100, macs=1500,
               reduction_places="5x5")  # a network that did not learn: said first
-  wd.write_json(os.path.join(placement, "places=pool,seed=0", wd.ERROR), {
-      "error": "ConfigError: a made-up failure",
-      "traceback": ""
-  })
+  wd.write_json(os.path.join(placement, "places=pool,seed=0", wd.ERROR),
+                {"error": "ConfigError: a made-up failure", "traceback": ""})
   ratios = [{
-      "name": "inception_3a",
-      "ratio": r,
-      "batch": 32,
-      "dtype": "float32",
-      "MACs naive/reduced": m,
-      "time naive/reduced": t,
-      "time saved": "yes"
+      "name": "inception_3a", "ratio": r, "batch": 32, "dtype": "float32", "MACs naive/reduced": m,
+      "time naive/reduced": t, "time saved": "yes"
   } for r, m, t in ((0.125, 5.2, 2.3), (0.5, 1.6, 1.2), (1.0, 0.83, 0.66))]
   wd.write_json(os.path.join(root, ablation.BENCHMARK), {"rows": [], "ratios": ratios})
 
@@ -156,24 +129,17 @@ def test_the_study_end_to_end_on_a_tiny_sweep(tmp_path, digits_dir, monkeypatch)
   here: its section says it was not measured.)"""
   seeds = (0, 1)
   modules = {
-      "iso_macs": _tiny_study("tiny_iso", digits_dir, [{
-          "reduce": r,
-          "seed": s
-      } for r in (True, False) for s in seeds], monkeypatch),
-      "ablation_ratio": _tiny_study("tiny_ratio", digits_dir, [{
-          "model_kwargs.reduction_activation": a,
-          "seed": s
-      } for a in (True, False) for s in seeds] + [{
-          "reduce": False,
-          "seed": s
-      } for s in seeds], monkeypatch),
+      "iso_macs": _tiny_study("tiny_iso", digits_dir,
+                              [{"reduce": r, "seed": s} for r in (True, False) for s in seeds],
+                              monkeypatch),
+      "ablation_ratio": _tiny_study(
+          "tiny_ratio", digits_dir,
+          [{"model_kwargs.reduction_activation": a, "seed": s} for a in (True, False) for s in seeds
+          ] + [{"reduce": False, "seed": s} for s in seeds], monkeypatch),
       "ablation_placement": _tiny_study("tiny_none", digits_dir, [], monkeypatch)
   }
-  wd.write_json(str(tmp_path / ablation.BENCHMARK), {
-      "rows": [],
-      "ratios": [],
-      "settings": ablation.benchmark_settings()
-  })
+  wd.write_json(str(tmp_path / ablation.BENCHMARK),
+                {"rows": [], "ratios": [], "settings": ablation.benchmark_settings()})
   path = ablation.build(str(tmp_path), "quick", modules=modules)
   text = open(path, encoding="utf-8").read()
   assert "10 training runs finished, 0 failed" in text
@@ -196,9 +162,7 @@ def test_a_corrupt_benchmark_file_is_set_aside_and_timed_again(tmp_path, monkeyp
   out = ablation._benchmark(str(tmp_path))
   assert calls and calls[0]["ratios"] == [0.125, 0.25, 0.5, 0.75, 1.0]
   assert wd.read_json(str(tmp_path / ablation.BENCHMARK)) == out == {
-      "rows": [],
-      "ratios": [],
-      "settings": ablation.benchmark_settings()
+      "rows": [], "ratios": [], "settings": ablation.benchmark_settings()
   }
   assert len(os.listdir(tmp_path / wd.SET_ASIDE)) == 1  # the cut-short file, kept
   ablation._benchmark(str(tmp_path))
@@ -211,11 +175,8 @@ def test_a_benchmark_measured_with_other_settings_is_refused_or_remeasured(tmp_p
   sets it aside and measures again."""
   from bottleneck import benchmark
   settings = ablation.benchmark_settings()
-  wd.write_json(str(tmp_path / ablation.BENCHMARK), {
-      "rows": [],
-      "ratios": [],
-      "settings": settings
-  })
+  wd.write_json(str(tmp_path / ablation.BENCHMARK),
+                {"rows": [], "ratios": [], "settings": settings})
   edited = {**settings, "ratios": [0.5, 1.0], "repeats": 7}
   monkeypatch.setattr(ablation, "benchmark_settings", lambda: edited)
   monkeypatch.setattr(sweep, "run_module",

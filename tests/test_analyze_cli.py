@@ -14,9 +14,8 @@ from tests import ROOT
 
 def run(*flags):
   return subprocess.run([sys.executable, "-m", "experiments.analyze", *flags], cwd=ROOT,
-                        capture_output=True, text=True, timeout=600, env={
-                            **os.environ, "JAX_PLATFORMS": "cpu"
-                        })
+                        capture_output=True, text=True, timeout=600,
+                        env={**os.environ, "JAX_PLATFORMS": "cpu"})
 
 
 def test_json_for_all_models_both_variants():

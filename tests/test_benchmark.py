@@ -53,11 +53,7 @@ def test_reduced_at_several_ratios_against_one_naive_timing():
 
 def test_break_even_says_where_the_reduced_block_stops_being_faster():
   row = lambda ratio, t: {
-      "name": "b",
-      "batch": 32,
-      "dtype": "float32",
-      "ratio": ratio,
-      "time naive/reduced": t
+      "name": "b", "batch": 32, "dtype": "float32", "ratio": ratio, "time naive/reduced": t
   }
   (line,) = benchmark.break_even(
       [row(0.125, 3.0),

@@ -155,18 +155,10 @@ def test_per_place_ratios_override_the_global_one():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({
-        "places": "3x3,9x9"
-    }, "unknown reduction place '9x9'; valid: 3x3, 5x5, 7x7, pool"),
-    ({
-        "ratios": "3x3:0.5"
-    }, "write place=ratio pairs"),
-    ({
-        "ratios": "3x3=2"
-    }, r"reduction_ratios\[3x3\]=2.0 is invalid; it must lie in \(0, 1\]"),
-    ({
-        "ratios": "pool=0.5"
-    }, "unknown reduction place 'pool'; valid: 3x3, 5x5, 7x7"),
+    ({"places": "3x3,9x9"}, "unknown reduction place '9x9'; valid: 3x3, 5x5, 7x7, pool"),
+    ({"ratios": "3x3:0.5"}, "write place=ratio pairs"),
+    ({"ratios": "3x3=2"}, r"reduction_ratios\[3x3\]=2.0 is invalid; it must lie in \(0, 1\]"),
+    ({"ratios": "pool=0.5"}, "unknown reduction place 'pool'; valid: 3x3, 5x5, 7x7"),
 ])
 def test_bad_places_and_ratios_are_clear_errors(kwargs, match):
   with pytest.raises(ConfigError, match=match):

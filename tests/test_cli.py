@@ -19,10 +19,9 @@ def run_all(commands: dict[str, list[str]], parallel: int = 4, envs=None) -> dic
   while queue:
     batch, queue = queue[:parallel], queue[parallel:]
     procs = {
-        name: subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env={
-            **env,
-            **(envs or {}).get(name, {})
-        }, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name, args in batch
+        name: subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT,
+                               env={**env, **(envs or {}).get(name, {})}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True) for name, args in batch
     }
     for name, proc in procs.items():
       stdout, stderr = proc.communicate(timeout=300)
@@ -84,11 +83,8 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, digits_dir):
           "--config.log_every_steps=1", "--config.num_train_steps=6"
       ], "loss became nan at step"),
   }
-  results = run_all({
-      name: args for name, (args, _) in cases.items()
-  }, envs={"odd_batch": {
-      "XLA_FLAGS": "--xla_force_host_platform_device_count=2"
-  }})
+  results = run_all({name: args for name, (args, _) in cases.items()},
+                    envs={"odd_batch": {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}})
   for name, (_, expected) in cases.items():
     code, _, stderr = results[name]
     assert code == 2, (name, stderr[-2000:])
@@ -105,7 +101,6 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, digits_dir):
 
 def test_help_still_works():
   proc = subprocess.run([sys.executable, "-m", "experiments.train", "--helpshort"], cwd=ROOT,
-                        capture_output=True, text=True, timeout=120, env={
-                            **os.environ, "JAX_PLATFORMS": "cpu"
-                        })
+                        capture_output=True, text=True, timeout=120,
+                        env={**os.environ, "JAX_PLATFORMS": "cpu"})
   assert "--workdir" in proc.stdout + proc.stderr

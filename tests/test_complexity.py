@@ -148,21 +148,12 @@ class _FakeCompiled:
 
 
 @pytest.mark.parametrize("cost,expected", [
-    ({
-        "flops": 10.0,
-        "bytes accessed": 3.0
-    }, 10.0),
-    ([{
-        "flops": 10.0
-    }, {
-        "flops": 5.0
-    }], 15.0),
+    ({"flops": 10.0, "bytes accessed": 3.0}, 10.0),
+    ([{"flops": 10.0}, {"flops": 5.0}], 15.0),
     ([], None),
     (None, None),
     (-1, None),
-    ({
-        "flops": -1.0
-    }, None),
+    ({"flops": -1.0}, None),
     ({}, None),
     (NotImplementedError("no cost model"), None),
 ])
@@ -278,9 +269,8 @@ def test_match_width_refuses_what_it_cannot_meet():
       ConfigError, match=r"flatten_head_cnn \(reduced\): no width costs 5000 "
       r"params within 1%: the nearest, width 0\.6\d+ with 0 "
       r"layer\(s\) one channel wider, costs 4949 \(-1.02%\)"):
-    complexity.match_width("flatten_head_cnn", metric="params", budget=5000, **{
-        **kwargs, "reduce": True
-    })
+    complexity.match_width("flatten_head_cnn", metric="params", budget=5000,
+                           **{**kwargs, "reduce": True})
   with pytest.raises(
       ConfigError, match=r"flatten_head_cnn \(naive\): match_params=10 is out "
       r"of reach: from width 1/64 to 16 it costs"):

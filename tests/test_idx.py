@@ -44,10 +44,8 @@ def small_sizes(monkeypatch):
   """The published sizes replaced by those of `write_idx_files`' defaults."""
   monkeypatch.setattr(
       idx, "SIZES", {
-          "train-images-idx3-ubyte": 16 + 40 * 784,
-          "train-labels-idx1-ubyte": 8 + 40,
-          "t10k-images-idx3-ubyte": 16 + 20 * 784,
-          "t10k-labels-idx1-ubyte": 8 + 20
+          "train-images-idx3-ubyte": 16 + 40 * 784, "train-labels-idx1-ubyte": 8 + 40,
+          "t10k-images-idx3-ubyte": 16 + 20 * 784, "t10k-labels-idx1-ubyte": 8 + 20
       })
 
 
@@ -177,14 +175,9 @@ def test_a_run_trains_on_fashion_mnist_from_its_files(tmp_path, small_sizes, mon
   monkeypatch.setitem(idx.RAW, "fashion_mnist", sums)
   config = tiny_train_config.get_config(
       **{
-          "dataset": "fashion_mnist",
-          "data_dir": str(tmp_path / "tfds"),
-          "image_size": 28,
-          "data.source_dir": str(tmp_path / "files"),
-          "batch_size": 8,
-          "eval_batch_size": 8,
-          "num_train_steps": 4,
-          "bn_stats_batches": 2
+          "dataset": "fashion_mnist", "data_dir": str(
+              tmp_path / "tfds"), "image_size": 28, "data.source_dir": str(tmp_path / "files"),
+          "batch_size": 8, "eval_batch_size": 8, "num_train_steps": 4, "bn_stats_batches": 2
       })
   result = train.train_and_evaluate(config, str(tmp_path / "run"))
   assert result["dataset"] == "fashion_mnist" and 0 <= result["eval_accuracy"] <= 1

@@ -133,12 +133,8 @@ def test_im2col_strided_conv_equals_xla(kernel, strides, padding):
 def test_parse_paths():
   assert Paths.parse("auto") == Paths() and Paths().as_dict() == dict.fromkeys(paths.KINDS, "auto")
   assert Paths.parse("xla, max_pool=argmax").as_dict() == {
-      "conv_1x1": "xla",
-      "conv_kx1": "xla",
-      "conv_strided": "xla",
-      "max_pool": "argmax",
-      "conv_taps": "xla",
-      "conv_library": "xla"
+      "conv_1x1": "xla", "conv_kx1": "xla", "conv_strided": "xla", "max_pool": "argmax",
+      "conv_taps": "xla", "conv_library": "xla"
   }
   with pytest.raises(ConfigError, match=r"unknown path kind 'maxpool'.*Did you mean 'max_pool'"):
     Paths.parse("xla,maxpool=argmax")

@@ -10,20 +10,10 @@ def test_plots_are_written(tmp_path):
   write_runs(tmp_path)
   runs = results.collect(str(tmp_path))
   for run in runs["run"]:
-    wd.truncate_jsonl(str(tmp_path / run / wd.METRICS), [{
-        "step": 10,
-        "split": "train",
-        "loss": 1.0
-    }, {
-        "step": 20,
-        "split": "train",
-        "loss": 0.5
-    }, {
-        "step": 20,
-        "split": "eval",
-        "loss": 0.6,
-        "accuracy": 0.8
-    }])
+    wd.truncate_jsonl(
+        str(tmp_path / run / wd.METRICS),
+        [{"step": 10, "split": "train", "loss": 1.0}, {"step": 20, "split": "train", "loss": 0.5},
+         {"step": 20, "split": "eval", "loss": 0.6, "accuracy": 0.8}])
   for path in (plots.accuracy_vs_cost(runs, str(tmp_path / "a.png")),
                plots.training_curves(str(tmp_path), runs, str(tmp_path / "c.png"))):
     with open(path, "rb") as f:

@@ -100,13 +100,9 @@ def test_declared_reduction_places_are_those_the_blocks_have(name, monkeypatch):
   assert asked == set(registry.MODELS[name].places)
 
 
-@pytest.mark.parametrize("kwargs,named", [({
-    "reduction_places": "5x5"
-}, "5x5"), ({
-    "reduction_places": "3x3,7x7"
-}, "7x7"), ({
-    "reduction_ratios": "5x5=0.5"
-}, "5x5")])
+@pytest.mark.parametrize("kwargs,named", [({"reduction_places": "5x5"}, "5x5"),
+                                          ({"reduction_places": "3x3,7x7"}, "7x7"),
+                                          ({"reduction_ratios": "5x5=0.5"}, "5x5")])
 def test_a_place_the_model_does_not_have_is_refused(kwargs, named):
   """These built the naive inception_small (or an unchanged one) and labelled it reduced."""
   key = next(iter(kwargs))

@@ -51,25 +51,16 @@ def test_report_end_to_end_and_rerun_reuses_work(tmp_path, digits_dir):
 
 def test_finding_is_computed_from_the_numbers():
   summary = pd.DataFrame([{
-      "variant": "reduced",
-      "eval_accuracy mean": 0.98,
-      "eval_accuracy std": 0.01,
-      "train_time_s mean": 12.0,
-      "n": 3
+      "variant": "reduced", "eval_accuracy mean": 0.98, "eval_accuracy std": 0.01,
+      "train_time_s mean": 12.0, "n": 3
   }, {
-      "variant": "naive",
-      "eval_accuracy mean": 0.975,
-      "eval_accuracy std": 0.002,
-      "train_time_s mean": 10.0,
-      "n": 3
+      "variant": "naive", "eval_accuracy mean": 0.975, "eval_accuracy std": 0.002,
+      "train_time_s mean": 10.0, "n": 3
   }])
   ratio = {
-      "params naive/reduced": 1.5,
-      "MACs naive/reduced": 1.49,
-      "accuracy naive - reduced (points)": -0.5,
-      "95% interval (points)": "[-1.90, +0.90]",
-      "interval covers": "seeds + test set",
-      "verdict": "within noise"
+      "params naive/reduced": 1.5, "MACs naive/reduced": 1.49,
+      "accuracy naive - reduced (points)": -0.5, "95% interval (points)": "[-1.90, +0.90]",
+      "interval covers": "seeds + test set", "verdict": "within noise"
   }
   text = report.digits_clause(summary, ratio)
   assert "cut parameters 1.50x and multiply-adds 1.49x" in text
@@ -85,10 +76,9 @@ def test_finding_is_computed_from_the_numbers():
   summary.loc[0, "train_time_s mean"] = 5.0
   summary.loc[1, "eval_accuracy std"] = 0.001
   summary.loc[0, "eval_accuracy std"] = 0.001
-  text = report.digits_clause(summary, {
-      **ratio, "95% interval (points)": "[-0.90, -0.10]",
-      "verdict": "reduced more accurate"
-  })
+  text = report.digits_clause(
+      summary,
+      {**ratio, "95% interval (points)": "[-0.90, -0.10]", "verdict": "reduced more accurate"})
   assert "[-0.90, -0.10] over the seeds + test set: reduced more accurate" in text
   assert "did turn into" in text
   summary["train_time_s std"] = [0.4, 0.7]  # 11.5 vs 11.7 s: inside the spread
@@ -99,17 +89,11 @@ def test_finding_is_computed_from_the_numbers():
 
 def test_finding_with_an_unknown_time_compares_no_time():
   summary = pd.DataFrame([{
-      "variant": "reduced",
-      "eval_accuracy mean": 0.98,
-      "eval_accuracy std": 0.01,
-      "train_time_s mean": float("nan"),
-      "n": 1
+      "variant": "reduced", "eval_accuracy mean": 0.98, "eval_accuracy std": 0.01,
+      "train_time_s mean": float("nan"), "n": 1
   }, {
-      "variant": "naive",
-      "eval_accuracy mean": 0.975,
-      "eval_accuracy std": 0.002,
-      "train_time_s mean": 10.0,
-      "n": 1
+      "variant": "naive", "eval_accuracy mean": 0.975, "eval_accuracy std": 0.002,
+      "train_time_s mean": 10.0, "n": 1
   }])
   text = report.digits_clause(summary, {"params naive/reduced": 1.5, "MACs naive/reduced": 1.49})
   assert "training time of one variant is unknown" in text and "nan" not in text
@@ -118,45 +102,17 @@ def test_finding_with_an_unknown_time_compares_no_time():
 
 def test_the_finding_has_a_clause_per_part_each_from_its_numbers():
   cplx = {
-      "googlenet": [{
-          "reduce": True,
-          "total": {
-              "params": 7e6,
-              "macs": 1.6e9
-          }
-      }, {
-          "reduce": False,
-          "total": {
-              "params": 97e6,
-              "macs": 12.6e9
-          }
-      }]
+      "googlenet": [{"reduce": True, "total": {"params": 7e6, "macs": 1.6e9}},
+                    {"reduce": False, "total": {"params": 97e6, "macs": 12.6e9}}]
   }
   bench = {
       "ratios": [{
-          "name": "inception_3a",
-          "batch": 32,
-          "MACs naive/reduced": 2.37,
-          "time naive/reduced": 1.6
-      }, {
-          "name": "v3_block_b",
-          "batch": 32,
-          "MACs naive/reduced": 1.73,
-          "time naive/reduced": 1.2
-      }]
+          "name": "inception_3a", "batch": 32, "MACs naive/reduced": 2.37, "time naive/reduced": 1.6
+      }, {"name": "v3_block_b", "batch": 32, "MACs naive/reduced": 1.73, "time naive/reduced": 1.2}]
   }
   fc = {
-      "input_shape": [1, 32, 32, 1],
-      "score_map_shape": [13, 13, 10],
-      "max_abs_diff_vs_crops": 2e-7,
-      "crops_checked": 9,
-      "digits": [{
-          "label": 3,
-          "predicted": 3
-      }, {
-          "label": 5,
-          "predicted": 6
-      }]
+      "input_shape": [1, 32, 32, 1], "score_map_shape": [13, 13, 10], "max_abs_diff_vs_crops": 2e-7,
+      "crops_checked": 9, "digits": [{"label": 3, "predicted": 3}, {"label": 5, "predicted": 6}]
   }
   text = report.finding(cplx=cplx, bench=bench, fc=fc)
   assert "googlenet's parameters 13.9x and its multiply-adds 7.9x" in text

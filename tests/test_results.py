@@ -91,19 +91,9 @@ def test_ablation_knobs_are_rows_and_each_reduced_row_meets_its_naive(tmp_path):
 
   def write(name, reduce, seed, acc, macs, kwargs=None, budget=None):
     result = {
-        "model": "toy",
-        "dataset": "digits",
-        "reduce": reduce,
-        "seed": seed,
-        "params": 10,
-        "macs": macs,
-        "flops_xla": None,
-        "eval_accuracy": acc,
-        "train_time_s": 1.0,
-        "examples_per_s": 1.0,
-        "config": {
-            "model_kwargs": kwargs or {}
-        }
+        "model": "toy", "dataset": "digits", "reduce": reduce, "seed": seed, "params": 10,
+        "macs": macs, "flops_xla": None, "eval_accuracy": acc, "train_time_s": 1.0,
+        "examples_per_s": 1.0, "config": {"model_kwargs": kwargs or {}}
     }
     if budget:
       result["match"] = {"metric": "macs", "budget": budget, "width": macs / 1000, "cost": macs}
@@ -112,10 +102,8 @@ def test_ablation_knobs_are_rows_and_each_reduced_row_meets_its_naive(tmp_path):
   for seed in (0, 1):
     write(f"r05_{seed}", True, seed, 0.90, 100, {"reduction_ratio": 0.5}, 100)
     write(f"r025_{seed}", True, seed, 0.80, 100, {"reduction_ratio": 0.25}, 100)
-    write(f"lin_{seed}", True, seed, 0.70, 100, {
-        "reduction_ratio": 0.5,
-        "reduction_activation": False
-    }, 100)
+    write(f"lin_{seed}", True, seed, 0.70, 100,
+          {"reduction_ratio": 0.5, "reduction_activation": False}, 100)
     write(f"naive_{seed}", False, seed, 0.85, 101, {"reduction_ratio": 0.5}, 100)
     write(f"naive_big_{seed}", False, seed, 0.95, 300, {}, 300)
   runs = results.collect(str(tmp_path))
@@ -139,10 +127,8 @@ def test_ablation_knobs_are_rows_and_each_reduced_row_meets_its_naive(tmp_path):
 
 def test_failed_runs_are_named_under_the_table(tmp_path):
   write_runs(tmp_path)
-  wd.write_json(os.path.join(tmp_path, "budget=7e5", wd.ERROR), {
-      "error": "ConfigError: no width costs 7e+05 macs within 1%",
-      "traceback": ""
-  })
+  wd.write_json(os.path.join(tmp_path, "budget=7e5", wd.ERROR),
+                {"error": "ConfigError: no width costs 7e+05 macs within 1%", "traceback": ""})
   text = results.make_table(str(tmp_path))
   assert ("Not in the table: 1 failed run(s) (their error.json):\n- budget=7e5: ConfigError: "
           "no width costs 7e+05 macs within 1%") in text

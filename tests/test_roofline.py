@@ -88,9 +88,8 @@ def test_command_end_to_end(tmp_path):
       "--config.memory_models=(('flatten_head_cnn', 8),)", "--config.fragment_shape=(8, 16, 2)",
       "--config.batch=2", "--config.repeats=1", f"--config.bandwidth_elements={2 ** 20}",
       "--config.memory_xla=False", f"--out={out}"
-  ], cwd=ROOT, capture_output=True, text=True, timeout=600, env={
-      **os.environ, "JAX_PLATFORMS": "cpu"
-  })
+  ], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                        env={**os.environ, "JAX_PLATFORMS": "cpu"})
   assert proc.returncode == 0, proc.stderr[-3000:]
   result = json.loads((out / "roofline.json").read_text())
   assert result["peak_gflops_per_s"] > 0 and result["bandwidth"]["triad_gb_per_s"] > 0
@@ -110,25 +109,11 @@ def test_command_end_to_end(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({
-        "blocks": ["inception_3z"]
-    }, "unknown benchmark case 'inception_3z'"),
-    ({
-        "blocks": [],
-        "dtype": "float16"
-    }, "unknown dtype 'float16'"),
-    ({
-        "blocks": [],
-        "batch": 0
-    }, "batch=0 is invalid"),
-    ({
-        "blocks": [],
-        "fragment_parts": [3]
-    }, "parts=3 must divide channels=128"),
-    ({
-        "blocks": [],
-        "fragment_shape": (8, 0, 2)
-    }, "channels=0 is invalid"),
+    ({"blocks": ["inception_3z"]}, "unknown benchmark case 'inception_3z'"),
+    ({"blocks": [], "dtype": "float16"}, "unknown dtype 'float16'"),
+    ({"blocks": [], "batch": 0}, "batch=0 is invalid"),
+    ({"blocks": [], "fragment_parts": [3]}, "parts=3 must divide channels=128"),
+    ({"blocks": [], "fragment_shape": (8, 0, 2)}, "channels=0 is invalid"),
 ])
 def test_a_bad_plan_is_refused_before_anything_is_measured(kwargs, message):
   with pytest.raises(ConfigError, match=message):
@@ -136,15 +121,9 @@ def test_a_bad_plan_is_refused_before_anything_is_measured(kwargs, message):
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({
-        "batch": 2
-    }, "memory_batch=2 is invalid"),
-    ({
-        "budget_gb": 0
-    }, "budget_gb=0 is invalid"),
-    ({
-        "name": "googlenett"
-    }, "unknown model 'googlenett'"),
+    ({"batch": 2}, "memory_batch=2 is invalid"),
+    ({"budget_gb": 0}, "budget_gb=0 is invalid"),
+    ({"name": "googlenett"}, "unknown model 'googlenett'"),
 ])
 def test_bad_training_memory_arguments(kwargs, message):
   args = {"name": "inception_small", "reduce": True, "batch": 8, "budget_gb": 1.0, **kwargs}

@@ -34,98 +34,44 @@ def test_loading_a_config_imports_no_jax():
 
 
 @pytest.mark.parametrize("overrides,match", [
-    ({
-        "optimizer.learning_rate": -0.1
-    }, r"optimizer.learning_rate=-0.1 is invalid; it must be "
+    ({"optimizer.learning_rate": -0.1}, r"optimizer.learning_rate=-0.1 is invalid; it must be "
      r"a number > 0"),
-    ({
-        "optimizer.learning_rate": float("nan")
-    }, r"learning_rate=nan is invalid"),
-    ({
-        "num_train_steps": -5
-    }, r"num_train_steps=-5 is invalid; it must be a whole number >= 0"),
-    ({
-        "num_train_steps": 0,
-        "num_epochs": 0.0
-    }, r"num_epochs=0.0 is invalid"),
-    ({
-        "keep_checkpoints": 0
-    }, r"keep_checkpoints=0 is invalid; it must be a whole number >= 1"),
-    ({
-        "data.resize": "foo"
-    }, r"unknown data.resize 'foo'; valid: pad, resize"),
-    ({
-        "batch_size": 0
-    }, r"batch_size=0 is invalid"),
-    ({
-        "batch_size": -3
-    }, r"batch_size=-3 is invalid"),
-    ({
-        "eval_batch_size": 0
-    }, r"eval_batch_size=0 is invalid"),
-    ({
-        "log_every_steps": 0
-    }, r"log_every_steps=0 is invalid"),
-    ({
-        "checkpoint_every_steps": 0
-    }, r"checkpoint_every_steps=0 is invalid"),
-    ({
-        "data.crop_padding": -1
-    }, r"data.crop_padding=-1 is invalid"),
-    ({
-        "seed": -1
-    }, r"seed=-1 is invalid"),
-    ({
-        "optimizer.momentum": 1.0
-    }, r"optimizer.momentum=1.0 is invalid; it must be a number "
+    ({"optimizer.learning_rate": float("nan")}, r"learning_rate=nan is invalid"),
+    ({"num_train_steps": -5}, r"num_train_steps=-5 is invalid; it must be a whole number >= 0"),
+    ({"num_train_steps": 0, "num_epochs": 0.0}, r"num_epochs=0.0 is invalid"),
+    ({"keep_checkpoints": 0}, r"keep_checkpoints=0 is invalid; it must be a whole number >= 1"),
+    ({"data.resize": "foo"}, r"unknown data.resize 'foo'; valid: pad, resize"),
+    ({"batch_size": 0}, r"batch_size=0 is invalid"),
+    ({"batch_size": -3}, r"batch_size=-3 is invalid"),
+    ({"eval_batch_size": 0}, r"eval_batch_size=0 is invalid"),
+    ({"log_every_steps": 0}, r"log_every_steps=0 is invalid"),
+    ({"checkpoint_every_steps": 0}, r"checkpoint_every_steps=0 is invalid"),
+    ({"data.crop_padding": -1}, r"data.crop_padding=-1 is invalid"),
+    ({"seed": -1}, r"seed=-1 is invalid"),
+    ({"optimizer.momentum": 1.0}, r"optimizer.momentum=1.0 is invalid; it must be a number "
      r">= 0 and < 1"),
-    ({
-        "data.std": 0.0
-    }, r"data.std=0.0 is invalid"),
-    ({
-        "dtype": "float16"
-    }, r"unknown dtype 'float16'; valid: float32, bfloat16"),
-    ({
-        "paths.max_pool": "fast"
-    }, r"unknown max_pool 'fast'"),
-    ({
-        "model_kwargs.width": 0.0
-    }, r"flatten_head_cnn: width=0.0 is invalid; it must be a "
+    ({"data.std": 0.0}, r"data.std=0.0 is invalid"),
+    ({"dtype": "float16"}, r"unknown dtype 'float16'; valid: float32, bfloat16"),
+    ({"paths.max_pool": "fast"}, r"unknown max_pool 'fast'"),
+    ({"model_kwargs.width": 0.0}, r"flatten_head_cnn: width=0.0 is invalid; it must be a "
      r"number > 0"),
     ({
-        "model": "inception_small",
-        "model_kwargs.hidden": None,
-        "model_kwargs.batch_norm": None,
+        "model": "inception_small", "model_kwargs.hidden": None, "model_kwargs.batch_norm": None,
         "model_kwargs.width": -1.0
     }, r"inception_small: width=-1.0 is invalid"),
-    ({
-        "model_kwargs.branch5_kernel": 3
-    }, r"unknown argument of model 'flatten_head_cnn' "
+    ({"model_kwargs.branch5_kernel": 3}, r"unknown argument of model 'flatten_head_cnn' "
      r"'branch5_kernel'"),
-    ({
-        "image_size": 3
-    }, r"image_size=3 is too small; the minimum is 6"),
-    ({
-        "match_macs": -1.0
-    }, r"match_macs=-1.0 is invalid"),
-    ({
-        "match_macs": 1e5,
-        "match_params": 5000
-    }, r"match_macs and match_params exclude each "
+    ({"image_size": 3}, r"image_size=3 is too small; the minimum is 6"),
+    ({"match_macs": -1.0}, r"match_macs=-1.0 is invalid"),
+    ({"match_macs": 1e5, "match_params": 5000}, r"match_macs and match_params exclude each "
      r"other"),
     ({
-        "model": "inception_v3",
-        "model_kwargs.hidden": None,
-        "model_kwargs.batch_norm": None,
-        "model_kwargs.width": None,
-        "model_kwargs.in_channels": None,
-        "image_size": 75,
+        "model": "inception_v3", "model_kwargs.hidden": None, "model_kwargs.batch_norm": None,
+        "model_kwargs.width": None, "model_kwargs.in_channels": None, "image_size": 75,
         "match_macs": 1e9
     }, r"match_macs needs a model with a width multiplier; 'inception_v3' "
      r"has none"),
-    ({
-        "model_kwargs.reduction_places": "9x9"
-    }, r"unknown argument of model 'flatten_head_cnn' "
+    ({"model_kwargs.reduction_places": "9x9"}, r"unknown argument of model 'flatten_head_cnn' "
      r"'reduction_places'"),
 ])
 def test_bad_values_are_refused_naming_the_field(overrides, match):

@@ -34,15 +34,8 @@ def _tiny(tmp_path, digits_dir):
 
 
 IMPORTED = {
-    "source": "test",
-    "weights": "random",
-    "model": "flatten_head_cnn",
-    "num_classes": 10,
-    "preprocess": {
-        "image_size": 8,
-        "mean": 0.5,
-        "std": 0.5
-    }
+    "source": "test", "weights": "random", "model": "flatten_head_cnn", "num_classes": 10,
+    "preprocess": {"image_size": 8, "mean": 0.5, "std": 0.5}
 }
 
 

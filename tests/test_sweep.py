@@ -25,15 +25,8 @@ def points(tmp_path, sweep_list=None):
 
 
 def test_expansion_and_names(tmp_path, digits_dir):
-  pts = points(tmp_path, [{
-      "reduce": True,
-      "seed": 0
-  }, {
-      "optimizer.learning_rate": 0.1
-  }, {
-      "model_kwargs.width": 0.5,
-      "data.flip": True
-  }])
+  pts = points(tmp_path, [{"reduce": True, "seed": 0}, {"optimizer.learning_rate": 0.1},
+                          {"model_kwargs.width": 0.5, "data.flip": True}])
   assert [p.name for p in pts] == [
       "reduce=True,seed=0", "optimizer.learning_rate=0.1", "model_kwargs.width=0.5,data.flip=True"
   ]
@@ -64,10 +57,7 @@ def test_outcomes_are_a_kind_with_a_reason_that_read_as_the_summary_says():
   outcomes = [
       sweep.Outcome.of({"result": 1}),
       sweep.Outcome("skipped"),
-      sweep.Outcome.of({
-          "error": "ValueError: x",
-          "traceback": "..."
-      }),
+      sweep.Outcome.of({"error": "ValueError: x", "traceback": "..."}),
       sweep.Outcome.of({"busy": "held by pid 7"}),
       sweep.Outcome.of({"interrupted": "^C"})
   ]
@@ -114,14 +104,8 @@ def test_resume_skips_finished_points_and_a_bad_point_fails_alone(tmp_path, digi
 
 
 def test_seeds_of_one_config_are_one_unit(tmp_path, digits_dir):
-  pts = points(tmp_path, [{
-      "reduce": r,
-      "seed": s
-  } for r in (True, False) for s in (0, 1, 2)] + [{
-      "reduce": True,
-      "seed": 3,
-      "optimizer.learning_rate": 0.1
-  }])
+  pts = points(tmp_path, [{"reduce": r, "seed": s} for r in (True, False) for s in (0, 1, 2)]
+               + [{"reduce": True, "seed": 3, "optimizer.learning_rate": 0.1}])
   grouped = sweep.units(pts, seeds_together=True)
   assert [[p.name for p in u] for u in grouped
          ] == [["reduce=True,seed=0", "reduce=True,seed=1", "reduce=True,seed=2"],
@@ -170,18 +154,13 @@ def test_print_launcher_cli():
   assert "--config.seed=2" in lines[-1] and "reduce=False,seed=2" in lines[-1]
 
 
+# Two units: a point alone, and two seeds trained as one program.
+TWO_UNITS = [{"reduce": r, "seed": s} for r, s in ((True, 0), (False, 0), (False, 1))]
+
+
 def test_ray_launcher_end_to_end(tmp_path, digits_dir):
   pytest.importorskip("ray")
-  pts = points(tmp_path, [{
-      "reduce": True,
-      "seed": 0
-  }, {
-      "reduce": False,
-      "seed": 0
-  }, {
-      "reduce": False,
-      "seed": 1
-  }])  # two units: one point, two seeds
+  pts = points(tmp_path, TWO_UNITS)
   summary = sweep.run(pts, launcher="ray")
   assert summary == {p.name: "done" for p in pts}
   together = []
@@ -194,16 +173,7 @@ def test_ray_launcher_end_to_end(tmp_path, digits_dir):
 
 def test_parallel_workers_on_a_fresh_data_dir_show_their_progress(tmp_path, capfd):
   # Two workers: one point alone, and two seeds as one program.
-  pts = points(tmp_path / "sweep", [{
-      "reduce": True,
-      "seed": 0
-  }, {
-      "reduce": False,
-      "seed": 0
-  }, {
-      "reduce": False,
-      "seed": 1
-  }])
+  pts = points(tmp_path / "sweep", TWO_UNITS)
   for p in pts:  # first use: both workers prepare the dataset at once
     p.config.data_dir = str(tmp_path / "fresh_tfds")
   assert set(sweep.run(pts, parallel=2).values()) == {"done"}
@@ -220,8 +190,7 @@ def _sweep_cli(workdir, digits_dir, steps, log):
   """`experiments.sweep --parallel=2` in the background, its output to the file `log` (a pipe
   nobody reads would fill up and block the workers' progress lines)."""
   env = {
-      **os.environ, "JAX_PLATFORMS": "cpu",
-      "BOTTLENECK_TEST_TFDS_DIR": digits_dir,
+      **os.environ, "JAX_PLATFORMS": "cpu", "BOTTLENECK_TEST_TFDS_DIR": digits_dir,
       "BOTTLENECK_TEST_SWEEP_STEPS": str(steps)
   }
   interruptible()

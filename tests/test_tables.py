@@ -11,32 +11,13 @@ from bottleneck import tables
 
 def report(reduce, scale):
   return {
-      "model": "toy",
-      "reduce": reduce,
-      "image_size": 8,
-      "num_classes": 2,
-      "total": {
-          "params": 10 * scale,
-          "batch_stats": 0,
-          "macs": 100 * scale,
-          "flops": 200 * scale,
+      "model": "toy", "reduce": reduce, "image_size": 8, "num_classes": 2, "total": {
+          "params": 10 * scale, "batch_stats": 0, "macs": 100 * scale, "flops": 200 * scale,
           "flops_xla": None
-      },
-      "layers": [{
-          "name": "conv",
-          "params": 10 * scale,
-          "macs": 100 * scale,
-          "output_shape": [8, 8, 4],
-          "widths": {
-              "#1x1": 4
-          } if reduce else {}
-      }, {
-          "name": "pool",
-          "params": 0,
-          "macs": 0,
-          "output_shape": [4, 4, 4],
-          "widths": {}
-      }]
+      }, "layers": [{
+          "name": "conv", "params": 10 * scale, "macs": 100 * scale, "output_shape": [8, 8, 4],
+          "widths": {"#1x1": 4} if reduce else {}
+      }, {"name": "pool", "params": 0, "macs": 0, "output_shape": [4, 4, 4], "widths": {}}]
   }
 
 

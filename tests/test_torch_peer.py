@@ -74,7 +74,5 @@ def test_missing_torch_is_a_clear_error():
           "try:\n  import bottleneck.torch_peer\n"
           "except Exception as e:\n  print(type(e).__name__, e)\n")
   proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                        timeout=300, env={
-                            **os.environ, "JAX_PLATFORMS": "cpu"
-                        })
+                        timeout=300, env={**os.environ, "JAX_PLATFORMS": "cpu"})
   assert "ConfigError the PyTorch peer needs PyTorch: pip install -e '.[torch]'" in proc.stdout

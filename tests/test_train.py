@@ -45,10 +45,8 @@ def run_cli(workdir, digits_dir, *extra, env=None, wait=True):
       sys.executable, "-m", "experiments.train", f"--config={ROOT}/tests/tiny_train_config.py",
       f"--workdir={workdir}", f"--config.data_dir={digits_dir}", *extra
   ]
-  kwargs = dict(cwd=ROOT, env={
-      **os.environ, "JAX_PLATFORMS": "cpu",
-      **(env or {})
-  }, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  kwargs = dict(cwd=ROOT, env={**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})},
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   if not wait:
     interruptible()
     return subprocess.Popen(cmd, **kwargs)
@@ -58,9 +56,7 @@ def run_cli(workdir, digits_dir, *extra, env=None, wait=True):
 # The network the project is about, at an eighth of its widths (the other tests train the
 # faster flatten_head_cnn of the tiny config).
 INCEPTION = {
-    "model": "inception_small",
-    "model_kwargs.width": 0.125,
-    "model_kwargs.hidden": None,
+    "model": "inception_small", "model_kwargs.width": 0.125, "model_kwargs.hidden": None,
     "model_kwargs.batch_norm": None
 }
 
@@ -109,11 +105,7 @@ def test_train_writes_every_output_and_learns(tmp_path, digits_dir):
 
 def test_paths_reach_the_model(tmp_path, digits_dir):
   config = tiny_config(
-      digits_dir, **{
-          "paths.conv_1x1": "xla",
-          "paths.max_pool": "xla",
-          "paths.conv_library": "xla"
-      })
+      digits_dir, **{"paths.conv_1x1": "xla", "paths.max_pool": "xla", "paths.conv_library": "xla"})
   model = builders.build_model(config, num_classes=10)
   units = [m for _, m in nnx.iter_modules(model) if isinstance(m, layers.ConvUnit)]
   pools = [m for _, m in nnx.iter_modules(model) if isinstance(m, layers.MaxPool)]
@@ -271,21 +263,11 @@ def test_a_locked_workdir_is_refused_at_once(tmp_path, digits_dir):
 
 
 @pytest.mark.parametrize("overrides,match", [
-    ({
-        "image_size": 3
-    }, r"image_size=3 is too small; the minimum is 6"),
-    ({
-        "dataset": "digitz"
-    }, r"unknown dataset 'digitz'.*Did you mean 'digits'"),
-    ({
-        "model": "inception_v4"
-    }, r"unknown model 'inception_v4'"),
-    ({
-        "optimizer.name": "adam"
-    }, r"unknown optimizer.name 'adam'; valid: sgd, adamw"),
-    ({
-        "optimizer.schedule": "linear"
-    }, r"unknown optimizer.schedule 'linear'"),
+    ({"image_size": 3}, r"image_size=3 is too small; the minimum is 6"),
+    ({"dataset": "digitz"}, r"unknown dataset 'digitz'.*Did you mean 'digits'"),
+    ({"model": "inception_v4"}, r"unknown model 'inception_v4'"),
+    ({"optimizer.name": "adam"}, r"unknown optimizer.name 'adam'; valid: sgd, adamw"),
+    ({"optimizer.schedule": "linear"}, r"unknown optimizer.schedule 'linear'"),
 ])
 def test_bad_config_is_a_clear_error(tmp_path, digits_dir, overrides, match):
   with pytest.raises(ConfigError, match=match):
@@ -522,9 +504,8 @@ def test_precise_batch_norm_gives_the_statistics_of_the_batches_together():
   net = Net()
   model_def, state = nnx.split(net)
   rng = np.random.default_rng(0)
-  batches = [{
-      "image": rng.normal(loc=k, scale=1 + k, size=(4, 5, 5, 3)).astype(np.float32)
-  } for k in range(3)]
+  batches = [{"image": rng.normal(loc=k, scale=1 + k, size=(4, 5, 5, 3)).astype(np.float32)}
+             for k in range(3)]
   stats_fn = jax.jit(functools.partial(train.batch_norm_stats, model_def, jnp.float32))
   set_fn = jax.jit(functools.partial(train.set_batch_norm_stats, model_def))
   new = nnx.merge(model_def, train.precise_batch_norm(stats_fn, set_fn, state, batches))

@@ -38,17 +38,12 @@ import tensorflow_datasets as tfds
 from bottleneck.validation import ConfigError
 
 # The four files: (split, kind) -> file name without ".gz".
-FILES = {
-    ("train", "images"): "train-images-idx3-ubyte",
-    ("train", "labels"): "train-labels-idx1-ubyte",
-    ("test", "images"): "t10k-images-idx3-ubyte",
-    ("test", "labels"): "t10k-labels-idx1-ubyte"
-}
+FILES = {("train", "images"): "train-images-idx3-ubyte",
+         ("train", "labels"): "train-labels-idx1-ubyte",
+         ("test", "images"): "t10k-images-idx3-ubyte", ("test", "labels"): "t10k-labels-idx1-ubyte"}
 SIZES = {
-    "train-images-idx3-ubyte": 47_040_016,
-    "train-labels-idx1-ubyte": 60_008,
-    "t10k-images-idx3-ubyte": 7_840_016,
-    "t10k-labels-idx1-ubyte": 10_008
+    "train-images-idx3-ubyte": 47_040_016, "train-labels-idx1-ubyte": 60_008,
+    "t10k-images-idx3-ubyte": 7_840_016, "t10k-labels-idx1-ubyte": 10_008
 }
 # sha256 of each decompressed file, as published (see the module docstring).
 RAW = {

@@ -300,8 +300,7 @@ class Batches:
       pad = self.batch_size - len(idx)
       mask = np.concatenate([np.ones(len(idx), np.float32), np.zeros(pad, np.float32)])
       yield {
-          "image": np.pad(x, ((0, pad), (0, 0), (0, 0), (0, 0))),
-          "label": np.pad(labels, (0, pad)),
+          "image": np.pad(x, ((0, pad), (0, 0), (0, 0), (0, 0))), "label": np.pad(labels, (0, pad)),
           "mask": mask
       }
 

@@ -270,10 +270,8 @@ SOURCES = {
         "googlenet_bn": dict(module="googlenet", cls="GoogLeNet", image_size=224, resize_to=256,
                              weights="IMAGENET1K_V1", top1=69.778, model_kwargs={}),
         "inception_v3": dict(module="inception", cls="Inception3", image_size=299, resize_to=342,
-                             weights="IMAGENET1K_V1", top1=77.294, model_kwargs={
-                                 "bn_use_scale": True,
-                                 "avg_pool_count_pad": True
-                             }),
+                             weights="IMAGENET1K_V1", top1=77.294,
+                             model_kwargs={"bn_use_scale": True, "avg_pool_count_pad": True}),
     },
     "keras": {
         "inception_v3": dict(image_size=299, resize_to=342, weights="imagenet", top1=77.9,

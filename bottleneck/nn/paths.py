@@ -52,12 +52,9 @@ from jax.ad_checkpoint import checkpoint_name
 from bottleneck import validation
 
 CHOICES = {
-    "conv_1x1": ("auto", "xla", "matmul"),
-    "conv_kx1": ("auto", "xla", "transposed"),
-    "conv_strided": ("auto", "xla", "im2col"),
-    "max_pool": ("auto", "xla", "argmax"),
-    "conv_taps": ("auto", "xla", "live"),
-    "conv_library": ("auto", "xla", "eigen")
+    "conv_1x1": ("auto", "xla", "matmul"), "conv_kx1": ("auto", "xla", "transposed"),
+    "conv_strided": ("auto", "xla", "im2col"), "max_pool": ("auto", "xla", "argmax"),
+    "conv_taps": ("auto", "xla", "live"), "conv_library": ("auto", "xla", "eigen")
 }
 KINDS = tuple(CHOICES)
 # A padding: "SAME" or "VALID" (XLA's), or explicit ((top, bottom), (left, right)) pixels, as
@@ -71,12 +68,8 @@ Padding = str | tuple[tuple[int, int], tuple[int, int]]
 # The live taps made naive Inception-v3 at 75x75 1.6x faster (673 to 422 ms), reduced 1.2x.
 AUTO = {
     "cpu": {
-        "conv_1x1": "matmul",
-        "conv_kx1": "transposed",
-        "conv_strided": "xla",
-        "max_pool": "argmax",
-        "conv_taps": "live",
-        "conv_library": "eigen"
+        "conv_1x1": "matmul", "conv_kx1": "transposed", "conv_strided": "xla", "max_pool": "argmax",
+        "conv_taps": "live", "conv_library": "eigen"
     }
 }
 
@@ -85,9 +78,7 @@ AUTO = {
 # (tests/test_paths.py checks it against the default of the installed jax.)
 _YNN_OPTION = "xla_cpu_experimental_ynn_fusion_type"
 _LIBRARY_OPTIONS = {
-    "eigen": {
-        _YNN_OPTION: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
-    }
+    "eigen": {_YNN_OPTION: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
 }
 
 

@@ -44,31 +44,18 @@ class ModelSpec:
 
 # Flat config name -> field of `Reduction` / of `ConvStyle`.
 REDUCTION_ARGS = {
-    "reduction_ratio": "ratio",
-    "reduction_activation": "activation",
-    "reduction_places": "places",
+    "reduction_ratio": "ratio", "reduction_activation": "activation", "reduction_places": "places",
     "reduction_ratios": "ratios"
 }
 GEOMETRY_ARGS = ("lrn", "branch5_kernel", "pool4_window")  # fields of GoogLeNetGeometry
 STYLE_ARGS = {
-    "use_bias": "use_bias",
-    "batch_norm": "batch_norm",
-    "bn_use_scale": "bn_use_scale",
-    "bn_momentum": "bn_momentum",
-    "avg_pool_count_pad": "avg_pool_count_pad"
+    "use_bias": "use_bias", "batch_norm": "batch_norm", "bn_use_scale": "bn_use_scale",
+    "bn_momentum": "bn_momentum", "avg_pool_count_pad": "avg_pool_count_pad"
 }
 _ROUTED_TYPES = {
-    "lrn": bool,
-    "branch5_kernel": int,
-    "pool4_window": int,
-    "reduction_ratio": float,
-    "reduction_activation": bool,
-    "reduction_places": str,
-    "reduction_ratios": str,
-    "use_bias": bool,
-    "batch_norm": bool,
-    "bn_use_scale": bool,
-    "avg_pool_count_pad": bool,
+    "lrn": bool, "branch5_kernel": int, "pool4_window": int, "reduction_ratio": float,
+    "reduction_activation": bool, "reduction_places": str, "reduction_ratios": str,
+    "use_bias": bool, "batch_norm": bool, "bn_use_scale": bool, "avg_pool_count_pad": bool,
     "bn_momentum": float
 }
 
@@ -156,13 +143,11 @@ def create_model(name: str, *, reduce: bool, num_classes: int | None = None,
     validation.choice(key, f"argument of model {name!r}", accepted, "registry")
   _check_places(name, spec, kwargs)
   reduction = dataclasses.replace(
-      _default(spec, "reduction"), enabled=bool(reduce), **{
-          REDUCTION_ARGS[k]: v for k, v in kwargs.items() if k in REDUCTION_ARGS
-      })
-  style = dataclasses.replace(_default(spec, "style"), paths=paths, dtype=dtype,
-                              param_dtype=param_dtype, **{
-                                  STYLE_ARGS[k]: v for k, v in kwargs.items() if k in STYLE_ARGS
-                              })
+      _default(spec, "reduction"), enabled=bool(reduce),
+      **{REDUCTION_ARGS[k]: v for k, v in kwargs.items() if k in REDUCTION_ARGS})
+  style = dataclasses.replace(_default(spec,
+                                       "style"), paths=paths, dtype=dtype, param_dtype=param_dtype,
+                              **{STYLE_ARGS[k]: v for k, v in kwargs.items() if k in STYLE_ARGS})
   own = {
       k: v
       for k, v in kwargs.items()
