@@ -42,9 +42,13 @@ REPORT = "REPORT.md"
 STEPS = 5
 # The other studies' reports, where their commands write them by default, and the copies the
 # docs keep (relative to the project's root).
-STUDIES = (("The ablation study at equal compute", "runs/ablation_quick/ABLATION.md",
+STUDIES = (("The ablation study at equal compute (digits)", "runs/ablation_quick/ABLATION.md",
             "docs/ablation_quick/ABLATION.md",
             "python -m experiments.report --study=ablation:quick --parallel=2"),
+           ("The ablation study on Fashion-MNIST", "runs/ablation_fashion/ABLATION.md",
+            "docs/ablation_fashion/ABLATION.md",
+            "python -m experiments.report --study=ablation:fashion "
+            "--workdir=runs/ablation_fashion"),
            ("Memory and the roofline", "runs/roofline/ROOFLINE.md", "docs/roofline_cpu/ROOFLINE.md",
             "python -m experiments.roofline --config=configs/roofline.py --out=runs/roofline"))
 
