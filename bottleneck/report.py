@@ -58,13 +58,15 @@ def _complexity(workdir: str, models) -> dict[str, list[dict]]:
   kept in complexity/<model>.json."""
   out = {}
   for i, model in enumerate(models):
-    logging.info("[1/%d] complexity of %s (%d/%d), reduced and naive", STEPS, model, i + 1,
-                 len(models))
+
+    def compute(model=model, i=i) -> list[dict]:
+      logging.info("[1/%d] complexity of %s (%d/%d), reduced and naive", STEPS, model, i + 1,
+                   len(models))
+      return [complexity.analyze(model, reduce=r) for r in (True, False)]
+
     out[model] = reports.cached_json(
-        workdir, os.path.join("complexity", f"{model}.json"),
-        lambda m=model: [complexity.analyze(m, reduce=r) for r in (True, False)],
-        valid=lambda d: isinstance(d, list) and len(d) == 2 and all(
-            isinstance(r, dict) and "total" in r for r in d),
+        workdir, os.path.join("complexity", f"{model}.json"), compute, valid=lambda d: isinstance(
+            d, list) and len(d) == 2 and all(isinstance(r, dict) and "total" in r for r in d),
         what=f"[1/{STEPS}] complexity of {model}")
   return out
 

@@ -102,7 +102,7 @@ def cached_json(workdir: str, name: str, compute: Callable[[], dict | list], *,
                 what: str | None = None) -> dict | list:
   """`workdir/name`'s JSON if an earlier run left it with these `settings` and it is `valid`;
   else `compute()`, written there (a dict with `settings` under "settings"). `what` names the
-  step in the log ("reusing PATH" or "computing")."""
+  step in the log line of a reuse ("WHAT: reusing PATH"); `compute` logs its own work."""
   path = os.path.join(workdir, name)
 
   def matches(data) -> bool:
