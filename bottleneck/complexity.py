@@ -89,16 +89,26 @@ def _counting(module: nnx.Module) -> nnx.Module:
   return module
 
 
-def trace(module: nnx.Module, x: jax.ShapeDtypeStruct):
+def trace(module: nnx.Module, x: jax.ShapeDtypeStruct, evaluate: bool = False):
   """The jaxpr of one call of `module` on abstract input `x`, every conv as the accounting
-  counts it (`_counting`); the module itself is left as it is. Nothing runs."""
+  counts it (`_counting`), in eval mode if `evaluate`; the module itself is left as it is. Nothing
+  runs."""
   graphdef, state = nnx.split(module)
-  return jax.make_jaxpr(lambda s, x: _counting(nnx.merge(graphdef, s))(x))(_abstract(state), x)
+
+  def call(s, x):
+    copy = _counting(nnx.merge(graphdef, s))
+    if evaluate:
+      copy.eval()
+    return copy(x)
+
+  return jax.make_jaxpr(call)(_abstract(state), x)
 
 
 def module_macs(module: nnx.Module, input_shape: Sequence[int], dtype=jnp.float32) -> int:
-  """MACs of one call of `module` on an input of `input_shape` (traced, not run)."""
-  return jaxpr_macs(trace(module, jax.ShapeDtypeStruct(tuple(input_shape), dtype)))
+  """MACs of one call of `module` on an input of `input_shape` (traced in eval mode, not run:
+  the count does not depend on the mode, and batch norm's statistics updates would slow the
+  trace, each a search of what is traced so far)."""
+  return jaxpr_macs(trace(module, jax.ShapeDtypeStruct(tuple(input_shape), dtype), evaluate=True))
 
 
 def xla_flops(compiled) -> float | None:

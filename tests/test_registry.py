@@ -41,12 +41,16 @@ def test_create_model_initialises_as_the_layers_do_eagerly():
   those of building the network eagerly, layer by layer, from the same seed, to within a
   rounding (XLA's optimisations change how some products round), and the same every time."""
   kwargs = dict(in_channels=1, width=0.5, hidden=16, batch_norm=True)
-  jitted = registry.create_model("flatten_head_cnn", reduce=True, rngs=nnx.Rngs(params=4), **kwargs)
+  # The streams' counts are static while the initialisers are traced: each draw must still
+  # get its own count, and the caller's streams advance as far as the eager build's.
+  rngs, eager_rngs = nnx.Rngs(params=4), nnx.Rngs(params=4)
+  jitted = registry.create_model("flatten_head_cnn", reduce=True, rngs=rngs, **kwargs)
   style = blocks.ConvStyle(batch_norm=True)
   eager = registry.MODELS["flatten_head_cnn"].build(num_classes=10, image_size=8, in_channels=1,
                                                     width=0.5, hidden=16,
                                                     reduction=blocks.Reduction(enabled=True),
-                                                    style=style, rngs=nnx.Rngs(params=4))
+                                                    style=style, rngs=eager_rngs)
+  assert int(rngs.params.count[...]) == int(eager_rngs.params.count[...]) > 1
   a, b = nnx.state(jitted), nnx.state(eager)
   assert jax.tree.structure(a) == jax.tree.structure(b)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):

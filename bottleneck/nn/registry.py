@@ -126,12 +126,13 @@ def all_model_arguments() -> dict[str, type]:
 
 def create_model(name: str, *, reduce: bool, num_classes: int | None = None,
                  image_size: int | None = None, paths: Paths = Paths(), dtype=jnp.float32,
-                 param_dtype=jnp.float32, rngs: nnx.Rngs | None = None, **kwargs) -> models.Network:
+                 param_dtype=jnp.float32, rngs: nnx.Rngs | None = None, abstract: bool = False,
+                 **kwargs) -> models.Network:
   """Builds model `name` from flat arguments (a config's): `kwargs` are `model_arguments`.
 
   `num_classes` and `image_size` default to the model's own; `reduce` and the reduction
   fields of `kwargs` make its `Reduction`, `paths`, `dtype`, `param_dtype` and the style
-  fields of `kwargs` its `ConvStyle`.
+  fields of `kwargs` its `ConvStyle`. `abstract`: shapes only (`abstract_model`).
   """
   spec = get_spec(name)
   accepted = model_arguments(name)
@@ -157,11 +158,10 @@ def create_model(name: str, *, reduce: bool, num_classes: int | None = None,
   if geometry:
     own["geometry"] = dataclasses.replace(_default(spec, "geometry"), **geometry)
   rngs = rngs if rngs is not None else nnx.Rngs(0)
-  rngs_def, rngs_state = nnx.split(rngs)
   init = _initialiser(name, spec.num_classes if num_classes is None else num_classes,
                       spec.image_size if image_size is None else image_size, reduction, style,
-                      tuple(sorted(own.items())), rngs_def)
-  return init(rngs, rngs_state)
+                      tuple(sorted(own.items())), nnx.graphdef(rngs))
+  return init(rngs, abstract)
 
 
 def _check_places(name: str, spec: ModelSpec, kwargs: dict) -> None:
@@ -187,6 +187,15 @@ def _check_places(name: str, spec: ModelSpec, kwargs: dict) -> None:
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
 
+class _Count(np.ndarray):
+  """A stream's count while the initialisers are traced (`_initialiser`). Reading it gives a
+  copy: JAX keeps a reference to a NumPy constant, and Flax increments the count in place, so
+  every draw would otherwise see the last count."""
+
+  def __getitem__(self, index):
+    return np.array(super().__getitem__(index))
+
+
 @functools.lru_cache(maxsize=64)
 def _initialiser(name, num_classes, image_size, reduction, style, own, rngs_def):
   """The model's construction, its initialisers compiled as one program, unoptimised
@@ -195,25 +204,47 @@ def _initialiser(name, num_classes, image_size, reduction, style, own, rngs_def)
   optimisations, 11 s for the digits study's; as here, 3 s. The values are the eager ones to
   within a rounding (an unoptimised program rounds some products differently;
   tests/test_registry.py). Cached: a second model of the same kind compiles nothing.
-  Returns `init(rngs, rngs_state)`: the model; `rngs` advances as the layers drew from it."""
+  Returns `init(rngs, abstract)`: the model, shapes only if `abstract`; else `rngs` advances as
+  the layers drew from it."""
   build = functools.partial(
       get_spec(name).build, num_classes=num_classes, image_size=image_size, reduction=reduction,
       style=style, **dict(own))
   model_def = []  # the graph of the model, found when the program is traced
 
-  def states(rngs_state):
-    rngs = nnx.merge(rngs_def, rngs_state)
+  def states(keys, counts):
+    rngs = nnx.merge(rngs_def, keys, counts)
     graph, state = nnx.split(build(rngs=rngs))
     if not model_def:
       model_def.append(graph)
     return state, nnx.state(rngs)
 
-  compiled = jax.jit(states, compiler_options=FAST_COMPILE)
+  # Each draw from a stream adds one to its count: traced, that update costs Flax a search of
+  # everything traced so far (`Variable.set_value` asks the tracer for its sharding, and JAX
+  # builds the error message), quadratic in the model's size: 0.6 s of 1 s for inception_small,
+  # most of `complexity.match_width`'s time. The counts are static instead: the streams'
+  # starting counts are part of the program, NumPy integers while it is traced (`_Count`).
+  def states_from(keys, static_counts):
+    treedef, values = static_counts
+    counts = [np.array(v, d).view(_Count) for v, d in values]
+    return states(keys, jax.tree.unflatten(treedef, counts))
 
-  def init(rngs, rngs_state):
-    inside_a_trace = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(rngs_state))
-    # Inside another transformation (nnx.eval_shape, a caller's jit) the caller compiles.
-    state, rngs_after = (states if inside_a_trace else compiled)(rngs_state)
+  compiled = jax.jit(states_from, static_argnames="static_counts", compiler_options=FAST_COMPILE)
+
+  def init(rngs, abstract):
+    _, keys, counts = nnx.split(rngs, nnx.RngKey, nnx.RngCount)
+    leaves, treedef = jax.tree.flatten(counts)
+    if any(isinstance(x, jax.core.Tracer) or np.ndim(x) for x in leaves):
+      # Inside another transformation (a caller's jit or vmap) the caller compiles; split
+      # streams have a count per key.
+      program, args = states, (keys, counts)
+    else:
+      static = (treedef, tuple((int(x), np.asarray(x).dtype.str) for x in leaves))
+      program = functools.partial(states_from if abstract else compiled, static_counts=static)
+      args = (keys,)
+    if abstract:
+      state, _ = jax.eval_shape(program, *args)
+      return nnx.merge(model_def[0], state)
+    state, rngs_after = program(*args)
     nnx.update(rngs, rngs_after)
     return nnx.merge(model_def[0], state)
 
@@ -221,8 +252,8 @@ def _initialiser(name, num_classes, image_size, reduction, style, own, rngs_def)
 
 
 def abstract_model(name: str, **kwargs) -> models.Network:
-  """The model with shapes but no values (`nnx.eval_shape`): nothing is initialised."""
-  return nnx.eval_shape(lambda: create_model(name, **kwargs))
+  """The model with shapes but no values (as `nnx.eval_shape` gives): nothing is initialised."""
+  return create_model(name, abstract=True, **kwargs)
 
 
 def fill_random(module: nnx.Module, seed: int = 0) -> nnx.Module:
