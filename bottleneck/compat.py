@@ -85,8 +85,10 @@ def torchvision_models():
                                                              submodule_search_locations=[path])
     sys.modules[name] = module
   package = sys.modules["torchvision.models"]
-  for sub in ("googlenet", "inception"):
+  for sub in ("googlenet", "inception", "resnet"):
     setattr(package, sub, importlib.import_module(f"torchvision.models.{sub}"))
   package.GoogLeNet = package.googlenet.GoogLeNet
   package.Inception3 = package.inception.Inception3
+  for name in ("resnet18", "resnet34", "resnet50"):
+    setattr(package, name, getattr(package.resnet, name))
   return package

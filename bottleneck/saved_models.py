@@ -151,7 +151,8 @@ def import_to(directory: str, source: str, name: str, *, random_seed: int | None
   spec = import_weights.source_spec(source, name)
   check_new(os.path.abspath(directory))
   config = run_config.default_config()
-  config.model, config.reduce, config.image_size = name, True, spec["image_size"]
+  config.model, config.image_size = name, spec["image_size"]
+  config.reduce = registry.published_reduce(name)
   config.dataset, config.eval_split = "imagenet2012", "validation"
   config.seed = random_seed or 0
   for key, value in spec["model_kwargs"].items():
@@ -159,8 +160,8 @@ def import_to(directory: str, source: str, name: str, *, random_seed: int | None
   # Every value is overwritten by the source's: the model's own initialisers (seconds of
   # compilation) are not needed, only its shapes (`registry.fill_random`).
   model = registry.fill_random(
-      registry.abstract_model(name, reduce=True, image_size=spec["image_size"], num_classes=1000,
-                              **spec["model_kwargs"]))
+      registry.abstract_model(name, reduce=config.reduce, image_size=spec["image_size"],
+                              num_classes=1000, **spec["model_kwargs"]))
   versions = {}
   if source == "torchvision":
     state, weights, imagenet_stats = import_weights.torchvision_state_dict(

@@ -16,7 +16,9 @@ from bottleneck import cli, complexity, env, saved_models, tables
 from bottleneck.nn import registry
 
 _MODEL = flags.DEFINE_string("model", "googlenet", f"One of {', '.join(registry.MODELS)}.")
-_REDUCE = flags.DEFINE_string("reduce", "both", "true (1x1 reductions), false (naive) or both.")
+_REDUCE = flags.DEFINE_string(
+    "reduce", "both", "true (1x1 reductions), false (naive) or both (those the model has: "
+    "resnet18 and resnet34 have no reductions to switch).")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Input side; default: the model's own.")
 _NUM_CLASSES = flags.DEFINE_integer("num_classes", None, "Default: the model's own.")
 _FORMAT = flags.DEFINE_enum("format", "table", tables.FORMATS, "Output format.")
@@ -61,16 +63,23 @@ def main(argv):
     reports = [
         complexity.analyze_matched(_MODEL.value, reduce=r, metric=metric, budget=budget,
                                    image_size=_IMAGE_SIZE.value, num_classes=_NUM_CLASSES.value,
-                                   xla=_XLA.value, **extra)
-        for r in cli.parse_bool_or_both(_REDUCE.value, "reduce")
+                                   xla=_XLA.value, **extra) for r in _variants()
     ]
   else:
     reports = [
         complexity.analyze(_MODEL.value, reduce=r, image_size=_IMAGE_SIZE.value,
                            num_classes=_NUM_CLASSES.value, xla=_XLA.value, **extra)
-        for r in cli.parse_bool_or_both(_REDUCE.value, "reduce")
+        for r in _variants()
     ]
   print(tables.render_reports(reports, _FORMAT.value), end="")
+
+
+def _variants() -> list[bool]:
+  """--reduce's values; "both": the variants the model has (`registry.ModelSpec.variants`)."""
+  asked = cli.parse_bool_or_both(_REDUCE.value, "reduce")
+  if len(asked) == 1:
+    return asked
+  return [r for r in asked if r in registry.get_spec(_MODEL.value).variants]
 
 
 if __name__ == "__main__":

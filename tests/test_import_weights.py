@@ -23,9 +23,12 @@ def _torchvision(name):
   """A torchvision network, random weights and non-trivial batch-norm statistics, eval mode."""
   tvm = compat.torchvision_models()
   torch.manual_seed(0)
-  net = (tvm.GoogLeNet(aux_logits=False, transform_input=False,
-                       init_weights=True) if name == "googlenet_bn" else tvm.Inception3(
-                           aux_logits=False, transform_input=False, init_weights=True))
+  if name.startswith("resnet"):
+    net = getattr(tvm, name)(weights=None)
+  else:
+    net = (tvm.GoogLeNet(aux_logits=False, transform_input=False,
+                         init_weights=True) if name == "googlenet_bn" else tvm.Inception3(
+                             aux_logits=False, transform_input=False, init_weights=True))
   g = torch.Generator().manual_seed(1)
   with torch.no_grad():
     for m in net.modules():
@@ -39,7 +42,7 @@ def _torchvision(name):
 
 def _ours(name):
   kwargs = import_weights.SOURCES["torchvision"][name]["model_kwargs"]
-  return registry.random_model(name, reduce=True, **kwargs)
+  return registry.random_model(name, reduce=registry.published_reduce(name), **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -49,6 +52,9 @@ def _ours(name):
         # smallest input torchvision's googlenet takes.
         ("googlenet_bn", (224, 160, 201, 15)),
         ("inception_v3", (299, 75)),
+        # Odd sides and the 1-pixel minimum: every conv and the max pool pad k // 2 pixels.
+        ("resnet18", (97, 1)),
+        ("resnet50", (224, 33)),
     ])
 def test_same_logits_as_torchvision(name, sizes):
   net, ours = _torchvision(name), _ours(name)
@@ -63,7 +69,7 @@ def test_same_logits_as_torchvision(name, sizes):
     got = np.asarray(forward(ours, jnp.asarray(x)))
     assert got.shape == ref.shape == (1, 1000)
     assert np.abs(got - ref).max() <= rtol * np.abs(ref).max(), size
-  assert ours.min_image_size == (15 if name == "googlenet_bn" else 75)
+  assert ours.min_image_size == {"googlenet_bn": 15, "inception_v3": 75}.get(name, 1)
 
 
 def test_a_tensor_that_does_not_fit_is_named():

@@ -13,7 +13,7 @@ from bottleneck.validation import ConfigError
 
 def test_every_model_has_its_defaults():
   for name, spec in registry.MODELS.items():
-    model = registry.abstract_model(name, reduce=True)
+    model = registry.abstract_model(name, reduce=registry.published_reduce(name))
     assert (model.image_size, model.num_classes) == (spec.image_size, spec.num_classes)
     assert model.name == name
 

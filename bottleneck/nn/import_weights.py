@@ -24,13 +24,14 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
+import re
 
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from bottleneck import compat
-from bottleneck.nn import blocks, layers, models
+from bottleneck.nn import blocks, layers, models, resnet
 from bottleneck.validation import ConfigError
 
 _AUX = ("aux1.", "aux2.", "AuxLogits.")
@@ -46,6 +47,8 @@ def _forward_order(module):
       for after, _, head in module.side_heads():
         if after == name:
           yield from _forward_order(head)
+  elif isinstance(module, resnet.Residual):
+    yield from module.units()
   elif isinstance(module, blocks.InceptionBase):
     yield from _forward_order(module.body)
   elif isinstance(module, blocks.Concat):
@@ -56,19 +59,42 @@ def _forward_order(module):
       yield from _forward_order(layer)
 
 
+# A conv unit's tensors in torchvision: `conv.weight` and `bn.weight` under the unit's module
+# (GoogLeNet's and Inception-v3's BasicConv2d), or `conv1.weight` and `bn1.weight` side by side
+# (ResNet's blocks and stem), or `downsample.0` and `downsample.1` (ResNet's projections).
+_UNIT_PART = re.compile(r"(conv|bn)(\d*)")
+
+
 def _torchvision_groups(state_dict, skip_aux: bool) -> list[tuple[str, dict]]:
-  """The state dict's tensors grouped per layer (its key less the last two parts, or the last
-  for a Linear), in order: (layer, {leaf: (key, array)})."""
+  """The state dict's tensors grouped per layer, in order: (layer, {leaf: (key, array)}), a
+  conv unit's leaves named `conv.weight`, `bn.running_mean`, ... (`_UNIT_PART`), a Linear's
+  `weight` and `bias`."""
   groups: dict[str, dict] = {}
   for key, value in state_dict.items():
     if skip_aux and key.startswith(_AUX):
       continue
-    parts = key.split(".")
-    layer, leaf = (".".join(parts[:-2]), ".".join(parts[-2:])) if parts[-2] in ("conv", "bn") \
-        else (".".join(parts[:-1]), parts[-1])
+    *path, leaf = key.split(".")
+    unit = _UNIT_PART.fullmatch(path[-1]) if path else None
+    if unit:
+      layer, leaf = ".".join(path[:-1] + [f"conv{unit[2]}"] * bool(unit[2])), f"{unit[1]}.{leaf}"
+    elif len(path) >= 2 and path[-2] == "downsample" and path[-1] in ("0", "1"):
+      layer, leaf = ".".join(path[:-1]), ("conv." if path[-1] == "0" else "bn.") + leaf
+    else:
+      layer = ".".join(path)
     groups.setdefault(layer, {})[leaf] = (
         key, np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value))
   return list(groups.items())
+
+
+def _missing_key(layer: str, leaf: str, tensors: dict) -> str:
+  """The source's name for a missing tensor: a sibling's key with its last part replaced
+  (`layer1.0.bn1.running_var` from `layer1.0.bn1.weight`), else `layer.leaf`."""
+  kind, _, name = leaf.rpartition(".")
+  for other, (key, _) in tensors.items():
+    other_kind, _, other_name = other.rpartition(".")
+    if other_kind == kind and key.endswith("." + other_name):
+      return key[:-len(other_name)] + name
+  return f"{layer}.{leaf}"
 
 
 # Our layout -> torchvision's: conv kernels HWIO -> OIHW, dense kernels (in, out) -> (out, in).
@@ -128,7 +154,7 @@ def _load(model: models.Network, groups: list[tuple[str, dict]], names: _Names, 
 
     def take(leaf, variable, order=None, layer=layer, tensors=tensors, used=used):
       if leaf not in tensors:
-        raise ConfigError(f"{where}: tensor {layer + '.' + leaf!r} is missing.")
+        raise ConfigError(f"{where}: tensor {_missing_key(layer, leaf, tensors)!r} is missing.")
       used.add(leaf)
       _put(variable, tensors[leaf][1], tensors[leaf][0], where, order)
 
@@ -261,17 +287,29 @@ def load_keras_weights(net, path: str):
 
 
 # What each source gives and how its weights expect their inputs (`pipeline.Preprocess`
-# fields). torchvision's ImageNet weights are used with `transform_input=True`, which turns
+# fields). torchvision's GoogLeNet and Inception-v3 ImageNet weights are used with
+# `transform_input=True`, which turns
 # inputs normalized with ImageNet's mean and std into (x - 0.5) / 0.5: our networks take that
 # directly. Its random initialization keeps `transform_input=False` (ImageNet statistics).
 # Keras's Inception-v3 takes [-1, 1]; its evaluation crops the central 87.5% (299 of 342).
+# ResNets take ImageNet's statistics with every weight (`imagenet_stats`). `random`: the
+# builder's arguments for its random initialization.
+_GOOGLENET_RANDOM = dict(aux_logits=False, transform_input=False, init_weights=True)
 SOURCES = {
     "torchvision": {
-        "googlenet_bn": dict(module="googlenet", cls="GoogLeNet", image_size=224, resize_to=256,
-                             weights="IMAGENET1K_V1", top1=69.778, model_kwargs={}),
-        "inception_v3": dict(module="inception", cls="Inception3", image_size=299, resize_to=342,
-                             weights="IMAGENET1K_V1", top1=77.294,
-                             model_kwargs={"bn_use_scale": True, "avg_pool_count_pad": True}),
+        "googlenet_bn": dict(module="googlenet", builder="googlenet", image_size=224,
+                             resize_to=256, weights="IMAGENET1K_V1", top1=69.778, model_kwargs={},
+                             random=_GOOGLENET_RANDOM),
+        "inception_v3": dict(module="inception", builder="inception_v3", image_size=299,
+                             resize_to=342, weights="IMAGENET1K_V1", top1=77.294,
+                             model_kwargs={"bn_use_scale": True, "avg_pool_count_pad": True},
+                             random=_GOOGLENET_RANDOM),
+        **{
+            name: dict(module="resnet", builder=name, image_size=224, resize_to=256,
+                       weights="IMAGENET1K_V1", top1=top1, model_kwargs={}, random={},
+                       imagenet_stats=True)
+            for name, top1 in (("resnet18", 69.758), ("resnet34", 73.314), ("resnet50", 76.130))
+        },
     },
     "keras": {
         "inception_v3": dict(image_size=299, resize_to=342, weights="imagenet", top1=77.9,
@@ -299,12 +337,14 @@ def torchvision_state_dict(name: str, *, weights_file: str | None = None,
   if weights_file is not None and not os.path.isfile(weights_file):  # before torch's import
     raise ConfigError(f"--weights_file={weights_file} does not exist.")
   compat.torchvision_models()
-  module = importlib.import_module(f"torchvision.models.{spec['module']}")
+  builder = getattr(importlib.import_module(f"torchvision.models.{spec['module']}"),
+                    spec["builder"])
   import torch
   if random_seed is not None:
     torch.manual_seed(random_seed)
-    net = getattr(module, spec["cls"])(aux_logits=False, transform_input=False, init_weights=True)
+    net = builder(weights=None, **spec["random"])
     return net.state_dict(), f"random initialization (torch seed {random_seed})", True
+  imagenet_stats = spec.get("imagenet_stats", False)
   if weights_file is not None:
     try:
       state = torch.load(weights_file, map_location="cpu", weights_only=True)
@@ -314,12 +354,11 @@ def torchvision_state_dict(name: str, *, weights_file: str | None = None,
     if not isinstance(state, dict):
       raise ConfigError(f"--weights_file={weights_file} holds a {type(state).__name__}, not "
                         "a state dict.")
-    return state, os.path.abspath(weights_file), False
-  builder = getattr(module, spec["module"] if spec["module"] == "googlenet" else "inception_v3")
+    return state, os.path.abspath(weights_file), imagenet_stats
   try:
     net = builder(weights=spec["weights"])
   except Exception as e:  # offline: URLError and others
     raise ConfigError(f"torchvision's {spec['weights']} weights of {name} could not be "
                       f"downloaded ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
                       "Offline, give --weights_file=PATH or --random.") from None
-  return net.state_dict(), f"torchvision {spec['weights']}", False
+  return net.state_dict(), f"torchvision {spec['weights']}", imagenet_stats

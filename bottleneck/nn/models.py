@@ -99,10 +99,10 @@ class Network(nnx.Module):
     self.reduction = reduction
     self.reduce = bool(reduction.enabled)
     self.min_image_size = min_image_size
-    self.image_size = validation.positive_int(image_size, "image_size", name)
-    if image_size < min_image_size:
+    if isinstance(image_size, int) and image_size < min_image_size:
       raise validation.ConfigError(
           f"{name}: image_size={image_size} is too small; the minimum is {min_image_size}.")
+    self.image_size = validation.positive_int(image_size, "image_size", name)
     self._names, self._stages = [], []
 
   def _add(self, name: str, stage: nnx.Module):

@@ -21,7 +21,7 @@ import numpy as np
 from flax import nnx
 
 from bottleneck import validation
-from bottleneck.nn import blocks, models
+from bottleneck.nn import blocks, models, resnet
 from bottleneck.nn.blocks import ConvStyle
 from bottleneck.nn.paths import KINDS, Paths
 
@@ -40,6 +40,10 @@ class ModelSpec:
   # reduction_ratios may name only these (tests/test_registry.py checks them against the
   # places the blocks consult).
   places: tuple[str, ...] = ()
+  # The values of `reduce` the model has: (False,) for a network without 1x1 reductions to
+  # switch (ResNet-18's and -34's basic blocks), which `create_model` then refuses to label
+  # reduced.
+  variants: tuple[bool, ...] = (True, False)
 
 
 # Flat config name -> field of `Reduction` / of `ConvStyle`.
@@ -81,6 +85,18 @@ MODELS: dict[str, ModelSpec] = {
         functools.partial(models.InceptionSmall, name="inception_small"), 28, 10,
         "Zhang et al. 2017 small Inception for CIFAR-10 (the paper's net is the naive variant)",
         routed=(*REDUCTION_ARGS, "bn_momentum"), places=("3x3",)),
+    "resnet18": ModelSpec(
+        functools.partial(resnet.ResNet, depth=18, name="resnet18"), 224, 1000,
+        "torchvision's resnet18: basic blocks (two 3x3 convs), no 1x1 reduction to switch",
+        routed=("bn_momentum",), variants=(False,)),
+    "resnet34": ModelSpec(
+        functools.partial(resnet.ResNet, depth=34, name="resnet34"), 224, 1000,
+        "torchvision's resnet34: basic blocks (two 3x3 convs), no 1x1 reduction to switch",
+        routed=("bn_momentum",), variants=(False,)),
+    "resnet50": ModelSpec(
+        functools.partial(resnet.ResNet, depth=50, name="resnet50"), 224, 1000,
+        "torchvision's resnet50: bottleneck blocks (1x1 reduce, 3x3, 1x1 expand); naive: "
+        "one 3x3 at full width", routed=(*REDUCTION_ARGS, "bn_momentum"), places=("3x3",)),
     "flatten_head_cnn": ModelSpec(
         functools.partial(models.FlattenHeadClassifier), 8, 10,
         "small CNN with a flatten + Dense head (8x8 digits); reduce: a 1x1 before the head",
@@ -93,9 +109,15 @@ def get_spec(name: str) -> ModelSpec:
   return MODELS[name]
 
 
+def published_reduce(name: str) -> bool:
+  """`reduce` for model `name` as published: True for the Inception networks and resnet50
+  (their 1x1 reductions built), False for the basic-block ResNets (`ModelSpec.variants`)."""
+  return get_spec(name).variants[0]
+
+
 # Set by the config's own fields (or by the training loop), not through `model_kwargs`.
 _NOT_KWARGS = ("self", "rngs", "name", "num_classes", "image_size", "reduction", "style",
-               "geometry")
+               "geometry", "depth")
 
 
 def _default(spec: ModelSpec, arg: str):
@@ -142,6 +164,10 @@ def create_model(name: str, *, reduce: bool, num_classes: int | None = None,
           f"registry: {key!r} is a path, not an argument of model {name!r}: give it in the "
           f"model's paths (config.paths.{key}, or paths=Paths({key}=...)).")
     validation.choice(key, f"argument of model {name!r}", accepted, "registry")
+  if bool(reduce) not in spec.variants:
+    raise validation.ConfigError(
+        f"registry: model {name!r} has one variant, reduce={spec.variants[0]}: "
+        f"{spec.description}.")
   _check_places(name, spec, kwargs)
   reduction = dataclasses.replace(
       _default(spec, "reduction"), enabled=bool(reduce),
