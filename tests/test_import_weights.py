@@ -102,6 +102,23 @@ def test_a_tensor_that_does_not_fit_is_named():
     import_weights.from_torchvision(keras_style, _torchvision("inception_v3").state_dict())
 
 
+def test_a_resnet_tensor_is_named_by_its_own_key():
+  """ResNet's units are `conv1`/`bn1` pairs and `downsample.0`/`.1`: a missing or misfit
+  tensor is named as the state dict names it."""
+  good = _torchvision("resnet18").state_dict()
+  ours = registry.abstract_model("resnet18", reduce=False)
+  for key in ("layer1.0.bn1.running_mean", "layer2.0.downsample.1.running_var", "bn1.weight"):
+    missing = collections.OrderedDict((k, v) for k, v in good.items() if k != key)
+    with pytest.raises(ConfigError, match=rf"tensor '{key}' is missing"):
+      import_weights.from_torchvision(registry.fill_random(ours), missing)
+  wrong = collections.OrderedDict(good)
+  wrong["layer2.0.downsample.0.weight"] = torch.zeros(128, 64, 3, 3)
+  with pytest.raises(
+      ConfigError, match=r"tensor 'layer2.0.downsample.0.weight' has shape "
+      r"\(128, 64, 3, 3\); the layer it loads into needs \(128, 64, 1, 1\)"):
+    import_weights.from_torchvision(registry.fill_random(ours), wrong)
+
+
 def _keras_inception_v3(size: int):
   """Keras's own InceptionV3 for `size` x `size` inputs (logits out), random weights and
   non-trivial batch-norm statistics."""
