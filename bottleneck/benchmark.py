@@ -24,7 +24,7 @@ from absl import logging
 from flax import nnx
 
 from bottleneck import complexity, env, validation
-from bottleneck.nn import blocks, models, registry
+from bottleneck.nn import blocks, models, registry, resnet
 from bottleneck.nn.blocks import ConvStyle, Reduction
 from bottleneck.nn.paths import KINDS, Paths
 from bottleneck.validation import ConfigError
@@ -47,6 +47,7 @@ class Case:
   build: Callable[..., nnx.Module]
   image_size: int
   channels: int
+  variants: tuple[bool, ...] = (True, False)  # the `reduce` values it has
 
 
 def _googlenet_block(row):
@@ -89,6 +90,25 @@ def _small_block(name, cls, side, cin, *args):
   return Case(name, build, side, cin)
 
 
+# ResNet-50 bottleneck blocks, one per stage, each a stage's later block (identity shortcut):
+# (input side, input channels = output channels, planes), as in torchvision's resnet50.
+RESNET_BLOCKS = {
+    "resnet_layer1": (56, 256, 64), "resnet_layer2": (28, 512, 128),
+    "resnet_layer3": (14, 1024, 256), "resnet_layer4": (7, 2048, 512)
+}
+
+
+def _resnet_block(name):
+  side, cin, planes = RESNET_BLOCKS[name]
+
+  def build(reduce, dtype, paths, ratio=None):
+    style = dataclasses.replace(resnet.STYLE, dtype=dtype, paths=paths)
+    return resnet.Residual(cin, planes, reduction=Reduction(enabled=reduce, ratio=ratio),
+                           style=style, rngs=nnx.Rngs(0), name=name)
+
+  return Case(name, build, side, cin)
+
+
 def _network(name, image_size, model_kwargs: dict | None = None, label: str | None = None):
   model_kwargs = dict(model_kwargs or {})
 
@@ -102,7 +122,8 @@ def _network(name, image_size, model_kwargs: dict | None = None, label: str | No
   channels = inspect.signature(init).parameters.get("in_channels")
   channels = model_kwargs.get(
       "in_channels", channels.default if channels is not None else models.Network.in_channels)
-  return Case(label or f"{name}@{image_size}", build, image_size, channels)
+  return Case(label or f"{name}@{image_size}", build, image_size, channels,
+              registry.get_spec(name).variants)
 
 
 def _model_kwargs(name: str, items: list[str], spec: str) -> dict:
@@ -127,7 +148,8 @@ def _model_kwargs(name: str, items: list[str], spec: str) -> dict:
 
 
 def cases() -> dict[str, Case]:
-  """Every case by name: GoogLeNet blocks, Inception-v3 blocks, small modules, networks."""
+  """Every case by name: GoogLeNet blocks, Inception-v3 blocks, small modules, ResNet-50's
+  bottleneck blocks."""
   out = {
       c.name: c for c in (_googlenet_block(r) for r in models.GOOGLENET_TABLE1 if r[1] is not None)
   }
@@ -139,6 +161,7 @@ def cases() -> dict[str, Case]:
             _small_block("small_inception", blocks.SmallInception, 28, 96, 32,
                          32), _small_block("small_downsample", blocks.SmallDownsample, 28, 80, 80)):
     out[c.name] = c
+  out.update({name: _resnet_block(name) for name in RESNET_BLOCKS})
   return out
 
 
@@ -299,8 +322,7 @@ def run(case_names, *, batches, reduces=(True, False), dtypes=("float32",), path
             for b in batches
             for d in dtypes
             for p in path_sets
-            for r in reduces
-            for q in (ratios if r else (None,))]
+            for r in reduces if r in _variants(n) for q in (ratios if r else (None,))]
   for i, (name, batch, reduce, dtype, path_set, ratio) in enumerate(combos):
     if progress:
       logging.info("[%d/%d] %s %s%s batch %d %s %s", i + 1, len(combos), name,
@@ -320,6 +342,15 @@ def run(case_names, *, batches, reduces=(True, False), dtypes=("float32",), path
           **path_set.as_dict(), "error": f"{type(e).__name__}: {e}"
       })
   return rows
+
+
+def _variants(name: str) -> tuple[bool, ...]:
+  """The `reduce` values case `name` has (resnet18 and resnet34 only the naive one); both for
+  a name that is not a case, which then fails in the loop with its own error."""
+  try:
+    return case(name).variants
+  except ConfigError:
+    return (True, False)
 
 
 def failed(rows: list[dict]) -> list[dict]:

@@ -85,10 +85,12 @@ def torchvision_models():
                                                              submodule_search_locations=[path])
     sys.modules[name] = module
   package = sys.modules["torchvision.models"]
-  for sub in ("googlenet", "inception", "resnet"):
+  for sub in ("googlenet", "inception", "resnet", "squeezenet"):
     setattr(package, sub, importlib.import_module(f"torchvision.models.{sub}"))
   package.GoogLeNet = package.googlenet.GoogLeNet
   package.Inception3 = package.inception.Inception3
-  for name in ("resnet18", "resnet34", "resnet50"):
-    setattr(package, name, getattr(package.resnet, name))
+  for sub, names in (("resnet", ("resnet18", "resnet34", "resnet50")),
+                     ("squeezenet", ("squeezenet1_0", "squeezenet1_1"))):
+    for name in names:
+      setattr(package, name, getattr(getattr(package, sub), name))
   return package

@@ -22,10 +22,11 @@ from flax import nnx
 U = 2.0**-24  # float32's unit roundoff (half the machine epsilon)
 FACTOR = 16.0
 # Layers with parameters on the longest path, as the papers count them: "22 layers deep"
-# (Szegedy et al. 2014), "42 layers deep" (Szegedy et al. 2015), and the ResNets' names.
+# (Szegedy et al. 2014), "42 layers deep" (Szegedy et al. 2015), the ResNets' names, and
+# SqueezeNet's conv1, 8 fire modules of two convs in a row, and its classifier conv.
 DEPTH = {
     "googlenet": 22, "googlenet_bn": 22, "inception_v3": 42, "resnet18": 18, "resnet34": 34,
-    "resnet50": 50
+    "resnet50": 50, "squeezenet1_0": 18, "squeezenet1_1": 18
 }
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from flax import nnx
 
 from bottleneck import numerics
-from bottleneck.nn import blocks, layers, models
+from bottleneck.nn import blocks, layers, models, resnet
 from bottleneck.nn.paths import window_geometry
 from bottleneck.validation import ConfigError
 
@@ -128,6 +128,17 @@ class _Head(nn.Module):
     return self.dense(self.dropout(x.mean(dim=(2, 3))))
 
 
+class _Residual(nn.Module):
+
+  def __init__(self, block: resnet.Residual):
+    super().__init__()
+    self.body = from_nnx(block.body)
+    self.shortcut = None if block.shortcut is None else from_nnx(block.shortcut)
+
+  def forward(self, x):
+    return torch.relu(self.body(x) + (x if self.shortcut is None else self.shortcut(x)))
+
+
 def from_nnx(module: nnx.Module) -> nn.Module:
   """The PyTorch twin of a block or network of this package, with its weights and statistics."""
   if isinstance(module, layers.ConvUnit):
@@ -136,6 +147,8 @@ def from_nnx(module: nnx.Module) -> nn.Module:
     return from_nnx(module.body)
   if isinstance(module, blocks.Concat):
     return _Concat([from_nnx(b) for b in module.branches])
+  if isinstance(module, resnet.Residual):
+    return _Residual(module)
   if isinstance(module, nnx.Sequential):
     return nn.Sequential(*(from_nnx(m) for m in module.layers))
   if isinstance(module, models.Network):
@@ -151,7 +164,8 @@ def from_nnx(module: nnx.Module) -> nn.Module:
   if isinstance(module, layers.ClassifierHead):
     return _Head(module)
   raise ConfigError(f"no PyTorch peer for {type(module).__name__}; known: conv units, Inception "
-                    "blocks, Concat, Sequential, networks, max/avg pools, LRN, classifier head.")
+                    "blocks, residual blocks, Concat, Sequential, networks, max/avg pools, LRN, "
+                    "classifier head.")
 
 
 def count_params(peer: nn.Module) -> int:

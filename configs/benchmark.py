@@ -5,16 +5,16 @@ r"""Benchmarks: naive vs reduced blocks and networks, timed on this device.
   python -m experiments.benchmark --config=configs/benchmark.py:paths --format=json --out=runs/bench
 
 Variants: `smoke` (block 3a and the small modules, batch 8), `default` (every GoogLeNet block,
-the Inception-v3 blocks, the small modules, three networks; batches 1, 8, 32; float32),
-`paths` (each way of computing the ops, `bottleneck.nn.paths`: XLA's defaults, XLA's own CPU
-convolution in place of YNNPACK, each path alone on top of that, and all of them; blocks 3a,
-v3 B and v3 reduction A at batch 32), `precision`
-(float32 against bfloat16), `peer` (every case against its PyTorch twin in eager mode, timed in
+the Inception-v3 blocks, the small modules, ResNet-50's blocks, three networks; batches 1, 8,
+32; float32), `paths` (each way of computing the ops, `bottleneck.nn.paths`: XLA's defaults,
+XLA's own CPU convolution in place of YNNPACK, each path alone on top of that, and all of
+them; blocks 3a, v3 B and v3 reduction A at batch 32), `precision` (float32 against bfloat16), `peer` (every case against its PyTorch twin in eager mode, timed in
 the same run; needs `pip install -e '.[torch]'`), `peer_compile` (four blocks against PyTorch
 eager and `torch.compile`), `ratio` (blocks 3a, 4e and v3 B at batch 32, reduced at ratios
 1/8 ... 1 of the input's channels: where the reduced block stops being faster than the naive),
 `train_step` (the small Inception of configs/fashion_inception.py at batch 128, width 0.25 on
-28x28x1, with "auto" and XLA's own paths, against PyTorch eager: docs/benchmarks.md).
+28x28x1, with "auto" and XLA's own paths, against PyTorch eager: docs/benchmarks.md), `resnet`
+(ResNet-50's bottleneck blocks with and without their 1x1s, batch 32, against PyTorch eager).
 """
 
 import ml_collections
@@ -26,7 +26,10 @@ GOOGLENET_BLOCKS = [
 V3_BLOCKS = ["v3_block_a", "v3_reduction_a", "v3_block_b", "v3_reduction_b", "v3_block_c"]
 SMALL = ["small_inception", "small_downsample"]
 NETWORKS = ["inception_small@28", "googlenet_bn@112", "inception_v3@75"]
-VARIANTS = ("default", "smoke", "paths", "precision", "peer", "peer_compile", "ratio", "train_step")
+# ResNet-50's bottleneck blocks (a later block of each stage), with and without their 1x1s.
+RESNET = ["resnet_layer1", "resnet_layer2", "resnet_layer3", "resnet_layer4"]
+VARIANTS = ("default", "smoke", "paths", "precision", "peer", "peer_compile", "ratio", "train_step",
+            "resnet")
 
 
 def get_config(arg: str = "default"):
@@ -34,7 +37,7 @@ def get_config(arg: str = "default"):
     raise ValueError(f"unknown variant {arg!r}; valid: {', '.join(VARIANTS)}")
   c = ml_collections.ConfigDict()
   # Tuples, so that the command line can override them: --config.cases='("inception_3a",)'
-  c.cases = tuple(GOOGLENET_BLOCKS + V3_BLOCKS + SMALL + NETWORKS)
+  c.cases = tuple(GOOGLENET_BLOCKS + V3_BLOCKS + SMALL + RESNET + NETWORKS)
   c.batches = (1, 8, 32)
   c.dtypes = ("float32",)
   # Path sets to time (bottleneck.nn.paths.Paths.parse): "auto", "xla" (every op XLA's own),
@@ -79,6 +82,10 @@ def get_config(arg: str = "default"):
     c.paths = ("auto", "xla")
     c.torch_peer = True
     c.repeats = 10
+  elif arg == "resnet":
+    c.cases = tuple(RESNET)
+    c.batches = (32,)
+    c.torch_peer = True
   elif arg == "precision":
     c.cases = ("inception_3a", "inception_4e", "v3_block_b")
     c.batches = (32,)

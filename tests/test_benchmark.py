@@ -67,8 +67,11 @@ def test_break_even_says_where_the_reduced_block_stops_being_faster():
 
 
 def test_cases_and_errors():
-  assert {"inception_3a", "inception_5b", "v3_block_c",
-          "small_downsample"} <= set(benchmark.cases())
+  assert {"inception_3a", "inception_5b", "v3_block_c", "small_downsample",
+          "resnet_layer1"} <= set(benchmark.cases())
+  # A network with one variant is timed in that one (resnet18's basic blocks: naive).
+  assert benchmark.case("resnet18@64").variants == (False,)
+  assert benchmark.case("resnet_layer3").variants == (True, False)
   assert benchmark.case("inception_small@28").image_size == 28
   # A network case is fed the channels the network takes (the digits' networks: one).
   assert benchmark.case("flatten_head_cnn@8").channels == 1

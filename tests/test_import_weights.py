@@ -23,7 +23,7 @@ def _torchvision(name):
   """A torchvision network, random weights and non-trivial batch-norm statistics, eval mode."""
   tvm = compat.torchvision_models()
   torch.manual_seed(0)
-  if name.startswith("resnet"):
+  if name.startswith(("resnet", "squeezenet")):
     net = getattr(tvm, name)(weights=None)
   else:
     net = (tvm.GoogLeNet(aux_logits=False, transform_input=False,
@@ -55,6 +55,9 @@ def _ours(name):
         # Odd sides and the 1-pixel minimum: every conv and the max pool pad k // 2 pixels.
         ("resnet18", (97, 1)),
         ("resnet50", (224, 33)),
+        # The smallest inputs torchvision's take (one less fails there too).
+        ("squeezenet1_0", (224, 21)),
+        ("squeezenet1_1", (97, 17)),
     ])
 def test_same_logits_as_torchvision(name, sizes):
   net, ours = _torchvision(name), _ours(name)
@@ -69,7 +72,9 @@ def test_same_logits_as_torchvision(name, sizes):
     got = np.asarray(forward(ours, jnp.asarray(x)))
     assert got.shape == ref.shape == (1, 1000)
     assert np.abs(got - ref).max() <= rtol * np.abs(ref).max(), size
-  assert ours.min_image_size == {"googlenet_bn": 15, "inception_v3": 75}.get(name, 1)
+  assert ours.min_image_size == {
+      "googlenet_bn": 15, "inception_v3": 75, "squeezenet1_0": 21, "squeezenet1_1": 17
+  }.get(name, 1)
 
 
 def test_a_tensor_that_does_not_fit_is_named():

@@ -46,6 +46,16 @@ def test_padding_and_batch_norm_twins(name):
   torch_peer.check_same(module, peer, x, name, rtol=network_rtol(module, 3))
 
 
+# The naive block (one 3x3 2048 -> 2048, 4 s) goes through the same code as the reduced one.
+@pytest.mark.parametrize("reduce", [True, pytest.param(False, marks=pytest.mark.slow)])
+def test_residual_block_twin(reduce):
+  """ResNet-50's layer4 bottleneck (2048 channels in and out, 7x7; identity shortcut), and
+  without its 1x1s."""
+  module, peer, x = _peer("resnet_layer4", reduce)
+  assert torch_peer.count_params(peer) == complexity.count_params(module)
+  torch_peer.check_same(module, peer, x, "resnet_layer4", rtol=network_rtol(module, 3))
+
+
 def test_network_twin_with_lrn():
   module = registry.random_model("googlenet", reduce=True, image_size=32, num_classes=7)
   peer = torch_peer.from_nnx(module)

@@ -31,7 +31,7 @@ import numpy as np
 from flax import nnx
 
 from bottleneck import compat
-from bottleneck.nn import blocks, layers, models, resnet
+from bottleneck.nn import blocks, layers, models, resnet, squeezenet
 from bottleneck.validation import ConfigError
 
 _AUX = ("aux1.", "aux2.", "AuxLogits.")
@@ -49,6 +49,8 @@ def _forward_order(module):
           yield from _forward_order(head)
   elif isinstance(module, resnet.Residual):
     yield from module.units()
+  elif isinstance(module, squeezenet.ConvClassifier):
+    yield module.conv
   elif isinstance(module, blocks.InceptionBase):
     yield from _forward_order(module.body)
   elif isinstance(module, blocks.Concat):
@@ -61,7 +63,8 @@ def _forward_order(module):
 
 # A conv unit's tensors in torchvision: `conv.weight` and `bn.weight` under the unit's module
 # (GoogLeNet's and Inception-v3's BasicConv2d), or `conv1.weight` and `bn1.weight` side by side
-# (ResNet's blocks and stem), or `downsample.0` and `downsample.1` (ResNet's projections).
+# (ResNet's blocks and stem), or `downsample.0` and `downsample.1` (ResNet's projections), or a
+# conv alone, `weight` and `bias` of a 4-d kernel (SqueezeNet's).
 _UNIT_PART = re.compile(r"(conv|bn)(\d*)")
 
 
@@ -83,6 +86,9 @@ def _torchvision_groups(state_dict, skip_aux: bool) -> list[tuple[str, dict]]:
       layer = ".".join(path)
     groups.setdefault(layer, {})[leaf] = (
         key, np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value))
+  for layer, tensors in groups.items():  # a conv without batch norm (SqueezeNet's)
+    if set(tensors) <= {"weight", "bias"} and np.ndim(tensors["weight"][1]) == 4:
+      groups[layer] = {f"conv.{leaf}": v for leaf, v in tensors.items()}
   return list(groups.items())
 
 
@@ -288,12 +294,12 @@ def load_keras_weights(net, path: str):
 
 # What each source gives and how its weights expect their inputs (`pipeline.Preprocess`
 # fields). torchvision's GoogLeNet and Inception-v3 ImageNet weights are used with
-# `transform_input=True`, which turns
-# inputs normalized with ImageNet's mean and std into (x - 0.5) / 0.5: our networks take that
-# directly. Its random initialization keeps `transform_input=False` (ImageNet statistics).
-# Keras's Inception-v3 takes [-1, 1]; its evaluation crops the central 87.5% (299 of 342).
-# ResNets take ImageNet's statistics with every weight (`imagenet_stats`). `random`: the
-# builder's arguments for its random initialization.
+# `transform_input=True`, which turns inputs normalized with ImageNet's mean and std into
+# (x - 0.5) / 0.5: our networks take that directly. Their random initialization keeps
+# `transform_input=False` (ImageNet statistics). Keras's Inception-v3 takes [-1, 1]; its
+# evaluation crops the central 87.5% (299 of 342). ResNets and SqueezeNets take ImageNet's
+# statistics with every weight (`imagenet_stats`). `random`: the builder's arguments for its
+# random initialization.
 _GOOGLENET_RANDOM = dict(aux_logits=False, transform_input=False, init_weights=True)
 SOURCES = {
     "torchvision": {
@@ -309,6 +315,12 @@ SOURCES = {
                        weights="IMAGENET1K_V1", top1=top1, model_kwargs={}, random={},
                        imagenet_stats=True)
             for name, top1 in (("resnet18", 69.758), ("resnet34", 73.314), ("resnet50", 76.130))
+        },
+        **{
+            name: dict(module="squeezenet", builder=name, image_size=224, resize_to=256,
+                       weights="IMAGENET1K_V1", top1=top1, model_kwargs={}, random={},
+                       imagenet_stats=True)
+            for name, top1 in (("squeezenet1_0", 58.092), ("squeezenet1_1", 58.178))
         },
     },
     "keras": {

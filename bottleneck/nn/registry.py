@@ -21,7 +21,7 @@ import numpy as np
 from flax import nnx
 
 from bottleneck import validation
-from bottleneck.nn import blocks, models, resnet
+from bottleneck.nn import blocks, models, resnet, squeezenet
 from bottleneck.nn.blocks import ConvStyle
 from bottleneck.nn.paths import KINDS, Paths
 
@@ -97,6 +97,11 @@ MODELS: dict[str, ModelSpec] = {
         functools.partial(resnet.ResNet, depth=50, name="resnet50"), 224, 1000,
         "torchvision's resnet50: bottleneck blocks (1x1 reduce, 3x3, 1x1 expand); naive: "
         "one 3x3 at full width", routed=(*REDUCTION_ARGS, "bn_momentum"), places=("3x3",)),
+    **{
+        name: ModelSpec(
+            functools.partial(squeezenet.SqueezeNet, version=name[-3:], name=name), 224, 1000, f"torchvision's {name}: fire modules (1x1 squeeze, then 1x1 and 3x3 expand); "
+            "naive: the expand convs read the input", routed=(*REDUCTION_ARGS,), places=("3x3",)) for name in ("squeezenet1_0", "squeezenet1_1")
+    },
     "flatten_head_cnn": ModelSpec(
         functools.partial(models.FlattenHeadClassifier), 8, 10,
         "small CNN with a flatten + Dense head (8x8 digits); reduce: a 1x1 before the head",
@@ -117,7 +122,7 @@ def published_reduce(name: str) -> bool:
 
 # Set by the config's own fields (or by the training loop), not through `model_kwargs`.
 _NOT_KWARGS = ("self", "rngs", "name", "num_classes", "image_size", "reduction", "style",
-               "geometry", "depth")
+               "geometry", "depth", "version")
 
 
 def _default(spec: ModelSpec, arg: str):

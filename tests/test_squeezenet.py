@@ -1,0 +1,52 @@
+"""SqueezeNet (`bottleneck.nn.squeezenet`): torchvision's counts, and the fire module with and
+without its squeeze. Its logits against torchvision's own: tests/test_import_weights.py."""
+
+import pytest
+
+from bottleneck import complexity
+from bottleneck.nn import registry, squeezenet
+from bottleneck.validation import ConfigError
+
+# Parameters: torchvision's model table. Multiply-adds at 224x224 (convs): ours, exact;
+# torchvision's table rounds them to 0.01 G ("GFLOPS" 0.82 and 0.35).
+COUNTS = {
+    "squeezenet1_0": (1_248_424, 818_924_576, 0.82e9),
+    "squeezenet1_1": (1_235_496, 349_151_936, 0.35e9),
+}
+
+
+@pytest.mark.parametrize("name", COUNTS)
+def test_counts_are_torchvisions(name):
+  params, macs, published = COUNTS[name]
+  model = registry.abstract_model(name, reduce=True)
+  assert complexity.count_params(model) == params
+  assert complexity.module_macs(model, (1, 224, 224, 3)) == macs
+  assert abs(macs - published) <= 0.005e9
+
+
+def test_the_fire_module_without_its_squeeze():
+  """fire2 of squeezenet1_0: 96 channels in, squeeze 16, expand 64 + 64. Naive: both expand
+  convs read the 96 input channels (96*64 + 64 + 9*96*64 + 64 = 61,568 parameters, against
+  96*16+16 + 16*64+64 + 9*16*64+64 = 11,920)."""
+  fire = lambda model: dict(model.named_stages())["fire2"]
+  reduced = fire(registry.abstract_model("squeezenet1_0", reduce=True))
+  naive = fire(registry.abstract_model("squeezenet1_0", reduce=False))
+  assert complexity.count_params(reduced) == 11_920
+  assert complexity.count_params(naive) == 61_568
+  assert reduced.out_features == naive.out_features == 128
+  assert dict(reduced.widths) == {"squeeze": 16, "expand 1x1": 64, "expand 3x3": 64}
+  assert dict(naive.widths) == {"expand 1x1": 64, "expand 3x3": 64}
+  # The squeeze ratio (SqueezeNet's SR study): squeeze = ratio x the input channels.
+  sr = fire(
+      registry.abstract_model("squeezenet1_0", reduce=True, reduction_ratio=0.5,
+                              reduction_activation=False))
+  assert dict(sr.widths)["squeeze"] == 48
+  squeeze = sr.body.branches[0].layers[0]
+  assert squeeze.conv.kernel.shape == (1, 1, 96, 48) and not squeeze.activation
+
+
+def test_versions_and_their_minimum_inputs():
+  assert registry.abstract_model("squeezenet1_0", reduce=True).min_image_size == 21
+  assert registry.abstract_model("squeezenet1_1", reduce=True).min_image_size == 17
+  with pytest.raises(ConfigError, match=r"unknown SqueezeNet version 'squeezenet1_2'"):
+    squeezenet.SqueezeNet(version="1_2", rngs=None)
