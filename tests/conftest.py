@@ -14,9 +14,11 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 # a few times, so compiling dominates: the cold suite took 4 min 56 s instead of 6 min 33 s.
 # The HLO (fusion, buffers, cost model) is the same; a subprocess given its own XLA_FLAGS
 # replaces this.
-if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                             + " --xla_backend_optimization_level=0").strip()
+# XLA's legacy LLVM IR emitters for fusions, not its newer MLIR ones, compile in half the time
+# (a tiny inception_small's gradient: 1.1 s against 2.2 s); the math is the same ops.
+for flag in ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false"):
+  if flag.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flag).strip()
 
 import pytest
 
