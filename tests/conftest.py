@@ -16,11 +16,12 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 # replaces this.
 # XLA's legacy LLVM IR emitters for fusions, not its newer MLIR ones, compile in half the time
 # (a tiny inception_small's gradient: 1.1 s against 2.2 s); the math is the same ops.
-for flag in ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false"):
-  if flag.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flag).strip()
+os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", "")] + [
+    flag for flag in ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false")
+    if flag.split("=")[0] not in os.environ.get("XLA_FLAGS", "")
+]).strip()
 
-import pytest
+import pytest  # noqa: E402 (after the environment JAX reads when it starts)
 
 
 @pytest.fixture(scope="session")

@@ -97,11 +97,14 @@ MODELS: dict[str, ModelSpec] = {
         functools.partial(resnet.ResNet, depth=50, name="resnet50"), 224, 1000,
         "torchvision's resnet50: bottleneck blocks (1x1 reduce, 3x3, 1x1 expand); naive: "
         "one 3x3 at full width", routed=(*REDUCTION_ARGS, "bn_momentum"), places=("3x3",)),
-    **{
-        name: ModelSpec(
-            functools.partial(squeezenet.SqueezeNet, version=name[-3:], name=name), 224, 1000, f"torchvision's {name}: fire modules (1x1 squeeze, then 1x1 and 3x3 expand); "
-            "naive: the expand convs read the input", routed=(*REDUCTION_ARGS,), places=("3x3",)) for name in ("squeezenet1_0", "squeezenet1_1")
-    },
+    "squeezenet1_0": ModelSpec(
+        functools.partial(squeezenet.SqueezeNet, version="1_0", name="squeezenet1_0"), 224, 1000,
+        "torchvision's squeezenet1_0: fire modules (1x1 squeeze, then 1x1 and 3x3 expand); "
+        "naive: the expand convs read the input", routed=tuple(REDUCTION_ARGS), places=("3x3",)),
+    "squeezenet1_1": ModelSpec(
+        functools.partial(squeezenet.SqueezeNet, version="1_1", name="squeezenet1_1"), 224, 1000,
+        "torchvision's squeezenet1_1 (a 3x3 conv1, earlier pools): fire modules as 1.0's",
+        routed=tuple(REDUCTION_ARGS), places=("3x3",)),
     "flatten_head_cnn": ModelSpec(
         functools.partial(models.FlattenHeadClassifier), 8, 10,
         "small CNN with a flatten + Dense head (8x8 digits); reduce: a 1x1 before the head",
