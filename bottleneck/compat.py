@@ -65,6 +65,15 @@ def escape_epath_glob() -> None:
   gpath.PosixGPath.glob = glob_
 
 
+# torchvision's modules whose builders `torchvision_models()` exposes when it cannot import
+# `torchvision/__init__.py`.
+_BUILDERS = {
+    "resnet": ("resnet18", "resnet34", "resnet50"),
+    "squeezenet": ("squeezenet1_0", "squeezenet1_1"),
+    "mobilenetv2": ("mobilenet_v2",),
+}
+
+
 def torchvision_models():
   """`torchvision.models`, imported without `torchvision/__init__.py` if that fails."""
   try:
@@ -85,12 +94,11 @@ def torchvision_models():
                                                              submodule_search_locations=[path])
     sys.modules[name] = module
   package = sys.modules["torchvision.models"]
-  for sub in ("googlenet", "inception", "resnet", "squeezenet"):
+  for sub in ("googlenet", "inception", *_BUILDERS):
     setattr(package, sub, importlib.import_module(f"torchvision.models.{sub}"))
   package.GoogLeNet = package.googlenet.GoogLeNet
   package.Inception3 = package.inception.Inception3
-  for sub, names in (("resnet", ("resnet18", "resnet34", "resnet50")),
-                     ("squeezenet", ("squeezenet1_0", "squeezenet1_1"))):
+  for sub, names in _BUILDERS.items():
     for name in names:
       setattr(package, name, getattr(getattr(package, sub), name))
   return package

@@ -23,10 +23,11 @@ U = 2.0**-24  # float32's unit roundoff (half the machine epsilon)
 FACTOR = 16.0
 # Layers with parameters on the longest path, as the papers count them: "22 layers deep"
 # (Szegedy et al. 2014), "42 layers deep" (Szegedy et al. 2015), the ResNets' names, and
-# SqueezeNet's conv1, 8 fire modules of two convs in a row, and its classifier conv.
+# SqueezeNet's conv1, 8 fire modules of two convs in a row, and its classifier conv;
+# MobileNetV2's conv1, 2 + 16 x 3 convs in its blocks, its last conv and classifier.
 DEPTH = {
     "googlenet": 22, "googlenet_bn": 22, "inception_v3": 42, "resnet18": 18, "resnet34": 34,
-    "resnet50": 50, "squeezenet1_0": 18, "squeezenet1_1": 18
+    "resnet50": 50, "squeezenet1_0": 18, "squeezenet1_1": 18, "mobilenet_v2": 53
 }
 
 

@@ -63,8 +63,8 @@ def _conv_unit(unit: layers.ConvUnit) -> nn.Module:
   conv = unit.conv
   kernel, stride = unit.kernel_size, unit.strides
   torch_conv = _padded(
-      lambda p: nn.Conv2d(unit.in_features, unit.out_features, kernel, stride, p, bias=conv.bias is
-                          not None), kernel, stride, unit.padding, 0.0)
+      lambda p: nn.Conv2d(unit.in_features, unit.out_features, kernel, stride, p, groups=unit.
+                          groups, bias=conv.bias is not None), kernel, stride, unit.padding, 0.0)
   inner = torch_conv.op if isinstance(torch_conv, _Padded) else torch_conv
   with torch.no_grad():
     inner.weight.copy_(_tensor(conv.kernel[...]).permute(3, 2, 0, 1))  # HWIO -> OIHW
@@ -85,7 +85,7 @@ def _conv_unit(unit: layers.ConvUnit) -> nn.Module:
         bn.weight.requires_grad_(False)
     out.append(bn)
   if unit.activation:
-    out.append(nn.ReLU())
+    out.append(nn.ReLU6() if unit.activation == "relu6" else nn.ReLU())
   return nn.Sequential(*out)
 
 

@@ -39,6 +39,7 @@ MODEL_ARGUMENTS = {
     "width_extra": int,
     "hidden": int,
     "reduction_channels": int,
+    "expansion": float,  # MobileNetV2's t
 }
 # The kinds of op whose computation a config chooses (`bottleneck.nn.paths.KINDS`).
 PATH_KINDS = ("conv_1x1", "conv_kx1", "conv_strided", "max_pool", "conv_taps", "conv_library")

@@ -23,7 +23,7 @@ def _torchvision(name):
   """A torchvision network, random weights and non-trivial batch-norm statistics, eval mode."""
   tvm = compat.torchvision_models()
   torch.manual_seed(0)
-  if name.startswith(("resnet", "squeezenet")):
+  if name.startswith(("resnet", "squeezenet", "mobilenet")):
     net = getattr(tvm, name)(weights=None)
   else:
     net = (tvm.GoogLeNet(aux_logits=False, transform_input=False,
@@ -58,6 +58,8 @@ def _ours(name):
         # The smallest inputs torchvision's take (one less fails there too).
         ("squeezenet1_0", (224, 21)),
         ("squeezenet1_1", (97, 17)),
+        # Depthwise convs, ReLU6; every conv pads, so 1 pixel is enough.
+        ("mobilenet_v2", (97, 1)),
     ])
 def test_same_logits_as_torchvision(name, sizes):
   net, ours = _torchvision(name), _ours(name)

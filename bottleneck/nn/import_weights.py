@@ -31,7 +31,7 @@ import numpy as np
 from flax import nnx
 
 from bottleneck import compat
-from bottleneck.nn import blocks, layers, models, resnet, squeezenet
+from bottleneck.nn import blocks, layers, mobilenet, models, resnet, squeezenet
 from bottleneck.validation import ConfigError
 
 _AUX = ("aux1.", "aux2.", "AuxLogits.")
@@ -51,6 +51,8 @@ def _forward_order(module):
     yield from module.units()
   elif isinstance(module, squeezenet.ConvClassifier):
     yield module.conv
+  elif isinstance(module, mobilenet.InvertedResidual):
+    yield from _forward_order(module.body)
   elif isinstance(module, blocks.InceptionBase):
     yield from _forward_order(module.body)
   elif isinstance(module, blocks.Concat):
@@ -64,7 +66,8 @@ def _forward_order(module):
 # A conv unit's tensors in torchvision: `conv.weight` and `bn.weight` under the unit's module
 # (GoogLeNet's and Inception-v3's BasicConv2d), or `conv1.weight` and `bn1.weight` side by side
 # (ResNet's blocks and stem), or `downsample.0` and `downsample.1` (ResNet's projections), or a
-# conv alone, `weight` and `bias` of a 4-d kernel (SqueezeNet's).
+# conv alone, `weight` and `bias` of a 4-d kernel (SqueezeNet's), or a bias-free conv and its
+# batch norm as numbered siblings (MobileNetV2's).
 _UNIT_PART = re.compile(r"(conv|bn)(\d*)")
 
 
@@ -86,10 +89,18 @@ def _torchvision_groups(state_dict, skip_aux: bool) -> list[tuple[str, dict]]:
       layer = ".".join(path)
     groups.setdefault(layer, {})[leaf] = (
         key, np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value))
-  for layer, tensors in groups.items():  # a conv without batch norm (SqueezeNet's)
-    if set(tensors) <= {"weight", "bias"} and np.ndim(tensors["weight"][1]) == 4:
-      groups[layer] = {f"conv.{leaf}": v for leaf, v in tensors.items()}
-  return list(groups.items())
+  out = []
+  for layer, tensors in groups.items():
+    conv = set(tensors) <= {"weight", "bias"} and np.ndim(tensors.get("weight", (0, 0))[1]) == 4
+    if "running_mean" in tensors and out and set(out[-1][1]) == {"conv.weight"}:
+      # A batch norm after a conv without bias, as siblings (MobileNetV2's `features.0.0` and
+      # `features.0.1`): one unit.
+      out[-1][1].update({f"bn.{leaf}": v for leaf, v in tensors.items()})
+    elif conv:  # a conv, with its batch norm next or alone (SqueezeNet's)
+      out.append((layer, {f"conv.{leaf}": v for leaf, v in tensors.items()}))
+    else:
+      out.append((layer, tensors))
+  return out
 
 
 def _missing_key(layer: str, leaf: str, tensors: dict) -> str:
@@ -297,9 +308,9 @@ def load_keras_weights(net, path: str):
 # `transform_input=True`, which turns inputs normalized with ImageNet's mean and std into
 # (x - 0.5) / 0.5: our networks take that directly. Their random initialization keeps
 # `transform_input=False` (ImageNet statistics). Keras's Inception-v3 takes [-1, 1]; its
-# evaluation crops the central 87.5% (299 of 342). ResNets and SqueezeNets take ImageNet's
-# statistics with every weight (`imagenet_stats`). `random`: the builder's arguments for its
-# random initialization.
+# evaluation crops the central 87.5% (299 of 342). ResNets, SqueezeNets and MobileNetV2 take
+# ImageNet's statistics with every weight (`imagenet_stats`). `random`: the builder's arguments
+# for its random initialization.
 _GOOGLENET_RANDOM = dict(aux_logits=False, transform_input=False, init_weights=True)
 SOURCES = {
     "torchvision": {
@@ -316,6 +327,9 @@ SOURCES = {
                        imagenet_stats=True)
             for name, top1 in (("resnet18", 69.758), ("resnet34", 73.314), ("resnet50", 76.130))
         },
+        "mobilenet_v2": dict(module="mobilenetv2", builder="mobilenet_v2", image_size=224,
+                             resize_to=256, weights="IMAGENET1K_V1", top1=71.878, model_kwargs={},
+                             random={}, imagenet_stats=True),
         **{
             name: dict(module="squeezenet", builder=name, image_size=224, resize_to=256,
                        weights="IMAGENET1K_V1", top1=top1, model_kwargs={}, random={},

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax import lax
 
 from bottleneck import validation
 from bottleneck.nn import paths as paths_lib
@@ -51,6 +52,7 @@ class ConvStyle:
   batch_norm: bool = False
   bn_use_scale: bool = True
   bn_momentum: float = 0.99
+  bn_epsilon: float = 1e-3  # GoogLeNet's and Inception's; PyTorch's default 1e-5 (ResNet)
   avg_pool_count_pad: bool = True
   dtype: jnp.dtype = jnp.float32
   param_dtype: jnp.dtype = jnp.float32
@@ -83,19 +85,28 @@ class ConvUnit(nnx.Module):
     kernel_size: an int or (height, width), e.g. (1, 7) for Inception-v3's factorized convs.
     strides: an int or a pair.
     padding: "SAME", "VALID", or p / (ph, pw) pixels on both sides (`Padding`).
-    activation: ReLU after the conv (off for a "linear bottleneck").
+    activation: ReLU after the conv (True), none (False: a "linear bottleneck"), or "relu6"
+      (MobileNetV2's min(max(x, 0), 6)).
+    groups: channel groups (`in_features` and `out_features` both divisible): `in_features`
+      for a depthwise conv (MobileNetV2). A grouped conv is XLA's own, whatever the paths say.
     style: its conventions (`ConvStyle`): a learned bias in the conv (paper GoogLeNet: yes;
       batch-norm nets: no), batch norm after it, whether that learns a scale (torchvision: yes;
-      Keras Inception-v3: no), precision, and how the conv is computed (`style.paths`, "auto"
-      made concrete here: same parameters, same numbers; the speed differs by backend).
-    bn_epsilon: batch norm's epsilon.
+      Keras Inception-v3: no) and its epsilon, precision, and how the conv is computed
+      (`style.paths`, "auto" made concrete here: same parameters, same numbers; the speed
+      differs by backend).
   """
 
   def __init__(self, in_features: int, out_features: int, kernel_size, *, strides=1,
-               padding: Padding = "SAME", activation: bool = True, style: ConvStyle = ConvStyle(),
-               bn_epsilon: float = 1e-3, rngs: nnx.Rngs, name: str = "conv"):
+               padding: Padding = "SAME", activation: bool | str = True,
+               style: ConvStyle = ConvStyle(), groups: int = 1, rngs: nnx.Rngs, name: str = "conv"):
     validation.positive_int(in_features, "in_features", name)
     validation.positive_int(out_features, "out_features", name)
+    validation.positive_int(groups, "groups", name)
+    if in_features % groups or out_features % groups:
+      raise validation.ConfigError(f"{name}: groups={groups} must divide in_features="
+                                   f"{in_features} and out_features={out_features}.")
+    validation.choice(activation, "activation", (True, False, "relu6"), name)
+    self.groups = groups
     self.kernel_size = _pair(kernel_size)
     for k in self.kernel_size:
       validation.positive_int(k, "kernel_size", name)
@@ -106,23 +117,31 @@ class ConvUnit(nnx.Module):
     self.activation = activation
     self.paths = style.paths.resolve(name)
     self.conv = nnx.Conv(in_features, out_features, self.kernel_size, strides=self.strides,
-                         padding=self.padding, use_bias=style.use_bias, dtype=style.dtype,
-                         param_dtype=style.param_dtype, rngs=rngs)
-    self.norm = (nnx.BatchNorm(
-        out_features, use_scale=style.bn_use_scale, epsilon=bn_epsilon, momentum=style.bn_momentum,
-        dtype=style.dtype, param_dtype=style.param_dtype, rngs=rngs) if style.batch_norm else None)
+                         padding=self.padding, feature_group_count=groups, use_bias=style.use_bias,
+                         dtype=style.dtype, param_dtype=style.param_dtype, rngs=rngs)
+    self.norm = (nnx.BatchNorm(out_features, use_scale=style.bn_use_scale, epsilon=style.bn_epsilon,
+                               momentum=style.bn_momentum, dtype=style.dtype,
+                               param_dtype=style.param_dtype, rngs=rngs)
+                 if style.batch_norm else None)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     with jax.named_scope(self.name):
       conv = self.conv
       x, kernel, bias = nnx.nn.dtypes.promote_dtype(
           (x, conv.kernel[...], None if conv.bias is None else conv.bias[...]), dtype=conv.dtype)
-      x = self.paths.conv(x, kernel, self.strides, self.padding)
+      if self.groups == 1:
+        x = self.paths.conv(x, kernel, self.strides, self.padding)
+      else:
+        x = lax.conv_general_dilated(x, kernel, self.strides, self.padding,
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                     feature_group_count=self.groups)
       if bias is not None:
         x = x + bias
       x = kept(x)
       if self.norm is not None:
         x = kept(self.norm(x))
+      if self.activation == "relu6":
+        return kept(jax.nn.relu6(x))
       return kept(nnx.relu(x)) if self.activation else x
 
 

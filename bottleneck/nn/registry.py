@@ -21,7 +21,7 @@ import numpy as np
 from flax import nnx
 
 from bottleneck import validation
-from bottleneck.nn import blocks, models, resnet, squeezenet
+from bottleneck.nn import blocks, mobilenet, models, resnet, squeezenet
 from bottleneck.nn.blocks import ConvStyle
 from bottleneck.nn.paths import KINDS, Paths
 
@@ -105,6 +105,11 @@ MODELS: dict[str, ModelSpec] = {
         functools.partial(squeezenet.SqueezeNet, version="1_1", name="squeezenet1_1"), 224, 1000,
         "torchvision's squeezenet1_1 (a 3x3 conv1, earlier pools): fire modules as 1.0's",
         routed=tuple(REDUCTION_ARGS), places=("3x3",)),
+    "mobilenet_v2": ModelSpec(
+        functools.partial(mobilenet.MobileNetV2, name="mobilenet_v2"), 224, 1000,
+        "torchvision's mobilenet_v2: inverted residuals (1x1 expand, 3x3 depthwise, linear 1x1 "
+        "project); naive: one full 3x3 a block", routed=("reduction_activation", "bn_momentum"),
+        places=("3x3",)),
     "flatten_head_cnn": ModelSpec(
         functools.partial(models.FlattenHeadClassifier), 8, 10,
         "small CNN with a flatten + Dense head (8x8 digits); reduce: a 1x1 before the head",

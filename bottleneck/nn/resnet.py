@@ -35,9 +35,8 @@ from bottleneck.nn import models
 from bottleneck.nn.blocks import ConvStyle, Reduction
 from bottleneck.nn.layers import ClassifierHead, kept
 
-# torchvision's batch norm epsilon (PyTorch's default); GoogLeNet's and Inception's are 1e-3.
-BN_EPSILON = 1e-5
-STYLE = ConvStyle(use_bias=False, batch_norm=True, bn_momentum=0.9)  # PyTorch's momentum 0.1
+# PyTorch's batch norm: momentum 0.1 (0.9 in Flax's convention), epsilon 1e-5.
+STYLE = ConvStyle(use_bias=False, batch_norm=True, bn_momentum=0.9, bn_epsilon=1e-5)
 
 # Blocks per stage and block kind (torchvision's `resnet18/34/50`).
 LAYOUTS = {
@@ -73,8 +72,8 @@ class Residual(nnx.Module):
     self.reduce = kind == "bottleneck" and reduction.at("3x3")
 
     def unit(cin, cout, k, tag, s=1, activation=True):
-      return style.unit(cin, cout, k, strides=s, padding=k // 2, activation=activation,
-                        bn_epsilon=BN_EPSILON, rngs=rngs, name=f"{name}/{tag}")
+      return style.unit(cin, cout, k, strides=s, padding=k // 2, activation=activation, rngs=rngs,
+                        name=f"{name}/{tag}")
 
     widths = {}
     if kind == "basic":
@@ -135,9 +134,7 @@ class ResNet(models.Network):
     self.block_kind = kind
     scale = models.Widths(width, width_extra, name)
     c = scale(64)
-    self._add(
-        "conv1",
-        style.unit(3, c, 7, strides=2, padding=3, bn_epsilon=BN_EPSILON, rngs=rngs, name="conv1"))
+    self._add("conv1", style.unit(3, c, 7, strides=2, padding=3, rngs=rngs, name="conv1"))
     self._add("pool1", style.pool(3, 2, 1))
     for stage, (count, planes) in enumerate(zip(counts, PLANES), start=1):
       planes = scale(planes)

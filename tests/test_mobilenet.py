@@ -1,0 +1,73 @@
+"""MobileNetV2 (`bottleneck.nn.mobilenet`): torchvision's counts, and the inverted residual with
+and without its 1x1s. Its logits against torchvision's own: tests/test_import_weights.py."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from bottleneck import complexity
+from bottleneck.nn import layers, registry
+from bottleneck.validation import ConfigError
+
+
+def test_counts_are_torchvisions():
+  """3,504,872 parameters (torchvision's table); 0.30 G multiply-adds at 224 there, rounded
+  (ours exact; a depthwise conv's multiply-adds are its taps, one input channel each)."""
+  model = registry.abstract_model("mobilenet_v2", reduce=True)
+  assert complexity.count_params(model) == 3_504_872
+  macs = complexity.module_macs(model, (1, 224, 224, 3))
+  assert macs == 300_774_272 and abs(macs - 0.30e9) <= 0.005e9
+  # Its 1x1s expand: without them (one 3x3 a block) the network is smaller.
+  naive = registry.abstract_model("mobilenet_v2", reduce=False)
+  assert complexity.count_params(naive) == 3_145_736
+  assert complexity.module_macs(naive, (1, 224, 224, 3)) == 257_528_832
+
+
+def test_the_inverted_residual_with_and_without_its_1x1s():
+  reduced = dict(registry.abstract_model("mobilenet_v2", reduce=True).named_stages())
+  naive = dict(registry.abstract_model("mobilenet_v2", reduce=False).named_stages())
+  units = lambda block: list(block.body.layers)
+  # block3: 24 -> 24 channels, stride 1: expand 6x to 144, depthwise, linear projection, and
+  # the input added back.
+  b = reduced["block3"]
+  assert [u.conv.kernel.shape for u in units(b)] == [(1, 1, 24, 144), (3, 3, 1, 144),
+                                                     (1, 1, 144, 24)]
+  assert [u.groups for u in units(b)] == [1, 144, 1]
+  assert [u.activation for u in units(b)] == ["relu6", "relu6", False]
+  assert b.residual and not reduced["block2"].residual  # 16 -> 24 at stride 2
+  # The first block has t = 1: no expansion.
+  assert [u.conv.kernel.shape for u in units(reduced["block1"])] == [(3, 3, 1, 32), (1, 1, 32, 16)]
+  # Naive: one full 3x3 from the block's input to its output channels, the same residual.
+  assert [u.conv.kernel.shape for u in units(naive["block3"])] == [(3, 3, 24, 24)]
+  assert naive["block3"].residual
+
+
+def test_the_papers_knobs_and_a_bad_group_count():
+  # Fig. 6: ReLU6 after the projection instead of a linear bottleneck; the expansion ratio.
+  model = registry.abstract_model("mobilenet_v2", reduce=True, reduction_activation=True,
+                                  expansion=4.0)
+  block = dict(model.named_stages())["block3"]
+  assert [u.activation for u in block.body.layers][-1] == "relu6"
+  assert block.body.layers[0].conv.kernel.shape == (1, 1, 24, 96)
+  with pytest.raises(ConfigError, match=r"groups=4 must divide in_features=6"):
+    layers.ConvUnit(6, 8, 3, groups=4, rngs=nnx.Rngs(0))
+  with pytest.raises(ConfigError, match=r"unknown activation 'gelu'"):
+    layers.ConvUnit(4, 4, 3, activation="gelu", rngs=nnx.Rngs(0))
+
+
+def test_depthwise_unit_is_one_conv_per_channel():
+  """A depthwise unit equals each channel convolved alone."""
+  unit = layers.ConvUnit(3, 3, 3, groups=3, activation=False, padding=1,
+                         style=layers.ConvStyle(batch_norm=False), rngs=nnx.Rngs(0))
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(1, 5, 5, 3)), jnp.float32)
+  y = unit(x)
+  for c in range(3):
+    alone = layers.ConvUnit(1, 1, 3, activation=False, padding=1,
+                            style=layers.ConvStyle(batch_norm=False), rngs=nnx.Rngs(0))
+    alone.conv.kernel[...] = unit.conv.kernel[...][:, :, :, c:c + 1]
+    alone.conv.bias[...] = unit.conv.bias[...][c:c + 1]
+    # Each computation of a 9-product sum is within 9u x sum|x w| <= 9u x 9 max|x| max|w| of
+    # the exact value (u = 2^-24), so the two within twice that.
+    bound = 2 * 9 * 9 * 2**-24 * float(jnp.abs(x).max() * jnp.abs(unit.conv.kernel[...]).max())
+    np.testing.assert_allclose(y[..., c:c + 1], alone(x[..., c:c + 1]), rtol=0, atol=bound)
