@@ -4,9 +4,9 @@ returns a map of class scores.
 
 - A flatten + Dense classifier trained on the digits (configs/digits_fc_head.py) reads a canvas
   holding several test digits; every location equals the classifier on its crop.
-- GoogLeNet (`googlenet`, `googlenet_bn`) or a ResNet (`resnet18/34/50`; e.g. weights from
-  experiments.import_weights) reads the
-  two photos scikit-learn ships (china.jpg, flower.jpg). Each location is compared with the
+- GoogLeNet (`googlenet`, `googlenet_bn`), a ResNet (`resnet18/34/50`) or MobileNetV2 (e.g.
+  weights from experiments.import_weights) reads the two photos scikit-learn ships
+  (china.jpg, flower.jpg). Each location is compared with the
   network on its 224x224 crop (they differ where the network pads inside; by how much is
   measured per ring of locations from the map's edge), and the cost of the map in one pass is
   measured against classifying one crop (Caffe's fully convolutional CaffeNet: 64x the outputs
@@ -25,7 +25,7 @@ from PIL import Image
 
 from bottleneck import saved_models, workdir as wd
 from bottleneck.data import pipeline
-from bottleneck.nn import conversions, layers, models, resnet
+from bottleneck.nn import conversions, layers, mobilenet, models, resnet
 from bottleneck.validation import ConfigError
 
 
@@ -95,13 +95,13 @@ def run(workdir: str, image_size: int | None = None, *, num_digits: int = 4, see
   out_dir = out_dir or os.path.join(workdir, "fully_conv")
   if isinstance(loaded.model, models.FlattenHeadClassifier):
     return _run_digits(loaded, image_size or 32, num_digits, seed, out_dir)
-  if isinstance(loaded.model, (models.GoogLeNet, resnet.ResNet)):
+  if isinstance(loaded.model, (models.GoogLeNet, resnet.ResNet, mobilenet.MobileNetV2)):
     return run_photos(loaded, image_size or 320, out_dir, calibrate_bn=calibrate_bn,
                       repeats=repeats)
   raise ConfigError(f"{workdir} holds {loaded.config.model!r}; fully_conv takes a flatten + "
                     "Dense classifier (configs/digits_fc_head.py) or an ImageNet network "
                     "whose side is a whole number of strides: googlenet, googlenet_bn, "
-                    "resnet18, resnet34, resnet50 (experiments.import_weights).")
+                    "resnet18, resnet34, resnet50, mobilenet_v2 (experiments.import_weights).")
 
 
 def _run_digits(loaded, image_size, num_digits, seed, out_dir) -> dict:

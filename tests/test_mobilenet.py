@@ -7,8 +7,9 @@ import pytest
 from flax import nnx
 
 from bottleneck import complexity
-from bottleneck.nn import layers, registry
+from bottleneck.nn import conversions, layers, registry
 from bottleneck.validation import ConfigError
+from tests.numerics import DEPTH, network_rtol
 
 
 def test_counts_are_torchvisions():
@@ -71,3 +72,18 @@ def test_depthwise_unit_is_one_conv_per_channel():
     # the exact value (u = 2^-24), so the two within twice that.
     bound = 2 * 9 * 9 * 2**-24 * float(jnp.abs(x).max() * jnp.abs(unit.conv.kernel[...]).max())
     np.testing.assert_allclose(y[..., c:c + 1], alone(x[..., c:c + 1]), rtol=0, atol=bound)
+
+
+def test_score_map_of_mobilenet():
+  """Global pool and linear head: a score map with stride 32, equal to the logits at the
+  training size within the float32 estimate of a network this deep."""
+  model = registry.random_model("mobilenet_v2", reduce=True, image_size=64, num_classes=5)
+  model.eval()
+  net = conversions.convolutionalize(model)
+  assert (net.stride, net.window, net.score_map_size(96)) == (32, 2, 2)
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(1, 96, 96, 3)), jnp.float32)
+  forward = nnx.jit(lambda m, x: m(x))
+  assert forward(net, x).shape == (1, 2, 2, 5)
+  logits, at_size = forward(model, x[:, :64, :64]), forward(net, x[:, :64, :64])[:, 0, 0]
+  assert float(jnp.abs(at_size - logits).max()) <= \
+      network_rtol(model, DEPTH["mobilenet_v2"]) * float(jnp.abs(logits).max())

@@ -123,8 +123,8 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def published_reduce(name: str) -> bool:
-  """`reduce` for model `name` as published: True for the Inception networks and resnet50
-  (their 1x1 reductions built), False for the basic-block ResNets (`ModelSpec.variants`)."""
+  """`reduce` for model `name` as published: True for every network whose 1x1s the switch
+  removes (their 1x1s built), False for the basic-block ResNets (`ModelSpec.variants`)."""
   return get_spec(name).variants[0]
 
 
