@@ -39,6 +39,8 @@ def test_the_inverted_residual_with_and_without_its_1x1s():
   assert b.residual and not reduced["block2"].residual  # 16 -> 24 at stride 2
   # The first block has t = 1: no expansion.
   assert [u.conv.kernel.shape for u in units(reduced["block1"])] == [(3, 3, 1, 32), (1, 1, 32, 16)]
+  assert dict(reduced["block1"].widths) == {"3x3 depthwise": 32, "1x1 project": 16}
+  assert dict(b.widths) == {"1x1 expand": 144, "3x3 depthwise": 144, "1x1 project": 24}
   # Naive: one full 3x3 from the block's input to its output channels, the same residual.
   assert [u.conv.kernel.shape for u in units(naive["block3"])] == [(3, 3, 24, 24)]
   assert naive["block3"].residual

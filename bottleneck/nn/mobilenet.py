@@ -67,7 +67,9 @@ class InvertedResidual(nnx.Module):
           unit(hidden, hidden, 3, "depthwise", stride, groups=hidden),
           unit(hidden, out_features, 1, "project", activation=projection)
       ]
-      widths.update({"1x1 expand": hidden, "3x3 depthwise": hidden, "1x1 project": out_features})
+      if expansion != 1:
+        widths["1x1 expand"] = hidden
+      widths.update({"3x3 depthwise": hidden, "1x1 project": out_features})
     else:
       body = [unit(in_features, out_features, 3, "conv", stride, activation=projection)]
       widths["3x3"] = out_features
