@@ -24,7 +24,7 @@ from absl import logging
 from flax import nnx
 
 from bottleneck import complexity, env, validation
-from bottleneck.nn import blocks, models, registry, resnet
+from bottleneck.nn import blocks, mobilenet, models, registry, resnet, squeezenet
 from bottleneck.nn.blocks import ConvStyle, Reduction
 from bottleneck.nn.paths import KINDS, Paths
 from bottleneck.validation import ConfigError
@@ -109,6 +109,42 @@ def _resnet_block(name):
   return Case(name, build, side, cin)
 
 
+# SqueezeNet 1.0's fire modules: (input side, input channels, squeeze, expand 1x1, expand 3x3).
+FIRE_BLOCKS = {
+    "fire3": (54, 128, 16, 64, 64), "fire7": (27, 384, 48, 192, 192),
+    "fire9": (13, 512, 64, 256, 256)
+}
+# MobileNetV2's stride-1 inverted residuals with the input added back: (input side, channels).
+MOBILENET_BLOCKS = {
+    "mobilenet_block3": (56, 24), "mobilenet_block6": (28, 32), "mobilenet_block13": (14, 96),
+    "mobilenet_block16": (7, 160)
+}
+
+
+def _fire_block(name):
+  side, cin, *widths = FIRE_BLOCKS[name]
+
+  def build(reduce, dtype, paths, ratio=None):
+    style = dataclasses.replace(squeezenet.STYLE, dtype=dtype, paths=paths)
+    return squeezenet.Fire(cin, *widths, reduction=Reduction(enabled=reduce, ratio=ratio),
+                           style=style, rngs=nnx.Rngs(0), name=name)
+
+  return Case(name, build, side, cin)
+
+
+def _mobilenet_block(name):
+  side, channels = MOBILENET_BLOCKS[name]
+
+  def build(reduce, dtype, paths, ratio=None):
+    del ratio  # its 1x1s expand: no reduction ratio
+    style = dataclasses.replace(mobilenet.STYLE, dtype=dtype, paths=paths)
+    return mobilenet.InvertedResidual(channels, channels,
+                                      reduction=Reduction(enabled=reduce, activation=False),
+                                      style=style, rngs=nnx.Rngs(0), name=name)
+
+  return Case(name, build, side, channels)
+
+
 def _network(name, image_size, model_kwargs: dict | None = None, label: str | None = None):
   model_kwargs = dict(model_kwargs or {})
 
@@ -149,7 +185,7 @@ def _model_kwargs(name: str, items: list[str], spec: str) -> dict:
 
 def cases() -> dict[str, Case]:
   """Every case by name: GoogLeNet blocks, Inception-v3 blocks, small modules, ResNet-50's
-  bottleneck blocks."""
+  bottleneck blocks, SqueezeNet's fire modules, MobileNetV2's inverted residuals."""
   out = {
       c.name: c for c in (_googlenet_block(r) for r in models.GOOGLENET_TABLE1 if r[1] is not None)
   }
@@ -162,6 +198,8 @@ def cases() -> dict[str, Case]:
                          32), _small_block("small_downsample", blocks.SmallDownsample, 28, 80, 80)):
     out[c.name] = c
   out.update({name: _resnet_block(name) for name in RESNET_BLOCKS})
+  out.update({name: _fire_block(name) for name in FIRE_BLOCKS})
+  out.update({name: _mobilenet_block(name) for name in MOBILENET_BLOCKS})
   return out
 
 

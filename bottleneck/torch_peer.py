@@ -18,7 +18,7 @@ import numpy as np
 from flax import nnx
 
 from bottleneck import numerics
-from bottleneck.nn import blocks, layers, models, resnet
+from bottleneck.nn import blocks, layers, mobilenet, models, resnet
 from bottleneck.nn.paths import window_geometry
 from bottleneck.validation import ConfigError
 
@@ -139,6 +139,17 @@ class _Residual(nn.Module):
     return torch.relu(self.body(x) + (x if self.shortcut is None else self.shortcut(x)))
 
 
+class _InvertedResidual(nn.Module):
+
+  def __init__(self, block: mobilenet.InvertedResidual):
+    super().__init__()
+    self.body = from_nnx(block.body)
+    self.residual = block.residual
+
+  def forward(self, x):
+    return x + self.body(x) if self.residual else self.body(x)
+
+
 def from_nnx(module: nnx.Module) -> nn.Module:
   """The PyTorch twin of a block or network of this package, with its weights and statistics."""
   if isinstance(module, layers.ConvUnit):
@@ -149,6 +160,8 @@ def from_nnx(module: nnx.Module) -> nn.Module:
     return _Concat([from_nnx(b) for b in module.branches])
   if isinstance(module, resnet.Residual):
     return _Residual(module)
+  if isinstance(module, mobilenet.InvertedResidual):
+    return _InvertedResidual(module)
   if isinstance(module, nnx.Sequential):
     return nn.Sequential(*(from_nnx(m) for m in module.layers))
   if isinstance(module, models.Network):
@@ -164,8 +177,8 @@ def from_nnx(module: nnx.Module) -> nn.Module:
   if isinstance(module, layers.ClassifierHead):
     return _Head(module)
   raise ConfigError(f"no PyTorch peer for {type(module).__name__}; known: conv units, Inception "
-                    "blocks, residual blocks, Concat, Sequential, networks, max/avg pools, LRN, "
-                    "classifier head.")
+                    "blocks, residual and inverted residual blocks, Concat, Sequential, networks, "
+                    "max/avg pools, LRN, classifier head.")
 
 
 def count_params(peer: nn.Module) -> int:

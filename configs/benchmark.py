@@ -14,7 +14,8 @@ eager and `torch.compile`), `ratio` (blocks 3a, 4e and v3 B at batch 32, reduced
 1/8 ... 1 of the input's channels: where the reduced block stops being faster than the naive),
 `train_step` (the small Inception of configs/fashion_inception.py at batch 128, width 0.25 on
 28x28x1, with "auto" and XLA's own paths, against PyTorch eager: docs/benchmarks.md), `resnet`
-(ResNet-50's bottleneck blocks with and without their 1x1s, batch 32, against PyTorch eager).
+(ResNet-50's bottleneck blocks with and without their 1x1s, batch 32, against PyTorch eager),
+`families` (those, SqueezeNet's fire modules and MobileNetV2's inverted residuals, the same way).
 """
 
 import ml_collections
@@ -28,8 +29,12 @@ SMALL = ["small_inception", "small_downsample"]
 NETWORKS = ["inception_small@28", "googlenet_bn@112", "inception_v3@75"]
 # ResNet-50's bottleneck blocks (a later block of each stage), with and without their 1x1s.
 RESNET = ["resnet_layer1", "resnet_layer2", "resnet_layer3", "resnet_layer4"]
+# SqueezeNet's fire modules with and without their squeeze; MobileNetV2's inverted residuals
+# with and without their (expanding) 1x1s.
+FIRE = ["fire3", "fire7", "fire9"]
+MOBILENET = ["mobilenet_block3", "mobilenet_block6", "mobilenet_block13", "mobilenet_block16"]
 VARIANTS = ("default", "smoke", "paths", "precision", "peer", "peer_compile", "ratio", "train_step",
-            "resnet")
+            "resnet", "families")
 
 
 def get_config(arg: str = "default"):
@@ -82,8 +87,8 @@ def get_config(arg: str = "default"):
     c.paths = ("auto", "xla")
     c.torch_peer = True
     c.repeats = 10
-  elif arg == "resnet":
-    c.cases = tuple(RESNET)
+  elif arg in ("resnet", "families"):
+    c.cases = tuple(RESNET) if arg == "resnet" else tuple(RESNET + FIRE + MOBILENET)
     c.batches = (32,)
     c.torch_peer = True
   elif arg == "precision":

@@ -56,6 +56,15 @@ def test_residual_block_twin(reduce):
   torch_peer.check_same(module, peer, x, "resnet_layer4", rtol=network_rtol(module, 3))
 
 
+@pytest.mark.parametrize("name", ["fire7", "mobilenet_block16"])
+def test_fire_and_inverted_residual_twins(name):
+  """A bias-only fire module (concatenated expands); a depthwise conv (groups), ReLU6 and the
+  input added back."""
+  module, peer, x = _peer(name, True)
+  assert torch_peer.count_params(peer) == complexity.count_params(module)
+  torch_peer.check_same(module, peer, x, name, rtol=network_rtol(module, 3))
+
+
 def test_network_twin_with_lrn():
   module = registry.random_model("googlenet", reduce=True, image_size=32, num_classes=7)
   peer = torch_peer.from_nnx(module)
