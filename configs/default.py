@@ -42,7 +42,8 @@ MODEL_ARGUMENTS = {
     "expansion": float,  # MobileNetV2's t
 }
 # The kinds of op whose computation a config chooses (`bottleneck.nn.paths.KINDS`).
-PATH_KINDS = ("conv_1x1", "conv_kx1", "conv_strided", "max_pool", "conv_taps", "conv_library")
+PATH_KINDS = ("conv_1x1", "conv_kx1", "conv_strided", "max_pool", "conv_taps", "conv_library",
+              "conv_depthwise")
 
 
 def get_config(arg: str = "reduced") -> ml_collections.ConfigDict:

@@ -130,11 +130,25 @@ def test_im2col_strided_conv_equals_xla(kernel, strides, padding):
   assert _path(stride_1, x) == "xla"
 
 
+@pytest.mark.parametrize("strides,padding", [(1, 1), (2, 1), (2, "SAME"), (1, "VALID"),
+                                             (2, (0, 2))])
+def test_depthwise_taps_equal_xla(strides, padding):
+  """MobileNetV2's depthwise conv as one shifted multiply per tap: value and gradients as
+  accurate as XLA's grouped conv, batch norm and ReLU6 after it."""
+  x = jnp.asarray(np.random.default_rng(5).normal(size=(2, 9, 8, 6)), jnp.float32)
+  units = [
+      ConvUnit(6, 6, 3, groups=6, activation="relu6", strides=strides, padding=padding,
+               style=ConvStyle(paths=Paths(conv_depthwise=path), batch_norm=True), rngs=nnx.Rngs(0))
+      for path in ("xla", "taps")
+  ]
+  _assert_same_unit(units, x)
+
+
 def test_parse_paths():
   assert Paths.parse("auto") == Paths() and Paths().as_dict() == dict.fromkeys(paths.KINDS, "auto")
   assert Paths.parse("xla, max_pool=argmax").as_dict() == {
       "conv_1x1": "xla", "conv_kx1": "xla", "conv_strided": "xla", "max_pool": "argmax",
-      "conv_taps": "xla", "conv_library": "xla"
+      "conv_taps": "xla", "conv_library": "xla", "conv_depthwise": "xla"
   }
   with pytest.raises(ConfigError, match=r"unknown path kind 'maxpool'.*Did you mean 'max_pool'"):
     Paths.parse("xla,maxpool=argmax")
@@ -154,9 +168,11 @@ def test_resolve():
   assert paths.resolve("conv_strided", "auto") == "xla"
   assert paths.resolve("conv_library", "auto") == "eigen"
   assert paths.resolve("conv_taps", "auto") == "live"
+  assert paths.resolve("conv_depthwise", "auto") == "taps"
   assert paths.resolve("max_pool", "xla") == "xla"
   assert Paths().resolve() == Paths(conv_1x1="matmul", conv_kx1="transposed", conv_strided="xla",
-                                    max_pool="argmax", conv_taps="live", conv_library="eigen")
+                                    max_pool="argmax", conv_taps="live", conv_library="eigen",
+                                    conv_depthwise="taps")
   assert MaxPool(3, 1).paths.max_pool == "argmax"
   assert MaxPool(3, 1, paths=Paths(max_pool="xla")).paths.max_pool == "xla"
   with pytest.raises(

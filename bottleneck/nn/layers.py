@@ -88,7 +88,8 @@ class ConvUnit(nnx.Module):
     activation: ReLU after the conv (True), none (False: a "linear bottleneck"), or "relu6"
       (MobileNetV2's min(max(x, 0), 6)).
     groups: channel groups (`in_features` and `out_features` both divisible): `in_features`
-      for a depthwise conv (MobileNetV2). A grouped conv is XLA's own, whatever the paths say.
+      for a depthwise conv (MobileNetV2; computed as `style.paths.conv_depthwise` says). Other
+      grouped convs are XLA's own.
     style: its conventions (`ConvStyle`): a learned bias in the conv (paper GoogLeNet: yes;
       batch-norm nets: no), batch norm after it, whether that learns a scale (torchvision: yes;
       Keras Inception-v3: no) and its epsilon, precision, and how the conv is computed
@@ -131,6 +132,8 @@ class ConvUnit(nnx.Module):
           (x, conv.kernel[...], None if conv.bias is None else conv.bias[...]), dtype=conv.dtype)
       if self.groups == 1:
         x = self.paths.conv(x, kernel, self.strides, self.padding)
+      elif self.groups == self.in_features == self.out_features:
+        x = self.paths.depthwise_conv(x, kernel, self.strides, self.padding)
       else:
         x = lax.conv_general_dilated(x, kernel, self.strides, self.padding,
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"),
