@@ -136,7 +136,9 @@ def _mobilenet_block(name):
   side, channels = MOBILENET_BLOCKS[name]
 
   def build(reduce, dtype, paths, ratio=None):
-    del ratio  # its 1x1s expand: no reduction ratio
+    if ratio is not None:  # timed under another label, it would be the published block
+      raise ConfigError(f"{name}: MobileNetV2's 1x1s expand; it has no reduction ratio "
+                        f"(ratio={ratio}).")
     style = dataclasses.replace(mobilenet.STYLE, dtype=dtype, paths=paths)
     return mobilenet.InvertedResidual(channels, channels,
                                       reduction=Reduction(enabled=reduce, activation=False),
@@ -355,12 +357,13 @@ def run(case_names, *, batches, reduces=(True, False), dtypes=("float32",), path
   peaks = {d: matmul_peak(DTYPES[d]) for d in dtypes}
   logging.info("matmul peak: %s", {d: f"{p:.1f} GFLOP/s" for d, p in peaks.items()})
   rows = []
+  variants = {n: _variants(n) for n in case_names}
   combos = [(n, b, r, d, p, q)
             for n in case_names
             for b in batches
             for d in dtypes
             for p in path_sets
-            for r in reduces if r in _variants(n) for q in (ratios if r else (None,))]
+            for r in reduces if r in variants[n] for q in (ratios if r else (None,))]
   for i, (name, batch, reduce, dtype, path_set, ratio) in enumerate(combos):
     if progress:
       logging.info("[%d/%d] %s %s%s batch %d %s %s", i + 1, len(combos), name,

@@ -5,9 +5,11 @@ import os
 import subprocess
 import sys
 
+import jax.numpy as jnp
 import pytest
 
 from bottleneck import benchmark
+from bottleneck.nn.paths import Paths
 from bottleneck.validation import ConfigError
 from tests import ROOT
 
@@ -72,6 +74,8 @@ def test_cases_and_errors():
   # A network with one variant is timed in that one (resnet18's basic blocks: naive).
   assert benchmark.case("resnet18@64").variants == (False,)
   assert benchmark.case("resnet_layer3").variants == (True, False)
+  with pytest.raises(ConfigError, match=r"MobileNetV2's 1x1s expand; it has no reduction ratio"):
+    benchmark.case("mobilenet_block3").build(True, jnp.float32, Paths(), 0.5)
   assert benchmark.case("inception_small@28").image_size == 28
   # A network case is fed the channels the network takes (the digits' networks: one).
   assert benchmark.case("flatten_head_cnn@8").channels == 1
