@@ -24,7 +24,7 @@ from absl import logging
 from flax import nnx
 
 from bottleneck import complexity, env, validation
-from bottleneck.nn import blocks, mobilenet, models, registry, resnet, squeezenet
+from bottleneck.nn import blocks, mobilenet, models, nin, registry, resnet, squeezenet
 from bottleneck.nn.blocks import ConvStyle, Reduction
 from bottleneck.nn.paths import KINDS, Paths
 from bottleneck.validation import ConfigError
@@ -147,6 +147,29 @@ def _mobilenet_block(name):
   return Case(name, build, side, channels)
 
 
+# NiN's mlpconv blocks at their CIFAR-10 sizes: (input side, input channels, k x k kernel and
+# channels, 1x1 widths), as `nin.LAYOUT` builds them.
+NIN_BLOCKS = {
+    f"nin_mlpconv{i}": (side, cin, kernel, channels, mlp)
+    for i, (side, cin, (kernel, channels, mlp,
+                        _)) in enumerate(zip((32, 16, 8), (3, 96, 192), nin.LAYOUT), start=1)
+}
+
+
+def _nin_block(name):
+  side, cin, kernel, channels, mlp = NIN_BLOCKS[name]
+
+  def build(reduce, dtype, paths, ratio=None):
+    if ratio is not None:
+      raise ConfigError(f"{name}: NiN's 1x1s follow its k x k conv; it has no reduction ratio "
+                        f"(ratio={ratio}).")
+    style = dataclasses.replace(nin.STYLE, dtype=dtype, paths=paths)
+    return nin.MlpConv(cin, channels, kernel, mlp, reduction=Reduction(enabled=reduce), style=style,
+                       rngs=nnx.Rngs(0), name=name)
+
+  return Case(name, build, side, cin)
+
+
 def _network(name, image_size, model_kwargs: dict | None = None, label: str | None = None):
   model_kwargs = dict(model_kwargs or {})
 
@@ -187,7 +210,8 @@ def _model_kwargs(name: str, items: list[str], spec: str) -> dict:
 
 def cases() -> dict[str, Case]:
   """Every case by name: GoogLeNet blocks, Inception-v3 blocks, small modules, ResNet-50's
-  bottleneck blocks, SqueezeNet's fire modules, MobileNetV2's inverted residuals."""
+  bottleneck blocks, SqueezeNet's fire modules, MobileNetV2's inverted residuals, NiN's
+  mlpconv blocks."""
   out = {
       c.name: c for c in (_googlenet_block(r) for r in models.GOOGLENET_TABLE1 if r[1] is not None)
   }
@@ -202,6 +226,7 @@ def cases() -> dict[str, Case]:
   out.update({name: _resnet_block(name) for name in RESNET_BLOCKS})
   out.update({name: _fire_block(name) for name in FIRE_BLOCKS})
   out.update({name: _mobilenet_block(name) for name in MOBILENET_BLOCKS})
+  out.update({name: _nin_block(name) for name in NIN_BLOCKS})
   return out
 
 

@@ -4,7 +4,8 @@ returns a map of class scores.
 
 - A flatten + Dense classifier trained on the digits (configs/digits_fc_head.py) reads a canvas
   holding several test digits; every location equals the classifier on its crop.
-- GoogLeNet (`googlenet`, `googlenet_bn`), a ResNet (`resnet18/34/50`) or MobileNetV2 (e.g.
+- A network whose head averages per-pixel class scores (GoogLeNet, Inception-v3, the ResNets,
+  MobileNetV2: global pool and Dense; SqueezeNet and NiN: a 1x1 conv and global pool; e.g.
   weights from experiments.import_weights) reads the two photos scikit-learn ships
   (china.jpg, flower.jpg). Each location is compared with the
   network on its 224x224 crop (they differ where the network pads inside; by how much is
@@ -25,7 +26,7 @@ from PIL import Image
 
 from bottleneck import saved_models, workdir as wd
 from bottleneck.data import pipeline
-from bottleneck.nn import conversions, layers, mobilenet, models, resnet
+from bottleneck.nn import conversions, layers, models
 from bottleneck.validation import ConfigError
 
 
@@ -88,20 +89,22 @@ def run(workdir: str, image_size: int | None = None, *, num_digits: int = 4, see
         out_dir: str | None = None, calibrate_bn: bool = False, repeats: int = 5) -> dict:
   """Loads the model saved in `workdir`, convolutionalizes it, runs it on a canvas of digits
   (flatten + Dense classifiers; `image_size` the canvas side, default 32) or on the photos
-  (GoogLeNet; `image_size` their shorter side, default 320)."""
+  (networks with a pooled head; `image_size` their shorter side, default 320)."""
   if out_dir is not None:
     wd.ensure_writable(out_dir, "--out_dir")  # before the work, not after it
   loaded = saved_models.load(workdir)
   out_dir = out_dir or os.path.join(workdir, "fully_conv")
   if isinstance(loaded.model, models.FlattenHeadClassifier):
     return _run_digits(loaded, image_size or 32, num_digits, seed, out_dir)
-  if isinstance(loaded.model, (models.GoogLeNet, resnet.ResNet, mobilenet.MobileNetV2)):
+  if isinstance(loaded.model, models.Network) and "head" in loaded.model.stage_names and \
+      isinstance(loaded.model.head, (layers.ClassifierHead, layers.ConvClassifier)):
     return run_photos(loaded, image_size or 320, out_dir, calibrate_bn=calibrate_bn,
                       repeats=repeats)
   raise ConfigError(f"{workdir} holds {loaded.config.model!r}; fully_conv takes a flatten + "
-                    "Dense classifier (configs/digits_fc_head.py) or an ImageNet network "
-                    "whose side is a whole number of strides: googlenet, googlenet_bn, "
-                    "resnet18, resnet34, resnet50, mobilenet_v2 (experiments.import_weights).")
+                    "Dense classifier (configs/digits_fc_head.py) or a network whose head "
+                    "averages per-pixel class scores: googlenet, googlenet_bn, inception_v3, "
+                    "the ResNets, the SqueezeNets, mobilenet_v2, nin "
+                    "(experiments.import_weights).")
 
 
 def _run_digits(loaded, image_size, num_digits, seed, out_dir) -> dict:
@@ -265,10 +268,12 @@ def run_photos(loaded, side: int, out_dir: str, *, calibrate_bn: bool = False, r
         **result, "crop_macs": crop_macs
     })
   return {
-      "kind": "photos", "model": loaded.config.model, "checkpoint_step": loaded.step, "weights":
-          (loaded.imported or {}).get("weights", "trained here"), "calibrated_bn": calibrate_bn,
-      "stride": net.stride, "window": net.window, "training_size": size, "photos": results,
-      "files": files, "device": env.device_description()
+      "kind": "photos", "model": loaded.config.model, "checkpoint_step": loaded.step,
+      "weights": (loaded.imported
+                  or {}).get("weights",
+                             "trained here"), "calibrated_bn": calibrate_bn, "stride": net.stride,
+      "window": net.window, "training_size": size, "head": "dense" if net.pool_first else "conv",
+      "photos": results, "files": files, "device": env.device_description()
   }
 
 
@@ -292,9 +297,11 @@ def format_text(out: dict) -> str:
 
 def format_photos(out: dict) -> str:
   calibrated = ", batch norm calibrated on the photos" if out["calibrated_bn"] else ""
+  head = ("Dense -> 1x1 conv"
+          if out.get("head", "dense") == "dense" else "its 1x1 conv classifier at every location")
   lines = [
       f"{out['model']} ({out['weights']}{calibrated}): global pool -> {out['window']}x"
-      f"{out['window']}/1 average pool, Dense -> 1x1 conv; stride {out['stride']}"
+      f"{out['window']}/1 average pool, {head}; stride {out['stride']}"
   ]
   for p in out["photos"]:
     h, w, k = p["score_map_shape"]

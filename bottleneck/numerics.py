@@ -27,7 +27,7 @@ FACTOR = 16.0
 # MobileNetV2's conv1, 2 + 16 x 3 convs in its blocks, its last conv and classifier.
 DEPTH = {
     "googlenet": 22, "googlenet_bn": 22, "inception_v3": 42, "resnet18": 18, "resnet34": 34,
-    "resnet50": 50, "squeezenet1_0": 18, "squeezenet1_1": 18, "mobilenet_v2": 53
+    "resnet50": 50, "squeezenet1_0": 18, "squeezenet1_1": 18, "mobilenet_v2": 53, "nin": 9
 }
 
 

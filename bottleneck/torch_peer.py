@@ -18,7 +18,7 @@ import numpy as np
 from flax import nnx
 
 from bottleneck import numerics
-from bottleneck.nn import blocks, layers, mobilenet, models, resnet
+from bottleneck.nn import blocks, layers, mobilenet, models, nin, resnet
 from bottleneck.nn.paths import window_geometry
 from bottleneck.validation import ConfigError
 
@@ -94,7 +94,8 @@ def _pool(pool, kind: str) -> nn.Module:
     make = lambda p: nn.MaxPool2d(pool.window, pool.stride, p, ceil_mode=getattr(
         pool, "ceil_mode", False))
   else:  # count_pad: padded taps count as zeros (count_include_pad); else only real taps
-    make = lambda p: nn.AvgPool2d(pool.window, pool.stride, p, count_include_pad=pool.count_pad)
+    make = lambda p: nn.AvgPool2d(pool.window, pool.stride, p, ceil_mode=pool.ceil_mode,
+                                  count_include_pad=pool.count_pad)
   out = _padded(make, pool.window, pool.stride, pool.padding,
                 -float("inf") if kind == "max" else 0.0)
   if kind == "avg" and not pool.count_pad and isinstance(out, _Padded):
@@ -126,6 +127,17 @@ class _Head(nn.Module):
 
   def forward(self, x):
     return self.dense(self.dropout(x.mean(dim=(2, 3))))
+
+
+class _ConvClassifier(nn.Module):
+
+  def __init__(self, head: layers.ConvClassifier):
+    super().__init__()
+    self.dropout = nn.Dropout(head.dropout.rate)
+    self.conv = from_nnx(head.conv)
+
+  def forward(self, x):
+    return self.conv(self.dropout(x)).mean(dim=(2, 3))
 
 
 class _Residual(nn.Module):
@@ -162,6 +174,10 @@ def from_nnx(module: nnx.Module) -> nn.Module:
     return _Residual(module)
   if isinstance(module, mobilenet.InvertedResidual):
     return _InvertedResidual(module)
+  if isinstance(module, nin.MlpConv):
+    return from_nnx(module.body)
+  if isinstance(module, nnx.Dropout):
+    return nn.Dropout(module.rate)
   if isinstance(module, nnx.Sequential):
     return nn.Sequential(*(from_nnx(m) for m in module.layers))
   if isinstance(module, models.Network):
@@ -176,9 +192,11 @@ def from_nnx(module: nnx.Module) -> nn.Module:
     return nn.LocalResponseNorm(module.size, module.alpha, module.beta, module.k)
   if isinstance(module, layers.ClassifierHead):
     return _Head(module)
+  if isinstance(module, layers.ConvClassifier):
+    return _ConvClassifier(module)
   raise ConfigError(f"no PyTorch peer for {type(module).__name__}; known: conv units, Inception "
-                    "blocks, residual and inverted residual blocks, Concat, Sequential, networks, "
-                    "max/avg pools, LRN, classifier head.")
+                    "and fire blocks, residual and inverted residual blocks, mlpconv, Concat, "
+                    "Sequential, networks, max/avg pools, LRN, dropout, classifier heads.")
 
 
 def count_params(peer: nn.Module) -> int:

@@ -2,17 +2,21 @@ r"""Memory and the roofline: why time does (or does not) follow multiply-adds.
 
   python -m experiments.roofline --config=configs/roofline.py:smoke     # about a minute
   python -m experiments.roofline --config=configs/roofline.py --out=runs/roofline
+  python -m experiments.roofline --config=configs/roofline.py:families --out=runs/roofline_families
 
 Measures this device's matmul peak and memory bandwidth, then times (forward, and
 forward+backward) Inception blocks naive and reduced, each conv of (3a) alone and ShuffleNetV2's
 fragmentation cases, places each on the roofline, and compares a training step's memory naive
 against reduced (analytic and XLA's compiled figure; the largest batch within `budget_gb`).
 Writes roofline.json, ROOFLINE.md and roofline.png to --out. docs/memory.md explains it.
+`families`: the same for the other 1x1 families' blocks (ResNet-50's bottlenecks, SqueezeNet's
+fire modules, MobileNetV2's inverted residuals, NiN's mlpconvs) and their networks' training
+memory (resnet50, squeezenet1_0 and mobilenet_v2 at 224, nin at 32).
 """
 
 import ml_collections
 
-VARIANTS = ("default", "smoke")
+VARIANTS = ("default", "smoke", "families")
 
 
 def get_config(arg: str = "default"):
@@ -35,6 +39,13 @@ def get_config(arg: str = "default"):
   c.memory_batch = 32
   c.budget_gb = 16.0
   c.memory_xla = True  # also XLA's compiled figure (compiles two training steps per model)
+  if arg == "families":
+    c.blocks = ("resnet_layer1", "resnet_layer3", "fire3", "fire9", "mobilenet_block3",
+                "mobilenet_block13", "nin_mlpconv1", "nin_mlpconv2")
+    c.conv_blocks = ()
+    c.fragments = ()
+    c.memory_models = (("resnet50", 224), ("squeezenet1_0", 224), ("mobilenet_v2", 224), ("nin",
+                                                                                          32))
   if arg == "smoke":
     c.blocks = ("small_inception",)
     c.conv_blocks = ()

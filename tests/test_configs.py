@@ -11,10 +11,12 @@ from bottleneck.nn import registry
 
 # The ablation studies: variants "", quick, cifar10, and a sweep per variant.
 STUDIES = ("ablation_ratio", "ablation_placement", "iso_macs")
+FAMILIES = "ablation_families"  # a sweep on the studies' data, tested on its own below
 CONFIGS = sorted(
     os.path.basename(p)[:-3]
     for p in glob.glob(os.path.join(os.path.dirname(__file__), "..", "configs", "*.py"))
-    if os.path.basename(p)[:-3] not in ("__init__", "benchmark", "roofline", "study", *STUDIES))
+    if os.path.basename(p)[:-3] not in ("__init__", "benchmark", "roofline", "study", FAMILIES,
+                                        *STUDIES))
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -90,3 +92,28 @@ def test_study_sweeps(name):
   full = sweep.expand(*config_files.load_config_file(path), "/nonexistent")
   assert {"naive", "reduced"} == {"reduced" if p.config.reduce else "naive" for p in full}
   assert len({p.name for p in full}) == len(full)
+
+
+def test_the_families_sweep():
+  """Per family: naive and with its 1x1s at the family's budget, and the paper's knob, each
+  seed; on the studies' data (resized to 32x32); a point is a valid config (NiN's, the
+  quickest to match: ResNet-50's match takes seconds)."""
+  from bottleneck import sweep
+  from configs import ablation_families as families
+  path = os.path.join(os.path.dirname(__file__), "..", "configs", f"{FAMILIES}.py")
+  assert f"--config=configs/{FAMILIES}.py" in families.__doc__
+  for arg, dataset, seeds in (("", "digits", 3), ("fashion", "fashion_mnist", 5)):
+    points = sweep.expand(*config_files.load_config_file(f"{path}:{arg}" if arg else path),
+                          "/nonexistent", arg)
+    assert len(points) == len(families.BUDGETS) * 3 * seeds
+    assert len({p.name for p in points}) == len(points)
+    for model, budget in families.BUDGETS.items():
+      mine = [p.config for p in points if p.config.model == model]
+      assert {c.match_macs for c in mine} == {budget}
+      assert {c.dataset for c in mine} == {dataset} and {c.image_size for c in mine} == {32}
+      kinds = {(c.reduce, c.model_kwargs.reduction_activation) for c in mine}
+      published = model != "mobilenet_v2"  # its projection is linear as published
+      assert kinds == {(True, published), (False, published), (True, not published)}
+  nin = next(p.config for p in points if p.config.model == "nin" and not p.config.reduce)
+  run_config.validate(nin)
+  assert abs(run_config.match_record(nin, 10)["error"]) <= 0.01

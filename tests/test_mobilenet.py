@@ -89,3 +89,19 @@ def test_score_map_of_mobilenet():
   logits, at_size = forward(model, x[:, :64, :64]), forward(net, x[:, :64, :64])[:, 0, 0]
   assert float(jnp.abs(at_size - logits).max()) <= \
       network_rtol(model, DEPTH["mobilenet_v2"]) * float(jnp.abs(logits).max())
+
+
+def test_width_scales_every_block_but_the_last_conv():
+  """`width` rounds each published width (torchvision rounds to multiples of 8: the two agree
+  at 1.0); the last conv keeps 1280, as torchvision's below width 1; `width_extra` widens the
+  first widths by a channel, so that a budget can be matched at equal compute."""
+  model = registry.abstract_model("mobilenet_v2", reduce=True, width=0.5)
+  stages = dict(model.named_stages())
+  assert stages["conv1"].out_features == 16
+  assert [stages[f"block{i}"].out_features for i in (1, 2, 4, 17)] == [8, 12, 16, 160]
+  assert stages["conv_last"].out_features == 1280
+  assert model.width_bases[:3] == (32, 16, 24) and len(model.width_bases) == 18
+  wider = registry.abstract_model("mobilenet_v2", reduce=True, width=0.5, width_extra=2)
+  assert dict(wider.named_stages())["block1"].out_features == 9
+  with pytest.raises(ConfigError, match=r"width_extra=19 is invalid; the network has 18 widths"):
+    registry.abstract_model("mobilenet_v2", reduce=True, width=0.5, width_extra=19)

@@ -1,11 +1,15 @@
 """SqueezeNet (`bottleneck.nn.squeezenet`): torchvision's counts, and the fire module with and
 without its squeeze. Its logits against torchvision's own: tests/test_import_weights.py."""
 
+import jax.numpy as jnp
+import numpy as np
 import pytest
+from flax import nnx
 
 from bottleneck import complexity
-from bottleneck.nn import registry, squeezenet
+from bottleneck.nn import conversions, registry, squeezenet
 from bottleneck.validation import ConfigError
+from tests.numerics import DEPTH, network_rtol
 
 # Parameters: torchvision's model table. Multiply-adds at 224x224 (convs): ours, exact;
 # torchvision's table rounds them to 0.01 G ("GFLOPS" 0.82 and 0.35).
@@ -50,3 +54,20 @@ def test_versions_and_their_minimum_inputs():
   assert registry.abstract_model("squeezenet1_1", reduce=True).min_image_size == 17
   with pytest.raises(ConfigError, match=r"unknown SqueezeNet version 'squeezenet1_2'"):
     squeezenet.SqueezeNet(version="1_2", rngs=None)
+
+
+def test_score_map_of_squeezenet():
+  """A conv classifier (1x1 to the classes, ReLU) and global pool: the score map applies the
+  conv at every position and averages windows of the map's side at the training size. The
+  stride is measured (16), though 64 is no whole number of it: the ceil-mode pools' maps
+  still grow by one location per 16 pixels. At the training size the map is the logits."""
+  model = registry.random_model("squeezenet1_1", reduce=True, image_size=64, num_classes=5)
+  model.eval()
+  net = conversions.convolutionalize(model)
+  assert (net.stride, net.window, net.pool_first, net.score_map_size(96)) == (16, 3, False, 3)
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(1, 96, 80, 3)), jnp.float32)
+  forward = nnx.jit(lambda m, x: m(x))
+  assert forward(net, x).shape == (1, 3, 2, 5)
+  logits, at_size = forward(model, x[:, :64, :64]), forward(net, x[:, :64, :64])[:, 0, 0]
+  assert float(jnp.abs(at_size - logits).max()) <= \
+      network_rtol(model, DEPTH["squeezenet1_1"]) * float(jnp.abs(logits).max())

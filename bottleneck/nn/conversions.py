@@ -113,26 +113,44 @@ class FullyConvClassifier(nnx.Module):
     return self.out(nnx.relu(self.hidden(self.trunk(x))))
 
 
+# Every network here downsamples by a power of two at most this: the span over which
+# `ScoreMapNetwork` measures a network's stride.
+_STRIDE_SPAN = 1024
+
+
 class ScoreMapNetwork(nnx.Module):
-  """A network with a `ClassifierHead` (global average pool -> Dense), fully convolutional.
+  """A network whose head is a global average pool over per-pixel class scores, made fully
+  convolutional: a `ClassifierHead` (global average pool -> Dense, the Dense becoming a 1x1
+  conv) or a `layers.ConvClassifier` (a 1x1 conv to the classes with ReLU, then the pool:
+  SqueezeNet, NiN), whose conv already is one.
 
   The global pool becomes a k x k/1 VALID average pool, k the feature map's side at the
-  training size, and the Dense a 1x1 conv: an input of side S + n * stride (S the training
-  size, stride = S / k) gives an (n + 1)-sided map of class scores."""
+  training size S; the network's stride s is measured (how much the map grows over a span of
+  input). An input of side S + n * s gives an (n + 1)-sided map of class scores, location i
+  the window of the map that a crop at i * s covers. For a Dense head the pool comes first (a
+  linear map and an average commute: fewer multiply-adds); a conv head with ReLU is applied at
+  every position, then pooled."""
 
   def __init__(self, network: models.Network):
     network.eval()
     s = network.image_size
-    shape = nnx.eval_shape(lambda m: m.features(jnp.zeros((1, s, s, m.in_channels))), network)
-    side = shape.shape[1]
-    if s % side:
-      raise ConfigError(f"{network.name} at {s}x{s} ends on a {side}x{side} map, which is "
-                        "not a whole stride of the input; its score map would not line up "
-                        "with crops.")
+    side_at = lambda n: nnx.eval_shape(lambda m: m.features(jnp.zeros(
+        (1, n, n, m.in_channels))), network).shape[1]
+    side = side_at(s)
+    grown = side_at(s + _STRIDE_SPAN) - side
+    stride = _STRIDE_SPAN // grown if grown else 0
+    if not stride or stride * grown != _STRIDE_SPAN or side_at(s + stride) != side + 1:
+      raise ConfigError(f"{network.name} at {s}x{s} ends on a {side}x{side} map that does not "
+                        "grow by one location per whole stride of the input; its score map "
+                        "would not line up with crops.")
     self.network = network
-    self.min_image_size, self.window, self.stride = s, side, s // side
+    self.min_image_size, self.window, self.stride = s, side, stride
     self.pool = layers.AvgPool(side, 1, "VALID")
-    self.conv = dense_to_conv1x1(network.head.dense)
+    head = network.head
+    if isinstance(head, layers.ConvClassifier):
+      self.conv, self.pool_first = head.conv, False
+    else:
+      self.conv, self.pool_first = dense_to_conv1x1(head.dense), True
 
   def score_map_size(self, image_size: int) -> int:
     """Side of the map for an input side: (N - training size) // stride + 1."""
@@ -143,19 +161,23 @@ class ScoreMapNetwork(nnx.Module):
       raise ConfigError(f"input {x.shape[1]}x{x.shape[2]} is too small for the score map of "
                         f"{self.network.name}; the minimum is its training size "
                         f"{self.min_image_size}x{self.min_image_size}.")
-    return self.conv(self.pool(self.network.features(x)))
+    features = self.network.features(x)
+    scores = self.conv(self.pool(features)) if self.pool_first else self.pool(self.conv(features))
+    # A map whose last windows round up (ceil-mode pools) may have a location past the last
+    # whole crop: the map is cut to the crops the input holds.
+    return scores[:, :self.score_map_size(x.shape[1]), :self.score_map_size(x.shape[2])]
 
 
 def convolutionalize(classifier):
   """The fully convolutional twin of a `FlattenHeadClassifier` or of a network whose head is a
-  global average pool and a Dense layer."""
+  global average pool over per-pixel class scores (a Dense or a 1x1 conv head)."""
   if isinstance(classifier, models.FlattenHeadClassifier):
     return FullyConvClassifier(classifier)
   if isinstance(classifier, models.Network) and "head" in classifier.stage_names and \
-      isinstance(classifier.head, layers.ClassifierHead):
+      isinstance(classifier.head, (layers.ClassifierHead, layers.ConvClassifier)):
     return ScoreMapNetwork(classifier)
-  raise ConfigError(f"{type(classifier).__name__} has no Dense classifier to turn into a "
-                    "conv.")
+  raise ConfigError(f"{type(classifier).__name__} has no Dense or 1x1 conv classifier to turn "
+                    "into a score map.")
 
 
 def crop_logits(classifier, fully_conv, x: jax.Array, shape: tuple[int, int]) -> jax.Array:

@@ -31,7 +31,7 @@ import numpy as np
 from flax import nnx
 
 from bottleneck import compat
-from bottleneck.nn import blocks, layers, mobilenet, models, resnet, squeezenet
+from bottleneck.nn import blocks, layers, mobilenet, models, resnet
 from bottleneck.validation import ConfigError
 
 _AUX = ("aux1.", "aux2.", "AuxLogits.")
@@ -49,7 +49,7 @@ def _forward_order(module):
           yield from _forward_order(head)
   elif isinstance(module, resnet.Residual):
     yield from module.units()
-  elif isinstance(module, squeezenet.ConvClassifier):
+  elif isinstance(module, layers.ConvClassifier):
     yield module.conv
   elif isinstance(module, mobilenet.InvertedResidual):
     yield from _forward_order(module.body)

@@ -188,16 +188,35 @@ class MaxPool(nnx.Module):
 class AvgPool(nnx.Module):
   """Average pooling over a window (NHWC). With `count_pad` (PyTorch's default) a padded window
   is divided by its full size, the padded taps counting as zeros; without it (Keras,
-  TensorFlow) by the number of real taps."""
+  TensorFlow) by the number of real taps.
+
+  `ceil_mode` (padding "VALID" only): the output size rounds up as `MaxPool`'s does, and the
+  last window, hanging over the input's end, is divided by its real taps (Caffe's and
+  PyTorch's ceil-mode average)."""
 
   def __init__(self, window: int = 3, stride: int = 1, padding: Padding = "SAME",
-               count_pad: bool = True):
+               count_pad: bool = True, ceil_mode: bool = False):
     self.window, self.stride, self.padding = _pair(window), _pair(stride), padding
     self.count_pad = count_pad
+    self.ceil_mode = bool(ceil_mode)
+    if self.ceil_mode and padding != "VALID":
+      raise validation.ConfigError(f"AvgPool: ceil_mode needs padding 'VALID'; got {padding!r}.")
+
+  def _geometry(self, shape):
+    if not self.ceil_mode:
+      return self.padding, self.count_pad
+    pads = tuple(paths_lib.ceil_padding(shape[a], self.window[a], self.stride[a]) for a in (0, 1))
+    return pads, False  # the overhang is not the input's: never counted
 
   def __call__(self, x):
-    return kept(
-        nnx.avg_pool(x, self.window, self.stride, self.padding, count_include_pad=self.count_pad))
+    padding, count_pad = self._geometry(x.shape[1:3])
+    return kept(nnx.avg_pool(x, self.window, self.stride, padding, count_include_pad=count_pad))
+
+  def output_size(self, size: int) -> int:
+    """The output side for an input side `size` (0: no window fits)."""
+    padding = self._geometry((size, size))[0]
+    padding = paths_lib.axis_padding(padding, 0)
+    return max(0, paths_lib.window_geometry(size, self.window[0], self.stride[0], padding)[2])
 
 
 class LocalResponseNorm(nnx.Module):
@@ -233,6 +252,20 @@ class ClassifierHead(nnx.Module):
   def __call__(self, x):
     x = kept(jnp.mean(x, axis=(1, 2)))
     return kept(self.dense(self.dropout(x)))
+
+
+class ConvClassifier(nnx.Module):
+  """A classifier that is a convolution (SqueezeNet's, NiN's): dropout -> 1x1 conv to the
+  classes (the style's unit: bias and ReLU in theirs) -> global average pool."""
+
+  def __init__(self, in_features: int, num_classes: int, *, dropout: float, style: ConvStyle,
+               rngs: nnx.Rngs):
+    validation.positive_int(num_classes, "num_classes", "classifier")
+    self.dropout = nnx.Dropout(dropout, rngs=rngs)
+    self.conv = style.unit(in_features, num_classes, 1, rngs=rngs, name="classifier")
+
+  def __call__(self, x):
+    return kept(jnp.mean(self.conv(self.dropout(x)), axis=(1, 2)))
 
 
 def batch_norms(module: nnx.Module) -> list[nnx.BatchNorm]:

@@ -86,32 +86,39 @@ class MobileNetV2(models.Network):
   """torchvision's `mobilenet_v2` (width 1.0), each block an `InvertedResidual`.
 
   Stages: `conv1`, `block1` ... `block17`, `conv_last`, `head`. `expansion`: the t of every
-  block that expands (6 as published; the first block's t of 1 stays).
+  block that expands (6 as published; the first block's t of 1 stays). `width` multiplies
+  conv1's and every block's channels (rounded, at least 1; torchvision's `width_mult` rounds to
+  multiples of 8 instead, so the two agree at 1.0 only); the last conv keeps its 1280 (as
+  torchvision's does up to width 1; it widens it above); `width_extra` widens the first
+  this-many by one channel (`models.Widths`), for comparisons at equal compute.
   """
 
   def __init__(self, *, num_classes: int = 1000, image_size: int = 224,
                reduction: Reduction = Reduction(activation=False), style: ConvStyle = STYLE,
-               expansion: float = 6.0, dropout: float = 0.2, rngs: nnx.Rngs,
-               name: str = "mobilenet_v2"):
+               expansion: float = 6.0, dropout: float = 0.2, width: float = 1.0,
+               width_extra: int = 0, rngs: nnx.Rngs, name: str = "mobilenet_v2"):
     # Every conv pads k // 2 pixels: any input of a pixel or more gives a map.
     self._init_common(name, num_classes=num_classes, reduction=reduction, image_size=image_size,
                       min_image_size=1)
     validation.number(expansion, "expansion", name, above=0)
     unit = lambda cin, cout, k, s, tag: style.unit(cin, cout, k, strides=s, padding=k // 2,
                                                    activation="relu6", rngs=rngs, name=tag)
-    c = 32
+    scale = models.Widths(width, width_extra, name)
+    c = scale(32)
     self._add("conv1", unit(3, c, 3, 2, "conv1"))
     index = 0
     for t, channels, repeats, stride in SETTINGS:
       for i in range(repeats):
         index += 1
-        block = InvertedResidual(c, channels, stride=stride if i == 0 else 1,
+        block = InvertedResidual(c, scale(channels), stride=stride if i == 0 else 1,
                                  expansion=1 if t == 1 else expansion, reduction=reduction,
                                  style=style, rngs=rngs, name=f"block{index}")
         c = self._add(f"block{index}", block).out_features
-    self._add("conv_last", unit(c, 1280, 1, 1, "conv_last"))
+    self.width_bases = scale.check()
+    last = 1280
+    self._add("conv_last", unit(c, last, 1, 1, "conv_last"))
     self._add(
         "head",
-        ClassifierHead(1280, num_classes, dropout=dropout, dtype=style.dtype,
+        ClassifierHead(last, num_classes, dropout=dropout, dtype=style.dtype,
                        param_dtype=style.param_dtype, rngs=rngs))
     self._seal()

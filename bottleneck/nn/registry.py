@@ -21,7 +21,7 @@ import numpy as np
 from flax import nnx
 
 from bottleneck import validation
-from bottleneck.nn import blocks, mobilenet, models, resnet, squeezenet
+from bottleneck.nn import blocks, mobilenet, models, nin, resnet, squeezenet
 from bottleneck.nn.blocks import ConvStyle
 from bottleneck.nn.paths import KINDS, Paths
 
@@ -110,6 +110,11 @@ MODELS: dict[str, ModelSpec] = {
         "torchvision's mobilenet_v2: inverted residuals (1x1 expand, 3x3 depthwise, linear 1x1 "
         "project); naive: one full 3x3 a block", routed=("reduction_activation", "bn_momentum"),
         places=("3x3",)),
+    "nin": ModelSpec(
+        functools.partial(nin.NiN, name="nin"), 32, 10,
+        "Network in Network's CIFAR-10 net (Lin et al.): mlpconv blocks (k x k conv, then 1x1 "
+        "convs), a 1x1 conv to the classes and global average pooling; naive: the k x k convs "
+        "alone", routed=("reduction_activation",)),
     "flatten_head_cnn": ModelSpec(
         functools.partial(models.FlattenHeadClassifier), 8, 10,
         "small CNN with a flatten + Dense head (8x8 digits); reduce: a 1x1 before the head",

@@ -22,13 +22,12 @@ convolutional as built.
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from bottleneck import validation
 from bottleneck.nn import blocks, models
 from bottleneck.nn.blocks import ConvStyle, Reduction
-from bottleneck.nn.layers import kept
+from bottleneck.nn.layers import ConvClassifier
 
 STYLE = ConvStyle(use_bias=True, batch_norm=False)
 
@@ -70,20 +69,6 @@ class Fire(blocks.InceptionBase):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return self.body.branches[0](x)  # one branch: no concatenation of a single output
-
-
-class ConvClassifier(nnx.Module):
-  """SqueezeNet's classifier: dropout -> 1x1 conv to the classes (bias, ReLU) -> global
-  average pool."""
-
-  def __init__(self, in_features: int, num_classes: int, *, dropout: float, style: ConvStyle,
-               rngs: nnx.Rngs):
-    validation.positive_int(num_classes, "num_classes", "classifier")
-    self.dropout = nnx.Dropout(dropout, rngs=rngs)
-    self.conv = style.unit(in_features, num_classes, 1, rngs=rngs, name="classifier")
-
-  def __call__(self, x):
-    return kept(jnp.mean(self.conv(self.dropout(x)), axis=(1, 2)))
 
 
 class SqueezeNet(models.Network):
