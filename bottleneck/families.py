@@ -107,6 +107,12 @@ def accuracy(runs: pd.DataFrame | None, family: Family) -> dict | None:
   mine = runs[runs["model"] == family.model]
   if mine.empty:
     return None
+  for column in ("dataset", "budget"):
+    values = sorted(map(str, mine[column].unique()))
+    if len(values) > 1:  # runs of two sweeps: their accuracies are not to be paired
+      raise validation.ConfigError(
+          f"the {family.model} runs of the sweep span {column}s {', '.join(values)}; give the "
+          "workdir of one configs/ablation_families.py sweep.")
   published = "relu" if family.published_activation else "linear"
   knob = "linear" if family.published_activation else "relu"
   with_ = {"variant": "reduced", "activation": published}
@@ -159,6 +165,8 @@ def table(benchmark: dict | None = None, runs: pd.DataFrame | None = None,
         "block time, without / with": NOT_MEASURED if t is None else
                                       (f"{t['mean']:.2f}x ({t['min']:.2f}-{t['max']:.2f}, "
                                        f"{t['blocks']} blocks, batch {t['batch']})"),
+        "accuracy: data, MACs budget per image": NOT_MEASURED
+                                                 if a is None else f"{a['dataset']}, {a['budget']}",
         "accuracy at equal MACs, with vs without": _difference(a, "1x1s"),
         "the paper's knob vs published": NOT_MEASURED
                                          if a is None else f"{f.knob}: {_difference(a, 'knob')}",

@@ -50,7 +50,11 @@ STUDIES = (("The ablation study at equal compute (digits)", "runs/ablation_quick
             "python -m experiments.report --study=ablation:fashion "
             "--workdir=runs/ablation_fashion"),
            ("Memory and the roofline", "runs/roofline/ROOFLINE.md", "docs/roofline_cpu/ROOFLINE.md",
-            "python -m experiments.roofline --config=configs/roofline.py --out=runs/roofline"))
+            "python -m experiments.roofline --config=configs/roofline.py --out=runs/roofline"),
+           ("The 1x1 across families (ResNet, SqueezeNet, MobileNetV2, NiN)", "runs/FAMILIES.md",
+            "docs/families.md",
+            "python -m experiments.families --benchmark=runs/bench_families/benchmark.json "
+            "--sweep=runs/ablation_families --out=runs/FAMILIES.md"))
 
 
 def _complexity(workdir: str, models) -> dict[str, list[dict]]:

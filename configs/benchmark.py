@@ -15,8 +15,8 @@ eager and `torch.compile`), `ratio` (blocks 3a, 4e and v3 B at batch 32, reduced
 `train_step` (the small Inception of configs/fashion_inception.py at batch 128, width 0.25 on
 28x28x1, with "auto" and XLA's own paths, against PyTorch eager: docs/benchmarks.md), `resnet`
 (ResNet-50's bottleneck blocks with and without their 1x1s, batch 32, against PyTorch eager),
-`families` (those, SqueezeNet's fire modules, MobileNetV2's inverted residuals and NiN's mlpconv
-blocks, the same way).
+`families` (four GoogLeNet blocks, those, SqueezeNet's fire modules, MobileNetV2's inverted
+residuals and NiN's mlpconv blocks, the same way: docs/families.md).
 """
 
 import ml_collections
@@ -35,6 +35,8 @@ RESNET = ["resnet_layer1", "resnet_layer2", "resnet_layer3", "resnet_layer4"]
 FIRE = ["fire3", "fire7", "fire9"]
 MOBILENET = ["mobilenet_block3", "mobilenet_block6", "mobilenet_block13", "mobilenet_block16"]
 # NiN's mlpconv blocks with and without their 1x1s (the per-pixel MLP).
+# GoogLeNet's blocks beside them in `families` (docs/families.md's Inception column).
+FAMILY_INCEPTION = ["inception_3a", "inception_4a", "inception_4e", "inception_5b"]
 NIN = ["nin_mlpconv1", "nin_mlpconv2", "nin_mlpconv3"]
 VARIANTS = ("default", "smoke", "paths", "precision", "peer", "peer_compile", "ratio", "train_step",
             "resnet", "families")
@@ -91,7 +93,8 @@ def get_config(arg: str = "default"):
     c.torch_peer = True
     c.repeats = 10
   elif arg in ("resnet", "families"):
-    c.cases = tuple(RESNET) if arg == "resnet" else tuple(RESNET + FIRE + MOBILENET + NIN)
+    c.cases = tuple(RESNET) if arg == "resnet" else tuple(FAMILY_INCEPTION + RESNET + FIRE
+                                                          + MOBILENET + NIN)
     c.batches = (32,)
     c.torch_peer = True
   elif arg == "precision":

@@ -14,7 +14,7 @@ import sys
 
 from absl import flags
 
-from bottleneck import cli, families, reports, workdir as wd
+from bottleneck import cli, families, reports, results, workdir as wd
 
 _BENCHMARK = flags.DEFINE_string(
     "benchmark", None, "A benchmark.json of experiments.benchmark "
@@ -30,6 +30,10 @@ def main(argv):
     wd.ensure_writable(os.path.dirname(os.path.abspath(_OUT.value)), "--out's directory")
   benchmark, runs = families.load(_BENCHMARK.value, _SWEEP.value)
   text = families.markdown(families.table(benchmark, runs))
+  failed = results.failures(_SWEEP.value) if _SWEEP.value else []
+  if failed:  # a knob that diverged is a finding too: say which runs the table lacks
+    text += (f"\n\nNot in the table: {len(failed)} failed run(s) of the sweep:\n"
+             + "\n".join(f"- {f}" for f in failed))
   print(text)
   if _OUT.value:
     reports.write_markdown(_OUT.value, "The 1x1 across families",

@@ -15,11 +15,12 @@ def _result(root, reduce, activation, seed, accuracy):
   name = f"reduce={reduce},act={activation},seed={seed}"
   wd.write_json(
       os.path.join(root, name, wd.RESULT), {
-          "model": "nin", "dataset": "digits", "reduce": reduce, "seed": seed, "params": 1,
-          "macs": 5_100_000, "flops_xla": 1.0, "eval_accuracy": accuracy, "train_time_s": 1.0,
-          "examples_per_s": 1.0, "compile_time_s": 1.0, "device": "cpu", "num_classes": 10,
-          "config": {"model_kwargs": {"reduction_activation": activation}}, "match":
-              {"metric": "macs", "budget": 5.1e6, "width": 0.12, "width_extra": 0}
+          "model": "nin", "dataset": "fashion_mnist" if "fashion" in str(root) else "digits",
+          "reduce": reduce, "seed": seed, "params": 1, "macs": 5_100_000, "flops_xla": 1.0,
+          "eval_accuracy": accuracy, "train_time_s": 1.0, "examples_per_s": 1.0,
+          "compile_time_s": 1.0, "device": "cpu", "num_classes": 10, "config": {
+              "model_kwargs": {"reduction_activation": activation}
+          }, "match": {"metric": "macs", "budget": 5.1e6, "width": 0.12, "width_extra": 0}
       })
 
 
@@ -45,12 +46,16 @@ def test_the_table_from_a_benchmark_and_a_sweep(tmp_path):
   assert row["params with / without"] == "0.967M / 0.802M"
   assert row["MACs without / with"] == "0.66x"
   assert row["block time, without / with"] == "0.40x (0.25-0.64, 2 blocks, batch 32)"
+  assert row["accuracy: data, MACs budget per image"] == "digits, macs 5.1e+06"
   assert row["accuracy at equal MACs, with vs without"].startswith("95.0 vs 90.7%: +4.33 [")
   assert row["accuracy at equal MACs, with vs without"].endswith("(with more accurate)")
   assert "linear 1x1s: 95.1 vs 95.0%: +0.07 [" in row["the paper's knob vs published"]
   assert row["the paper's knob vs published"].endswith("(within noise)")
   text = families.markdown(families.table(None, None, NIN))
-  assert text.count(families.NOT_MEASURED) == 3 and "nin @32" in text
+  _result(tmp_path / "fashion", True, True, 0, 0.8)  # another sweep's run below the same root
+  with pytest.raises(ConfigError, match=r"span datasets digits, fashion_mnist; give the workdir"):
+    families.table(None, families.load(None, str(tmp_path))[1], NIN)
+  assert text.count(families.NOT_MEASURED) == 4 and "nin @32" in text
 
 
 def test_bad_sources_are_named(tmp_path):

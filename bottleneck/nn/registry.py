@@ -100,11 +100,12 @@ MODELS: dict[str, ModelSpec] = {
     "squeezenet1_0": ModelSpec(
         functools.partial(squeezenet.SqueezeNet, version="1_0", name="squeezenet1_0"), 224, 1000,
         "torchvision's squeezenet1_0: fire modules (1x1 squeeze, then 1x1 and 3x3 expand); "
-        "naive: the expand convs read the input", routed=tuple(REDUCTION_ARGS), places=("3x3",)),
+        "naive: the expand convs read the input",
+        routed=(*REDUCTION_ARGS, "batch_norm", "use_bias", "bn_momentum"), places=("3x3",)),
     "squeezenet1_1": ModelSpec(
         functools.partial(squeezenet.SqueezeNet, version="1_1", name="squeezenet1_1"), 224, 1000,
         "torchvision's squeezenet1_1 (a 3x3 conv1, earlier pools): fire modules as 1.0's",
-        routed=tuple(REDUCTION_ARGS), places=("3x3",)),
+        routed=(*REDUCTION_ARGS, "batch_norm", "use_bias", "bn_momentum"), places=("3x3",)),
     "mobilenet_v2": ModelSpec(
         functools.partial(mobilenet.MobileNetV2, name="mobilenet_v2"), 224, 1000,
         "torchvision's mobilenet_v2: inverted residuals (1x1 expand, 3x3 depthwise, linear 1x1 "
@@ -114,7 +115,7 @@ MODELS: dict[str, ModelSpec] = {
         functools.partial(nin.NiN, name="nin"), 32, 10,
         "Network in Network's CIFAR-10 net (Lin et al.): mlpconv blocks (k x k conv, then 1x1 "
         "convs), a 1x1 conv to the classes and global average pooling; naive: the k x k convs "
-        "alone", routed=("reduction_activation",)),
+        "alone", routed=("reduction_activation", "batch_norm", "use_bias", "bn_momentum")),
     "flatten_head_cnn": ModelSpec(
         functools.partial(models.FlattenHeadClassifier), 8, 10,
         "small CNN with a flatten + Dense head (8x8 digits); reduce: a 1x1 before the head",
