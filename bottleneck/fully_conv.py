@@ -267,13 +267,12 @@ def run_photos(loaded, side: int, out_dir: str, *, calibrate_bn: bool = False, r
         "photo": os.path.basename(path), "original_shape": list(original.shape),
         **result, "crop_macs": crop_macs
     })
+  weights = (loaded.imported or {}).get("weights", "trained here")
   return {
       "kind": "photos", "model": loaded.config.model, "checkpoint_step": loaded.step,
-      "weights": (loaded.imported
-                  or {}).get("weights",
-                             "trained here"), "calibrated_bn": calibrate_bn, "stride": net.stride,
-      "window": net.window, "training_size": size, "head": "dense" if net.pool_first else "conv",
-      "photos": results, "files": files, "device": env.device_description()
+      "weights": weights, "calibrated_bn": calibrate_bn, "stride": net.stride, "window": net.window,
+      "training_size": size, "head": "dense" if net.pool_first else "conv", "photos": results,
+      "files": files, "device": env.device_description()
   }
 
 
