@@ -48,11 +48,17 @@ class Family:
   blocks: tuple[str, ...]  # its benchmark cases
   knob: str  # the paper's knob, as the table shows it
   published_activation: bool = True  # `reduction_activation` as published
+  study_model: str | None = None  # the network the families sweep trains (default: `model`)
+
+  @property
+  def trained(self) -> str:
+    return self.study_model or self.model
 
 
 FAMILIES = (
     Family("Inception (GoogLeNet)", "googlenet",
-           ("inception_3a", "inception_4a", "inception_4e", "inception_5b"), "linear reductions"),
+           ("inception_3a", "inception_4a", "inception_4e", "inception_5b"), "linear reductions",
+           study_model="inception_small"),
     Family("ResNet bottleneck", "resnet50",
            ("resnet_layer1", "resnet_layer2", "resnet_layer3", "resnet_layer4"), "linear reduce"),
     Family("SqueezeNet fire", "squeezenet1_1", ("fire3", "fire7", "fire9"), "linear squeeze"),
@@ -104,19 +110,21 @@ def accuracy(runs: pd.DataFrame | None, family: Family) -> dict | None:
   the knob against the published block (`results.paired_accuracy`), each with its verdict."""
   if runs is None:
     return None
-  mine = runs[runs["model"] == family.model]
+  mine = runs[runs["model"] == family.trained]
   if mine.empty:
     return None
   for column in ("dataset", "budget"):
     values = sorted(map(str, mine[column].unique()))
     if len(values) > 1:  # runs of two sweeps: their accuracies are not to be paired
       raise validation.ConfigError(
-          f"the {family.model} runs of the sweep span {column}s {', '.join(values)}; give the "
+          f"the {family.trained} runs of the sweep span {column}s {', '.join(values)}; give the "
           "workdir of one configs/ablation_families.py sweep.")
   published = "relu" if family.published_activation else "linear"
   knob = "linear" if family.published_activation else "relu"
   with_ = {"variant": "reduced", "activation": published}
-  out = {"budget": mine["budget"].iloc[0], "dataset": mine["dataset"].iloc[0]}
+  out = {
+      "budget": mine["budget"].iloc[0], "dataset": mine["dataset"].iloc[0], "model": family.trained
+  }
   for key, first, second, names in (("1x1s", with_, {"variant": "naive"}, ("with", "without")),
                                     ("knob", {"variant": "reduced", "activation": knob}, with_,
                                      (family.knob, "published"))):
@@ -126,6 +134,10 @@ def accuracy(runs: pd.DataFrame | None, family: Family) -> dict | None:
     out[key]["accuracy"] = (100 * side(first)["eval_accuracy"].mean(),
                             100 * side(second)["eval_accuracy"].mean())
   return out
+
+
+def _study(a: dict | None) -> str:
+  return NOT_MEASURED if a is None else f"{a['model']} on {a['dataset']}, {a['budget']}"
 
 
 def _pair(c: dict, key: str, unit: float, suffix: str) -> str:
@@ -165,8 +177,7 @@ def table(benchmark: dict | None = None, runs: pd.DataFrame | None = None,
         "block time, without / with": NOT_MEASURED if t is None else
                                       (f"{t['mean']:.2f}x ({t['min']:.2f}-{t['max']:.2f}, "
                                        f"{t['blocks']} blocks, batch {t['batch']})"),
-        "accuracy: data, MACs budget per image": NOT_MEASURED
-                                                 if a is None else f"{a['dataset']}, {a['budget']}",
+        "accuracy: network, data, MACs budget per image": _study(a),
         "accuracy at equal MACs, with vs without": _difference(a, "1x1s"),
         "the paper's knob vs published": NOT_MEASURED
                                          if a is None else f"{f.knob}: {_difference(a, 'knob')}",

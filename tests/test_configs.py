@@ -114,6 +114,8 @@ def test_the_families_sweep():
       kinds = {(c.reduce, c.model_kwargs.reduction_activation) for c in mine}
       published = model != "mobilenet_v2"  # its projection is linear as published
       assert kinds == {(True, published), (False, published), (True, not published)}
+      assert {c.model_kwargs.reduction_ratio for c in mine
+             } == {0.5 if model == "inception_small" else None}  # it publishes no reduction width
       # Without batch norm their variants with the 1x1s did not learn: both variants get it.
       assert {(c.model_kwargs.batch_norm, c.model_kwargs.use_bias) for c in mine
              } == ({(True, False)} if model in families.NO_BATCH_NORM else {(None, None)})

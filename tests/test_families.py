@@ -46,7 +46,7 @@ def test_the_table_from_a_benchmark_and_a_sweep(tmp_path):
   assert row["params with / without"] == "0.967M / 0.802M"
   assert row["MACs without / with"] == "0.66x"
   assert row["block time, without / with"] == "0.40x (0.25-0.64, 2 blocks, batch 32)"
-  assert row["accuracy: data, MACs budget per image"] == "digits, macs 5.1e+06"
+  assert row["accuracy: network, data, MACs budget per image"] == "nin on digits, macs 5.1e+06"
   assert row["accuracy at equal MACs, with vs without"].startswith("95.0 vs 90.7%: +4.33 [")
   assert row["accuracy at equal MACs, with vs without"].endswith("(with more accurate)")
   assert "linear 1x1s: 95.1 vs 95.0%: +0.07 [" in row["the paper's knob vs published"]
