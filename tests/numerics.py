@@ -114,3 +114,16 @@ def assert_matches(actual, reference_fn, *args, what: str = "") -> None:
   """`actual` equals `reference_fn(*args)` to within rounding: `assert_rounding_close` against
   the reference computed in float32 and in float64."""
   assert_rounding_close(actual, reference_fn(*args), in_float64(reference_fn, *args), what)
+
+
+def score_maps(model, net, x, name: str):
+  """`net`'s score map of `x` (batch, H', W', classes) and `model`'s logits on the input's
+  top-left training-size crop, after checking that the map's first location equals those
+  logits within the float32 estimate of a network of `DEPTH[name]` layers."""
+  forward = nnx.jit(lambda m, v: m(v))
+  s = model.image_size
+  logits = forward(model, x[:, :s, :s])
+  at_size = forward(net, x[:, :s, :s])[:, 0, 0]
+  assert float(jnp.abs(at_size - logits).max()) <= \
+      network_rtol(model, DEPTH[name]) * float(jnp.abs(logits).max())
+  return forward(net, x)

@@ -9,7 +9,7 @@ from flax import nnx
 from bottleneck import complexity
 from bottleneck.nn import conversions, layers, nin, registry
 from bottleneck.validation import ConfigError
-from tests.numerics import DEPTH, network_rtol
+from tests.numerics import score_maps
 
 # By hand at 32x32 (convs pad k // 2; pools 32 -> 16 -> 8). With the 1x1s:
 #   params 5*5*3*192+192 + 192*160+160 + 160*96+96 + 5*5*96*192+192 + 2*(192*192+192)
@@ -82,9 +82,5 @@ def test_score_map_of_nin():
   net = conversions.convolutionalize(model)
   assert (net.stride, net.window, net.pool_first, net.score_map_size(44)) == (4, 8, False, 4)
   x = jnp.asarray(np.random.default_rng(0).normal(size=(1, 44, 40, 3)), jnp.float32)
-  forward = nnx.jit(lambda m, x: m(x))
-  scores = forward(net, x)
+  scores = score_maps(model, net, x, "nin")
   assert scores.shape == (1, 4, 3, 10)
-  logits = forward(model, x[:, :32, :32])
-  assert float(jnp.abs(forward(net, x[:, :32, :32])[:, 0, 0] - logits).max()) <= \
-      network_rtol(model, DEPTH["nin"]) * float(jnp.abs(logits).max())
