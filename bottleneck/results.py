@@ -19,9 +19,10 @@ COST = ["params", "macs", "flops_xla"]
 MEASURED = ["eval_accuracy", "train_time_s", "examples_per_s"]
 DEFAULT_GROUP_BY = ("model", "dataset", "variant")
 # What an ablation varies (from each result's config): the reductions' ratio, activation and
-# places (reduced runs only; "–" on naive ones) and the matched budget (`match_macs`, ...).
+# places (reduced runs only; "–" on naive ones), the matched budget (`match_macs`, ...) and
+# SqueezeNet's 3x3 share of its expand (`pct3x3`, both variants; "–" where not configured).
 # Rows are grouped by every one of them that varies, so that no table averages over them.
-KNOBS = ("ratio", "activation", "places", "budget")
+KNOBS = ("ratio", "activation", "places", "budget", "pct3x3")
 NOT_APPLICABLE = "–"
 
 
@@ -39,6 +40,7 @@ def knobs(result: dict) -> dict:
                     if reduced else NOT_APPLICABLE,
       "places": ("all" if places is None else places or "none") if reduced else NOT_APPLICABLE,
       "budget": f"{match['metric']} {match['budget']:.4g}" if match else NOT_APPLICABLE,
+      "pct3x3": str(kwargs["pct3x3"]) if kwargs.get("pct3x3") is not None else NOT_APPLICABLE,
   }
   out["width"] = match["width"] if match else kwargs.get("width")
   return out

@@ -114,7 +114,8 @@ def render(frame: pd.DataFrame, fmt: str) -> str:
   tablefmt = "github" if fmt == "markdown" else "simple"
   floatfmt = [
       ".2f" if "/" in c or c == "of roof" else ",.3f" if "G)" in c else
-      ",.4g" if c.endswith("(M)") else ".4f" if c == "width" else "g" if c == "ratio" else ",.1f"
+      ",.4g" if c.endswith("(M)") else ".4f" if c == "width" else "g" if c in ("ratio",
+                                                                               "pct3x3") else ",.1f"
       for c in frame.columns
   ]
   frame = frame.astype(object).where(frame.notna(), None)

@@ -40,6 +40,7 @@ MODEL_ARGUMENTS = {
     "hidden": int,
     "reduction_channels": int,
     "expansion": float,  # MobileNetV2's t
+    "pct3x3": float,  # SqueezeNet's 3x3 share of the expand
 }
 # The kinds of op whose computation a config chooses (`bottleneck.nn.paths.KINDS`).
 PATH_KINDS = ("conv_1x1", "conv_kx1", "conv_strided", "max_pool", "conv_taps", "conv_library",

@@ -12,11 +12,12 @@ from bottleneck.nn import registry
 # The ablation studies: variants "", quick, cifar10, and a sweep per variant.
 STUDIES = ("ablation_ratio", "ablation_placement", "iso_macs")
 FAMILIES = "ablation_families"  # a sweep on the studies' data, tested on its own below
+SQUEEZE = "ablation_squeezenet"  # SqueezeNet's design space: likewise
 CONFIGS = sorted(
     os.path.basename(p)[:-3]
     for p in glob.glob(os.path.join(os.path.dirname(__file__), "..", "configs", "*.py"))
     if os.path.basename(p)[:-3] not in ("__init__", "benchmark", "roofline", "study", FAMILIES,
-                                        *STUDIES))
+                                        SQUEEZE, *STUDIES))
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -122,3 +123,32 @@ def test_the_families_sweep():
   nin = next(p.config for p in points if p.config.model == "nin" and not p.config.reduce)
   run_config.validate(nin)
   assert abs(run_config.match_record(nin, 10)["error"]) <= 0.01
+
+
+def test_the_squeezenet_design_space_sweep():
+  """The squeeze ratios at the published 3x3 share, the 3x3 shares at ratio 1/2, and the
+  network without its squeeze, each seed; fewer points under :quick and :fashion; the
+  published point and both ends are valid configs whose cost moves with the knobs."""
+  from bottleneck import complexity, sweep
+  from configs import ablation_squeezenet as squeeze
+  path = os.path.join(os.path.dirname(__file__), "..", "configs", f"{SQUEEZE}.py")
+  assert f"--config=configs/{SQUEEZE}.py" in squeeze.__doc__
+  for arg, dataset, seeds, knobs in (("", "digits", 3, 5 + 4 + 1), ("quick", "digits", 3, 6),
+                                     ("fashion", "fashion_mnist", 5, 6)):
+    points = sweep.expand(*config_files.load_config_file(f"{path}:{arg}" if arg else path),
+                          "/nonexistent", arg)
+    assert len(points) == knobs * seeds and len({p.name for p in points}) == len(points)
+    assert {p.config.dataset for p in points} == {dataset}
+    assert {(p.config.model, p.config.image_size, p.config.match_macs) for p in points
+           } == {(squeeze.MODEL, 32, 0.0)}
+    assert sum(not p.config.reduce for p in points) == seeds
+  macs = {}
+  for p in points:
+    c = p.config
+    knob = (c.reduce, c.model_kwargs.reduction_ratio, c.model_kwargs.pct3x3)
+    if p.config.seed == 0 and knob not in macs:
+      run_config.validate(c)
+      macs[knob] = complexity.analyze(c.model, reduce=c.reduce, image_size=c.image_size, xla=False,
+                                      **run_config.model_kwargs(c))["total"]["macs"]
+  assert macs[(True, 0.125, 0.5)] < macs[(True, 0.5, 0.5)] < macs[(True, 1.0, 0.5)]
+  assert macs[(True, 0.5, 0.01)] < macs[(True, 0.5, 0.5)] < macs[(True, 0.5, 0.99)]

@@ -125,6 +125,30 @@ def test_ablation_knobs_are_rows_and_each_reduced_row_meets_its_naive(tmp_path):
   assert os.path.getsize(path) > 10_000
 
 
+def test_squeezenets_expand_split_is_a_knob_of_both_variants(tmp_path):
+  """pct3x3 rows are never averaged together; a reduced split meets the naive run of its own
+  split, and a split that no naive run has goes unpaired."""
+  for seed in (0, 1):
+    for name, reduce, pct, acc in (("half", True, 0.5, 0.9), ("thin3x3", True, 0.01, 0.6),
+                                   ("naive", False, 0.5, 0.95)):
+      wd.write_json(
+          os.path.join(tmp_path, f"{name}_{seed}", wd.RESULT), {
+              "model": "squeezenet1_1", "dataset": "digits", "reduce": reduce, "seed": seed,
+              "params": 10, "macs": 100, "flops_xla": None, "eval_accuracy": acc,
+              "train_time_s": 1.0, "examples_per_s": 1.0, "config":
+                  {"model_kwargs": {"pct3x3": pct}}
+          })
+  runs = results.collect(str(tmp_path))
+  assert results.default_group_by(runs)[-1] == "pct3x3"
+  summary = results.aggregate(runs)
+  assert sorted(summary["pct3x3"]) == ["0.01", "0.5", "0.5"] and set(summary["n"]) == {2}
+  paired = results.ratios(summary)
+  assert list(paired["pct3x3"]) == ["0.5"]
+  assert paired["accuracy naive - reduced (points)"].iloc[0] == pytest.approx(5.0)
+  table = results.make_table(str(tmp_path))
+  assert " 0.01 |" in table and " 0.0 |" not in table  # never rounded to 0.0
+
+
 def test_failed_runs_are_named_under_the_table(tmp_path):
   write_runs(tmp_path)
   wd.write_json(os.path.join(tmp_path, "budget=7e5", wd.ERROR),

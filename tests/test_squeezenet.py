@@ -48,6 +48,24 @@ def test_the_fire_module_without_its_squeeze():
   assert squeeze.conv.kernel.shape == (1, 1, 96, 48) and not squeeze.activation
 
 
+def test_the_expands_3x3_share():
+  """pct3x3 (the paper's Fig. 2b): fire2's 128 expand channels split 96 1x1 + 32 3x3 at 0.25
+  (96*16+16 + 16*96+96 + 9*16*32+32 = 7,824 parameters), 127 + 1 at 0.01 (each part keeps a
+  channel); the other fire modules split alike, and the published split is 0.5."""
+  fire2 = lambda **kw: dict(registry.abstract_model("squeezenet1_0", **kw).named_stages())["fire2"]
+  quarter = fire2(reduce=True, pct3x3=0.25)
+  assert dict(quarter.widths) == {"squeeze": 16, "expand 1x1": 96, "expand 3x3": 32}
+  assert complexity.count_params(quarter) == 7_824 and quarter.out_features == 128
+  assert dict(fire2(reduce=False, pct3x3=0.01).widths) == {"expand 1x1": 127, "expand 3x3": 1}
+  assert squeezenet.split_expand(256, 256, 0.75) == (128, 384)
+  assert squeezenet.split_expand(64, 64, 0.5) == (64, 64)
+  for bad in (0, 1, 1.5, -0.1, "half"):
+    with pytest.raises(
+        ConfigError, match=rf"squeezenet1_1: pct3x3={bad!r} is invalid; it "
+        r"must be a number > 0 and < 1"):
+      registry.abstract_model("squeezenet1_1", reduce=True, pct3x3=bad)
+
+
 def test_versions_and_their_minimum_inputs():
   assert registry.abstract_model("squeezenet1_0", reduce=True).min_image_size == 21
   assert registry.abstract_model("squeezenet1_1", reduce=True).min_image_size == 17

@@ -98,12 +98,12 @@ MODELS: dict[str, ModelSpec] = {
         "torchvision's resnet50: bottleneck blocks (1x1 reduce, 3x3, 1x1 expand); naive: "
         "one 3x3 at full width", routed=(*REDUCTION_ARGS, "bn_momentum"), places=("3x3",)),
     "squeezenet1_0": ModelSpec(
-        functools.partial(squeezenet.SqueezeNet, version="1_0", name="squeezenet1_0"), 224, 1000,
+        functools.partial(squeezenet.SqueezeNet, version="1_0"), 224, 1000,
         "torchvision's squeezenet1_0: fire modules (1x1 squeeze, then 1x1 and 3x3 expand); "
         "naive: the expand convs read the input",
         routed=(*REDUCTION_ARGS, "batch_norm", "use_bias", "bn_momentum"), places=("3x3",)),
     "squeezenet1_1": ModelSpec(
-        functools.partial(squeezenet.SqueezeNet, version="1_1", name="squeezenet1_1"), 224, 1000,
+        functools.partial(squeezenet.SqueezeNet, version="1_1"), 224, 1000,
         "torchvision's squeezenet1_1 (a 3x3 conv1, earlier pools): fire modules as 1.0's",
         routed=(*REDUCTION_ARGS, "batch_norm", "use_bias", "bn_momentum"), places=("3x3",)),
     "mobilenet_v2": ModelSpec(

@@ -12,6 +12,11 @@ with bias and ReLU, no batch norm). Its `Reduction` switches the squeeze:
 - naive (`Reduction(enabled=False)`): the two expand convs read the module's input directly,
   with the same output channels.
 
+The paper's other design knob, `pct3x3`, is the share of each module's expand channels that
+are 3x3 (0.5 as published; its Fig. 2b studies 0.01 to 0.99): the expand keeps its published
+total, 3x3 gets `round(pct3x3 * total)` of it (at least one channel, and at least one left
+for the 1x1), and `width` then scales each part.
+
 `squeezenet1_0` (the paper's network) and `squeezenet1_1` (torchvision's lighter variant:
 a 3x3 conv1 and earlier pools, 2.4x fewer multiply-adds): conv1 (no padding) -> ReLU -> max
 pools 3x3/2 in ceil mode between fire modules -> dropout -> a 1x1 conv to the classes with
@@ -71,21 +76,31 @@ class Fire(blocks.InceptionBase):
     return self.body.branches[0](x)  # one branch: no concatenation of a single output
 
 
+def split_expand(expand1x1: int, expand3x3: int, pct3x3: float) -> tuple[int, int]:
+  """A fire module's expand widths with `pct3x3` of their total as 3x3 (see the module
+  docstring): (expand 1x1, expand 3x3)."""
+  total = expand1x1 + expand3x3
+  e3 = min(max(round(pct3x3 * total), 1), total - 1)
+  return total - e3, e3
+
+
 class SqueezeNet(models.Network):
-  """torchvision's `squeezenet1_0` or `squeezenet1_1` (`version`), each fire module a `Fire`.
+  """torchvision's `squeezenet1_0` or `squeezenet1_1` (`version`), each fire module a `Fire`;
+  named after its version.
 
   Stages: `conv1`, `pool1`, `fire2` ... `fire9` (the paper's names), the pools between them,
-  `head`. `width` multiplies every width (rounded, at least 1), `width_extra` widens the first
-  this-many by one channel (`models.Widths`).
+  `head`. `pct3x3`: the 3x3 share of every expand (`split_expand`; 0.5 as published). `width`
+  multiplies every width (rounded, at least 1), `width_extra` widens the first this-many by
+  one channel (`models.Widths`).
   """
 
   def __init__(self, *, version: str = "1_0", num_classes: int = 1000, image_size: int = 224,
                reduction: Reduction = Reduction(), style: ConvStyle = STYLE, dropout: float = 0.5,
-               width: float = 1.0, width_extra: int = 0, rngs: nnx.Rngs, name: str | None = None):
-    arch = f"squeezenet{version}"
-    validation.choice(arch, "SqueezeNet version", LAYOUTS, "squeezenet")
-    name = name or arch
-    layout = LAYOUTS[arch]
+               pct3x3: float = 0.5, width: float = 1.0, width_extra: int = 0, rngs: nnx.Rngs):
+    name = f"squeezenet{version}"
+    validation.choice(name, "SqueezeNet version", LAYOUTS, "squeezenet")
+    pct3x3 = validation.number(pct3x3, "pct3x3", name, above=0, below=1)
+    layout = LAYOUTS[name]
     kernel = layout[0][2]
     pools = [style.pool(3, 2, "VALID", ceil_mode=True) for row in layout if row[0] == "pool"]
 
@@ -106,8 +121,9 @@ class SqueezeNet(models.Network):
         pooled += 1
         self._add(f"pool{pooled}", pools[pooled - 1])
         continue
-      fire = Fire(c, *map(scale, row[1:]), reduction=reduction, style=style, rngs=rngs,
-                  name=f"fire{fires}")
+      squeeze, e1, e3 = row[1], *split_expand(*row[2:], pct3x3)
+      fire = Fire(c, scale(squeeze), scale(e1), scale(e3), reduction=reduction, style=style,
+                  rngs=rngs, name=f"fire{fires}")
       c = self._add(f"fire{fires}", fire).out_features
       fires += 1
     self.width_bases = scale.check()
