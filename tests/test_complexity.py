@@ -232,20 +232,25 @@ def test_match_width_meets_the_budget_within_one_percent():
   assert abs(m["cost"] - 1e5) <= 1e3
 
 
-# 15 s each on 2 cores; the naive one runs the same code (docs/ablations.md has both figures).
-@pytest.mark.parametrize("reduce", [True, pytest.param(False, marks=pytest.mark.slow)])
-def test_match_width_widens_layers_one_at_a_time_between_two_jumps(reduce):
+# (model, image size, MACs budget, reduce). inception_small: 15-21 s each on 2 cores, so both
+# are slow; NiN at 8x8 runs the same search in a second (docs/ablations.md has the figures).
+JUMPS = [
+    pytest.param("inception_small", 28, 37e6, r, marks=pytest.mark.slow) for r in (True, False)
+] + [("nin", 8, 106e3, True)]
+
+
+@pytest.mark.parametrize("model, size, budget, reduce", JUMPS)
+def test_match_width_widens_layers_one_at_a_time_between_two_jumps(model, size, budget, reduce):
   """At 37e6 MACs every layer of inception_small rounds up at one width (3.632e7, then
   3.761e7: 3.5% apart), which was refused; widening the first k layers by one channel meets it
-  (measured: -0.01% and -0.02%), and the JSON says how."""
-  kwargs = dict(reduce=reduce, image_size=28, num_classes=10)
-  m = complexity.match_width("inception_small", metric="macs", budget=37e6, **kwargs)
+  (measured: -0.01% and -0.02%), and the JSON says how. NiN at 8x8 has such a jump at 106e3."""
+  kwargs = dict(reduce=reduce, image_size=size, num_classes=10)
+  m = complexity.match_width(model, metric="macs", budget=budget, **kwargs)
   assert m["width_extra"] > 0 and abs(m["error"]) <= 0.01
-  model = registry.abstract_model("inception_small", width=m["width"], width_extra=m["width_extra"],
-                                  **kwargs)
-  assert complexity.module_macs(model, (1, 28, 28, 3)) == m["cost"]
-  without = registry.abstract_model("inception_small", width=m["width"], **kwargs)
-  assert complexity.module_macs(without, (1, 28, 28, 3)) < m["cost"]
+  wider = registry.abstract_model(model, width=m["width"], width_extra=m["width_extra"], **kwargs)
+  assert complexity.module_macs(wider, (1, size, size, 3)) == m["cost"]
+  without = registry.abstract_model(model, width=m["width"], **kwargs)
+  assert complexity.module_macs(without, (1, size, size, 3)) < m["cost"]
 
 
 def test_width_extra_widens_the_first_layers_by_one_channel():

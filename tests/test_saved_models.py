@@ -106,12 +106,13 @@ def test_directories_without_a_model_are_clear_errors(tmp_path, digits_dir):
 
 @needs_torchvision
 def test_import_command_torchvision_random(tmp_path):
-  """The command, offline: torchvision's random initialization in our googlenet_bn, loaded back
-  with the same logits as torchvision's network; analyze reads the directory."""
-  out = tmp_path / "tv googlenet"
+  """The command, offline: torchvision's random initialization in our squeezenet1_1 (the
+  smallest; every network's conversion: test_import_weights), loaded back with the same
+  logits as torchvision's network; analyze reads the directory."""
+  out = tmp_path / "tv squeezenet"
   proc = subprocess.run([
       sys.executable, "-m", "experiments.import_weights", "--source=torchvision",
-      "--model=googlenet_bn", f"--out={out}", "--random", "--seed=3"
+      "--model=squeezenet1_1", f"--out={out}", "--random", "--seed=3"
   ], cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-2000:]
   record = json.loads(proc.stdout)
@@ -120,25 +121,25 @@ def test_import_command_torchvision_random(tmp_path):
   loaded = saved_models.load(str(out))
   import torch
   compat.torchvision_models()
-  module = importlib.import_module("torchvision.models.googlenet")
+  module = importlib.import_module("torchvision.models.squeezenet")
   torch.manual_seed(3)
-  net = module.GoogLeNet(aux_logits=False, transform_input=False, init_weights=True).eval()
+  net = module.squeezenet1_1(weights=None).eval()
   x = np.random.default_rng(0).normal(size=(1, 64, 64, 3)).astype(np.float32)  # any size
   with torch.no_grad():
     ref = net(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
   got = np.asarray(nnx.jit(lambda m, v: m(v))(loaded.model, jnp.asarray(x)))
   assert np.abs(got - ref).max() <= network_rtol(loaded.model,
-                                                 DEPTH["googlenet_bn"]) * np.abs(ref).max()
-  # The same command again: refused, nothing touched.
-  again = subprocess.run([
-      sys.executable, "-m", "experiments.import_weights", "--model=googlenet_bn", f"--out={out}",
-      "--random"
-  ], cwd=ROOT, capture_output=True, text=True, timeout=300)
-  assert again.returncode == 2 and "is not empty" in again.stderr
+                                                 DEPTH["squeezenet1_1"]) * np.abs(ref).max()
+  # The same import again: refused, nothing touched (the command's exit status 2 for such an
+  # error: test_import_bad_input_is_one_line).
+  listing = sorted(os.listdir(out))
+  with pytest.raises(ConfigError, match="is not empty"):
+    saved_models.import_to(str(out), "torchvision", "squeezenet1_1", random_seed=0)
+  assert sorted(os.listdir(out)) == listing
   report = saved_models.complexity_report(str(out), xla=False)
-  expected = registry.abstract_model("googlenet_bn", reduce=True)
-  assert report["total"]["params"] == complexity.count_params(expected)
-  assert report["checkpoint_step"] == 0 and report["model"] == "googlenet_bn"
+  expected = registry.abstract_model("squeezenet1_1", reduce=True)
+  assert report["total"]["params"] == complexity.count_params(expected) == 1_235_496
+  assert report["checkpoint_step"] == 0 and report["model"] == "squeezenet1_1"
 
 
 def test_import_bad_input_is_one_line(tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
 """Sweeps: expansion and naming, resume, a failing point, the print and Ray launchers."""
 
 import os
+import pickle
 import re
 import signal
 import subprocess
@@ -158,6 +159,81 @@ def test_print_launcher_cli():
 TWO_UNITS = [{"reduce": r, "seed": s} for r, s in ((True, 0), (False, 0), (False, 1))]
 
 
+class FakeRay:
+  """Ray's API as the launcher uses it, run in this process; each task's arguments go through
+  pickle, as Ray sends them."""
+
+  def __init__(self, initialized=False):
+    self.initialized, self.calls = initialized, []
+
+  def is_initialized(self):
+    return self.initialized
+
+  def init(self, **kwargs):
+    self.calls.append(("init", kwargs))
+    self.initialized = True
+
+  def shutdown(self):
+    self.calls.append(("shutdown",))
+    self.initialized = False
+
+  def remote(self, num_cpus):
+
+    def wrap(fn):
+
+      class Task:
+
+        @staticmethod
+        def remote(*args):
+          self.calls.append(("task", num_cpus))
+          return fn(*pickle.loads(pickle.dumps(args)))
+
+      return Task
+
+    return wrap
+
+  def get(self, refs):
+    return list(refs)
+
+
+def test_ray_launcher_sends_each_unit_as_one_task(tmp_path, monkeypatch):
+  """The launcher's own code, Ray faked (the real one: the slow test below): one task per unit,
+  its arguments picklable and its directories absolute (Ray's workers start elsewhere); a
+  local Ray started and shut down around the tasks, an address joined, a running Ray used
+  and left running."""
+  units = []
+
+  def unit(configs, workdirs, restarts, label=None):
+    units.append((len(configs), workdirs, restarts, label))
+    return [{"result": {}} for _ in configs]
+
+  monkeypatch.setattr(sweep, "run_unit", unit)
+  monkeypatch.chdir(tmp_path)
+  for address, running in ((None, False), ("10.0.0.7:6379", False), ("auto", True)):
+    ray = FakeRay(initialized=running)
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    units.clear()
+    pts = points(f"sweep_{running}_{address}", TWO_UNITS)  # relative
+    assert sweep.run(pts, launcher="ray", ray_address=address) == {p.name: "done" for p in pts}
+    assert [(n, restarts, label) for n, _, restarts, label in units
+           ] == [(1, [False], "reduce=True,seed=0"), (2, [False, False], "reduce=False seeds=0,1")]
+    assert [w for u in units for w in u[1]] == [os.path.abspath(p.workdir) for p in pts]
+    tasks = [("task", 1)] * 2
+    if running:
+      assert ray.calls == tasks and ray.initialized
+    else:
+      (_, init), *rest = ray.calls
+      assert rest == tasks + [("shutdown",)]
+      assert init.pop("address") == address
+      assert init.pop("include_dashboard") is False and init.pop("log_to_driver") is True
+      if address is None:  # a local Ray, sized small, that finds this package
+        assert init.pop("object_store_memory") == 256 * 1024**2
+        assert init.pop("runtime_env")["env_vars"]["PYTHONPATH"].split(os.pathsep) == sys.path
+      assert init == {}
+
+
+# Ray's own start-up is most of its 25 s; the test above covers the launcher's code.
+@pytest.mark.slow
 def test_ray_launcher_end_to_end(tmp_path, digits_dir):
   pytest.importorskip("ray")
   pts = points(tmp_path, TWO_UNITS)
