@@ -104,10 +104,14 @@ def _benchmark(workdir: str, cases, batch: int, repeats: int) -> dict:
       what=f"[3/{STEPS}] time on real block sizes")
 
 
+FC_SIZE = 32  # the canvas of test digits the convolutionalized classifier reads
+
+
 def _fully_conv(workdir: str, fc_config: str, data_dir: str | None) -> dict:
   """1x1 = fully connected: the digits classifier with a flatten + Dense head trained (or its
   finished run reused), convolutionalized and run on a 32x32 canvas of test digits, its score
-  map checked against classifying each crop (`bottleneck.fully_conv`)."""
+  map checked against classifying each crop (`bottleneck.fully_conv`). A rerun reuses the
+  maps and their figures while the training's result is the one they were made from."""
   from bottleneck import fully_conv, train
   run_dir = os.path.join(workdir, "fully_conv", "train")
   config = importlib.import_module(fc_config).get_config()
@@ -115,10 +119,17 @@ def _fully_conv(workdir: str, fc_config: str, data_dir: str | None) -> dict:
     config.data_dir = data_dir
   logging.info("[4/%d] 1x1 = fully connected: the Dense-head classifier in %s", STEPS, run_dir)
   result = train.train_and_evaluate(config, run_dir)
-  out = fully_conv.run(run_dir, 32, out_dir=os.path.join(workdir, "fully_conv"))
-  out["eval_accuracy"] = result["eval_accuracy"]
-  wd.write_json(os.path.join(workdir, "fully_conv", "fully_conv.json"), out)
-  return out
+
+  def compute() -> dict:
+    out = fully_conv.run(run_dir, FC_SIZE, out_dir=os.path.join(workdir, "fully_conv"))
+    return {**out, "eval_accuracy": result["eval_accuracy"]}
+
+  return reports.cached_json(
+      workdir, os.path.join("fully_conv", "fully_conv.json"), compute, settings={
+          "image_size": FC_SIZE, "train_steps": result["train_steps"],
+          "eval_accuracy": result["eval_accuracy"]
+      }, valid=lambda d: bool(d.get("files")) and all(os.path.exists(f) for f in d["files"]),
+      what=f"[4/{STEPS}] 1x1 = fully connected")
 
 
 def _nanmax(values) -> float:

@@ -34,9 +34,10 @@ def test_report_end_to_end_and_rerun_reuses_work(tmp_path, digits_dir):
   assert f"as a {fc['score_map_shape'][0]}x{fc['score_map_shape'][1]} map" in text
   result = tmp_path / "digits" / "reduce=True,seed=0" / "result.json"
   fc_result = tmp_path / "fully_conv" / "train" / "result.json"
-  before = {p: os.path.getmtime(p) for p in (result, fc_result)}
+  maps = [tmp_path / "fully_conv" / "fully_conv.json", *fc["files"]]
+  before = {p: os.path.getmtime(p) for p in (result, fc_result, *maps)}
   # A file cut short by a kill is set aside and computed again, not a traceback; finished
-  # work is reused.
+  # work (the runs, the score maps and their figures) is reused.
   for cut in (tmp_path / "complexity" / "inception_small.json",
               tmp_path / "benchmark" / "benchmark.json"):
     cut.write_text(cut.read_text()[:100])
@@ -145,3 +146,28 @@ def test_the_blocks_are_timed_again_when_the_benchmark_settings_change(tmp_path,
     assert calls[-1] == (cases, [batch], repeats)
     assert out["settings"] == {"cases": list(cases), "batch": batch, "repeats": repeats}
   assert len(calls) == 4 and len(os.listdir(tmp_path / wd.SET_ASIDE)) == 3
+
+
+def test_score_maps_are_reused_while_their_classifier_and_figures_are(tmp_path, monkeypatch):
+  from bottleneck import fully_conv, train
+  trained = {"eval_accuracy": 0.9, "train_steps": 5}
+  calls = []
+
+  def maps(run_dir, size, out_dir):
+    calls.append(size)
+    os.makedirs(out_dir, exist_ok=True)
+    figure = os.path.join(out_dir, "heatmaps.png")
+    open(figure, "w").close()
+    return {"files": [figure], "stride": 2}
+
+  monkeypatch.setattr(train, "train_and_evaluate", lambda config, run_dir: dict(trained))
+  monkeypatch.setattr(fully_conv, "run", maps)
+  out = report._fully_conv(str(tmp_path), "tests.tiny_fc_config", None)
+  assert out["eval_accuracy"] == 0.9 and calls == [report.FC_SIZE]
+  report._fully_conv(str(tmp_path), "tests.tiny_fc_config", None)
+  assert len(calls) == 1  # reused
+  os.remove(out["files"][0])  # a figure gone: made again
+  report._fully_conv(str(tmp_path), "tests.tiny_fc_config", None)
+  trained["train_steps"] = 6  # a classifier trained again: its maps too
+  report._fully_conv(str(tmp_path), "tests.tiny_fc_config", None)
+  assert len(calls) == 3 and os.path.exists(out["files"][0])
