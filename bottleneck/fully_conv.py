@@ -92,6 +92,7 @@ def run(workdir: str, image_size: int | None = None, *, num_digits: int = 4, see
   (networks with a pooled head; `image_size` their shorter side, default 320)."""
   if out_dir is not None:
     wd.ensure_writable(out_dir, "--out_dir")  # before the work, not after it
+  _check_size(workdir, image_size)  # before the model is built (seconds for GoogLeNet)
   loaded = saved_models.load(workdir)
   out_dir = out_dir or os.path.join(workdir, "fully_conv")
   if isinstance(loaded.model, models.FlattenHeadClassifier):
@@ -105,6 +106,21 @@ def run(workdir: str, image_size: int | None = None, *, num_digits: int = 4, see
                     "averages per-pixel class scores: googlenet, googlenet_bn, inception_v3, "
                     "the ResNets, the SqueezeNets, mobilenet_v2, nin "
                     "(experiments.import_weights).")
+
+
+def _check_size(workdir: str, image_size: int | None) -> None:
+  """Refuses an `image_size` under the training size its `config.json` records (a directory
+  without a readable one is left to `saved_models.load` to name)."""
+  path = os.path.join(workdir, wd.CONFIG)
+  if image_size is None or not os.path.isfile(path):
+    return
+  try:
+    size = wd.read_json(path, ("image_size",))["image_size"]
+  except wd.CorruptFile:
+    return
+  if isinstance(size, int) and image_size < size:
+    raise ConfigError(f"--image_size={image_size} is too small; the minimum is the training size "
+                      f"{size}.")
 
 
 def _run_digits(loaded, image_size, num_digits, seed, out_dir) -> dict:
