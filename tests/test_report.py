@@ -150,7 +150,7 @@ def test_the_blocks_are_timed_again_when_the_benchmark_settings_change(tmp_path,
 
 def test_score_maps_are_reused_while_their_classifier_and_figures_are(tmp_path, monkeypatch):
   from bottleneck import fully_conv, train
-  trained = {"eval_accuracy": 0.9, "train_steps": 5}
+  trained = {"eval_accuracy": 0.9, "train_steps": 5, "train_time_s": 2.0}
   calls = []
 
   def maps(run_dir, size, out_dir):
@@ -168,6 +168,6 @@ def test_score_maps_are_reused_while_their_classifier_and_figures_are(tmp_path, 
   assert len(calls) == 1  # reused
   os.remove(out["files"][0])  # a figure gone: made again
   report._fully_conv(str(tmp_path), "tests.tiny_fc_config", None)
-  trained["train_steps"] = 6  # a classifier trained again: its maps too
+  trained["train_time_s"] = 3.0  # a classifier trained again: its maps too
   report._fully_conv(str(tmp_path), "tests.tiny_fc_config", None)
   assert len(calls) == 3 and os.path.exists(out["files"][0])
