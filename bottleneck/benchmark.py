@@ -11,6 +11,7 @@ taken between numbers measured in the same run.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
 import math
 import statistics
@@ -378,7 +379,7 @@ def run(case_names, *, batches, reduces=(True, False), dtypes=("float32",), path
     validation.choice(d, "dtype", DTYPES, "benchmark")
   path_sets = [Paths.parse(p) for p in paths]  # a bad spec fails before any timing
   if torch_peer:  # PyTorch, or a clear error before anything is timed
-    pass
+    importlib.import_module("bottleneck.torch_peer")
   peaks = {d: matmul_peak(DTYPES[d]) for d in dtypes}
   logging.info("matmul peak: %s", {d: f"{p:.1f} GFLOP/s" for d, p in peaks.items()})
   rows = []

@@ -12,12 +12,26 @@ import jax.numpy as jnp
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+  """The CPU's model name ("AMD EPYC", "Intel(R) Xeon(R) ..."; Linux's `cpuinfo`), else what
+  `platform` knows ("x86_64"): figures differ between the two kinds of CPU this project runs
+  on, so reports name the kind."""
+  try:
+    with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+      for line in f:
+        if line.startswith("model name") and ":" in line:
+          return line.split(":", 1)[1].strip() or platform.machine()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
 def device_description() -> str:
-  """e.g. "x86_64 CPU (2 cores)", "NVIDIA H100 80GB HBM3", "2 x TPU v4"."""
+  """e.g. "AMD EPYC CPU (2 cores)", "NVIDIA H100 80GB HBM3", "2 x TPU v4"."""
   devices = jax.local_devices()
   kind = devices[0].device_kind
   if devices[0].platform == "cpu":
-    kind = f"{platform.processor() or platform.machine()} CPU ({os.cpu_count()} cores)"
+    kind = f"{cpu_model()} CPU ({os.cpu_count()} cores)"
   return f"{len(devices)} x {kind}" if len(devices) > 1 else kind
 
 

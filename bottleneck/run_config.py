@@ -33,7 +33,7 @@ OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("constant", "cosine", "exponential")
 RESIZE = ("pad", "resize")
 # Fields that do not change what a run computes, so a workdir accepts a change of them.
-NOT_COMPARED = ("data_dir", "data.source_dir")
+NOT_COMPARED = ("data_dir", "data.source_dir", "data.in_memory_mb")
 
 default_config = default.get_config
 variant_config = default.variant_config
@@ -169,6 +169,8 @@ def validate(config) -> None:
       lambda: v.whole(d.get("crop_padding"), "data.crop_padding", where, 0),
       lambda: v.boolean(d.get("flip"), "data.flip", where),
       lambda: v.boolean(d.get("random_crop"), "data.random_crop", where),
+      lambda: d.get("in_memory_mb") is None or v.number(d.get("in_memory_mb"), "data.in_memory_mb",
+                                                        where, at_least=0),
       lambda: v.choice(o.get("name"), "optimizer.name", OPTIMIZERS, where),
       lambda: v.number(o.get("learning_rate"), "optimizer.learning_rate", where, above=0),
       lambda: v.number(o.get("momentum"), "optimizer.momentum", where, at_least=0, below=1),

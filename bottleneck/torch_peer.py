@@ -118,15 +118,30 @@ class _Head(nn.Module):
 
   def __init__(self, head: layers.ClassifierHead):
     super().__init__()
-    dense = head.dense
     self.dropout = nn.Dropout(head.dropout.rate)
-    self.dense = nn.Linear(dense.in_features, dense.out_features)
-    with torch.no_grad():
-      self.dense.weight.copy_(_tensor(dense.kernel[...]).T)
-      self.dense.bias.copy_(_tensor(dense.bias[...]))
+    self.dense = _linear(head.dense)
 
   def forward(self, x):
     return self.dense(self.dropout(x.mean(dim=(2, 3))))
+
+
+class _FlattenDense(nn.Module):
+  """Flatten in our NHWC order, Dense, ReLU, Dense (`models.FlattenDenseHead`)."""
+
+  def __init__(self, head: models.FlattenDenseHead):
+    super().__init__()
+    self.hidden, self.out = (_linear(d) for d in (head.hidden, head.out))
+
+  def forward(self, x):
+    return self.out(F.relu(self.hidden(x.permute(0, 2, 3, 1).flatten(1))))
+
+
+def _linear(dense: nnx.Linear) -> nn.Linear:
+  out = nn.Linear(dense.in_features, dense.out_features)
+  with torch.no_grad():
+    out.weight.copy_(_tensor(dense.kernel[...]).T)
+    out.bias.copy_(_tensor(dense.bias[...]))
+  return out
 
 
 class _ConvClassifier(nn.Module):
@@ -194,9 +209,12 @@ def from_nnx(module: nnx.Module) -> nn.Module:
     return _Head(module)
   if isinstance(module, layers.ConvClassifier):
     return _ConvClassifier(module)
-  raise ConfigError(f"no PyTorch peer for {type(module).__name__}; known: conv units, Inception "
-                    "and fire blocks, residual and inverted residual blocks, mlpconv, Concat, "
-                    "Sequential, networks, max/avg pools, LRN, dropout, classifier heads.")
+  if isinstance(module, models.FlattenDenseHead):
+    return _FlattenDense(module)
+  raise ConfigError(
+      f"no PyTorch peer for {type(module).__name__}; known: conv units, Inception "
+      "and fire blocks, residual and inverted residual blocks, mlpconv, Concat, "
+      "Sequential, networks, max/avg pools, LRN, dropout, classifier heads, flatten + Dense.")
 
 
 def count_params(peer: nn.Module) -> int:

@@ -72,6 +72,9 @@ def get_config(arg: str = "reduced") -> ml_collections.ConfigDict:
   # Where the original files of `fashion_mnist` / `mnist` are (None: a system package's
   # directory, else a download; bottleneck.data.idx).
   c.data.source_dir = placeholder(str)
+  # Splits whose images take at most this many MB are read into memory once, then batches index
+  # them (bottleneck.data.pipeline.Split.in_memory); 0: every batch is read from disk.
+  c.data.in_memory_mb = 1024
   c.batch_size = 128
   c.eval_batch_size = 128
   c.num_epochs = 10.0

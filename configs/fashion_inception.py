@@ -4,6 +4,7 @@ dataset's four IDX files, with and without 1x1 reductions.
   apt-get install dataset-fashion-mnist     # or put the four files in DIR, see below
   python -m experiments.train --config=configs/fashion_inception.py:reduced --workdir=runs/fashion/reduced
   python -m experiments.train --config=configs/fashion_inception.py:naive --workdir=runs/fashion/naive
+  python -m experiments.throughput --config=configs/fashion_inception.py:reduced  # its speed here
 
 The files are read from `/usr/share/datasets/fashion-mnist/` (Debian's package), or from
 `--config.data.source_dir=DIR` (the four `*-ubyte[.gz]` files from the dataset's page), and

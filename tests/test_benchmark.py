@@ -135,3 +135,13 @@ def test_bad_numbers_are_refused_before_anything_is_timed(kwargs, match, monkeyp
   monkeypatch.setattr(benchmark, "matmul_peak", lambda *a, **k: pytest.fail("timed"))
   with pytest.raises(ConfigError, match=match):
     benchmark.run(["small_downsample"], **{"progress": False, **kwargs})
+
+
+def test_a_missing_pytorch_is_refused_before_anything_is_timed(monkeypatch):
+  """The check had become a `pass` (an unused import removed by a linter): without PyTorch the
+  JAX timings ran first, then the peer's import failed."""
+  monkeypatch.setattr(benchmark, "matmul_peak", lambda *a, **k: pytest.fail("timed"))
+  monkeypatch.delitem(sys.modules, "bottleneck.torch_peer", raising=False)
+  monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
+  with pytest.raises(ConfigError, match=r"pip install -e '\.\[torch\]'"):
+    benchmark.run(["small_downsample"], batches=[2], progress=False, torch_peer=True)

@@ -65,6 +65,8 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, digits_dir):
       ], "a_file is a file, not a directory"),
       "workdir_file": (train + [f"--workdir={tmp_path}/a_file"], "a_file is a file, not a "
                        "directory"),
+      "baseline": (["experiments.throughput", TINY, data,
+                    f"--baseline={tmp_path}"], "is not a checkout of this repository"),
       "positional": (["experiments.report", f"--workdir={tmp_path}/r",
                       "extra"], "unexpected argument(s) 'extra'"),
       "study": (["experiments.report", f"--workdir={tmp_path}/r", "--study=ablation:fast"],

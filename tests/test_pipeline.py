@@ -124,6 +124,37 @@ def test_batches_are_a_function_of_seed_and_step(digits_dir):
     assert missing.min() >= 0 and missing.sum() == 1347 - 1344
 
 
+def test_a_split_in_memory_gives_the_batches_read_from_disk(digits_dir):
+  split = pipeline.load_splits("digits", data_dir=digits_dir)["train"]
+  nbytes = len(split) * 8 * 8  # 1,347 8x8x1 uint8 images
+  kept = split.in_memory(nbytes, chunk=500)  # three reads, the last one short
+  assert kept.images.shape == (1347, 8, 8, 1) and kept.labels.dtype == np.int32
+  pre = pipeline.Preprocess(8, 1, crop_padding=1, flip=True)
+  disk, memory = pipeline.Batches(split, 64, pre, 3), pipeline.Batches(kept, 64, pre, 3)
+  for step in (0, 1, 40):  # the same examples, order and augmentation
+    a, b = disk.train_batch(step), memory.train_batch(step)
+    np.testing.assert_array_equal(a["image"], b["image"])
+    np.testing.assert_array_equal(a["label"], b["label"])
+  for a, b in zip(disk.eval_batches(), memory.eval_batches()):
+    np.testing.assert_array_equal(a["image"], b["image"])
+  # Over the limit, or a limit of 0: read from disk, batch by batch.
+  assert split.in_memory(nbytes - 1).images is None and split.in_memory(0).images is None
+  # Images of several sizes are not stacked.
+  mixed = pipeline.Split("mixed",
+                         [{"image": np.zeros((s, s, 1), np.uint8), "label": 0} for s in (8, 8, 9)],
+                         10)
+  assert mixed.in_memory(10**6).images is None
+
+
+def test_training_configs_keep_small_splits_in_memory(digits_dir):
+  from tests.tiny_train_config import get_config
+  config = get_config(data_dir=digits_dir)
+  assert config.data.in_memory_mb > 0
+  assert pipeline.config_splits(config, ("test",))["test"].images.shape == (450, 8, 8, 1)
+  config.data.in_memory_mb = 0
+  assert pipeline.config_splits(config, ("test",))["test"].images is None
+
+
 def test_eval_batches_cover_every_example_once(digits_dir):
   split = pipeline.load_splits("digits", data_dir=digits_dir)["test"]
   batches = list(pipeline.Batches(split, 64, pipeline.Preprocess(8, 1), 0).eval_batches())

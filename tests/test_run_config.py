@@ -63,6 +63,7 @@ def test_loading_a_config_imports_no_jax():
      r"'branch5_kernel'"),
     ({"image_size": 3}, r"image_size=3 is too small; the minimum is 6"),
     ({"match_macs": -1.0}, r"match_macs=-1.0 is invalid"),
+    ({"data.in_memory_mb": -1}, r"data.in_memory_mb=-1 is invalid; it must be a number >= 0"),
     ({"match_macs": 1e5, "match_params": 5000}, r"match_macs and match_params exclude each "
      r"other"),
     ({
@@ -99,9 +100,10 @@ def test_model_kwargs_every_model_argument_settable_only_set_ones_recorded():
   assert run_config.record(c)["model_kwargs"] == {"reduction_ratio": 0.5}
 
 
-def test_differences_ignore_where_the_data_is_stored():
+def test_differences_ignore_where_and_how_the_data_is_stored():
   a = run_config.record(config_with(data_dir="/a"))
-  b = run_config.record(config_with(data_dir="/b", num_train_steps=90))
+  b = run_config.record(
+      config_with(**{"data_dir": "/b", "num_train_steps": 90, "data.in_memory_mb": 0}))
   assert run_config.differences(a, b) == ["num_train_steps: 24 there, 90 now"]
 
 

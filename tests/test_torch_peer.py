@@ -72,6 +72,14 @@ def test_network_twin_with_lrn():
   torch_peer.check_same(module, peer, x, "googlenet", rtol=network_rtol(module, DEPTH["googlenet"]))
 
 
+def test_flatten_dense_head_twin():
+  """Flattened in NHWC order, as ours flattens (the twin sees NCHW)."""
+  module = registry.random_model("flatten_head_cnn", reduce=True, image_size=8, in_channels=1,
+                                 batch_norm=True)
+  x = np.random.default_rng(2).normal(size=(3, 8, 8, 1)).astype(np.float32)
+  torch_peer.check_same(module, torch_peer.from_nnx(module), x, "flatten_head_cnn")
+
+
 def test_a_different_peer_is_caught():
   module, peer, x = _peer("small_inception", True)
   with torch.no_grad():

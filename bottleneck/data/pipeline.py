@@ -18,6 +18,7 @@ import dataclasses
 import difflib
 import os
 import socket
+import time
 import urllib.parse
 
 import numpy as np
@@ -46,7 +47,15 @@ class Split:
   def __len__(self):
     return len(self.source)
 
-  def read(self, indices) -> tuple[list[np.ndarray], np.ndarray]:
+  # The whole split in memory (`in_memory`): every image (n, H, W, C) and label (n,).
+  images: np.ndarray | None = dataclasses.field(default=None, repr=False)
+  labels: np.ndarray | None = dataclasses.field(default=None, repr=False)
+
+  def read(self, indices) -> tuple[list[np.ndarray] | np.ndarray, np.ndarray]:
+    """The images (a list, or one array when the split is in memory) and labels at `indices`."""
+    if self.images is not None:
+      keys = np.asarray(indices, np.intp)
+      return self.images[keys], self.labels[keys]
     keys = [int(i) for i in indices]
     # A batch read where the source has one (TFDS's array_record sources: 3x faster than
     # reading the examples one at a time, measured on Fashion-MNIST batches of 128).
@@ -56,6 +65,33 @@ class Split:
       examples = [self.source[i] for i in keys]
     return ([np.asarray(e["image"]) for e in examples],
             np.asarray([e["label"] for e in examples], np.int32))
+
+  def in_memory(self, max_bytes: int, chunk: int = 10_000) -> Split:
+    """This split with every example read into memory once, when its images share one shape
+    and take at most `max_bytes`; else itself. Batches then index an array: a training batch
+    of 128 random Fashion-MNIST images, read and augmented, took 12 ms of host time from its
+    array_record files (22 ms at the first reads), against 0.7 ms from memory (AMD EPYC VM),
+    for 2-4 s spent once reading its 60,000 training images (47 MB) in order. The examples
+    and their order are the same either way."""
+    if self.images is not None or max_bytes <= 0 or not len(self):
+      return self
+    n, first = len(self), np.asarray(self.source[0]["image"])
+    if n * first.nbytes > max_bytes:
+      logging.info(
+          "split %s: %d MiB of images, over data.in_memory_mb; read from disk batch "
+          "by batch", self.name, n * first.nbytes >> 20)
+      return self
+    t, images, labels = time.time(), [], []
+    for start in range(0, n, chunk):
+      part, part_labels = self.read(range(start, min(start + chunk, n)))
+      if any(np.shape(im) != first.shape for im in part):
+        return self  # images of several sizes: each is preprocessed on its own anyway
+      images.append(np.stack(part))
+      labels.append(part_labels)
+    logging.info("split %s: %d examples in memory (%d MiB, read in %.1f s)", self.name, n,
+                 n * first.nbytes >> 20,
+                 time.time() - t)
+    return dataclasses.replace(self, images=np.concatenate(images), labels=np.concatenate(labels))
 
 
 def _catalog_builder(name: str, data_dir: str | None):
@@ -307,8 +343,10 @@ class Batches:
 
 def config_splits(config, splits: tuple[str, ...]) -> dict[str, Split]:
   """`load_splits` of a training config's dataset, from its data and source directories."""
-  return load_splits(config.dataset, splits, config.get("data_dir"),
-                     config.get("data", {}).get("source_dir"))
+  out = load_splits(config.dataset, splits, config.get("data_dir"),
+                    config.get("data", {}).get("source_dir"))
+  max_bytes = int(config.get("data", {}).get("in_memory_mb", 0) * 2**20)
+  return {name: split.in_memory(max_bytes) for name, split in out.items()}
 
 
 def log_split_sizes(splits: dict[str, Split]) -> None:

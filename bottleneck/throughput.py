@@ -1,0 +1,307 @@
+"""Training throughput end to end, side by side: this checkout, an earlier one, PyTorch eager.
+
+What is timed is the training loop's work for one training config: each step's batch from the
+input pipeline (read, augmented, normalised on the host, `bottleneck.data.pipeline`), then the
+compiled train step (forward, backward, the optimizer's update; `bottleneck.train.train_step`),
+with two steps in flight as `experiments.train` keeps them. The whole batch runs on the first
+device (the training loop shards it over every device; on a CPU there is one). The contenders:
+
+- **this checkout**, as the config trains it;
+- **this checkout, batches read from disk** (`data.in_memory_mb=0`), when the config keeps its
+  splits in memory: what reading each batch from the array_record files costs;
+- **an earlier checkout** (`baseline=DIR`, e.g. `git worktree add /tmp/before <commit>`): its own
+  pipeline and train step on the same data and config, imported from DIR in its process;
+- **PyTorch eager**: the same network (`bottleneck.torch_peer`, the same initial weights), batch,
+  loss and optimizer (SGD with momentum and L2 weight decay, or AdamW; the same learning rate
+  at every step), on the same batches from this checkout's pipeline.
+
+Each contender runs in a process of its own, set up (compiled and warmed up) before any timing,
+and waits idle while another is timed. The parent runs `rounds` rounds; in each, every
+contender trains `steps` steps in turn (the order rotates). Shared machines drift by 10-30%
+over minutes, so each round's ratios are taken between timings seconds apart, and the table
+gives medians over rounds. Every contender continues its own run (the steps after its last
+ones), so none retimes the same batches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this checkout
+WARMUP_STEPS = 3
+
+# --- the contender's side: one process, commands on stdin, answers on stdout ------------------
+
+
+def _overlay(config, values: dict, prefix: str = "") -> None:
+  """Sets the fields of `values` (nested dicts) that `config` has; a checkout older than a
+  field ignores it (it computes what the field's default does)."""
+  for key, value in values.items():
+    if key not in config:
+      continue
+    if isinstance(value, dict) and hasattr(config[key], "keys"):
+      _overlay(config[key], value, f"{prefix}{key}.")
+    else:
+      config[key] = value
+
+
+def _jax_setup(spec: dict):
+  """The checkout's pipeline, model, optimizer and compiled step; returns run(start, n)."""
+  import functools
+
+  import jax
+  import tensorflow_datasets as tfds
+  from flax import nnx
+
+  from bottleneck import run_config, train
+  from bottleneck.data import pipeline
+  try:
+    from bottleneck import builders
+  except ImportError:  # checkouts before builders.py (a7d2a0c) built these in train
+    builders = train
+  from configs import default
+
+  config = default.get_config()
+  _overlay(config, spec["config"])
+  source = tfds.builder_from_directory(spec["data"]).as_data_source(split=config.train_split)
+  split = pipeline.Split(config.train_split, source, spec["num_classes"])
+  in_memory = spec["config"].get("data", {}).get("in_memory_mb", 0)
+  if in_memory and hasattr(split, "in_memory"):
+    split = split.in_memory(int(in_memory * 2**20))
+  model = builders.build_model(config, spec["num_classes"])
+  fields = set(pipeline.Preprocess.__dataclass_fields__)
+  preprocess = pipeline.Preprocess(image_size=config.image_size, channels=model.in_channels,
+                                   **{k: v for k, v in config.data.items() if k in fields})
+  batches = pipeline.Batches(split, config.batch_size, preprocess, config.seed)
+  schedule = builders.make_schedule(config, batches.steps_per_epoch, spec["total_steps"])
+  optimizer = nnx.Optimizer(model, builders.make_optimizer(config, schedule), wrt=nnx.Param)
+  (model_def, model_state), (opt_def, opt_state) = nnx.split(model), nnx.split(optimizer)
+  step = jax.jit(
+      functools.partial(train.train_step, model_def, opt_def, jax.numpy.dtype(config.dtype)),
+      donate_argnums=0, compiler_options=run_config.model_paths(config).compiler_options("config"))
+  state = [(model_state, opt_state)]
+
+  def run(start: int, n: int) -> float:
+    pending = None
+    for s in range(start, start + n):
+      state[0], metrics = step(state[0], batches.train_batch(s))
+      if pending is not None:  # two steps in flight, as the training loop keeps them
+        jax.block_until_ready(pending)
+      pending = metrics["loss"]
+    jax.block_until_ready(state[0])
+    return float(pending)
+
+  return run
+
+
+def _torch_setup(spec: dict):
+  """PyTorch eager's twin of this checkout's model and optimizer on this checkout's batches."""
+  import numpy as np
+  import torch
+
+  from bottleneck import builders, run_config, torch_peer
+  from bottleneck.data import pipeline
+
+  config = run_config.default_config()
+  _overlay(config, spec["config"])
+  splits = pipeline.config_splits(config, (config.train_split,))
+  model = builders.build_model(config, spec["num_classes"])
+  peer = torch_peer.from_nnx(model)
+  peer.train()
+  preprocess = pipeline.Preprocess.from_config(config, model.in_channels)
+  batches = pipeline.Batches(splits[config.train_split], config.batch_size, preprocess, config.seed)
+  schedule = builders.make_schedule(config, batches.steps_per_epoch, spec["total_steps"])
+  lrs = [float(v) for v in np.asarray(schedule(np.arange(spec["total_steps"])))]
+  o = config.optimizer
+  if o.name == "adamw":
+    opt = torch.optim.AdamW(peer.parameters(), lr=lrs[0], weight_decay=o.weight_decay)
+  else:
+    opt = torch.optim.SGD(peer.parameters(), lr=lrs[0], momentum=o.momentum,
+                          nesterov=bool(o.get("nesterov")), weight_decay=o.weight_decay)
+
+  def run(start: int, n: int) -> float:
+    for s in range(start, start + n):
+      batch = batches.train_batch(s)
+      x = torch.from_numpy(batch["image"]).permute(0, 3, 1, 2).contiguous()
+      for group in opt.param_groups:
+        group["lr"] = lrs[min(s, len(lrs) - 1)]  # optax's schedule holds its last value
+      opt.zero_grad(set_to_none=True)
+      loss = torch.nn.functional.cross_entropy(peer(x), torch.from_numpy(batch["label"]).long())
+      loss.backward()
+      opt.step()
+    return float(loss.detach())
+
+  return run
+
+
+def contender_main() -> None:
+  """A contender's process: the spec (JSON) on the first line of stdin, then "run START N"
+  lines, each answered by "time SECONDS LOSS"; "ready WHERE" once set up and warmed up."""
+  spec = json.loads(sys.stdin.readline())
+  sys.path.insert(0, spec["tree"])
+  import bottleneck  # the checkout's own, or a failure here, before JAX is imported
+  where = os.path.dirname(os.path.dirname(os.path.abspath(bottleneck.__file__)))
+  run = _torch_setup(spec) if spec["kind"] == "torch" else _jax_setup(spec)
+  run(0, WARMUP_STEPS)
+  print("ready", where, flush=True)
+  for line in sys.stdin:
+    words = line.split()
+    if not words or words[0] != "run":
+      break
+    t = time.perf_counter()
+    loss = run(int(words[1]), int(words[2]))
+    print("time", time.perf_counter() - t, loss, flush=True)
+
+
+# --- the parent: start the contenders, time them in rounds, tabulate -------------------------
+
+
+def _error(message: str) -> Exception:
+  """A ConfigError (one line from the commands): a contender that cannot run is bad input."""
+  from bottleneck.validation import ConfigError
+  return ConfigError(message)
+
+
+class Contender:
+  """One contender's process (see the module docstring)."""
+
+  def __init__(self, name: str, spec: dict):
+    self.name, self.spec, self.step, self.times, self.losses = name, spec, WARMUP_STEPS, [], []
+    code = (f"import runpy, sys; sys.path.insert(0, {spec['tree']!r}); "
+            f"runpy.run_path({os.path.abspath(__file__)!r}, run_name='__contender__')")
+    # Run in the checkout: `python -c` also imports from the working directory.
+    self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True, bufsize=1, cwd=spec["tree"])
+    self._say(json.dumps(spec))
+    self.tree = None
+
+  def _say(self, line: str) -> None:
+    try:
+      self.proc.stdin.write(line + "\n")
+    except OSError:  # it has died: its (empty) answer says so
+      pass
+
+  def wait_ready(self) -> None:
+    """Waits for the set-up and warm-up; checks where the contender imported its code from."""
+    self.tree = self._answer("ready")
+    if os.path.realpath(self.tree) != os.path.realpath(self.spec["tree"]):
+      raise _error(f"throughput: contender {self.name!r} imported bottleneck from "
+                   f"{self.tree}, not from the checkout {self.spec['tree']}")
+
+  def _answer(self, word: str) -> str:
+    """The rest of the contender's next line, which must start with `word`."""
+    line = self.proc.stdout.readline()
+    if not line.startswith(word + " "):
+      self.proc.kill()
+      raise _error(f"throughput: contender {self.name!r} ({self.spec['tree']}) stopped "
+                   f"before answering (its error is above); it said {line.strip()!r}")
+    return line[len(word) + 1:].rstrip("\n")
+
+  def time(self, steps: int) -> float:
+    self._say(f"run {self.step} {steps}")
+    seconds, loss = map(float, self._answer("time").split())
+    self.step += steps
+    self.times.append(seconds)
+    self.losses.append(loss)
+    return seconds
+
+  def close(self) -> None:
+    if self.proc.poll() is None:
+      try:
+        self.proc.stdin.close()
+      except OSError:
+        pass
+      try:
+        self.proc.wait(timeout=60)
+      except subprocess.TimeoutExpired:
+        self.proc.kill()
+
+
+def contender_specs(config, data_dir: str, num_classes: int, total_steps: int, *,
+                    baseline: str | None, torch: bool) -> list[tuple[str, dict]]:
+  """(name, spec) of every contender of a training config (see the module docstring)."""
+  from bottleneck import run_config
+
+  values = run_config.record(config)
+  base = dict(kind="jax", tree=HERE, data=data_dir, num_classes=num_classes,
+              total_steps=total_steps, config=values)
+  specs = [("this checkout", base)]
+  if values.get("data", {}).get("in_memory_mb"):
+    from_disk = json.loads(json.dumps(values))
+    from_disk["data"]["in_memory_mb"] = 0
+    specs.append(("this checkout, batches read from disk", {**base, "config": from_disk}))
+  if baseline:
+    specs.append((f"earlier checkout ({os.path.basename(os.path.abspath(baseline))})",
+                  {**base, "tree": os.path.abspath(baseline)}))
+  if torch:
+    specs.append(("PyTorch eager", {**base, "kind": "torch"}))
+  return specs
+
+
+def measure(specs: list[tuple[str, dict]], *, rounds: int, steps: int, batch_size: int,
+            say=print) -> list[dict]:
+  """Times every contender `rounds` times `steps` steps, in turn; one row per contender with
+  its median examples/s, its median per-round ratio of time per step to the first's, and the
+  loss of its last step in each round (every contender trains the same steps)."""
+  contenders = []
+  try:
+    say("setting up " + ", ".join(name for name, _ in specs) + " ...")
+    for name, spec in specs:  # set up together (not timed), then timed one at a time
+      contenders.append(Contender(name, spec))
+    for c in contenders:
+      c.wait_ready()
+    for r in range(rounds):
+      order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
+      for c in order:
+        c.time(steps)
+      say(f"round {r + 1}/{rounds}: "
+          + ", ".join(f"{c.name} {1e3 * c.times[-1] / steps:.0f} ms/step" for c in contenders))
+  except BaseException:  # a contender failed, or Ctrl-C: stop the others now
+    for c in contenders:
+      c.proc.kill()
+    raise
+  finally:
+    for c in contenders:
+      c.close()
+  first = contenders[0].times
+  return [{
+      "contender": c.name, "tree": c.tree, "rounds": rounds, "steps": steps,
+      "ms_per_step": 1e3 * statistics.median(c.times) / steps,
+      "examples_per_s": statistics.median(steps * batch_size / t for t in c.times),
+      "time_vs_first": statistics.median(t / f for t, f in zip(c.times, first)),
+      "round_ms_per_step": [1e3 * t / steps for t in c.times], "losses": c.losses
+  } for c in contenders]
+
+
+def place_on_roofline(config, num_classes: int, rows: list[dict]) -> dict:
+  """Each row's achieved GFLOP/s, with the roofline of this device measured now: FLOPs per step
+  by the convention (3 x a forward's 2 x MACs, every contender the same network), the
+  attainable GFLOP/s at the forward's intensity with each conv a kernel of its own
+  (`roofline.intensities`: a backward pass reads and writes about twice what the forward does,
+  so the step's intensity is about the forward's), against the matmul peak and the STREAM
+  triad bandwidth. Adds `gflops` and `of_attainable` to the rows; returns the roofline."""
+  from bottleneck import benchmark, builders, env, roofline
+
+  model = builders.build_model(config, num_classes)
+  shape = (config.batch_size, config.image_size, config.image_size, model.in_channels)
+  dtype = env.DTYPES[config.dtype]
+  i = roofline.intensities(model, shape, dtype)
+  peak, bw = benchmark.matmul_peak(dtype), roofline.bandwidth(config.dtype)["triad_gb_per_s"]
+  roof = {
+      "step_gflop": 6 * i["macs"] / 1e9, "intensity": i["conv_intensity"], "peak_gflops": peak,
+      "triad_gb_per_s": bw, "attainable_gflops": roofline.attainable(i["conv_intensity"], peak, bw),
+      "bound": roofline.bound(i["conv_intensity"], peak, bw)
+  }
+  for row in rows:
+    row["gflops"] = roof["step_gflop"] / (row["ms_per_step"] / 1e3)
+    row["of_attainable"] = row["gflops"] / roof["attainable_gflops"]
+  return roof
+
+
+if __name__ == "__contender__":
+  contender_main()

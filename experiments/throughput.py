@@ -1,0 +1,79 @@
+r"""How fast a training config trains here, end to end, against PyTorch eager and an earlier
+checkout, timed side by side in one run (`bottleneck.throughput`).
+
+  python -m experiments.throughput --config=configs/fashion_inception.py:reduced
+  git worktree add /tmp/before 7690e68   # the code before issue 23's changes, for example
+  python -m experiments.throughput --config=configs/fashion_inception.py:reduced \
+      --baseline=/tmp/before --out=runs/throughput
+
+Prints one row per contender (ms per step, examples/s, time per step against this checkout's,
+the median of the rounds' ratios); with --out, writes throughput.json and throughput.md there.
+About 3 minutes for the Fashion-MNIST config on 2 cores with every contender.
+"""
+
+import os
+import sys
+
+import pandas as pd
+from absl import flags
+from ml_collections import config_flags
+
+from bottleneck import cli, env, reports, run_config, throughput, validation, workdir as wd
+from bottleneck.data import pipeline
+
+config_flags.DEFINE_config_file("config", None, "Training config file.", lock_config=True)
+_BASELINE = flags.DEFINE_string(
+    "baseline", None, "An earlier checkout of this repository to "
+    "time beside this one (its own pipeline and train step).")
+_TORCH = flags.DEFINE_bool("torch", True, "Time the PyTorch eager twin of the step.")
+_ROUNDS = flags.DEFINE_integer("rounds", 5, "Rounds; every contender is timed once per round.")
+_STEPS = flags.DEFINE_integer("steps", 20, "Training steps per contender per round.")
+_OUT = flags.DEFINE_string("out", None, "Directory for throughput.json and throughput.md.")
+
+
+def main(argv):
+  del argv
+  c = flags.FLAGS.config
+  run_config.validate(c)
+  validation.positive_int(_ROUNDS.value, "--rounds", "throughput")
+  validation.positive_int(_STEPS.value, "--steps", "throughput")
+  if _BASELINE.value and not os.path.isfile(os.path.join(_BASELINE.value, "bottleneck",
+                                                         "train.py")):
+    raise validation.ConfigError(f"--baseline={_BASELINE.value!r} is not a checkout of this "
+                                 "repository (no bottleneck/train.py there); make one with "
+                                 "`git worktree add DIR COMMIT`.")
+  if _TORCH.value:  # PyTorch, or a clear error before anything is timed
+    __import__("bottleneck.torch_peer")
+  if _OUT.value:
+    wd.ensure_writable(_OUT.value, "--out")
+  split = pipeline.config_splits(c, (c.train_split,))[c.train_split]
+  total = c.num_train_steps or max(1, round(c.num_epochs * (len(split) // c.batch_size)))
+  specs = throughput.contender_specs(c, split.source.dataset_info.data_dir, split.num_classes,
+                                     total, baseline=_BASELINE.value, torch=_TORCH.value)
+  rows = throughput.measure(specs, rounds=_ROUNDS.value, steps=_STEPS.value,
+                            batch_size=c.batch_size)
+  roof = throughput.place_on_roofline(c, split.num_classes, rows)
+  frame = pd.DataFrame(rows)[[
+      "contender", "ms_per_step", "examples_per_s", "time_vs_first", "gflops", "of_attainable"
+  ]]
+  roof_line = (f"Roofline: {roof['step_gflop']:.2f} GFLOP per step (3 x 2 x MACs), intensity "
+               f"{roof['intensity']:.1f} FLOP/B; matmul peak {roof['peak_gflops']:.0f} GFLOP/s, "
+               f"triad {roof['triad_gb_per_s']:.1f} GB/s: attainable "
+               f"{roof['attainable_gflops']:.0f} GFLOP/s ({roof['bound']}-bound).")
+  print(frame.to_string(index=False, float_format="%.2f"))
+  print(roof_line)
+  if _OUT.value:
+    made_by = reports.command("experiments.throughput", *sys.argv[1:])
+    wd.write_json(
+        os.path.join(_OUT.value, "throughput.json"), {
+            "rows": rows, "roofline": roof, "machine": env.environment(), "command": made_by,
+            "config": run_config.record(c)
+        })
+    reports.write_markdown(os.path.join(_OUT.value, "throughput.md"),
+                           "Training throughput, side by side", made_by,
+                           frame.to_markdown(index=False, floatfmt=".2f") + f"\n\n{roof_line}\n")
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["config"])
+  cli.run(main)

@@ -1,0 +1,55 @@
+"""The side-by-side throughput harness: every contender trains the same steps on the same data,
+an earlier checkout imports its own code, and PyTorch's twin takes the same steps as ours."""
+
+import os
+
+import pytest
+
+from bottleneck import throughput
+from bottleneck.data import pipeline
+from bottleneck.validation import ConfigError
+from tests import ROOT
+from tests.tiny_train_config import get_config
+
+
+def _specs(digits_dir, baseline, torch):
+  config = get_config(data_dir=digits_dir)
+  split = pipeline.config_splits(config, ("train",))["train"]
+  return throughput.contender_specs(config, split.source.dataset_info.data_dir, 10, 24,
+                                    baseline=baseline, torch=torch)
+
+
+def test_contenders_take_the_same_steps(digits_dir):
+  specs = _specs(digits_dir, ROOT, True)
+  names = [name for name, _ in specs]
+  assert names == [
+      "this checkout", "this checkout, batches read from disk",
+      f"earlier checkout ({os.path.basename(ROOT)})", "PyTorch eager"
+  ]
+  assert specs[1][1]["config"]["data"]["in_memory_mb"] == 0
+  # Two of them in their processes (batches from disk and from memory are the same:
+  # tests/test_pipeline.py; PyTorch's steps: below). This checkout again as the "earlier
+  # checkout": imported from its directory, in its process.
+  timed = [specs[0], specs[2]]
+  rows = throughput.measure(timed, rounds=2, steps=2, batch_size=32, say=lambda _: None)
+  assert [r["contender"] for r in rows] == [name for name, _ in timed]
+  for r in rows:
+    assert r["tree"] == ROOT and len(r["round_ms_per_step"]) == 2 and r["ms_per_step"] > 0
+  assert rows[0]["time_vs_first"] == 1.0
+  # The same steps on the same batches: the same losses from the checkout imported elsewhere.
+  assert len(rows[0]["losses"]) == 2 and rows[1]["losses"] == rows[0]["losses"]
+
+
+def test_the_pytorch_twin_takes_our_steps(digits_dir):
+  pytest.importorskip("torch")  # optional extra: pip install -e '.[torch]'
+  spec = _specs(digits_dir, None, True)[-1][1]
+  ours, twin = throughput._jax_setup(spec), throughput._torch_setup(spec)
+  for start, n in ((0, 3), (3, 4)):  # the same weights, batches, loss and SGD updates
+    assert twin(start, n) == pytest.approx(ours(start, n), rel=1e-3)
+
+
+def test_a_contender_that_fails_is_named(digits_dir, tmp_path):
+  (tmp_path / "bottleneck").mkdir()  # a directory that is no checkout: its import fails
+  specs = [(n, s) for n, s in _specs(digits_dir, str(tmp_path), False) if "earlier" in n]
+  with pytest.raises(ConfigError, match=r"contender 'earlier checkout \(.*\)' .* stopped"):
+    throughput.measure(specs, rounds=1, steps=1, batch_size=32, say=lambda _: None)
