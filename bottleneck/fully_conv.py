@@ -130,7 +130,7 @@ def _run_digits(loaded, image_size, num_digits, seed, out_dir) -> dict:
     raise ConfigError(f"--image_size={image_size} is too small; the minimum is the training "
                       f"size {fully_conv.min_image_size}.")
   d = config.data
-  split = pipeline.config_splits(config, (config.eval_split,))[config.eval_split]
+  split = pipeline.config_splits(config, (config.eval_split,), in_memory=False)[config.eval_split]
   canvas, placed = make_canvas(split, image_size, model.image_size, fully_conv.stride, num_digits,
                                seed)
   x = pipeline.Preprocess(image_size, model.in_channels, mean=d.mean, std=d.std)([canvas],

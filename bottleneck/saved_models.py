@@ -72,8 +72,8 @@ def load(directory: str) -> Trained:
   if imported is not None:
     num_classes = imported["num_classes"]
   else:
-    num_classes = pipeline.config_splits(config,
-                                         (config.train_split,))[config.train_split].num_classes
+    num_classes = pipeline.config_splits(config, (config.train_split,),
+                                         in_memory=False)[config.train_split].num_classes
   model = builders.build_model(config, num_classes, initialise=False)  # the checkpoint's values
   states = {"model": nnx.state(model)}
   if imported is None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -141,7 +142,16 @@ def _torch_setup(spec: dict):
 
 def contender_main() -> None:
   """A contender's process: the spec (JSON) on the first line of stdin, then "run START N"
-  lines, each answered by "time SECONDS LOSS"; "ready WHERE" once set up and warmed up."""
+  lines, each answered by "time SECONDS LOSS"; "ready WHERE" once set up and warmed up. It
+  ends at the end of its input, or quietly when its parent has gone (a closed pipe)."""
+  signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it kills us
+  try:
+    _contend()
+  except BrokenPipeError:
+    os._exit(0)  # the parent stopped (Ctrl-C, SIGTERM): nobody reads what is left to say
+
+
+def _contend() -> None:
   spec = json.loads(sys.stdin.readline())
   sys.path.insert(0, spec["tree"])
   import bottleneck  # the checkout's own, or a failure here, before JAX is imported

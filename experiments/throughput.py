@@ -46,17 +46,21 @@ def main(argv):
     __import__("bottleneck.torch_peer")
   if _OUT.value:
     wd.ensure_writable(_OUT.value, "--out")
-  split = pipeline.config_splits(c, (c.train_split,))[c.train_split]
+  split = pipeline.config_splits(c, (c.train_split,), in_memory=False)[c.train_split]
   total = c.num_train_steps or max(1, round(c.num_epochs * (len(split) // c.batch_size)))
   specs = throughput.contender_specs(c, split.source.dataset_info.data_dir, split.num_classes,
                                      total, baseline=_BASELINE.value, torch=_TORCH.value)
-  rows = throughput.measure(specs, rounds=_ROUNDS.value, steps=_STEPS.value,
-                            batch_size=c.batch_size)
+  try:
+    rows = throughput.measure(specs, rounds=_ROUNDS.value, steps=_STEPS.value,
+                              batch_size=c.batch_size)
+  except KeyboardInterrupt:
+    raise KeyboardInterrupt(
+        "interrupted: the contenders are stopped; nothing was written.") from None
   roof = throughput.place_on_roofline(c, split.num_classes, rows)
   frame = pd.DataFrame(rows)[[
       "contender", "ms_per_step", "examples_per_s", "time_vs_first", "gflops", "of_attainable"
   ]]
-  roof_line = (f"Roofline: {roof['step_gflop']:.2f} GFLOP per step (3 x 2 x MACs), intensity "
+  roof_line = (f"Roofline: {roof['step_gflop']:.3g} GFLOP per step (3 x 2 x MACs), intensity "
                f"{roof['intensity']:.1f} FLOP/B; matmul peak {roof['peak_gflops']:.0f} GFLOP/s, "
                f"triad {roof['triad_gb_per_s']:.1f} GB/s: attainable "
                f"{roof['attainable_gflops']:.0f} GFLOP/s ({roof['bound']}-bound).")

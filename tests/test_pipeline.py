@@ -151,6 +151,8 @@ def test_training_configs_keep_small_splits_in_memory(digits_dir):
   config = get_config(data_dir=digits_dir)
   assert config.data.in_memory_mb > 0
   assert pipeline.config_splits(config, ("test",))["test"].images.shape == (450, 8, 8, 1)
+  # A look at the class count or a few examples reads nothing whole.
+  assert pipeline.config_splits(config, ("test",), in_memory=False)["test"].images is None
   config.data.in_memory_mb = 0
   assert pipeline.config_splits(config, ("test",))["test"].images is None
 

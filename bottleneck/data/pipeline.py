@@ -341,10 +341,14 @@ class Batches:
       }
 
 
-def config_splits(config, splits: tuple[str, ...]) -> dict[str, Split]:
-  """`load_splits` of a training config's dataset, from its data and source directories."""
+def config_splits(config, splits: tuple[str, ...], *, in_memory: bool = True) -> dict[str, Split]:
+  """`load_splits` of a training config's dataset, from its data and source directories; with
+  `in_memory`, the splits that fit `data.in_memory_mb` in memory (`Split.in_memory`: for code
+  that reads them whole, or often; not for a look at a few examples or the class count)."""
   out = load_splits(config.dataset, splits, config.get("data_dir"),
                     config.get("data", {}).get("source_dir"))
+  if not in_memory:
+    return out
   max_bytes = int(config.get("data", {}).get("in_memory_mb", 0) * 2**20)
   return {name: split.in_memory(max_bytes) for name, split in out.items()}
 
