@@ -56,18 +56,29 @@ def main(argv):
   except KeyboardInterrupt:
     raise KeyboardInterrupt(
         "interrupted: the contenders are stopped; nothing was written.") from None
+  made_by = reports.command("experiments.throughput", *sys.argv[1:])
+  _write(rows, None, made_by, c)  # the timings, before the roofline's own measurements
   roof = throughput.place_on_roofline(c, split.num_classes, rows)
-  frame = pd.DataFrame(rows)[[
-      "contender", "ms_per_step", "examples_per_s", "time_vs_first", "gflops", "of_attainable"
-  ]]
-  roof_line = (f"Roofline: {roof['step_gflop']:.3g} GFLOP per step (3 x 2 x MACs), intensity "
-               f"{roof['intensity']:.1f} FLOP/B; matmul peak {roof['peak_gflops']:.0f} GFLOP/s, "
-               f"triad {roof['triad_gb_per_s']:.1f} GB/s: attainable "
-               f"{roof['attainable_gflops']:.0f} GFLOP/s ({roof['bound']}-bound).")
-  print(frame.to_string(index=False, float_format="%.2f"))
-  print(roof_line)
+  _write(rows, roof, made_by, c)
+
+
+def _write(rows: list[dict], roof: dict | None, made_by: str, c) -> None:
+  """Prints the timings (`roof` None) or the roofline; with --out, writes both files."""
+  columns = ["contender", "ms_per_step", "examples_per_s", "time_vs_first"]
+  roof_line = ""
+  if roof:
+    columns += ["gflops", "of_attainable"]
+    roof_line = (f"Roofline: {roof['step_gflop']:.3g} GFLOP per step (3 x 2 x MACs), intensity "
+                 f"{roof['intensity']:.1f} FLOP/B; matmul peak {roof['peak_gflops']:.0f} "
+                 f"GFLOP/s, triad {roof['triad_gb_per_s']:.1f} GB/s: attainable "
+                 f"{roof['attainable_gflops']:.0f} GFLOP/s ({roof['bound']}-bound).")
+  frame = pd.DataFrame(rows)[columns]
+  if roof is None:
+    print(frame.to_string(index=False, float_format="%.2f"))
+  else:
+    print(roof_line + " Achieved: " + "; ".join(
+        f"{r['contender']} {r['gflops']:.1f} GFLOP/s ({r['of_attainable']:.0%})" for r in rows))
   if _OUT.value:
-    made_by = reports.command("experiments.throughput", *sys.argv[1:])
     wd.write_json(
         os.path.join(_OUT.value, "throughput.json"), {
             "rows": rows, "roofline": roof, "machine": env.environment(), "command": made_by,
