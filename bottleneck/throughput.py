@@ -297,7 +297,7 @@ def place_on_roofline(config, num_classes: int, rows: list[dict]) -> dict:
   triad bandwidth. Adds `gflops` and `of_attainable` to the rows; returns the roofline."""
   from bottleneck import benchmark, builders, env, roofline
 
-  model = builders.build_model(config, num_classes)
+  model = builders.build_model(config, num_classes, initialise=False)  # its shapes alone
   shape = (config.batch_size, config.image_size, config.image_size, model.in_channels)
   dtype = env.DTYPES[config.dtype]
   i = roofline.intensities(model, shape, dtype)
