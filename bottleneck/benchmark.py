@@ -260,8 +260,13 @@ def time_calls(fn, args, warmup: int, repeats: int) -> list[float]:
   return times
 
 
-def matmul_peak(dtype=jnp.float32, n: int = 2048, repeats: int = 5) -> float:
-  """GFLOP/s of an n x n x n `jnp.dot`: the device's practical matmul peak, measured now."""
+def matmul_peak(dtype=jnp.float32, n: int | None = None, repeats: int = 5) -> float:
+  """GFLOP/s of an n x n x n `jnp.dot`: the device's practical matmul peak, measured now.
+
+  n defaults to 2048 on a CPU and 8192 elsewhere: on an NVIDIA H200 a 2048^3 product took
+  0.2-0.3 ms, mostly its launch, and gave 58-88 TFLOP/s, below what whole Inception blocks
+  reached there (up to 155; docs/benchmarks.md)."""
+  n = n or (2048 if jax.default_backend() == "cpu" else 8192)
   a = jnp.asarray(np.random.default_rng(0).normal(size=(n, n)), dtype)
   dot = jax.jit(jnp.dot)
   t = statistics.median(time_calls(dot, (a, a), warmup=2, repeats=repeats))
@@ -349,6 +354,7 @@ def add_torch_peer(row: dict, c: Case, *, compile_: bool, warmup: int, repeats: 
   for mode, comp in (("eager", False),) + ((("compile", True),) if compile_ else ()):
     t = torch_peer.time_peer(peer, (row["batch"], c.channels, c.image_size, c.image_size),
                              compile_=comp, warmup=warmup, repeats=repeats)
+    row["torch_device"] = t["device"]
     row[f"torch_{mode}_fwd_ms"] = t["fwd_ms"]
     row[f"torch_{mode}_fwd_bwd_ms"] = t["fwd_bwd_ms"]
     row[f"jax/torch_{mode} fwd"] = row["fwd_ms"] / t["fwd_ms"]
@@ -356,9 +362,12 @@ def add_torch_peer(row: dict, c: Case, *, compile_: bool, warmup: int, repeats: 
 
 
 def run(case_names, *, batches, reduces=(True, False), dtypes=("float32",), paths=("auto",),
-        warmup=1, repeats=5, progress=True, torch_peer=False, torch_compile=False,
-        ratios=(None,)) -> list[dict]:
+        warmup=1, repeats=5, progress=True, torch_peer=False, torch_compile=False, ratios=(None,),
+        on_row=None) -> list[dict]:
   """Every combination, the matmul peak measured first (per dtype) in the same process.
+
+  `on_row(row)`, if given, is called with each row as soon as it is complete (failed ones too),
+  so that a caller can keep the rows of a run that is stopped part way.
 
   `paths`: path sets to time, each as `bottleneck.nn.paths.Paths.parse` reads it ("auto",
   "xla", "xla,conv_1x1=matmul", ...). `ratios`: the reduced variant at each reduction ratio
@@ -408,6 +417,8 @@ def run(case_names, *, batches, reduces=(True, False), dtypes=("float32",), path
           "name": name, "reduce": reduce, "ratio": ratio, "batch": batch, "dtype": dtype,
           **path_set.as_dict(), "error": f"{type(e).__name__}: {e}"
       })
+    if on_row is not None:
+      on_row(rows[-1])
   return rows
 
 

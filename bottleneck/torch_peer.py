@@ -11,9 +11,11 @@ asymmetric (some stride-2 layers) gets an explicit pad first.
 
 from __future__ import annotations
 
+import copy
 import statistics
 import time
 
+import jax
 import numpy as np
 from flax import nnx
 
@@ -231,7 +233,10 @@ def check_same(module: nnx.Module, peer: nn.Module, x: np.ndarray, name: str,
   """
   rtol = numerics.float32_rtol(module) if rtol is None else rtol
   module.eval()
-  ours = np.asarray(nnx.jit(lambda m, v: m(v))(module, x))  # one program, not one per op
+  # Full float32 products: on a GPU, XLA's default computes float32 convs and matmuls as
+  # TensorFloat-32 (10-bit mantissas), a rounding this check is not about.
+  with jax.default_matmul_precision("highest"):
+    ours = np.asarray(nnx.jit(lambda m, v: m(v))(module, x))  # one program, not one per op
   peer.eval()
   with torch.no_grad():
     theirs = peer(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))).numpy()
@@ -246,36 +251,61 @@ def check_same(module: nnx.Module, peer: nn.Module, x: np.ndarray, name: str,
   return err
 
 
+def device() -> str:
+  """Where the twin runs: "cuda" when JAX computes on a GPU and this PyTorch sees one, else
+  "cpu". Ours and the twin are timed on the same device."""
+  return "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
+
+
 def time_peer(peer: nn.Module, shape_nchw, *, compile_: bool = False, warmup: int = 1,
               repeats: int = 5) -> dict:
   """Forward (eval mode, no grad) and forward+backward (train mode; gradients w.r.t. the
-  parameters and the input) medians in ms, timed as `bottleneck.benchmark` times ours."""
+  parameters and the input) medians in ms, timed as `bottleneck.benchmark` times ours, on
+  `device()` (a copy of `peer` goes there).
+
+  On a GPU each call is waited for (`torch.cuda.synchronize`), and float32 convs and matmuls
+  run as TensorFloat-32, as XLA computes ours by default there (PyTorch's own default keeps its
+  matmuls in full float32). The dict says which: "device", "tf32".
+  """
   torch.manual_seed(0)
+  where = device()
+  on_gpu = where == "cuda"
+  if on_gpu:
+    peer = copy.deepcopy(peer).to(where)
   model = torch.compile(peer) if compile_ else peer
-  x = torch.randn(*shape_nchw, requires_grad=True)
+  x = torch.randn(*shape_nchw, requires_grad=True, device=where)
+  wait = torch.cuda.synchronize if on_gpu else (lambda: None)
 
   def fwd():
     peer.eval()
     with torch.no_grad():
       model(x)
+    wait()
 
   def fwd_bwd():
     peer.train()
     peer.zero_grad(set_to_none=True)
     x.grad = None
     model(x).sum().backward()
+    wait()
 
-  out = {}
-  for key, fn in (("fwd", fwd), ("fwd_bwd", fwd_bwd)):
-    t = time.perf_counter()
-    fn()  # compiles under torch.compile
-    out[f"{key}_first_s"] = time.perf_counter() - t
-    for _ in range(warmup):
-      fn()
-    times = []
-    for _ in range(repeats):
+  out = {"device": where, "tf32": on_gpu}
+  saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+  if on_gpu:
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+  try:
+    for key, fn in (("fwd", fwd), ("fwd_bwd", fwd_bwd)):
       t = time.perf_counter()
-      fn()
-      times.append(time.perf_counter() - t)
-    out[f"{key}_ms"] = 1e3 * statistics.median(times)
+      fn()  # compiles under torch.compile
+      out[f"{key}_first_s"] = time.perf_counter() - t
+      for _ in range(warmup):
+        fn()
+      times = []
+      for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+      out[f"{key}_ms"] = 1e3 * statistics.median(times)
+  finally:
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
   return out

@@ -209,7 +209,7 @@ class JsonlWriter:
     self._file = open(path, "a")
 
   def write(self, row: dict) -> None:
-    self._file.write(json.dumps(row, sort_keys=True) + "\n")
+    self._file.write(json.dumps(row, sort_keys=True, default=str) + "\n")
     self._file.flush()
 
   def close(self) -> None:

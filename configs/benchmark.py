@@ -16,7 +16,9 @@ eager and `torch.compile`), `ratio` (blocks 3a, 4e and v3 B at batch 32, reduced
 28x28x1, with "auto" and XLA's own paths, against PyTorch eager: docs/benchmarks.md), `resnet`
 (ResNet-50's bottleneck blocks with and without their 1x1s, batch 32, against PyTorch eager),
 `families` (four GoogLeNet blocks, those, SqueezeNet's fire modules, MobileNetV2's inverted
-residuals and NiN's mlpconv blocks, the same way: docs/families.md).
+residuals and NiN's mlpconv blocks, the same way: docs/families.md), `gpu` (for a GPU: six
+blocks, the small modules, the training step's network and GoogLeNet at 224x224, batch 128,
+against PyTorch eager on the same GPU; .ci/gpu_check runs it with the rest of the GPU figures).
 """
 
 import ml_collections
@@ -39,7 +41,7 @@ MOBILENET = ["mobilenet_block3", "mobilenet_block6", "mobilenet_block13", "mobil
 FAMILY_INCEPTION = ["inception_3a", "inception_4a", "inception_4e", "inception_5b"]
 NIN = ["nin_mlpconv1", "nin_mlpconv2", "nin_mlpconv3"]
 VARIANTS = ("default", "smoke", "paths", "precision", "peer", "peer_compile", "ratio", "train_step",
-            "resnet", "families")
+            "resnet", "families", "gpu")
 
 
 def get_config(arg: str = "default"):
@@ -97,6 +99,15 @@ def get_config(arg: str = "default"):
                                                           + MOBILENET + NIN)
     c.batches = (32,)
     c.torch_peer = True
+  elif arg == "gpu":
+    # Batch 128: at 32 a block's step on a GPU is mostly launch overhead. The network last, so
+    # that a run cut short has the blocks.
+    c.cases = ("inception_3a", "inception_4e", "inception_5b", "v3_block_a", "v3_block_b",
+               "v3_reduction_a", *SMALL, "inception_small@28,width=0.25,in_channels=1",
+               "googlenet_bn@224")
+    c.batches = (128,)
+    c.torch_peer = True
+    c.repeats = 10
   elif arg == "precision":
     c.cases = ("inception_3a", "inception_4e", "v3_block_b")
     c.batches = (32,)

@@ -3,7 +3,8 @@ r"""Time naive vs reduced Inception blocks and networks on this device.
   python -m experiments.benchmark --config=configs/benchmark.py:smoke [--format=table|json|markdown] [--out=DIR]
 
 Prints the rows, the naive/reduced ratios and a verdict; with --out, writes benchmark.json,
-benchmark.md and time_vs_macs.png there.
+benchmark.md and time_vs_macs.png there at the end, and each row to rows.jsonl as soon as it is
+timed (a run stopped part way keeps the rows it timed there).
 """
 
 import os
@@ -22,13 +23,26 @@ _OUT = flags.DEFINE_string("out", None, "Directory for benchmark.json, .md and t
 def main(argv):
   del argv
   c = flags.FLAGS.config
+  writer = None
   if _OUT.value:
     wd.ensure_writable(_OUT.value, "--out")  # before the timings, not after them
-  rows = benchmark.run(list(c.cases), batches=list(c.batches), dtypes=list(c.dtypes),
-                       paths=list(c.get("paths", ["auto"])), warmup=c.warmup, repeats=c.repeats,
-                       torch_peer=c.get("torch_peer",
-                                        False), torch_compile=c.get("torch_compile", False),
-                       ratios=list(c.get("ratios", [None])))
+    rows_path = os.path.join(_OUT.value, "rows.jsonl")
+    wd.truncate_jsonl(rows_path, [])  # this run's rows only
+    writer = wd.JsonlWriter(rows_path)
+  try:
+    rows = benchmark.run(list(c.cases), batches=list(c.batches), dtypes=list(c.dtypes),
+                         paths=list(c.get("paths", ["auto"])), warmup=c.warmup, repeats=c.repeats,
+                         torch_peer=c.get("torch_peer",
+                                          False), torch_compile=c.get("torch_compile", False),
+                         ratios=list(c.get("ratios", [None])),
+                         on_row=None if writer is None else writer.write)
+  except KeyboardInterrupt:  # not a training run: there is no checkpoint to resume from
+    kept = (f"the rows timed so far are in {rows_path}" if writer else
+            "nothing was written (with --out=DIR each row is kept as soon as it is timed)")
+    raise KeyboardInterrupt(f"interrupted: {kept}.") from None
+  finally:
+    if writer is not None:
+      writer.close()
   ratios = benchmark.central_ratios(rows)
   verdict = benchmark.verdict(ratios)
   print(tables.benchmark_results(rows, ratios, verdict, _FORMAT.value), end="")

@@ -1,5 +1,6 @@
 """Tests run on the CPU, whatever machine they are on; the digits dataset is built once."""
 
+import importlib.metadata
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -16,10 +17,15 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 # replaces this.
 # XLA's legacy LLVM IR emitters for fusions, not its newer MLIR ones, compile in half the time
 # (a tiny inception_small's gradient: 1.1 s against 2.2 s); the math is the same ops.
-os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", "")] + [
-    flag for flag in ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false")
-    if flag.split("=")[0] not in os.environ.get("XLA_FLAGS", "")
-]).strip()
+# jax 0.11's XLA no longer has that flag, and an unknown flag in XLA_FLAGS aborts the process
+# (seen with jax 0.11.2 on a GPU machine: every test worker died), so only older jax gets it.
+_FLAGS = ["--xla_backend_optimization_level=0"]
+if tuple(int(p) for p in importlib.metadata.version("jaxlib").split(".")[:2]) < (0, 11):
+  _FLAGS.append("--xla_cpu_use_fusion_emitters=false")
+os.environ["XLA_FLAGS"] = " ".join(
+    [os.environ.get("XLA_FLAGS", "")]
+    + [flag for flag in _FLAGS if flag.split("=")[0] not in os.environ.get("XLA_FLAGS", "")]).strip(
+    )
 
 import pytest  # noqa: E402 (after the environment JAX reads when it starts)
 

@@ -2,16 +2,18 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import jax.numpy as jnp
 import pytest
 
-from bottleneck import benchmark
+from bottleneck import benchmark, workdir as wd
 from bottleneck.nn.paths import Paths
 from bottleneck.validation import ConfigError
-from tests import ROOT
+from tests import ROOT, interruptible
 
 KEYS = {
     "name", "reduce", "batch", "image_size", "compile_s", "fwd_ms", "fwd_bwd_ms", "images_per_s",
@@ -110,6 +112,32 @@ def test_cli_json_and_files(tmp_path):
   assert {r["max_pool"] for r in out["rows"]} == {"xla", "argmax"}
   for name in ("benchmark.json", "benchmark.md", "time_vs_macs.png"):
     assert os.path.getsize(tmp_path / name) > 0
+  # Each row was also kept as it was timed, the same as the end's.
+  assert wd.read_jsonl(str(tmp_path / "rows.jsonl")) == json.loads(
+      (tmp_path / "benchmark.json").read_text())["rows"]
+
+
+def test_ctrl_c_keeps_the_rows_timed(tmp_path):
+  """A benchmark stopped part way (Ctrl-C, or `timeout -s INT` on a lent machine) keeps the
+  rows it timed, and says so; it used to say "rerun to resume from the last checkpoint"."""
+  interruptible()
+  rows = tmp_path / "rows.jsonl"
+  proc = subprocess.Popen([
+      sys.executable, "-m", "experiments.benchmark",
+      f"--config={ROOT}/tests/tiny_benchmark_config.py",
+      "--config.batches=(1, 2, 3, 4, 5, 6, 7, 8)", f"--out={tmp_path}"
+  ], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 300
+  while not (rows.exists() and rows.read_text().count("\n") >= 1):
+    assert proc.poll() is None and time.time() < deadline, proc.stderr.read()[-3000:]
+    time.sleep(0.1)
+  proc.send_signal(signal.SIGINT)
+  err = proc.communicate(timeout=120)[1]
+  assert proc.returncode == 130, err[-3000:]
+  assert f"the rows timed so far are in {rows}" in err and "Traceback" not in err
+  kept = wd.read_jsonl(str(rows))
+  assert 1 <= len(kept) < 32 and all(r["name"] == "small_inception" for r in kept)
+  assert not (tmp_path / "benchmark.json").exists()
 
 
 def test_torch_peer_rows():
@@ -118,6 +146,7 @@ def test_torch_peer_rows():
                        torch_peer=True)
   for r in rows:  # add_torch_peer raises if the peer's parameters or outputs differ (beyond
     assert 0 <= r["torch_rel_diff"]  # what rounding allows: bottleneck.numerics.float32_rtol)
+    assert r["torch_device"] == "cpu"  # where ours runs (the tests pin JAX to the CPU)
     assert r["jax/torch_eager fwd_bwd"] == pytest.approx(r["fwd_bwd_ms"]
                                                          / r["torch_eager_fwd_bwd_ms"])
 

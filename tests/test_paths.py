@@ -333,6 +333,11 @@ def test_conv_library_elsewhere(monkeypatch):
   XLA lacks the option falls back to its default under "auto" and refuses "eigen"."""
   monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
   assert paths.resolve("conv_library", "auto") == "xla"
+  # On a GPU "auto" takes the one path measured faster there (the 1x1 matmul), XLA's op else.
+  assert Paths().resolve() == Paths.parse("xla,conv_1x1=matmul")
+  monkeypatch.setattr(jax, "default_backend", lambda: "tpu")  # not measured: XLA's every op
+  assert Paths().resolve() == Paths.parse("xla")
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
   assert paths.compiler_options("auto") is None
   with pytest.raises(ConfigError, match=r"conv_library='eigen'.*backend is 'gpu'.*'auto', 'xla'"):
     paths.compiler_options("eigen")

@@ -36,7 +36,8 @@ it travels as one value from the config (`config.paths`) through the registry an
   give XLA's numbers.
 
 "auto" (the default) picks the path measured fastest on the backend the model is built for
-(docs/benchmarks.md has the figures); a backend that was not measured gets XLA's op.
+(docs/benchmarks.md has the figures: the CPU's, and an NVIDIA H200's, where only the 1x1 matmul
+paid); a backend or kind that was not measured gets XLA's op.
 
 A new path kind is a field of `Paths`, its CHOICES entry, and a branch of a dispatcher here.
 """
@@ -71,11 +72,18 @@ Padding = str | tuple[tuple[int, int], tuple[int, int]]
 # gained up to 5% (v3 B), and the stride-2 im2col lost 3% to 7% on reduction A, with 2.4x the
 # memory (against YNNPACK's strided convs it had gained 1.2x to 2.1x): "auto" leaves it off.
 # The live taps made naive Inception-v3 at 75x75 1.6x faster (673 to 422 ms), reduced 1.2x.
+# On an NVIDIA H200 (jax 0.11.2, batch 128, forward+backward; .ci/gpu_check, one run,
+# docs/benchmarks.md): the 1x1 matmul made the reduced (3a) 1.16x faster (2.47 to 2.13 ms) and
+# the reduced v3 B 1.12x (3.74 to 3.35 ms), the naive blocks unchanged (within 2%). Every other
+# path lost or was mixed: im2col 1.14x-1.22x slower, the argmax pool 1.17x faster on (3a) but
+# 1.12x slower on v3 reduction A, the transposed 7x1 and the depthwise taps within their noise
+# or slower. XLA's ops stay for those, and for the live taps, not timed there.
 AUTO = {
     "cpu": {
         "conv_1x1": "matmul", "conv_kx1": "transposed", "conv_strided": "xla", "max_pool": "argmax",
         "conv_taps": "live", "conv_library": "eigen", "conv_depthwise": "taps"
-    }
+    },
+    "gpu": {"conv_1x1": "matmul"},
 }
 
 # XLA's CPU compiler option listing the kinds of op it hands to YNNPACK. jax 0.10's default
