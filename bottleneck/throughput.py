@@ -112,7 +112,12 @@ def _torch_setup(spec: dict):
   _overlay(config, spec["config"])
   splits = pipeline.config_splits(config, (config.train_split,))
   model = builders.build_model(config, spec["num_classes"])
-  peer = torch_peer.from_nnx(model)
+  # On the device ours runs on: a GPU when JAX computes there, with float32 products in
+  # TensorFloat-32 as XLA computes ours there by default (`torch_peer.time_peer`).
+  where = torch_peer.device()
+  if where == "cuda":
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+  peer = torch_peer.from_nnx(model).to(where)
   peer.train()
   preprocess = pipeline.Preprocess.from_config(config, model.in_channels)
   batches = pipeline.Batches(splits[config.train_split], config.batch_size, preprocess, config.seed)
@@ -128,14 +133,15 @@ def _torch_setup(spec: dict):
   def run(start: int, n: int) -> float:
     for s in range(start, start + n):
       batch = batches.train_batch(s)
-      x = torch.from_numpy(batch["image"]).permute(0, 3, 1, 2).contiguous()
+      x = torch.from_numpy(batch["image"]).permute(0, 3, 1, 2).contiguous().to(where)
       for group in opt.param_groups:
         group["lr"] = lrs[min(s, len(lrs) - 1)]  # optax's schedule holds its last value
       opt.zero_grad(set_to_none=True)
-      loss = torch.nn.functional.cross_entropy(peer(x), torch.from_numpy(batch["label"]).long())
+      labels = torch.from_numpy(batch["label"]).long().to(where)
+      loss = torch.nn.functional.cross_entropy(peer(x), labels)
       loss.backward()
       opt.step()
-    return float(loss.detach())
+    return float(loss.detach())  # waits for the GPU, if any
 
   return run
 

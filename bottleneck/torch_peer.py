@@ -17,6 +17,7 @@ import time
 
 import jax
 import numpy as np
+from absl import logging
 from flax import nnx
 
 from bottleneck import numerics
@@ -253,8 +254,17 @@ def check_same(module: nnx.Module, peer: nn.Module, x: np.ndarray, name: str,
 
 def device() -> str:
   """Where the twin runs: "cuda" when JAX computes on a GPU and this PyTorch sees one, else
-  "cpu". Ours and the twin are timed on the same device."""
-  return "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
+  "cpu". Ours and the twin are timed on the same device, except where JAX has a GPU and this
+  PyTorch (a CPU build) does not: then it says so, once."""
+  if jax.default_backend() != "gpu":
+    return "cpu"
+  if torch.cuda.is_available():
+    return "cuda"
+  logging.log_first_n(
+      logging.WARNING, "JAX computes on a GPU but this PyTorch %s sees none: its twin runs on "
+      "the CPU, so JAX/PyTorch ratios compare a GPU with a CPU (rows say torch_device=cpu).", 1,
+      torch.__version__)
+  return "cpu"
 
 
 def time_peer(peer: nn.Module, shape_nchw, *, compile_: bool = False, warmup: int = 1,

@@ -7,6 +7,7 @@ benchmark.md and time_vs_macs.png there at the end, and each row to rows.jsonl a
 timed (a run stopped part way keeps the rows it timed there).
 """
 
+import contextlib
 import os
 import sys
 
@@ -22,10 +23,15 @@ _OUT = flags.DEFINE_string("out", None, "Directory for benchmark.json, .md and t
 
 def main(argv):
   del argv
-  c = flags.FLAGS.config
+  # --out is checked before the timings, not after them, and held: a second run into it at
+  # the same time is refused, naming this one (their rows.jsonl lines would interleave).
+  with wd.lock(_OUT.value, "--out") if _OUT.value else contextlib.nullcontext():
+    _run(flags.FLAGS.config)
+
+
+def _run(c):
   writer = None
   if _OUT.value:
-    wd.ensure_writable(_OUT.value, "--out")  # before the timings, not after them
     rows_path = os.path.join(_OUT.value, "rows.jsonl")
     wd.truncate_jsonl(rows_path, [])  # this run's rows only
     writer = wd.JsonlWriter(rows_path)

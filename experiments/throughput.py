@@ -11,6 +11,7 @@ the median of the rounds' ratios); with --out, writes throughput.json and throug
 About 3 minutes for the Fashion-MNIST config on 2 cores with every contender.
 """
 
+import contextlib
 import os
 import sys
 
@@ -44,8 +45,12 @@ def main(argv):
                                  "`git worktree add DIR COMMIT`.")
   if _TORCH.value:  # PyTorch, or a clear error before anything is timed
     __import__("bottleneck.torch_peer")
-  if _OUT.value:
-    wd.ensure_writable(_OUT.value, "--out")
+  # Held for the run: a second run into the same --out at once is refused, naming this one.
+  with wd.lock(_OUT.value, "--out") if _OUT.value else contextlib.nullcontext():
+    _measure(c)
+
+
+def _measure(c) -> None:
   split = pipeline.config_splits(c, (c.train_split,), in_memory=False)[c.train_split]
   total = c.num_train_steps or max(1, round(c.num_epochs * (len(split) // c.batch_size)))
   specs = throughput.contender_specs(c, split.source.dataset_info.data_dir, split.num_classes,

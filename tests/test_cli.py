@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+from bottleneck import workdir as wd
 from tests import ROOT
 
 TINY = f"--config={ROOT}/tests/tiny_train_config.py"
@@ -67,6 +68,13 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, digits_dir):
                        "directory"),
       "baseline": (["experiments.throughput", TINY, data,
                     f"--baseline={tmp_path}"], "is not a checkout of this repository"),
+      # an --out that another run holds (this test, below): refused, naming the holder
+      "bench_out_busy": ([
+          "experiments.benchmark", f"--config={ROOT}/tests/tiny_benchmark_config.py",
+          f"--out={tmp_path}/busy"
+      ], f"busy is in use by PID {os.getpid()}"),
+      "throughput_out_busy": (["experiments.throughput", TINY, data,
+                               f"--out={tmp_path}/busy"], f"busy is in use by PID {os.getpid()}"),
       "positional": (["experiments.report", f"--workdir={tmp_path}/r",
                       "extra"], "unexpected argument(s) 'extra'"),
       "study": (["experiments.report", f"--workdir={tmp_path}/r", "--study=ablation:fast"],
@@ -85,8 +93,9 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, digits_dir):
           "--config.log_every_steps=1", "--config.num_train_steps=6"
       ], "loss became nan at step"),
   }
-  results = run_all({name: args for name, (args, _) in cases.items()},
-                    envs={"odd_batch": {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}})
+  with wd.lock(str(tmp_path / "busy"), "--out"):
+    results = run_all({name: args for name, (args, _) in cases.items()},
+                      envs={"odd_batch": {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}})
   for name, (_, expected) in cases.items():
     code, _, stderr = results[name]
     assert code == 2, (name, stderr[-2000:])
@@ -99,6 +108,7 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, digits_dir):
   diverged = results["diverged"][2]
   assert not [ln for ln in diverged.splitlines() if ln.startswith("E") and "orbax" in ln]
   assert "rerun with --restart" in error_lines(diverged)[0]
+  assert os.listdir(tmp_path / "busy") == [wd.LOCK]  # the refused runs wrote nothing there
 
 
 def test_help_still_works():

@@ -94,6 +94,22 @@ def test_time_peer():
   _, peer, _ = _peer("small_inception", False)
   t = torch_peer.time_peer(peer, (1, 96, 28, 28), warmup=0, repeats=1)
   assert t["fwd_ms"] > 0 and t["fwd_bwd_ms"] > 0
+  assert (t["device"], t["tf32"]) == ("cpu", False)  # where ours runs (conftest: the CPU)
+
+
+def test_the_twin_runs_where_ours_does(monkeypatch, caplog):
+  """On a GPU when JAX has one and PyTorch sees one; a CPU-only PyTorch beside a GPU JAX is
+  said, since its ratios would compare a GPU with a CPU."""
+  monkeypatch.setattr(torch_peer.jax, "default_backend", lambda: "gpu")
+  monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+  assert torch_peer.device() == "cuda"
+  monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+  with caplog.at_level("WARNING"):
+    assert torch_peer.device() == "cpu"
+  assert "its twin runs on the CPU" in caplog.text
+  monkeypatch.setattr(torch_peer.jax, "default_backend", lambda: "cpu")
+  monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+  assert torch_peer.device() == "cpu"
 
 
 def test_missing_torch_is_a_clear_error():
