@@ -348,10 +348,9 @@ def _a_a(runs, variant: str):
   where = {"variant": "reduced", "budget": f"macs {budget:.4g}"}
   first, second = study.seeds(variant), study.aa_seeds(variant)
   aa = results.a_a(runs, where, first, second)
-  if aa["interval"] is None:
+  verdict = aa["verdict"]
+  if verdict is None:
     return title, "not measured: fewer than 2 seeds of each set finished.", ["-"]
-  verdict = results.verdict(aa["interval"], "seeds " + ",".join(map(str, first)),
-                            "seeds " + ",".join(map(str, second)))
   ok = verdict == "within noise"
   answer = (f"one config (reduced at {where['budget']}) under two disjoint seed sets: "
             f"{aa['difference (points)']:+.2f} points, 95% interval "

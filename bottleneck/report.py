@@ -189,6 +189,24 @@ def digits_clause(summary, ratio_row, blocks_saved_time: bool | None = None) -> 
           f"{timing}")
 
 
+def aa_clause(runs, seeds_a, seeds_b) -> str | None:
+  """The A/A check's sentence: the reduced config under two disjoint seed sets (the sweep
+  config's `SEEDS` and `AA_SEEDS`), compared as two configs would be; with calibrated intervals
+  it is "within noise" 95% of the time. None where the sweep has no second set."""
+  if not seeds_b:
+    return None
+  aa = results.a_a(runs, {"variant": "reduced"}, seeds_a, seeds_b)
+  head = (f"An A/A check (the reduced config, seeds {','.join(map(str, seeds_a))} against "
+          f"{','.join(map(str, seeds_b))})")
+  if aa["verdict"] is None:
+    return f"{head} was not measured: fewer than 2 seeds of each set finished."
+  ok = aa["verdict"] == "within noise"
+  return (f"{head}: {aa['difference (points)']:+.2f} points, 95% interval "
+          f"{aa['95% interval (points)']} over the {aa['interval covers']}: {aa['verdict']}" +
+          (", as it must be." if ok else "; it should hold 0, so the interval above may be too "
+           "narrow: read its verdict with care."))
+
+
 def cost_clause(cplx: dict[str, list[dict]]) -> str | None:
   """What the reductions cut in each network analyzed: parameters and MACs, naive/reduced."""
   parts = []
@@ -230,15 +248,16 @@ def fc_clause(fc: dict) -> str:
           f"{right} of the {len(fc['digits'])} digits placed on it.")
 
 
-def finding(*, cplx=None, bench=None, summary=None, ratio_row=None, fc=None) -> str:
-  """The report's finding: one clause per part, each computed from that part's numbers."""
+def finding(*, cplx=None, bench=None, summary=None, ratio_row=None, aa=None, fc=None) -> str:
+  """The report's finding: one clause per part, each computed from that part's numbers (`aa`:
+  the A/A check's sentence, `aa_clause`)."""
   clauses = [cost_clause(cplx or {})]
   saved = None
   if bench is not None:
     text, saved = blocks_clause(bench)
     clauses.append(text)
   if summary is not None and ratio_row is not None:
-    clauses.append(digits_clause(summary, ratio_row, saved))
+    clauses += [digits_clause(summary, ratio_row, saved), aa]
   if fc is not None:
     clauses.append(fc_clause(fc))
   return " ".join(c for c in clauses if c)
@@ -321,11 +340,17 @@ def _sections(workdir: str, parts: Parts, *, cplx, points, failed, bench,
               fc) -> list[reports.Section]:
   """REPORT.md's sections from what `_measure` gave."""
   sweep_dir = os.path.join(workdir, "digits")
-  runs = results.collect(sweep_dir)
+  every_run = results.collect(sweep_dir)
+  # The comparison's tables, plots and finding take the seeds of the comparison; the A/A
+  # check's second set of seeds (the sweep config's AA_SEEDS) only the A/A check.
+  module = importlib.import_module(parts.sweep_config)
+  seeds_a, seeds_b = (tuple(getattr(module, name, ())) for name in ("SEEDS", "AA_SEEDS"))
+  runs = every_run[~every_run["seed"].isin(seeds_b)]
   summary = results.aggregate(runs)
   ratio = results.ratios(summary, runs)
+  aa = aa_clause(every_run, seeds_a, seeds_b)
   found = finding(cplx=cplx, bench=bench, summary=None if ratio.empty else summary,
-                  ratio_row=None if ratio.empty else ratio.iloc[0], fc=fc)
+                  ratio_row=None if ratio.empty else ratio.iloc[0], aa=aa, fc=fc)
   sections = [
       reports.Section("Finding", [found] +
                       ([] if not ratio.empty else
@@ -338,7 +363,8 @@ def _sections(workdir: str, parts: Parts, *, cplx, points, failed, bench,
   curves_png = plots.training_curves(sweep_dir, runs, os.path.join(workdir, "curves.png"))
   body = [
       f"`{parts.sweep_config.replace('.', '/')}.py`, both variants x seeds "
-      f"({len(points)} runs in `{os.path.relpath(sweep_dir, workdir)}/`). Mean ± std over "
+      f"({len(points)} runs in `{os.path.relpath(sweep_dir, workdir)}/`"
+      f"{f', {len(seeds_b)} of them for the A/A check' if seeds_b else ''}). Mean ± std over "
       "seeds; train time is wall time of the training steps (data included, compilation "
       "and evaluation not). The inputs are 8x8: its maps are a few pixels wide, so its "
       "time says little about the multiply-adds (the section above does).", "",
@@ -346,6 +372,11 @@ def _sections(workdir: str, parts: Parts, *, cplx, points, failed, bench,
   ]
   if not ratio.empty:
     body += [results.render(ratio, "markdown"), ""]
+  if aa:
+    body += [
+        aa + " With no true difference, a calibrated 95% interval holds 0 in 95% of such "
+        "checks.", ""
+    ]
   if failed:
     body += ["Failed points:", ""] + [f"- `{k}`: {v}" for k, v in failed.items()] + [""]
   body += [

@@ -201,14 +201,17 @@ def paired_accuracy(runs: pd.DataFrame, first: dict, second: dict) -> dict:
 def a_a(runs: pd.DataFrame, where: dict, seeds_a, seeds_b) -> dict:
   """The A/A check: the runs matching `where` with seeds `seeds_a` against the same config's
   seeds `seeds_b` (disjoint; the i-th of each paired, as independent seeds). With no true
-  difference, its verdict must be "within noise"."""
+  difference, its verdict ("verdict"; None where it has no interval) must be "within noise"."""
   side = _matching(runs, where)
   if side.index.duplicated().any() or set(seeds_a) & set(seeds_b):
-    return dict(_NOT_PAIRED)
+    return {**_NOT_PAIRED, "verdict": None}
   a = [s for s in seeds_a if s in side.index]
   b = [s for s in seeds_b if s in side.index]
   k = min(len(a), len(b))
-  return difference(side.loc[a[:k]], side.loc[b[:k]])
+  out = difference(side.loc[a[:k]], side.loc[b[:k]])
+  names = ("seeds " + ",".join(str(s) for s in seeds) for seeds in (seeds_a, seeds_b))
+  out["verdict"] = None if out["interval"] is None else verdict(out["interval"], *names)
+  return out
 
 
 def compare(runs: pd.DataFrame, column: str, first, second, by=()) -> pd.DataFrame:

@@ -115,3 +115,19 @@ def test_a_place_the_model_does_not_have_is_refused(kwargs, named):
       r"'inception_small' has no reduction; its places: 3x3"):
     registry.abstract_model("inception_small", reduce=True, **kwargs)
   registry.abstract_model("inception_small", reduce=True, reduction_places="3x3")
+
+
+def test_fast_compile_keeps_only_the_options_this_xla_knows(monkeypatch):
+  """An option this XLA lacks would fail every model's initialisers (jax 0.11 dropped one
+  that jax 0.10 has); it is left out instead."""
+  known = dict(registry.FAST_COMPILE)
+  monkeypatch.setattr(registry, "FAST_COMPILE", {**known, "xla_no_such_option": True})
+  registry.fast_compile_options.cache_clear()
+  try:
+    kept = registry.fast_compile_options()
+    assert "xla_no_such_option" not in kept and kept.items() <= known.items()
+    assert kept["xla_backend_optimization_level"] == 0  # XLA's generic option stays
+    if jax.__version__.startswith("0.10."):  # the installed jax knows both
+      assert kept == known
+  finally:
+    registry.fast_compile_options.cache_clear()

@@ -101,6 +101,31 @@ def test_finding_with_an_unknown_time_compares_no_time():
   assert "naive minus reduced -0.50 points, no interval (fewer than 2 seeds paired)" in text
 
 
+def test_the_a_a_clause_compares_the_reduced_config_with_itself():
+  """The report's A/A check: seed sets paired in order; its verdict must hold 0, and a miss
+  is said as a warning on the comparison's interval, not hidden."""
+  acc = {0: 0.97, 1: 0.98, 2: 0.975, 3: 0.972, 4: 0.981, 5: 0.976}
+  runs = pd.DataFrame([{"variant": "reduced", "seed": s, "eval_accuracy": a}
+                       for s, a in acc.items()]
+                      + [{"variant": "naive", "seed": 0, "eval_accuracy": 0.5}])
+  text = report.aa_clause(runs, (0, 1, 2), (3, 4, 5))
+  # seeds 0,1,2 minus 3,4,5: (-0.2 - 0.1 - 0.1) / 3 = -0.13 points, over the seeds alone here
+  assert text.startswith("An A/A check (the reduced config, seeds 0,1,2 against 3,4,5): -0.13 "
+                         "points, 95% interval [")
+  assert "within noise, as it must be." in text
+  runs.loc[runs["seed"] >= 3, "eval_accuracy"] -= 0.05  # a true difference: the check fails
+  assert "read its verdict with care" in report.aa_clause(runs, (0, 1, 2), (3, 4, 5))
+  assert "not measured" in report.aa_clause(runs[runs["seed"] != 4], (0, 1, 2), (3, 4))
+  assert report.aa_clause(runs, (0, 1, 2), ()) is None  # the sweep has no second set
+  assert "An A/A check" in report.finding(
+      summary=pd.DataFrame([{
+          "variant": v, "eval_accuracy mean": 0.9, "eval_accuracy std": 0.0, "n": 3,
+          "train_time_s mean": 1.0
+      } for v in ("reduced", "naive")]),
+      ratio_row={"params naive/reduced": 1.5,
+                 "MACs naive/reduced": 1.5}, aa=report.aa_clause(runs, (0, 1, 2), (3, 4, 5)))
+
+
 def test_the_finding_has_a_clause_per_part_each_from_its_numbers():
   cplx = {
       "googlenet": [{"reduce": True, "total": {"params": 7e6, "macs": 1.6e9}},

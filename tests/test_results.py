@@ -202,7 +202,7 @@ def test_the_a_a_check_pairs_disjoint_seed_sets(tmp_path):
   write_predictions(tmp_path)
   runs = results.collect(str(tmp_path))
   aa = results.a_a(runs, {"variant": "naive"}, [0], [1])
-  assert aa["paired seeds"] == 1 and aa["interval"] is None
+  assert aa["paired seeds"] == 1 and aa["interval"] is None and aa["verdict"] is None
   aa = results.a_a(runs, {"variant": "reduced"}, [0, 1], [2, 1])
   assert aa["paired seeds"] == 0  # the sets overlap: no A/A
   aa = results.a_a(runs, {"variant": "reduced"}, [0, 1], [2])

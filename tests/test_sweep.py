@@ -51,7 +51,7 @@ def test_config_file_sweep_loads():
   module, config = config_files.load_config_file(
       os.path.join(ROOT, "configs", "digits_inception.py:naive"))
   assert config.reduce is False
-  assert len(sweep.expand(module, config, "/tmp/x")) == 6
+  assert len(sweep.expand(module, config, "/tmp/x")) == 9  # 2 x 3 seeds, 3 more reduced (A/A)
 
 
 def test_outcomes_are_a_kind_with_a_reason_that_read_as_the_summary_says():
@@ -150,9 +150,10 @@ def test_print_launcher_cli():
   ], cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr
   lines = proc.stdout.strip().splitlines()
-  assert len(lines) == 6
+  assert len(lines) == 9  # both variants x 3 seeds, and 3 more reduced ones (the A/A check)
   assert "-m experiments.train" in lines[0] and "--config.reduce=True" in lines[0]
-  assert "--config.seed=2" in lines[-1] and "reduce=False,seed=2" in lines[-1]
+  assert "--config.seed=2" in lines[5] and "reduce=False,seed=2" in lines[5]
+  assert "--config.seed=5" in lines[-1] and "reduce=True,seed=5" in lines[-1]
 
 
 # Two units: a point alone, and two seeds trained as one program.

@@ -234,6 +234,22 @@ def _check_places(name: str, spec: ModelSpec, kwargs: dict) -> None:
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
 
 
+@functools.cache
+def fast_compile_options() -> dict:
+  """`FAST_COMPILE` less the options this jax's XLA does not know: an unknown option fails the
+  compilation, and XLA drops options over time (jax 0.11's no longer reads the fusion emitters
+  flag from XLA_FLAGS). Each option is tried once per process on a scalar program (~25 ms)."""
+  known = {}
+  for key, value in FAST_COMPILE.items():
+    try:
+      jax.jit(lambda x: x + 1,
+              compiler_options={key: value}).lower(jax.ShapeDtypeStruct((), jnp.float32)).compile()
+    except Exception:  # "No such compile option": not in this XLA
+      continue
+    known[key] = value
+  return known
+
+
 class _Count(np.ndarray):
   """A stream's count while the initialisers are traced (`_initialiser`). Reading it gives a
   copy: JAX keeps a reference to a NumPy constant, and Flax increments the count in place, so
@@ -275,7 +291,8 @@ def _initialiser(name, num_classes, image_size, reduction, style, own, rngs_def)
     counts = [np.array(v, d).view(_Count) for v, d in values]
     return states(keys, jax.tree.unflatten(treedef, counts))
 
-  compiled = jax.jit(states_from, static_argnames="static_counts", compiler_options=FAST_COMPILE)
+  compiled = jax.jit(states_from, static_argnames="static_counts",
+                     compiler_options=fast_compile_options())
 
   def init(rngs, abstract):
     _, keys, counts = nnx.split(rngs, nnx.RngKey, nnx.RngCount)
