@@ -112,11 +112,11 @@ def _torch_setup(spec: dict):
   _overlay(config, spec["config"])
   splits = pipeline.config_splits(config, (config.train_split,))
   model = builders.build_model(config, spec["num_classes"])
-  # On the device ours runs on: a GPU when JAX computes there, with float32 products in
-  # TensorFloat-32 as XLA computes ours there by default (`torch_peer.time_peer`).
+  # On the device ours runs on: a GPU when JAX computes there, set up as XLA computes ours
+  # there (`torch_peer.time_peer`).
   where = torch_peer.device()
   if where == "cuda":
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    torch_peer.gpu_settings()
   peer = torch_peer.from_nnx(model).to(where)
   peer.train()
   preprocess = pipeline.Preprocess.from_config(config, model.in_channels)

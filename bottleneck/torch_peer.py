@@ -273,9 +273,10 @@ def time_peer(peer: nn.Module, shape_nchw, *, compile_: bool = False, warmup: in
   parameters and the input) medians in ms, timed as `bottleneck.benchmark` times ours, on
   `device()` (a copy of `peer` goes there).
 
-  On a GPU each call is waited for (`torch.cuda.synchronize`), and float32 convs and matmuls
-  run as TensorFloat-32, as XLA computes ours by default there (PyTorch's own default keeps its
-  matmuls in full float32). The dict says which: "device", "tf32".
+  On a GPU each call is waited for (`torch.cuda.synchronize`); float32 convs and matmuls run as
+  TensorFloat-32, as XLA computes ours by default there (PyTorch's own default keeps its
+  matmuls in full float32); and cuDNN times its algorithms for each conv on the first call
+  (`cudnn.benchmark`), as XLA autotunes ours. The dict says which: "device", "tf32".
   """
   torch.manual_seed(0)
   where = device()
@@ -300,9 +301,10 @@ def time_peer(peer: nn.Module, shape_nchw, *, compile_: bool = False, warmup: in
     wait()
 
   out = {"device": where, "tf32": on_gpu}
-  saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+  saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+           torch.backends.cudnn.benchmark)
   if on_gpu:
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    gpu_settings()
   try:
     for key, fn in (("fwd", fwd), ("fwd_bwd", fwd_bwd)):
       t = time.perf_counter()
@@ -317,5 +319,14 @@ def time_peer(peer: nn.Module, shape_nchw, *, compile_: bool = False, warmup: in
         times.append(time.perf_counter() - t)
       out[f"{key}_ms"] = 1e3 * statistics.median(times)
   finally:
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+    (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+     torch.backends.cudnn.benchmark) = saved
   return out
+
+
+def gpu_settings() -> None:
+  """PyTorch on a GPU as XLA computes there: float32 products in TensorFloat-32, each conv's
+  algorithm chosen by timing (XLA's autotuning). The H200 figures of docs/benchmarks.md were
+  taken before the second (cuDNN's heuristics chose)."""
+  torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+  torch.backends.cudnn.benchmark = True

@@ -97,6 +97,18 @@ def test_time_peer():
   assert (t["device"], t["tf32"]) == ("cpu", False)  # where ours runs (conftest: the CPU)
 
 
+def test_gpu_settings_are_xlas():
+  """On a GPU the twin computes as XLA does there: TF32 products, algorithms chosen by timing."""
+  cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+  saved = (cudnn.allow_tf32, cudnn.benchmark, matmul.allow_tf32)
+  cudnn.allow_tf32 = cudnn.benchmark = matmul.allow_tf32 = False
+  try:
+    torch_peer.gpu_settings()
+    assert (cudnn.allow_tf32, cudnn.benchmark, matmul.allow_tf32) == (True, True, True)
+  finally:  # PyTorch's flags are per process: the other tests keep theirs
+    cudnn.allow_tf32, cudnn.benchmark, matmul.allow_tf32 = saved
+
+
 def test_the_twin_runs_where_ours_does(monkeypatch, caplog):
   """On a GPU when JAX has one and PyTorch sees one; a CPU-only PyTorch beside a GPU JAX is
   said, since its ratios would compare a GPU with a CPU."""
