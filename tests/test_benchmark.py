@@ -142,11 +142,12 @@ def test_ctrl_c_keeps_the_rows_timed(tmp_path):
 
 def test_torch_peer_rows():
   pytest.importorskip("torch")  # optional extra: pip install -e '.[torch]'
+  from bottleneck import torch_peer
   rows = benchmark.run(["small_downsample"], batches=[1], warmup=1, repeats=1, progress=False,
                        torch_peer=True)
   for r in rows:  # add_torch_peer raises if the peer's parameters or outputs differ (beyond
     assert 0 <= r["torch_rel_diff"]  # what rounding allows: bottleneck.numerics.float32_rtol)
-    assert r["torch_device"] == "cpu"  # where ours runs (the tests pin JAX to the CPU)
+    assert r["torch_device"] == torch_peer.device()  # where ours runs
     assert r["jax/torch_eager fwd_bwd"] == pytest.approx(r["fwd_bwd_ms"]
                                                          / r["torch_eager_fwd_bwd_ms"])
 

@@ -14,6 +14,11 @@ from bottleneck.nn.paths import Paths
 from bottleneck.validation import ConfigError
 from tests.numerics import assert_rounding_close, in_float64
 
+# The CPU's "auto" paths and XLA's CPU libraries: conftest.py pins the tests to the CPU, and a
+# run on a GPU (JAX_PLATFORMS=cuda, .ci/gpu_check) skips these.
+cpu_only = pytest.mark.skipif(jax.default_backend() != "cpu",
+                              reason="the CPU's paths and XLA's CPU libraries")
+
 
 def _xla_pool(x, window, stride, padding):
   return nnx.max_pool(x, window, stride, padding)
@@ -160,8 +165,8 @@ def test_parse_paths():
     Paths.parse("fast")
 
 
+@cpu_only
 def test_resolve():
-  assert jax.default_backend() == "cpu"  # conftest pins the tests to the CPU
   assert paths.resolve("conv_1x1", "auto") == "matmul"
   assert paths.resolve("max_pool", "auto") == "argmax"
   assert paths.resolve("conv_kx1", "auto") == "transposed"
@@ -213,6 +218,7 @@ def test_every_path_computes_the_same_block(block):
     _assert_same_value_and_grads(out, outs[xla], exact, str(key))
 
 
+@cpu_only
 @pytest.mark.parametrize("kernel,strides,padding,features", [(3, 1, "VALID", (6, 5)),
                                                              (3, 1, "SAME", (6, 5)),
                                                              (3, 2, "VALID", (6, 5)),
@@ -289,6 +295,7 @@ def _ynn_op_kinds(compiled_text: str) -> set[str]:
   }
 
 
+@cpu_only
 def test_eigen_moves_only_the_convolutions_out_of_ynnpack():
   """"eigen" must be XLA's default list less the convolutions: matmuls and reductions (batch
   norm's statistics) stay where XLA puts them. If a jax release changes its default list, this
@@ -312,6 +319,7 @@ def test_eigen_moves_only_the_convolutions_out_of_ynnpack():
   assert {"dot", "reduce"} <= kinds["eigen"] == kinds["xla"] - {"convolution"}, kinds
 
 
+@cpu_only
 def test_compiler_options():
   assert paths.compiler_options("xla") is None
   assert paths.compiler_options("auto") == paths.compiler_options("eigen") == {
