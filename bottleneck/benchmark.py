@@ -344,7 +344,7 @@ def add_torch_peer(row: dict, c: Case, *, compile_: bool, warmup: int, repeats: 
   """
   from bottleneck import torch_peer
   module = registry.fill_random(
-      c.build(row["reduce"], jnp.float32, Paths(**{k: row[k] for k in KINDS}), row["ratio"]))
+      c.build(row["reduce"], jnp.float32, Paths(**row_paths(row)), row["ratio"]))
   peer = torch_peer.from_nnx(module)
   if torch_peer.count_params(peer) != row["params"]:
     raise RuntimeError(f"{row['name']}: the PyTorch peer has {torch_peer.count_params(peer)} "
@@ -435,6 +435,12 @@ def failed(rows: list[dict]) -> list[dict]:
   return [r for r in rows if "error" in r]
 
 
+def row_paths(row: dict) -> dict[str, str]:
+  """The paths a row was timed with; a kind added after the row was written took XLA's op
+  (rows before the fused batch norm, `norm`, computed it with XLA's)."""
+  return {k: row.get(k, "xla") for k in KINDS}
+
+
 def timed(rows: list[dict]) -> list[dict]:
   return [r for r in rows if "error" not in r]
 
@@ -442,7 +448,7 @@ def timed(rows: list[dict]) -> list[dict]:
 def central_ratios(rows: list[dict]) -> list[dict]:
   """naive/reduced time against naive/reduced MACs, per case, batch, dtype and paths: each
   reduced row (at each ratio) against the naive row of its case."""
-  key = lambda r: (r["name"], r["batch"], r["dtype"], *(r[k] for k in KINDS))
+  key = lambda r: (r["name"], r["batch"], r["dtype"], *row_paths(r).values())
   naive = {key(r): r for r in timed(rows) if not r["reduce"]}
   out = []
   for red in timed(rows):

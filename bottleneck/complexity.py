@@ -18,6 +18,7 @@ Nothing here runs a convolution: shapes come from tracing abstract values (`jax.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -297,6 +298,16 @@ def _training_split(module: nnx.Module):
   return nnx.split(module, nnx.Param, ...)
 
 
+def _norms_as_layers(module: nnx.Module) -> nnx.Module:
+  """`module` with every batch norm its own layer (XLA's path), whose output the accounting
+  counts as it counts every layer's: the fused path (`paths.batch_norm_fused`) computes batch
+  norm and its ReLU as one op with one output, a saving of the path, not of the network."""
+  for _, m in nnx.iter_modules(module):
+    if isinstance(m, layers.ConvUnit):
+      m.paths = dataclasses.replace(m.paths, norm="xla")
+  return module
+
+
 def _train_vjp(module: nnx.Module, x: jax.ShapeDtypeStruct, policy=None):
   """The jaxpr of `jax.vjp` of `module`'s train-mode forward on `x` (with `jax.checkpoint`'s
   `policy`, if given), and how many of its outputs are residuals. Dropout runs deterministic:
@@ -304,7 +315,7 @@ def _train_vjp(module: nnx.Module, x: jax.ShapeDtypeStruct, policy=None):
   graphdef, params, rest = _training_split(module)
 
   def forward(p, r, x):
-    return nnx.merge(graphdef, p, r)(x)
+    return _norms_as_layers(nnx.merge(graphdef, p, r))(x)
 
   if policy is not None:
     forward = jax.checkpoint(forward, policy=policy)

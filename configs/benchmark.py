@@ -80,7 +80,8 @@ def get_config(arg: str = "default"):
     # that; every path ("auto" on the CPU).
     eigen = "xla,conv_library=eigen"
     c.paths = ("xla", eigen, f"{eigen},conv_1x1=matmul", f"{eigen},conv_kx1=transposed",
-               f"{eigen},conv_strided=im2col", f"{eigen},max_pool=argmax", "auto")
+               f"{eigen},conv_strided=im2col", f"{eigen},max_pool=argmax", f"{eigen},norm=fused",
+               "auto")
     c.repeats = 5
   elif arg == "ratio":
     c.cases = ("inception_3a", "inception_4e", "v3_block_b")
@@ -88,10 +89,11 @@ def get_config(arg: str = "default"):
     c.ratios = (0.125, 0.25, 0.5, 0.75, 1.0)
   elif arg == "train_step":
     # The training step of configs/fashion_inception.py (forward+backward, batch norm in train
-    # mode, batch 128), ours with "auto" paths and with XLA's own ops, and PyTorch eager's.
+    # mode, batch 128), ours with "auto" paths, with the fused batch norm on top, and with XLA's
+    # own ops, and PyTorch eager's.
     c.cases = ("inception_small@28,width=0.25,in_channels=1",)
     c.batches = (128,)
-    c.paths = ("auto", "xla")
+    c.paths = ("auto", "auto,norm=fused", "xla")
     c.torch_peer = True
     c.repeats = 10
   elif arg in ("resnet", "families"):

@@ -44,7 +44,7 @@ MODEL_ARGUMENTS = {
 }
 # The kinds of op whose computation a config chooses (`bottleneck.nn.paths.KINDS`).
 PATH_KINDS = ("conv_1x1", "conv_kx1", "conv_strided", "max_pool", "conv_taps", "conv_library",
-              "conv_depthwise")
+              "conv_depthwise", "norm")
 
 
 def get_config(arg: str = "reduced") -> ml_collections.ConfigDict:

@@ -153,7 +153,7 @@ def test_parse_paths():
   assert Paths.parse("auto") == Paths() and Paths().as_dict() == dict.fromkeys(paths.KINDS, "auto")
   assert Paths.parse("xla, max_pool=argmax").as_dict() == {
       "conv_1x1": "xla", "conv_kx1": "xla", "conv_strided": "xla", "max_pool": "argmax",
-      "conv_taps": "xla", "conv_library": "xla", "conv_depthwise": "xla"
+      "conv_taps": "xla", "conv_library": "xla", "conv_depthwise": "xla", "norm": "xla"
   }
   with pytest.raises(ConfigError, match=r"unknown path kind 'maxpool'.*Did you mean 'max_pool'"):
     Paths.parse("xla,maxpool=argmax")
@@ -174,10 +174,11 @@ def test_resolve():
   assert paths.resolve("conv_library", "auto") == "eigen"
   assert paths.resolve("conv_taps", "auto") == "live"
   assert paths.resolve("conv_depthwise", "auto") == "taps"
+  assert paths.resolve("norm", "auto") == "xla"
   assert paths.resolve("max_pool", "xla") == "xla"
   assert Paths().resolve() == Paths(conv_1x1="matmul", conv_kx1="transposed", conv_strided="xla",
                                     max_pool="argmax", conv_taps="live", conv_library="eigen",
-                                    conv_depthwise="taps")
+                                    conv_depthwise="taps", norm="xla")
   assert MaxPool(3, 1).paths.max_pool == "argmax"
   assert MaxPool(3, 1, paths=Paths(max_pool="xla")).paths.max_pool == "xla"
   with pytest.raises(
@@ -200,8 +201,8 @@ def test_every_path_computes_the_same_block(block):
   outs = {}
   # Every kind a module computes (conv_library is the jit's); all taps are live at 9x9. Each
   # kind's path alone, and all of them together: they act on disjoint ops (1x1 convs, kx1
-  # convs, strided convs, max pools), so the other mixes add time, not coverage.
-  kinds = ("conv_1x1", "conv_kx1", "conv_strided", "max_pool")
+  # convs, strided convs, max pools, batch norms), so the other mixes add time, not coverage.
+  kinds = ("conv_1x1", "conv_kx1", "conv_strided", "max_pool", "norm")
   xla = ("xla",) * len(kinds)
   fast = tuple(paths.CHOICES[k][2] for k in kinds)
   for choice in [xla, fast] + [xla[:i] + (fast[i],) + xla[i + 1:] for i in range(len(kinds))]:
@@ -354,3 +355,60 @@ def test_conv_library_elsewhere(monkeypatch):
   assert paths.resolve("conv_library", "auto") == "xla"
   with pytest.raises(ConfigError, match=r"needs XLA's CPU option .* does not accept"):
     paths.resolve("conv_library", "eigen", "config")
+
+
+@pytest.mark.parametrize("use_bias,activation,use_scale", [(True, True, True), (False, False, True),
+                                                           (False, "relu6", False)])
+def test_fused_batch_norm_equals_xla(use_bias, activation, use_scale):
+  """A conv unit's train-mode batch norm (and activation) as one fused op: XLA's values,
+  gradients (the conv's bias gets 0 either way, to rounding) and running statistics; in eval
+  mode both take `nnx.BatchNorm`'s own path."""
+  x = jnp.asarray(np.random.default_rng(3).normal(1.0, 2.0, size=(4, 6, 6, 5)), jnp.float32)
+  units = [
+      ConvUnit(
+          5, 7, 3, activation=activation, rngs=nnx.Rngs(0), name="u",
+          style=ConvStyle(batch_norm=True, use_bias=use_bias, bn_use_scale=use_scale,
+                          bn_momentum=0.9, paths=Paths(norm=choice))) for choice in ("xla", "fused")
+  ]
+  assert [u.paths.norm for u in units] == ["xla", "fused"]
+  for u in units:  # parameters away from their initial values, so every term counts
+    nnx.update(
+        u,
+        jax.tree.map(
+            lambda a: a + jnp.asarray(
+                np.random.default_rng(a.size).normal(0, 0.3, a.shape), a.dtype),
+            nnx.state(u, nnx.Param)))
+  _assert_same_unit(units, x)
+  xla, fused = (nnx.state(u, nnx.BatchStat) for u in units)
+  for a, b in zip(jax.tree.leaves(xla), jax.tree.leaves(fused), strict=True):
+    np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+  assert not np.allclose(jax.tree.leaves(xla)[0], 0)  # the running mean did move
+  for u in units:  # the same statistics to rounding, so the same eval outputs to rounding
+    u.eval()
+  np.testing.assert_allclose(units[1](x), units[0](x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("relu", [True, False])
+def test_fused_batch_norm_statistics_differentiate(relu):
+  """`batch_norm_fused`'s three outputs against the same formulas left to JAX's autodiff, with
+  a loss that reads all of them (the statistics too), in float64."""
+
+  def reference(y, scale, offset):
+    mean = jnp.mean(y, (0, 1, 2))
+    var = jnp.maximum(jnp.mean(y * y, (0, 1, 2)) - mean * mean, 0.0)
+    out = (y - mean) * jax.lax.rsqrt(var + 1e-3) * scale + offset
+    return (jnp.maximum(out, 0.0) if relu else out), mean, var
+
+  def loss(fn, y, scale, offset):
+    out, mean, var = fn(y, scale, offset)
+    return jnp.sum(jnp.sin(out)) + jnp.sum(jnp.cos(mean)) + jnp.sum(var * jnp.arange(3.0))
+
+  rng = np.random.default_rng(4)
+  with jax.enable_x64():
+    args = [jnp.asarray(rng.normal(0.5, 2.0, size), jnp.float64) for size in ((3, 4, 5, 3), 3, 3)]
+    fused = lambda *a: paths.batch_norm_fused(*a, 1e-3, relu)
+    for got, want in zip(
+        jax.value_and_grad(lambda *a: loss(fused, *a), (0, 1, 2))(*args),
+        jax.value_and_grad(lambda *a: loss(reference, *a), (0, 1, 2))(*args)):
+      for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)

@@ -138,6 +138,9 @@ class ConvUnit(nnx.Module):
         x = lax.conv_general_dilated(x, kernel, self.strides, self.padding,
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"),
                                      feature_group_count=self.groups)
+      if (self.norm is not None and self.paths.norm == "fused"
+          and not self.norm.use_running_average):
+        return self._fused_norm(kept(x), bias)
       if bias is not None:
         x = x + bias
       x = kept(x)
@@ -146,6 +149,27 @@ class ConvUnit(nnx.Module):
       if self.activation == "relu6":
         return kept(jax.nn.relu6(x))
       return kept(nnx.relu(x)) if self.activation else x
+
+  def _fused_norm(self, y: jax.Array, bias: jax.Array | None) -> jax.Array:
+    """Batch norm in train mode (then the activation) as one fused op of `y`, the conv's output
+    before its bias (`paths.batch_norm_fused`). A bias before batch norm in train mode shifts
+    the batch mean by itself and changes nothing else: it enters only the running mean, which
+    is updated as `nnx.BatchNorm` updates it (its gradient is 0, as autodiff gives it to
+    rounding)."""
+    norm = self.norm
+    ones, zeros = jnp.ones(y.shape[-1], jnp.float32), jnp.zeros(y.shape[-1], jnp.float32)
+    scale = norm.scale[...] if norm.scale is not None else ones
+    offset = norm.bias[...] if norm.bias is not None else zeros
+    out, mean, var = paths_lib.batch_norm_fused(y, scale, offset, norm.epsilon, self.activation
+                                                is True)
+    if bias is not None:
+      mean = mean + bias.astype(mean.dtype)
+    m = norm.momentum
+    norm.mean[...] = lax.stop_gradient(m * norm.mean[...] + (1 - m) * mean)
+    norm.var[...] = lax.stop_gradient(m * norm.var[...] + (1 - m) * var)
+    if self.activation == "relu6":
+      return kept(jax.nn.relu6(kept(out)))
+    return kept(out)
 
 
 class MaxPool(nnx.Module):

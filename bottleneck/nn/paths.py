@@ -26,6 +26,14 @@ it travels as one value from the config (`config.paths`) through the registry an
   conv ("xla", `feature_group_count`), or as one shifted multiply per kernel tap, summed
   ("taps"): element-wise work that XLA fuses. The same numbers to rounding; XLA's
   CPU grouped conv took 1.9 s forward+backward on 32x56x56x144 against 0.9 s for the taps.
+- `norm`: a conv unit's batch norm in train mode, and the ReLU after it, as XLA's autodiff of
+  `nnx.BatchNorm` ("xla"), or as one op with a hand-written backward ("fused",
+  `batch_norm_fused`): two passes over the map forward (its statistics, then normalise and
+  ReLU) and two backward, where XLA's takes three to four more each way (the conv's bias added
+  as a pass of its own, the centred map written out, more sums). Eval mode is `nnx.BatchNorm`'s
+  own either way. The memory accounting counts batch norm as its own layer whichever path
+  computes it. Not in "auto": end to end, the training step of configs/fashion_inception.py
+  took 206 ms with it against 202 ms without on the AMD VM (docs/benchmarks.md).
 - `conv_library`: which code computes XLA's convolutions on the CPU. "xla" leaves XLA's default:
   in jax 0.10 the CPU backend hands convolutions, matmuls and reductions to YNNPACK. "eigen"
   keeps the convolutions in XLA's own CPU convolution (Eigen's); matmuls and reductions stay in
@@ -60,7 +68,7 @@ CHOICES = {
     "conv_1x1": ("auto", "xla", "matmul"), "conv_kx1": ("auto", "xla", "transposed"),
     "conv_strided": ("auto", "xla", "im2col"), "max_pool": ("auto", "xla", "argmax"),
     "conv_taps": ("auto", "xla", "live"), "conv_library": ("auto", "xla", "eigen"),
-    "conv_depthwise": ("auto", "xla", "taps")
+    "conv_depthwise": ("auto", "xla", "taps"), "norm": ("auto", "xla", "fused")
 }
 KINDS = tuple(CHOICES)
 # A padding: "SAME" or "VALID" (XLA's), or explicit ((top, bottom), (left, right)) pixels, as
@@ -159,6 +167,7 @@ class Paths:
   conv_taps: str = "auto"
   conv_library: str = "auto"
   conv_depthwise: str = "auto"
+  norm: str = "auto"
 
   def __post_init__(self):
     for kind in KINDS:
@@ -446,3 +455,68 @@ def _max_pool_bwd(window, strides, padding, residuals, g):
 
 
 max_pool_argmax.defvjp(_max_pool_fwd, _max_pool_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def batch_norm_fused(y: jax.Array, scale: jax.Array, offset: jax.Array, epsilon: float,
+                     relu: bool) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Train-mode batch norm over every axis but the last, then ReLU if `relu`, in the fewest
+  passes over `y`: one for the statistics, one for normalise-and-ReLU; the backward one for its
+  two sums and one for the input's gradient (XLA's autodiff of `nnx.BatchNorm` takes three to
+  four more each way: a bias added as its own pass, the centred map written out, more sums).
+
+  Returns (output, batch mean, batch variance), the statistics in float32 (or wider) as
+  `nnx.BatchNorm` computes them (the variance the biased E[y^2] - E[y]^2, at least 0; the
+  output in `y`'s dtype), for the running averages. The same numbers as `nnx.BatchNorm` then
+  `nnx.relu` to rounding, gradients included (tests/test_paths.py); gradients through the
+  statistics outputs are exact too.
+  """
+  return _bn_forward(y, scale, offset, epsilon, relu)[0]
+
+
+def _stats_dtype(y: jax.Array):
+  """float32, or wider where `y` is (as `nnx.BatchNorm` promotes its statistics)."""
+  return jnp.promote_types(y.dtype, jnp.float32)
+
+
+def _bn_sums(a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
+  axes = tuple(range(a.ndim - 1))
+  return jnp.sum(a, axes), jnp.sum(b, axes)
+
+
+def _bn_forward(y, scale, offset, epsilon, relu):
+  n = y.size // y.shape[-1]
+  f = _stats_dtype(y)
+  y32 = y.astype(f)
+  s1, s2 = _bn_sums(y32, y32 * y32)
+  mean = s1 / n
+  var = jnp.maximum(s2 / n - mean * mean, 0.0)
+  inv = lax.rsqrt(var + epsilon)
+  a = scale.astype(f) * inv
+  out = y32 * a + (offset.astype(f) - mean * a)
+  if relu:
+    out = jnp.maximum(out, 0.0)
+  out = out.astype(y.dtype)
+  return (out, mean, var), (y, out, mean, inv, scale, offset)
+
+
+def _bn_bwd(epsilon, relu, residuals, cotangents):
+  del epsilon
+  y, out, mean, inv, scale, offset = residuals
+  g, g_mean, g_var = cotangents
+  n = y.size // y.shape[-1]
+  f = _stats_dtype(y)
+  g = g.astype(f)
+  if relu:
+    g = jnp.where(out > 0, g, 0.0)
+  centred = y.astype(f) - mean
+  g_offset, g_centred = _bn_sums(g, g * centred)
+  g_scale = g_centred * inv
+  a = scale.astype(f) * inv
+  # d out / d y through the batch statistics too; then what the statistics outputs pass back.
+  dy = (a * g - (a / n) * g_offset - (a * inv * g_scale / n) * centred + g_mean / n +
+        (2 * g_var / n) * centred)
+  return dy.astype(y.dtype), g_scale.astype(scale.dtype), g_offset.astype(offset.dtype)
+
+
+batch_norm_fused.defvjp(_bn_forward, _bn_bwd)
