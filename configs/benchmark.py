@@ -13,7 +13,8 @@ the same run; needs `pip install -e '.[torch]'`), `peer_compile` (four blocks ag
 eager and `torch.compile`), `ratio` (blocks 3a, 4e and v3 B at batch 32, reduced at ratios
 1/8 ... 1 of the input's channels: where the reduced block stops being faster than the naive),
 `train_step` (the small Inception of configs/fashion_inception.py at batch 128, width 0.25 on
-28x28x1, with "auto" and XLA's own paths, against PyTorch eager: docs/benchmarks.md), `resnet`
+28x28x1, with "auto", "auto" and the fused batch norm, and XLA's own paths, against PyTorch
+eager: docs/benchmarks.md), `resnet`
 (ResNet-50's bottleneck blocks with and without their 1x1s, batch 32, against PyTorch eager),
 `families` (four GoogLeNet blocks, those, SqueezeNet's fire modules, MobileNetV2's inverted
 residuals and NiN's mlpconv blocks, the same way: docs/families.md), `gpu` (for a GPU: six
