@@ -186,8 +186,9 @@ def _data_line(variant: str) -> str:
                           "networks are capacity-limited (docs/ablations.md).",
       "cifar10": "CIFAR-10 (Zhang et al.'s recipe).",
       "fashion_mnist": f"Fashion-MNIST (real 28x28 images), trained on the first "
-                       f"{study.FASHION_TRAIN:,} training images (`{c.train_split}`), "
-                       "scored on all 10,000 test images."
+                       f"{study.FASHION_TRAIN:,} training images (`{c.train_split}`), " +
+                       ("scored on all 10,000 test images." if c.eval_split == "test" else
+                        f"scored on the test images `{c.eval_split}` (of 10,000).")
   }[dataset]
   return (f"{text} {c.num_epochs:g} epochs per run" +
           (" (GoogLeNet's placement study included), "

@@ -40,9 +40,17 @@ def environment() -> str:
   import flax
   import optax
   import tensorflow_datasets as tfds
+
   return (f"{platform.platform()}; {device_description()}; Python "
           f"{platform.python_version()}; jax {jax.__version__}, flax {flax.__version__}, "
-          f"optax {optax.__version__}, tensorflow-datasets {tfds.__version__}")
+          f"optax {optax.__version__}, tensorflow-datasets {tfds.__version__}; "
+          f"{malloc()}")
+
+
+def malloc() -> str:
+  """Whether this process's malloc runs on huge pages, in words (`bottleneck.hugepages`)."""
+  from bottleneck import hugepages
+  return hugepages.state()
 
 
 CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"

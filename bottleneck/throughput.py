@@ -9,8 +9,11 @@ device (the training loop shards it over every device; on a CPU there is one). T
 - **this checkout**, as the config trains it;
 - **this checkout, batches read from disk** (`data.in_memory_mb=0`), when the config keeps its
   splits in memory: what reading each batch from the array_record files costs;
+- **this checkout, 4 KB pages**, when this process runs with malloc on transparent huge pages
+  (`bottleneck.hugepages`, which the entry points set up): what the huge pages save;
 - **an earlier checkout** (`baseline=DIR`, e.g. `git worktree add /tmp/before <commit>`): its own
-  pipeline and train step on the same data and config, imported from DIR in its process;
+  pipeline and train step on the same data and config, imported from DIR in its process, with
+  malloc's 4 KB pages as code before the huge pages ran (named so in the table);
 - **PyTorch eager**: the same network (`bottleneck.torch_peer`, the same initial weights), batch,
   loss and optimizer (SGD with momentum and L2 weight decay, or AdamW; the same learning rate
   at every step), on the same batches from this checkout's pipeline.
@@ -148,7 +151,8 @@ def _torch_setup(spec: dict):
 
 def contender_main() -> None:
   """A contender's process: the spec (JSON) on the first line of stdin, then "run START N"
-  lines, each answered by "time SECONDS LOSS"; "ready WHERE" once set up and warmed up. It
+  lines, each answered by "time SECONDS LOSS"; "ready {JSON}" once set up and warmed up (where
+it imported bottleneck from, its GLIBC_TUNABLES). It
   ends at the end of its input, or quietly when its parent has gone (a closed pipe)."""
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it kills us
   try:
@@ -164,7 +168,8 @@ def _contend() -> None:
   where = os.path.dirname(os.path.dirname(os.path.abspath(bottleneck.__file__)))
   run = _torch_setup(spec) if spec["kind"] == "torch" else _jax_setup(spec)
   run(0, WARMUP_STEPS)
-  print("ready", where, flush=True)
+  tunables = os.environ.get("GLIBC_TUNABLES", "")  # malloc's huge pages, or not
+  print("ready", json.dumps({"tree": where, "glibc_tunables": tunables}), flush=True)
   for line in sys.stdin:
     words = line.split()
     if not words or words[0] != "run":
@@ -191,10 +196,13 @@ class Contender:
     code = (f"import runpy, sys; sys.path.insert(0, {spec['tree']!r}); "
             f"runpy.run_path({os.path.abspath(__file__)!r}, run_name='__contender__')")
     # Run in the checkout: `python -c` also imports from the working directory.
+    from bottleneck import hugepages
+    environ = hugepages.without_tunable(os.environ) if spec.get("small_pages") else None
     self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, text=True, bufsize=1, cwd=spec["tree"])
+                                 stdout=subprocess.PIPE, text=True, bufsize=1, cwd=spec["tree"],
+                                 env=environ)
     self._say(json.dumps(spec))
-    self.tree = None
+    self.tree = self.glibc_tunables = None
 
   def _say(self, line: str) -> None:
     try:
@@ -204,7 +212,8 @@ class Contender:
 
   def wait_ready(self) -> None:
     """Waits for the set-up and warm-up; checks where the contender imported its code from."""
-    self.tree = self._answer("ready")
+    ready = json.loads(self._answer("ready"))
+    self.tree, self.glibc_tunables = ready["tree"], ready["glibc_tunables"]
     if os.path.realpath(self.tree) != os.path.realpath(self.spec["tree"]):
       raise _error(f"throughput: contender {self.name!r} imported bottleneck from "
                    f"{self.tree}, not from the checkout {self.spec['tree']}")
@@ -241,7 +250,7 @@ class Contender:
 def contender_specs(config, data_dir: str, num_classes: int, total_steps: int, *,
                     baseline: str | None, torch: bool) -> list[tuple[str, dict]]:
   """(name, spec) of every contender of a training config (see the module docstring)."""
-  from bottleneck import run_config
+  from bottleneck import hugepages, run_config
 
   values = run_config.record(config)
   base = dict(kind="jax", tree=HERE, data=data_dir, num_classes=num_classes,
@@ -251,9 +260,14 @@ def contender_specs(config, data_dir: str, num_classes: int, total_steps: int, *
     from_disk = json.loads(json.dumps(values))
     from_disk["data"]["in_memory_mb"] = 0
     specs.append(("this checkout, batches read from disk", {**base, "config": from_disk}))
+  # Huge pages are this process's (the entry point's) doing: without them, nothing to compare.
+  huge = hugepages.tunable_value(os.environ) == "1"
+  if huge:
+    specs.append(("this checkout, 4 KB pages", {**base, "small_pages": True}))
   if baseline:
-    specs.append((f"earlier checkout ({os.path.basename(os.path.abspath(baseline))})",
-                  {**base, "tree": os.path.abspath(baseline)}))
+    name = os.path.basename(os.path.abspath(baseline)) + ("; 4 KB pages" if huge else "")
+    specs.append((f"earlier checkout ({name})",
+                  {**base, "tree": os.path.abspath(baseline), "small_pages": huge}))
   if torch:
     specs.append(("PyTorch eager", {**base, "kind": "torch"}))
   return specs
@@ -286,8 +300,8 @@ def measure(specs: list[tuple[str, dict]], *, rounds: int, steps: int, batch_siz
       c.close()
   first = contenders[0].times
   return [{
-      "contender": c.name, "tree": c.tree, "rounds": rounds, "steps": steps,
-      "ms_per_step": 1e3 * statistics.median(c.times) / steps,
+      "contender": c.name, "tree": c.tree, "glibc_tunables": c.glibc_tunables, "rounds": rounds,
+      "steps": steps, "ms_per_step": 1e3 * statistics.median(c.times) / steps,
       "examples_per_s": statistics.median(steps * batch_size / t for t in c.times),
       "time_vs_first": statistics.median(t / f for t, f in zip(c.times, first)),
       "round_ms_per_step": [1e3 * t / steps for t in c.times], "losses": c.losses

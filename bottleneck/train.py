@@ -391,8 +391,8 @@ def data_parallel(config, stacked: bool = False) -> tuple[NamedSharding, NamedSh
   mesh = jax.make_mesh(
       (n_dev,), ("data",),
       axis_types=(jax.sharding.AxisType.Auto if stacked else jax.sharding.AxisType.Explicit,))
-  logging.info("devices: %s; process %d of %d", jax.devices(), jax.process_index(),
-               jax.process_count())
+  logging.info("devices: %s; process %d of %d; %s", jax.devices(), jax.process_index(),
+               jax.process_count(), env.malloc())
   return (NamedSharding(mesh, P(None, "data") if stacked else P("data")), NamedSharding(mesh, P()))
 
 
@@ -760,6 +760,7 @@ def run_result(config, record: dict, cost: dict, final: dict, step: int, train_t
       # over the whole run, resumed parts included; null when its time is unknown
       "examples_per_s": step * config.batch_size / train_time_s if train_time_s else None,
       "device": env.device_description(),
+      "malloc": env.malloc(),
       "jax_version": jax.__version__,
       "seed": config.seed,
       "paths": run_config.model_paths(config).resolve("config").as_dict(),

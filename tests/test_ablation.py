@@ -221,3 +221,8 @@ def test_parallel_below_one_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(ConfigError, match=r"parallel=0 is invalid; it must be a whole number"):
       build(str(tmp_path / "new"))
     assert not os.path.exists(tmp_path / "new")
+
+
+def test_the_data_line_names_the_test_images_scored():
+  assert "scored on all 10,000 test images" in ablation._data_line("fashion")
+  assert "scored on the test images `test[:2000]`" in ablation._data_line("fashion,quick")

@@ -80,6 +80,9 @@ def test_study_sweeps(name):
     mod, config = config_files.load_config_file(f"{path}:{arg}" if arg else path)
     points = sweep.expand(mod, config, "/nonexistent", arg)
     sizes[arg] = sum(p.config.num_epochs for p in points)
+    # :fashion,quick scores the first 2,000 test images (its runs' fixed cost); all others all.
+    assert {p.config.eval_split for p in points
+           } == {"test[:2000]" if arg == "fashion,quick" else "test"}
     for p in points:
       if p in (points[0], points[-1]):  # a reduced point and the naive one (validation builds
         run_config.validate(p.config)  # the model: seconds each)

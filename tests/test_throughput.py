@@ -19,25 +19,41 @@ def _specs(digits_dir, baseline, torch):
                                     baseline=baseline, torch=torch)
 
 
-def test_contenders_take_the_same_steps(digits_dir):
+def test_contenders_take_the_same_steps(digits_dir, monkeypatch):
+  # As an entry point runs it, malloc on huge pages (`bottleneck.hugepages`).
+  monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")
+  monkeypatch.delenv("BOTTLENECK_HUGEPAGES", raising=False)
   specs = _specs(digits_dir, ROOT, True)
   names = [name for name, _ in specs]
   assert names == [
-      "this checkout", "this checkout, batches read from disk",
-      f"earlier checkout ({os.path.basename(ROOT)})", "PyTorch eager"
+      "this checkout", "this checkout, batches read from disk", "this checkout, 4 KB pages",
+      f"earlier checkout ({os.path.basename(ROOT)}; 4 KB pages)", "PyTorch eager"
   ]
   assert specs[1][1]["config"]["data"]["in_memory_mb"] == 0
   # Two of them in their processes (batches from disk and from memory are the same:
   # tests/test_pipeline.py; PyTorch's steps: below). This checkout again as the "earlier
-  # checkout": imported from its directory, in its process.
-  timed = [specs[0], specs[2]]
+  # checkout": imported from its directory, in its process, with 4 KB pages.
+  timed = [specs[0], specs[3]]
   rows = throughput.measure(timed, rounds=2, steps=2, batch_size=32, say=lambda _: None)
   assert [r["contender"] for r in rows] == [name for name, _ in timed]
   for r in rows:
     assert r["tree"] == ROOT and len(r["round_ms_per_step"]) == 2 and r["ms_per_step"] > 0
   assert rows[0]["time_vs_first"] == 1.0
+  assert rows[0]["glibc_tunables"] == "glibc.malloc.hugetlb=1"
+  assert rows[1]["glibc_tunables"] == ""  # the tunable is gone, the opt-out set
   # The same steps on the same batches: the same losses from the checkout imported elsewhere.
   assert len(rows[0]["losses"]) == 2 and rows[1]["losses"] == rows[0]["losses"]
+
+
+def test_without_huge_pages_no_contender_compares_them(digits_dir, monkeypatch):
+  monkeypatch.setenv("BOTTLENECK_HUGEPAGES", "0")
+  monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+  specs = _specs(digits_dir, ROOT, False)
+  assert [name for name, _ in specs] == [
+      "this checkout", "this checkout, batches read from disk",
+      f"earlier checkout ({os.path.basename(ROOT)})"
+  ]
+  assert not any(spec.get("small_pages") for _, spec in specs)
 
 
 def test_the_pytorch_twin_takes_our_steps(digits_dir):
