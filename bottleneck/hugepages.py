@@ -72,7 +72,7 @@ def with_tunable(environ) -> dict:
   """A copy of `environ` whose GLIBC_TUNABLES also sets `glibc.malloc.hugetlb=1`."""
   env = dict(environ)
   env["GLIBC_TUNABLES"] = ":".join(
-      p for p in (environ.get("GLIBC_TUNABLES", ""), f"{TUNABLE}=1") if p)
+      [p for p in environ.get("GLIBC_TUNABLES", "").split(":") if p] + [f"{TUNABLE}=1"])
   return env
 
 
