@@ -71,8 +71,8 @@ def wanted(environ, *, mode: str | None, glibc: tuple[int, ...] | None) -> str |
 def with_tunable(environ) -> dict:
   """A copy of `environ` whose GLIBC_TUNABLES also sets `glibc.malloc.hugetlb=1`."""
   env = dict(environ)
-  env["GLIBC_TUNABLES"] = ":".join(
-      [p for p in environ.get("GLIBC_TUNABLES", "").split(":") if p] + [f"{TUNABLE}=1"])
+  env["GLIBC_TUNABLES"] = ":".join([p for p in environ.get("GLIBC_TUNABLES", "").split(":") if p]
+                                   + [f"{TUNABLE}=1"])
   return env
 
 

@@ -51,8 +51,8 @@ def test_the_tunable_joins_and_leaves_the_others():
   }
   assert hugepages.without_tunable(hugepages.with_tunable({})) == {"BOTTLENECK_HUGEPAGES": "0"}
   assert hugepages.tunable_value({}) is None
-  assert hugepages.with_tunable({"GLIBC_TUNABLES": "a=1::"})["GLIBC_TUNABLES"] == (
-      "a=1:glibc.malloc.hugetlb=1")
+  assert hugepages.with_tunable({"GLIBC_TUNABLES": "a=1::"
+                                })["GLIBC_TUNABLES"] == ("a=1:glibc.malloc.hugetlb=1")
   assert "on (glibc.malloc.hugetlb=1)" in hugepages.state(env)
   assert "off (BOTTLENECK_HUGEPAGES=0)" in hugepages.state({"BOTTLENECK_HUGEPAGES": "0"})
 
