@@ -152,8 +152,8 @@ def _torch_setup(spec: dict):
 def contender_main() -> None:
   """A contender's process: the spec (JSON) on the first line of stdin, then "run START N"
   lines, each answered by "time SECONDS LOSS"; "ready {JSON}" once set up and warmed up (where
-it imported bottleneck from, its GLIBC_TUNABLES). It
-  ends at the end of its input, or quietly when its parent has gone (a closed pipe)."""
+  it imported bottleneck from, its GLIBC_TUNABLES). It ends at the end of its input, or quietly
+  when its parent has gone (a closed pipe)."""
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it kills us
   try:
     _contend()
