@@ -18,6 +18,13 @@ from bottleneck import workdir as wd
 COLORS = {"reduced": "tab:blue", "naive": "tab:orange"}
 
 
+def runs_label(counts) -> str:
+  """The runs behind a line's points, for its legend: "n=5", or "n=5-10" where the points
+  hold different numbers of runs (a budget that the A/A check trains twice over)."""
+  lo, hi = min(counts), max(counts)
+  return f"n={lo}" if lo == hi else f"n={lo}-{hi}"
+
+
 def accuracy_vs_cost(runs: pd.DataFrame, path: str) -> str:
   """Test accuracy against MACs and against params: one faint point per run, the mean +- std
   of each group (`results.default_group_by`: every ablation knob that varies), and a line
@@ -45,7 +52,7 @@ def accuracy_vs_cost(runs: pd.DataFrame, path: str) -> str:
                   fmt="o" + style, color=color, capsize=3, markersize=6,
                   label=f"{key.get('model')} {key.get('variant')}"
                   f"{' (' + extra + ')' if extra else ''} ({key.get('dataset')}, "
-                  f"n={min(p[3] for p in points)})")
+                  f"{runs_label([p[3] for p in points])})")
     ax.set_xscale("log")
     ax.set_xlabel(label)
     ax.set_ylabel("test accuracy (%)")

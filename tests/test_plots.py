@@ -19,3 +19,9 @@ def test_plots_are_written(tmp_path):
     with open(path, "rb") as f:
       assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert os.path.getsize(path) > 10_000
+
+
+def test_legend_counts_runs_per_point_as_a_range_when_they_differ():
+  assert plots.runs_label([5, 5, 5]) == "n=5"
+  # The A/A check trains the middle budget under 10 seeds, the other budgets under 5.
+  assert plots.runs_label([5, 10, 5]) == "n=5-10"
