@@ -326,9 +326,19 @@ def _unit_args(unit: list[Point], restart: set[str]) -> tuple[list, list, list]:
           [p.name in restart for p in unit])
 
 
+def _own_process_group() -> None:
+  """A worker leaves the terminal's process group: the terminal's Ctrl-C goes to the sweep,
+  which passes it on once. A worker of a sweep started with SIGINT ignored (a background job
+  of a non-interactive shell; the disposition survives the spawn) would ignore that signal
+  too and stop only when killed; out of the terminal's reach, it listens again."""
+  os.setpgrp()
+  if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def _worker(names: list[str], args: tuple, label: str, results, parent_pid: int,
             verbosity: int) -> None:
-  os.setpgrp()  # the terminal's Ctrl-C goes to the sweep, which passes it on once
+  _own_process_group()
   threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
   from absl import flags
   flags.FLAGS.mark_as_parsed()  # the sweep parsed them: no "logging before flag parsing"

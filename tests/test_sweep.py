@@ -395,3 +395,21 @@ def test_a_locked_sweep_or_point_is_not_run_twice(tmp_path, digits_dir):
     summary = sweep.run(pts[1:])
   assert summary["seed=1"].startswith("busy: ") and "in use by PID" in summary["seed=1"]
   assert not os.path.exists(os.path.join(pts[1].workdir, sweep.ERROR))  # not "failed"
+
+
+def test_a_worker_of_a_sweep_started_with_sigint_ignored_hears_the_sweeps_sigint():
+  # A sweep started as a background job ignores SIGINT, and its spawned workers inherit that;
+  # the sweep passes a stop on to them as SIGINT, which they must hear (then checkpoint).
+  code = ("import os, signal\n"
+          "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+          "from bottleneck import sweep\n"
+          "sweep._own_process_group()\n"
+          "try:\n"
+          "  os.kill(os.getpid(), signal.SIGINT)\n"
+          "  signal.sigtimedwait([], 0.5) if hasattr(signal, 'sigtimedwait') else None\n"
+          "  print('ignored', os.getpgrp() == os.getpid())\n"
+          "except KeyboardInterrupt:\n"
+          "  print('heard', os.getpgrp() == os.getpid())\n")
+  out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+  assert out.stdout.split() == ["heard", "True"], out.stderr[-2000:]
