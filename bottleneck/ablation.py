@@ -37,8 +37,9 @@ BENCHMARK = "benchmark_ratio.json"
 
 
 def parse_study(spec: str) -> str:
-  """The variant of a `--study` value: "ablation" -> "", "ablation:cluttered,quick" ->
-  "cluttered,quick"; ConfigError for another study or an unknown variant."""
+  """The variant of a `--study` value: "ablation" -> "", "ablation:cluttered,quick" (or
+  "ablation:cluttered_quick") -> "cluttered,quick"; ConfigError for another study or an
+  unknown variant."""
   name, colon, variant = spec.partition(":")
   if colon and not variant.strip():
     raise ConfigError(f"--study={spec}: nothing after ':'; write --study={STUDY} for the "
@@ -50,7 +51,7 @@ def parse_study(spec: str) -> str:
     study.options(variant)
   except ValueError as e:
     raise ConfigError(f"--study={spec}: {e}") from None
-  return variant
+  return ",".join(study.split(variant))  # "fashion_quick" as "fashion,quick"
 
 
 def build(workdir: str, variant: str = "", *, parallel: int = 1, launcher: str = "local",

@@ -27,6 +27,8 @@ two configs would be: the verdict must be "within noise".
 It imports only `ml_collections` (through configs.default), so that loading a config is instant.
 """
 
+import re
+
 from configs.default import variant_config
 
 OPTIONS = ("quick", "cifar10", "cluttered", "fashion")
@@ -35,9 +37,15 @@ FASHION_TRAIN = 10_000  # training images of the fashion study (the first of TFD
 FASHION_QUICK_TEST = 2_000  # test images that `fashion,quick` scores (the first 2,000)
 
 
+def split(arg: str | None) -> list[str]:
+  """The options of a variant argument in order: joined by commas ("fashion,quick") or, as
+  a directory name spells them, by underscores ("fashion_quick"); no option has either."""
+  return [a.strip() for a in re.split(r"[,_]", arg)] if arg else []
+
+
 def options(arg: str | None) -> set[str]:
-  """The comma-separated options of a variant argument; ValueError for an unknown one."""
-  items = [a.strip() for a in arg.split(",")] if arg else []
+  """The options of a variant argument (`split`); ValueError for an unknown one."""
+  items = split(arg)
   if "" in items:
     raise ValueError(f"an empty variant in {arg!r}; valid: {', '.join(OPTIONS)}, or several "
                      "joined by commas (cifar10,quick)")

@@ -27,8 +27,9 @@ _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Directory for the report and runs (default "
     "runs/report; with --study=ablation:quick, runs/ablation_quick).")
 _STUDY = flags.DEFINE_string(
-    "study", None, "ablation[:variant] (variants quick, cluttered, cifar10, combinable: "
-    "cluttered,quick) writes ABLATION.md instead of the main report.")
+    "study", None, "ablation[:variant] (variants quick, cluttered, cifar10, fashion, "
+    "combinable: fashion,quick or fashion_quick) writes ABLATION.md instead of the main "
+    "report.")
 _PARALLEL = flags.DEFINE_integer("parallel", 1, "Training runs (units) at a time.")
 _LAUNCHER = flags.DEFINE_enum("launcher", "local", ("local", "ray"),
                               "--study: local processes or Ray tasks.")

@@ -108,6 +108,12 @@ def test_missing_parts_are_said_not_raised(tmp_path):
 def test_study_flag_values():
   assert ablation.parse_study("ablation") == ""
   assert ablation.parse_study("ablation:cluttered,quick") == "cluttered,quick"
+  # Issue 23 spells it as its directory is named; the same variant, written with commas.
+  assert ablation.parse_study("ablation:fashion_quick") == "fashion,quick"
+  with pytest.raises(ConfigError, match=r"--study=ablation:fashion_quik: unknown variant 'quik'"):
+    ablation.parse_study("ablation:fashion_quik")
+  with pytest.raises(ConfigError, match=r"'quick' given twice"):
+    ablation.parse_study("ablation:quick_quick")
   with pytest.raises(ConfigError, match=r"unknown study 'ablations'; valid: ablation"):
     ablation.parse_study("ablations")
   with pytest.raises(ConfigError, match=r"--study=ablation:fast: unknown variant 'fast'"):

@@ -91,6 +91,8 @@ def test_study_sweeps(name):
   assert sizes["fashion,quick"] < sizes["fashion"]
   with pytest.raises(ValueError, match="unknown variant 'fast'"):
     module.get_config("fast")
+  assert module.get_config("fashion_quick").to_dict() == module.get_config(
+      "fashion,quick").to_dict()
   with pytest.raises(ValueError, match="variants cifar10 and cluttered are datasets"):
     module.get_config("cifar10,cluttered")
   full = sweep.expand(*config_files.load_config_file(path), "/nonexistent")

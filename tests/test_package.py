@@ -1,5 +1,6 @@
 """The package as a whole: its import graph has no cycle (imports inside functions count),
-loading a saved model imports no training loop, and no function is over 80 lines."""
+loading a saved model imports no training loop, no function is over 80 lines, and the GPU
+scripts of .ci/ refuse bad input."""
 
 import ast
 import glob
@@ -84,3 +85,23 @@ def test_no_constructor_takes_over_10_arguments():
           if n > 10:
             wide.append(f"{name}.{cls.name}: {n}")
   assert not wide, wide
+
+
+def test_the_gpu_scripts_refuse_bad_input_in_one_line(tmp_path):
+  """.ci/gpu_check and .ci/gpu_inputs, run where a GPU session would run them: an unknown
+  stage or a missing dataset directory is one `error:` line, exit status 2, nothing written."""
+  out = tmp_path / "out"
+  check = subprocess.run(
+      ["bash", ".ci/gpu_check", str(out), "env", "throughput", "tset"], cwd=ROOT,
+      capture_output=True, text=True, timeout=60)
+  assert check.returncode == 2
+  assert check.stderr.splitlines() == [
+      "error: unknown stage 'tset'; valid: env, paths, gpu, precision, tests, throughput."
+  ]
+  assert not out.exists()
+  inputs = subprocess.run(
+      ["bash", ".ci/gpu_inputs", str(tmp_path / "no such dir")], cwd=ROOT, capture_output=True,
+      text=True, timeout=60)
+  assert inputs.returncode == 2
+  [line] = inputs.stderr.splitlines()
+  assert line.startswith("error: no train-images-idx3-ubyte.gz in ") and "no such dir" in line
