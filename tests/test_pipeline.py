@@ -226,6 +226,18 @@ def test_first_use_by_two_processes_at_once_prepares_once(tmp_path):
   assert [len(s["train"]) for s in splits] == [1347] * 3
 
 
+def test_what_a_stopped_preparation_left_is_removed_by_the_next(tmp_path):
+  """A preparation killed mid-write leaves TFDS's `incomplete.*` directory (38 MB for
+  Fashion-MNIST); the next preparation, holding the lock, removes it and prepares afresh."""
+  left = tmp_path / "digits" / "incomplete.AB12CD_1.0.0"
+  left.mkdir(parents=True)
+  (left / "digits-train.array_record-00000-of-00001").write_bytes(b"half written")
+  splits = pipeline.load_splits("digits", data_dir=str(tmp_path))
+  assert len(splits["train"]) == 1347
+  assert sorted(
+      p.name for p in (tmp_path / "digits").iterdir() if not p.name.startswith(".")) == ["1.0.0"]
+
+
 def test_reference_preprocessing_is_torchvisions():
   """resize 256 / centre crop 224 / ImageNet statistics, as torchvision's transforms do it on a
   PIL image, for oblong, tall, square and barely larger images."""

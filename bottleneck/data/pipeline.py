@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import shutil
 import socket
 import time
 import urllib.parse
@@ -158,6 +159,17 @@ def _prepare(builder, name: str) -> None:
                       f"{builder.data_dir}: {type(e).__name__}: {e}") from None
 
 
+def _remove_interrupted(dataset_dir: str) -> None:
+  """Removes what a preparation that was killed left (TFDS writes into `incomplete.*` beside
+  the version directory and renames it when done): tens of MB per try otherwise. Called with
+  the preparation lock held, so no live preparation is writing there."""
+  for entry in sorted(os.listdir(dataset_dir)):
+    path = os.path.join(dataset_dir, entry)
+    if entry.startswith("incomplete.") and os.path.isdir(path):
+      logging.info("removing %s, left by a preparation that was stopped", path)
+      shutil.rmtree(path, ignore_errors=True)
+
+
 def _builder(name: str, data_dir: str | None, source_dir: str | None = None):
   if name in EMBEDDED:
     return EMBEDDED[name](data_dir=data_dir, file_format="array_record")
@@ -182,7 +194,9 @@ def load_splits(name: str, splits: tuple[str, ...] = ("train", "test"), data_dir
     with wd.lock(lock_dir, "the dataset directory", wait=True,
                  lock_name=f".{builder.name}.prepare.lock"):
       builder = _builder(name, data_dir, source_dir)  # another process may have prepared it
-      _prepare(builder, name)
+      if not builder.is_prepared():
+        _remove_interrupted(lock_dir)
+        _prepare(builder, name)
   features = builder.info.features
   if "image" not in features or "label" not in features:
     raise ConfigError(f"dataset {name!r} has features {list(features)}; an image "
