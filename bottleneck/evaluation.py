@@ -78,10 +78,12 @@ def _logits(model_def, state, x):
 
 
 def evaluate(directory: str, *, dataset: str | None = None, split: str | None = None,
-             batch_size: int = 64, max_examples: int | None = None,
-             data_dir: str | None = None) -> dict:
+             batch_size: int = 64, max_examples: int | None = None, data_dir: str | None = None,
+             source_dir: str | None = None) -> dict:
   """Evaluates the model saved in `directory` on `dataset`'s `split` (defaults: a training
-  run's own evaluation split; `imagenet2012` validation for imported weights)."""
+  run's own evaluation split; `imagenet2012` validation for imported weights). `source_dir`:
+  where the original files of a dataset read from them are (`bottleneck.data.idx`); default:
+  the training run's own, for its own dataset."""
   if batch_size < 1:
     raise ConfigError(f"--batch_size={batch_size} is invalid; it must be at least 1.")
   if max_examples is not None and max_examples < 1:
@@ -93,7 +95,7 @@ def evaluate(directory: str, *, dataset: str | None = None, split: str | None = 
   split = split or config.eval_split
   same = dataset == config.dataset
   data_dir = data_dir or (config.get("data_dir") if same else None)
-  source_dir = config.get("data", {}).get("source_dir") if same else None
+  source_dir = source_dir or (config.get("data", {}).get("source_dir") if same else None)
   source = pipeline.load_splits(dataset, (split,), data_dir, source_dir)[split]
   mapping = label_map(dataset, source.label_names, source.num_classes, loaded.model.num_classes)
   in_split = len(source)

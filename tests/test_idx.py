@@ -189,3 +189,31 @@ def test_a_run_trains_on_fashion_mnist_from_its_files(tmp_path, small_sizes, mon
   assert (len(sub["train[:10]"]), len(sub["train[50%:]"])) == (10, 20)
   with pytest.raises(ConfigError, match=r"split 'train\[abc\]' is not a split or a slice"):
     pipeline.load_splits("fashion_mnist", ("train[abc]",), str(tmp_path / "tfds"))
+
+
+def test_a_run_is_evaluated_from_files_given_to_the_evaluation(tmp_path, small_sizes, monkeypatch):
+  """experiments.evaluate's --source_dir: the files for a data directory where the dataset is
+  not prepared yet, another dataset's (MNIST for a Fashion-MNIST run) or the run's moved."""
+  from bottleneck import evaluation, train
+  from tests import tiny_train_config
+  fashion, _ = write_idx_files(tmp_path / "fashion")
+  mnist, _ = write_idx_files(tmp_path / "mnist", seed=1)
+  monkeypatch.setitem(idx.RAW, "fashion_mnist", fashion)
+  monkeypatch.setitem(idx.RAW, "mnist", mnist)
+  config = tiny_train_config.get_config(
+      **{
+          "dataset": "fashion_mnist", "data_dir": str(
+              tmp_path / "tfds"), "image_size": 28, "data.source_dir": str(tmp_path / "fashion"),
+          "batch_size": 8, "eval_batch_size": 8, "num_train_steps": 2, "bn_stats_batches": 1
+      })
+  run = str(tmp_path / "run")
+  result = train.train_and_evaluate(config, run)
+  os.rename(tmp_path / "fashion", tmp_path / "moved")
+  with pytest.raises(ConfigError, match=r"data.source_dir='.*fashion' is not a directory"):
+    evaluation.evaluate(run, data_dir=str(tmp_path / "other"))
+  again = evaluation.evaluate(run, data_dir=str(tmp_path / "other"),
+                              source_dir=str(tmp_path / "moved"))
+  assert again["top1"] == pytest.approx(result["eval_accuracy"])
+  on_mnist = evaluation.evaluate(run, dataset="mnist", data_dir=str(tmp_path / "other"),
+                                 source_dir=str(tmp_path / "mnist"))
+  assert on_mnist["dataset"] == "mnist" and on_mnist["examples"] == 20

@@ -66,12 +66,13 @@ URLS = {
     "fashion_mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     "mnist": "https://storage.googleapis.com/cvdf-datasets/mnist/"
 }
+PASS_SOURCE_DIR = "--config.data.source_dir=DIR (to experiments.evaluate: --source_dir=DIR)"
 HOW_TO_GET = {
     "fashion_mnist": "apt-get install dataset-fashion-mnist (Debian, Ubuntu), or download the "
                      "four files from https://github.com/zalandoresearch/fashion-mnist into a "
-                     "directory and pass --config.data.source_dir=DIR",
+                     "directory and pass " + PASS_SOURCE_DIR,
     "mnist": "download the four files (e.g. from " + URLS["mnist"] + ") into a directory and "
-             "pass --config.data.source_dir=DIR",
+             "pass " + PASS_SOURCE_DIR,
 }
 LABEL_NAMES = {
     "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
@@ -187,7 +188,7 @@ def check_reachable(dataset: str, timeout: float = 10.0) -> None:
   except OSError as e:
     where = " or ".join(SYSTEM_DIRS[dataset]) or "no system directory"
     raise ConfigError(f"dataset {dataset!r}: its four IDX files are not on disk ({where}; "
-                      f"--config.data.source_dir not given) and {url.hostname} is unreachable "
+                      f"no data.source_dir given) and {url.hostname} is unreachable "
                       f"({e}). To get them: {HOW_TO_GET[dataset]}.") from None
 
 
