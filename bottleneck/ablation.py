@@ -38,8 +38,8 @@ BENCHMARK = "benchmark_ratio.json"
 
 def parse_study(spec: str) -> str:
   """The variant of a `--study` value: "ablation" -> "", "ablation:cluttered,quick" (or
-  "ablation:cluttered_quick") -> "cluttered,quick"; ConfigError for another study or an
-  unknown variant."""
+  "ablation:cluttered_quick", "ablation:quick,cluttered") -> "cluttered,quick"; ConfigError
+  for another study or an unknown variant."""
   name, colon, variant = spec.partition(":")
   if colon and not variant.strip():
     raise ConfigError(f"--study={spec}: nothing after ':'; write --study={STUDY} for the "
@@ -51,7 +51,14 @@ def parse_study(spec: str) -> str:
     study.options(variant)
   except ValueError as e:
     raise ConfigError(f"--study={spec}: {e}") from None
-  return ",".join(study.split(variant))  # "fashion_quick" as "fashion,quick"
+  # One spelling per variant: commas, the dataset before "quick" ("quick_fashion" too).
+  return ",".join(sorted(study.split(variant), key=lambda option: option == "quick"))
+
+
+def default_workdir(variant: str) -> str:
+  """Where a study writes when no --workdir is given: runs/ablation, runs/ablation_quick,
+  runs/ablation_fashion_quick, ... (`variant` as `parse_study` gives it)."""
+  return os.path.join("runs", "_".join([STUDY, *filter(None, variant.split(","))]))
 
 
 def build(workdir: str, variant: str = "", *, parallel: int = 1, launcher: str = "local",

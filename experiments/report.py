@@ -15,7 +15,6 @@ DIR/ABLATION.md:
   python -m experiments.report --study=ablation:cluttered --workdir=runs/ablation --launcher=ray
 """
 
-import re
 import sys
 
 from absl import flags
@@ -46,7 +45,7 @@ def main(argv):
   if _STUDY.value:
     from bottleneck import ablation
     variant = ablation.parse_study(_STUDY.value)
-    workdir = _WORKDIR.value or "runs/" + re.sub(r"\W", "_", _STUDY.value)
+    workdir = _WORKDIR.value or ablation.default_workdir(variant)
     path = ablation.build(workdir, variant, parallel=_PARALLEL.value, launcher=_LAUNCHER.value,
                           ray_address=_RAY_ADDRESS.value, rerun_changed=_RERUN_CHANGED.value,
                           data_dir=_DATA_DIR.value)

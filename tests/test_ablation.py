@@ -110,6 +110,14 @@ def test_study_flag_values():
   assert ablation.parse_study("ablation:cluttered,quick") == "cluttered,quick"
   # Issue 23 spells it as its directory is named; the same variant, written with commas.
   assert ablation.parse_study("ablation:fashion_quick") == "fashion,quick"
+  assert ablation.parse_study("ablation:quick,fashion") == "fashion,quick"  # one spelling
+  assert [
+      ablation.default_workdir(ablation.parse_study(s))
+      for s in ("ablation", "ablation:quick", "ablation:quick_fashion", "ablation:cluttered,quick")
+  ] == [
+      "runs/ablation", "runs/ablation_quick", "runs/ablation_fashion_quick",
+      "runs/ablation_cluttered_quick"
+  ]
   with pytest.raises(ConfigError, match=r"--study=ablation:fashion_quik: unknown variant 'quik'"):
     ablation.parse_study("ablation:fashion_quik")
   with pytest.raises(ConfigError, match=r"'quick' given twice"):
