@@ -159,6 +159,11 @@ def contender_main() -> None:
     _contend()
   except BrokenPipeError:
     os._exit(0)  # the parent stopped (Ctrl-C, SIGTERM): nobody reads what is left to say
+  except Exception as e:  # bad input is one line, as from the commands (any checkout's class)
+    if type(e).__name__ != "ConfigError":
+      raise
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    sys.exit(2)
 
 
 def _contend() -> None:

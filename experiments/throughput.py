@@ -52,6 +52,7 @@ def main(argv):
 
 def _measure(c) -> None:
   split = pipeline.config_splits(c, (c.train_split,), in_memory=False)[c.train_split]
+  pipeline.check_batch_size(split, c.batch_size)  # here, not in every contender
   total = c.num_train_steps or max(1, round(c.num_epochs * (len(split) // c.batch_size)))
   specs = throughput.contender_specs(c, split.source.dataset_info.data_dir, split.num_classes,
                                      total, baseline=_BASELINE.value, torch=_TORCH.value)

@@ -73,6 +73,8 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, digits_dir):
           "experiments.benchmark", f"--config={ROOT}/tests/tiny_benchmark_config.py",
           f"--out={tmp_path}/busy"
       ], f"busy is in use by PID {os.getpid()}"),
+      "throughput_batch": (["experiments.throughput", TINY, data, "--config.batch_size=5000"],
+                           "batch_size=5000 is larger than the train split (1347 examples)"),
       "throughput_out_busy": (["experiments.throughput", TINY, data,
                                f"--out={tmp_path}/busy"], f"busy is in use by PID {os.getpid()}"),
       "positional": (["experiments.report", f"--workdir={tmp_path}/r",

@@ -69,3 +69,16 @@ def test_a_contender_that_fails_is_named(digits_dir, tmp_path):
   specs = [(n, s) for n, s in _specs(digits_dir, str(tmp_path), False) if "earlier" in n]
   with pytest.raises(ConfigError, match=r"contender 'earlier checkout \(.*\)' .* stopped"):
     throughput.measure(specs, rounds=1, steps=1, batch_size=32, say=lambda _: None)
+
+
+def test_a_contender_given_bad_input_says_one_line(digits_dir, capfd):
+  """Bad input met in a contender's process (here a batch larger than the split, which the
+  command refuses before starting any) is its one `error:` line, no traceback."""
+  name, spec = _specs(digits_dir, None, False)[0]
+  spec = {**spec, "config": {**spec["config"], "batch_size": 5000}}
+  with pytest.raises(ConfigError, match=r"contender 'this checkout' .* stopped"):
+    throughput.measure([(name, spec)], rounds=1, steps=1, batch_size=32, say=lambda _: None)
+  err = capfd.readouterr().err
+  assert "Traceback" not in err, err[-2000:]
+  assert [ln for ln in err.splitlines() if ln.startswith("error:")
+         ] == ["error: batch_size=5000 is larger than the train split (1347 examples)."]

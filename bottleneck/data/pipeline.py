@@ -319,13 +319,18 @@ class Preprocess:
     return cls(**{"image_size": config.image_size, **data, "channels": channels})
 
 
+def check_batch_size(split: Split, batch_size: int) -> None:
+  """A ConfigError when `split` cannot fill one batch of `batch_size`."""
+  if batch_size > len(split):
+    raise ConfigError(f"batch_size={batch_size} is larger than the {split.name} split "
+                      f"({len(split)} examples).")
+
+
 class Batches:
   """Deterministic training and evaluation batches over a split."""
 
   def __init__(self, split: Split, batch_size: int, preprocess: Preprocess, seed: int):
-    if batch_size > len(split):
-      raise ConfigError(f"batch_size={batch_size} is larger than the {split.name} split "
-                        f"({len(split)} examples).")
+    check_batch_size(split, batch_size)
     self.split, self.batch_size, self.preprocess, self.seed = split, batch_size, preprocess, seed
     self.steps_per_epoch = len(split) // batch_size  # the remainder is dropped in training
     self._perm_epoch, self._perm = None, None
