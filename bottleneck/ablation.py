@@ -119,8 +119,12 @@ def write(workdir: str, variant: str = "", start: float | None = None) -> str:
   """ABLATION.md from what `workdir` holds (the sweeps' results, the benchmark's JSON), with a
   figure per sweep; returns its path. `start`: when the study began, for its duration."""
   from bottleneck import plots  # matplotlib
-  bench = wd.read_json(os.path.join(workdir, BENCHMARK)) if os.path.exists(
-      os.path.join(workdir, BENCHMARK)) else {"rows": [], "ratios": []}
+  bench = {"rows": [], "ratios": []}  # none yet: the section says "not measured"
+  if os.path.exists(os.path.join(workdir, BENCHMARK)):
+    try:
+      bench = wd.read_json(os.path.join(workdir, BENCHMARK), ("rows", "ratios"))
+    except wd.CorruptFile as e:
+      logging.warning("%s Its section is left out; rerun the study to time it again.", e)
   runs = {}
   for name in study.sweeps(variant):
     try:

@@ -76,7 +76,24 @@ def parse_flags(argv: list[str]) -> list[str]:
   if len(rest) > 1:
     _fail(f"unexpected argument(s) {' '.join(rest[1:])!r}: every option is a --flag "
           "(see --helpshort).")
+  empty = _empty_flags()
+  if empty:
+    _fail(f"--{empty[0]}= is empty; give it a value, or leave it out for its default.")
   return rest
+
+
+def _empty_flags() -> list[str]:
+  """The entry point's own text and list flags given as "--name=" (an empty value): as a
+  default they would be taken silently (`--study=` ran the main report, `--out=` wrote
+  nothing). Config overrides are the config's to check; absl's own flags, absl's."""
+  out = []
+  for name, flag in sorted(flags.FLAGS._flags().items()):
+    module = flags.FLAGS.find_module_defining_flag(name) or ""
+    if (flag.present and (flag.flag_type() == "string" or "list" in flag.flag_type())
+        and flag.value in ("", []) and not name.startswith("config")
+        and not module.startswith("absl") and name == flag.name):
+      out.append(name)
+  return out
 
 
 def run(main) -> None:

@@ -556,8 +556,8 @@ def analyze_matched(name: str, *, reduce: bool, metric: str, budget: float,
   """`analyze` at the width that costs `budget` (`match_width`), with `width` and `match`
   (metric, budget, the cost found) added to the report."""
   spec = registry.get_spec(name)
-  image_size = image_size or spec.image_size
-  num_classes = num_classes or spec.num_classes
+  image_size = spec.image_size if image_size is None else image_size  # 0 is refused, not 32
+  num_classes = spec.num_classes if num_classes is None else num_classes
   match = match_width(name, metric=metric, budget=budget, reduce=reduce, image_size=image_size,
                       num_classes=num_classes, **overrides)
   report = analyze(name, reduce=reduce, image_size=image_size, num_classes=num_classes, xla=xla,

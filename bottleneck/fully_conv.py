@@ -96,11 +96,11 @@ def run(workdir: str, image_size: int | None = None, *, num_digits: int = 4, see
   loaded = saved_models.load(workdir)
   out_dir = out_dir or os.path.join(workdir, "fully_conv")
   if isinstance(loaded.model, models.FlattenHeadClassifier):
-    return _run_digits(loaded, image_size or 32, num_digits, seed, out_dir)
+    return _run_digits(loaded, 32 if image_size is None else image_size, num_digits, seed, out_dir)
   if isinstance(loaded.model, models.Network) and "head" in loaded.model.stage_names and \
       isinstance(loaded.model.head, (layers.ClassifierHead, layers.ConvClassifier)):
-    return run_photos(loaded, image_size or 320, out_dir, calibrate_bn=calibrate_bn,
-                      repeats=repeats)
+    return run_photos(loaded, 320 if image_size is None else image_size, out_dir,
+                      calibrate_bn=calibrate_bn, repeats=repeats)
   raise ConfigError(f"{workdir} holds {loaded.config.model!r}; fully_conv takes a flatten + "
                     "Dense classifier (configs/digits_fc_head.py) or a network whose head "
                     "averages per-pixel class scores: googlenet, googlenet_bn, inception_v3, "
@@ -255,6 +255,14 @@ def run_photos(loaded, side: int, out_dir: str, *, calibrate_bn: bool = False, r
   from bottleneck import complexity, env, plots
   model, pre = loaded.model, loaded.preprocess
   size = model.image_size
+  if model.in_channels != 3:
+    raise ConfigError(f"this {loaded.config.model} takes {model.in_channels}-channel images "
+                      f"({loaded.config.dataset}); the photos have 3 channels. Give a network "
+                      "trained on colour images (e.g. from experiments.import_weights), or a "
+                      "flatten + Dense classifier of the digits (configs/digits_fc_head.py).")
+  if side < size:
+    raise ConfigError(f"--image_size={side} is too small; the minimum is the training size "
+                      f"{size}.")
   net = conversions.convolutionalize(model)
   photos = load_sample_images()
   images = [photo_input(im, side, size, net.stride) for im in photos.images]

@@ -23,6 +23,7 @@ import sys
 
 TUNABLE = "glibc.malloc.hugetlb"
 OPT_OUT = "BOTTLENECK_HUGEPAGES"  # "0" keeps malloc's 4 KB pages
+OFF, ON = ("0", "false", "no", "off"), ("1", "true", "yes", "on")
 THP_ENABLED = "/sys/kernel/mm/transparent_hugepage/enabled"
 
 
@@ -56,8 +57,14 @@ def tunable_value(environ) -> str | None:
 
 
 def wanted(environ, *, mode: str | None, glibc: tuple[int, ...] | None) -> str | None:
-  """Why not to set the tunable (a short reason), or None when it should be set."""
-  if environ.get(OPT_OUT, "1").strip().lower() in ("0", "false", "no", "off"):
+  """Why not to set the tunable (a short reason), or None when it should be set; ValueError
+  for a value of the opt-out that is neither on nor off (it is not guessed)."""
+  value = environ.get(OPT_OUT, "").strip().lower()
+  if value not in OFF + ON + ("",):  # empty: as if unset
+    raise ValueError(
+        f"{OPT_OUT}={environ[OPT_OUT]!r} is invalid; valid: {', '.join(OFF)} (malloc's "
+        f"4 KB pages) or {', '.join(ON)} (huge pages where they help, the default).")
+  if value in OFF:
     return f"off ({OPT_OUT}={environ[OPT_OUT]})"
   if tunable_value(environ) is not None:
     return f"as set (GLIBC_TUNABLES {TUNABLE}={tunable_value(environ)})"
@@ -94,7 +101,10 @@ def state(environ=None) -> str:
   value = tunable_value(environ)
   if value is not None:
     return f"malloc huge pages {'on' if value == '1' else 'off'} ({TUNABLE}={value})"
-  reason = wanted(environ, mode=thp_mode(), glibc=glibc_version())
+  try:
+    reason = wanted(environ, mode=thp_mode(), glibc=glibc_version())
+  except ValueError as e:
+    return f"malloc huge pages off ({e})"
   return f"malloc huge pages {reason or 'off (not started by an entry point)'}"
 
 
@@ -105,8 +115,12 @@ def reexec_entry_point() -> None:
   an import of the package from anywhere else (the tests, an interpreter) does nothing."""
   if sys.argv[:1] != ["-m"] or not getattr(sys, "orig_argv", None):
     return
-  if wanted(os.environ, mode=thp_mode(), glibc=glibc_version()) is not None:
-    return
+  try:
+    if wanted(os.environ, mode=thp_mode(), glibc=glibc_version()) is not None:
+      return
+  except ValueError as e:  # bad input: one line, as every entry point says it
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
   env = with_tunable(os.environ)
   try:
     os.execve(sys.executable, sys.orig_argv, env)

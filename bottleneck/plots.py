@@ -69,7 +69,7 @@ def training_curves(directory: str, runs: pd.DataFrame, path: str) -> str:
   fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
   labelled = set()
   for _, run in runs.iterrows():
-    rows = pd.DataFrame(wd.read_jsonl(os.path.join(directory, run["run"], wd.METRICS)))
+    rows = pd.DataFrame(wd.read_metrics(os.path.join(directory, run["run"], wd.METRICS)))
     if rows.empty:
       continue
     color = COLORS.get(run["variant"])

@@ -5,6 +5,7 @@ Frames are pandas DataFrames; rendering goes through `bottleneck.tables.render` 
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -22,8 +23,18 @@ DEFAULT_GROUP_BY = ("model", "dataset", "variant")
 # places (reduced runs only; "–" on naive ones), the matched budget (`match_macs`, ...) and
 # SqueezeNet's 3x3 share of its expand (`pct3x3`, both variants; "–" where not configured).
 # Rows are grouped by every one of them that varies, so that no table averages over them.
-KNOBS = ("ratio", "activation", "places", "budget", "pct3x3")
+# "config": the other config fields in which runs of one row would differ (learning rate,
+# steps, ...), named by `_label_configs`; "–" when every run agrees with its row's others.
+KNOBS = ("ratio", "activation", "places", "budget", "pct3x3", "config")
 NOT_APPLICABLE = "–"
+# Config fields that are not part of "the config" a row stands for: the seed and the columns
+# above (model, dataset, variant, and the fields the knobs show), and what does not change what
+# a run computes (where its data lie, how often it logs and checkpoints).
+_NOT_CONFIG = ("seed", "model", "dataset", "reduce", "match_macs", "match_params",
+               "model_kwargs.reduction_ratio", "model_kwargs.reduction_activation",
+               "model_kwargs.reduction_places", "model_kwargs.pct3x3", "data_dir",
+               "data.source_dir", "data.in_memory_mb", "log_every_steps", "checkpoint_every_steps",
+               "keep_checkpoints")
 
 
 def knobs(result: dict) -> dict:
@@ -47,9 +58,12 @@ def knobs(result: dict) -> dict:
 
 
 def collect(directory: str) -> pd.DataFrame:
-  """One row per `result.json` below `directory` (any depth; runs set aside under hidden
-  directories are not counted), with its run directory. An unreadable or incomplete one is
-  named in a warning and left out."""
+  """One row per run below `directory` (any depth; runs set aside under hidden directories are
+  not counted), with its run directory. Left out, each named in a warning: a `result.json`
+  that is unreadable or incomplete, or whose accuracy contradicts its predictions file; a
+  second copy of a run (the same config and seed). Runs whose configs differ in more than
+  the seed and the knobs get a "config" column naming the difference (`_label_configs`), so
+  that no table averages over it."""
   paths = wd.find_files(directory, wd.RESULT)
   if not paths:
     failed = failures(directory)
@@ -60,6 +74,7 @@ def collect(directory: str) -> pd.DataFrame:
   for path in paths:
     try:
       r = wd.read_result(path)
+      predictions = _checked_predictions(path, r["eval_accuracy"])
     except wd.CorruptFile as e:
       logging.warning("left out of the table: %s Rerun its training or sweep to recompute it.", e)
       continue
@@ -67,15 +82,114 @@ def collect(directory: str) -> pd.DataFrame:
         "model": r["model"], "dataset": r["dataset"],
         "variant": "reduced" if r["reduce"] else "naive", **knobs(r), "seed": r["seed"], **{
             k: r.get(k) for k in COST + MEASURED + ["compile_time_s", "device", "num_classes"]
-        }, "run": os.path.relpath(os.path.dirname(path), directory),
-        "predictions": _predictions_path(os.path.dirname(path))
+        }, "run": os.path.relpath(os.path.dirname(path),
+                                  directory), "predictions": predictions, "_config": r.get("config")
     })
   if not rows:
     raise ConfigError(f"no readable {wd.RESULT} below {directory}: rerun its trainings.")
-  frame = pd.DataFrame(rows)
+  frame = _without_copies(_label_configs(pd.DataFrame(rows), directory))
   for col in COST + MEASURED + ["width"]:  # null (unknown) becomes NaN, never 0
     frame[col] = pd.to_numeric(frame[col], errors="coerce")
   return frame
+
+
+def _checked_predictions(result_path: str, accuracy: float) -> str | None:
+  """The run's predictions file, after checking that its accuracy is the result's (the
+  difference of a table and its interval come from these two files): CorruptFile if not.
+  None when there is none, or it is unreadable (said; the intervals then count seeds only)."""
+  path = _predictions_path(os.path.dirname(result_path))
+  if path is None:
+    return None
+  try:
+    predicted, label = wd.read_predictions(path)
+  except wd.CorruptFile as e:
+    logging.warning("%s The intervals of its run count the seeds only.", e)
+    return None
+  right = int(np.sum(predicted == label))
+  # An accuracy written from these predictions is right/n up to float rounding (~1e-7), far
+  # below half a step of 1/n: a larger gap means the files are of different evaluations.
+  if len(label) == 0 or abs(accuracy - right / len(label)) > 0.5 / len(label):
+    raise wd.CorruptFile(
+        f"{result_path} says eval_accuracy={accuracy!r}, but its {wd.PREDICTIONS} has "
+        f"{right} of {len(label)} examples right ({right / max(len(label), 1):.4f}): the two "
+        "files are not of the same evaluation.")
+  return path
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+  """A config record's fields as {"optimizer.learning_rate": "0.1", ...} (values as JSON)."""
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f"{prefix}{k}."))
+    else:
+      out[prefix + k] = json.dumps(v, sort_keys=True)
+  return out
+
+
+def _differing(configs: pd.Series, groups) -> tuple[list[str], bool]:
+  """The config fields (less `_NOT_CONFIG`) whose values differ between runs of one group, and
+  whether a group mixes runs with a recorded config and runs without."""
+  fields, mixed = set(), False
+  for _, members in configs.groupby(groups, sort=False, dropna=False):
+    known = [c for c in members if c is not None]
+    mixed |= 0 < len(known) < len(members)
+    for key in set().union(*known) if known else ():
+      if key not in _NOT_CONFIG and len({c.get(key) for c in known}) > 1:
+        fields.add(key)
+  return sorted(fields), mixed
+
+
+def _label_configs(frame: pd.DataFrame, directory: str) -> pd.DataFrame:
+  """Adds the "config" column: for runs that differ in config fields other than the seed and
+  the knobs (a run of another config trained into a sweep's directory, a sweep over the
+  learning rate), those fields' values ("num_train_steps=8"); "–" when no such field differs.
+  A field a record lacks has the value its run computed with (`run_config.differences`'
+  rule); a run whose result has no config is "unrecorded" where others have one."""
+  groups = [frame[c] for c in DEFAULT_GROUP_BY + KNOBS if c in frame]
+  configs = frame.pop("_config").map(lambda c: _flat(c) if isinstance(c, dict) else None)
+  frame["config"] = NOT_APPLICABLE
+  fields, mixed = _differing(configs, groups)
+  if fields:
+    from bottleneck import run_config  # the defaults (JAX's import time, only when needed)
+    defaults = _flat({**run_config.record(run_config.default_config()), **run_config.ABSENT_MEANS})
+    configs = configs.map(lambda c: None if c is None else {**defaults, **c})
+    fields, mixed = _differing(configs, groups)
+  if not fields and not mixed:
+    return frame
+  frame["config"] = [
+      "unrecorded" if c is None else ", ".join(f"{k}={c.get(k, 'null')}"
+                                               for k in fields) or "recorded"
+      for c in configs
+  ]
+  counts = frame["config"].value_counts()
+  fewest = frame[frame["config"] == counts.index[-1]]["run"].tolist()
+  logging.warning(
+      "the runs below %s differ in %s as well as in their seed and the knobs: each config is "
+      "a row of its own (column 'config'); e.g. %s has %s.", directory, ", ".join(fields)
+      or "whether their result records its config", fewest[0], counts.index[-1])
+  return frame
+
+
+def _without_copies(frame: pd.DataFrame) -> pd.DataFrame:
+  """The runs, each (config, seed) once: of several runs with the same config and seed (a copy
+  of a run's directory, a rerun elsewhere), the first (by path) stays if they agree on the
+  accuracy, none if they do not (which one belongs cannot be told); the rest are named."""
+  key = [c for c in DEFAULT_GROUP_BY + KNOBS if c in frame] + ["seed"]
+  keep = pd.Series(True, index=frame.index)
+  for _, same in frame[frame.duplicated(key, keep=False)].groupby(key, sort=False):
+    runs = ", ".join(same["run"])
+    if same["eval_accuracy"].nunique() == 1:
+      keep[same.index[1:]] = False
+      logging.warning("%s are the same run (the same config and seed %s): counted once, as %s.",
+                      runs, same["seed"].iloc[0], same["run"].iloc[0])
+    else:
+      keep[same.index] = False
+      logging.warning(
+          "%s are the same config and seed %s with different accuracies (%s): all left out of "
+          "the table; keep the one that belongs and remove the others.", runs, same["seed"].iloc[0],
+          ", ".join(f"{a:.4f}" for a in same["eval_accuracy"]))
+  return frame[keep].reset_index(drop=True)
 
 
 def _predictions_path(run_dir: str) -> str | None:
@@ -325,7 +439,7 @@ def failures(directory: str) -> list[str]:
     if os.path.exists(os.path.join(run, wd.RESULT)):
       continue
     try:
-      error = str(wd.read_json(path).get("error", "unknown error"))
+      error = str(wd.read_json(path, mapping=True).get("error", "unknown error"))
     except wd.CorruptFile as e:
       error = str(e)
     out.append(f"{os.path.relpath(run, directory)}: {error.splitlines()[0][:300]}")

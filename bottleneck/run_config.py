@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 
 import ml_collections
 
@@ -194,8 +195,10 @@ def validate(config) -> None:
     try:
       registry.abstract_model(c.model, reduce=c.reduce, image_size=c.image_size,
                               paths=model_paths(c), **model_kwargs(c))
-    except ConfigError as e:
-      problems.append(str(e))
+    except ConfigError as e:  # "mobilenet_v2: expansion=..." as the config spells it
+      names = "|".join(map(re.escape, model_kwargs(c)))
+      problems.append(
+          re.sub(rf"(?<![\w.])({names})=", r"model_kwargs.\1=", str(e)) if names else str(e))
     except (TypeError, ValueError) as e:  # a model argument of the wrong type
       problems.append(f"model_kwargs {model_kwargs(c)} do not build {c.model!r}: {e}")
   if problems:

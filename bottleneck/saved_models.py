@@ -58,6 +58,21 @@ def read_imported(directory: str) -> dict | None:
   return wd.read_json(path, IMPORTED_KEYS) if os.path.exists(path) else None
 
 
+def _num_classes(directory: str, config) -> int:
+  """The class count of a training run's model: its result's, or its dataset's as the
+  dataset's builder describes it. Nothing is read from, prepared in or created at the data
+  directories the run recorded: the run may be scored elsewhere, with those gone."""
+  path = os.path.join(directory, wd.RESULT)
+  if os.path.exists(path):
+    try:
+      recorded = wd.read_result(path).get("num_classes")
+      if recorded is not None:
+        return recorded
+    except wd.CorruptFile as e:
+      logging.warning("%s The class count is taken from the dataset's description.", e)
+  return pipeline.class_count(config.dataset)
+
+
 def load(directory: str) -> Trained:
   """The model saved in `directory` (see the module docstring)."""
   path = os.path.join(directory, wd.CONFIG)
@@ -69,11 +84,7 @@ def load(directory: str) -> Trained:
                       "workdir or a directory written by experiments.import_weights).")
   config = ml_collections.ConfigDict(wd.read_json(path, ("model", "reduce", "image_size")))
   imported = read_imported(directory)
-  if imported is not None:
-    num_classes = imported["num_classes"]
-  else:
-    num_classes = pipeline.config_splits(config, (config.train_split,),
-                                         in_memory=False)[config.train_split].num_classes
+  num_classes = imported["num_classes"] if imported is not None else _num_classes(directory, config)
   model = builders.build_model(config, num_classes, initialise=False)  # the checkpoint's values
   states = {"model": nnx.state(model)}
   if imported is None:
@@ -207,7 +218,8 @@ def complexity_report(directory: str, *, image_size: int | None = None, xla: boo
   replace model arguments (`dtype` for the memory figures)."""
   loaded = load(directory)
   c = loaded.config
-  report = complexity.analyze(c.model, reduce=c.reduce, image_size=image_size or c.image_size,
+  size = c.image_size if image_size is None else image_size  # 0 is refused, not the own size
+  report = complexity.analyze(c.model, reduce=c.reduce, image_size=size,
                               num_classes=loaded.model.num_classes, xla=xla, memory=memory,
                               paths=run_config.model_paths(c),
                               **{**run_config.model_kwargs(c), **overrides})

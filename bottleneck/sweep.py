@@ -166,7 +166,7 @@ def status(point: Point) -> str:
   config_path = os.path.join(point.workdir, wd.CONFIG)
   if os.path.exists(config_path) and wd.has_checkpoints(point.workdir):
     try:
-      if run_config.differences(wd.read_json(config_path), record):
+      if run_config.differences(wd.read_json(config_path, mapping=True), record):
         return "changed"
     except wd.CorruptFile:
       return "changed"
@@ -179,7 +179,7 @@ def _changes(point: Point) -> str:
   """What changed in a "changed" point, for the refusal."""
   for path in (os.path.join(point.workdir, wd.RESULT), os.path.join(point.workdir, wd.CONFIG)):
     try:
-      old = wd.read_json(path)
+      old = wd.read_json(path, mapping=True)
     except (OSError, wd.CorruptFile):
       continue
     old = old.get("config", old) if path.endswith(wd.RESULT) else old
@@ -428,6 +428,9 @@ def run(points: list[Point], *, parallel: int = 1, launcher: str = "local",
     raise ConfigError(f"unknown launcher {launcher!r}; valid: {', '.join(LAUNCHERS)}.")
   if parallel < 1:
     raise ConfigError(f"--parallel={parallel} is invalid; it must be >= 1.")
+  if ray_address and launcher != "ray":  # it would be ignored
+    raise ConfigError(f"--ray_address={ray_address} is for --launcher=ray; add it, or leave "
+                      "--ray_address out.")
   if not points:  # nothing to run, and no sweep directory to lock (not the current one)
     return {}
   if launcher == "print":

@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this checkout
 WARMUP_STEPS = 3
@@ -152,26 +153,68 @@ def _torch_setup(spec: dict):
 def contender_main() -> None:
   """A contender's process: the spec (JSON) on the first line of stdin, then "run START N"
   lines, each answered by "time SECONDS LOSS"; "ready {JSON}" once set up and warmed up (where
-  it imported bottleneck from, its GLIBC_TUNABLES). It ends at the end of its input, or quietly
-  when its parent has gone (a closed pipe)."""
+  it imported bottleneck from, its GLIBC_TUNABLES), or "failed REASON" (one line) if it
+  cannot run. It ends at the end of its input, or quietly when its parent has gone (a closed
+  pipe)."""
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it kills us
+  spec = json.loads(sys.stdin.readline())
   try:
-    _contend()
+    _contend(spec)
   except BrokenPipeError:
     os._exit(0)  # the parent stopped (Ctrl-C, SIGTERM): nobody reads what is left to say
-  except Exception as e:  # bad input is one line, as from the commands (any checkout's class)
-    if type(e).__name__ != "ConfigError":
+  except Exception as e:
+    # Bad input (any checkout's ConfigError), or an earlier checkout that this harness cannot
+    # drive: one line, which the parent says. Our own checkout's other errors are bugs: shown.
+    if type(e).__name__ != "ConfigError" and _same(spec["tree"], HERE):
       raise
-    print(f"error: {e}", file=sys.stderr, flush=True)
+    print("failed", _one_line(e), flush=True)
     sys.exit(2)
 
 
-def _contend() -> None:
-  spec = json.loads(sys.stdin.readline())
-  sys.path.insert(0, spec["tree"])
+def _same(a: str, b: str) -> bool:
+  return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _one_line(e: Exception) -> str:
+  """An exception as one line: its message, and for other than ConfigError its type and where
+  it was raised."""
+  text = " ".join(str(e).split("\n--------------------\n")[0].split())
+  if type(e).__name__ == "ConfigError":
+    return text
+  frame = traceback.extract_tb(e.__traceback__)[-1]
+  return f"{type(e).__name__}: {text} (at {frame.filename}:{frame.lineno})"
+
+
+def _isolate(tree: str) -> None:
+  """Imports of `bottleneck`, `configs` and `experiments` from `tree` alone: an editable
+  install's finder (setuptools' `__editable__` meta path finder) resolves the modules a tree
+  lacks from the installed checkout, which would time a mix of two checkouts."""
+  sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in _module_of(f)]
+  sys.path.insert(0, tree)
+
+
+def _module_of(finder) -> str:
+  return getattr(finder, "__module__", None) or getattr(type(finder), "__module__", "") or ""
+
+
+def _foreign_modules(tree: str) -> list[str]:
+  """The checkout's modules this process imported from elsewhere than `tree`."""
+  root = os.path.realpath(tree) + os.sep
+  return sorted(name for name, module in list(sys.modules.items())
+                if name.split(".")[0] in ("bottleneck", "configs",
+                                          "experiments") and getattr(module, "__file__", None)
+                and not os.path.realpath(module.__file__).startswith(root))
+
+
+def _contend(spec: dict) -> None:
+  _isolate(spec["tree"])
   import bottleneck  # the checkout's own, or a failure here, before JAX is imported
   where = os.path.dirname(os.path.dirname(os.path.abspath(bottleneck.__file__)))
   run = _torch_setup(spec) if spec["kind"] == "torch" else _jax_setup(spec)
+  foreign = _foreign_modules(spec["tree"])
+  if foreign:  # a mix of two checkouts: nothing of it is timed
+    print("failed", f"it imported {', '.join(foreign[:3])} from outside {spec['tree']}", flush=True)
+    sys.exit(2)
   run(0, WARMUP_STEPS)
   tunables = os.environ.get("GLIBC_TUNABLES", "")  # malloc's huge pages, or not
   print("ready", json.dumps({"tree": where, "glibc_tunables": tunables}), flush=True)
@@ -198,8 +241,7 @@ class Contender:
 
   def __init__(self, name: str, spec: dict):
     self.name, self.spec, self.step, self.times, self.losses = name, spec, WARMUP_STEPS, [], []
-    code = (f"import runpy, sys; sys.path.insert(0, {spec['tree']!r}); "
-            f"runpy.run_path({os.path.abspath(__file__)!r}, run_name='__contender__')")
+    code = f"import runpy; runpy.run_path({os.path.abspath(__file__)!r}, run_name='__contender__')"
     # Run in the checkout: `python -c` also imports from the working directory.
     from bottleneck import hugepages
     environ = hugepages.without_tunable(os.environ) if spec.get("small_pages") else None
@@ -228,8 +270,10 @@ class Contender:
     line = self.proc.stdout.readline()
     if not line.startswith(word + " "):
       self.proc.kill()
-      raise _error(f"throughput: contender {self.name!r} ({self.spec['tree']}) stopped "
-                   f"before answering (its error is above); it said {line.strip()!r}")
+      where = f"throughput: contender {self.name!r} ({self.spec['tree']}) stopped"
+      if line.startswith("failed "):
+        raise _error(f"{where}: {line[len('failed '):].strip()}")
+      raise _error(f"{where} before answering (its error is above); it said {line.strip()!r}")
     return line[len(word) + 1:].rstrip("\n")
 
   def time(self, steps: int) -> float:

@@ -127,7 +127,7 @@ def prepare_workdir(workdir: str, record: dict, *, restart: bool = False) -> dic
     return None
   if os.path.exists(config_path):
     try:
-      diff = run_config.differences(wd.read_json(config_path), record)
+      diff = run_config.differences(wd.read_json(config_path, mapping=True), record)
     except wd.CorruptFile as e:
       diff = [str(e)]
     if diff:
@@ -267,7 +267,9 @@ def training_time_before(rows: list[dict], step: int) -> float | None:
   if not step:
     return 0.0
   at = [r for r in rows if r["split"] == "train" and r["step"] == step]
-  return at[-1].get("train_time_s") if at else None
+  seconds = at[-1].get("train_time_s") if at else None
+  ok = type(seconds) in (int, float) and math.isfinite(seconds) and seconds >= 0
+  return float(seconds) if ok else None
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -443,7 +445,7 @@ def resume(workdir: str, manager, states: dict, owner: bool) -> tuple[int, dict,
                                             set_aside_in=workdir if owner else None)
   step = step or 0  # none readable: a fresh run
   metrics_path = os.path.join(workdir, wd.METRICS)
-  rows = [r for r in wd.read_jsonl(metrics_path) if r["step"] <= step]
+  rows = [r for r in wd.read_metrics(metrics_path) if r["step"] <= step]
   if owner:
     wd.truncate_jsonl(metrics_path, rows)
   prior_time = training_time_before(rows, step)

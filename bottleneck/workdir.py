@@ -83,15 +83,19 @@ def write_json(path: str, obj) -> None:
   atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n")
 
 
-def read_json(path: str, required: Iterable[str] = ()):
-  """The JSON object in `path`; CorruptFile naming the path if it is cut short, not JSON, or
-  lacks a `required` key."""
+def read_json(path: str, required: Iterable[str] = (), *, mapping: bool = False):
+  """The JSON value in `path`; CorruptFile naming the path if it is cut short or not JSON, or,
+  with `mapping` or `required` keys (a run's config.json, result.json, error.json), if it is
+  not an object or lacks a `required` key."""
   try:
     with open(path) as f:
       obj = json.load(f)
   except (json.JSONDecodeError, UnicodeDecodeError) as e:
     raise CorruptFile(f"{path} is unreadable ({type(e).__name__}: {e}).") from None
-  missing = [k for k in required if not isinstance(obj, dict) or k not in obj]
+  if not isinstance(obj, dict) and (mapping or required):
+    raise CorruptFile(f"{path} is invalid: it holds {type(obj).__name__} {str(obj)[:40]!r}, "
+                      "not a JSON object.")
+  missing = [k for k in required if k not in obj]
   if missing:
     raise CorruptFile(f"{path} is incomplete: it lacks {', '.join(missing)}.")
   return obj
@@ -134,27 +138,77 @@ _RESULT_FIELDS = {
     "seed": ("int", None, None, False),
 }
 
+# The fields of a result.json's `config` and `match` that tables and reports read (the
+# ablation's knobs, the matched width): (kind, lowest, highest, null allowed), as above.
+_KNOB_FIELDS = {
+    "reduction_ratio": ("number", 0, 1, True),
+    "reduction_activation": ("bool", None, None, True),
+    "reduction_places": ("str", None, None, True),
+    "pct3x3": ("number", 0, 1, True),
+    "width": ("number", 0, None, True),
+}
+_MATCH_FIELDS = {
+    "metric": ("str", None, None, False),
+    "budget": ("number", 0, None, False),
+    "width": ("number", 0, None, False),
+}
+# Other fields a reader takes as text or a list: null allowed.
+_TEXT_FIELDS = ("device", "warning", "jax_version", "malloc")
+
+
+def _value_problem(key: str, v, kind: str, lo, hi, nullable: bool) -> str | None:
+  """What is wrong with the value `v` of field `key` (see `_RESULT_FIELDS`), or None."""
+  if v is None and nullable:
+    return None
+  if kind in ("str", "bool"):
+    ok = isinstance(v, str if kind == "str" else bool)
+    valid = "text" if kind == "str" else "true or false"
+  else:
+    ok = (not isinstance(v, bool) and isinstance(v, int if kind == "int" else (int, float))
+          and math.isfinite(v) and (lo is None or v >= lo) and (hi is None or v <= hi))
+    valid = ("a whole number" if kind == "int" else
+             "a finite number") + (f" in [{lo}, {hi}]" if lo is not None and hi is not None else
+                                   f" >= {lo}" if lo is not None else "")
+  if ok:
+    return None
+  hint = " (a fraction, not a percentage)" if key == "eval_accuracy" else ""
+  return f"{key}={v!r} is invalid; it must be {valid}{' or null' if nullable else ''}{hint}"
+
+
+def _fields_problem(values: dict, fields: dict, prefix: str = "") -> str | None:
+  for key, (kind, lo, hi, nullable) in fields.items():
+    if key in values:
+      problem = _value_problem(prefix + key, values[key], kind, lo, hi, nullable)
+      if problem:
+        return problem
+  return None
+
 
 def _result_problem(result: dict) -> str | None:
-  """What is wrong with the values of a result.json (with every required key), or None."""
+  """What is wrong with a result.json (with every required key), or None: the type and range of
+  every field a table, a report or a sweep reads, nested ones included."""
   for key in ("model", "dataset"):
     if not isinstance(result[key], str):
       return f"{key}={result[key]!r} is not a name"
   if not isinstance(result["reduce"], bool):
     return f"reduce={result['reduce']!r} is not true or false"
-  for key, (kind, lo, hi, nullable) in _RESULT_FIELDS.items():
-    if key not in result or (result[key] is None and nullable):
-      continue
-    v = result[key]
-    ok = (not isinstance(v, bool) and isinstance(v, int if kind == "int" else (int, float))
-          and math.isfinite(v) and (lo is None or v >= lo) and (hi is None or v <= hi))
-    if not ok:
-      valid = ("a whole number" if kind == "int" else "a finite number") + (
-          f" in [{lo}, {hi}]" if lo is not None and hi is not None else
-          f" >= {lo}" if lo is not None else "") + (" or null" if nullable else "")
-      hint = " (a fraction, not a percentage)" if key == "eval_accuracy" else ""
-      return f"{key}={v!r} is invalid; it must be {valid}{hint}"
-  return None
+  problem = _fields_problem(result, _RESULT_FIELDS) or _fields_problem(
+      result, {k: ("str", None, None, True) for k in _TEXT_FIELDS})
+  if problem:
+    return problem
+  for key in ("config", "match"):
+    if result.get(key) is not None and not isinstance(result[key], dict):
+      return f"{key}={result[key]!r} is invalid; it must be an object or null"
+  config, match = result.get("config") or {}, result.get("match")
+  kwargs = config.get("model_kwargs")
+  if kwargs is not None and not isinstance(kwargs, dict):
+    return f"config.model_kwargs={kwargs!r} is invalid; it must be an object or null"
+  if match is not None:
+    missing = [k for k in _MATCH_FIELDS if k not in match]
+    if missing:
+      return f"match lacks {', '.join(missing)}"
+  return (_fields_problem(kwargs or {}, _KNOB_FIELDS, "config.model_kwargs.")
+          or _fields_problem(match or {}, _MATCH_FIELDS, "match."))
 
 
 def read_result(path: str, required: Iterable[str] = ()) -> dict:
@@ -187,18 +241,36 @@ def reuse_json(workdir: str, name: str, valid=None, required: Iterable[str] = ()
     return None
 
 
-def read_jsonl(path: str) -> list[dict]:
-  """Rows of a JSON-lines file; a last line cut short by a crash is skipped."""
+def read_jsonl(path: str, valid=lambda row: True, what: str = "JSON objects") -> list[dict]:
+  """The rows of a JSON-lines file (none if it is absent): JSON objects for which `valid(row)`
+  holds. A last line cut short by a crash is skipped; any other line that is not such a row
+  (an edit, another program's) is skipped with a warning naming the file and the line."""
   if not os.path.exists(path):
     return []
-  rows = []
-  with open(path) as f:
-    for line in f:
-      try:
-        rows.append(json.loads(line))
-      except json.JSONDecodeError:
-        pass
+  rows, bad = [], []
+  with open(path, errors="replace") as f:
+    lines = f.read().splitlines()
+  for number, line in enumerate(lines, 1):
+    try:
+      row = json.loads(line)
+    except json.JSONDecodeError:
+      if number == len(lines):  # cut short by a crash: expected, not worth a warning
+        continue
+      row = None
+    if isinstance(row, dict) and valid(row):
+      rows.append(row)
+    else:
+      bad.append(str(number))
+  if bad:
+    logging.warning("%s: line(s) %s are not %s; skipped.", path, ", ".join(bad[:5]) +
+                    (" ..." if len(bad) > 5 else ""), what)
   return rows
+
+
+def read_metrics(path: str) -> list[dict]:
+  """The rows of a run's metrics.jsonl (`read_jsonl`), each with a whole-number step."""
+  return read_jsonl(path, lambda r: type(r.get("step")) is int and isinstance(r.get("split"), str),
+                    "metrics rows (objects with a whole-number step and a split)")
 
 
 class JsonlWriter:

@@ -42,7 +42,7 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory (default:
 
 def main(argv):
   del argv
-  if _STUDY.value:
+  if _STUDY.value is not None:  # "--study=" is refused (bottleneck.cli), never the report
     from bottleneck import ablation
     variant = ablation.parse_study(_STUDY.value)
     workdir = _WORKDIR.value or ablation.default_workdir(variant)
@@ -50,8 +50,8 @@ def main(argv):
                           ray_address=_RAY_ADDRESS.value, rerun_changed=_RERUN_CHANGED.value,
                           data_dir=_DATA_DIR.value)
   else:
-    if _LAUNCHER.value != "local":
-      raise ConfigError("--launcher applies to --study only.")
+    if _LAUNCHER.value != "local" or _RAY_ADDRESS.value:
+      raise ConfigError("--launcher and --ray_address apply to --study only.")
     path = report.build_report(_WORKDIR.value or "runs/report", parallel=_PARALLEL.value,
                                data_dir=_DATA_DIR.value, rerun_changed=_RERUN_CHANGED.value)
   print(f"report: {path}", file=sys.stderr)

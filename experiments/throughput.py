@@ -13,6 +13,7 @@ About 3 minutes for the Fashion-MNIST config on 2 cores with every contender.
 
 import contextlib
 import os
+import signal
 import sys
 
 import pandas as pd
@@ -56,16 +57,26 @@ def _measure(c) -> None:
   total = c.num_train_steps or max(1, round(c.num_epochs * (len(split) // c.batch_size)))
   specs = throughput.contender_specs(c, split.source.dataset_info.data_dir, split.num_classes,
                                      total, baseline=_BASELINE.value, torch=_TORCH.value)
+  # SIGTERM (a scheduler, `timeout`) as Ctrl-C: the contenders are stopped, not left behind.
+  previous = signal.signal(signal.SIGTERM, _interrupt)
   try:
     rows = throughput.measure(specs, rounds=_ROUNDS.value, steps=_STEPS.value,
                               batch_size=c.batch_size)
-  except KeyboardInterrupt:
+  except KeyboardInterrupt as e:
     raise KeyboardInterrupt(
-        "interrupted: the contenders are stopped; nothing was written.") from None
+        f"interrupted{f' ({e})' if str(e) else ''}: the contenders are stopped; nothing was "
+        "written.") from None
+  finally:
+    signal.signal(signal.SIGTERM, previous)
   made_by = reports.command("experiments.throughput", *sys.argv[1:])
   _write(rows, None, made_by, c)  # the timings, before the roofline's own measurements
   roof = throughput.place_on_roofline(c, split.num_classes, rows)
   _write(rows, roof, made_by, c)
+
+
+def _interrupt(signum, frame):
+  del frame
+  raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def _write(rows: list[dict], roof: dict | None, made_by: str, c) -> None:

@@ -51,7 +51,9 @@ TIME = {"reduced": [10.0, 12.0, 14.0], "naive": [9.0, 9.0, 9.0]}
 COST = {"reduced": (100, 1000), "naive": (300, 5000)}
 
 
-def write_runs(root):
+def write_runs(root, config=None):
+  """The toy sweep's result.json files; `config`: the config record each holds (the variant's
+  and seed's fields added), none by default."""
   for variant, accs in ACC.items():
     for seed, acc in enumerate(accs):
       params, macs = COST[variant]
@@ -60,5 +62,8 @@ def write_runs(root):
               "model": "toy", "dataset": "digits", "reduce": variant == "reduced", "seed": seed,
               "params": params, "macs": macs, "flops_xla": 2.5 * macs, "eval_accuracy": acc,
               "train_time_s": TIME[variant][seed], "examples_per_s": 1000.0 / TIME[variant][seed],
-              "compile_time_s": 1.0, "device": "cpu"
+              "compile_time_s": 1.0, "device": "cpu",
+              **({} if config is None else {
+                     "config": {**config, "reduce": variant == "reduced", "seed": seed}
+                 })
           })

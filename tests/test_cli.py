@@ -82,9 +82,18 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, digits_dir):
       "study": (["experiments.report", f"--workdir={tmp_path}/r", "--study=ablation:fast"],
                 "--study=ablation:fast: unknown variant 'fast'; valid: quick, cifar10, "
                 "cluttered"),
+      # "--study=" ran the whole main report; an empty --out wrote nothing, silently.
+      "empty_study": (["experiments.report", f"--workdir={tmp_path}/r", "--study="],
+                      "--study= is empty; give it a value, or leave it out for its default."),
+      "ray_without_study": (["experiments.report", f"--workdir={tmp_path}/r",
+                             "--ray_address=auto"], "--ray_address apply to --study only"),
+      # with a budget, --image_size=0 analysed 32x32 (the model's own size)
+      "analyze_size0":
+          (["experiments.analyze", "--model=nin", "--image_size=0",
+            "--match_macs=5e6"], "nin: image_size=0 is too small; the minimum is 4"),
       "unknown_flag": (["experiments.make_table", "--workdir=x",
                         "--colour=red"], "Unknown command line flag 'colour'"),
-      "empty_depths": (["experiments.reduction_cost", "--depths="], "--depths='' is invalid"),
+      "empty_depths": (["experiments.reduction_cost", "--depths="], "--depths= is empty"),
       # Two devices (the environment below) cannot split a batch of 33.
       "odd_batch": (train + [f"--workdir={tmp_path}/w4", "--config.batch_size=33"],
                     "batch_size=33 is not divisible by the 2 devices; use a multiple of 2"),
@@ -111,6 +120,7 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, digits_dir):
   assert not [ln for ln in diverged.splitlines() if ln.startswith("E") and "orbax" in ln]
   assert "rerun with --restart" in error_lines(diverged)[0]
   assert os.listdir(tmp_path / "busy") == [wd.LOCK]  # the refused runs wrote nothing there
+  assert not os.path.exists(tmp_path / "r")
 
 
 def test_help_still_works():

@@ -141,6 +141,20 @@ def test_photos_score_map_against_crops(small_googlenet_dir, tmp_path):
     fully_conv.run(small_googlenet_dir, 63, out_dir=str(tmp_path / "maps"))
 
 
+def test_the_photos_need_a_network_of_three_channels(tmp_path):
+  """A network trained on gray images (a small Inception on the digits) was refused as "input
+  shape (1, 28, 28, 3) is invalid", naming no channel count; now the counts are said."""
+  from bottleneck import run_config
+  config = run_config.default_config()
+  config.model_kwargs.in_channels, config.model_kwargs.width = 1, 0.1
+  model = registry.abstract_model("inception_small", reduce=True, image_size=28, in_channels=1,
+                                  width=0.1)
+  with pytest.raises(
+      ConfigError, match=r"this inception_small takes 1-channel images \(digits\); "
+      "the photos have 3 channels"):
+    fully_conv.run_photos(saved.Trained(model, config, 1, None), 320, str(tmp_path))
+
+
 def test_photo_input_cuts_to_whole_strides():
   image = np.zeros((427, 640, 3), np.uint8)
   assert fully_conv.photo_input(image, 320, 224, 32).shape == (320, 480, 3)

@@ -85,6 +85,24 @@ def test_an_entry_point_reexecutes_itself_once_when_wanted(extra):
     assert out == "not re-executed", why_not
 
 
+def test_an_opt_out_that_is_neither_on_nor_off_is_refused():
+  """BOTTLENECK_HUGEPAGES=garbage was taken as "on" in silence."""
+  with pytest.raises(
+      ValueError, match=r"BOTTLENECK_HUGEPAGES='garbage' is invalid; valid: 0, "
+      r"false, no, off \(malloc's 4 KB pages\) or 1, true, yes, on"):
+    hugepages.wanted({"BOTTLENECK_HUGEPAGES": "garbage"}, mode="madvise", glibc=NEW_GLIBC)
+  assert "BOTTLENECK_HUGEPAGES='x' is invalid" in hugepages.state({"BOTTLENECK_HUGEPAGES": "x"})
+  environ = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+  proc = subprocess.run([sys.executable, "-c", _ENTRY],
+                        env={**environ, "BOTTLENECK_HUGEPAGES": "garbage"}, cwd=ROOT, text=True,
+                        capture_output=True, timeout=60)
+  assert proc.returncode == 2 and proc.stdout == ""
+  assert proc.stderr.splitlines() == [
+      "error: BOTTLENECK_HUGEPAGES='garbage' is invalid; valid: 0, false, no, off (malloc's 4 KB "
+      "pages) or 1, true, yes, on (huge pages where they help, the default)."
+  ]
+
+
 def test_an_import_from_elsewhere_does_not_reexecute():
   out = subprocess.run([sys.executable, "-c", "import experiments; print('imported')"],
                        env={k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}, cwd=ROOT,

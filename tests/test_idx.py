@@ -166,7 +166,7 @@ def test_source_dir_is_a_config_field_that_does_not_change_what_is_computed(tmp_
     run_config.validate(config)
 
 
-def test_a_run_trains_on_fashion_mnist_from_its_files(tmp_path, small_sizes, monkeypatch):
+def test_a_run_trains_on_fashion_mnist_from_its_files(tmp_path, small_sizes, monkeypatch, caplog):
   """`--config.dataset=fashion_mnist --config.data.source_dir=DIR`, end to end (small files
   whose checksums stand in for the published ones)."""
   from bottleneck import train
@@ -189,6 +189,11 @@ def test_a_run_trains_on_fashion_mnist_from_its_files(tmp_path, small_sizes, mon
   assert (len(sub["train[:10]"]), len(sub["train[50%:]"])) == (10, 20)
   with pytest.raises(ConfigError, match=r"split 'train\[abc\]' is not a split or a slice"):
     pipeline.load_splits("fashion_mnist", ("train[abc]",), str(tmp_path / "tfds"))
+  # Prepared already: a source_dir that is gone is not needed, and not passed over in silence.
+  caplog.set_level("INFO")
+  pipeline.load_splits("fashion_mnist", ("test",), str(tmp_path / "tfds"), "/no/such")
+  assert "is prepared in" in caplog.text and "data.source_dir='/no/such' (it is not a " \
+      "directory) is not read" in caplog.text
 
 
 def test_a_run_is_evaluated_from_files_given_to_the_evaluation(tmp_path, small_sizes, monkeypatch):
@@ -211,6 +216,13 @@ def test_a_run_is_evaluated_from_files_given_to_the_evaluation(tmp_path, small_s
   os.rename(tmp_path / "fashion", tmp_path / "moved")
   with pytest.raises(ConfigError, match=r"data.source_dir='.*fashion' is not a directory"):
     evaluation.evaluate(run, data_dir=str(tmp_path / "other"))
+  # The run's recorded data directory gone too: nothing is prepared or created there (loading
+  # the model prepared the recorded dataset just to learn its class count).
+  os.rename(tmp_path / "tfds", tmp_path / "tfds gone")
+  elsewhere = evaluation.evaluate(run, data_dir=str(tmp_path / "elsewhere"),
+                                  source_dir=str(tmp_path / "moved"))
+  assert elsewhere["top1"] == pytest.approx(result["eval_accuracy"])
+  assert not (tmp_path / "tfds").exists()
   again = evaluation.evaluate(run, data_dir=str(tmp_path / "other"),
                               source_dir=str(tmp_path / "moved"))
   assert again["top1"] == pytest.approx(result["eval_accuracy"])

@@ -59,6 +59,23 @@ def test_the_papers_knobs_and_a_bad_group_count():
     layers.ConvUnit(4, 4, 3, activation="gelu", rngs=nnx.Rngs(0))
 
 
+def test_an_expansion_that_leaves_no_channel_is_said_of_the_argument():
+  """expansion=0.01 was refused as "block2/expand: out_features=0 is invalid", an inner layer;
+  now as the argument, and from a config as model_kwargs.expansion. The naive network has no
+  expanding 1x1 and takes it."""
+  from bottleneck import run_config
+  with pytest.raises(
+      ConfigError, match=r"mobilenet_v2: expansion=0.01 is too small: block2's "
+      r"expanding 1x1 would have round\(16 x 0.01\) = 0 channels; at this width "
+      r"it must be more than 0.0312\."):
+    registry.abstract_model("mobilenet_v2", reduce=True, expansion=0.01)
+  registry.abstract_model("mobilenet_v2", reduce=False, expansion=0.01)
+  config = run_config.default_config()
+  config.model, config.model_kwargs.expansion, config.image_size = "mobilenet_v2", 0.01, 32
+  with pytest.raises(ConfigError, match=r"mobilenet_v2: model_kwargs.expansion=0.01 is too small"):
+    run_config.validate(config)
+
+
 def test_depthwise_unit_is_one_conv_per_channel():
   """A depthwise unit equals each channel convolved alone."""
   unit = layers.ConvUnit(3, 3, 3, groups=3, activation=False, padding=1,

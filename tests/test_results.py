@@ -2,6 +2,7 @@
 
 import io
 import os
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -156,6 +157,10 @@ def test_failed_runs_are_named_under_the_table(tmp_path):
   text = results.make_table(str(tmp_path))
   assert ("Not in the table: 1 failed run(s) (their error.json):\n- budget=7e5: ConfigError: "
           "no width costs 7e+05 macs within 1%") in text
+  (tmp_path / "odd" / wd.ERROR).parent.mkdir()
+  (tmp_path / "odd" / wd.ERROR).write_text("[1, 2]")  # JSON, not an error.json: named, no crash
+  assert "- odd: " + str(tmp_path / "odd" / wd.ERROR) + " is invalid" in results.make_table(
+      str(tmp_path))
 
 
 def write_predictions(root, examples=200, seed=0):
@@ -212,12 +217,83 @@ def test_the_a_a_check_pairs_disjoint_seed_sets(tmp_path):
 def test_runs_that_differ_in_an_ungrouped_column_are_not_paired(tmp_path):
   """Two runs per seed and variant (a learning-rate sweep the table does not group by): no
   pairing, rather than a pandas error or a pairing of the wrong runs."""
-  write_runs(tmp_path / "lr=0.1")
-  write_runs(tmp_path / "lr=0.01")
+  for lr in (0.1, 0.01):
+    write_runs(tmp_path / f"lr={lr}", {"optimizer": {"learning_rate": lr}})
   runs = results.collect(str(tmp_path))
   table = results.compare(runs, "variant", "naive", "reduced")
   assert table.iloc[0]["paired seeds"] == 0
   assert table.iloc[0]["verdict"] == "no interval (fewer than 2 seeds paired)"
+  # The table itself groups by what differs: one row per learning rate, each paired within.
+  r = results.ratios(results.aggregate(runs), runs).set_index("config")
+  assert list(r.index) == ["optimizer.learning_rate=0.01", "optimizer.learning_rate=0.1"]
+  assert (r["paired seeds"] == 3).all()
+
+
+def test_a_copy_of_a_run_counts_once_and_a_contradicting_one_not_at_all(tmp_path, caplog):
+  """`cp -r 'reduce=False,seed=0' copy_of_naive0` in a sweep directory made the naive row n=4,
+  unflagged: a (config, seed) pair now counts once, and copies that disagree are left out."""
+  write_runs(tmp_path, {"num_train_steps": 100})
+  shutil.copytree(tmp_path / "reduce=False,seed=0", tmp_path / "copy_of_naive0")
+  caplog.set_level("WARNING")
+  summary = results.aggregate(results.collect(str(tmp_path))).set_index("variant")
+  assert summary.loc["naive", "n"] == 3
+  assert summary.loc["naive", "eval_accuracy mean"] == pytest.approx(np.mean(ACC["naive"]))
+  assert "copy_of_naive0, reduce=False,seed=0 are the same run" in caplog.text
+  copy = tmp_path / "copy_of_naive0" / wd.RESULT
+  wd.write_json(str(copy), {**wd.read_json(str(copy)), "eval_accuracy": 0.5})
+  caplog.clear()
+  runs = results.collect(str(tmp_path))
+  assert sorted(runs[runs["variant"] == "naive"]["seed"]) == [1, 2]
+  assert "with different accuracies (0.5000, 0.9100): all left out" in caplog.text
+
+
+def test_a_run_of_another_config_is_a_row_of_its_own(tmp_path, caplog):
+  """A run of another config trained into a sweep's directory was averaged into its variant's
+  row (n=4, 74.44 ± 17.09): now the config is a column and the foreign run a row of its own,
+  named in a warning, and the sweep's rows and their pairing are as without it."""
+  write_runs(tmp_path, {"num_train_steps": 100})
+  wd.write_json(
+      str(tmp_path / "foreign" / wd.RESULT), {
+          **wd.read_json(str(tmp_path / "reduce=False,seed=0" / wd.RESULT)), "eval_accuracy": 0.2,
+          "config": {"num_train_steps": 8, "reduce": False, "seed": 0}
+      })
+  caplog.set_level("WARNING")
+  runs = results.collect(str(tmp_path))
+  assert "differ in num_train_steps" in caplog.text
+  assert "foreign has num_train_steps=8" in caplog.text
+  summary = results.aggregate(runs).set_index(["variant", "config"])
+  assert summary.loc[("naive", "num_train_steps=100"), "n"] == 3
+  assert summary.loc[("naive", "num_train_steps=8"), "n"] == 1
+  assert summary.loc[("reduced", "num_train_steps=100"), "n"] == 3
+  [r] = results.ratios(results.aggregate(runs), runs).to_dict("records")
+  assert r["config"] == "num_train_steps=100" and r["paired seeds"] == 3
+  assert r["accuracy naive - reduced (points)"] == pytest.approx(1.0)
+  text = results.make_table(str(tmp_path))
+  assert "num_train_steps=8" in text
+  # A field a record lacks is at the default: a run recorded before it existed is the same.
+  assert not results._differing(
+      pd.Series([{"a": "1"}, {"a": "1", "b": "2"}]).map(lambda c: {**{"b": "2"}, **c}),
+      [pd.Series([0, 0])])[0]
+
+
+def test_an_accuracy_that_contradicts_its_predictions_is_left_out(tmp_path, caplog):
+  """One run's eval_accuracy edited to 0.5 (in range) made the difference 20.1 points while its
+  interval, from the predictions files, was centred on 31.4: a result whose accuracy is not
+  its predictions' is now left out by name, and the difference and the interval come from the
+  same runs."""
+  write_runs(tmp_path)
+  write_predictions(tmp_path)
+  bad = tmp_path / "reduce=True,seed=1" / wd.RESULT
+  wd.write_json(str(bad), {**wd.read_json(str(bad)), "eval_accuracy": 0.5})
+  caplog.set_level("WARNING")
+  runs = results.collect(str(tmp_path))
+  assert len(runs) == 5 and f"{bad} says eval_accuracy=0.5, but its predictions.npz has 184 of " \
+      "200 examples right" in caplog.text
+  r = results.ratios(results.aggregate(runs), runs).iloc[0]
+  assert r["paired seeds"] == 2 and r["interval covers"] == intervals.SEEDS_AND_TEST
+  assert r["accuracy naive - reduced (points)"] == pytest.approx(2.0)  # seeds 0 and 2
+  low, high = (float(v) for v in r["95% interval (points)"].strip("[]").split(","))
+  assert low < 2.0 < high
 
 
 @pytest.mark.parametrize("key,value,why", [
@@ -229,6 +305,15 @@ def test_runs_that_differ_in_an_ungrouped_column_are_not_paired(tmp_path):
     ("macs", 0, r"macs=0 is invalid; it must be a whole number >= 1"),
     ("train_time_s", float("inf"), r"train_time_s=inf"),
     ("reduce", "yes", r"reduce='yes' is not true or false"),
+    ("config", "oops", r"config='oops' is invalid; it must be an object or null"),
+    ("match", "x", r"match='x' is invalid; it must be an object or null"),
+    ("config", {"model_kwargs": "a"}, r"config.model_kwargs='a' is invalid"),
+    ("config", {"model_kwargs": {"reduction_ratio": "half"}},
+     r"config.model_kwargs.reduction_ratio='half' is invalid; it must be a finite number in "
+     r"\[0, 1\] or null"),
+    ("match", {"metric": "macs"}, r"match lacks budget, width"),
+    ("match", {"metric": "macs", "budget": "1e6", "width": 1.0}, r"match.budget='1e6'"),
+    ("device", 3, r"device=3 is invalid; it must be text or null"),
 ])
 def test_impossible_values_are_left_out_by_name(tmp_path, caplog, key, value, why):
   """A value no run writes (an accuracy in percent, NaN, a zero cost, an infinite time) used

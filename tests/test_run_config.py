@@ -53,12 +53,13 @@ def test_loading_a_config_imports_no_jax():
     ({"data.std": 0.0}, r"data.std=0.0 is invalid"),
     ({"dtype": "float16"}, r"unknown dtype 'float16'; valid: float32, bfloat16"),
     ({"paths.max_pool": "fast"}, r"unknown max_pool 'fast'"),
-    ({"model_kwargs.width": 0.0}, r"flatten_head_cnn: width=0.0 is invalid; it must be a "
+    ({"model_kwargs.width": 0.0
+     }, r"flatten_head_cnn: model_kwargs.width=0.0 is invalid; it must be a "
      r"number > 0"),
     ({
         "model": "inception_small", "model_kwargs.hidden": None, "model_kwargs.batch_norm": None,
         "model_kwargs.width": -1.0
-    }, r"inception_small: width=-1.0 is invalid"),
+    }, r"inception_small: model_kwargs.width=-1.0 is invalid"),
     ({"model_kwargs.branch5_kernel": 3}, r"unknown argument of model 'flatten_head_cnn' "
      r"'branch5_kernel'"),
     ({"image_size": 3}, r"image_size=3 is too small; the minimum is 6"),

@@ -261,6 +261,8 @@ def test_parallel_workers_on_a_fresh_data_dir_show_their_progress(tmp_path, capf
   assert wd.read_json(os.path.join(pts[2].workdir, wd.RESULT))["seeds_together"] == [0, 1]
   with pytest.raises(ConfigError, match=r"--parallel=0 is invalid"):
     sweep.run(pts, parallel=0)
+  with pytest.raises(ConfigError, match=r"--ray_address=auto is for --launcher=ray"):
+    sweep.run(pts, ray_address="auto")  # it was ignored
 
 
 def _sweep_cli(workdir, digits_dir, steps, log):

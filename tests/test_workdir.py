@@ -35,6 +35,28 @@ def test_unreadable_and_incomplete_json_name_the_file(tmp_path):
   with pytest.raises(wd.CorruptFile, match=r"result.json is incomplete: it lacks reduce, seed"):
     wd.read_json(str(path), required=("model", "reduce", "seed"))
   assert issubclass(wd.CorruptFile, ConfigError)  # one line on the command line
+  # valid JSON, but not the object a run writes: its readers' `.get` raised AttributeError
+  path.write_text('["a list"]')
+  with pytest.raises(
+      wd.CorruptFile, match=r"result.json is invalid: it holds list "
+      r"\"\['a list'\]\", not a JSON object"):
+    wd.read_json(str(path), mapping=True)
+  assert wd.read_json(str(path)) == ["a list"]  # a cached table may be a list
+
+
+def test_metrics_rows_that_are_not_rows_are_skipped_and_said(tmp_path, caplog):
+  """A metrics.jsonl line that is JSON but not a row (an edit, another program's) raised
+  KeyError or TypeError in a resumed run and in the training curves."""
+  from bottleneck import train
+  path = tmp_path / wd.METRICS
+  path.write_text('{"step": 4, "split": "train", "loss": 1.0, "train_time_s": "soon"}\n'
+                  '[4]\n{"split": "eval"}\n{"step": "8", "split": "eval"}\n'
+                  '{"step": 8, "split": "eval", "accuracy": 0.5}\n{"step": 12, "spl')
+  caplog.set_level("WARNING")
+  rows = wd.read_metrics(str(path))
+  assert [r["step"] for r in rows] == [4, 8]
+  assert "metrics.jsonl: line(s) 2, 3, 4 are not metrics rows" in caplog.text  # not line 6
+  assert train.training_time_before(rows, 4) is None  # unknown, not "soon" + seconds
 
 
 def test_find_files_treats_the_directory_as_a_path_and_skips_set_aside(tmp_path):

@@ -181,6 +181,16 @@ def _builder(name: str, data_dir: str | None, source_dir: str | None = None):
   return _catalog_builder(name, data_dir)
 
 
+def class_count(name: str) -> int:
+  """The number of classes of dataset `name`, from its builder's description: nothing is
+  prepared, downloaded or written."""
+  features = _builder(name, None).info.features
+  if "label" not in features:
+    raise ConfigError(f"dataset {name!r} has features {list(features)}; an image "
+                      "classification dataset with 'image' and 'label' is needed.")
+  return features["label"].num_classes
+
+
 def load_splits(name: str, splits: tuple[str, ...] = ("train", "test"), data_dir: str | None = None,
                 source_dir: str | None = None) -> dict[str, Split]:
   """The requested splits of dataset `name`, built or downloaded on first use (`source_dir`:
@@ -197,6 +207,11 @@ def load_splits(name: str, splits: tuple[str, ...] = ("train", "test"), data_dir
       if not builder.is_prepared():
         _remove_interrupted(lock_dir)
         _prepare(builder, name)
+  elif source_dir:  # prepared before: the original files are not read again
+    missing = "" if os.path.isdir(source_dir) else " (it is not a directory)"
+    logging.log(logging.WARNING if missing else logging.INFO,
+                "dataset %r is prepared in %s already: data.source_dir=%r%s is not read.", name,
+                builder.data_dir, source_dir, missing)
   features = builder.info.features
   if "image" not in features or "label" not in features:
     raise ConfigError(f"dataset {name!r} has features {list(features)}; an image "

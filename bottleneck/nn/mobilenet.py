@@ -110,6 +110,11 @@ class MobileNetV2(models.Network):
     for t, channels, repeats, stride in SETTINGS:
       for i in range(repeats):
         index += 1
+        if t != 1 and reduction.at("3x3") and round(c * expansion) < 1:  # of the argument
+          raise validation.ConfigError(
+              f"{name}: expansion={expansion!r} is too small: block{index}'s expanding 1x1 would "
+              f"have round({c} x {expansion!r}) = 0 channels; at this width it must be more than "
+              f"{0.5 / c:.3g}.")
         block = InvertedResidual(c, scale(channels), stride=stride if i == 0 else 1,
                                  expansion=1 if t == 1 else expansion, reduction=reduction,
                                  style=style, rngs=rngs, name=f"block{index}")
