@@ -101,7 +101,7 @@ def block_times(benchmark: dict | None, family: Family) -> dict | None:
   return {
       "mean": math.exp(sum(map(math.log, values)) / len(values)), "min": min(values),
       "max": max(values), "blocks": len(values), "batch": next(
-          (r["batch"] for r in benchmark["ratios"] if r.get("name") in found), None)
+          (r.get("batch") for r in benchmark["ratios"] if r.get("name") in found), None)
   }
 
 
@@ -194,9 +194,10 @@ def load(benchmark_path: str | None, sweep_dir: str | None):
       raise validation.ConfigError(f"--benchmark={benchmark_path!r} does not exist; give the "
                                    "benchmark.json an experiments.benchmark --out wrote.")
     benchmark = wd.read_json(benchmark_path, ("ratios",))
-    if not isinstance(benchmark["ratios"], list):
-      raise wd.CorruptFile(f"{benchmark_path}: its 'ratios' is not a list; it is not an "
-                           "experiments.benchmark benchmark.json.")
+    ratios = benchmark["ratios"]
+    if not isinstance(ratios, list) or not all(isinstance(r, dict) for r in ratios):
+      raise wd.CorruptFile(f"{benchmark_path}: its 'ratios' is not a list of objects; it is "
+                           "not an experiments.benchmark benchmark.json.")
   if sweep_dir and not os.path.isdir(sweep_dir):
     raise validation.ConfigError(f"--sweep={sweep_dir!r} is not a directory; give the workdir "
                                  "of configs/ablation_families.py's sweep.")

@@ -24,7 +24,7 @@ import numpy as np
 from flax import nnx
 from PIL import Image
 
-from bottleneck import saved_models, workdir as wd
+from bottleneck import saved_models, validation, workdir as wd
 from bottleneck.data import pipeline
 from bottleneck.nn import conversions, layers, models
 from bottleneck.validation import ConfigError
@@ -90,6 +90,8 @@ def run(workdir: str, image_size: int | None = None, *, num_digits: int = 4, see
   """Loads the model saved in `workdir`, convolutionalizes it, runs it on a canvas of digits
   (flatten + Dense classifiers; `image_size` the canvas side, default 32) or on the photos
   (networks with a pooled head; `image_size` their shorter side, default 320)."""
+  validation.positive_int(repeats, "--repeats", "fully_conv")  # 0: a median of no timings
+  validation.whole(seed, "--seed", "fully_conv")  # NumPy's generators take no negative seed
   if out_dir is not None:
     wd.ensure_writable(out_dir, "--out_dir")  # before the work, not after it
   _check_size(workdir, image_size)  # before the model is built (seconds for GoogLeNet)

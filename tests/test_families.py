@@ -69,6 +69,11 @@ def test_bad_sources_are_named(tmp_path):
   other.write_text('{"rows": []}')
   with pytest.raises(wd.CorruptFile, match=r"lacks ratios"):
     families.load(str(other), None)
+  for text in ('[1]', '{"ratios": [1, "a"]}'):  # JSON, not a benchmark.json: no traceback
+    other.write_text(text)
+    with pytest.raises(wd.CorruptFile, match=r"other.json.* (not a JSON object|not a list of "
+                       r"objects)"):
+      families.load(str(other), None)
   with pytest.raises(ConfigError, match=r"--sweep='.*missing' is not a directory"):
     families.load(None, str(tmp_path / "missing"))
   with pytest.raises(ConfigError, match=r"no result.json below"):

@@ -54,6 +54,10 @@ def test_bad_inputs(trained, tmp_path):
     fully_conv.run(trained, 7)
   with pytest.raises(ConfigError, match="holds no model: it has no config.json"):
     fully_conv.run(str(tmp_path), 16)
+  with pytest.raises(ConfigError, match=r"fully_conv: --repeats=0 is invalid"):
+    fully_conv.run(trained, 24, repeats=0)  # a median of no timings
+  with pytest.raises(ConfigError, match=r"fully_conv: --seed=-1 is invalid"):
+    fully_conv.run(trained, 24, seed=-1)  # NumPy's traceback
   empty = tmp_path / "no_ckpt"
   empty.mkdir()
   (empty / "config.json").write_text(open(os.path.join(trained, "config.json")).read())
