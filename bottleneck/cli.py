@@ -87,11 +87,11 @@ def _empty_flags() -> list[str]:
   default they would be taken silently (`--study=` ran the main report, `--out=` wrote
   nothing). Config overrides are the config's to check; absl's own flags, absl's."""
   out = []
-  for name, flag in sorted(flags.FLAGS._flags().items()):
-    module = flags.FLAGS.find_module_defining_flag(name) or ""
+  for name in sorted(flags.FLAGS):
+    flag, module = flags.FLAGS[name], flags.FLAGS.find_module_defining_flag(name) or ""
     if (flag.present and (flag.flag_type() == "string" or "list" in flag.flag_type())
         and flag.value in ("", []) and not name.startswith("config")
-        and not module.startswith("absl") and name == flag.name):
+        and not module.startswith("absl") and name == flag.name):  # not a short alias
       out.append(name)
   return out
 

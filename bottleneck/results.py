@@ -199,8 +199,8 @@ def _predictions_path(run_dir: str) -> str | None:
 
 def not_learned(summary: pd.DataFrame) -> pd.DataFrame:
   """The groups whose mean accuracy is below twice chance (1 / the number of classes, which
-  results record since 2026-11): their runs did not learn, and no comparison with them says
-  anything about the networks."""
+  results record; none for older ones): their runs did not learn, and no comparison with them
+  says anything about the networks."""
   if "num_classes" not in summary or "eval_accuracy mean" not in summary:
     return summary.iloc[:0]
   return summary[summary["eval_accuracy mean"] < 2.0 / summary["num_classes"]]

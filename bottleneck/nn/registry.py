@@ -226,11 +226,9 @@ def _check_places(name: str, spec: ModelSpec, kwargs: dict) -> None:
           f"has no reduction; its places: {', '.join(spec.places)}.")
 
 
-# XLA's backend optimisations take most of the initialisers' compile time (9 s of 11 for the
-# digits study's inception_small on the 2-core CPU; 2.3 s without them) and buy nothing in a
-# program that runs once. Its older fusion emitters (LLVM IR, not MLIR) compile faster still:
-# googlenet's initialisers 4.8 s against 6.0 s, the fashion study's inception_small 2.8 against
-# 3.5 s (2026-12-03, Intel Xeon VM).
+# XLA's backend optimisations take most of the initialisers' compile time and buy nothing in a
+# program that runs once; its older fusion emitters (LLVM IR, not MLIR) compile faster still
+# (docs/ablations.md, "The initialisers compile unoptimised").
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
 
 
