@@ -1,8 +1,8 @@
 """The training config: its fields and defaults, and the check of every field before any work.
 
-The fields and their defaults are `configs/default.py` (`default_config`, `variant_config`
-here are its functions); `model_kwargs(config)` and `model_paths(config)` are what the model
-is built from.
+The fields and their defaults are `configs/default.py` (`default_config` here is its
+`get_config`); `model_kwargs(config)` and `model_paths(config)` are what the model is built
+from.
 
 `validate(config)` checks type, range and choice of every field, refuses fields the config does
 not know (with the closest known name), and builds the model abstractly (no weights) so that an
@@ -29,7 +29,6 @@ from bottleneck.validation import ConfigError
 from configs import default
 
 DTYPES = env.DTYPES
-VARIANTS = default.VARIANTS
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("constant", "cosine", "exponential")
 RESIZE = ("pad", "resize")
@@ -37,7 +36,6 @@ RESIZE = ("pad", "resize")
 NOT_COMPARED = ("data_dir", "data.source_dir", "data.in_memory_mb")
 
 default_config = default.get_config
-variant_config = default.variant_config
 
 
 def model_paths(config) -> Paths:
