@@ -98,13 +98,10 @@ def _checked_predictions(result_path: str, accuracy: float) -> str | None:
   difference of a table and its interval come from these two files): CorruptFile if not.
   None when there is none, or it is unreadable (said; the intervals then count seeds only)."""
   path = _predictions_path(os.path.dirname(result_path))
-  if path is None:
+  read = path and _read_predictions(path, "The intervals of its run count the seeds only.")
+  if not read:
     return None
-  try:
-    predicted, label = wd.read_predictions(path)
-  except wd.CorruptFile as e:
-    logging.warning("%s The intervals of its run count the seeds only.", e)
-    return None
+  predicted, label = read
   right = int(np.sum(predicted == label))
   # An accuracy written from these predictions is right/n up to float rounding (~1e-7), far
   # below half a step of 1/n: a larger gap means the files are of different evaluations.
@@ -192,6 +189,15 @@ def _without_copies(frame: pd.DataFrame) -> pd.DataFrame:
   return frame[keep].reset_index(drop=True)
 
 
+def _read_predictions(path: str, consequence: str) -> tuple[np.ndarray, np.ndarray] | None:
+  """`workdir.read_predictions`, or None when the file is unreadable (said, with `consequence`)."""
+  try:
+    return wd.read_predictions(path)
+  except wd.CorruptFile as e:
+    logging.warning("%s %s", e, consequence)
+    return None
+
+
 def _predictions_path(run_dir: str) -> str | None:
   path = os.path.join(run_dir, wd.PREDICTIONS)
   return path if os.path.exists(path) else None
@@ -248,13 +254,10 @@ def _outcomes(paths) -> np.ndarray | None:
   one is missing or unreadable, or the runs were not evaluated on the same examples."""
   rows, labels = [], None
   for path in paths:
-    if not isinstance(path, str):
+    read = isinstance(path, str) and _read_predictions(path, "The interval counts the seeds only.")
+    if not read:
       return None
-    try:
-      predicted, label = wd.read_predictions(path)
-    except wd.CorruptFile as e:
-      logging.warning("%s The interval counts the seeds only.", e)
-      return None
+    predicted, label = read
     if labels is not None and not np.array_equal(label, labels):
       logging.warning(
           "%s holds other examples than the runs it is compared with; the interval "
