@@ -152,7 +152,7 @@ _MATCH_FIELDS = {
     "budget": ("number", 0, None, False),
     "width": ("number", 0, None, False),
 }
-# Other fields a reader takes as text or a list: null allowed.
+# Other fields a reader takes as text: null allowed.
 _TEXT_FIELDS = ("device", "warning", "jax_version", "malloc")
 
 
