@@ -37,7 +37,7 @@ def get_config(arg: str = "reduced"):
 
 
 # The seeds of the comparison, and a disjoint set for the A/A check (the reduced config
-# against itself: its verdict must be "within noise"; `bottleneck.report`).
+# against itself: its verdict must be "within noise"; `bottleneck.studies.report`).
 SEEDS = (0, 1, 2)
 AA_SEEDS = (3, 4, 5)
 

@@ -1,6 +1,6 @@
 r"""At equal compute, is the reduced network more accurate? Naive and reduced small Inceptions,
 each at the width multiplier that costs the same multiply-adds per image (within 1%,
-`bottleneck.complexity.match_width`), at three budgets: accuracy against MACs for each family.
+`bottleneck.measure.complexity.match_width`), at three budgets: accuracy against MACs for each family.
 
   python -m experiments.sweep --config=configs/iso_macs.py --workdir=runs/iso_macs
   python -m experiments.sweep --config=configs/iso_macs.py:quick --workdir=runs/iso_macs_quick
@@ -17,13 +17,7 @@ as many other seeds (configs/study.py). The width each point found is in its res
 
 from configs import study
 
-# Budgets that both variants meet within 1%. inception_small's widths are multiples of 16, so
-# at widths (k + 1/2) / 16 every channel count rounds up at once and the cost jumps 5-12%:
-# 0.7M on the digits and 2M on the cluttered digits fall in such jumps for the naive network.
-BUDGETS = {
-    "digits": (0.25e6, 0.67e6, 2e6), "digits_cluttered": (1.95e6, 6e6, 18e6),
-    "cifar10": (20e6, 50e6, 120e6), "fashion_mnist": (2e6, 4e6, 8.6e6)
-}
+BUDGETS = study.BUDGETS
 
 
 def get_config(arg: str = ""):

@@ -12,8 +12,11 @@ Nothing is trained or run: the model is built abstractly and its forward traced 
 
 from absl import flags
 
-from bottleneck import cli, complexity, env, saved_models, tables
+from bottleneck.analysis import tables
+from bottleneck.measure import complexity
 from bottleneck.nn import registry
+from bottleneck.train import saved_models
+from bottleneck.util import cli, env
 
 _MODEL = flags.DEFINE_string("model", "googlenet", f"One of {', '.join(registry.MODELS)}.")
 _REDUCE = flags.DEFINE_string(

@@ -14,7 +14,9 @@ import sys
 from absl import flags
 from ml_collections import config_flags
 
-from bottleneck import benchmark, cli, env, plots, reports, tables, workdir as wd
+from bottleneck.analysis import markdown, plots, tables
+from bottleneck.measure import benchmark
+from bottleneck.util import cli, env, workdir as wd
 
 config_flags.DEFINE_config_file("config", None, "Benchmark config file.", lock_config=True)
 _FORMAT = flags.DEFINE_enum("format", "table", ("table", "json", "markdown"), "Output format.")
@@ -55,10 +57,10 @@ def _run(c):
   if _OUT.value:
     wd.write_json(os.path.join(_OUT.value, "benchmark.json"),
                   {"rows": rows, "ratios": ratios, "verdict": verdict})
-    reports.write_markdown(os.path.join(_OUT.value, "benchmark.md"),
-                           "Benchmark: naive against reduced, on this machine",
-                           reports.command("experiments.benchmark", *sys.argv[1:]),
-                           tables.benchmark_results(rows, ratios, verdict, "markdown"))
+    markdown.write_markdown(os.path.join(_OUT.value, "benchmark.md"),
+                            "Benchmark: naive against reduced, on this machine",
+                            markdown.command("experiments.benchmark", *sys.argv[1:]),
+                            tables.benchmark_results(rows, ratios, verdict, "markdown"))
     plots.time_vs_macs(benchmark.timed(rows), env.device_description(),
                        os.path.join(_OUT.value, "time_vs_macs.png"))
 

@@ -1,5 +1,5 @@
 r"""Accuracy of a saved model (a training workdir, or weights from experiments.import_weights) on
-a dataset, with the preprocessing the model expects (bottleneck/evaluation.py).
+a dataset, with the preprocessing the model expects (bottleneck/train/evaluation.py).
 
   python -m experiments.evaluate --workdir=runs/digits_fc                      # its own test split
   python -m experiments.evaluate --workdir=runs/tv_googlenet --dataset=imagenet2012 --split=validation
@@ -13,7 +13,8 @@ import json
 
 from absl import flags
 
-from bottleneck import cli, evaluation
+from bottleneck.train import evaluation
+from bottleneck.util import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir or imported weights.",
                                required=True)

@@ -1,5 +1,5 @@
 r"""The 1x1 across families: what each family's 1x1s cut, save and do to accuracy, in one table
-(`bottleneck.families`).
+(`bottleneck.studies.families`).
 
   python -m experiments.benchmark --config=configs/benchmark.py:families --out=runs/bench_families
   python -m experiments.sweep --config=configs/ablation_families.py --workdir=runs/ablation_families
@@ -14,7 +14,9 @@ import sys
 
 from absl import flags
 
-from bottleneck import cli, families, reports, results, workdir as wd
+from bottleneck.analysis import markdown, results
+from bottleneck.studies import families
+from bottleneck.util import cli, workdir as wd
 
 _BENCHMARK = flags.DEFINE_string(
     "benchmark", None, "A benchmark.json of experiments.benchmark "
@@ -36,9 +38,9 @@ def main(argv):
              + "\n".join(f"- {f}" for f in failed))
   print(text)
   if _OUT.value:
-    reports.write_markdown(_OUT.value, "The 1x1 across families",
-                           reports.command("experiments.families", *sys.argv[1:]),
-                           families.EXPLAINED + "\n\n" + text + "\n")
+    markdown.write_markdown(_OUT.value, "The 1x1 across families",
+                            markdown.command("experiments.families", *sys.argv[1:]),
+                            families.EXPLAINED + "\n\n" + text + "\n")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ import json
 
 from absl import flags
 
-from bottleneck import cli, fully_conv
+from bottleneck.studies import fully_conv
+from bottleneck.util import cli
 
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "A trained digits_fc_head workdir, or a network whose head averages "

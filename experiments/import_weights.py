@@ -17,8 +17,9 @@ import sys
 
 from absl import flags
 
-from bottleneck import cli, saved_models
 from bottleneck.nn import import_weights
+from bottleneck.train import saved_models
+from bottleneck.util import cli
 
 _SOURCE = flags.DEFINE_string("source", "torchvision",
                               f"One of {', '.join(import_weights.SOURCES)}.")

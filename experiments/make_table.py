@@ -9,7 +9,8 @@ import sys
 
 from absl import flags
 
-from bottleneck import cli, results, workdir as wd
+from bottleneck.analysis import results
+from bottleneck.util import cli, workdir as wd
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory searched for result.json files.",
                                required=True)
@@ -30,7 +31,7 @@ def main(argv):
     wd.ensure_writable(os.path.dirname(os.path.abspath(_PLOT.value)), "--plot's directory")
   print(results.make_table(_WORKDIR.value, _FORMAT.value, _GROUP_BY.value), end="")
   if _PLOT.value:
-    from bottleneck import plots  # matplotlib
+    from bottleneck.analysis import plots
     plots.accuracy_vs_cost(results.collect(_WORKDIR.value), _PLOT.value)
     print(f"plot: {_PLOT.value}", file=sys.stderr)
 

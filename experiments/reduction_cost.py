@@ -8,7 +8,9 @@ import json
 import pandas as pd
 from absl import flags
 
-from bottleneck import cli, complexity, tables, validation
+from bottleneck.analysis import tables
+from bottleneck.measure import complexity
+from bottleneck.util import cli, errors, validation
 
 _HEIGHT = flags.DEFINE_integer("height", 100, "Map height.")
 _WIDTH = flags.DEFINE_integer("width", 100, "Map width.")
@@ -28,8 +30,8 @@ def main(argv):
   except ValueError:
     depths = []
   if not depths or min(depths) < 1:
-    raise validation.ConfigError(f"--depths={','.join(_DEPTHS.value)!r} is invalid; it must be "
-                                 "a comma-separated list of whole numbers >= 1.")
+    raise errors.ConfigError(f"--depths={','.join(_DEPTHS.value)!r} is invalid; it must be "
+                             "a comma-separated list of whole numbers >= 1.")
   rows = complexity.reduction_cost(_HEIGHT.value, _WIDTH.value, _CHANNELS.value, depths)
   if _FORMAT.value == "json":
     print(json.dumps(rows, indent=1))

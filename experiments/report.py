@@ -7,7 +7,7 @@ seeds), and 1x1 = fully connected (a Dense-head classifier as a score map), in o
 Offline, on a CPU, in about 3 minutes; rerunning reuses finished work (refusing runs whose
 config changed since, unless --rerun_changed). Writes DIR/REPORT.md.
 
-With --study=ablation, the ablation study instead (bottleneck/ablation.py): the iso-MACs,
+With --study=ablation, the ablation study instead (bottleneck/studies/ablation.py): the iso-MACs,
 ratio/activation and placement sweeps and the break-even benchmark, answered in
 DIR/ABLATION.md:
 
@@ -15,12 +15,32 @@ DIR/ABLATION.md:
   python -m experiments.report --study=ablation:cluttered --workdir=runs/ablation --launcher=ray
 """
 
+import os
 import sys
 
 from absl import flags
 
-from bottleneck import cli, report
-from bottleneck.validation import ConfigError
+from bottleneck.studies import report
+from bottleneck.util import cli
+from bottleneck.util.errors import ConfigError
+from configs import study
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The other studies' reports the main report links: where their commands write them by default,
+# and the copies the docs keep.
+STUDIES = (("The ablation study at equal compute (digits)", "runs/ablation_quick/ABLATION.md",
+            "docs/ablation_quick/ABLATION.md",
+            "python -m experiments.report --study=ablation:quick --parallel=2"),
+           ("The ablation study on Fashion-MNIST", "runs/ablation_fashion/ABLATION.md",
+            "docs/ablation_fashion/ABLATION.md",
+            "python -m experiments.report --study=ablation:fashion "
+            "--workdir=runs/ablation_fashion"),
+           ("Memory and the roofline", "runs/roofline/ROOFLINE.md", "docs/roofline_cpu/ROOFLINE.md",
+            "python -m experiments.roofline --config=configs/roofline.py --out=runs/roofline"),
+           ("The 1x1 across families (ResNet, SqueezeNet, MobileNetV2, NiN)", "runs/FAMILIES.md",
+            "docs/families.md",
+            "python -m experiments.families --benchmark=runs/bench_families/benchmark.json "
+            "--sweep=runs/ablation_families --out=runs/FAMILIES.md"))
 
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Directory for the report and runs (default "
@@ -42,19 +62,28 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory (default:
 
 def main(argv):
   del argv
-  if _STUDY.value is not None:  # "--study=" is refused (bottleneck.cli), never the report
-    from bottleneck import ablation
-    variant = ablation.parse_study(_STUDY.value)
-    workdir = _WORKDIR.value or ablation.default_workdir(variant)
-    path = ablation.build(workdir, variant, parallel=_PARALLEL.value, launcher=_LAUNCHER.value,
-                          ray_address=_RAY_ADDRESS.value, rerun_changed=_RERUN_CHANGED.value,
-                          data_dir=_DATA_DIR.value)
+  if _STUDY.value is not None:  # "--study=" is refused (bottleneck.util.cli), never the report
+    from bottleneck.studies import ablation
+    variant = ablation.parse_study(_STUDY.value, study)
+    workdir = _WORKDIR.value or default_workdir(variant)
+    path = ablation.build(workdir, variant, study, parallel=_PARALLEL.value,
+                          launcher=_LAUNCHER.value, ray_address=_RAY_ADDRESS.value,
+                          rerun_changed=_RERUN_CHANGED.value, data_dir=_DATA_DIR.value)
   else:
     if _LAUNCHER.value != "local" or _RAY_ADDRESS.value:
       raise ConfigError("--launcher and --ray_address apply to --study only.")
-    path = report.build_report(_WORKDIR.value or "runs/report", parallel=_PARALLEL.value,
-                               data_dir=_DATA_DIR.value, rerun_changed=_RERUN_CHANGED.value)
+    path = report.build_report(
+        _WORKDIR.value or "runs/report", parallel=_PARALLEL.value, data_dir=_DATA_DIR.value,
+        rerun_changed=_RERUN_CHANGED.value, sweep_config="configs.digits_inception",
+        fc_config="configs.digits_fc_head", studies=tuple(
+            (t, run, os.path.join(ROOT, doc), c) for t, run, doc, c in STUDIES))
   print(f"report: {path}", file=sys.stderr)
+
+
+def default_workdir(variant: str) -> str:
+  """Where a study writes when no --workdir is given: runs/ablation, runs/ablation_quick,
+  runs/ablation_fashion_quick, ... (`variant` as `ablation.parse_study` gives it)."""
+  return os.path.join("runs", "_".join(["ablation", *filter(None, variant.split(","))]))
 
 
 def entry_point():

@@ -13,7 +13,9 @@ import sys
 from absl import flags
 from ml_collections import config_flags
 
-from bottleneck import cli, plots, reports, roofline, tables, workdir as wd
+from bottleneck.analysis import markdown, plots, tables
+from bottleneck.measure import roofline
+from bottleneck.util import cli, workdir as wd
 
 config_flags.DEFINE_config_file("config", None, "Roofline config file.", lock_config=True)
 _FORMAT = flags.DEFINE_enum("format", "table", ("table", "json", "markdown"), "Output format.")
@@ -43,10 +45,10 @@ def main(argv):
   if _OUT.value:
     wd.write_json(os.path.join(_OUT.value, "roofline.json"),
                   {**result, "memory": memory, "findings": findings})
-    reports.write_markdown(os.path.join(_OUT.value, "ROOFLINE.md"),
-                           "Memory and the roofline, on this machine",
-                           reports.command("experiments.roofline", *sys.argv[1:]),
-                           tables.roofline_results(result, memory, findings, "markdown"))
+    markdown.write_markdown(os.path.join(_OUT.value, "ROOFLINE.md"),
+                            "Memory and the roofline, on this machine",
+                            markdown.command("experiments.roofline", *sys.argv[1:]),
+                            tables.roofline_results(result, memory, findings, "markdown"))
     plots.roofline(result, os.path.join(_OUT.value, "roofline.png"))
 
 

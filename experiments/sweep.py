@@ -15,7 +15,8 @@ import sys
 
 from absl import flags
 
-from bottleneck import cli, config_files, sweep
+from bottleneck.train import sweep
+from bottleneck.util import cli, config_files
 
 _CONFIG = flags.DEFINE_string("config", None, "Config file, optionally with :variant.",
                               required=True)

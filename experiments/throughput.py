@@ -1,5 +1,5 @@
 r"""How fast a training config trains here, end to end, against PyTorch eager and an earlier
-checkout, timed side by side in one run (`bottleneck.throughput`).
+checkout, timed side by side in one run (`bottleneck.train.throughput`).
 
   python -m experiments.throughput --config=configs/fashion_inception.py:reduced
   git worktree add /tmp/before 7690e68   # the code before issue 23's changes, for example
@@ -20,8 +20,10 @@ import pandas as pd
 from absl import flags
 from ml_collections import config_flags
 
-from bottleneck import cli, env, reports, run_config, throughput, validation, workdir as wd
+from bottleneck.analysis import markdown
 from bottleneck.data import pipeline
+from bottleneck.train import run_config, throughput
+from bottleneck.util import cli, env, errors, validation, workdir as wd
 
 config_flags.DEFINE_config_file("config", None, "Training config file.", lock_config=True)
 _BASELINE = flags.DEFINE_string(
@@ -39,13 +41,13 @@ def main(argv):
   run_config.validate(c)
   validation.positive_int(_ROUNDS.value, "--rounds", "throughput")
   validation.positive_int(_STEPS.value, "--steps", "throughput")
-  if _BASELINE.value and not os.path.isfile(os.path.join(_BASELINE.value, "bottleneck",
-                                                         "train.py")):
-    raise validation.ConfigError(f"--baseline={_BASELINE.value!r} is not a checkout of this "
-                                 "repository (no bottleneck/train.py there); make one with "
-                                 "`git worktree add DIR COMMIT`.")
+  if _BASELINE.value and not throughput.is_checkout(_BASELINE.value):
+    raise errors.ConfigError(f"--baseline={_BASELINE.value!r} is not a checkout of this "
+                             "repository (no bottleneck/train/loop.py or, before the "
+                             "folders, bottleneck/train.py there); make one with "
+                             "`git worktree add DIR COMMIT`.")
   if _TORCH.value:  # PyTorch, or a clear error before anything is timed
-    __import__("bottleneck.torch_peer")
+    __import__("bottleneck.measure.torch_peer")
   # Held for the run: a second run into the same --out at once is refused, naming this one.
   with wd.lock(_OUT.value, "--out") if _OUT.value else contextlib.nullcontext():
     _measure(c)
@@ -68,7 +70,7 @@ def _measure(c) -> None:
         "written.") from None
   finally:
     signal.signal(signal.SIGTERM, previous)
-  made_by = reports.command("experiments.throughput", *sys.argv[1:])
+  made_by = markdown.command("experiments.throughput", *sys.argv[1:])
   _write(rows, None, made_by, c)  # the timings, before the roofline's own measurements
   roof = throughput.place_on_roofline(c, split.num_classes, rows)
   _write(rows, roof, made_by, c)
@@ -101,9 +103,9 @@ def _write(rows: list[dict], roof: dict | None, made_by: str, c) -> None:
             "rows": rows, "roofline": roof, "machine": env.environment(), "command": made_by,
             "config": run_config.record(c)
         })
-    reports.write_markdown(os.path.join(_OUT.value, "throughput.md"),
-                           "Training throughput, side by side", made_by,
-                           frame.to_markdown(index=False, floatfmt=".2f") + f"\n\n{roof_line}\n")
+    markdown.write_markdown(os.path.join(_OUT.value, "throughput.md"),
+                            "Training throughput, side by side", made_by,
+                            frame.to_markdown(index=False, floatfmt=".2f") + f"\n\n{roof_line}\n")
 
 
 if __name__ == "__main__":

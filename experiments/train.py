@@ -12,7 +12,8 @@ import jax
 from absl import flags, logging
 from ml_collections import config_flags
 
-from bottleneck import cli, train
+from bottleneck.train import loop
+from bottleneck.util import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, result.",
                                required=True)
@@ -31,7 +32,7 @@ def main(argv):
     jax.distributed.initialize()
   logging.info("JAX process %d / %d, local devices %s", jax.process_index(), jax.process_count(),
                jax.local_devices())
-  train.train_and_evaluate(flags.FLAGS.config, _WORKDIR.value, restart=_RESTART.value)
+  loop.train_and_evaluate(flags.FLAGS.config, _WORKDIR.value, restart=_RESTART.value)
 
 
 if __name__ == "__main__":

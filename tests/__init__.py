@@ -9,7 +9,7 @@ import contextlib
 import os
 import signal
 
-from bottleneck import workdir as wd
+from bottleneck.util import workdir as wd
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ODD = "runs[2] *?ü x"  # glob metacharacters, a space and unicode in one directory name

@@ -41,9 +41,9 @@ def digits_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def small_googlenet_dir(tmp_path_factory):
   """torchvision's GoogLeNet geometry (`googlenet_bn`, 1000 classes) trained at 64x64, random
-  weights, saved as imported weights are (`bottleneck.saved_models.write_imported`)."""
-  from bottleneck import run_config, saved_models
+  weights, saved as imported weights are (`bottleneck.train.saved_models.write_imported`)."""
   from bottleneck.nn import registry
+  from bottleneck.train import run_config, saved_models
   config = run_config.default_config()
   config.model, config.image_size, config.dataset = "googlenet_bn", 64, "imagenet2012"
   model = registry.random_model("googlenet_bn", reduce=True, image_size=64, seed=1)

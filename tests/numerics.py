@@ -27,7 +27,7 @@ size. In the suite the largest ratio of an error to its bound was 0.16 on an Int
 
 Where no float64 computation is at hand (PyTorch against JAX on whole networks, where a float64
 build would double the compile time), `network_rtol` gives the a-priori estimate of
-`bottleneck.numerics.float32_rtol`, which the PyTorch peer's own check uses too.
+`bottleneck.measure.numerics.float32_rtol`, which the PyTorch peer's own check uses too.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from bottleneck import numerics
+from bottleneck.measure import numerics
 
 U, FACTOR, DEPTH = numerics.U, numerics.FACTOR, numerics.DEPTH
 LOG = "BOTTLENECK_ROUNDING_LOG"  # a file to append each comparison's worst ratio to
@@ -105,8 +105,8 @@ def assert_rounding_close(actual, reference, exact, what: str = "") -> None:
 
 
 def network_rtol(module, depth: int) -> float:
-  """`bottleneck.numerics.float32_rtol`: the tolerance of a norm-wise relative comparison of two
-  float32 implementations of `module`, `depth` layers in a row."""
+  """`bottleneck.measure.numerics.float32_rtol`: the tolerance of a norm-wise relative
+  comparison of two float32 implementations of `module`, `depth` layers in a row."""
   return numerics.float32_rtol(module, depth)
 
 

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from bottleneck import complexity, tables
+from bottleneck.analysis import tables
+from bottleneck.measure import complexity
 from tests import ROOT
 
 

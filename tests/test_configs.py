@@ -6,8 +6,9 @@ import os
 
 import pytest
 
-from bottleneck import config_files, run_config
 from bottleneck.nn import registry
+from bottleneck.train import run_config
+from bottleneck.util import config_files
 
 # The ablation studies: variants "", quick, cifar10, and a sweep per variant.
 STUDIES = ("ablation_ratio", "ablation_placement", "iso_macs")
@@ -38,7 +39,7 @@ def test_config_variants(name):
 
 
 def test_benchmark_config_variants():
-  from bottleneck import benchmark
+  from bottleneck.measure import benchmark
   from bottleneck.nn.paths import Paths
   from configs import benchmark as bench_config
   assert "--config=configs/benchmark.py" in bench_config.__doc__
@@ -53,7 +54,7 @@ def test_benchmark_config_variants():
 
 
 def test_roofline_config_variants():
-  from bottleneck import benchmark
+  from bottleneck.measure import benchmark
   from configs import roofline as roof_config
   assert "--config=configs/roofline.py" in roof_config.__doc__
   for variant in roof_config.VARIANTS:
@@ -70,7 +71,7 @@ def test_roofline_config_variants():
 def test_study_sweeps(name):
   """Every variant's sweep expands (its overrides name fields), its first and last points are
   valid configs, :quick trains fewer epochs in all, naive and reduced are both there."""
-  from bottleneck import sweep
+  from bottleneck.train import sweep
   path = os.path.join(os.path.dirname(__file__), "..", "configs", f"{name}.py")
   module = importlib.import_module(f"configs.{name}")
   assert f"--config=configs/{name}.py" in module.__doc__
@@ -104,7 +105,7 @@ def test_the_families_sweep():
   """Per family: naive and with its 1x1s at the family's budget, and the paper's knob, each
   seed; on the studies' data (resized to 32x32); a point is a valid config (NiN's, the
   quickest to match: ResNet-50's match takes seconds)."""
-  from bottleneck import sweep
+  from bottleneck.train import sweep
   from configs import ablation_families as families
   path = os.path.join(os.path.dirname(__file__), "..", "configs", f"{FAMILIES}.py")
   assert f"--config=configs/{FAMILIES}.py" in families.__doc__
@@ -134,7 +135,8 @@ def test_the_squeezenet_design_space_sweep():
   """The squeeze ratios at the published 3x3 share, the 3x3 shares at ratio 1/2, and the
   network without its squeeze, each seed; fewer points under :quick and :fashion; the
   published point and both ends are valid configs whose cost moves with the knobs."""
-  from bottleneck import complexity, sweep
+  from bottleneck.measure import complexity
+  from bottleneck.train import sweep
   from configs import ablation_squeezenet as squeeze
   path = os.path.join(os.path.dirname(__file__), "..", "configs", f"{SQUEEZE}.py")
   assert f"--config=configs/{SQUEEZE}.py" in squeeze.__doc__

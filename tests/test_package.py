@@ -69,12 +69,13 @@ def test_no_function_is_over_80_lines():
 
 
 def test_loading_and_evaluating_a_model_imports_no_training_loop():
-  code = ("import sys, bottleneck.saved_models, bottleneck.evaluation, bottleneck.fully_conv; "
+  code = ("import sys, bottleneck.train.saved_models, bottleneck.train.evaluation, "
+          "bottleneck.studies.fully_conv; "
           "print(' '.join(m for m in sys.modules if m.startswith('bottleneck')))")
   out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                        check=True).stdout.split()
-  assert "bottleneck.saved_models" in out and "bottleneck.train" not in out
-  assert "bottleneck.sweep" not in out
+  assert "bottleneck.train.saved_models" in out and "bottleneck.train.loop" not in out
+  assert "bottleneck.train.sweep" not in out
 
 
 def test_no_constructor_takes_over_10_arguments():

@@ -1,6 +1,6 @@
 """A training config small enough for tests (the subprocess tests load it by path)."""
 
-from bottleneck import sweep
+from bottleneck.train import sweep
 from configs.default import get_config as default_config
 
 

@@ -35,7 +35,7 @@ import zlib
 import numpy as np
 import tensorflow_datasets as tfds
 
-from bottleneck.validation import ConfigError
+from bottleneck.util.errors import ConfigError
 
 # The four files: (split, kind) -> file name without ".gz".
 FILES = {("train", "images"): "train-images-idx3-ubyte",

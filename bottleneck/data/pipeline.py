@@ -27,10 +27,10 @@ import tensorflow_datasets as tfds
 from absl import logging
 from PIL import Image
 
-from bottleneck import workdir as wd
 from bottleneck.data import idx
 from bottleneck.data.digits import Digits, DigitsCluttered
-from bottleneck.validation import ConfigError
+from bottleneck.util import workdir as wd
+from bottleneck.util.errors import ConfigError, UserError
 
 EMBEDDED = {"digits": Digits, "digits_cluttered": DigitsCluttered}
 CATALOG_EXTRA = "pip install -e '.[catalog]'  (installs tensorflow-cpu, which TFDS uses to " \
@@ -147,7 +147,7 @@ def _prepare(builder, name: str) -> None:
     check_reachable(builder, name)
   try:
     builder.download_and_prepare()
-  except ConfigError:
+  except UserError:
     raise
   except ImportError as e:
     raise ConfigError(f"dataset {name!r} needs a package that is not installed ({e}). "

@@ -29,8 +29,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from bottleneck import validation
 from bottleneck.nn.layers import ConvStyle, kept
+from bottleneck.util import errors, validation
 
 # Where a block may put a 1x1 reduction: before its 3x3, 5x5 (GoogLeNet's "5x5" branch,
 # whatever its kernel) or 7x7 (Inception-v3's factorized 7x7s) convs, or as the projection
@@ -57,7 +57,7 @@ def _parse_ratios(value) -> tuple[tuple[str, float], ...]:
       except ValueError:
         sep = ""
       if not sep:
-        raise validation.ConfigError(
+        raise errors.ConfigError(
             f"reduction: reduction_ratios={value!r} is invalid; write place=ratio pairs, "
             "e.g. '3x3=0.25,5x5=0.5'.")
     value = pairs
@@ -103,7 +103,7 @@ class Reduction:
     if ratio is not None:
       return max(1, round(ratio * in_features))
     if published is RATIO_ONLY:
-      raise validation.ConfigError(
+      raise errors.ConfigError(
           f"{where}: the reduced variant has no published reduction width here; "
           "give reduction_ratio in (0, 1].")
     return validation.positive_int(published, field, where)

@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from bottleneck.nn import layers, models
-from bottleneck.validation import ConfigError
+from bottleneck.nn import fc_head, layers, network
+from bottleneck.util.errors import ConfigError
 
 
 def _copy_bias(dst, src) -> None:
@@ -93,7 +93,7 @@ def gap_head_to_score_map(head) -> ScoreMapHead:
 class FullyConvClassifier(nnx.Module):
   """A `FlattenHeadClassifier` whose Dense layers are convs: any input >= the training size."""
 
-  def __init__(self, classifier: models.FlattenHeadClassifier):
+  def __init__(self, classifier: fc_head.FlattenHeadClassifier):
     self.trunk = classifier.trunk
     self.min_image_size = classifier.image_size
     self.stride = classifier.stride
@@ -131,7 +131,7 @@ class ScoreMapNetwork(nnx.Module):
   linear map and an average commute: fewer multiply-adds); a conv head with ReLU is applied at
   every position, then pooled."""
 
-  def __init__(self, network: models.Network):
+  def __init__(self, network: network.Network):
     network.eval()
     s = network.image_size
     side_at = lambda n: nnx.eval_shape(lambda m: m.features(jnp.zeros(
@@ -171,9 +171,9 @@ class ScoreMapNetwork(nnx.Module):
 def convolutionalize(classifier):
   """The fully convolutional twin of a `FlattenHeadClassifier` or of a network whose head is a
   global average pool over per-pixel class scores (a Dense or a 1x1 conv head)."""
-  if isinstance(classifier, models.FlattenHeadClassifier):
+  if isinstance(classifier, fc_head.FlattenHeadClassifier):
     return FullyConvClassifier(classifier)
-  if isinstance(classifier, models.Network) and "head" in classifier.stage_names and \
+  if isinstance(classifier, network.Network) and "head" in classifier.stage_names and \
       isinstance(classifier.head, (layers.ClassifierHead, layers.ConvClassifier)):
     return ScoreMapNetwork(classifier)
   raise ConfigError(f"{type(classifier).__name__} has no Dense or 1x1 conv classifier to turn "

@@ -30,9 +30,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from bottleneck import compat
-from bottleneck.nn import blocks, layers, mobilenet, models, resnet
-from bottleneck.validation import ConfigError
+from bottleneck.nn import blocks, layers, mobilenet, network, resnet
+from bottleneck.util import compat
+from bottleneck.util.errors import ConfigError
 
 _AUX = ("aux1.", "aux2.", "AuxLogits.")
 
@@ -41,7 +41,7 @@ def _forward_order(module):
   """Our conv units and the classifier head, in the order the network applies them."""
   if isinstance(module, (layers.ConvUnit, layers.ClassifierHead)):
     yield module
-  elif isinstance(module, models.Network):
+  elif isinstance(module, network.Network):
     for name, stage in module.named_stages():
       yield from _forward_order(stage)
       for after, _, head in module.side_heads():
@@ -153,7 +153,7 @@ def _put(variable, value, key: str, where: str, order=None):
   variable[...] = jnp.asarray(value, variable.dtype)
 
 
-def _load(model: models.Network, groups: list[tuple[str, dict]], names: _Names, where: str,
+def _load(model: network.Network, groups: list[tuple[str, dict]], names: _Names, where: str,
           source: str):
   """Loads `groups` ((layer, {leaf: (key, array)}), in forward order) into `model`'s conv
   units and head: every tensor used once, every shape checked."""
@@ -200,7 +200,7 @@ def _load(model: models.Network, groups: list[tuple[str, dict]], names: _Names, 
   return model
 
 
-def from_torchvision(model: models.Network, state_dict) -> models.Network:
+def from_torchvision(model: network.Network, state_dict) -> network.Network:
   """`model` with the weights of torchvision's state dict (see the module docstring)."""
   groups = _torchvision_groups(state_dict, skip_aux=not model.side_heads())
   return _load(model, groups, _TORCHVISION, f"{model.name} from torchvision", "state dict")
@@ -251,7 +251,7 @@ def keras_ops():
   return keras.ops
 
 
-def from_keras(model: models.Network, keras_model) -> models.Network:
+def from_keras(model: network.Network, keras_model) -> network.Network:
   """`model` (`inception_v3`, Keras's style) with the weights of a Keras
   `keras.applications.InceptionV3` (a live model; `keras_inception_v3` builds one from a
   `.weights.h5` file)."""

@@ -14,9 +14,9 @@ import jax.numpy as jnp
 from flax import nnx
 from jax import lax
 
-from bottleneck import validation
 from bottleneck.nn import paths as paths_lib
 from bottleneck.nn.paths import Paths, kept
+from bottleneck.util import errors, validation
 
 # "SAME" or "VALID" (XLA's), or an int p / a pair (ph, pw): p pixels on both sides, as PyTorch
 # and Caffe pad (SAME pads less before than after where the total is odd, e.g. a 7x7/2 conv).
@@ -29,7 +29,7 @@ def _padding(padding: Padding, name: str):
   pair = _pair(padding) if isinstance(padding, (int, tuple, list)) else None
   if pair is None or len(pair) != 2 or any(
       isinstance(p, bool) or not isinstance(p, int) or p < 0 for p in pair):
-    raise validation.ConfigError(
+    raise errors.ConfigError(
         f"{name}: padding={padding!r} is invalid; valid: 'SAME', 'VALID', a whole number >= 0 "
         "or a pair of them.")
   return paths_lib.explicit_padding(pair)
@@ -60,8 +60,8 @@ class ConvStyle:
 
   def __post_init__(self):
     if not (isinstance(self.bn_momentum, (int, float)) and 0 <= self.bn_momentum < 1):
-      raise validation.ConfigError(f"bn_momentum={self.bn_momentum!r} is invalid; it must be "
-                                   "a number in [0, 1) (the old statistics' weight per step).")
+      raise errors.ConfigError(f"bn_momentum={self.bn_momentum!r} is invalid; it must be "
+                               "a number in [0, 1) (the old statistics' weight per step).")
 
   def pool(self, window: int, stride: int, padding="SAME", ceil_mode: bool = False) -> MaxPool:
     """A max pool computed the way this style's paths say."""
@@ -104,8 +104,8 @@ class ConvUnit(nnx.Module):
     validation.positive_int(out_features, "out_features", name)
     validation.positive_int(groups, "groups", name)
     if in_features % groups or out_features % groups:
-      raise validation.ConfigError(f"{name}: groups={groups} must divide in_features="
-                                   f"{in_features} and out_features={out_features}.")
+      raise errors.ConfigError(f"{name}: groups={groups} must divide in_features="
+                               f"{in_features} and out_features={out_features}.")
     validation.choice(activation, "activation", (True, False, "relu6"), name)
     self.groups = groups
     self.kernel_size = _pair(kernel_size)
@@ -186,7 +186,7 @@ class MaxPool(nnx.Module):
     self.padding = _padding(padding, "MaxPool")
     self.ceil_mode = bool(ceil_mode)
     if self.ceil_mode and self.padding == "SAME":
-      raise validation.ConfigError("MaxPool: ceil_mode needs padding 'VALID' or explicit pixels.")
+      raise errors.ConfigError("MaxPool: ceil_mode needs padding 'VALID' or explicit pixels.")
     self.paths = paths.resolve("MaxPool")
 
   def __call__(self, x):
@@ -224,7 +224,7 @@ class AvgPool(nnx.Module):
     self.count_pad = count_pad
     self.ceil_mode = bool(ceil_mode)
     if self.ceil_mode and padding != "VALID":
-      raise validation.ConfigError(f"AvgPool: ceil_mode needs padding 'VALID'; got {padding!r}.")
+      raise errors.ConfigError(f"AvgPool: ceil_mode needs padding 'VALID'; got {padding!r}.")
 
   def _geometry(self, shape):
     if not self.ceil_mode:

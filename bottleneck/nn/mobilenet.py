@@ -26,10 +26,10 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
-from bottleneck import validation
-from bottleneck.nn import models
+from bottleneck.nn import network
 from bottleneck.nn.blocks import ConvStyle, Reduction
 from bottleneck.nn.layers import ClassifierHead, kept
+from bottleneck.util import errors, validation
 
 # PyTorch's batch norm: momentum 0.1 (0.9 in Flax's convention), epsilon 1e-5.
 STYLE = ConvStyle(use_bias=False, batch_norm=True, bn_momentum=0.9, bn_epsilon=1e-5)
@@ -82,7 +82,7 @@ class InvertedResidual(nnx.Module):
       return kept(x + y) if self.residual else y
 
 
-class MobileNetV2(models.Network):
+class MobileNetV2(network.Network):
   """torchvision's `mobilenet_v2` (width 1.0), each block an `InvertedResidual`.
 
   Stages: `conv1`, `block1` ... `block17`, `conv_last`, `head`. `expansion`: the t of every
@@ -90,7 +90,7 @@ class MobileNetV2(models.Network):
   conv1's and every block's channels (rounded, at least 1; torchvision's `width_mult` rounds to
   multiples of 8 instead, so the two agree at 1.0 only); the last conv keeps its 1280 (as
   torchvision's does up to width 1; it widens it above); `width_extra` widens the first
-  this-many by one channel (`models.Widths`), for comparisons at equal compute.
+  this-many by one channel (`network.Widths`), for comparisons at equal compute.
   """
 
   def __init__(self, *, num_classes: int = 1000, image_size: int = 224,
@@ -103,7 +103,7 @@ class MobileNetV2(models.Network):
     validation.number(expansion, "expansion", name, above=0)
     unit = lambda cin, cout, k, s, tag: style.unit(cin, cout, k, strides=s, padding=k // 2,
                                                    activation="relu6", rngs=rngs, name=tag)
-    scale = models.Widths(width, width_extra, name)
+    scale = network.Widths(width, width_extra, name)
     c = scale(32)
     self._add("conv1", unit(3, c, 3, 2, "conv1"))
     index = 0
@@ -111,7 +111,7 @@ class MobileNetV2(models.Network):
       for i in range(repeats):
         index += 1
         if t != 1 and reduction.at("3x3") and round(c * expansion) < 1:  # of the argument
-          raise validation.ConfigError(
+          raise errors.ConfigError(
               f"{name}: expansion={expansion!r} is too small: block{index}'s expanding 1x1 would "
               f"have round({c} x {expansion!r}) = 0 channels; at this width it must be more than "
               f"{0.5 / c:.3g}.")

@@ -29,10 +29,10 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
-from bottleneck import validation
-from bottleneck.nn import models
+from bottleneck.nn import network
 from bottleneck.nn.blocks import ConvStyle, Reduction
 from bottleneck.nn.layers import AvgPool, ConvClassifier
+from bottleneck.util import errors, validation
 
 STYLE = ConvStyle(use_bias=True, batch_norm=False)
 
@@ -56,7 +56,7 @@ class MlpConv(nnx.Module):
     validation.positive_int(channels, "channels", name)
     validation.positive_int(kernel, "kernel", name)
     if not mlp:
-      raise validation.ConfigError(f"{name}: an mlpconv needs at least one 1x1 width; got none.")
+      raise errors.ConfigError(f"{name}: an mlpconv needs at least one 1x1 width; got none.")
     mlp = tuple(validation.positive_int(c, "1x1 width", name) for c in mlp)
     self.out_features = mlp[-1]
     self.reduce = bool(reduction.enabled)
@@ -83,12 +83,12 @@ class MlpConv(nnx.Module):
       return self.body(x)
 
 
-class NiN(models.Network):
+class NiN(network.Network):
   """The paper's CIFAR-10 network, each block an `MlpConv`.
 
   Stages: `mlpconv1`, `pool1`, `drop1`, `mlpconv2`, `pool2`, `drop2`, `mlpconv3`, `head` (cccp6
   and the global average pool). `width` multiplies every width but the classes' (rounded, at
-  least 1), `width_extra` widens the first this-many by one channel (`models.Widths`).
+  least 1), `width_extra` widens the first this-many by one channel (`network.Widths`).
   """
 
   def __init__(self, *, num_classes: int = 10, image_size: int = 32,
@@ -108,7 +108,7 @@ class NiN(models.Network):
     self._init_common(name, num_classes=num_classes, reduction=reduction, image_size=image_size,
                       min_image_size=next(s for s in range(1, 1024) if final_side(s) > 0))
     validation.number(dropout, "dropout", name, at_least=0, below=1)
-    scale = models.Widths(width, width_extra, name)
+    scale = network.Widths(width, width_extra, name)
     c = 3
     for i, (kernel, channels, mlp, pool) in enumerate(LAYOUT, start=1):
       block = MlpConv(c, scale(channels), kernel, tuple(map(scale, mlp)), reduction=reduction,

@@ -62,7 +62,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.ad_checkpoint import checkpoint_name
 
-from bottleneck import validation
+from bottleneck.util import errors, validation
 
 CHOICES = {
     "conv_1x1": ("auto", "xla", "matmul"), "conv_kx1": ("auto", "xla", "transposed"),
@@ -96,7 +96,7 @@ AUTO = {
 
 # XLA's CPU compiler option listing the kinds of op it hands to YNNPACK. jax 0.10's default
 # list is matmuls, convolutions and reductions; "eigen" is that list less the convolutions.
-# (tests/test_paths.py checks it against the default of the installed jax.)
+# (tests/nn/test_paths.py checks it against the default of the installed jax.)
 _YNN_OPTION = "xla_cpu_experimental_ynn_fusion_type"
 _LIBRARY_OPTIONS = {
     "eigen": {_YNN_OPTION: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
@@ -119,13 +119,13 @@ def _resolve_library(choice: str, where: str) -> str:
   if concrete == "xla":
     return concrete
   if backend != "cpu":
-    raise validation.ConfigError(
+    raise errors.ConfigError(
         f"{where}: conv_library={choice!r} chooses between libraries of XLA's CPU backend, "
         f"and this backend is {backend!r}; valid here: 'auto', 'xla'.")
   if not _library_option_works(concrete):
     if choice == "auto":  # this jax's XLA has no such option: its default it is
       return "xla"
-    raise validation.ConfigError(
+    raise errors.ConfigError(
         f"{where}: conv_library={choice!r} needs XLA's CPU option {_YNN_OPTION!r}, which "
         f"jax {jax.__version__} does not accept; valid here: 'auto', 'xla'.")
   return concrete
@@ -183,7 +183,7 @@ class Paths:
     for item in overrides:
       kind, sep, choice = item.partition("=")
       if not sep:
-        raise validation.ConfigError(f"paths {spec!r}: {item!r} is not kind=choice.")
+        raise errors.ConfigError(f"paths {spec!r}: {item!r} is not kind=choice.")
       validation.choice(kind, "path kind", CHOICES, f"paths {spec!r}")
       choices[kind] = validation.choice(choice, kind, CHOICES[kind], f"paths {spec!r}")
     return cls(**choices)
@@ -261,7 +261,8 @@ class Paths:
 
 
 # The name every layer gives its output (`kept`), and the argmax pool its indices: what the
-# memory accounting (`bottleneck.complexity.saved_bytes`) counts as held for the backward pass.
+# memory accounting (`bottleneck.measure.complexity.saved_bytes`) counts as held for the
+# backward pass.
 LAYER_OUTPUT = "layer_output"
 
 
@@ -468,7 +469,7 @@ def batch_norm_fused(y: jax.Array, scale: jax.Array, offset: jax.Array, epsilon:
   Returns (output, batch mean, batch variance), the statistics in float32 (or wider) as
   `nnx.BatchNorm` computes them (the variance the biased E[y^2] - E[y]^2, at least 0; the
   output in `y`'s dtype), for the running averages. The same numbers as `nnx.BatchNorm` then
-  `nnx.relu` to rounding, gradients included (tests/test_paths.py); gradients through the
+  `nnx.relu` to rounding, gradients included (tests/nn/test_paths.py); gradients through the
   statistics outputs are exact too.
   """
   return _bn_forward(y, scale, offset, epsilon, relu)[0]

@@ -20,15 +20,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from bottleneck import validation
-from bottleneck.nn import blocks, mobilenet, models, nin, resnet, squeezenet
+from bottleneck.nn import blocks, fc_head, inception, mobilenet, network, nin, resnet, squeezenet
 from bottleneck.nn.blocks import ConvStyle
 from bottleneck.nn.paths import KINDS, Paths
+from bottleneck.util import errors, validation
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-  build: Callable[..., models.Network]
+  build: Callable[..., network.Network]
   image_size: int  # default input side
   num_classes: int  # default number of classes
   description: str
@@ -37,7 +37,7 @@ class ModelSpec:
   routed: tuple[str, ...] = ("reduction_ratio", "reduction_activation", "reduction_places",
                              "reduction_ratios")
   # Where the model's blocks have a 1x1 reduction (`blocks.PLACES`): reduction_places and
-  # reduction_ratios may name only these (tests/test_registry.py checks them against the
+  # reduction_ratios may name only these (tests/nn/test_registry.py checks them against the
   # places the blocks consult).
   places: tuple[str, ...] = ()
   # The values of `reduce` the model has: (False,) for a network without 1x1 reductions to
@@ -65,24 +65,24 @@ _ROUTED_TYPES = {
 
 MODELS: dict[str, ModelSpec] = {
     "googlenet": ModelSpec(
-        functools.partial(models.GoogLeNet, name="googlenet"), 224, 1000,
+        functools.partial(inception.GoogLeNet, name="googlenet"), 224, 1000,
         "GoogLeNet as published: conv biases, LRN, no batch norm, 5x5 branches",
         routed=(*REDUCTION_ARGS, *GEOMETRY_ARGS, "batch_norm", "use_bias", "bn_momentum"),
         places=("3x3", "5x5", "pool")),
     "googlenet_bn": ModelSpec(
-        functools.partial(models.GoogLeNet, style=ConvStyle(batch_norm=True, use_bias=False),
-                          geometry=models.TORCHVISION, dropout=0.2, name="googlenet_bn"), 224, 1000,
-        "torchvision's googlenet: batch norm, no conv bias, 3x3 in the '5x5' branch, no aux",
+        functools.partial(inception.GoogLeNet, style=ConvStyle(batch_norm=True, use_bias=False),
+                          geometry=inception.TORCHVISION, dropout=0.2, name="googlenet_bn"), 224,
+        1000, "torchvision's googlenet: batch norm, no conv bias, 3x3 in the '5x5' branch, no aux",
         routed=(*REDUCTION_ARGS, *GEOMETRY_ARGS, "batch_norm", "use_bias", "bn_momentum"),
         places=("3x3", "5x5", "pool")),
     "inception_v3": ModelSpec(
-        functools.partial(models.InceptionV3, name="inception_v3"), 299, 1000,
+        functools.partial(inception.InceptionV3, name="inception_v3"), 299, 1000,
         "Inception-v3 as in Keras (batch norm without scale, average pools without the "
         "padding); aux head optional",
         routed=("reduction_ratio", "reduction_activation", "bn_use_scale", "avg_pool_count_pad",
                 "bn_momentum")),
     "inception_small": ModelSpec(
-        functools.partial(models.InceptionSmall, name="inception_small"), 28, 10,
+        functools.partial(inception.InceptionSmall, name="inception_small"), 28, 10,
         "Zhang et al. 2017 small Inception for CIFAR-10 (the paper's net is the naive variant)",
         routed=(*REDUCTION_ARGS, "bn_momentum"), places=("3x3",)),
     "resnet18": ModelSpec(
@@ -117,7 +117,7 @@ MODELS: dict[str, ModelSpec] = {
         "convs), a 1x1 conv to the classes and global average pooling; naive: the k x k convs "
         "alone", routed=("reduction_activation", "batch_norm", "use_bias", "bn_momentum")),
     "flatten_head_cnn": ModelSpec(
-        functools.partial(models.FlattenHeadClassifier), 8, 10,
+        functools.partial(fc_head.FlattenHeadClassifier), 8, 10,
         "small CNN with a flatten + Dense head (8x8 digits); reduce: a 1x1 before the head",
         routed=("reduction_activation", "batch_norm")),
 }
@@ -168,7 +168,7 @@ def all_model_arguments() -> dict[str, type]:
 def create_model(name: str, *, reduce: bool, num_classes: int | None = None,
                  image_size: int | None = None, paths: Paths = Paths(), dtype=jnp.float32,
                  param_dtype=jnp.float32, rngs: nnx.Rngs | None = None, abstract: bool = False,
-                 **kwargs) -> models.Network:
+                 **kwargs) -> network.Network:
   """Builds model `name` from flat arguments (a config's): `kwargs` are `model_arguments`.
 
   `num_classes` and `image_size` default to the model's own; `reduce` and the reduction
@@ -179,12 +179,12 @@ def create_model(name: str, *, reduce: bool, num_classes: int | None = None,
   accepted = model_arguments(name)
   for key in kwargs:
     if key in KINDS:
-      raise validation.ConfigError(
+      raise errors.ConfigError(
           f"registry: {key!r} is a path, not an argument of model {name!r}: give it in the "
           f"model's paths (config.paths.{key}, or paths=Paths({key}=...)).")
     validation.choice(key, f"argument of model {name!r}", accepted, "registry")
   if bool(reduce) not in spec.variants:
-    raise validation.ConfigError(
+    raise errors.ConfigError(
         f"registry: model {name!r} has one variant, reduce={spec.variants[0]}: "
         f"{spec.description}.")
   _check_places(name, spec, kwargs)
@@ -221,7 +221,7 @@ def _check_places(name: str, spec: ModelSpec, kwargs: dict) -> None:
   for key, places in named.items():
     missing = [p for p in places if p not in spec.places]
     if missing:
-      raise validation.ConfigError(
+      raise errors.ConfigError(
           f"registry: {key}={kwargs[key]!r} names {', '.join(missing)}, where model {name!r} "
           f"has no reduction; its places: {', '.join(spec.places)}.")
 
@@ -264,7 +264,7 @@ def _initialiser(name, num_classes, image_size, reduction, style, own, rngs_def)
   19 s for the tests' inception_small on the 2-core CPU; as one program with XLA's
   optimisations, 11 s for the digits study's; as here, 3 s. The values are the eager ones to
   within a rounding (an unoptimised program rounds some products differently;
-  tests/test_registry.py). Cached: a second model of the same kind compiles nothing.
+  tests/nn/test_registry.py). Cached: a second model of the same kind compiles nothing.
   Returns `init(rngs, abstract)`: the model, shapes only if `abstract`; else `rngs` advances as
   the layers drew from it."""
   build = functools.partial(
@@ -313,7 +313,7 @@ def _initialiser(name, num_classes, image_size, reduction, style, own, rngs_def)
   return init
 
 
-def abstract_model(name: str, **kwargs) -> models.Network:
+def abstract_model(name: str, **kwargs) -> network.Network:
   """The model with shapes but no values (as `nnx.eval_shape` gives): nothing is initialised."""
   return create_model(name, abstract=True, **kwargs)
 
@@ -338,7 +338,7 @@ def fill_random(module: nnx.Module, seed: int = 0) -> nnx.Module:
   return nnx.merge(graphdef, jax.tree.map_with_path(fill, state))
 
 
-def random_model(name: str, *, seed: int = 0, **kwargs) -> models.Network:
+def random_model(name: str, *, seed: int = 0, **kwargs) -> network.Network:
   """The model with NumPy-random weights (see `fill_random`).
 
   For benchmarks and tests that need values but not the model's own initialisers: filling the

@@ -30,10 +30,10 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
-from bottleneck import validation
-from bottleneck.nn import models
+from bottleneck.nn import network
 from bottleneck.nn.blocks import ConvStyle, Reduction
 from bottleneck.nn.layers import ClassifierHead, kept
+from bottleneck.util import validation
 
 # PyTorch's batch norm: momentum 0.1 (0.9 in Flax's convention), epsilon 1e-5.
 STYLE = ConvStyle(use_bias=False, batch_norm=True, bn_momentum=0.9, bn_epsilon=1e-5)
@@ -110,13 +110,13 @@ class Residual(nnx.Module):
       return kept(nnx.relu(self.body(x) + identity))
 
 
-class ResNet(models.Network):
+class ResNet(network.Network):
   """torchvision's ResNet-18, -34 or -50 (`depth`), each block a `Residual`.
 
   Stages, named for the per-block tables: `conv1`, `pool1`, `layer1_0` ... `layer4_2` (as
   torchvision's `layer1.0` ...), `head`. `width` multiplies every stage's planes and conv1's
   64 channels (rounded, at least 1), `width_extra` widens the first this-many by one channel
-  (`models.Widths`), for comparisons at equal compute.
+  (`network.Widths`), for comparisons at equal compute.
   """
 
   def __init__(self, *, depth: int = 50, num_classes: int = 1000, image_size: int = 224,
@@ -132,7 +132,7 @@ class ResNet(models.Network):
     self._init_common(name, num_classes=num_classes, reduction=reduction, image_size=image_size,
                       min_image_size=1)
     self.block_kind = kind
-    scale = models.Widths(width, width_extra, name)
+    scale = network.Widths(width, width_extra, name)
     c = scale(64)
     self._add("conv1", style.unit(3, c, 7, strides=2, padding=3, rngs=rngs, name="conv1"))
     self._add("pool1", style.pool(3, 2, 1))

@@ -29,10 +29,10 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
-from bottleneck import validation
-from bottleneck.nn import blocks, models
+from bottleneck.nn import blocks, network
 from bottleneck.nn.blocks import ConvStyle, Reduction
 from bottleneck.nn.layers import ConvClassifier
+from bottleneck.util import validation
 
 STYLE = ConvStyle(use_bias=True, batch_norm=False)
 
@@ -84,14 +84,14 @@ def split_expand(expand1x1: int, expand3x3: int, pct3x3: float) -> tuple[int, in
   return total - e3, e3
 
 
-class SqueezeNet(models.Network):
+class SqueezeNet(network.Network):
   """torchvision's `squeezenet1_0` or `squeezenet1_1` (`version`), each fire module a `Fire`;
   named after its version.
 
   Stages: `conv1`, `pool1`, `fire2` ... `fire9` (the paper's names), the pools between them,
   `head`. `pct3x3`: the 3x3 share of every expand (`split_expand`; 0.5 as published). `width`
   multiplies every width (rounded, at least 1), `width_extra` widens the first this-many by
-  one channel (`models.Widths`).
+  one channel (`network.Widths`).
   """
 
   def __init__(self, *, version: str = "1_0", num_classes: int = 1000, image_size: int = 224,
@@ -112,7 +112,7 @@ class SqueezeNet(models.Network):
 
     self._init_common(name, num_classes=num_classes, reduction=reduction, image_size=image_size,
                       min_image_size=next(s for s in range(1, 1024) if final_side(s) > 0))
-    scale = models.Widths(width, width_extra, name)
+    scale = network.Widths(width, width_extra, name)
     c = scale(layout[0][1])
     self._add("conv1", style.unit(3, c, kernel, strides=2, padding=0, rngs=rngs, name="conv1"))
     fires, pooled = 2, 0

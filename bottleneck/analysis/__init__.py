@@ -1,0 +1,3 @@
+"""From finished runs to answers: result tables (`results`), intervals, complexity tables,
+plots, and the markdown every report is written in. Imports `train`, `measure` and `util`
+(docs/workdirs.md)."""
