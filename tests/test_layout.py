@@ -165,3 +165,21 @@ def test_the_readme_names_every_folder_and_entry_point():
   }
   listed = _section(text, "- `experiments/`", "- `tests/`")
   assert entry_points == set(re.findall(r"`(\w+)`", listed)) - {"experiments"}
+
+
+def test_functions_stay_short_and_constructors_narrow():
+  """At most 80 lines a function and 10 arguments a constructor; the training program
+  (`loop.train`) may be longer, as it reads top to bottom."""
+  long = []
+  for name, path in _modules().items():
+    for node in ast.walk(ast.parse(open(path, encoding="utf-8").read(), path)):
+      if not isinstance(node, ast.FunctionDef):
+        continue
+      lines = node.end_lineno - node.lineno + 1
+      a = node.args
+      count = len(a.posonlyargs) + len(a.args) + len(a.kwonlyargs) - (a.args[:1] != []
+                                                                      and a.args[0].arg == "self")
+      if (lines > 80 and (name, node.name) != ("bottleneck.train.loop", "train")) or \
+          (node.name == "__init__" and count > 10):
+        long.append(f"{path}:{node.lineno} {node.name}: {lines} lines, {count} arguments")
+  assert not long, "\n".join(long)

@@ -4,7 +4,7 @@ A config file may define `get_sweep()` returning a list of override dicts, e.g.
 `[{"reduce": r, "seed": s} for r in (True, False) for s in (0, 1, 2)]`. Each point runs in
 its own subdirectory of the sweep's workdir, named from its overrides (`reduce=True,seed=0`).
 Points that differ only in their seed form one unit and train as one program, the seeds
-stacked on a leading axis and `jax.vmap`-ed (`loop.train_seeds`; `seeds_together=False`
+stacked on a leading axis and `jax.vmap`-ed (`seeds.train_seeds`; `seeds_together=False`
 trains them one at a time): the compile and the fixed cost of a run are paid once per config.
 Units run in this process one after another, in N worker processes (`parallel`), or as Ray
 tasks (`launcher="ray"`); `launcher="print"` prints one shell command per point for another
@@ -40,7 +40,7 @@ import traceback
 import ml_collections
 from absl import logging
 
-from bottleneck.train import run_config
+from bottleneck.train import run_config, seeds, steps
 from bottleneck.util import compat, signals, workdir as wd
 from bottleneck.util.errors import ConfigError
 
@@ -232,18 +232,17 @@ def _record_error(workdirs: list[str], e: Exception) -> dict:
 def run_unit(config_dicts: list[dict], workdirs: list[str], restarts: list[bool],
              label: str | None = None) -> list[dict]:
   """Trains a unit of the sweep: one point (`run_point`), or the seeds of one config as one
-  program (`loop.train_seeds`). Seeds that cannot train together (`loop.SeedsApart`, or one
+  program (`seeds.train_seeds`). Seeds that cannot train together (`steps.SeedsApart`, or one
   of their directories held by another process) run one at a time instead; a failure of the
   unit is recorded in each point's `error.json`. One outcome per point, in order."""
   if len(config_dicts) == 1:
     return [run_point(config_dicts[0], workdirs[0], restarts[0], label)]
-  from bottleneck.train import loop
   try:
     for w in workdirs:
       _clear_error(w)
-    return loop.train_seeds([ml_collections.ConfigDict(c) for c in config_dicts], workdirs,
-                            restarts=restarts, label=label)
-  except loop.SeedsApart as e:
+    return seeds.train_seeds([ml_collections.ConfigDict(c) for c in config_dicts], workdirs,
+                             restarts=restarts, label=label)
+  except steps.SeedsApart as e:
     logging.warning("%s: %s; they run one at a time", label or workdirs, e)
     restarts = [False] * len(workdirs)  # any old run was set aside before they trained
   except wd.WorkdirBusy as e:

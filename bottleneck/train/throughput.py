@@ -2,7 +2,7 @@
 
 What is timed is the training loop's work for one training config: each step's batch from the
 input pipeline (read, augmented, normalised on the host, `bottleneck.data.pipeline`), then the
-compiled train step (forward, backward, the optimizer's update; `bottleneck.train.loop.train_step`),
+compiled train step (forward, backward, the optimizer's update; `steps.train_step`),
 with two steps in flight as `experiments.train` keeps them. The whole batch runs on the first
 device (the training loop shards it over every device; on a CPU there is one). The contenders:
 
@@ -64,12 +64,12 @@ def is_checkout(tree: str) -> bool:
 
 
 def _checkout_modules():
-  """(builders, the training loop, run_config) of the checkout this contender imports, in
+  """(builders, the module of the train step, run_config) of the checkout this contender imports, in
   either layout; a checkout before the folders keeps its default config in configs/default.py
   (loaded by path, from that checkout) and, before a7d2a0c, built models in train.py."""
   try:
-    from bottleneck.train import builders, loop, run_config
-    return builders, loop, run_config
+    from bottleneck.train import builders, run_config, steps
+    return builders, steps, run_config
   except ImportError:
     import runpy
 
@@ -94,7 +94,7 @@ def _jax_setup(spec: dict):
   import tensorflow_datasets as tfds
   from flax import nnx
 
-  builders, loop, run_config = _checkout_modules()
+  builders, steps, run_config = _checkout_modules()
   from bottleneck.data import pipeline
   config = run_config.default_config()
   _overlay(config, spec["config"])
@@ -112,7 +112,7 @@ def _jax_setup(spec: dict):
   optimizer = nnx.Optimizer(model, builders.make_optimizer(config, schedule), wrt=nnx.Param)
   (model_def, model_state), (opt_def, opt_state) = nnx.split(model), nnx.split(optimizer)
   step = jax.jit(
-      functools.partial(loop.train_step, model_def, opt_def, jax.numpy.dtype(config.dtype)),
+      functools.partial(steps.train_step, model_def, opt_def, jax.numpy.dtype(config.dtype)),
       donate_argnums=0, compiler_options=run_config.model_paths(config).compiler_options("config"))
   state = [(model_state, opt_state)]
 

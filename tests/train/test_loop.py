@@ -23,7 +23,7 @@ from bottleneck.data import pipeline
 from bottleneck.measure import complexity
 from bottleneck.nn import layers
 from bottleneck.nn.paths import Paths
-from bottleneck.train import builders, checkpoints, loop, saved_models, sweep
+from bottleneck.train import builders, checkpoints, loop, saved_models, seeds, steps, sweep
 from bottleneck.util import workdir as wd
 from bottleneck.util.errors import ConfigError
 from tests import ODD, ROOT, interruptible, sigterm_when, tiny_train_config
@@ -241,7 +241,7 @@ def test_a_signal_at_the_end_of_a_run_still_stops_the_work(tmp_path, digits_dir,
   if where == "last checkpoint":
     signal_at = sigterm_when(monkeypatch, checkpoints, "save", lambda m, step, *_: step == 6)
   else:
-    signal_at = sigterm_when(monkeypatch, loop, "evaluate", lambda *_: True)
+    signal_at = sigterm_when(monkeypatch, steps, "evaluate", lambda *_: True)
   with signal_at as sent, pytest.raises(KeyboardInterrupt) as stopped:
     loop.train_and_evaluate(config, str(tmp_path))
   assert sent and isinstance(stopped.value, loop.Interrupted), stopped.value
@@ -395,7 +395,7 @@ def test_seeds_trained_together_are_each_trained_alone(tmp_path, digits_dir):
   short = dict(num_train_steps=4, log_every_steps=1, checkpoint_every_steps=2)
   configs = [tiny_config(digits_dir, seed=s, **short) for s in (0, 1, 2)]
   dirs = [str(tmp_path / f"together{s}") for s in (0, 1, 2)]
-  together = loop.train_seeds(configs, dirs)
+  together = seeds.train_seeds(configs, dirs)
   alone = loop.train_and_evaluate(configs[1], str(tmp_path / "alone1"))
   assert [r["seed"] for r in together] == [0, 1, 2]
   assert together[1]["seeds_together"] == [0, 1, 2] and alone["seeds_together"] is None
@@ -412,7 +412,7 @@ def test_seeds_trained_together_are_each_trained_alone(tmp_path, digits_dir):
   assert not all(np.allclose(a, b) for a, b in zip(_params(dirs[0]), _params(dirs[2])))
   for d in dirs:
     assert sorted(os.listdir(os.path.join(d, wd.CHECKPOINTS))) == ["2", "4"]
-  assert loop.train_seeds(configs, dirs) == together  # finished: read, not trained again
+  assert seeds.train_seeds(configs, dirs) == together  # finished: read, not trained again
 
 
 def test_seeds_resume_together_or_say_they_cannot(tmp_path, digits_dir):
@@ -420,21 +420,21 @@ def test_seeds_resume_together_or_say_they_cannot(tmp_path, digits_dir):
       tiny_config(digits_dir, seed=s, num_train_steps=8, checkpoint_every_steps=4) for s in (0, 1)
   ]
   dirs = [str(tmp_path / f"s{s}") for s in (0, 1)]
-  first = loop.train_seeds(configs, dirs)
+  first = seeds.train_seeds(configs, dirs)
   # Both lose their last checkpoint and result (a crash at step 6): they resume together from
   # step 4 and end where they ended.
   for d in dirs:
     os.remove(os.path.join(d, wd.RESULT))
     _remove_checkpoint(d, "8")
-  again = loop.train_seeds(configs, dirs)
+  again = seeds.train_seeds(configs, dirs)
   for a, b in zip(first, again):
     assert b["eval_loss"] == pytest.approx(a["eval_loss"], abs=1e-6)
   # Checkpoints at different steps: not one program; each goes on alone (the sweep does that).
   for d in dirs:
     os.remove(os.path.join(d, wd.RESULT))
   _remove_checkpoint(dirs[0], "8")
-  with pytest.raises(loop.SeedsApart, match=r"different steps \(seed 0: 4, seed 1: 8\)"):
-    loop.train_seeds(configs, dirs)
+  with pytest.raises(steps.SeedsApart, match=r"different steps \(seed 0: 4, seed 1: 8\)"):
+    seeds.train_seeds(configs, dirs)
   outcomes = sweep.run_unit([c.to_dict() for c in configs], dirs, [False, False])
   for a, b in zip(first, outcomes):
     assert b["eval_loss"] == pytest.approx(a["eval_loss"], abs=1e-4)
@@ -450,8 +450,8 @@ def test_a_diverging_seed_sends_the_seeds_their_own_ways(tmp_path, digits_dir):
   bad = {"optimizer.learning_rate": 1e30, "optimizer.momentum": 0.0, "num_train_steps": 8}
   configs = [tiny_config(digits_dir, seed=s, **bad) for s in (0, 1)]
   dirs = [str(tmp_path / f"s{s}") for s in (0, 1)]
-  with pytest.raises(loop.SeedsApart, match=r"seed 0 diverged \(loss nan\) at step \d+"):
-    loop.train_seeds(configs, dirs)
+  with pytest.raises(steps.SeedsApart, match=r"seed 0 diverged \(loss nan\) at step \d+"):
+    seeds.train_seeds(configs, dirs)
   # The sweep then trains each alone: each fails on its own, with its own error.json.
   outcomes = sweep.run_unit([c.to_dict() for c in configs], dirs, [False, False])
   for d, outcome in zip(dirs, outcomes):
@@ -464,10 +464,10 @@ def test_only_seeds_of_one_config_train_together(tmp_path, digits_dir):
   with pytest.raises(
       ConfigError, match=r"differ in their seed.*seed 1 also differs in "
       r"optimizer.learning_rate: 0.05 there, 0.1 now"):
-    loop.train_seeds([a, tiny_config(digits_dir, seed=1, **{"optimizer.learning_rate": 0.1})],
-                     [str(tmp_path / "a"), str(tmp_path / "b")])
+    seeds.train_seeds([a, tiny_config(digits_dir, seed=1, **{"optimizer.learning_rate": 0.1})],
+                      [str(tmp_path / "a"), str(tmp_path / "b")])
   with pytest.raises(ConfigError, match=r"each run needs its own seed and workdir"):
-    loop.train_seeds([a, a], [str(tmp_path / "a"), str(tmp_path / "b")])
+    seeds.train_seeds([a, a], [str(tmp_path / "a"), str(tmp_path / "b")])
   assert not os.listdir(tmp_path)
 
 
@@ -479,8 +479,8 @@ def test_sigterm_saves_every_seed_at_the_same_step(tmp_path, digits_dir):
     with pytest.raises(
         loop.Interrupted, match=r"interrupted \(SIGTERM\) at step (\d+) of 4000; "
         r"each seed's checkpoint at step \1 is saved"):
-      loop.train_seeds([tiny_config(digits_dir, seed=s, num_train_steps=4000) for s in (0, 1)],
-                       dirs)
+      seeds.train_seeds([tiny_config(digits_dir, seed=s, num_train_steps=4000) for s in (0, 1)],
+                        dirs)
   steps = {saved_models.load(d).step for d in dirs}
   assert len(steps) == 1 and steps.pop() < 4000
 
@@ -502,9 +502,9 @@ def test_precise_batch_norm_gives_the_statistics_of_the_batches_together():
   rng = np.random.default_rng(0)
   batches = [{"image": rng.normal(loc=k, scale=1 + k, size=(4, 5, 5, 3)).astype(np.float32)}
              for k in range(3)]
-  stats_fn = jax.jit(functools.partial(loop.batch_norm_stats, model_def, jnp.float32))
-  set_fn = jax.jit(functools.partial(loop.set_batch_norm_stats, model_def))
-  new = nnx.merge(model_def, loop.precise_batch_norm(stats_fn, set_fn, state, batches))
+  stats_fn = jax.jit(functools.partial(steps.batch_norm_stats, model_def, jnp.float32))
+  set_fn = jax.jit(functools.partial(steps.set_batch_norm_stats, model_def))
+  new = nnx.merge(model_def, steps.precise_batch_norm(stats_fn, set_fn, state, batches))
   data = np.concatenate([b["image"] for b in batches]).astype(np.float64).reshape(-1, 3)
   np.testing.assert_allclose(new.norm.mean[...], data.mean(0), rtol=1e-5)
   np.testing.assert_allclose(new.norm.var[...], data.var(0), rtol=1e-5)
@@ -549,5 +549,5 @@ def test_cross_entropy_equals_optax_integer_labels():
   labels = jnp.asarray([0, 6, 3, 3, 1])
   # Another formula (log-softmax, then the one-hot product) for the same function: equal to
   # within rounding (a unit in the last place was seen).
-  assert_matches(loop.cross_entropy(logits, labels),
+  assert_matches(steps.cross_entropy(logits, labels),
                  optax.softmax_cross_entropy_with_integer_labels, logits, labels)

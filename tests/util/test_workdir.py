@@ -47,7 +47,7 @@ def test_unreadable_and_incomplete_json_name_the_file(tmp_path):
 def test_metrics_rows_that_are_not_rows_are_skipped_and_said(tmp_path, caplog):
   """A metrics.jsonl line that is JSON but not a row (an edit, another program's) raised
   KeyError or TypeError in a resumed run and in the training curves."""
-  from bottleneck.train import loop
+  from bottleneck.train import rundir
   path = tmp_path / wd.METRICS
   path.write_text('{"step": 4, "split": "train", "loss": 1.0, "train_time_s": "soon"}\n'
                   '[4]\n{"split": "eval"}\n{"step": "8", "split": "eval"}\n'
@@ -56,7 +56,7 @@ def test_metrics_rows_that_are_not_rows_are_skipped_and_said(tmp_path, caplog):
   rows = wd.read_metrics(str(path))
   assert [r["step"] for r in rows] == [4, 8]
   assert "metrics.jsonl: line(s) 2, 3, 4 are not metrics rows" in caplog.text  # not line 6
-  assert loop.training_time_before(rows, 4) is None  # unknown, not "soon" + seconds
+  assert rundir.training_time_before(rows, 4) is None  # unknown, not "soon" + seconds
 
 
 def test_find_files_treats_the_directory_as_a_path_and_skips_set_aside(tmp_path):
