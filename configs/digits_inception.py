@@ -42,6 +42,7 @@ SEEDS = (0, 1, 2)
 AA_SEEDS = (3, 4, 5)
 
 
-def get_sweep():
+def get_sweep(arg: str = ""):
+  del arg  # one sweep for every variant
   return ([{"reduce": reduce, "seed": seed} for reduce in (True, False) for seed in SEEDS]
           + [{"reduce": True, "seed": seed} for seed in AA_SEEDS])

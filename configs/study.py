@@ -27,9 +27,12 @@ two configs would be: the verdict must be "within noise".
 It imports only `ml_collections` (through configs.default), so that loading a config is instant.
 """
 
-import re
-
-from configs.default import variant_config
+from configs import (
+    cifar10_inception_small as cifar10_recipe,
+    common,
+    digits_inception,
+    fashion_inception,
+)
 
 OPTIONS = ("quick", "cifar10", "cluttered", "fashion")
 DATASETS = ("cifar10", "cluttered", "fashion")  # at most one of them
@@ -50,25 +53,16 @@ BUDGETS = {
 
 
 def split(arg: str | None) -> list[str]:
-  """The options of a variant argument in order: joined by commas ("fashion,quick") or, as
-  a directory name spells them, by underscores ("fashion_quick"); no option has either."""
-  return [a.strip() for a in re.split(r"[,_]", arg)] if arg else []
+  """The options of a variant argument in order (`common.tokens`: commas, or underscores)."""
+  return common.tokens(arg)
 
 
 def options(arg: str | None) -> set[str]:
-  """The options of a variant argument (`split`); ValueError for an unknown one."""
-  items = split(arg)
-  if "" in items:
-    raise ValueError(f"an empty variant in {arg!r}; valid: {', '.join(OPTIONS)}, or several "
-                     "joined by commas (cifar10,quick)")
-  repeated = sorted({a for a in items if items.count(a) > 1})
-  if repeated:
-    raise ValueError(f"variant {repeated[0]!r} given twice in {arg!r}")
-  chosen = set(items)
-  unknown = sorted(chosen - set(OPTIONS))
-  if unknown:
-    raise ValueError(f"unknown variant {unknown[0]!r}; valid: {', '.join(OPTIONS)}, or "
-                     "several joined by commas (cifar10,quick)")
+  """The options a variant argument sets (`common.parse_arg`); ValueError for an unknown one."""
+  chosen = {
+      k for k, v in common.parse_arg(arg, "variant", "cifar10,quick", **dict.fromkeys(
+          OPTIONS, False)).items() if v
+  }
   several = sorted(chosen & set(DATASETS))
   if len(several) > 1:
     raise ValueError(f"variants {' and '.join(several)} are datasets: choose one")
@@ -82,43 +76,24 @@ def dataset(arg: str | None) -> str:
 
 
 def base(arg: str | None, variant: str = "reduced"):
-  """The training config of a study point before its sweep overrides."""
+  """The training config of a study point before its sweep overrides: the dataset's recipe
+  (configs/digits_inception.py, fashion_inception.py, cifar10_inception_small.py) with the
+  reductions at half the input's channels, sized for a study."""
   chosen = options(arg)
-  c = variant_config(variant)
-  c.model = "inception_small"
-  c.model_kwargs.reduction_ratio = 0.5
   if "cifar10" in chosen:
-    c.dataset, c.image_size = "cifar10", 28
-    c.data.random_crop = True
-    c.batch_size = c.eval_batch_size = 128
-    c.num_epochs = 100.0
-    c.optimizer.update(name="sgd", learning_rate=0.1, momentum=0.9, weight_decay=5e-4,
-                       schedule="exponential", decay_rate=0.95)
-    c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 100, 390, 1000
-  elif "fashion" in chosen:  # configs/fashion_inception.py's recipe, on a training subset
-    c.model_kwargs.width = 0.25
-    c.model_kwargs.in_channels = 1
-    c.dataset, c.image_size = "fashion_mnist", 28
+    c = cifar10_recipe.get_config(variant)
+  elif "fashion" in chosen:  # on a training subset, a few epochs, no evaluation along the run
+    c = fashion_inception.get_config(variant)
     c.train_split = f"train[:{FASHION_TRAIN}]"
-    c.data.crop_padding, c.data.flip = 2, True
-    c.batch_size = c.eval_batch_size = 128
     c.num_epochs = 4.0
-    c.optimizer.update(learning_rate=0.05, weight_decay=5e-4, schedule="cosine")
     c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 26, 0, 78
   else:
-    c.model_kwargs.width = 0.25
-    c.model_kwargs.in_channels = 1
-    c.dataset, c.image_size = "digits", 8
-    c.data.crop_padding = 1
-    c.batch_size = c.eval_batch_size = 64
-    c.num_epochs = 30.0
+    c = digits_inception.get_config(variant)
     if "cluttered" in chosen:  # four times the examples, each 9 times the pixels
       c.dataset, c.image_size = "digits_cluttered", 24
       c.data.crop_padding = 0  # the digits are already anywhere on the field
       c.num_epochs = 20.0
-    c.optimizer.learning_rate = 0.05
-    c.optimizer.weight_decay = 5e-4
-    c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 21, 105, 105
+  c.model_kwargs.reduction_ratio = 0.5
   if "quick" in chosen:
     c.num_epochs /= 8 if "fashion" in chosen else 3
     if "fashion" in chosen:  # scoring 10,000 images was a fixed cost of every run

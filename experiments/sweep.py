@@ -1,4 +1,4 @@
-r"""Run every point of a config's sweep (`get_sweep()`), each in its own subdirectory.
+r"""Run every point of a config's sweep (`get_sweep(arg)`), each in its own subdirectory.
 
   python -m experiments.sweep --config=configs/digits_inception.py --workdir=runs/digits_sweep
   python -m experiments.sweep --config=configs/digits_inception.py --workdir=DIR --parallel=2

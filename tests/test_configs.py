@@ -17,8 +17,8 @@ SQUEEZE = "ablation_squeezenet"  # SqueezeNet's design space: likewise
 CONFIGS = sorted(
     os.path.basename(p)[:-3]
     for p in glob.glob(os.path.join(os.path.dirname(__file__), "..", "configs", "*.py"))
-    if os.path.basename(p)[:-3] not in ("__init__", "benchmark", "roofline", "study", FAMILIES,
-                                        SQUEEZE, *STUDIES))
+    if os.path.basename(p)[:-3] not in ("__init__", "common", "benchmark", "roofline", "study",
+                                        FAMILIES, SQUEEZE, *STUDIES))
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -159,3 +159,36 @@ def test_the_squeezenet_design_space_sweep():
                                       **run_config.model_kwargs(c))["total"]["macs"]
   assert macs[(True, 0.125, 0.5)] < macs[(True, 0.5, 0.5)] < macs[(True, 1.0, 0.5)]
   assert macs[(True, 0.5, 0.01)] < macs[(True, 0.5, 0.5)] < macs[(True, 0.5, 0.99)]
+
+
+def test_parse_arg_reads_options_and_key_value_pairs():
+  from configs import common
+  spec = dict(quick=False, fashion=False, seeds=3, lr=0.1)
+  assert common.parse_arg("fashion_quick", **spec) == dict(quick=True, fashion=True, seeds=3,
+                                                           lr=0.1)
+  assert common.parse_arg("quick,seeds=5,lr=0.05", **spec) == dict(quick=True, fashion=False,
+                                                                   seeds=5, lr=0.05)
+  assert common.parse_arg("quick=false", **spec)["quick"] is False
+  assert common.parse_arg("", **spec) == spec
+  for bad, message in (("quik", r"unknown option 'quik'; valid: quick, fashion, seeds, lr"),
+                       ("quick,quick", "option 'quick' given twice"), ("quick,", "an empty option"),
+                       ("seeds=many", r"seeds='many': give a int"), ("quick=maybe",
+                                                                     "give true or false")):
+    with pytest.raises(ValueError, match=message):
+      common.parse_arg(bad, **spec)
+
+
+def test_the_study_configs_are_the_recipes_sized_for_a_study():
+  """configs/study.py builds on the experiment recipes: the Fashion-MNIST study point differs
+  from configs/fashion_inception.py only in what sizes a study, the digits' only in the ratio."""
+  from bottleneck.train import run_config as rc
+  from configs import digits_inception, fashion_inception, study
+  for arg, recipe in (("fashion", fashion_inception), ("", digits_inception)):
+    for variant in ("reduced", "naive"):
+      changed = rc.differences(rc.record(recipe.get_config(variant)),
+                               rc.record(study.base(arg, variant)))
+      fields = {line.split(":")[0] for line in changed}
+      assert fields <= {
+          "model_kwargs.reduction_ratio", "train_split", "num_epochs", "log_every_steps",
+          "eval_every_steps", "checkpoint_every_steps"
+      }, changed

@@ -150,7 +150,7 @@ def _label_configs(frame: pd.DataFrame, directory: str) -> pd.DataFrame:
   fields, mixed = _differing(configs, groups)
   if fields:
     from bottleneck.train import run_config
-    defaults = _flat({**run_config.record(run_config.default_config()), **run_config.ABSENT_MEANS})
+    defaults = _flat(run_config.record_defaults())
     configs = configs.map(lambda c: None if c is None else {**defaults, **c})
     fields, mixed = _differing(configs, groups)
   if not fields and not mixed:

@@ -25,7 +25,7 @@ import ml_collections
 from bottleneck.measure import complexity
 from bottleneck.nn import paths as paths_lib, registry
 from bottleneck.nn.paths import KINDS, Paths
-from bottleneck.train import defaults
+from bottleneck.train import defaults as defaults_lib
 from bottleneck.util import env, validation
 from bottleneck.util.errors import ConfigError, UserError
 
@@ -36,7 +36,7 @@ RESIZE = ("pad", "resize")
 # Fields that do not change what a run computes, so a workdir accepts a change of them.
 NOT_COMPARED = ("data_dir", "data.source_dir", "data.in_memory_mb")
 
-default_config = defaults.get_config
+default_config = defaults_lib.get_config
 
 
 def model_paths(config) -> Paths:
@@ -90,18 +90,19 @@ def record(config) -> dict:
   return d
 
 
-# Fields added with a default that computes something else than runs made before them did: in
-# a record that lacks one, its absence means this value (not today's default).
-ABSENT_MEANS = {"bn_stats_batches": 0}
+def record_defaults() -> dict:
+  """What a record lacking a field means by it: today's default, or for a field of
+  `defaults.ABSENT_MEANS` (added since old runs were made) what those runs computed."""
+  return {**record(default_config()), **defaults_lib.ABSENT_MEANS}
 
 
 def differences(old: dict, new: dict, prefix: str = "", defaults: dict | None = None) -> list[str]:
   """What differs between two records, as "field: OLD there, NEW now" lines. A field that one
   record lacks and the other has at its default value is no difference: a record written
   before the field existed computed what the default computes (or, for the fields of
-  ABSENT_MEANS, what their value there computes)."""
+  `defaults.ABSENT_MEANS`, what their value there computes)."""
   if defaults is None:
-    defaults = {**record(default_config()), **ABSENT_MEANS}
+    defaults = record_defaults()
   out = []
   absent = object()
   for k in sorted(set(old) | set(new)):

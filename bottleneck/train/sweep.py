@@ -1,6 +1,6 @@
 """Sweeps declared in configs, as big_vision does.
 
-A config file may define `get_sweep()` returning a list of override dicts, e.g.
+A config file may define `get_sweep(arg)` returning a list of override dicts, e.g.
 `[{"reduce": r, "seed": s} for r in (True, False) for s in (0, 1, 2)]`. Each point runs in
 its own subdirectory of the sweep's workdir, named from its overrides (`reduce=True,seed=0`).
 Points that differ only in their seed form one unit and train as one program, the seeds
@@ -116,17 +116,16 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict):
 
 
 def expand(module, config: ml_collections.ConfigDict, workdir: str, arg: str = "") -> list[Point]:
-  """The sweep's points: one per override dict of `get_sweep()` (`get_sweep(arg)` if it takes
-  the config's variant argument, as `path.py:arg` gives it), or the config alone."""
-  if not hasattr(module, "get_sweep"):
-    sweep = [{}]
-  elif inspect.signature(module.get_sweep).parameters:
+  """The sweep's points: one per override dict of `get_sweep(arg)` (`arg`: the config's
+  argument, as `path.py:arg` gives it; "" without one), or the config alone."""
+  sweep = [{}]
+  if hasattr(module, "get_sweep"):
+    if not inspect.signature(module.get_sweep).parameters:
+      raise ConfigError("get_sweep takes the config's argument: def get_sweep(arg: str = \"\").")
     try:
-      sweep = module.get_sweep(arg) if arg else module.get_sweep()
+      sweep = module.get_sweep(arg or "")
     except ValueError as e:  # the config's own refusal of an unknown variant
       raise ConfigError(f"get_sweep({arg!r}): {e}") from None
-  else:
-    sweep = module.get_sweep()
   points, names = [], set()
   for overrides in sweep:
     name = point_name(overrides)

@@ -21,7 +21,7 @@ def points(tmp_path, sweep_list=None):
   config = tiny_sweep_config.get_config()
 
   class Module:
-    get_sweep = staticmethod(lambda: sweep_list
+    get_sweep = staticmethod(lambda arg="": sweep_list
                              if sweep_list is not None else tiny_sweep_config.get_sweep())
 
   return sweep.expand(Module, config, str(tmp_path))
@@ -38,6 +38,23 @@ def test_expansion_and_names(tmp_path, digits_dir):
   assert pts[0].workdir == os.path.join(str(tmp_path), "reduce=True,seed=0")
   assert sweep.point_name({"dataset": "imagenette/160px"}) == "dataset=imagenette_160px"
   assert sweep.point_name({}) == "default"
+
+
+def test_get_sweep_takes_the_config_argument(tmp_path):
+
+  class Old:
+    get_sweep = staticmethod(lambda: [{}])
+
+  with pytest.raises(ConfigError, match=r"get_sweep takes the config's argument"):
+    sweep.expand(Old, tiny_sweep_config.get_config(), str(tmp_path))
+  seen = []
+
+  class New:
+    get_sweep = staticmethod(lambda arg="": seen.append(arg) or [{}])
+
+  sweep.expand(New, tiny_sweep_config.get_config(), str(tmp_path))
+  sweep.expand(New, tiny_sweep_config.get_config(), str(tmp_path), "quick")
+  assert seen == ["", "quick"]
 
 
 def test_bad_sweeps_are_clear_errors(tmp_path, digits_dir):
