@@ -24,7 +24,8 @@ _REDUCE = flags.DEFINE_string(
     "resnet18 and resnet34 have no reductions to switch).")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Input side; default: the model's own.")
 _NUM_CLASSES = flags.DEFINE_integer("num_classes", None, "Default: the model's own.")
-_FORMAT = flags.DEFINE_enum("format", "table", tables.FORMATS, "Output format.")
+_FORMAT = flags.DEFINE_enum("format", "table", [f for f in tables.FORMATS if f != "latex"],
+                            "Output format.")
 _XLA = flags.DEFINE_bool("xla", True, "Also compile the forward for XLA's FLOP count.")
 _MATCH_MACS = flags.DEFINE_float(
     "match_macs", None, "Find the width multiplier at which each "

@@ -9,12 +9,13 @@ import sys
 
 from absl import flags
 
-from bottleneck.analysis import results
+from bottleneck.analysis import results, tables
 from bottleneck.util import cli, workdir as wd
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory searched for result.json files.",
                                required=True)
-_FORMAT = flags.DEFINE_enum("format", "markdown", results.FORMATS, "Output format.")
+_FORMAT = flags.DEFINE_enum("format", "markdown", [f for f in tables.FORMATS if f != "json"],
+                            "Output format.")
 _GROUP_BY = flags.DEFINE_list(
     "group_by", None, "Columns whose values define a row (seeds are aggregated). "
     f"Default: {','.join(results.DEFAULT_GROUP_BY)} and every "

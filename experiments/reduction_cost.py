@@ -17,7 +17,8 @@ _WIDTH = flags.DEFINE_integer("width", 100, "Map width.")
 _CHANNELS = flags.DEFINE_integer("channels", 512, "Input channels C.")
 _DEPTHS = flags.DEFINE_list("depths", ["16", "32", "64", "128", "256", "512"],
                             "Output channels D of the 1x1 conv.")
-_FORMAT = flags.DEFINE_enum("format", "table", tables.FORMATS, "Output format.")
+_FORMAT = flags.DEFINE_enum("format", "table", [f for f in tables.FORMATS if f != "latex"],
+                            "Output format.")
 
 
 def main(argv):

@@ -15,40 +15,27 @@ DIR/ABLATION.md:
   python -m experiments.report --study=ablation:cluttered --workdir=runs/ablation --launcher=ray
 """
 
+import importlib
 import os
 import sys
 
 from absl import flags
 
-from bottleneck.studies import report
+from bottleneck.studies import registry, report
 from bottleneck.util import cli
 from bottleneck.util.errors import ConfigError
 from configs import study
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The other studies' reports the main report links: where their commands write them by default,
-# and the copies the docs keep.
-STUDIES = (("The ablation study at equal compute (digits)", "runs/ablation_quick/ABLATION.md",
-            "docs/ablation_quick/ABLATION.md",
-            "python -m experiments.report --study=ablation:quick --parallel=2"),
-           ("The ablation study on Fashion-MNIST", "runs/ablation_fashion/ABLATION.md",
-            "docs/ablation_fashion/ABLATION.md",
-            "python -m experiments.report --study=ablation:fashion "
-            "--workdir=runs/ablation_fashion"),
-           ("Memory and the roofline", "runs/roofline/ROOFLINE.md", "docs/roofline_cpu/ROOFLINE.md",
-            "python -m experiments.roofline --config=configs/roofline.py --out=runs/roofline"),
-           ("The 1x1 across families (ResNet, SqueezeNet, MobileNetV2, NiN)", "runs/FAMILIES.md",
-            "docs/families.md",
-            "python -m experiments.families --benchmark=runs/bench_families/benchmark.json "
-            "--sweep=runs/ablation_families --out=runs/FAMILIES.md"))
 
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Directory for the report and runs (default "
     "runs/report; with --study=ablation:quick, runs/ablation_quick).")
 _STUDY = flags.DEFINE_string(
-    "study", None, "ablation[:variant] (variants quick, cluttered, cifar10, fashion, "
-    "combinable: fashion,quick or fashion_quick) writes ABLATION.md instead of the main "
-    "report.")
+    "study", None,
+    "; ".join(f"{s.name}[:variant] writes {s.report} instead of the main report"
+              for s in registry.by_name().values()) + f" (variants {', '.join(study.OPTIONS)}, "
+    "combinable: fashion,quick or fashion_quick).")
 _PARALLEL = flags.DEFINE_integer("parallel", 1, "Training runs (units) at a time.")
 _LAUNCHER = flags.DEFINE_enum("launcher", "local", ("local", "ray"),
                               "--study: local processes or Ray tasks.")
@@ -63,12 +50,12 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory (default:
 def main(argv):
   del argv
   if _STUDY.value is not None:  # "--study=" is refused (bottleneck.util.cli), never the report
-    from bottleneck.studies import ablation
-    variant = ablation.parse_study(_STUDY.value, study)
+    chosen = importlib.import_module(registry.find(_STUDY.value).module)
+    variant = chosen.parse_study(_STUDY.value, study)
     workdir = _WORKDIR.value or default_workdir(variant)
-    path = ablation.build(workdir, variant, study, parallel=_PARALLEL.value,
-                          launcher=_LAUNCHER.value, ray_address=_RAY_ADDRESS.value,
-                          rerun_changed=_RERUN_CHANGED.value, data_dir=_DATA_DIR.value)
+    path = chosen.build(workdir, variant, study, parallel=_PARALLEL.value, launcher=_LAUNCHER.value,
+                        ray_address=_RAY_ADDRESS.value, rerun_changed=_RERUN_CHANGED.value,
+                        data_dir=_DATA_DIR.value)
   else:
     if _LAUNCHER.value != "local" or _RAY_ADDRESS.value:
       raise ConfigError("--launcher and --ray_address apply to --study only.")
@@ -76,7 +63,7 @@ def main(argv):
         _WORKDIR.value or "runs/report", parallel=_PARALLEL.value, data_dir=_DATA_DIR.value,
         rerun_changed=_RERUN_CHANGED.value, sweep_config="configs.digits_inception",
         fc_config="configs.digits_fc_head", studies=tuple(
-            (t, run, os.path.join(ROOT, doc), c) for t, run, doc, c in STUDIES))
+            (m.title, m.path, os.path.join(ROOT, m.doc), m.command) for m in registry.made()))
   print(f"report: {path}", file=sys.stderr)
 
 

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from bottleneck.nn import blocks
 from bottleneck.util import workdir as wd
 
 COLORS = {"reduced": "tab:blue", "naive": "tab:orange"}
@@ -101,7 +102,7 @@ def time_vs_macs(rows: list[dict], device: str, path: str) -> str:
       pts = [r for r in rows if r["reduce"] == reduce and r["batch"] == batch]
       if pts:
         ax.scatter([r["macs"] for r in pts], [r["fwd_bwd_ms"] for r in pts], color=color,
-                   marker=marker, label=f"{'reduced' if reduce else 'naive'}, batch {batch}")
+                   marker=marker, label=f"{blocks.variant(reduce)}, batch {batch}")
   # Each dot named, and each block's naive and reduced versions joined (same batch and paths).
   pairs = {}
   for r in rows:

@@ -13,10 +13,18 @@ import pandas as pd
 from absl import logging
 
 from bottleneck.analysis import intervals, tables
+from bottleneck.measure import benchmark
+from bottleneck.nn import blocks
 from bottleneck.util import workdir as wd
 from bottleneck.util.errors import ConfigError
 
-FORMATS = ("markdown", "csv", "latex", "table")
+# The columns of a comparison that other modules read, by name (each name is also its heading).
+DIFFERENCE = "accuracy naive - reduced (points)"  # `ratios`: naive minus reduced
+PAIRED_DIFFERENCE = "difference (points)"  # `paired_accuracy`: the first minus the second
+INTERVAL = "95% interval (points)"  # its 95% interval, as text
+COVERS = "interval covers"  # what the interval counts: the seeds, or the seeds and the test set
+MACS_RATIO = benchmark.MACS_RATIO
+
 COST = ["params", "macs", "flops_xla"]
 MEASURED = ["eval_accuracy", "train_time_s", "examples_per_s"]
 DEFAULT_GROUP_BY = ("model", "dataset", "variant")
@@ -80,8 +88,8 @@ def collect(directory: str) -> pd.DataFrame:
       logging.warning("left out of the table: %s Rerun its training or sweep to recompute it.", e)
       continue
     rows.append({
-        "model": r["model"], "dataset": r["dataset"],
-        "variant": "reduced" if r["reduce"] else "naive", **knobs(r), "seed": r["seed"], **{
+        "model": r["model"], "dataset": r["dataset"], "variant": blocks.variant(r["reduce"]),
+        **knobs(r), "seed": r["seed"], **{
             k: r.get(k) for k in COST + MEASURED + ["compile_time_s", "device", "num_classes"]
         }, "run": os.path.relpath(os.path.dirname(path),
                                   directory), "predictions": predictions, "_config": r.get("config")
@@ -285,15 +293,15 @@ def difference(first: pd.DataFrame, second: pd.DataFrame) -> dict:
     interval = intervals.seed_interval(diffs)
   return {
       "paired seeds": len(diffs),
-      "difference (points)": float(diffs.mean()) if len(diffs) else float("nan"),
-      "95% interval (points)": interval and interval.text(),
-      "interval covers": interval and interval.covers, "interval": interval
+      PAIRED_DIFFERENCE: float(diffs.mean()) if len(diffs) else float("nan"),
+      INTERVAL: interval and interval.text(), COVERS: interval and interval.covers,
+      "interval": interval
   }
 
 
 _NOT_PAIRED = {
-    "paired seeds": 0, "difference (points)": float("nan"), "95% interval (points)": None,
-    "interval covers": None, "interval": None
+    "paired seeds": 0, PAIRED_DIFFERENCE: float("nan"), INTERVAL: None, COVERS: None,
+    "interval": None
 }
 
 
@@ -381,10 +389,9 @@ def ratios(summary: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFr
     return pd.DataFrame()
   out = pairs[keys + own].copy()
   out["params naive/reduced"] = pairs["params naive"] / pairs["params"]
-  out["MACs naive/reduced"] = pairs["macs naive"] / pairs["macs"]
+  out[MACS_RATIO] = pairs["macs naive"] / pairs["macs"]
   out["train time naive/reduced"] = (pairs["train_time_s mean naive"] / pairs["train_time_s mean"])
-  out["accuracy naive - reduced (points)"] = 100 * (pairs["eval_accuracy mean naive"]
-                                                    - pairs["eval_accuracy mean"])
+  out[DIFFERENCE] = 100 * (pairs["eval_accuracy mean naive"] - pairs["eval_accuracy mean"])
   if runs is not None:
     paired = [
         paired_accuracy(runs, {"variant": "naive", **{c: row[c] for c in keys}},
@@ -393,10 +400,10 @@ def ratios(summary: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFr
     ]
     # The difference over the seeds both variants ran, as its interval is: with a seed's
     # result left out on one side, the means of all seeds would compare other seeds.
-    out["accuracy naive - reduced (points)"] = [p["difference (points)"] for p in paired]
+    out[DIFFERENCE] = [p[PAIRED_DIFFERENCE] for p in paired]
     out["paired seeds"] = [p["paired seeds"] for p in paired]
-    out["95% interval (points)"] = [p["95% interval (points)"] for p in paired]
-    out["interval covers"] = [p["interval covers"] for p in paired]
+    out[INTERVAL] = [p[INTERVAL] for p in paired]
+    out[COVERS] = [p[COVERS] for p in paired]
     out["verdict"] = [verdict(p["interval"]) for p in paired]
   return out.dropna(how="all", axis=1)
 
@@ -427,13 +434,6 @@ def display(summary: pd.DataFrame) -> pd.DataFrame:
   return out
 
 
-def render(frame: pd.DataFrame, fmt: str) -> str:
-  if fmt == "latex":
-    frame = frame.astype(object).where(frame.notna(), None)
-    return frame.to_markdown(index=False, tablefmt="latex_booktabs", floatfmt=".3g", missingval="")
-  return tables.render(frame, fmt)
-
-
 def failures(directory: str) -> list[str]:
   """"run: error" for every sweep point below `directory` that failed (its `error.json`) and
   has no result: the runs a table is missing."""
@@ -454,10 +454,10 @@ def make_table(directory: str, fmt: str = "markdown", group_by=None) -> str:
   """The whole `experiments.make_table` output, and the failed runs it leaves out."""
   runs = collect(directory)
   summary = aggregate(runs, group_by)
-  parts = [render(display(summary), fmt)]
+  parts = [tables.render(display(summary), fmt)]
   r = ratios(summary, runs)
   if not r.empty:
-    parts.append(render(r, fmt))
+    parts.append(tables.render(r, fmt))
   failed = failures(directory)
   if failed and fmt != "csv":
     parts.append(f"Not in the table: {len(failed)} failed run(s) (their error.json):\n"

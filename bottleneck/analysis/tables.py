@@ -10,8 +10,10 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-FORMATS = ("table", "markdown", "csv", "json")
-_VARIANT = {True: "reduced", False: "naive"}
+from bottleneck.nn import blocks
+
+# Every format a table renders in (`render`); each command offers those that fit its output.
+FORMATS = ("table", "markdown", "csv", "latex", "json")
 
 
 def _shape(shape) -> str:
@@ -23,7 +25,7 @@ def complexity_frame(reports: Sequence[dict]) -> pd.DataFrame:
   variants, the naive/reduced ratios too. The last row holds the totals."""
   frames = []
   for rep in reports:
-    v = _VARIANT[rep["reduce"]]
+    v = blocks.variant(rep["reduce"])
     rows = [{
         "layer": l["name"], f"output ({v})": _shape(l["output_shape"]),
         f"params ({v})": l["params"], f"MACs ({v}, M)": l["macs"] / 1e6
@@ -64,7 +66,7 @@ def totals_frame(reports: Sequence[dict]) -> pd.DataFrame:
   width multiplier when a budget was matched."""
   frame = pd.DataFrame([{
       "model": r["model"],
-      "variant": _VARIANT[r["reduce"]],
+      "variant": blocks.variant(r["reduce"]),
       "input": f'{r["image_size"]}x{r["image_size"]}',
       "width": r.get("width"),
       "params": r["total"]["params"],
@@ -83,7 +85,7 @@ def memory_frame(reports: Sequence[dict]) -> pd.DataFrame:
   it for the backward (KB), per image."""
   frames = []
   for rep in reports:
-    v = _VARIANT[rep["reduce"]]
+    v = blocks.variant(rep["reduce"])
     frames.append(
         pd.DataFrame([{
             "layer": l["name"], f"bytes ({v}, KB)": l["bytes"] / 1e3,
@@ -98,7 +100,7 @@ def memory_totals_frame(reports: Sequence[dict]) -> pd.DataFrame:
   output, and the backward's minimum) and the largest tensor, in MB, in the compute dtype."""
   return pd.DataFrame([{
       "model": r["model"],
-      "variant": _VARIANT[r["reduce"]],
+      "variant": blocks.variant(r["reduce"]),
       "dtype": r.get("dtype"),
       "train activations (MB/image)": r["total"]["train_activation_bytes"] / 1e6,
       "backward minimum (MB/image)": r["total"]["backward_minimum_bytes"] / 1e6,
@@ -109,8 +111,15 @@ def memory_totals_frame(reports: Sequence[dict]) -> pd.DataFrame:
 
 
 def render(frame: pd.DataFrame, fmt: str) -> str:
+  """`frame` as text in `fmt` (one of FORMATS); numbers formatted by their column's unit,
+  LaTeX with three significant digits."""
   if fmt == "csv":
     return frame.to_csv(index=False)
+  if fmt == "json":
+    return frame.to_json(orient="records", indent=1)
+  if fmt == "latex":
+    frame = frame.astype(object).where(frame.notna(), None)
+    return frame.to_markdown(index=False, tablefmt="latex_booktabs", floatfmt=".3g", missingval="")
   tablefmt = "github" if fmt == "markdown" else "simple"
   floatfmt = [
       ".2f" if "/" in c or c == "of roof" else ",.3f" if "G)" in c else
@@ -124,7 +133,8 @@ def render(frame: pd.DataFrame, fmt: str) -> str:
 
 
 def render_reports(reports: Sequence[dict], fmt: str) -> str:
-  """The whole `experiments.analyze` output in format `fmt` (one of FORMATS)."""
+  """The whole `experiments.analyze` output in format `fmt` (one of FORMATS but latex; json is
+  the reports themselves)."""
   if fmt == "json":
     return json.dumps(reports[0] if len(reports) == 1 else list(reports), indent=1)
   if fmt == "csv":
@@ -151,7 +161,7 @@ def benchmark_results(rows: list[dict], ratios: list[dict], verdict: str, fmt: s
   if fmt == "json":
     return json.dumps({"rows": rows, "ratios": ratios, "verdict": verdict}, indent=1)
   errors = [
-      f"FAILED {r['name']} ({'reduced' if r['reduce'] else 'naive'}, batch "
+      f"FAILED {r['name']} ({blocks.variant(r['reduce'])}, batch "
       f"{r['batch']}): {r['error']}" for r in benchmark.failed(rows)
   ]
   rows = benchmark.timed(rows)
@@ -179,16 +189,17 @@ def benchmark_brief(rows: list[dict], ratios: list[dict], verdict: str) -> str:
   timed = benchmark.timed(rows)
   peaks = sorted({(r["dtype"], r["peak_gflops_per_s"]) for r in timed})
   frame = pd.DataFrame([{
-      "block": r["name"], "variant": _VARIANT[r["reduce"]], "MACs (M, batch)": r["macs"] / 1e6,
-      "forward ms": r["fwd_ms"], "forward+backward ms": r["fwd_bwd_ms"],
-      "images/s": r["images_per_s"], "achieved/peak": r["peak_fraction"]
+      "block": r["name"], "variant": blocks.variant(r["reduce"]),
+      "MACs (M, batch)": r["macs"] / 1e6, "forward ms": r["fwd_ms"],
+      "forward+backward ms": r["fwd_bwd_ms"], "images/s": r["images_per_s"],
+      "achieved/peak": r["peak_fraction"]
   } for r in timed])
   ratio_frame = pd.DataFrame(
       [{k: r[k]
-        for k in ("name", "MACs naive/reduced", "time naive/reduced", "time saved")}
+        for k in ("name", benchmark.MACS_RATIO, "time naive/reduced", "time saved")}
        for r in ratios])
   errors = [
-      f"- FAILED {r['name']} ({_VARIANT[r['reduce']]}): {r['error']}"
+      f"- FAILED {r['name']} ({blocks.variant(r['reduce'])}): {r['error']}"
       for r in benchmark.failed(rows)
   ]
   return "\n\n".join([
@@ -205,8 +216,8 @@ def roofline_results(result: dict, memory: list[dict], findings: list[str], fmt:
   rows = [r for r in result["rows"] if "error" not in r]
   frame = pd.DataFrame([{
       "name": r["name"], "kind": r["kind"],
-      "variant": "" if r["reduce"] is None else _VARIANT[r["reduce"]], "MACs (M)": r["macs"] / 1e6,
-      "conv bytes (MB)": r["conv_bytes"] / 1e6,
+      "variant": "" if r["reduce"] is None else blocks.variant(r["reduce"]),
+      "MACs (M)": r["macs"] / 1e6, "conv bytes (MB)": r["conv_bytes"] / 1e6,
       "XLA bytes (MB)": None if r.get("bytes_xla") is None else r["bytes_xla"] / 1e6,
       "FLOP/B (one kernel)": r["intensity"], "FLOP/B (convs)": r["conv_intensity"],
       "fwd ms": r["fwd_ms"], "fwd+bwd ms": r["fwd_bwd_ms"], "GFLOP/s (fwd)": r["fwd_gflops_per_s"],
@@ -217,7 +228,7 @@ def roofline_results(result: dict, memory: list[dict], findings: list[str], fmt:
     parts.append(
         render(
             pd.DataFrame([{
-                "model": m["model"], "variant": _VARIANT[m["reduce"]],
+                "model": m["model"], "variant": blocks.variant(m["reduce"]),
                 "input": f"{m['image_size']}x{m['image_size']}", "batch": m["batch"],
                 "params (M)": m["params"] / 1e6,
                 "activations (MB/image)": m["activation_bytes_per_image"] / 1e6,

@@ -58,8 +58,8 @@ class Split:
       keys = np.asarray(indices, np.intp)
       return self.images[keys], self.labels[keys]
     keys = [int(i) for i in indices]
-    # A batch read where the source has one (TFDS's array_record sources: 3x faster than
-    # reading the examples one at a time, measured on Fashion-MNIST batches of 128).
+    # A batch read where the source has one (TFDS's array_record sources): it reads the
+    # examples together, not one file access each.
     try:
       examples = self.source.__getitems__(keys)
     except (AttributeError, TypeError):  # no batch read (`tfds.testing.mock_data`'s sources)
@@ -69,11 +69,9 @@ class Split:
 
   def in_memory(self, max_bytes: int, chunk: int = 10_000) -> Split:
     """This split with every example read into memory once, when its images share one shape
-    and take at most `max_bytes`; else itself. Batches then index an array: a training batch
-    of 128 random Fashion-MNIST images, read and augmented, took 12 ms of host time from its
-    array_record files (22 ms at the first reads), against 0.7 ms from memory (AMD EPYC VM),
-    for 2-4 s spent once reading its 60,000 training images (47 MB) in order. The examples
-    and their order are the same either way."""
+    and take at most `max_bytes`; else itself. Batches then index an array instead of reading
+    files, for one read of the split in order (what it saves: docs/benchmarks.md, "The training
+    loop end to end"). The examples and their order are the same either way."""
     if self.images is not None or max_bytes <= 0 or not len(self):
       return self
     n, first = len(self), np.asarray(self.source[0]["image"])

@@ -39,6 +39,9 @@ COLUMNS = [
     "peak_fraction", "memory_mb", "fwd_bwd_temp_mb", "activation_mb", "xla_over_analytic"
 ]
 
+# The column of a ratio row: the naive MACs over the reduced.
+MACS_RATIO = "MACs naive/reduced"
+
 
 @dataclasses.dataclass(frozen=True)
 class Case:
@@ -404,8 +407,8 @@ def run(case_names, *, batches, reduces=(True, False), dtypes=("float32",), path
   for i, (name, batch, reduce, dtype, path_set, ratio) in enumerate(combos):
     if progress:
       logging.info("[%d/%d] %s %s%s batch %d %s %s", i + 1, len(combos), name,
-                   "reduced" if reduce else "naive", "" if ratio is None else f" ratio {ratio}",
-                   batch, dtype, " ".join(f"{k}={v}" for k, v in path_set.as_dict().items()))
+                   blocks.variant(reduce), "" if ratio is None else f" ratio {ratio}", batch, dtype,
+                   " ".join(f"{k}={v}" for k, v in path_set.as_dict().items()))
     try:
       c = case(name)
       rows.append(
@@ -461,9 +464,8 @@ def central_ratios(rows: list[dict]) -> list[dict]:
     time_ratio = naive[k]["fwd_bwd_ms"] / red["fwd_bwd_ms"]
     out.append({
         "name": k[0], "ratio": red.get("ratio"), "batch": k[1], "dtype": k[2],
-        **dict(zip(KINDS, k[3:])), "MACs naive/reduced": macs_ratio,
-        "time naive/reduced": time_ratio, "time saved": "yes" if time_ratio > 1.05 else
-                                                        ("no" if time_ratio < 0.95 else "even")
+        **dict(zip(KINDS, k[3:])), MACS_RATIO: macs_ratio, "time naive/reduced": time_ratio,
+        "time saved": "yes" if time_ratio > 1.05 else ("no" if time_ratio < 0.95 else "even")
     })
   return out
 
@@ -500,7 +502,7 @@ def verdict(ratios: list[dict]) -> str:
     return "No naive/reduced pairs were timed."
   saved = sum(r["time saved"] == "yes" for r in ratios)
   geo = math.exp(statistics.mean(math.log(r["time naive/reduced"]) for r in ratios))
-  geo_macs = math.exp(statistics.mean(math.log(r["MACs naive/reduced"]) for r in ratios))
+  geo_macs = math.exp(statistics.mean(math.log(r[MACS_RATIO]) for r in ratios))
   return " ".join([
       f"On {env.device_description()}, the reductions cut MACs {geo_macs:.2f}x and "
       f"forward+backward time {geo:.2f}x (geometric means over {len(ratios)} pairs); time "

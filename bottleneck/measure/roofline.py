@@ -26,7 +26,7 @@ from absl import logging
 from flax import nnx
 
 from bottleneck.measure import benchmark, complexity
-from bottleneck.nn import layers, registry
+from bottleneck.nn import blocks, layers, registry
 from bottleneck.nn.blocks import Concat
 from bottleneck.nn.paths import Paths
 from bottleneck.util import env, errors, validation
@@ -103,7 +103,7 @@ def conv_cases(block: str) -> list[benchmark.Case]:
       h, w, cin = rows[unit.name]["input_shape"]
       if h != w:
         raise ValueError(f"{unit.name}: input {h}x{w} is not square; a case's input is.")
-      variant = "reduced" if reduce else "naive"
+      variant = blocks.variant(reduce)
 
       def build(_reduce, dtype, paths, _ratio=None, block_reduce=reduce, name=unit.name):
         rebuilt = c.build(block_reduce, dtype, paths)
@@ -317,7 +317,7 @@ def findings(result: dict, memory: list[dict] = ()) -> list[str]:
                              if n != "fragments_1") + ".")
   by_model: dict[str, dict] = {}
   for m in memory:
-    by_model.setdefault(m["model"], {})["reduced" if m["reduce"] else "naive"] = m
+    by_model.setdefault(m["model"], {})[blocks.variant(m["reduce"])] = m
   for model, v in by_model.items():
     if {"naive", "reduced"} <= set(v):
       n, r = v["naive"], v["reduced"]

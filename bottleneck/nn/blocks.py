@@ -68,6 +68,12 @@ def _parse_ratios(value) -> tuple[tuple[str, float], ...]:
   return tuple(sorted((p, float(r)) for p, r in items.items()))
 
 
+def variant(reduce: bool) -> str:
+  """The one label of a network or block with its 1x1 reductions ("reduced") or without them
+  ("naive"), in every table, plot and report."""
+  return "reduced" if reduce else "naive"
+
+
 @dataclasses.dataclass(frozen=True)
 class Reduction:
   """The 1x1 reductions of a network's blocks: one value that every block receives.

@@ -74,18 +74,10 @@ KINDS = tuple(CHOICES)
 # A padding: "SAME" or "VALID" (XLA's), or explicit ((top, bottom), (left, right)) pixels, as
 # PyTorch and Caffe pad (`explicit_padding`).
 Padding = str | tuple[tuple[int, int], tuple[int, int]]
-# Measured on the 2-core CPU (docs/benchmarks.md, blocks at batch 32, forward+backward): XLA's
-# own convs made Inception-v3 reduction A 1.7x faster than YNNPACK's, v3 B 1.6x; on top of
-# them, the argmax max pool made (3a) 1.9x faster, the 1x1 matmul and the transposed 7x1 each
-# gained up to 5% (v3 B), and the stride-2 im2col lost 3% to 7% on reduction A, with 2.4x the
-# memory (against YNNPACK's strided convs it had gained 1.2x to 2.1x): "auto" leaves it off.
-# The live taps made naive Inception-v3 at 75x75 1.6x faster (673 to 422 ms), reduced 1.2x.
-# On an NVIDIA H200 (jax 0.11.2, batch 128, forward+backward; .ci/gpu_check, one run,
-# docs/benchmarks.md): the 1x1 matmul made the reduced (3a) 1.16x faster (2.47 to 2.13 ms) and
-# the reduced v3 B 1.12x (3.74 to 3.35 ms), the naive blocks unchanged (within 2%). Every other
-# path lost or was mixed: im2col 1.14x-1.22x slower, the argmax pool 1.17x faster on (3a) but
-# 1.12x slower on v3 reduction A, the transposed 7x1 and the depthwise taps within their noise
-# or slower. XLA's ops stay for those, and for the live taps, not timed there.
+# "auto" on each backend: the paths that were faster than XLA's op there, block by block
+# (docs/benchmarks.md: the CPU's sections, and "GPU: one NVIDIA H200"). A path that lost, was
+# mixed or was not timed on a backend stays XLA's op there; on the CPU, the stride-2 im2col
+# lost to XLA's own strided convolutions and holds more memory, so it stays off.
 AUTO = {
     "cpu": {
         "conv_1x1": "matmul", "conv_kx1": "transposed", "conv_strided": "xla", "max_pool": "argmax",

@@ -26,7 +26,7 @@ import time
 import pandas as pd
 from absl import logging
 
-from bottleneck.analysis import markdown, results
+from bottleneck.analysis import markdown, results, tables
 from bottleneck.train import sweep
 from bottleneck.util import env, validation, workdir as wd
 from bottleneck.util.errors import ConfigError, UserError
@@ -205,7 +205,7 @@ def _data_line(variant: str, plan) -> str:
 
 
 def _table(frame: pd.DataFrame) -> list[str]:
-  return [results.render(frame, "markdown")] if not frame.empty else ["(no pairs to compare)"]
+  return [tables.render(frame, "markdown")] if not frame.empty else ["(no pairs to compare)"]
 
 
 def _counts(verdicts) -> str:
@@ -263,11 +263,11 @@ def _equal_compute(runs):
       f"Naive against reduced at {len(pairs)} MAC budget(s): {_counts(pairs['verdict'])}. "
       "Differences (naive - reduced, points): "
       + "; ".join(f"{r.get('budget', 'published widths')}: "
-                  f"{r['accuracy naive - reduced (points)']:+.2f} "
-                  f"{r['95% interval (points)'] or ''}" for _, r in pairs.iterrows()) + ".")
+                  f"{r[results.DIFFERENCE]:+.2f} "
+                  f"{r[results.INTERVAL] or ''}" for _, r in pairs.iterrows()) + ".")
   body = [
       "Each network at the width that costs the budget within 1% (`match_width`):", "",
-      results.render(results.display(summary), "markdown"), "", *_table(pairs)
+      tables.render(results.display(summary), "markdown"), "", *_table(pairs)
   ]
   return title, answer, body
 
@@ -281,9 +281,9 @@ def _activation(runs):
   if table.empty:
     return title, "not measured: ReLU and linear reductions did not both finish.", ["-"]
   answer = (f"ReLU against a linear 1x1 at {len(table)} ratio(s): {_counts(table['verdict'])} "
-            "(ReLU - linear, points: " + "; ".join(
-                f"ratio {r['ratio']}: {r['difference (points)']:+.2f}" for _, r in table.iterrows())
-            + ").")
+            "(ReLU - linear, points: "
+            + "; ".join(f"ratio {r['ratio']}: {r[results.PAIRED_DIFFERENCE]:+.2f}"
+                        for _, r in table.iterrows()) + ").")
   return title, answer, [
       "ReLU minus linear, paired by seed, at each reduction ratio:", "", *_table(table)
   ]
@@ -303,7 +303,7 @@ def _ratio(runs):
       if (pairs["activation"] == act).any())
   body = [
       "Every reduced run against the naive network (MACs and time are naive/reduced):", "",
-      results.render(results.display(summary), "markdown"), "", *_table(pairs)
+      tables.render(results.display(summary), "markdown"), "", *_table(pairs)
   ]
   return title, answer, body
 
@@ -319,10 +319,10 @@ def _reach(pairs: pd.DataFrame, activation: str) -> str:
     return f"{with_}, the naive network is more accurate at every ratio run."
   if worse.empty:
     return (f"{with_}, down to ratio {fine['r'].iloc[0]:g} (the smallest run, "
-            f"{fine['MACs naive/reduced'].iloc[0]:.2f}x fewer MACs than naive) the reduced "
+            f"{fine[results.MACS_RATIO].iloc[0]:.2f}x fewer MACs than naive) the reduced "
             "network is not measurably less accurate than the naive one.")
   return (f"{with_}, the smallest ratio not measurably less accurate than naive is "
-          f"{fine['r'].iloc[0]:g} ({fine['MACs naive/reduced'].iloc[0]:.2f}x fewer MACs); "
+          f"{fine['r'].iloc[0]:g} ({fine[results.MACS_RATIO].iloc[0]:.2f}x fewer MACs); "
           f"at {', '.join(f'{x:g}' for x in worse['r'])} naive is more accurate.")
 
 
@@ -336,11 +336,11 @@ def _placement(runs):
     return title, "not measured: no reduced run paired with a naive one.", ["No pairs."]
   answer = _not_learned(summary) + (
       "Each placement against the naive GoogLeNet (naive - reduced, points): "
-      + "; ".join(f"{r['places']}: {r['accuracy naive - reduced (points)']:+.2f} ({r['verdict']}, "
-                  f"{r['MACs naive/reduced']:.2f}x fewer MACs)" for _, r in pairs.iterrows()) + ".")
+      + "; ".join(f"{r['places']}: {r[results.DIFFERENCE]:+.2f} ({r['verdict']}, "
+                  f"{r[results.MACS_RATIO]:.2f}x fewer MACs)" for _, r in pairs.iterrows()) + ".")
   body = [
       "GoogLeNet (Caffe's geometry, batch norm) with the reductions only where named:", "",
-      results.render(results.display(summary), "markdown"), "", *_table(pairs)
+      tables.render(results.display(summary), "markdown"), "", *_table(pairs)
   ]
   return title, answer, body
 
@@ -360,8 +360,8 @@ def _a_a(runs, variant: str, plan):
     return title, "not measured: fewer than 2 seeds of each set finished.", ["-"]
   ok = verdict == "within noise"
   answer = (f"one config (reduced at {where['budget']}) under two disjoint seed sets: "
-            f"{aa['difference (points)']:+.2f} points, 95% interval "
-            f"{aa['95% interval (points)']} over the {aa['interval covers']}: {verdict}" +
+            f"{aa[results.PAIRED_DIFFERENCE]:+.2f} points, 95% interval "
+            f"{aa[results.INTERVAL]} over the {aa[results.COVERS]}: {verdict}" +
             (", as it must be."
              if ok else ": **the intervals are too narrow for this study; read its verdicts with "
              "care**."))
@@ -389,8 +389,8 @@ def _time(bench: dict):
       "each ratio of its input's channels against the naive block (medians; "
       "`configs/benchmark.py:ratio`):", "", *_table(
           pd.DataFrame(bench["ratios"]).reindex(
-              columns=["name", "ratio", "MACs naive/reduced", "time naive/reduced"]
-          ) if bench["ratios"] else pd.DataFrame()), "",
-      *[f"- FAILED {r['name']}: {r['error']}" for r in failed]
+              columns=["name", "ratio", results.
+                       MACS_RATIO, "time naive/reduced"]) if bench["ratios"] else pd.DataFrame()),
+      "", *[f"- FAILED {r['name']}: {r['error']}" for r in failed]
   ]
   return title, answer, body

@@ -157,8 +157,8 @@ def _difference(d: dict | None, key: str) -> str:
   if not p["paired seeds"]:
     return NOT_MEASURED
   first, second = p["accuracy"]
-  return (f"{first:.1f} vs {second:.1f}%: {p['difference (points)']:+.2f} "
-          f"{p['95% interval (points)']} ({p['verdict']})")
+  return (f"{first:.1f} vs {second:.1f}%: {p[results.PAIRED_DIFFERENCE]:+.2f} "
+          f"{p[results.INTERVAL]} ({p['verdict']})")
 
 
 def table(benchmark: dict | None = None, runs: pd.DataFrame | None = None,

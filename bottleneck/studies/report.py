@@ -129,10 +129,10 @@ def digits_clause(summary, ratio_row, blocks_saved_time: bool | None = None) -> 
   }
   time_s = {v: by.loc[v, "train_time_s mean"] for v in ("reduced", "naive")}
   # The paired difference, the sign of the tables' column, over the seeds both variants ran.
-  diff = ratio_row.get("accuracy naive - reduced (points)", acc["naive"][0] - acc["reduced"][0])
-  interval = ratio_row.get("95% interval (points)")
+  diff = ratio_row.get(results.DIFFERENCE, acc["naive"][0] - acc["reduced"][0])
+  interval = ratio_row.get(results.INTERVAL)
   if interval:
-    noise = (f"95% interval {interval} over the {ratio_row['interval covers']}: "
+    noise = (f"95% interval {interval} over the {ratio_row[results.COVERS]}: "
              f"{ratio_row['verdict']}")
   else:
     noise = "no interval (fewer than 2 seeds paired): no verdict"
@@ -159,7 +159,7 @@ def digits_clause(summary, ratio_row, blocks_saved_time: bool | None = None) -> 
                  f"{'did' if blocks_saved_time else 'did not'} save time.")
   return (f"On the digits, the 1x1 reductions cut parameters "
           f"{ratio_row['params naive/reduced']:.2f}x and multiply-adds "
-          f"{ratio_row['MACs naive/reduced']:.2f}x; test accuracy was {acc['reduced'][0]:.2f}% "
+          f"{ratio_row[results.MACS_RATIO]:.2f}x; test accuracy was {acc['reduced'][0]:.2f}% "
           f"with them and {acc['naive'][0]:.2f}% without (n = {int(by.loc['reduced', 'n'])} and "
           f"{int(by.loc['naive', 'n'])} seeds): naive minus reduced {diff:+.2f} points, {noise}. "
           f"{timing}")
@@ -177,8 +177,8 @@ def aa_clause(runs, seeds_a, seeds_b) -> str | None:
   if aa["verdict"] is None:
     return f"{head} was not measured: fewer than 2 seeds of each set finished."
   ok = aa["verdict"] == "within noise"
-  return (f"{head}: {aa['difference (points)']:+.2f} points, 95% interval "
-          f"{aa['95% interval (points)']} over the {aa['interval covers']}: {aa['verdict']}" +
+  return (f"{head}: {aa[results.PAIRED_DIFFERENCE]:+.2f} points, 95% interval "
+          f"{aa[results.INTERVAL]} over the {aa[results.COVERS]}: {aa['verdict']}" +
           (", as it must be." if ok else "; it should hold 0, so the interval above may be too "
            "narrow: read its verdict with care."))
 
@@ -203,7 +203,7 @@ def blocks_clause(bench: dict) -> tuple[str, bool | None]:
   if not ratios:
     return "No naive/reduced block pair could be timed.", None
   geo = lambda k: float(np.exp(np.mean([np.log(r[k]) for r in ratios])))
-  t, m = geo("time naive/reduced"), geo("MACs naive/reduced")
+  t, m = geo("time naive/reduced"), geo(results.MACS_RATIO)
   names = ", ".join(r["name"] for r in ratios)
   saved = t > 1.05
   how = (f"cut forward+backward time {t:.2f}x"
@@ -348,10 +348,10 @@ def _sections(workdir: str, parts: Parts, *, cplx, points, failed, bench,
       "seeds; train time is wall time of the training steps (data included, compilation "
       "and evaluation not). The inputs are 8x8: its maps are a few pixels wide, so its "
       "time says little about the multiply-adds (the section above does).", "",
-      results.render(results.display(summary), "markdown"), ""
+      tables.render(results.display(summary), "markdown"), ""
   ]
   if not ratio.empty:
-    body += [results.render(ratio, "markdown"), ""]
+    body += [tables.render(ratio, "markdown"), ""]
   if aa:
     body += [
         aa + " With no true difference, a calibrated 95% interval holds 0 in 95% of such "

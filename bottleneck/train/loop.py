@@ -208,9 +208,8 @@ def train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
           # and a Ctrl-C stops the run a step later, not after every step it had dispatched.
           if len(pending) >= 2:
             jax.block_until_ready(pending[-2][1]["loss"])
-          # Read once: a signal that lands later in this step is handled at the next one (read
-          # twice, a signal between the reads stopped the run without the checkpoint it
-          # announced).
+          # Read once, so that the step that stops is the step that is checkpointed: a signal
+          # that lands later in this step is handled at the next one.
           stop = ctrl_c.pressed
           checkpoint_now = time_to_checkpoint(step, config, total_steps, stop)
           if not time_to_log(step, config) and not checkpoint_now:

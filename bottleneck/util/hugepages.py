@@ -1,11 +1,11 @@
 """Transparent huge pages for the memory XLA's CPU programs allocate, through glibc's malloc.
 
 A training step of the small Inception on a CPU allocates one large block for XLA's temporaries
-(220 MB for the Fashion-MNIST config) and frees it after the step; glibc maps it fresh from the
-kernel every step, and touching it costs ~54,000 page faults of 4 KB each. With glibc's tunable
-`glibc.malloc.hugetlb=1` (glibc >= 2.35) malloc asks the kernel for transparent huge pages
-(`madvise`), and the faults fall to a few hundred (docs/benchmarks.md, "Huge pages for XLA's
-buffers": the step 5-15% faster on a 2-core Xeon). A tunable is read when the process starts,
+and frees it after the step; glibc maps it fresh from the kernel every step, and touching it
+costs a page fault per 4 KB. With glibc's tunable `glibc.malloc.hugetlb=1` (glibc >= 2.35)
+malloc asks the kernel for transparent huge pages (`madvise`), and the faults fall by the
+ratio of the page sizes (what it saves: docs/benchmarks.md, "Huge pages for XLA's buffers").
+A tunable is read when the process starts,
 so the entry points (`python -m experiments.<name>`) re-execute themselves once with it set
 (`experiments/__init__.py`), before anything heavy is imported. They do so only where it
 matters: Linux with glibc >= 2.35 and the kernel's THP mode `madvise` (with `always`, malloc's

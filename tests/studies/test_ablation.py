@@ -16,7 +16,7 @@ from bottleneck.util import workdir as wd
 from bottleneck.util.errors import ConfigError
 from configs import study
 from experiments import report as report_entry
-from tests import tiny_train_config
+from tests import ROOT, tiny_train_config
 
 
 def write_run(root, name, *, reduce, seed, acc, macs=1000, params=100, **kwargs):
@@ -245,3 +245,15 @@ def test_parallel_below_one_is_refused_before_anything_is_written(tmp_path):
 def test_the_data_line_names_the_test_images_scored():
   assert "scored on all 10,000 test images" in ablation._data_line("fashion", study)
   assert "scored on the test images `test[:2000]`" in ablation._data_line("fashion,quick", study)
+
+
+def test_the_study_registry_names_each_study_once_and_refuses_another():
+  from bottleneck.studies import registry
+  assert registry.find("ablation:fashion,quick").module == "bottleneck.studies.ablation"
+  with pytest.raises(
+      ConfigError, match=r"unknown study 'ablations'; valid: ablation \(with a "
+      r"variant: ablation:quick, ablation:cluttered, ablation:cluttered,quick"):
+    registry.find("ablations")
+  titles = [m.title for m in registry.made()]
+  assert len(titles) == len(set(titles)) and all(
+      os.path.exists(os.path.join(ROOT, m.doc)) for m in registry.made())
