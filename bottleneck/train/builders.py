@@ -49,11 +49,12 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int, *, initiali
   `initialise=False` only its structure, with placeholder values (`registry.fill_random`), for
   a caller that overwrites every value (restoring a checkpoint): the initialisers' compilation
   is skipped."""
-  dtype = DTYPES[validation.choice(config.dtype, "dtype", DTYPES, "config")]
-  args = dict(reduce=config.reduce, num_classes=num_classes, image_size=config.image_size,
-              dtype=dtype, paths=run_config.model_paths(config),
-              **run_config.matched_kwargs(config, num_classes))
+  return model_from(run_config.resolve(config, num_classes), config.seed, initialise=initialise)
+
+
+def model_from(resolved: run_config.Resolved, seed: int, *, initialise: bool = True):
+  """`build_model` of a config already resolved, initialised from `seed`."""
+  name, args = resolved.config.model, resolved.model_args
   if not initialise:
-    return registry.fill_random(registry.abstract_model(config.model, **args))
-  return registry.create_model(config.model, rngs=nnx.Rngs(params=config.seed,
-                                                           dropout=config.seed + 1), **args)
+    return registry.fill_random(registry.abstract_model(name, **args))
+  return registry.create_model(name, rngs=nnx.Rngs(params=seed, dropout=seed + 1), **args)

@@ -125,10 +125,10 @@ def train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
   pipeline.log_split_sizes(splits)
   train_split, eval_split = splits[config.train_split], splits[config.eval_split]
   num_classes = train_split.num_classes
-  models = [builders.build_model(m.config, num_classes) for m in members]
-  match = run_config.match_record(config, num_classes)
+  resolved = run_config.resolve(config, num_classes)  # the model's arguments, width matched
+  models = [builders.model_from(resolved, m.config.seed) for m in members]
   cost = complexity.analyze_model(models[0])
-  _log_model(config, match, cost, together.n)
+  _log_model(config, resolved.match, cost, together.n)
   preprocess = pipeline.Preprocess.from_config(config, models[0].in_channels)
   train_batches = [
       pipeline.Batches(train_split, config.batch_size, preprocess, m.config.seed) for m in members
@@ -165,7 +165,7 @@ def train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
     # --- Compile: the train step (now, timed), the evaluation, batch norm's statistics.
     dtype = DTYPES[config.dtype]
     # Which library computes the convolutions (bottleneck.nn.paths).
-    options = run_config.model_paths(config).compiler_options("config")
+    options = resolved.paths.compiler_options("config")
     t = time.time()
     first = _train_batch(start_step, train_batches, together, data_sharding)
     train_step = jax.jit(
@@ -258,7 +258,7 @@ def train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
       results = []
       for i, (m, final, prior) in enumerate(zip(members, finals, prior_times)):
         result = run_result(m.config, m.record, cost, final, step,
-                            None if prior is None else prior + train_time, compile_time, match,
+                            None if prior is None else prior + train_time, compile_time, resolved,
                             [o.config.seed for o in members] if together.n > 1 else None)
         result["num_classes"] = num_classes
         result["warning"] = generalization_warning(final["accuracy"], train_accuracy[i],
@@ -392,10 +392,11 @@ def generalization_warning(test_accuracy: float, train_accuracy: float | None,
 
 
 def run_result(config, record: dict, cost: dict, final: dict, step: int, train_time_s: float | None,
-               compile_time: float, match: dict | None = None,
+               compile_time: float, resolved: run_config.Resolved,
                seeds_together: list[int] | None = None) -> dict:
-  """The result.json of a finished run; `seeds_together`: the seeds of the runs trained with it
-  as one program (`train_seeds`; its train_time_s is its share of their wall time)."""
+  """The result.json of a finished run (`resolved`: its config's model, as `run_config.resolve`
+  gave it); `seeds_together`: the seeds of the runs trained with it as one program
+  (`train_seeds`; its train_time_s is its share of their wall time)."""
   return {
       "model": config.model,
       "reduce": bool(config.reduce),
@@ -414,8 +415,8 @@ def run_result(config, record: dict, cost: dict, final: dict, step: int, train_t
       "malloc": env.malloc(),
       "jax_version": jax.__version__,
       "seed": config.seed,
-      "paths": run_config.model_paths(config).resolve("config").as_dict(),
-      "match": match,
+      "paths": resolved.paths.resolve("config").as_dict(),
+      "match": resolved.match,
       "seeds_together": seeds_together,
       "config": record,
   }

@@ -16,6 +16,7 @@ stored does not change what is computed; the files read are checked against thei
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -49,14 +50,28 @@ def model_kwargs(config) -> dict:
   return {k: v for k, v in dict(config.get("model_kwargs", {})).items() if v is not None}
 
 
-def matched_kwargs(config, num_classes: int) -> dict:
-  """`model_kwargs(config)`, with the width that meets `match_macs` or `match_params` when one
-  is set (`match_record`; the same config always finds the same width)."""
-  kwargs = model_kwargs(config)
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+  """A checked config resolved once (`resolve`), for a dataset of `num_classes` classes: what
+  the model is built from (`model_args`: the registry's arguments, the matched width
+  included), how its ops are computed (`paths`), and the matching that result.json records."""
+  config: ml_collections.ConfigDict
+  num_classes: int
+  paths: Paths
+  model_args: dict
+  match: dict | None
+
+
+def resolve(config, num_classes: int) -> Resolved:
+  """The config's model resolved: its arguments, with the width that meets `match_macs` or
+  `match_params` when one is set (the same config always finds the same width), and its paths."""
+  paths = model_paths(config)
   match = match_record(config, num_classes)
-  return kwargs if match is None else {
-      **kwargs, "width": match["width"], "width_extra": match["width_extra"]
-  }
+  width = {} if match is None else {"width": match["width"], "width_extra": match["width_extra"]}
+  dtype = DTYPES[validation.choice(config.dtype, "dtype", DTYPES, "config")]
+  args = dict(reduce=config.reduce, num_classes=num_classes, image_size=config.image_size,
+              dtype=dtype, paths=paths, **{**model_kwargs(config), **width})
+  return Resolved(config, num_classes, paths, args, match)
 
 
 def match_record(config, num_classes: int) -> dict | None:
