@@ -1,36 +1,10 @@
 """Intervals for an accuracy difference that account for the seeds and for the finite test set.
 
-Two configs A and B, each trained with n seeds and evaluated on the same N test examples:
-`correct_a[s, i]` says whether seed s of A got example i right. What a researcher wants to know
-is the difference of their *expected* accuracies: over training randomness (seeds: weight
-initialisation, data order, augmentation) and over the distribution the test set was drawn
-from. Two sources of noise therefore move the observed difference:
-
-- **seeds**: each seed's difference d_s = acc_a(s) - acc_b(s) varies from seed to seed; the
-  mean of n of them has variance sigma_seed^2 / n (estimated by the sample variance of d_s);
-- **the test set**: every seed is scored on the same N examples, so the error of having drawn
-  these N and not others is shared by all seeds and does not average out over them. Its
-  variance is that of the mean over examples of delta_i = mean_s(correct_a[s, i] -
-  correct_b[s, i]), var(delta) / N. Paired per example, it is far smaller than the
-  sqrt(p (1 - p) / N) of each accuracy alone where A and B get the same examples right.
-
-(The seed-to-seed variance of d_s also holds a little test-set noise, the seed x example
-interaction, so the sum below counts that part twice: it errs on the wide side.)
-
-`difference_interval` returns mean(d) +- sqrt(t^2 s_d^2 / n + z^2 var(delta) / N): each
-variance with its own quantile, Student's t at n - 1 degrees of freedom for the seeds' (an
-estimate from n values: t_0.975 = 4.30 at 3 seeds, 2.78 at 5) and the normal z = 1.96 for the
-test set's (from N examples). The percentile bootstrap over 3 seeds used before could not
-reach beyond the 3 values seen and ignored the test set. Where the per-example predictions are
-missing (runs made before they were saved), `seed_interval` is the t-interval over seeds
-alone, and says so.
-
-Calibration (tests/analysis/test_intervals.py): on synthetic studies with no true difference
-(per-example difficulties; each config's own per-example easiness, fixed over its seeds; seed
-effects; Bernoulli outcomes), the interval holds 0 in 97% to 99.8% of 1,000 studies at 3 and
-at 5 seeds, where the seeds-only interval falls to 90% once the configs differ per example.
-Studies add an A/A row, one config under two disjoint seed sets, which must come out "within
-noise" (`bottleneck.studies.ablation`).
+Two configs trained with n seeds each, scored on the same N test examples: `difference_interval`
+is mean(d) +- sqrt(t^2 s_d^2 / n + z^2 var(delta) / N), the seeds' variance with Student's t at
+n - 1 degrees of freedom plus the test set's, from the per-example differences delta_i, which
+every seed shares (it errs on the wide side). Without per-example predictions,
+`seed_interval` is the t-interval over seeds alone. Why, and its calibration: docs/ablations.md.
 """
 
 from __future__ import annotations

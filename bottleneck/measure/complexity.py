@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from absl import logging
 from flax import nnx
 
-from bottleneck.nn import layers, network, paths, registry
+from bottleneck.nn import blocks, layers, network, paths, registry
 from bottleneck.util import errors, validation
 
 
@@ -486,7 +486,7 @@ def match_width(name: str, *, metric: str, budget: float, tolerance: float = 0.0
   (`width_extra`, the first k of the model's widths; `network.Widths`), and a second bisection
   over k finds the nearest cost. ConfigError, naming the variant, when even that misses by more
   than `tolerance` or the budget is out of reach."""
-  where = f"{name} ({'reduced' if kwargs.get('reduce', True) else 'naive'})"
+  where = f"{name} ({blocks.variant(kwargs.get('reduce', True))})"
   validation.choice(metric, "match metric", MATCH_METRICS, where)
   if "width" not in registry.model_arguments(name):
     raise errors.ConfigError(f"{name} has no width multiplier to match a budget with; "

@@ -1,53 +1,10 @@
 """Paths: how the ops of a network are computed, XLA's own op or a faster formulation of it.
 
-A *path* is one way of computing an op. Every path here gives the same numbers as XLA's op
-(tests check it, gradients included). A `Paths` value holds the choice for every kind of op;
-it travels as one value from the config (`config.paths`) through the registry and the model
-(`ConvStyle.paths`) to each `ConvUnit` and `MaxPool`, which call its dispatchers
-(`Paths.conv`, `Paths.max_pooling`). The kinds, and their choices besides "auto":
-
-- `conv_1x1`: a stride-1 1x1 conv as `lax.conv_general_dilated` ("xla"), or as a matmul over
-  the channel axis ("matmul"): a 1x1 conv *is* a Dense layer applied at every pixel.
-- `conv_kx1`: a (k, 1) conv (Inception-v3's 7x1 and 3x1) as XLA's conv ("xla"), or as the
-  (1, k) conv of the map with height and width swapped ("transposed"); YNNPACK computes the
-  weight gradient of a kernel along the height far slower than along the width.
-- `conv_strided`: a conv with a stride above 1 as XLA's conv ("xla"), or as one matmul of its
-  patches ("im2col": the kernel's taps as strided views of the padded input, concatenated on
-  the channel axis), differentiated by JAX, so that the weight and input gradients are
-  matmuls too. It paid against YNNPACK's strided convs, not against XLA's own.
-- `max_pool`: XLA's `reduce_window` max, whose gradient is XLA's `select_and_scatter` ("xla"),
-  or the same forward with a gradient routed through the index of each window's first maximum
-  ("argmax"), as PyTorch's max pool keeps its indices. Ties go to the first maximum in both.
-- `conv_taps`: a stride-1 SAME conv on a map smaller than its kernel as XLA's conv ("xla"), or
-  with only the kernel taps that can touch the map ("live"): the others only ever meet the
-  zero padding. A 3x3 conv on a 1x1 map is then its centre tap, a matmul; a 7x1 on a 3-high
-  map keeps 5 of its 7 rows. Inception-v3's last blocks at small inputs run on such maps.
-- `conv_depthwise`: a depthwise conv (one filter per channel, MobileNetV2's) as XLA's grouped
-  conv ("xla", `feature_group_count`), or as one shifted multiply per kernel tap, summed
-  ("taps"): element-wise work that XLA fuses. The same numbers to rounding; XLA's
-  CPU grouped conv took 1.9 s forward+backward on 32x56x56x144 against 0.9 s for the taps.
-- `norm`: a conv unit's batch norm in train mode, and the ReLU after it, as XLA's autodiff of
-  `nnx.BatchNorm` ("xla"), or as one op with a hand-written backward ("fused",
-  `batch_norm_fused`): two passes over the map forward (its statistics, then normalise and
-  ReLU) and two backward, where XLA's takes three to four more each way (the conv's bias added
-  as a pass of its own, the centred map written out, more sums). Eval mode is `nnx.BatchNorm`'s
-  own either way. The memory accounting counts batch norm as its own layer whichever path
-  computes it. Not in "auto": end to end, the training step of configs/fashion_inception.py
-  took 206 ms with it against 202 ms without on the AMD VM (docs/benchmarks.md).
-- `conv_library`: which code computes XLA's convolutions on the CPU. "xla" leaves XLA's default:
-  in jax 0.10 the CPU backend hands convolutions, matmuls and reductions to YNNPACK. "eigen"
-  keeps the convolutions in XLA's own CPU convolution (Eigen's); matmuls and reductions stay in
-  YNNPACK. This one is not an attribute of the modules but an XLA compiler option of the jit
-  that computes them: `Paths.compiler_options()` gives it (the training loop and the benchmark
-  pass it to `jax.jit`; pass it to your own `jax.jit(..., compiler_options=...)` for the same
-  code). It changes which library runs the convolution, never the math: the tests check both
-  give XLA's numbers.
-
-"auto" (the default) picks the path measured fastest on the backend the model is built for
-(docs/benchmarks.md has the figures: the CPU's, and an NVIDIA H200's, where only the 1x1 matmul
-paid); a backend or kind that was not measured gets XLA's op.
-
-A new path kind is a field of `Paths`, its CHOICES entry, and a branch of a dispatcher here.
+A `Paths` value holds one choice per kind of op ("auto", "xla", or a kind's own: "matmul",
+"transposed", "im2col", "argmax", "live", "eigen", "taps", "fused"); every choice gives XLA's
+numbers, gradients included. It travels from `config.paths` through the registry to each
+`ConvUnit` and `MaxPool`, which call its dispatchers. What each kind and choice does, and how
+to add one: docs/paths.md; what each is worth: docs/benchmarks.md.
 """
 
 from __future__ import annotations
