@@ -268,9 +268,8 @@ def time_calls(fn, args, warmup: int, repeats: int) -> list[float]:
 def matmul_peak(dtype=jnp.float32, n: int | None = None, repeats: int = 5) -> float:
   """GFLOP/s of an n x n x n `jnp.dot`: the device's practical matmul peak, measured now.
 
-  n defaults to 2048 on a CPU and 8192 elsewhere: on an NVIDIA H200 a 2048^3 product took
-  0.2-0.3 ms, mostly its launch, and gave 58-88 TFLOP/s, below what whole Inception blocks
-  reached there (up to 155; docs/benchmarks.md)."""
+  n defaults to 2048 on a CPU and 8192 elsewhere: on a GPU a 2048^3 product is mostly its
+  launch, and reads below what whole Inception blocks reach (docs/benchmarks.md, "GPU")."""
   n = n or (2048 if jax.default_backend() == "cpu" else 8192)
   a = jnp.asarray(np.random.default_rng(0).normal(size=(n, n)), dtype)
   dot = jax.jit(jnp.dot)

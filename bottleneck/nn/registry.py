@@ -260,13 +260,12 @@ class _Count(np.ndarray):
 @functools.lru_cache(maxsize=64)
 def _initialiser(name, num_classes, image_size, reduction, style, own, rngs_def):
   """The model's construction, its initialisers compiled as one program, unoptimised
-  (`FAST_COMPILE`). Run eagerly, each initializer call compiles on its own: about 70 programs,
-  19 s for the tests' inception_small on the 2-core CPU; as one program with XLA's
-  optimisations, 11 s for the digits study's; as here, 3 s. The values are the eager ones to
-  within a rounding (an unoptimised program rounds some products differently;
-  tests/nn/test_registry.py). Cached: a second model of the same kind compiles nothing.
-  Returns `init(rngs, abstract)`: the model, shapes only if `abstract`; else `rngs` advances as
-  the layers drew from it."""
+  (`FAST_COMPILE`): run eagerly, each initializer call compiles on its own (about 70 programs),
+  and XLA's optimisations are most of one program's compile time, for a program that runs once
+  (the times: docs/ablations.md). The values are the eager ones to within a rounding (an
+  unoptimised program rounds some products differently; tests/nn/test_registry.py). Cached: a
+  second model of the same kind compiles nothing. Returns `init(rngs, abstract)`: the model,
+  shapes only if `abstract`; else `rngs` advances as the layers drew from it."""
   build = functools.partial(
       get_spec(name).build, num_classes=num_classes, image_size=image_size, reduction=reduction,
       style=style, **dict(own))
@@ -281,8 +280,8 @@ def _initialiser(name, num_classes, image_size, reduction, style, own, rngs_def)
 
   # Each draw from a stream adds one to its count: traced, that update costs Flax a search of
   # everything traced so far (`Variable.set_value` asks the tracer for its sharding, and JAX
-  # builds the error message), quadratic in the model's size: 0.6 s of 1 s for inception_small,
-  # most of `complexity.match_width`'s time. The counts are static instead: the streams'
+  # builds the error message), quadratic in the model's size: most of
+  # `complexity.match_width`'s time went there. The counts are static instead: the streams'
   # starting counts are part of the program, NumPy integers while it is traced (`_Count`).
   def states_from(keys, static_counts):
     treedef, values = static_counts
@@ -343,7 +342,7 @@ def random_model(name: str, *, seed: int = 0, **kwargs) -> network.Network:
 
   For benchmarks and tests that need values but not the model's own initialisers: filling the
   abstract model from NumPy compiles nothing, where `create_model` compiles one random op per
-  distinct parameter shape (about 10 s for GoogLeNet on a 2-core CPU). Train from
+  distinct parameter shape (seconds for a large network on a CPU). Train from
   `create_model`.
   """
   return fill_random(abstract_model(name, **kwargs), seed)
