@@ -62,7 +62,7 @@ def manager(workdir: str, *, keep: int | None = None,
 
 
 def save(mgr: ocp.CheckpointManager, step: int, states: dict[str, nnx.State]) -> None:
-  """Saves `step` (asynchronously; after the save before it has finished).
+  """Saves `step` (asynchronously with one process; after the save before it has finished).
 
   `force`: orbax's default decision policy skips a save, silently, while the one before is
   still being written; a Ctrl-C right after a checkpoint then lost the step it said it saved.
@@ -70,6 +70,10 @@ def save(mgr: ocp.CheckpointManager, step: int, states: dict[str, nnx.State]) ->
   if not mgr.save(step, args=ocp.args.StandardSave({k: to_storable(v) for k, v in states.items()}),
                   force=True):
     raise RuntimeError(f"orbax did not save the checkpoint of step {step} in {mgr.directory}.")
+  if jax.process_count() > 1:
+    # With several processes the save's background thread synchronises them; a collective of
+    # the training's own meanwhile would pair with it in another process.
+    mgr.wait_until_finished()
 
 
 def _is_abandoned_read(unraisable) -> bool:

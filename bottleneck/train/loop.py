@@ -105,7 +105,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, resta
   record = run_config.record(config)
   owner = jax.process_index() == 0  # writes the workdir's files and holds its lock
   with wd.lock(workdir) if owner else contextlib.nullcontext():
-    finished = rundir.prepare_workdir(workdir, record, restart=restart) if owner else None
+    finished = rundir.agree(workdir,
+                            lambda: rundir.prepare_workdir(workdir, record, restart=restart))
     if finished is not None:
       rundir.say_finished(workdir)
       return finished
@@ -159,8 +160,8 @@ def train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
     ]
     start_step = _same_step(resumed, members)
     prior_times = [r[2] for r in resumed]
-    state = jax.device_put(together.stack([(r[1]["model"], r[1]["optimizer"]) for r in resumed]),
-                           replicated)
+    state = steps.replicate(together.stack([(r[1]["model"], r[1]["optimizer"]) for r in resumed]),
+                            replicated)
 
     # --- Compile: the train step (now, timed), the evaluation, batch norm's statistics.
     dtype = DTYPES[config.dtype]
@@ -210,7 +211,7 @@ def train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
             jax.block_until_ready(pending[-2][1]["loss"])
           # Read once, so that the step that stops is the step that is checkpointed: a signal
           # that lands later in this step is handled at the next one.
-          stop = ctrl_c.pressed
+          stop = steps.agreed_signal(ctrl_c.pressed)
           checkpoint_now = time_to_checkpoint(step, config, total_steps, stop)
           if not time_to_log(step, config) and not checkpoint_now:
             progress.update(step)
@@ -221,7 +222,7 @@ def train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
           # share it evenly.
           elapsed = (time.time() - window_t) / together.n
           train_time += elapsed
-          last = jax.device_get(pending[-1][1])
+          last = steps.fetch(pending[-1][1])
           progress.update(step, float(np.mean(last["loss"])), force=True)
           train_accuracy = _log_train(writers, together, last, step, len(pending), elapsed,
                                       config.batch_size, schedule, prior_times, train_time)
@@ -248,7 +249,7 @@ def train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
         if stop and step < total_steps:
           where = (f"the checkpoint at step {step} is saved"
                    if together.n == 1 else f"each seed's checkpoint at step {step} is saved")
-          raise Interrupted(f"interrupted ({ctrl_c.pressed}) at step {step} of {total_steps}; "
+          raise Interrupted(f"interrupted ({stop}) at step {step} of {total_steps}; "
                             f"{where}. Rerun the same command to resume.")
         finals = evaluate(state[0])
         for writer, final in zip(writers, finals):
@@ -343,7 +344,7 @@ def _recalibrate(state, bn_steps: tuple | None, batches):
 def _first_nonfinite(losses: list[tuple[int, jax.Array]], together: Together,
                      members: list[Member]) -> None:
   for step, loss in losses:
-    values = np.asarray(jax.device_get(loss), np.float64).reshape(together.n)
+    values = np.asarray(steps.fetch(loss), np.float64).reshape(together.n)
     bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
     if not bad:
       continue

@@ -10,12 +10,15 @@ import math
 import os
 import sys
 
+import jax
 import ml_collections
+import numpy as np
 from absl import logging
+from jax.experimental import multihost_utils
 
 from bottleneck.train import checkpoints, run_config
 from bottleneck.util import workdir as wd
-from bottleneck.util.errors import ConfigError
+from bottleneck.util.errors import ConfigError, UserError
 
 # What a run writes in its workdir; `--restart` and a replaced config set all of it aside.
 RUN_FILES = (wd.CONFIG, wd.METRICS, wd.RESULT, wd.CHECKPOINTS, wd.TENSORBOARD, wd.ERROR)
@@ -78,6 +81,29 @@ def prepare_workdir(workdir: str, record: dict, *, restart: bool = False) -> dic
       moved = wd.set_aside(workdir, [wd.RESULT], str(e))
       logging.warning("%s Moved to %s; it is recomputed from the final checkpoint.", e, moved)
   return None
+
+
+def agree(workdir: str, decide) -> dict | None:
+  """`decide()` (prepare the workdir) in process 0, and its outcome in every process: the
+  finished run's result, or None to train. With several processes the others wait for it (the
+  workdir is then set aside or accepted before anyone reads its checkpoints), and a refusal in
+  process 0 is one error in each, not a wait for a process that has stopped."""
+  if jax.process_count() == 1:
+    return decide()
+  outcome, error = None, None
+  if jax.process_index() == 0:
+    try:
+      outcome = decide()
+    except UserError as e:
+      error = e
+  code = 2 if error else int(outcome is not None)
+  code = int(multihost_utils.broadcast_one_to_all(np.int32(code)))
+  multihost_utils.sync_global_devices("workdir prepared")
+  if error is not None:
+    raise error
+  if code == 2:
+    raise ConfigError(f"process 0 refused the workdir {workdir}; its error says why.")
+  return outcome if outcome is not None or code == 0 else read_result(workdir)
 
 
 def say_finished(workdir: str) -> None:

@@ -5,6 +5,8 @@ The loop (`loop.py`) binds and jits them (docs/training.md)."""
 
 from __future__ import annotations
 
+import signal
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -89,7 +91,7 @@ def precise_batch_norm(stats_fn, set_fn, model_state, batches) -> object:
   mostly its initial values after a few hundred steps: a short run would evaluate at chance."""
   sums = None
   for n, batch in enumerate(batches, 1):  # noqa: B007  # n: the count, after the loop
-    stats = jax.device_get(stats_fn(model_state, batch))
+    stats = fetch(stats_fn(model_state, batch))
     terms = [(np.asarray(m, np.float64),
               np.asarray(v, np.float64) + np.square(np.asarray(m, np.float64))) for m, v in stats]
     sums = terms if sums is None else [(a + m, b + v) for (a, b), (m, v) in zip(sums, terms)]
@@ -142,6 +144,42 @@ def data_parallel(config, stacked: bool = False) -> tuple[NamedSharding, NamedSh
   return (NamedSharding(mesh, P(None, "data") if stacked else P("data")), NamedSharding(mesh, P()))
 
 
+def replicate(tree, sharding: NamedSharding):
+  """`tree` (every process holds all of it) as arrays placed by `sharding` (replicated): a
+  `device_put` in one process; on several, each process gives its own devices' copies."""
+  if jax.process_count() == 1:
+    return jax.device_put(tree, sharding)
+  return jax.tree.map(lambda x: _replicated(x, sharding), tree)
+
+
+def _replicated(x, sharding: NamedSharding) -> jax.Array:
+  if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):  # a dropout stream's key: its data, placed
+    data = _replicated(jax.random.key_data(x), sharding)
+    return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+  host = np.asarray(x)
+  return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
+def fetch(tree):
+  """`jax.device_get` of `tree`, whose arrays may span other processes' devices: a replicated
+  one is read from this process's copy."""
+  return jax.device_get(
+      jax.tree.map(
+          lambda x: x.addressable_data(0) if isinstance(x, jax.Array) and not x.is_fully_addressable
+          and x.is_fully_replicated else x, tree))
+
+
+def agreed_signal(pressed: str | None) -> str | None:
+  """The signal that stops the run at this step: this process's, or with several processes
+  any process's (a scheduler's SIGTERM reaches them at different steps; one that stopped
+  alone would leave the others waiting in the next step's collectives)."""
+  if jax.process_count() == 1:
+    return pressed
+  mine = np.int32(signal.Signals[pressed].value if pressed else 0)
+  every = np.ravel(multihost_utils.process_allgather(mine))  # every process takes part
+  return pressed or next((signal.Signals(int(v)).name for v in every if v), None)
+
+
 def to_device(batch: dict, sharding: NamedSharding) -> dict:
   """This process's part of a global batch, as arrays sharded over the batch axis (the axis
   `sharding` names "data")."""
@@ -163,7 +201,7 @@ def evaluate(eval_step_fn, model_state, batches, sharding, n: int = 1) -> list[d
     # Each example's prediction; on several hosts, each holds a slice of the batch.
     every = (out["predicted"] if out["predicted"].is_fully_addressable else
              multihost_utils.process_allgather(out["predicted"], tiled=True))
-    out = jax.device_get({**out, "predicted": every})
+    out = fetch({**out, "predicted": every})
     sums = {k: sums[k] + np.asarray(out[k], np.float64).reshape(n) for k in sums}
     keep = np.asarray(batch["mask"]) > 0
     labels.append(np.asarray(batch["label"])[keep])

@@ -53,6 +53,17 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, digits_dir):
                            "log_every_steps=0 is invalid"),
       "wrong_type": (train + [f"--workdir={tmp_path}/w1", "--config.batch_size=abc"],
                      "--config.batch_size=abc: invalid literal for int()"),
+      # --distributed with no coordinator was ValueError's traceback; JAX_NUM_PROCESSES, which
+      # the docs named, was read by nobody.
+      "no_coordinator": (train + [f"--workdir={tmp_path}/w1", "--distributed"],
+                         "--distributed: coordinator_address should be defined. Give "
+                         "--coordinator_address=HOST:PORT"),
+      "process_id": (train + [
+          f"--workdir={tmp_path}/w1", "--distributed", "--num_processes=2", "--process_id=2",
+          "--coordinator_address=127.0.0.1:1"
+      ], "process_id=2 of num_processes=2 is invalid"),
+      "without_distributed": (train + [f"--workdir={tmp_path}/w1", "--num_processes=2"],
+                              "--num_processes: only with --distributed."),
       "variant": ([
           "experiments.train", f"--config={ROOT}/configs/digits_inception.py:fast",
           f"--workdir={tmp_path}/w1"
