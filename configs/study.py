@@ -52,11 +52,6 @@ BUDGETS = {
 }
 
 
-def split(arg: str | None) -> list[str]:
-  """The options of a variant argument in order (`common.tokens`: commas, or underscores)."""
-  return common.tokens(arg)
-
-
 def options(arg: str | None) -> set[str]:
   """The options a variant argument sets (`common.parse_arg`); ValueError for an unknown one."""
   chosen = {

@@ -49,11 +49,12 @@ def parse_study(spec: str, plan) -> str:
     raise ConfigError(f"unknown study {name!r}; valid: {STUDY} (with a variant: "
                       f"{STUDY}:quick, {STUDY}:cluttered, {STUDY}:cluttered,quick, ...).")
   try:
-    plan.options(variant)
+    chosen = plan.options(variant)
   except ValueError as e:
     raise ConfigError(f"--study={spec}: {e}") from None
-  # One spelling per variant: commas, the dataset before "quick" ("quick_fashion" too).
-  return ",".join(sorted(plan.split(variant), key=lambda option: option == "quick"))
+  # One spelling per variant: the options set, by commas, the dataset before "quick"
+  # ("quick_fashion" and "quick=true,fashion" too).
+  return ",".join(sorted(chosen, key=lambda option: (option == "quick", option)))
 
 
 def build(workdir: str, variant: str, plan, *, parallel: int = 1, launcher: str = "local",

@@ -257,3 +257,12 @@ def test_the_study_registry_names_each_study_once_and_refuses_another():
   titles = [m.title for m in registry.made()]
   assert len(titles) == len(set(titles)) and all(
       os.path.exists(os.path.join(ROOT, m.doc)) for m in registry.made())
+
+
+def test_a_study_variant_has_one_spelling_whatever_it_was_given_as():
+  for spec in ("ablation:fashion_quick", "ablation:quick,fashion", "ablation:quick=true,fashion",
+               "ablation:fashion,quick=1"):
+    assert ablation.parse_study(spec, study) == "fashion,quick"
+  assert ablation.parse_study("ablation:quick=false", study) == ""
+  with pytest.raises(ConfigError, match=r"quick='maybe': give true or false"):
+    ablation.parse_study("ablation:quick=maybe", study)
