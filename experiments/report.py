@@ -50,9 +50,10 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory (default:
 def main(argv):
   del argv
   if _STUDY.value is not None:  # "--study=" is refused (bottleneck.util.cli), never the report
-    chosen = importlib.import_module(registry.find(_STUDY.value).module)
+    found = registry.find(_STUDY.value)
+    chosen = importlib.import_module(found.module)
     variant = chosen.parse_study(_STUDY.value, study)
-    workdir = _WORKDIR.value or default_workdir(variant)
+    workdir = _WORKDIR.value or default_workdir(variant, found.name)
     path = chosen.build(workdir, variant, study, parallel=_PARALLEL.value, launcher=_LAUNCHER.value,
                         ray_address=_RAY_ADDRESS.value, rerun_changed=_RERUN_CHANGED.value,
                         data_dir=_DATA_DIR.value)
@@ -67,10 +68,10 @@ def main(argv):
   print(f"report: {path}", file=sys.stderr)
 
 
-def default_workdir(variant: str) -> str:
-  """Where a study writes when no --workdir is given: runs/ablation, runs/ablation_quick,
-  runs/ablation_fashion_quick, ... (`variant` as `ablation.parse_study` gives it)."""
-  return os.path.join("runs", "_".join(["ablation", *filter(None, variant.split(","))]))
+def default_workdir(variant: str, name: str = "ablation") -> str:
+  """Where study `name` writes when no --workdir is given: runs/ablation, runs/ablation_quick,
+  runs/ablation_fashion_quick, ... (`variant` as the study's `parse_study` gives it)."""
+  return os.path.join("runs", "_".join([name, *filter(None, variant.split(","))]))
 
 
 def entry_point():

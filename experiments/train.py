@@ -47,8 +47,8 @@ def _distributed() -> None:
     if given:
       raise ConfigError(f"{', '.join(given)}: only with --distributed.")
     return
-  env = {
-      k: os.environ.get(f"JAX_{k.upper()}")
+  env = {  # an empty variable counts as unset
+      k: os.environ.get(f"JAX_{k.upper()}") or None
       for k in ("coordinator_address", "num_processes", "process_id")
   }
   address = _COORDINATOR.value or env["coordinator_address"]

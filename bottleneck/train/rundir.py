@@ -18,7 +18,7 @@ from jax.experimental import multihost_utils
 
 from bottleneck.train import checkpoints, run_config
 from bottleneck.util import workdir as wd
-from bottleneck.util.errors import ConfigError, UserError
+from bottleneck.util.errors import ConfigError
 
 # What a run writes in its workdir; `--restart` and a replaced config set all of it aside.
 RUN_FILES = (wd.CONFIG, wd.METRICS, wd.RESULT, wd.CHECKPOINTS, wd.TENSORBOARD, wd.ERROR)
@@ -94,7 +94,7 @@ def agree(workdir: str, decide) -> dict | None:
   if jax.process_index() == 0:
     try:
       outcome = decide()
-    except UserError as e:
+    except Exception as e:  # noqa: BLE001  # said to the others, then raised here as it was
       error = e
   code = 2 if error else int(outcome is not None)
   code = int(multihost_utils.broadcast_one_to_all(np.int32(code)))
