@@ -24,7 +24,8 @@ Every study holds an A/A check: the reduced network at the middle budget of `iso
 trained with a second, disjoint set of seeds (`aa_seeds`), and the two sets are compared as
 two configs would be: the verdict must be "within noise".
 
-It imports only `ml_collections` (through configs.default), so that loading a config is instant.
+It builds on the experiment recipes and `configs/common.py`, which import nothing heavy, so that
+loading a config is instant.
 """
 
 from configs import (

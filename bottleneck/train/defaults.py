@@ -46,9 +46,8 @@ PATH_KINDS = ("conv_1x1", "conv_kx1", "conv_strided", "max_pool", "conv_taps", "
 
 # Old runs, in one place: fields added with a default that computes something else than runs
 # made before them did. In a record (config.json) that lacks one, its absence means this value,
-# not today's default. bn_stats_batches came with precise batch norm (5eb326d, 2026-12-03):
-# runs before it evaluated with the running averages. Drop an entry once no workdir from
-# before its date is compared (reused by a sweep, tabled with newer runs): for this one, 2027-06.
+# not today's default: runs from before precise batch norm evaluated with the running averages.
+# When each entry came and when to drop it: docs/workdirs.md, "Runs from older checkouts".
 ABSENT_MEANS = {"bn_stats_batches": 0}
 
 

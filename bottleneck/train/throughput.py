@@ -64,12 +64,12 @@ def is_checkout(tree: str) -> bool:
 
 
 def _checkout_modules():
-  """(builders, the module of the train step, run_config) of the checkout this contender imports, in
-  either layout; a checkout before the folders keeps its default config in configs/default.py
-  (loaded by path, from that checkout) and, before a7d2a0c, built models in train.py."""
+  """(builders, the module of the train step, run_config) of the checkout this contender
+  imports, in either layout; a checkout before the folders keeps its default config in
+  configs/default.py (loaded by path, from that checkout) and, before a7d2a0c, built models in
+  train.py."""
   try:
-    from bottleneck.train import builders, run_config, steps
-    return builders, steps, run_config
+    from bottleneck.train import builders, run_config
   except ImportError:
     import runpy
 
@@ -84,6 +84,11 @@ def _checkout_modules():
       path = os.path.join(root, "configs", "default.py")
       run_config.default_config = runpy.run_path(path)["get_config"]
     return builders, train, run_config
+  try:
+    from bottleneck.train import steps
+  except ImportError:  # the first checkouts in folders kept the steps in the loop
+    from bottleneck.train import loop as steps
+  return builders, steps, run_config
 
 
 def _jax_setup(spec: dict):
