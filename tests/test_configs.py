@@ -181,12 +181,12 @@ def test_parse_arg_reads_options_and_key_value_pairs():
 def test_the_study_configs_are_the_recipes_sized_for_a_study():
   """configs/study.py builds on the experiment recipes: the Fashion-MNIST study point differs
   from configs/fashion_inception.py only in what sizes a study, the digits' only in the ratio."""
-  from bottleneck.train import run_config as rc
+  from bottleneck.train import records
   from configs import digits_inception, fashion_inception, study
   for arg, recipe in (("fashion", fashion_inception), ("", digits_inception)):
     for variant in ("reduced", "naive"):
-      changed = rc.differences(rc.record(recipe.get_config(variant)),
-                               rc.record(study.base(arg, variant)))
+      changed = records.differences(run_config.record(recipe.get_config(variant)),
+                                    run_config.record(study.base(arg, variant)))
       fields = {line.split(":")[0] for line in changed}
       assert fields <= {
           "model_kwargs.reduction_ratio", "train_split", "num_epochs", "log_every_steps",

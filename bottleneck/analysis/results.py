@@ -15,6 +15,7 @@ from absl import logging
 from bottleneck.analysis import intervals, tables
 from bottleneck.measure import benchmark
 from bottleneck.nn import blocks
+from bottleneck.train import records
 from bottleneck.util import workdir as wd
 from bottleneck.util.errors import ConfigError
 
@@ -41,9 +42,8 @@ NOT_APPLICABLE = "–"
 # a run computes (where its data lie, how often it logs and checkpoints).
 _NOT_CONFIG = ("seed", "model", "dataset", "reduce", "match_macs", "match_params",
                "model_kwargs.reduction_ratio", "model_kwargs.reduction_activation",
-               "model_kwargs.reduction_places", "model_kwargs.pct3x3", "data_dir",
-               "data.source_dir", "data.in_memory_mb", "log_every_steps", "checkpoint_every_steps",
-               "keep_checkpoints")
+               "model_kwargs.reduction_places", "model_kwargs.pct3x3", *records.NOT_COMPARED,
+               "log_every_steps", "checkpoint_every_steps", "keep_checkpoints")
 
 
 def knobs(result: dict) -> dict:
@@ -150,15 +150,14 @@ def _label_configs(frame: pd.DataFrame, directory: str) -> pd.DataFrame:
   """Adds the "config" column: for runs that differ in config fields other than the seed and
   the knobs (a run of another config trained into a sweep's directory, a sweep over the
   learning rate), those fields' values ("num_train_steps=8"); "–" when no such field differs.
-  A field a record lacks has the value its run computed with (`run_config.differences`'
+  A field a record lacks has the value its run computed with (`records.differences`'
   rule); a run whose result has no config is "unrecorded" where others have one."""
   groups = [frame[c] for c in DEFAULT_GROUP_BY + KNOBS if c in frame]
   configs = frame.pop("_config").map(lambda c: _flat(c) if isinstance(c, dict) else None)
   frame["config"] = NOT_APPLICABLE
   fields, mixed = _differing(configs, groups)
   if fields:
-    from bottleneck.train import run_config
-    defaults = _flat(run_config.record_defaults())
+    defaults = _flat(records.record_defaults())
     configs = configs.map(lambda c: None if c is None else {**defaults, **c})
     fields, mixed = _differing(configs, groups)
   if not fields and not mixed:

@@ -11,16 +11,15 @@ from flax import nnx
 
 from bottleneck.nn import registry
 from bottleneck.train import run_config
-from bottleneck.util import env, validation
+from bottleneck.util import env
 
 DTYPES = env.DTYPES
 
 
 def make_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int, total_steps: int):
   """Learning-rate schedule: "constant", "cosine" (with warm-up) or "exponential" per epoch."""
-  o = config.optimizer
-  name = validation.choice(o.schedule, "optimizer.schedule", run_config.SCHEDULES, "config")
-  lr = o.learning_rate
+  o = config.optimizer  # checked by `run_config.validate`
+  name, lr = o.schedule, o.learning_rate
   if name == "constant":
     return optax.constant_schedule(lr)
   if name == "cosine":
@@ -28,18 +27,20 @@ def make_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int, total
     if warmup > 0:
       return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(total_steps, 1), end_value=0.0)
     return optax.cosine_decay_schedule(lr, max(total_steps, 1))
-  # Zhang et al.: lr * decay_rate ** epoch, changed once per epoch.
-  return optax.exponential_decay(lr, transition_steps=steps_per_epoch, decay_rate=o.decay_rate,
-                                 staircase=True)
+  if name == "exponential":  # Zhang et al.: lr * decay_rate ** epoch, changed once per epoch
+    return optax.exponential_decay(lr, transition_steps=steps_per_epoch, decay_rate=o.decay_rate,
+                                   staircase=True)
+  raise ValueError(f"optimizer.schedule={name!r}: run_config.validate refuses it")
 
 
 def make_optimizer(config, schedule) -> optax.GradientTransformation:
   """SGD with (Nesterov) momentum, or AdamW; `weight_decay` is L2 added to the gradient for SGD
   and decoupled for AdamW."""
-  o = config.optimizer
-  name = validation.choice(o.name, "optimizer.name", run_config.OPTIMIZERS, "config")
-  if name == "adamw":
+  o = config.optimizer  # checked by `run_config.validate`
+  if o.name == "adamw":
     return optax.adamw(schedule, weight_decay=o.weight_decay)
+  if o.name != "sgd":
+    raise ValueError(f"optimizer.name={o.name!r}: run_config.validate refuses it")
   sgd = optax.sgd(schedule, momentum=o.momentum or None, nesterov=o.get("nesterov", False))
   return optax.chain(optax.add_decayed_weights(o.weight_decay), sgd) if o.weight_decay else sgd
 

@@ -44,12 +44,6 @@ MODEL_ARGUMENTS = {
 PATH_KINDS = ("conv_1x1", "conv_kx1", "conv_strided", "max_pool", "conv_taps", "conv_library",
               "conv_depthwise", "norm")
 
-# Old runs, in one place: fields added with a default that computes something else than runs
-# made before them did. In a record (config.json) that lacks one, its absence means this value,
-# not today's default: runs from before precise batch norm evaluated with the running averages.
-# When each entry came and when to drop it: docs/workdirs.md, "Runs from older checkouts".
-ABSENT_MEANS = {"bn_stats_batches": 0}
-
 
 def get_config(arg: str = "reduced") -> ml_collections.ConfigDict:
   """Every field `train_and_evaluate` reads, with defaults, for the named variant: "reduced"

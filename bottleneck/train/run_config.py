@@ -9,9 +9,8 @@ not know (with the closest known name), and builds the model abstractly (no weig
 impossible model is refused before anything is read or written: one ConfigError listing every
 problem.
 
-`record(config)` is what a workdir's `config.json` holds; `differences(old, new)` is how two
-records are compared (the data and source directories are left out: where the dataset is
-stored does not change what is computed; the files read are checked against their checksums).
+`record(config)` is what a workdir's `config.json` holds; how two records compare:
+`records.py`.
 """
 
 from __future__ import annotations
@@ -34,8 +33,6 @@ DTYPES = env.DTYPES
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("constant", "cosine", "exponential")
 RESIZE = ("pad", "resize")
-# Fields that do not change what a run computes, so a workdir accepts a change of them.
-NOT_COMPARED = ("data_dir", "data.source_dir", "data.in_memory_mb")
 
 default_config = defaults_lib.get_config
 
@@ -68,9 +65,8 @@ def resolve(config, num_classes: int) -> Resolved:
   paths = model_paths(config)
   match = match_record(config, num_classes)
   width = {} if match is None else {"width": match["width"], "width_extra": match["width_extra"]}
-  dtype = DTYPES[validation.choice(config.dtype, "dtype", DTYPES, "config")]
   args = dict(reduce=config.reduce, num_classes=num_classes, image_size=config.image_size,
-              dtype=dtype, paths=paths, **{**model_kwargs(config), **width})
+              dtype=DTYPES[config.dtype], paths=paths, **{**model_kwargs(config), **width})
   return Resolved(config, num_classes, paths, args, match)
 
 
@@ -103,36 +99,6 @@ def record(config) -> dict:
   if isinstance(d.get("model_kwargs"), dict):
     d["model_kwargs"] = {k: v for k, v in d["model_kwargs"].items() if v is not None}
   return d
-
-
-def record_defaults() -> dict:
-  """What a record lacking a field means by it: today's default, or for a field of
-  `defaults.ABSENT_MEANS` (added since old runs were made) what those runs computed."""
-  return {**record(default_config()), **defaults_lib.ABSENT_MEANS}
-
-
-def differences(old: dict, new: dict, prefix: str = "", defaults: dict | None = None) -> list[str]:
-  """What differs between two records, as "field: OLD there, NEW now" lines. A field that one
-  record lacks and the other has at its default value is no difference: a record written
-  before the field existed computed what the default computes (or, for the fields of
-  `defaults.ABSENT_MEANS`, what their value there computes)."""
-  if defaults is None:
-    defaults = record_defaults()
-  out = []
-  absent = object()
-  for k in sorted(set(old) | set(new)):
-    if prefix + k in NOT_COMPARED:
-      continue
-    a, b = old.get(k, absent), new.get(k, absent)
-    default = defaults.get(k, absent) if isinstance(defaults, dict) else absent
-    if isinstance(a, dict) and isinstance(b, dict):
-      out += differences(a, b, f"{prefix}{k}.", default if isinstance(default, dict) else {})
-    elif (a is absent and b == default) or (b is absent and a == default):
-      continue
-    elif a != b:
-      show = lambda v: "<absent>" if v is absent else repr(v)
-      out.append(f"{prefix}{k}: {show(a)} there, {show(b)} now")
-  return out
 
 
 def _unknown_fields(config: dict, schema: dict, prefix: str = "") -> list[str]:

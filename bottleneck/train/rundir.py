@@ -16,7 +16,7 @@ import numpy as np
 from absl import logging
 from jax.experimental import multihost_utils
 
-from bottleneck.train import checkpoints, run_config
+from bottleneck.train import checkpoints, records
 from bottleneck.util import workdir as wd
 from bottleneck.util.errors import ConfigError
 
@@ -58,7 +58,7 @@ def prepare_workdir(workdir: str, record: dict, *, restart: bool = False) -> dic
     return None
   if os.path.exists(config_path):
     try:
-      diff = run_config.differences(wd.read_json(config_path, mapping=True), record)
+      diff = records.differences(wd.read_json(config_path, mapping=True), record)
     except wd.CorruptFile as e:
       diff = [str(e)]
     if diff:

@@ -10,7 +10,7 @@ import os
 import jax
 import ml_collections
 
-from bottleneck.train import loop, run_config, rundir
+from bottleneck.train import loop, records, run_config, rundir
 from bottleneck.train.rundir import Member
 from bottleneck.util import workdir as wd
 from bottleneck.util.errors import ConfigError
@@ -33,9 +33,9 @@ def train_seeds(configs: list[ml_collections.ConfigDict], workdirs: list[str], *
     raise ConfigError(f"train_seeds: {len(configs)} configs for {len(workdirs)} workdirs.")
   for c in configs:
     run_config.validate(c)
-  records = [run_config.record(c) for c in configs]
-  for c, r in zip(configs[1:], records[1:]):
-    diff = run_config.differences({**records[0], "seed": 0}, {**r, "seed": 0})
+  recorded = [run_config.record(c) for c in configs]
+  for c, r in zip(configs[1:], recorded[1:]):
+    diff = records.differences({**recorded[0], "seed": 0}, {**r, "seed": 0})
     if diff:
       raise ConfigError(f"only runs that differ in their seed train together; seed {c.seed} "
                         f"also differs in {'; '.join(diff[:3])}.")
@@ -51,15 +51,15 @@ def train_seeds(configs: list[ml_collections.ConfigDict], workdirs: list[str], *
     restarts = restarts or [False] * len(configs)
     results = [
         rundir.prepare_workdir(w, r, restart=s) if owner else None
-        for w, r, s in zip(workdirs, records, restarts)
+        for w, r, s in zip(workdirs, recorded, restarts)
     ]
     for w, r in zip(workdirs, results):
       if r is not None:
         rundir.say_finished(w)
     todo = [i for i, r in enumerate(results) if r is None]
     if todo:
-      trained = loop.train([Member(configs[i], records[i], workdirs[i]) for i in todo], owner, label
-                           or f"seeds {','.join(str(configs[i].seed) for i in todo)}")
+      trained = loop.train([Member(configs[i], recorded[i], workdirs[i]) for i in todo], owner,
+                           label or f"seeds {','.join(str(configs[i].seed) for i in todo)}")
       for i, r in zip(todo, trained):
         results[i] = r
   return results

@@ -40,7 +40,7 @@ import traceback
 import ml_collections
 from absl import logging
 
-from bottleneck.train import run_config, seeds, steps
+from bottleneck.train import records, run_config, seeds, steps
 from bottleneck.util import compat, signals, workdir as wd
 from bottleneck.util.errors import ConfigError
 
@@ -162,11 +162,11 @@ def status(point: Point) -> str:
       result = wd.read_result(result_path, required=("config",))
     except wd.CorruptFile:
       return "unreadable"
-    return "changed" if run_config.differences(result["config"], record) else "done"
+    return "changed" if records.differences(result["config"], record) else "done"
   config_path = os.path.join(point.workdir, wd.CONFIG)
   if os.path.exists(config_path) and wd.has_checkpoints(point.workdir):
     try:
-      if run_config.differences(wd.read_json(config_path, mapping=True), record):
+      if records.differences(wd.read_json(config_path, mapping=True), record):
         return "changed"
     except wd.CorruptFile:
       return "changed"
@@ -183,7 +183,7 @@ def _changes(point: Point) -> str:
     except (OSError, wd.CorruptFile):
       continue
     old = old.get("config", old) if path.endswith(wd.RESULT) else old
-    diff = run_config.differences(old, run_config.record(point.config))
+    diff = records.differences(old, run_config.record(point.config))
     if diff:
       return "; ".join(diff[:3]) + (" ..." if len(diff) > 3 else "")
   return "its config.json is unreadable"

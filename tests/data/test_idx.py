@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bottleneck.data import idx, pipeline
-from bottleneck.train import run_config
+from bottleneck.train import records, run_config
 from bottleneck.util import workdir as wd
 from bottleneck.util.errors import ConfigError
 
@@ -161,7 +161,7 @@ def test_source_dir_is_a_config_field_that_does_not_change_what_is_computed(tmp_
   run_config.validate(config)
   assert pipeline.Preprocess.from_config(config, 1).image_size == config.image_size
   other = run_config.default_config()
-  assert run_config.differences(run_config.record(other), run_config.record(config)) == []
+  assert records.differences(run_config.record(other), run_config.record(config)) == []
   config.data.source_dir = ""
   with pytest.raises(ConfigError, match=r"data.source_dir='' is invalid"):
     run_config.validate(config)

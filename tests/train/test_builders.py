@@ -31,3 +31,15 @@ def test_schedules_and_optimizers():
       updates, _ = opt.update({"w": jnp.zeros(3)}, opt.init(params), params)
       new = optax.apply_updates(params, updates)["w"]
       np.testing.assert_allclose(new, 2.0 * (1 - 0.5 * decay), rtol=1e-6, err_msg=name)
+
+
+def test_a_name_the_checks_refuse_is_never_built_as_another():
+  """The builders trust `run_config.validate`, yet an unknown name (a caller that skipped it)
+  is an error, not the last branch's schedule or optimizer."""
+  c = run_config.default_config()
+  c.optimizer.schedule = "step"
+  with pytest.raises(ValueError, match="schedule='step'"):
+    builders.make_schedule(c, 10, 100)
+  c.optimizer.name = "lamb"
+  with pytest.raises(ValueError, match="name='lamb'"):
+    builders.make_optimizer(c, optax.constant_schedule(0.1))
