@@ -16,6 +16,7 @@ returns a map of class scores.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import jax
@@ -26,7 +27,7 @@ from PIL import Image
 
 from bottleneck.data import pipeline
 from bottleneck.nn import conversions, fc_head, layers, network
-from bottleneck.train import saved_models
+from bottleneck.train import saved_models, steps
 from bottleneck.util import validation, workdir as wd
 from bottleneck.util.errors import ConfigError
 
@@ -182,17 +183,15 @@ def photo_input(image: np.ndarray, side: int, size: int, stride: int) -> np.ndar
 
 
 def calibrate_batch_norm(model, x: jax.Array) -> None:
-  """Sets every batch norm's statistics to those of `x` (a forward in training mode with
-  momentum 0), so that random weights give activations of unit scale throughout."""
-  norms = layers.batch_norms(model)
-  momenta = [n.momentum for n in norms]
-  for n in norms:
-    n.momentum = 0.0
+  """Sets every batch norm's statistics to those of `x` (training's precise batch norm,
+  `steps.precise_batch_norm`, over the one batch `x`), so that random weights give activations
+  of unit scale throughout."""
   model.train()
-  nnx.jit(lambda m, v: m(v))(model, x)  # one program, not one per op; updates the statistics
+  model_def, state = nnx.split(model)
+  stats = jax.jit(functools.partial(steps.batch_norm_stats, model_def, jnp.float32))
+  set_stats = functools.partial(steps.set_batch_norm_stats, model_def)
+  nnx.update(model, steps.precise_batch_norm(stats, set_stats, state, [{"image": x}]))
   model.eval()
-  for n, m in zip(norms, momenta):
-    n.momentum = m
 
 
 def _by_ring(values: np.ndarray) -> list[dict]:
