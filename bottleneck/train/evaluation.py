@@ -25,9 +25,10 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from bottleneck.data import pipeline
-from bottleneck.train import saved_models
+from bottleneck.train import saved_models, steps
 from bottleneck.util import env, workdir as wd
 from bottleneck.util.errors import ConfigError
 
@@ -74,8 +75,39 @@ class _First:
     return self.source[i]
 
 
-def _logits(model_def, state, x):
-  return nnx.merge(model_def, state)(x).astype(jnp.float32)
+def _eval_step(model_def, mapping, allowed, state, batch) -> dict:
+  """`steps.eval_step` of a saved model, its labels mapped to the model's classes (`mapping`,
+  or None), with the top-5 hits and, given `allowed` (0 for the dataset's classes, -inf
+  elsewhere), the top-1 hits among the dataset's classes."""
+  logits = nnx.merge(model_def, state)(batch["image"]).astype(jnp.float32)
+  target = batch["label"] if mapping is None else jnp.take(mapping, batch["label"])
+  mask = batch["mask"]
+  _, top = jax.lax.top_k(logits, min(5, logits.shape[-1]))  # ties: the lower class first
+  predicted = top[:, 0]
+  out = {
+      "loss_sum": jnp.sum(steps.cross_entropy(logits, target) * mask),
+      "correct": jnp.sum((predicted == target) * mask), "count": jnp.sum(mask),
+      "top5": jnp.sum(jnp.any(top == target[:, None], axis=-1) * mask)
+  }
+  if allowed is not None:
+    out["among"] = jnp.sum((jnp.argmax(logits + allowed, -1) == target) * mask)
+  return {**out, "predicted": predicted}
+
+
+def _progress(n: int):
+  """A `steps.evaluate` progress callback that logs the examples seen and top-1 so far, every
+  10 s and at the end."""
+  t0, last = time.time(), [0.0]
+
+  def log(sums):
+    seen = int(sums["count"][0])
+    if time.time() - last[0] > 10 or seen == n:
+      rate = seen / max(time.time() - t0, 1e-9)
+      logging.info("%d/%d examples, top-1 %.2f%%, %.1f examples/s, ETA %.0f s", seen, n,
+                   100 * sums["correct"][0] / seen, rate, (n - seen) / rate)
+      last[0] = time.time()
+
+  return log
 
 
 def evaluate(directory: str, *, dataset: str | None = None, split: str | None = None,
@@ -107,30 +139,16 @@ def evaluate(directory: str, *, dataset: str | None = None, split: str | None = 
   preprocess = loaded.preprocess
   batches = pipeline.Batches(source, min(batch_size, len(source)), preprocess, seed=0)
   model_def, state = nnx.split(loaded.model)
-  forward = jax.jit(functools.partial(_logits, model_def))
   allowed = None if mapping is None else np.full(loaded.model.num_classes, -np.inf, np.float32)
   if allowed is not None:
     allowed[mapping] = 0.0
-  top1 = top5 = among = seen = 0
-  n, t0, last = len(source), time.time(), 0.0
+  step = jax.jit(functools.partial(_eval_step, model_def, mapping, allowed))
+  n, t0 = len(source), time.time()
   logging.info("evaluating %s on %s/%s: %d examples, preprocessing %s", directory, dataset, split,
                n, preprocess)
-  for batch in batches.eval_batches():
-    logits = np.asarray(forward(state, jnp.asarray(batch["image"])))
-    keep = batch["mask"] > 0
-    logits, labels = logits[keep], batch["label"][keep]
-    target = labels if mapping is None else mapping[labels]
-    top = np.argsort(-logits, axis=-1)[:, :5]
-    top1 += int(np.sum(top[:, 0] == target))
-    top5 += int(np.sum(np.any(top == target[:, None], axis=-1)))
-    if allowed is not None:
-      among += int(np.sum(np.argmax(logits + allowed, -1) == target))
-    seen += len(labels)
-    if time.time() - last > 10 or seen == n:
-      rate = seen / max(time.time() - t0, 1e-9)
-      logging.info("%d/%d examples, top-1 %.2f%%, %.1f examples/s, ETA %.0f s", seen, n,
-                   100 * top1 / seen, rate, (n - seen) / rate)
-      last = time.time()
+  sharding = NamedSharding(Mesh(np.asarray(jax.devices()[:1]), ("data",)), P("data"))
+  final = steps.evaluate(step, state, batches, sharding, progress=_progress(n))[0]
+  seen = len(final["label"])
   result = {
       "workdir": directory,
       "model": config.model,
@@ -140,9 +158,9 @@ def evaluate(directory: str, *, dataset: str | None = None, split: str | None = 
       "split": split,
       "examples": seen,
       "examples_in_split": in_split,
-      "top1": top1 / seen,
-      "top5": top5 / seen,
-      "top1_among_dataset_classes": None if mapping is None else among / seen,
+      "top1": final["accuracy"],
+      "top5": final["top5"],
+      "top1_among_dataset_classes": final.get("among"),
       "preprocess": {
           k: getattr(preprocess, k) for k in ("image_size", "resize", "resize_to", "mean", "std")
       },

@@ -190,11 +190,19 @@ def to_device(batch: dict, sharding: NamedSharding) -> dict:
   return {k: jax.make_array_from_process_local_data(sharding, part(v)) for k, v in batch.items()}
 
 
-def evaluate(eval_step_fn, model_state, batches, sharding, n: int = 1) -> list[dict]:
-  """Loss and accuracy over every batch of an evaluation split, one dict per run (`n` runs
-  stacked in `model_state`), with each run's predicted class of every example and the labels
-  ("predicted", "label": arrays in the split's order)."""
-  sums = {k: np.zeros(n) for k in ("loss_sum", "correct", "count")}
+# What an evaluation step's per-example sums are called once divided by the examples counted;
+# any other sum keeps its name ("top5": the fraction of examples whose label is among the top 5).
+MEANS = {"loss_sum": "loss", "correct": "accuracy"}
+
+
+def evaluate(eval_step_fn, model_state, batches, sharding, n: int = 1,
+             progress=None) -> list[dict]:
+  """Every batch of an evaluation split through `eval_step_fn`, one dict per run (`n` runs
+  stacked in `model_state`): each of the step's sums over the unmasked examples divided by their
+  "count" (`MEANS` names them: "loss", "accuracy", ...), each run's predicted class of every
+  example and the labels ("predicted", "label": arrays in the split's order). `progress`, if
+  given, is called after each batch with the sums so far."""
+  sums = None
   predicted, labels = [[] for _ in range(n)], []
   for batch in batches.eval_batches():
     out = eval_step_fn(model_state, to_device(batch, sharding))
@@ -202,14 +210,22 @@ def evaluate(eval_step_fn, model_state, batches, sharding, n: int = 1) -> list[d
     every = (out["predicted"] if out["predicted"].is_fully_addressable else
              multihost_utils.process_allgather(out["predicted"], tiled=True))
     out = fetch({**out, "predicted": every})
-    sums = {k: sums[k] + np.asarray(out[k], np.float64).reshape(n) for k in sums}
+    batch_sums = {
+        k: np.asarray(v, np.float64).reshape(n)
+        for k, v in out.items()
+        if k != "predicted"
+    }
+    sums = batch_sums if sums is None else {k: sums[k] + batch_sums[k] for k in sums}
     keep = np.asarray(batch["mask"]) > 0
     labels.append(np.asarray(batch["label"])[keep])
     for i, p in enumerate(np.asarray(out["predicted"]).reshape(n, -1)):
       predicted[i].append(p[keep])
+    if progress is not None:
+      progress(sums)
+  if sums is None:
+    raise ValueError("the evaluation split has no batches")
   return [{
-      "loss": float(sums["loss_sum"][i] / sums["count"][i]),
-      "accuracy": float(sums["correct"][i] / sums["count"][i]),
+      **{MEANS.get(k, k): float(v[i] / sums["count"][i]) for k, v in sums.items() if k != "count"},
       "predicted": np.concatenate(predicted[i]), "label": np.concatenate(labels)
   } for i in range(n)]
 
