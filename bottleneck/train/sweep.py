@@ -46,6 +46,8 @@ from bottleneck.util.errors import ConfigError
 
 ERROR = wd.ERROR
 LAUNCHERS = ("local", "ray", "print")
+# How often Ray starts a unit again after its node or worker died.
+RAY_RETRIES = 2
 
 
 class Outcome(str):
@@ -287,8 +289,18 @@ def command_for(point: Point, config_spec: str, restart: bool = False) -> str:
   return " ".join([sys.executable, "-m", "experiments.train", *map(shlex.quote, flags)])
 
 
+def _on_node(args: tuple, label: str) -> tuple[str, list[dict]]:
+  """`run_unit` as a Ray task: the Ray node it ran on, and its outcomes."""
+  import ray
+  return ray.get_runtime_context().get_node_id(), run_unit(*args, label)
+
+
 def _run_ray(todo: list[list[Point]], restart: set[str], address: str | None,
              cpus_per_point: float) -> dict[str, dict]:
+  """Runs each unit of `todo` as a Ray task; {point name: outcome}. A unit whose node dies is
+  started again elsewhere (Ray's retries; it resumes from its checkpoint), and one that still
+  fails is a failed point, not the sweep's end: the others' results are kept and a rerun of
+  the sweep finishes it."""
   try:
     import ray
   except ImportError:
@@ -300,9 +312,21 @@ def _run_ray(todo: list[list[Point]], restart: set[str], address: str | None,
         * 1024**2, runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}})
     ray.init(address=address, include_dashboard=False, log_to_driver=True, **local)
   try:
-    task = ray.remote(num_cpus=cpus_per_point)(run_unit)
-    refs = [task.remote(*_unit_args(unit, restart), unit_label(unit)) for unit in todo]
-    return {p.name: r for unit, rs in zip(todo, ray.get(refs)) for p, r in zip(unit, rs)}
+    task = ray.remote(num_cpus=cpus_per_point, max_retries=RAY_RETRIES)(_on_node)
+    units = {task.remote(_unit_args(unit, restart), unit_label(unit)): unit for unit in todo}
+    outcome, pending = {}, list(units)
+    while pending:
+      done, pending = ray.wait(pending, num_returns=1)
+      unit = units[done[0]]
+      try:
+        node, results = ray.get(done[0])
+        logging.info("sweep: %s ran on Ray node %s", unit_label(unit), node)
+      except Exception as e:  # noqa: BLE001  # its node died and the retries did too
+        why = f"its Ray task failed ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+        logging.error("sweep: %s: %s; a rerun resumes it", unit_label(unit), why)
+        results = [{"error": why}] * len(unit)
+      outcome.update(zip([p.name for p in unit], results))
+    return outcome
   finally:
     if started_here:
       ray.shutdown()

@@ -1,5 +1,7 @@
 """Sweeps: expansion and naming, resume, a failing point, the print and Ray launchers."""
 
+import dataclasses
+import glob
 import os
 import pickle
 import re
@@ -7,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import pytest
 
@@ -183,8 +186,8 @@ class FakeRay:
   """Ray's API as the launcher uses it, run in this process; each task's arguments go through
   pickle, as Ray sends them."""
 
-  def __init__(self, initialized=False):
-    self.initialized, self.calls = initialized, []
+  def __init__(self, initialized=False, node_dies=()):
+    self.initialized, self.calls, self.node_dies = initialized, [], node_dies
 
   def is_initialized(self):
     return self.initialized
@@ -197,7 +200,7 @@ class FakeRay:
     self.calls.append(("shutdown",))
     self.initialized = False
 
-  def remote(self, num_cpus):
+  def remote(self, num_cpus, max_retries):
 
     def wrap(fn):
 
@@ -205,15 +208,30 @@ class FakeRay:
 
         @staticmethod
         def remote(*args):
-          self.calls.append(("task", num_cpus))
-          return fn(*pickle.loads(pickle.dumps(args)))
+          self.calls.append(("task", num_cpus, max_retries))
+          return Ref(fn, pickle.loads(pickle.dumps(args)))
 
       return Task
 
     return wrap
 
-  def get(self, refs):
-    return list(refs)
+  def wait(self, refs, num_returns):
+    return refs[:num_returns], refs[num_returns:]
+
+  def get(self, ref):
+    if ref.args[1] in self.node_dies:  # the unit's label
+      raise RuntimeError("NodeDiedError: the node running this task died\nmore")
+    return ref.fn(*ref.args)
+
+  @staticmethod
+  def get_runtime_context():
+    return types.SimpleNamespace(get_node_id=lambda: "node-1")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Ref:
+  fn: object
+  args: tuple
 
 
 def test_ray_launcher_sends_each_unit_as_one_task(tmp_path, monkeypatch):
@@ -238,7 +256,7 @@ def test_ray_launcher_sends_each_unit_as_one_task(tmp_path, monkeypatch):
     assert [(n, restarts, label) for n, _, restarts, label in units
            ] == [(1, [False], "reduce=True,seed=0"), (2, [False, False], "reduce=False seeds=0,1")]
     assert [w for u in units for w in u[1]] == [os.path.abspath(p.workdir) for p in pts]
-    tasks = [("task", 1)] * 2
+    tasks = [("task", 1, sweep.RAY_RETRIES)] * 2
     if running:
       assert ray.calls == tasks and ray.initialized
     else:
@@ -250,6 +268,37 @@ def test_ray_launcher_sends_each_unit_as_one_task(tmp_path, monkeypatch):
         assert init.pop("object_store_memory") == 256 * 1024**2
         assert init.pop("runtime_env")["env_vars"]["PYTHONPATH"].split(os.pathsep) == sys.path
       assert init == {}
+
+
+def test_a_ray_unit_that_fails_is_a_failed_point_and_the_others_are_kept(tmp_path, monkeypatch):
+  """A unit whose task Ray gives up on (its node died, and its retries too) fails alone: the
+  sweep goes on, says why, and a rerun runs only that unit."""
+  ran = []
+
+  def unit(configs, workdirs, restarts, label=None):
+    ran.append(label)
+    for w in workdirs:
+      wd.write_json(os.path.join(w, wd.RESULT), {"train_steps": 8})
+    return [{"result": {}} for _ in configs]
+
+  monkeypatch.setattr(sweep, "run_unit", unit)
+  monkeypatch.setattr(
+      sweep, "status", lambda p: "done"
+      if os.path.exists(os.path.join(p.workdir, wd.RESULT)) else "new")
+  pts = points(tmp_path, TWO_UNITS)
+  for p in pts:
+    os.makedirs(p.workdir)
+  monkeypatch.setitem(sys.modules, "ray", FakeRay(node_dies=("reduce=True,seed=0",)))
+  summary = sweep.run(pts, launcher="ray")
+  assert summary[pts[0].name].kind == "failed"
+  assert "its Ray task failed (RuntimeError: NodeDiedError: the node" in summary[pts[0].name]
+  assert [summary[p.name] for p in pts[1:]] == ["done", "done"]
+  ran.clear()
+  monkeypatch.setitem(sys.modules, "ray", FakeRay())
+  assert sweep.run(pts, launcher="ray") == {
+      pts[0].name: "done", pts[1].name: "skipped (done)", pts[2].name: "skipped (done)"
+  }
+  assert ran == ["reduce=True,seed=0"]
 
 
 # Ray's own start-up is most of its 25 s; the test above covers the launcher's code.
@@ -265,6 +314,56 @@ def test_ray_launcher_end_to_end(tmp_path, digits_dir):
     assert result["train_steps"] == 8
     together.append(result["seeds_together"])
   assert together == [None, [0, 1], [0, 1]]
+
+
+# Two Ray nodes take about 40 s to start; the faked Ray above covers the launcher's code.
+@pytest.mark.slow
+def test_a_sweep_on_a_two_node_ray_cluster_loses_nothing_when_a_node_is_killed(
+    tmp_path, digits_dir):
+  """`experiments.sweep --launcher=ray --ray_address=...` on a cluster of two nodes (Ray's own
+  `Cluster`, one CPU each, on this machine): the runs land on both nodes and write to one
+  workdir; the worker node killed (no warning) while it trains loses no finished run, and the
+  sweep, or its rerun, finishes the rest."""
+  pytest.importorskip("ray")
+  from ray.cluster_utils import Cluster
+  cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+  try:
+    worker = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    workdir, log = str(tmp_path / "sweep"), str(tmp_path / "log")
+    env = {
+        **os.environ, "JAX_PLATFORMS": "cpu", "BOTTLENECK_TEST_TFDS_DIR": digits_dir,
+        "BOTTLENECK_TEST_SWEEP_POINTS": "6", "BOTTLENECK_TEST_SWEEP_STEPS": "300"
+    }
+    command = [
+        sys.executable, "-m", "experiments.sweep", f"--config={ROOT}/tests/tiny_sweep_config.py",
+        f"--workdir={workdir}", "--launcher=ray", f"--ray_address={cluster.address}"
+    ]
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=open(log, "w"), text=True)
+    nodes = lambda: set(re.findall(r"ran on Ray node (\w+)", open(log).read()))
+    results = lambda: glob.glob(os.path.join(workdir, "*", wd.RESULT))
+    # In flight: a config written, no result yet; one on each node (a CPU each).
+    in_flight = lambda: {
+        os.path.dirname(p) for p in glob.glob(os.path.join(workdir, "*", wd.CONFIG))
+    } - {os.path.dirname(p) for p in results()}
+    deadline = time.time() + 300
+    while len(nodes()) < 2 or len(in_flight()) < 2:  # a unit finished on each, two running
+      assert proc.poll() is None and time.time() < deadline, open(log).read()[-3000:]
+      time.sleep(0.05)
+    finished = {p: open(p, "rb").read() for p in results()}
+    started = in_flight() - {os.path.dirname(p) for p in finished}
+    cluster.remove_node(worker, allow_graceful=False)
+    assert proc.wait(timeout=300) in (0, 1), open(log).read()[-3000:]
+    for path, content in finished.items():  # not retrained, not rewritten
+      assert open(path, "rb").read() == content
+    rerun = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert len(results()) == 6
+    assert all(wd.read_json(p)["train_steps"] == 300 for p in results())
+    assert started and all(os.path.exists(os.path.join(w, wd.RESULT)) for w in started)
+  finally:
+    cluster.shutdown()
 
 
 def test_parallel_workers_on_a_fresh_data_dir_show_their_progress(tmp_path, capfd):
