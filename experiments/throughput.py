@@ -33,6 +33,12 @@ _TORCH = flags.DEFINE_bool("torch", True, "Time the PyTorch eager twin of the st
 _ROUNDS = flags.DEFINE_integer("rounds", 5, "Rounds; every contender is timed once per round.")
 _STEPS = flags.DEFINE_integer("steps", 20, "Training steps per contender per round.")
 _OUT = flags.DEFINE_string("out", None, "Directory for throughput.json and throughput.md.")
+_WORKERS = flags.DEFINE_list(
+    "workers", [], "Counts of data workers (data.workers) to time the training loop with, each "
+    "a contender of its own; with --pipeline_only, the counts the input pipeline is timed with.")
+_PIPELINE_ONLY = flags.DEFINE_bool(
+    "pipeline_only", False, "Time the input pipeline alone (no training step), with each count "
+    "of --workers (default 0,1,2).")
 
 
 def main(argv):
@@ -46,19 +52,57 @@ def main(argv):
                              "repository (no bottleneck/train/loop.py or, before the "
                              "folders, bottleneck/train.py there); make one with "
                              "`git worktree add DIR COMMIT`.")
-  if _TORCH.value:  # PyTorch, or a clear error before anything is timed
+  workers = _workers()
+  if _TORCH.value and not _PIPELINE_ONLY.value:  # PyTorch, or a clear error before any timing
     __import__("bottleneck.measure.torch_peer")
   # Held for the run: a second run into the same --out at once is refused, naming this one.
   with wd.lock(_OUT.value, "--out") if _OUT.value else contextlib.nullcontext():
-    _measure(c)
+    if _PIPELINE_ONLY.value:
+      _measure_pipeline(c, workers or [0, 1, 2])
+    else:
+      _measure(c, workers)
 
 
-def _measure(c) -> None:
+def _workers() -> list[int]:
+  """--workers as whole numbers; one error line naming a bad one."""
+  out = []
+  for w in _WORKERS.value:
+    try:
+      out.append(validation.whole(int(w), "--workers", "throughput"))
+    except ValueError:
+      raise errors.ConfigError(f"throughput: --workers={w!r} is invalid; it must be whole "
+                               "numbers >= 0, e.g. --workers=0,1,2.") from None
+  return out
+
+
+def _measure_pipeline(c, workers: list[int]) -> None:
+  """The input pipeline alone: images/s with each count of workers (`throughput.pipeline_rates`)."""
+  from bottleneck.train import builders
+  split = pipeline.config_splits(c, (c.train_split,), in_memory=True)[c.train_split]
+  pipeline.check_batch_size(split, c.batch_size)
+  channels = builders.build_model(c, split.num_classes, initialise=False).in_channels
+  rows = throughput.pipeline_rates(c, split, channels, workers, rounds=_ROUNDS.value,
+                                   steps=_STEPS.value)
+  made_by = markdown.command("experiments.throughput", *sys.argv[1:])
+  frame = pd.DataFrame(rows)[["workers", "images_per_s", "speedup_vs_first"]]
+  print(frame.to_string(index=False, float_format="%.2f"))
+  if _OUT.value:
+    wd.write_json(os.path.join(_OUT.value, "pipeline.json"), {
+        "rows": rows, "machine": env.environment(), "command": made_by,
+        "config": run_config.record(c)
+    })
+    markdown.write_markdown(os.path.join(_OUT.value, "pipeline.md"), "The input pipeline alone",
+                            made_by,
+                            frame.to_markdown(index=False, floatfmt=".2f") + "\n")
+
+
+def _measure(c, workers: list[int]) -> None:
   split = pipeline.config_splits(c, (c.train_split,), in_memory=False)[c.train_split]
   pipeline.check_batch_size(split, c.batch_size)  # here, not in every contender
   total = c.num_train_steps or max(1, round(c.num_epochs * (len(split) // c.batch_size)))
   specs = throughput.contender_specs(c, split.source.dataset_info.data_dir, split.num_classes,
-                                     total, baseline=_BASELINE.value, torch=_TORCH.value)
+                                     total, baseline=_BASELINE.value, torch=_TORCH.value,
+                                     workers=tuple(workers))
   # SIGTERM (a scheduler, `timeout`) as Ctrl-C: the contenders are stopped, not left behind.
   previous = signal.signal(signal.SIGTERM, _interrupt)
   try:

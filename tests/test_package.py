@@ -29,7 +29,8 @@ def test_the_gpu_scripts_refuse_bad_input_in_one_line(tmp_path):
       capture_output=True, text=True, timeout=60)
   assert check.returncode == 2
   assert check.stderr.splitlines() == [
-      "error: unknown stage 'tset'; valid: env, paths, gpu, precision, tests, throughput."
+      "error: unknown stage 'tset'; valid: env, paths, gpu, precision, tests, throughput, "
+      "scale."
   ]
   assert not out.exists()
   inputs = subprocess.run(

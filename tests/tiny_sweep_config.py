@@ -18,6 +18,7 @@ def get_sweep(arg: str = ""):
   # More points, one unit each, for the cluster test.
   more = int(os.environ.get("BOTTLENECK_TEST_SWEEP_POINTS", "0"))
   if more:
-    return [{"reduce": True, "seed": 0, "optimizer.learning_rate": 0.01 * (i + 1)}
-            for i in range(more)]
+    return [
+        {"reduce": True, "seed": 0, "optimizer.learning_rate": 0.01 * (i + 1)} for i in range(more)
+    ]
   return [{"reduce": True, "seed": 0}, {"reduce": False, "seed": 0}]

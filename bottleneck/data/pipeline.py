@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import io
 import os
 import shutil
 import socket
@@ -29,10 +30,13 @@ from PIL import Image
 
 from bottleneck.data import idx
 from bottleneck.data.digits import Digits, DigitsCluttered
+from bottleneck.data.photos import SyntheticPhotos
 from bottleneck.util import workdir as wd
 from bottleneck.util.errors import ConfigError, UserError
 
-EMBEDDED = {"digits": Digits, "digits_cluttered": DigitsCluttered}
+EMBEDDED = {
+    "digits": Digits, "digits_cluttered": DigitsCluttered, "synthetic_photos": SyntheticPhotos
+}
 CATALOG_EXTRA = "pip install -e '.[catalog]'  (installs tensorflow-cpu, which TFDS uses to " \
                 "download and decode catalog image datasets)"
 
@@ -64,7 +68,7 @@ class Split:
       examples = self.source.__getitems__(keys)
     except (AttributeError, TypeError):  # no batch read (`tfds.testing.mock_data`'s sources)
       examples = [self.source[i] for i in keys]
-    return ([np.asarray(e["image"]) for e in examples],
+    return ([_decoded(e["image"]) for e in examples],
             np.asarray([e["label"] for e in examples], np.int32))
 
   def in_memory(self, max_bytes: int, chunk: int = 10_000) -> Split:
@@ -91,6 +95,16 @@ class Split:
                  n * first.nbytes >> 20,
                  time.time() - t)
     return dataclasses.replace(self, images=np.concatenate(images), labels=np.concatenate(labels))
+
+
+def _decoded(image) -> np.ndarray:
+  """An example's image as an HWC uint8 array; encoded bytes (JPEG, PNG: `synthetic_photos`)
+  are decoded here, in whichever process reads the batch."""
+  if isinstance(image, bytes):
+    with Image.open(io.BytesIO(image)) as im:
+      out = np.asarray(im if im.mode in ("RGB", "L") else im.convert("RGB"))
+    return out[..., None] if out.ndim == 2 else out
+  return np.asarray(image)
 
 
 def _catalog_builder(name: str, data_dir: str | None):
@@ -307,10 +321,12 @@ class Preprocess:
 
   def __call__(self, images: list[np.ndarray], *, train: bool,
                rng: np.random.Generator | None = None) -> np.ndarray:
+    # Cropped and flipped in the images' own type (uint8: a quarter of float32's bytes to move),
+    # then converted: the same numbers as converting first, since both only move values.
     if self._fits_as_is(images):
-      x = np.stack(images).astype(np.float32)
+      x = np.stack(images)
     else:
-      x = np.stack([self._fit(im, rng if train else None) for im in images]).astype(np.float32)
+      x = np.stack([self._fit(im, rng if train else None) for im in images])
     if train and self.crop_padding:
       p, s = self.crop_padding, self.image_size
       padded = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
@@ -321,7 +337,11 @@ class Preprocess:
     if train and self.flip:
       flip = rng.random(len(x)) < 0.5
       x[flip] = x[flip, :, ::-1]
-    return ((x / 255.0 - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32))
+    x = x.astype(np.float32)
+    x /= 255.0  # in place: the operations of (x / 255 - mean) / std, in its order
+    x -= np.asarray(self.mean, np.float32)
+    x /= np.asarray(self.std, np.float32)
+    return x
 
   @classmethod
   def from_config(cls, config, channels: int) -> Preprocess:

@@ -74,6 +74,9 @@ def get_config(arg: str = "reduced") -> ml_collections.ConfigDict:
   # Splits whose images take at most this many MB are read into memory once, then batches index
   # them (bottleneck.data.pipeline.Split.in_memory); 0: every batch is read from disk.
   c.data.in_memory_mb = 1024
+  # Processes that make the training batches ahead of the steps (bottleneck.data.loader): 0
+  # makes each in the training process; None: chosen from the cores and the device.
+  c.data.workers = placeholder(int)
   c.batch_size = 128
   c.eval_batch_size = 128
   c.num_epochs = 10.0

@@ -85,8 +85,8 @@ def _eval_step(model_def, mapping, allowed, state, batch) -> dict:
   _, top = jax.lax.top_k(logits, min(5, logits.shape[-1]))  # ties: the lower class first
   predicted = top[:, 0]
   out = {
-      "loss_sum": jnp.sum(steps.cross_entropy(logits, target) * mask),
-      "correct": jnp.sum((predicted == target) * mask), "count": jnp.sum(mask),
+      "loss_sum": jnp.sum(steps.cross_entropy(logits, target) * mask), "correct": jnp.sum(
+          (predicted == target) * mask), "count": jnp.sum(mask),
       "top5": jnp.sum(jnp.any(top == target[:, None], axis=-1) * mask)
   }
   if allowed is not None:

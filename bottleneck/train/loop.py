@@ -23,7 +23,7 @@ from absl import logging
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from bottleneck.data import pipeline
+from bottleneck.data import loader, pipeline
 from bottleneck.measure import complexity
 from bottleneck.nn import layers
 from bottleneck.train import builders, checkpoints, run_config, rundir, steps
@@ -163,12 +163,19 @@ def train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
     state = steps.replicate(together.stack([(r[1]["model"], r[1]["optimizer"]) for r in resumed]),
                             replicated)
 
+    # --- The batches after the first, made ahead by the data workers (`loader.feed`) while
+    # the first compiles the step.
+    make_batch = loader.StepBatches(train_batches)
+    feed = loader.feed(make_batch, start_step + 1, max(start_step + 1, total_steps),
+                       _workers(config))
+    closers.callback(feed.close)
+
     # --- Compile: the train step (now, timed), the evaluation, batch norm's statistics.
     dtype = DTYPES[config.dtype]
     # Which library computes the convolutions (bottleneck.nn.paths).
     options = resolved.paths.compiler_options("config")
     t = time.time()
-    first = _train_batch(start_step, train_batches, together, data_sharding)
+    first = steps.to_device(make_batch(start_step), data_sharding)
     train_step = jax.jit(
         together.map(functools.partial(steps.train_step, model_def, opt_def, dtype)),
         donate_argnums=0, out_shardings=(replicated, replicated),
@@ -200,8 +207,7 @@ def train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
     with signals.CtrlC("saving a checkpoint of this step, then stopping") as ctrl_c:
       with closers.pop_all():  # checkpoints and metrics closed before the results are written
         while step < total_steps:
-          batch = first if step == start_step else _train_batch(step, train_batches, together,
-                                                                data_sharding)
+          batch = first if step == start_step else steps.to_device(next(feed), data_sharding)
           state, metrics = train_step(state, batch)
           step += 1
           pending.append((step, metrics))
@@ -228,8 +234,9 @@ def train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
                                       config.batch_size, schedule, prior_times, train_time)
           evaluate_now = time_to_evaluate(step, config, total_steps, stop)
           if evaluate_now or step == total_steps:
-            state = _recalibrate(state, bn_steps, (
-                _train_batch(s, train_batches, together, data_sharding) for s in range(bn_batches)))
+            state = _recalibrate(
+                state, bn_steps,
+                (steps.to_device(make_batch(s), data_sharding) for s in range(bn_batches)))
           if evaluate_now:
             for writer, row in zip(writers, evaluate(state[0])):
               writer.write({"step": step, "split": "eval", **steps.scalars(row)})
@@ -316,9 +323,15 @@ def _same_step(resumed: list[tuple], members: list[Member]) -> int:
   return start
 
 
-def _train_batch(step: int, batches: list, together: Together, sharding) -> dict:
-  """The runs' batches of `step`, stacked, on the devices."""
-  return steps.to_device(together.stack([b.train_batch(step) for b in batches], np), sharding)
+def _workers(config) -> int:
+  """`data.workers`, or when unset the default for this device and its cores (logged)."""
+  if config.data.get("workers") is not None:
+    return config.data.workers
+  workers = loader.default_workers(jax.default_backend())
+  logging.info("data.workers unset: %d data worker%s (%d cores, %s)", workers,
+               "" if workers == 1 else "s",
+               os.cpu_count() or 1, jax.default_backend())
+  return workers
 
 
 def _batch_norm_steps(together: Together, model_def, dtype, replicated, options,

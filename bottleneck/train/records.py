@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from bottleneck.train import defaults as defaults_lib, run_config
 
-# Fields that do not change what a run computes (where the data lie; the files read are
-# checked against their checksums), so a workdir accepts a change of them.
-NOT_COMPARED = ("data_dir", "data.source_dir", "data.in_memory_mb")
+# Fields that do not change what a run computes (where the data lie, the files read being
+# checked against their checksums; how the batches are made), so a workdir accepts a change.
+NOT_COMPARED = ("data_dir", "data.source_dir", "data.in_memory_mb", "data.workers")
 # Fields added with a default that computes something else than runs made before them did. In a
 # record that lacks one, its absence means this value, not today's default: runs from before
 # precise batch norm evaluated with the running averages. When each entry came and when to drop

@@ -153,6 +153,7 @@ def validate(config) -> None:
       lambda: v.boolean(d.get("random_crop"), "data.random_crop", where),
       lambda: d.get("in_memory_mb") is None or v.number(d.get("in_memory_mb"), "data.in_memory_mb",
                                                         where, at_least=0),
+      lambda: d.get("workers") is None or v.whole(d.get("workers"), "data.workers", where, 0),
       lambda: v.choice(o.get("name"), "optimizer.name", OPTIMIZERS, where),
       lambda: v.number(o.get("learning_rate"), "optimizer.learning_rate", where, above=0),
       lambda: v.number(o.get("momentum"), "optimizer.momentum", where, at_least=0, below=1),

@@ -195,8 +195,7 @@ def to_device(batch: dict, sharding: NamedSharding) -> dict:
 MEANS = {"loss_sum": "loss", "correct": "accuracy"}
 
 
-def evaluate(eval_step_fn, model_state, batches, sharding, n: int = 1,
-             progress=None) -> list[dict]:
+def evaluate(eval_step_fn, model_state, batches, sharding, n: int = 1, progress=None) -> list[dict]:
   """Every batch of an evaluation split through `eval_step_fn`, one dict per run (`n` runs
   stacked in `model_state`): each of the step's sums over the unmasked examples divided by their
   "count" (`MEANS` names them: "loss", "accuracy", ...), each run's predicted class of every
@@ -211,9 +210,7 @@ def evaluate(eval_step_fn, model_state, batches, sharding, n: int = 1,
              multihost_utils.process_allgather(out["predicted"], tiled=True))
     out = fetch({**out, "predicted": every})
     batch_sums = {
-        k: np.asarray(v, np.float64).reshape(n)
-        for k, v in out.items()
-        if k != "predicted"
+        k: np.asarray(v, np.float64).reshape(n) for k, v in out.items() if k != "predicted"
     }
     sums = batch_sums if sums is None else {k: sums[k] + batch_sums[k] for k in sums}
     keep = np.asarray(batch["mask"]) > 0
@@ -225,8 +222,9 @@ def evaluate(eval_step_fn, model_state, batches, sharding, n: int = 1,
   if sums is None:
     raise ValueError("the evaluation split has no batches")
   return [{
-      **{MEANS.get(k, k): float(v[i] / sums["count"][i]) for k, v in sums.items() if k != "count"},
-      "predicted": np.concatenate(predicted[i]), "label": np.concatenate(labels)
+      **{
+          MEANS.get(k, k): float(v[i] / sums["count"][i]) for k, v in sums.items() if k != "count"
+      }, "predicted": np.concatenate(predicted[i]), "label": np.concatenate(labels)
   } for i in range(n)]
 
 

@@ -1,24 +1,8 @@
-"""Sweeps declared in configs, as big_vision does.
-
-A config file may define `get_sweep(arg)` returning a list of override dicts, e.g.
-`[{"reduce": r, "seed": s} for r in (True, False) for s in (0, 1, 2)]`. Each point runs in
-its own subdirectory of the sweep's workdir, named from its overrides (`reduce=True,seed=0`).
-Points that differ only in their seed form one unit and train as one program, the seeds
-stacked on a leading axis and `jax.vmap`-ed (`seeds.train_seeds`; `seeds_together=False`
-trains them one at a time): the compile and the fixed cost of a run are paid once per config.
-Units run in this process one after another, in N worker processes (`parallel`), or as Ray
-tasks (`launcher="ray"`); `launcher="print"` prints one shell command per point for another
-scheduler (a SLURM array, ...). Finished points are skipped, interrupted ones resume from their
-checkpoints, a failing point is recorded in its `error.json` and the others still run.
-
-A finished point is reused only if its recorded config is the point's config now: a sweep whose
-points changed since they ran is refused, naming them, unless `rerun_changed` sets their old
-runs aside (`.set_aside/`, nothing deleted) and runs them again. A result that cannot be read
-is named and recomputed. The sweep directory is locked for the sweep (a second sweep there is
-refused at once), and each point's directory for its training. Local workers run in their own
-process group: Ctrl-C reaches them through the sweep, which lets them finish their checkpoint,
-and a worker whose sweep died (killed) stops within a second.
-"""
+"""Sweeps declared in configs, as big_vision does: `get_sweep(arg)` in a config file returns
+override dicts, each a point trained in its own subdirectory; the seeds of one config train as
+one program (`seeds.train_seeds`). Units run here, in worker processes, as Ray tasks, or as
+printed commands for another scheduler; finished points are skipped, interrupted ones resume,
+a changed one is refused. docs/training.md, "Sweeps, tables and plots"."""
 
 from __future__ import annotations
 
@@ -33,8 +17,6 @@ import re
 import shlex
 import signal
 import sys
-import threading
-import time
 import traceback
 
 import ml_collections
@@ -335,14 +317,6 @@ def _run_ray(todo: list[list[Point]], restart: set[str], address: str | None,
 # --- local worker processes ------------------------------------------------------------------
 
 
-def _watch_parent(parent_pid: int) -> None:
-  """Ends this worker within a second of its sweep's death (a killed parent cannot say so)."""
-  while True:
-    time.sleep(0.5)
-    if os.getppid() != parent_pid:
-      os._exit(3)  # a checkpoint cut short is set aside later
-
-
 def _unit_args(unit: list[Point], restart: set[str]) -> tuple[list, list, list]:
   """`run_unit`'s arguments for a unit (absolute paths: Ray workers start elsewhere)."""
   return ([p.config.to_dict() for p in unit], [os.path.abspath(p.workdir) for p in unit],
@@ -362,7 +336,7 @@ def _own_process_group() -> None:
 def _worker(names: list[str], args: tuple, label: str, results, parent_pid: int,
             verbosity: int) -> None:
   _own_process_group()
-  threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+  signals.end_with_parent(parent_pid)  # a killed sweep cannot say so
   from absl import flags
   flags.FLAGS.mark_as_parsed()  # the sweep parsed them: no "logging before flag parsing"
   compat.quiet_orbax()

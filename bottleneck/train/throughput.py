@@ -1,30 +1,8 @@
-"""Training throughput end to end, side by side: this checkout, an earlier one, PyTorch eager.
-
-What is timed is the training loop's work for one training config: each step's batch from the
-input pipeline (read, augmented, normalised on the host, `bottleneck.data.pipeline`), then the
-compiled train step (forward, backward, the optimizer's update; `steps.train_step`),
-with two steps in flight as `experiments.train` keeps them. The whole batch runs on the first
-device (the training loop shards it over every device; on a CPU there is one). The contenders:
-
-- **this checkout**, as the config trains it;
-- **this checkout, batches read from disk** (`data.in_memory_mb=0`), when the config keeps its
-  splits in memory: what reading each batch from the array_record files costs;
-- **this checkout, 4 KB pages**, when this process runs with malloc on transparent huge pages
-  (`bottleneck.util.hugepages`, which the entry points set up): what the huge pages save;
-- **an earlier checkout** (`baseline=DIR`, e.g. `git worktree add /tmp/before <commit>`): its own
-  pipeline and train step on the same data and config, imported from DIR in its process, with
-  malloc's 4 KB pages as code before the huge pages ran (named so in the table);
-- **PyTorch eager**: the same network (`bottleneck.measure.torch_peer`, the same initial weights),
-  batch, loss and optimizer (SGD with momentum and L2 weight decay, or AdamW; the same learning rate
-  at every step), on the same batches from this checkout's pipeline.
-
-Each contender runs in a process of its own, set up (compiled and warmed up) before any timing,
-and waits idle while another is timed. The parent runs `rounds` rounds; in each, every
-contender trains `steps` steps in turn (the order rotates). Shared machines drift by 10-30%
-over minutes, so each round's ratios are taken between timings seconds apart, and the table
-gives medians over rounds. Every contender continues its own run (the steps after its last
-ones), so none retimes the same batches.
-"""
+"""Training throughput end to end, side by side: this checkout (with each count of data
+workers asked for), an earlier checkout, PyTorch eager, each contender in a process of its own,
+timed in interleaved rounds (`measure`); and the input pipeline alone (`pipeline_rates`). The
+contenders and how they are timed: docs/benchmarks.md, "The training loop end to end"; the
+data workers: docs/training.md, "The input pipeline"."""
 
 from __future__ import annotations
 
@@ -120,11 +98,12 @@ def _jax_setup(spec: dict):
       functools.partial(steps.train_step, model_def, opt_def, jax.numpy.dtype(config.dtype)),
       donate_argnums=0, compiler_options=run_config.model_paths(config).compiler_options("config"))
   state = [(model_state, opt_state)]
+  batch_of = _batch_source(batches, spec["config"].get("data", {}).get("workers"))
 
   def run(start: int, n: int) -> float:
     pending = None
     for s in range(start, start + n):
-      state[0], metrics = step(state[0], batches.train_batch(s))
+      state[0], metrics = step(state[0], batch_of(s))
       if pending is not None:  # two steps in flight, as the training loop keeps them
         jax.block_until_ready(pending)
       pending = metrics["loss"]
@@ -132,6 +111,64 @@ def _jax_setup(spec: dict):
     return float(pending)
 
   return run
+
+
+def _batch_source(batches, workers: int | None):
+  """step -> batch: made by `data.workers` processes ahead of the steps where the checkout has
+  them (`bottleneck.data.loader`; unset: the default the training loop takes), else in this
+  process. The steps asked for run on, so one feed serves every round."""
+  try:
+    import jax
+
+    from bottleneck.data import loader
+  except ImportError:  # a checkout from before the data workers
+    return batches.train_batch
+  if workers is None:
+    workers = loader.default_workers(jax.default_backend())
+  if not workers:
+    return batches.train_batch
+  make, feeding = loader.StepBatches([batches]), {"next": None, "feed": None}
+
+  def batch_of(step: int) -> dict:
+    if feeding["next"] != step:
+      if feeding["feed"] is not None:
+        feeding["feed"].close()
+      feeding["feed"] = loader.feed(make, step, step + 10**7, workers)
+    feeding["next"] = step + 1
+    return next(feeding["feed"])
+
+  return batch_of
+
+
+def pipeline_rates(config, split, channels: int, workers: list[int], *, rounds: int, steps: int,
+                   say=print) -> list[dict]:
+  """The input pipeline alone (`loader.feed` of a config's training batches, no step): for
+  each count of `workers`, images/s over `steps` batches after the first (which starts the
+  workers), in `rounds` rounds taken in turn; medians, and each round's ratio to the first
+  count's. `channels`: the model's input channels."""
+  from bottleneck.data import loader, pipeline
+  preprocess = pipeline.Preprocess.from_config(config, channels)
+  make = loader.StepBatches([pipeline.Batches(split, config.batch_size, preprocess, config.seed)])
+  times, start = {w: [] for w in workers}, 0
+  for r in range(rounds):
+    for w in workers:
+      feed = loader.feed(make, start, start + steps + 1, w)
+      next(feed)
+      t = time.perf_counter()
+      for _ in range(steps):
+        next(feed)
+      times[w].append(time.perf_counter() - t)
+      feed.close()
+      start += steps + 1
+    say(f"round {r + 1}/{rounds}: " + ", ".join(
+        f"{w} workers {steps * config.batch_size / times[w][-1]:.0f} images/s" for w in workers))
+  first = times[workers[0]]
+  return [{
+      "workers": w, "rounds": rounds, "steps": steps,
+      "images_per_s": statistics.median(steps * config.batch_size / t for t in times[w]),
+      "speedup_vs_first": statistics.median(f / t for t, f in zip(times[w], first)),
+      "round_images_per_s": [steps * config.batch_size / t for t in times[w]]
+  } for w in workers]
 
 
 def _torch_setup(spec: dict):
@@ -328,7 +365,8 @@ class Contender:
 
 
 def contender_specs(config, data_dir: str, num_classes: int, total_steps: int, *,
-                    baseline: str | None, torch: bool) -> list[tuple[str, dict]]:
+                    baseline: str | None, torch: bool,
+                    workers: tuple[int, ...] = ()) -> list[tuple[str, dict]]:
   """(name, spec) of every contender of a training config (see the module docstring)."""
   from bottleneck.train import run_config
   from bottleneck.util import hugepages
@@ -337,6 +375,10 @@ def contender_specs(config, data_dir: str, num_classes: int, total_steps: int, *
   base = dict(kind="jax", tree=HERE, data=data_dir, num_classes=num_classes,
               total_steps=total_steps, config=values)
   specs = [("this checkout", base)]
+  for w in workers:  # the batches made by data workers ahead of the steps
+    made_ahead = json.loads(json.dumps(values))
+    made_ahead["data"]["workers"] = w
+    specs.append((f"this checkout, data.workers={w}", {**base, "config": made_ahead}))
   if values.get("data", {}).get("in_memory_mb"):
     from_disk = json.loads(json.dumps(values))
     from_disk["data"]["in_memory_mb"] = 0

@@ -3,8 +3,10 @@ what it wrote is whole, and says how to resume (docs/workdirs.md)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
+import time
 
 from absl import logging
 
@@ -52,3 +54,16 @@ class CtrlC:
     for s, previous in self._previous.items():
       signal.signal(s, previous)
     return False
+
+
+def end_with_parent(parent_pid: int) -> None:
+  """Ends this process (a worker) within a second of its parent's death, which a killed
+  parent cannot announce; a watching thread, so that the worker's own work goes on meanwhile."""
+
+  def watch():
+    while True:
+      time.sleep(0.5)
+      if os.getppid() != parent_pid:
+        os._exit(3)
+
+  threading.Thread(target=watch, daemon=True).start()

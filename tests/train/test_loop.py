@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -295,6 +296,30 @@ def _stop_after_a_new_checkpoint(proc, workdir, sig):
 
 # Checkpoints every 40 steps, not 8: the saves, not the steps, take most of a run's time.
 LONG_RUN = ("--config.num_train_steps=240", "--config.checkpoint_every_steps=40")
+
+
+def test_data_workers_train_the_numbers_of_none_and_resume_alike(tmp_path, digits_dir):
+  """`data.workers=2` (batches made ahead in worker processes) ends with exactly the numbers
+  of `data.workers=0`; resumed from its checkpoint at step 16 (the last checkpoint and the
+  result lost), it sees the batches of the uninterrupted run and ends the same again."""
+  none = loop.train_and_evaluate(tiny_config(digits_dir, **{"data.workers": 0}),
+                                 str(tmp_path / "none"))
+  work = tmp_path / "two"
+  config = tiny_config(digits_dir, **{"data.workers": 2})
+  two = loop.train_and_evaluate(config, str(work))
+  numbers = lambda r: {k: r[k] for k in ("eval_loss", "eval_accuracy", "train_steps")}
+  assert numbers(two) == numbers(none)
+  rows = lambda w: [(r["step"], r["loss"])
+                    for r in wd.read_jsonl(str(w / wd.METRICS))
+                    if r["split"] == "train"]
+  assert rows(work) == rows(tmp_path / "none")  # every logged loss, bit for bit
+  predictions = (work / wd.PREDICTIONS).read_bytes()
+  os.remove(work / wd.RESULT)
+  shutil.rmtree(work / wd.CHECKPOINTS / "24")
+  resumed = loop.train_and_evaluate(config, str(work))
+  assert numbers(resumed) == numbers(none)
+  assert rows(work) == rows(tmp_path / "none")
+  assert (work / wd.PREDICTIONS).read_bytes() == predictions
 
 
 def test_ctrl_c_checkpoints_the_step_it_is_at_and_says_how_to_resume(tmp_path, digits_dir):

@@ -66,6 +66,8 @@ def test_loading_a_config_imports_no_jax():
     ({"image_size": 3}, r"image_size=3 is too small; the minimum is 6"),
     ({"match_macs": -1.0}, r"match_macs=-1.0 is invalid"),
     ({"data.in_memory_mb": -1}, r"data.in_memory_mb=-1 is invalid; it must be a number >= 0"),
+    ({"data.workers": -1}, r"data.workers=-1 is invalid; it must be a whole number >= 0"),
+    ({"data.workers": 1.5}, r"data.workers=1.5 is invalid; it must be a whole number >= 0"),
     ({"match_macs": 1e5, "match_params": 5000}, r"match_macs and match_params exclude each "
      r"other"),
     ({

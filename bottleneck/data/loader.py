@@ -1,0 +1,94 @@
+"""Training batches made ahead by Grain (docs/training.md, "The input pipeline").
+
+A step's batch is a function of the seed and the step (`pipeline.Batches.train_batch`: the
+epoch's permutation, the examples read and decoded, resized, cropped, flipped, normalised).
+`feed` makes the batches of a range of steps in `workers` processes, in step order, each worker
+a few batches ahead of the training; with 0 workers each batch is made in this process when it
+is needed. Either way a batch is the same numbers: the workers run the same function.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+
+import numpy as np
+
+from bottleneck.util import signals
+
+# Batches each worker keeps made ahead of the training.
+BUFFER = 2
+
+
+def default_workers(platform: str, cores: int | None = None) -> int:
+  """`data.workers` when the config leaves it unset (None): on a CPU the cores also compute the
+  steps, so none below 8 cores and a quarter of them above; beside an accelerator every core
+  but the training process's, up to 16."""
+  cores = cores or os.cpu_count() or 1
+  if platform == "cpu":
+    return 0 if cores < 8 else min(cores // 4, 8)
+  return max(1, min(cores - 1, 16))
+
+
+class StepBatches:
+  """step -> the batch of that step of each run trained together (`Together`: stacked on a
+  leading axis when there are several). Picklable: Grain sends it to its workers."""
+
+  def __init__(self, batches: list):
+    self.batches = batches
+
+  def __call__(self, step: int) -> dict[str, np.ndarray]:
+    trees = [b.train_batch(int(step)) for b in self.batches]
+    if len(trees) == 1:
+      return trees[0]
+    return {k: np.stack([t[k] for t in trees]) for k in trees[0]}
+
+
+class _Worker:
+  """Each worker's set-up: it leaves Ctrl-C and SIGTERM (a terminal's, a scheduler's: to every
+  process of the job) to the training process, which stops at a checkpoint and then ends the
+  workers (a worker that died first would end the run without it), and it ends when the
+  training process dies (SIGKILL)."""
+
+  def __init__(self):
+    self.parent = os.getpid()
+
+  def __call__(self, index: int, count: int) -> None:
+    del index, count
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signals.end_with_parent(self.parent)
+
+
+def feed(make: StepBatches, start: int, stop: int, workers: int) -> Iterator[dict]:
+  """The batches of steps `start` .. `stop` - 1, in order (see the module doc). Close the
+  iterator (`close`) to end its workers early."""
+  if workers == 0:
+    return _InProcess(make, start, stop)
+  import grain
+  from absl import flags
+  if not flags.FLAGS.is_parsed():  # Grain reads absl flags of its own; a library caller
+    flags.FLAGS.mark_as_parsed()  # (a test, a notebook) has parsed none
+  steps = grain.MapDataset.range(start, stop).map(make)
+  ahead = steps.to_iter_dataset(grain.ReadOptions(num_threads=0, prefetch_buffer_size=0))
+  return iter(
+      ahead.mp_prefetch(
+          grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=BUFFER),
+          worker_init_fn=_Worker()))
+
+
+class _InProcess:
+  """`feed` with no workers: each batch made when it is asked for."""
+
+  def __init__(self, make: StepBatches, start: int, stop: int):
+    self.make, self.steps = make, iter(range(start, stop))
+
+  def __iter__(self):
+    return self
+
+  def __next__(self) -> dict:
+    return self.make(next(self.steps))
+
+  def close(self) -> None:
+    pass
