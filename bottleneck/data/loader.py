@@ -1,17 +1,18 @@
-"""Training batches made ahead by Grain (docs/training.md, "The input pipeline").
+"""Batches made ahead by Grain (docs/training.md, "The input pipeline: data workers").
 
-A step's batch is a function of the seed and the step (`pipeline.Batches.train_batch`: the
-epoch's permutation, the examples read and decoded, resized, cropped, flipped, normalised).
-`feed` makes the batches of a range of steps in `workers` processes, in step order, each worker
-a few batches ahead of the training; with 0 workers each batch is made in this process when it
-is needed. Either way a batch is the same numbers: the workers run the same function.
+A training step's batch is a function of the seed and the step (`pipeline.Batches.train_batch`:
+the epoch's permutation, the examples read and decoded, resized, cropped, flipped, normalised),
+and an evaluation batch of its index. `feed` makes the batches of a range of indices in
+`workers` processes, in order, each worker a few batches ahead; with 0 workers each batch is
+made in this process when it is needed. Either way a batch is the same numbers: the workers run
+the same function.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -61,9 +62,25 @@ class _Worker:
     signals.end_with_parent(self.parent)
 
 
-def feed(make: StepBatches, start: int, stop: int, workers: int) -> Iterator[dict]:
-  """The batches of steps `start` .. `stop` - 1, in order (see the module doc). Close the
-  iterator (`close`) to end its workers early."""
+class Ahead:
+  """Evaluation batches (`pipeline.Batches.eval_batches`, in order, the last one padded and
+  masked) made by `workers` processes, started anew for each pass over the split."""
+
+  def __init__(self, batches, workers: int):
+    self.batches, self.workers = batches, workers
+
+  def eval_batches(self) -> Iterator[dict]:
+    batches = feed(self.batches.eval_batch, 0, self.batches.num_eval_batches, self.workers)
+    try:
+      yield from batches
+    finally:
+      batches.close()
+
+
+def feed(make: Callable[[int], dict], start: int, stop: int, workers: int) -> Iterator[dict]:
+  """The batches `make(start)` .. `make(stop - 1)`, in order (see the module doc); `make` is
+  picklable (`StepBatches`, a bound method of `pipeline.Batches`). Close the iterator (`close`)
+  to end its workers early."""
   if workers == 0:
     return _InProcess(make, start, stop)
   import grain
@@ -81,7 +98,7 @@ def feed(make: StepBatches, start: int, stop: int, workers: int) -> Iterator[dic
 class _InProcess:
   """`feed` with no workers: each batch made when it is asked for."""
 
-  def __init__(self, make: StepBatches, start: int, stop: int):
+  def __init__(self, make: Callable[[int], dict], start: int, stop: int):
     self.make, self.steps = make, iter(range(start, stop))
 
   def __iter__(self):

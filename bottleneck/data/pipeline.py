@@ -378,19 +378,28 @@ class Batches:
     rng = np.random.default_rng((self.seed, 1_000_003, step))
     return {"image": self.preprocess(images, train=True, rng=rng), "label": labels}
 
+  @property
+  def num_eval_batches(self) -> int:
+    return -(-len(self.split) // self.batch_size)
+
+  def eval_batch(self, i: int) -> dict[str, np.ndarray]:
+    """Evaluation batch `i`: examples i x batch_size on, in order; the last batch is padded
+    and masked (`mask` 0)."""
+    n, start = len(self.split), i * self.batch_size
+    idx = np.arange(start, min(start + self.batch_size, n))
+    images, labels = self.split.read(idx)
+    x = self.preprocess(images, train=False)
+    pad = self.batch_size - len(idx)
+    mask = np.concatenate([np.ones(len(idx), np.float32), np.zeros(pad, np.float32)])
+    return {
+        "image": np.pad(x, ((0, pad), (0, 0), (0, 0), (0, 0))), "label": np.pad(labels, (0, pad)),
+        "mask": mask
+    }
+
   def eval_batches(self):
-    """Every example once, in order; the last batch is padded and masked (`mask` 0)."""
-    n = len(self.split)
-    for start in range(0, n, self.batch_size):
-      idx = np.arange(start, min(start + self.batch_size, n))
-      images, labels = self.split.read(idx)
-      x = self.preprocess(images, train=False)
-      pad = self.batch_size - len(idx)
-      mask = np.concatenate([np.ones(len(idx), np.float32), np.zeros(pad, np.float32)])
-      yield {
-          "image": np.pad(x, ((0, pad), (0, 0), (0, 0), (0, 0))), "label": np.pad(labels, (0, pad)),
-          "mask": mask
-      }
+    """Every example once, in order (`eval_batch` 0, 1, ...)."""
+    for i in range(self.num_eval_batches):
+      yield self.eval_batch(i)
 
 
 def config_splits(config, splits: tuple[str, ...], *, in_memory: bool = True) -> dict[str, Split]:

@@ -134,7 +134,9 @@ def train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
   train_batches = [
       pipeline.Batches(train_split, config.batch_size, preprocess, m.config.seed) for m in members
   ]
-  eval_batches = pipeline.Batches(eval_split, config.eval_batch_size, preprocess, config.seed)
+  workers = _workers(config)  # data workers: the batches made ahead (`loader`)
+  eval_batches = loader.Ahead(
+      pipeline.Batches(eval_split, config.eval_batch_size, preprocess, config.seed), workers)
   steps_per_epoch = train_batches[0].steps_per_epoch
   total_steps = config.num_train_steps if config.get("num_train_steps") else max(
       1, round(config.num_epochs * steps_per_epoch))
@@ -166,8 +168,7 @@ def train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
     # --- The batches after the first, made ahead by the data workers (`loader.feed`) while
     # the first compiles the step.
     make_batch = loader.StepBatches(train_batches)
-    feed = loader.feed(make_batch, start_step + 1, max(start_step + 1, total_steps),
-                       _workers(config))
+    feed = loader.feed(make_batch, start_step + 1, max(start_step + 1, total_steps), workers)
     closers.callback(feed.close)
 
     # --- Compile: the train step (now, timed), the evaluation, batch norm's statistics.
