@@ -91,6 +91,11 @@ def get_config(arg: str = "reduced") -> ml_collections.ConfigDict:
   c.seed = 0
   c.log_every_steps = 50
   c.eval_every_steps = 0  # 0: evaluate at the end only
+  c.eval_every_epochs = 0.0  # the same in epochs (at most one of the two)
+  # A split held out of the training images (e.g. train_split "train[:55000]", this
+  # "train[55000:]"), scored at every evaluation beside eval_split: choices along the run
+  # (which epoch to report) are made on it, never on the test split. None: no validation.
+  c.validation_split = placeholder(str)
   c.checkpoint_every_steps = 200
   c.keep_checkpoints = 3
   return c

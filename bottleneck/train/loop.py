@@ -84,11 +84,19 @@ def time_to_checkpoint(step: int, config, total_steps: int, stop: str | None) ->
   return step % config.checkpoint_every_steps == 0 or step == total_steps or bool(stop)
 
 
-def time_to_evaluate(step: int, config, total_steps: int, stop: str | None) -> bool:
-  """Every `eval_every_steps` before the last step (the final evaluation follows it), unless a
+def eval_every(config, steps_per_epoch: int) -> int:
+  """Steps between evaluations along the run: `eval_every_steps`, or `eval_every_epochs` in
+  steps (at least 1); 0 for none before the final one."""
+  if config.eval_every_steps:
+    return config.eval_every_steps
+  epochs = config.get("eval_every_epochs") or 0
+  return max(1, round(epochs * steps_per_epoch)) if epochs else 0
+
+
+def time_to_evaluate(step: int, every: int, total_steps: int, stop: str | None) -> bool:
+  """Every `every` steps before the last step (the final evaluation follows it), unless a
   signal is stopping the run."""
-  return bool(config.eval_every_steps and step % config.eval_every_steps == 0
-              and step != total_steps and not stop)
+  return bool(every and step % every == 0 and step != total_steps and not stop)
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -122,9 +130,11 @@ def train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
   config = members[0].config
   together = Together(len(members))
   data_sharding, replicated = steps.data_parallel(config, stacked=together.n > 1)
-  splits = pipeline.config_splits(config, (config.train_split, config.eval_split))
+  validation = config.get("validation_split")  # held out of training: choices along the run
+  splits = pipeline.config_splits(config, (config.train_split, config.eval_split) +
+                                  ((validation,) if validation else ()))
   pipeline.log_split_sizes(splits)
-  train_split, eval_split = splits[config.train_split], splits[config.eval_split]
+  train_split = splits[config.train_split]
   num_classes = train_split.num_classes
   resolved = run_config.resolve(config, num_classes)  # the model's arguments, width matched
   models = [builders.model_from(resolved, m.config.seed) for m in members]
@@ -135,11 +145,16 @@ def train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
       pipeline.Batches(train_split, config.batch_size, preprocess, m.config.seed) for m in members
   ]
   workers = _workers(config)  # data workers: the batches made ahead (`loader`)
-  eval_batches = loader.Ahead(
-      pipeline.Batches(eval_split, config.eval_batch_size, preprocess, config.seed), workers)
+  # What each evaluation scores: the test split ("eval"), and the validation split if any.
+  eval_sets = {
+      name: loader.Ahead(
+          pipeline.Batches(splits[s], config.eval_batch_size, preprocess, config.seed),
+          workers) for name, s in (("eval", config.eval_split), ("validation", validation)) if s
+  }
   steps_per_epoch = train_batches[0].steps_per_epoch
   total_steps = config.num_train_steps if config.get("num_train_steps") else max(
       1, round(config.num_epochs * steps_per_epoch))
+  evaluation_every = eval_every(config, steps_per_epoch)
   schedule = builders.make_schedule(config, steps_per_epoch, total_steps)
   optimizers = [
       nnx.Optimizer(m, builders.make_optimizer(config, schedule), wrt=nnx.Param) for m in models
@@ -186,7 +201,7 @@ def train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
     eval_step = jax.jit(
         together.map(functools.partial(steps.eval_step, eval_def, dtype), in_axes=(0, None)),
         compiler_options=options)
-    evaluate = functools.partial(steps.evaluate, eval_step, batches=eval_batches,
+    evaluate = functools.partial(steps.evaluate, eval_step,
                                  sharding=NamedSharding(data_sharding.mesh, P("data")),
                                  n=together.n)  # one eval batch for every run
     # Batch norm's evaluation statistics, recomputed over training batches before every
@@ -220,7 +235,8 @@ def train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
           # that lands later in this step is handled at the next one.
           stop = steps.agreed_signal(ctrl_c.pressed)
           checkpoint_now = time_to_checkpoint(step, config, total_steps, stop)
-          if not time_to_log(step, config) and not checkpoint_now:
+          evaluate_now = time_to_evaluate(step, evaluation_every, total_steps, stop)
+          if not (time_to_log(step, config) or checkpoint_now or evaluate_now):
             progress.update(step)
             continue
           jax.block_until_ready(state)
@@ -233,14 +249,13 @@ def train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
           progress.update(step, float(np.mean(last["loss"])), force=True)
           train_accuracy = _log_train(writers, together, last, step, len(pending), elapsed,
                                       config.batch_size, schedule, prior_times, train_time)
-          evaluate_now = time_to_evaluate(step, config, total_steps, stop)
           if evaluate_now or step == total_steps:
             state = _recalibrate(
                 state, bn_steps,
                 (steps.to_device(make_batch(s), data_sharding) for s in range(bn_batches)))
           if evaluate_now:
-            for writer, row in zip(writers, evaluate(state[0])):
-              writer.write({"step": step, "split": "eval", **steps.scalars(row)})
+            _evaluations(evaluate, eval_sets, state[0], step, writers, members, owner,
+                         _times(prior_times, train_time))
           if checkpoint_now:
             for i, manager in enumerate(managers):
               checkpoints.save(manager, step,
@@ -259,9 +274,8 @@ def train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
                    if together.n == 1 else f"each seed's checkpoint at step {step} is saved")
           raise Interrupted(f"interrupted ({stop}) at step {step} of {total_steps}; "
                             f"{where}. Rerun the same command to resume.")
-        finals = evaluate(state[0])
-        for writer, final in zip(writers, finals):
-          writer.write({"step": step, "split": "eval", **steps.scalars(final)})
+        finals = _evaluations(evaluate, eval_sets, state[0], step, writers, members, owner,
+                              _times(prior_times, train_time))
 
       # --- The results: each run's result.json, after its predictions.
       results = []
@@ -368,6 +382,31 @@ def _first_nonfinite(losses: list[tuple[int, jax.Array]], together: Together,
     raise TrainingDiverged(f"loss became {values[0]} at step {step}; no checkpoint was written "
                            "after it. Lower optimizer.learning_rate or check the data, and "
                            "rerun with --restart (the diverged run is set aside).")
+
+
+def _times(prior_times: list, train_time: float) -> list[float | None]:
+  """Each run's training time so far (None: unknown, its time before the resume was)."""
+  return [None if prior is None else prior + train_time for prior in prior_times]
+
+
+def _evaluations(evaluate, eval_sets: dict, model_state, step: int, writers, members: list[Member],
+                 owner: bool, times: list) -> list[dict]:
+  """Each split of `eval_sets` scored at `step`: each run's metrics row, with its training
+  time so far, and its per-example predictions (`evaluations/<split>-<step>.npz`, written by
+  the owner). Returns the test split's ("eval") rows."""
+  tested = []
+  for name, batches in eval_sets.items():
+    rows = evaluate(model_state, batches=batches)
+    for writer, member, row, seconds in zip(writers, members, rows, times):
+      writer.write({
+          "step": step, "split": name, **steps.scalars(row),
+          **({} if seconds is None else {"train_time_s": seconds})
+      })
+      if owner:
+        wd.write_predictions(os.path.join(member.workdir, wd.EVALUATIONS, f"{name}-{step}.npz"),
+                             row["predicted"], row["label"])
+    tested = rows if name == "eval" else tested
+  return tested
 
 
 def _log_train(writers, together: Together, last: dict, step: int, n_steps: int, elapsed: float,

@@ -137,6 +137,8 @@ def validate(config) -> None:
       lambda: v.whole(c.get("seed"), "seed", where, 0),
       lambda: v.whole(c.get("log_every_steps"), "log_every_steps", where, 1),
       lambda: v.whole(c.get("eval_every_steps"), "eval_every_steps", where, 0),
+      lambda: v.number(c.get("eval_every_epochs"), "eval_every_epochs", where, at_least=0),
+      lambda: _check_evaluations(c),
       lambda: v.whole(c.get("checkpoint_every_steps"), "checkpoint_every_steps", where, 1),
       lambda: v.whole(c.get("keep_checkpoints"), "keep_checkpoints", where, 1),
       lambda: v.whole(c.get("bn_stats_batches"), "bn_stats_batches", where, 0),
@@ -199,6 +201,22 @@ def _check_match(c) -> None:
   if "width" not in registry.model_arguments(c.model):
     raise ConfigError(f"config: match_{given[0]} needs a model with a width multiplier; "
                       f"{c.model!r} has none.")
+
+
+def _check_evaluations(c) -> None:
+  """At most one of eval_every_steps and eval_every_epochs; a validation split that is text
+  and neither the training nor the test split."""
+  if c.get("eval_every_steps") and c.get("eval_every_epochs"):
+    raise ConfigError("config: eval_every_steps and eval_every_epochs exclude each other; set "
+                      "one.")
+  validation = c.get("validation_split")
+  if validation is None:
+    return
+  _text(validation, "validation_split")
+  if validation in (c.get("train_split"), c.get("eval_split")):
+    raise ConfigError(f"config: validation_split={validation!r} is the training or the test "
+                      "split; hold it out of the training images (e.g. train_split "
+                      "'train[:55000]', validation_split 'train[55000:]').")
 
 
 def _text(value, name: str) -> None:

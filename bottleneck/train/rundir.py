@@ -21,7 +21,8 @@ from bottleneck.util import workdir as wd
 from bottleneck.util.errors import ConfigError
 
 # What a run writes in its workdir; `--restart` and a replaced config set all of it aside.
-RUN_FILES = (wd.CONFIG, wd.METRICS, wd.RESULT, wd.CHECKPOINTS, wd.TENSORBOARD, wd.ERROR)
+RUN_FILES = (wd.CONFIG, wd.METRICS, wd.RESULT, wd.CHECKPOINTS, wd.TENSORBOARD, wd.ERROR,
+             wd.EVALUATIONS)
 
 
 @dataclasses.dataclass(frozen=True)

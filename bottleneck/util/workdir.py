@@ -40,6 +40,7 @@ TENSORBOARD = "tensorboard"
 ERROR = "error.json"  # a sweep point's failure
 IMPORTED = "imported.json"  # weights from another framework (bottleneck.train.saved_models)
 PREDICTIONS = "predictions.npz"  # the final evaluation's prediction for every example
+EVALUATIONS = "evaluations"  # each evaluation's, along the run: <split>-<step>.npz
 # What every result.json has; one without them is incomplete (cut short, or not ours).
 RESULT_KEYS = ("model", "reduce", "dataset", "seed", "params", "macs", "eval_accuracy")
 LOCK = ".lock"

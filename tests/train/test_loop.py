@@ -322,6 +322,42 @@ def test_data_workers_train_the_numbers_of_none_and_resume_alike(tmp_path, digit
   assert (work / wd.PREDICTIONS).read_bytes() == predictions
 
 
+def test_evaluations_along_the_run_keep_their_predictions_and_resume_alike(tmp_path, digits_dir):
+  """Every 0.2 epochs (7 steps, off the logging's 4) the test split and a validation split held
+  out of the training images are scored: a metrics row with the training time so far and a
+  predictions file each. A run resumed from step 16 scores steps 21 and 24 as before."""
+  config = tiny_config(digits_dir, train_split="train[200:]", validation_split="train[:200]",
+                       eval_every_epochs=0.2)
+  work = tmp_path / "run"
+  loop.train_and_evaluate(config, str(work))
+  scored = lambda: [r for r in wd.read_jsonl(str(work / wd.METRICS)) if r["split"] != "train"]
+  rows = scored()
+  assert [(r["step"], r["split"]) for r in rows
+         ] == [(s, split) for s in (7, 14, 21, 24) for split in ("eval", "validation")]
+  files = {}
+  for r in rows:
+    path = work / wd.EVALUATIONS / f"{r['split']}-{r['step']}.npz"
+    predicted, labels = wd.read_predictions(str(path))
+    assert len(labels) == (450 if r["split"] == "eval" else 200)
+    assert r["accuracy"] == pytest.approx(np.mean(predicted == labels), abs=1e-12)
+    files[path] = path.read_bytes()
+  times = [r["train_time_s"] for r in rows]
+  assert times == sorted(times) and times[0] > 0
+  np.testing.assert_array_equal(
+      wd.read_predictions(str(work / wd.PREDICTIONS))[0],
+      wd.read_predictions(str(work / wd.EVALUATIONS / "eval-24.npz"))[0])
+  # A crash after step 16's checkpoint: the later evaluations are computed again, the same.
+  os.remove(work / wd.RESULT)
+  shutil.rmtree(work / wd.CHECKPOINTS / "24")
+  for step in (21, 24):
+    for split in ("eval", "validation"):
+      os.remove(work / wd.EVALUATIONS / f"{split}-{step}.npz")
+  loop.train_and_evaluate(config, str(work))
+  without_time = lambda rs: [{k: v for k, v in r.items() if k != "train_time_s"} for r in rs]
+  assert without_time(scored()) == without_time(rows)
+  assert {p: p.read_bytes() for p in files} == files
+
+
 def test_ctrl_c_checkpoints_the_step_it_is_at_and_says_how_to_resume(tmp_path, digits_dir):
   workdir = tmp_path / ODD  # brackets, a star, a space: a path, not a glob pattern
   # Ctrl-C: the in-flight checkpoint is finished; one line says how to resume; exit 130.
