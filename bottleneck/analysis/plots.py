@@ -1,6 +1,6 @@
-"""Every plot (matplotlib, PNG): accuracy against cost per variant, training curves, time
-against multiply-adds (the benchmark), the roofline, score-map heat maps (fully convolutional
-inference)."""
+"""Every plot (matplotlib, PNG): accuracy against cost per variant, training curves, a
+difference and accuracy along training, time against multiply-adds (the benchmark), the
+roofline, score-map heat maps (fully convolutional inference)."""
 
 from __future__ import annotations
 
@@ -87,6 +87,40 @@ def training_curves(directory: str, runs: pd.DataFrame, path: str) -> str:
     ax.grid(alpha=0.3)
     ax.legend()
   fig.suptitle("Training curves (one line per run)")
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def difference_along_run(frame: pd.DataFrame, title: str, path: str) -> str:
+  """An accuracy difference (`along_run.difference_along_run`) and its interval against the
+  training step: where along training the verdict holds."""
+  fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+  ax.axhline(0, color="gray", lw=1)
+  ax.fill_between(frame["step"], frame["low"].astype(float), frame["high"].astype(float),
+                  alpha=0.25, label="95% interval (seeds + test set)")
+  ax.plot(frame["step"], frame["difference"], "o-", label="mean difference")
+  ax.set(xlabel="step", ylabel="accuracy difference (points)", title=title)
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def accuracy_along_time(tables: dict[str, list[pd.DataFrame]], path: str) -> str:
+  """Test accuracy against training time, one line per run, coloured by variant (`tables`:
+  variant -> each run's `along_run.evaluations`): at equal wall time, which leads."""
+  fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+  for i, (variant, runs) in enumerate(tables.items()):
+    color = COLORS.get(variant, f"C{i + 2}")
+    for j, table in enumerate(runs):
+      ax.plot(table["train_time_s"], 100 * table["eval_accuracy"], "o-", color=color, alpha=0.6,
+              label=variant if j == 0 else None)
+  ax.set(xlabel="training time (s)", ylabel="test accuracy (%)",
+         title="Accuracy against training time (one line per run)")
+  ax.grid(alpha=0.3)
+  ax.legend()
   fig.savefig(path, dpi=110)
   plt.close(fig)
   return path
