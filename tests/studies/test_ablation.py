@@ -7,6 +7,7 @@ import shlex
 import sys
 import types
 
+import pandas as pd
 import pytest
 
 from bottleneck.analysis import markdown
@@ -266,3 +267,37 @@ def test_a_study_variant_has_one_spelling_whatever_it_was_given_as():
   assert ablation.parse_study("ablation:quick=false", study) == ""
   with pytest.raises(ConfigError, match=r"quick='maybe': give true or false"):
     ablation.parse_study("ablation:quick=maybe", study)
+
+
+def test_runs_evaluated_along_training_get_their_verdict_at_every_point(tmp_path):
+  """The equal-compute question's lines along training: naive minus reduced at every point
+  with its figure, the verdict at the end and at the step where the runs' mean validation
+  accuracy stops improving, and accuracy against training time. None for runs scored once."""
+  from tests.analysis.test_along_run import _run
+  sweep_dir = tmp_path / "iso_macs"
+  rows = []
+  for s in range(3):
+    for variant, right, validation in (("naive", {10: 20 + s, 20: 30 + s,
+                                                  30: 36 + s}, {10: .5, 20: .8, 30: .8}),
+                                       ("reduced", {10: 24 - s, 20: 29 + s,
+                                                    30: 30}, {10: .4, 20: .7, 30: .7})):
+      run = f"reduce={variant == 'reduced'},seed={s}"
+      _run(sweep_dir / run, right, validation)
+      rows.append({"budget": "macs 1e+06", "variant": variant, "seed": s, "run": run})
+  runs = pd.DataFrame(rows)
+  lines = ablation.along_the_run(str(sweep_dir), runs, str(tmp_path), "iso_macs")
+  text = "\n".join(lines)
+  assert "Along training at macs 1e+06 (3 seeds, 3 points): at the end (step 30) " in text
+  assert "naive more accurate; at step 20, where validation accuracy stopped improving: " in text
+  for figure in ("iso_macs_along_0.png", "iso_macs_along_time.png"):
+    assert f"]({figure})" in text and (tmp_path / figure).stat().st_size > 0
+  for step in (20, 30):  # scored once: nothing to say along training
+    for run in runs["run"]:
+      for split in ("eval", "validation"):
+        path = sweep_dir / run / wd.EVALUATIONS / f"{split}-{step}.npz"
+        if path.exists():
+          path.unlink()
+  metrics = [sweep_dir / run / wd.METRICS for run in runs["run"]]
+  for m in metrics:
+    m.write_text("\n".join(line for line in m.read_text().splitlines() if '"step": 10' in line))
+  assert ablation.along_the_run(str(sweep_dir), runs, str(tmp_path), "iso_macs") == []
