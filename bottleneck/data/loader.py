@@ -15,6 +15,7 @@ import signal
 from collections.abc import Callable, Iterator
 
 import numpy as np
+from absl import logging
 
 from bottleneck.util import signals
 
@@ -89,10 +90,45 @@ def feed(make: Callable[[int], dict], start: int, stop: int, workers: int) -> It
     flags.FLAGS.mark_as_parsed()  # (a test, a notebook) has parsed none
   steps = grain.MapDataset.range(start, stop).map(make)
   ahead = steps.to_iter_dataset(grain.ReadOptions(num_threads=0, prefetch_buffer_size=0))
-  return iter(
-      ahead.mp_prefetch(
-          grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=BUFFER),
-          worker_init_fn=_Worker()))
+  return _Workers(
+      make, start, stop,
+      iter(
+          ahead.mp_prefetch(
+              grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=BUFFER),
+              worker_init_fn=_Worker())))
+
+
+class _Workers:
+  """`feed` with workers. A worker that dies (killed, out of memory) does not end the run:
+  the batches from the one it owed on are made in this process, the same numbers, and a
+  warning says so."""
+
+  def __init__(self, make: Callable[[int], dict], start: int, stop: int, workers: Iterator):
+    self.make, self.index, self.stop, self.source = make, start, stop, workers
+
+  def __iter__(self):
+    return self
+
+  def __next__(self) -> dict:
+    if self.index >= self.stop:
+      raise StopIteration
+    try:
+      batch = next(self.source)
+    except RuntimeError as e:  # Grain's word for a worker gone: "terminated unexpectedly"
+      if "terminated unexpectedly" not in str(e):
+        raise
+      logging.warning(
+          "a data worker died (%s); batches %d on are made in this process instead (the same "
+          "numbers, more slowly). If memory ran out, lower data.workers.",
+          str(e).splitlines()[0], self.index)
+      self.close()
+      self.source = _InProcess(self.make, self.index, self.stop)
+      batch = next(self.source)
+    self.index += 1
+    return batch
+
+  def close(self) -> None:
+    self.source.close()
 
 
 class _InProcess:

@@ -53,3 +53,24 @@ def test_encoded_photos_are_decoded_by_the_workers_alike(tmp_path):
                                                       ("tpu", 96, 16)])
 def test_default_workers(platform, cores, workers):
   assert loader.default_workers(platform, cores) == workers
+
+
+def test_a_worker_that_dies_leaves_the_batches_to_this_process(digits_dir, caplog):
+  """A worker killed mid-feed (SIGKILL, as the out-of-memory killer does): the feed goes on in
+  this process from the batch the worker owed, with the same arrays, and warns."""
+  import multiprocessing
+  import os
+  import signal
+  split = pipeline.load_splits("digits", ("train",), digits_dir)["train"]
+  make = loader.StepBatches(
+      [pipeline.Batches(split, 100, pipeline.Preprocess(8, 1, crop_padding=1, flip=True), 0)])
+  ahead = loader.feed(make, 0, 12, workers=2)
+  made = [next(ahead), next(ahead)]
+  workers = multiprocessing.active_children()
+  assert workers
+  os.kill(workers[0].pid, signal.SIGKILL)
+  workers[0].join(timeout=30)
+  made += list(ahead)
+  ahead.close()
+  _equal(made, [make(s) for s in range(12)])
+  assert any("a data worker died" in r.getMessage() for r in caplog.records)
