@@ -150,13 +150,18 @@ def write(workdir: str, variant: str, plan, start: float | None = None) -> str:
                if "ablation_placement" in plan.sweeps(variant) else
                ("Which reduction matters?", "not run on this dataset (the placement study "
                 "trains GoogLeNet; see the digits' and CIFAR-10's studies).", ["Not run."]))
-  title, answer, body = _equal_compute(runs.get("iso_macs"))
-  along = along_the_run(os.path.join(workdir, "iso_macs"), runs.get("iso_macs"), workdir,
-                        "iso_macs")
-  body = [*body, "", *along[:-1]] if along else body
   sections = [
-      section((title, answer, body), "iso_macs"),
-      section(_activation(runs.get("ablation_ratio"))),
+      section(
+          _with_lines(
+              _equal_compute(runs.get("iso_macs")),
+              along_the_run(os.path.join(workdir, "iso_macs"), runs.get("iso_macs"), workdir,
+                            "iso_macs")), "iso_macs"),
+      section(
+          _with_lines(
+              _activation(runs.get("ablation_ratio")),
+              along_the_run(os.path.join(workdir, "ablation_ratio"), runs.get("ablation_ratio"),
+                            workdir, "ablation_ratio_activation", "ratio",
+                            ("activation", "relu", "linear")))),
       section(_ratio(runs.get("ablation_ratio")), "ablation_ratio"),
       section(placement, "ablation_placement"),
       section(_time(bench)),
@@ -187,54 +192,63 @@ def write(workdir: str, variant: str, plan, start: float | None = None) -> str:
   return path
 
 
-def along_the_run(sweep_dir: str, runs: pd.DataFrame | None, out_dir: str, name: str) -> list[str]:
-  """Lines for the equal-compute question when its runs were evaluated along training (two
-  points or more, `eval_every_epochs`): at each MAC budget, naive minus reduced at every point
-  with its interval (a figure, `out_dir/<name>_along_<i>.png`), the verdict at the end and at
-  the point chosen on the validation split (where the runs' mean validation accuracy first
-  reaches its best); and test accuracy against training time. [] otherwise."""
+def along_the_run(
+    sweep_dir: str, runs: pd.DataFrame | None, out_dir: str, name: str, group: str = "budget",
+    contrast: tuple[str, str, str] = ("variant", "naive", "reduced")
+) -> list[str]:
+  """Lines for a question whose runs were evaluated along training (two points or more,
+  `eval_every_epochs`): at each value of `group` (the MAC budget; the ratio), `contrast`'s
+  first minus its second (column, first value, second value) at every point with its interval
+  (a figure, `out_dir/<name>_along_<i>.png`), the verdict at the end and at the point chosen
+  on the validation split (where the runs' mean validation accuracy first reaches its best);
+  and test accuracy against training time. [] otherwise."""
   from bottleneck.analysis import along_run, plots
-  if runs is None or "budget" not in runs:
+  column, first, second = contrast
+  if runs is None or group not in runs or column not in runs:
     return []
-  lines, tables_by_variant = [], {"naive": [], "reduced": []}
-  for i, budget in enumerate(sorted(set(runs["budget"]), key=str)):
-    at = runs[runs["budget"] == budget]
+  lines, tables_by = [], {first: [], second: []}
+  for i, value in enumerate(sorted(set(runs[group]), key=str)):
+    at = runs[runs[group] == value]
     seeds = sorted(
-        set(at.loc[at["variant"] == "naive", "seed"]) &
-        set(at.loc[at["variant"] == "reduced", "seed"]))
+        set(at.loc[at[column] == first, "seed"]) & set(at.loc[at[column] == second, "seed"]))
     dirs = {
         v: [
-            os.path.join(sweep_dir, at.loc[(at["variant"] == v) & (at["seed"] == s), "run"].iloc[0])
+            os.path.join(sweep_dir, at.loc[(at[column] == v) & (at["seed"] == s), "run"].iloc[0])
             for s in seeds
-        ] for v in ("naive", "reduced")
+        ] for v in (first, second)
     }
-    frame = along_run.difference_along_run(dirs["naive"], dirs["reduced"])
+    frame = along_run.difference_along_run(dirs[first], dirs[second], names=(first, second))
     if len(frame) < 2:
       continue
     evaluated = {v: [along_run.evaluations(d) for d in ds] for v, ds in dirs.items()}
     for v, tables_of in evaluated.items():
-      tables_by_variant[v] += tables_of
+      tables_by[v] += tables_of
     step = along_run.chosen_step(
-        pd.concat(evaluated["naive"] + evaluated["reduced"]).groupby("step", as_index=False).mean())
+        pd.concat(evaluated[first] + evaluated[second]).groupby("step", as_index=False).mean())
     at_chosen = ""
     if step is not None and (frame["step"] == step).any():
       row = frame[frame["step"] == step].iloc[0]
       at_chosen = (f"; at step {step}, where validation accuracy stopped improving: "
                    f"{row['difference']:+.2f} points, {row['verdict']}")
-    end = frame.iloc[-1]
-    figure = plots.difference_along_run(frame, f"naive - reduced, {budget}",
+    end, where = frame.iloc[-1], value if group == "budget" else f"{group} {value}"
+    figure = plots.difference_along_run(frame, f"{first} - {second}, {where}",
                                         os.path.join(out_dir, f"{name}_along_{i}.png"))
     lines += [
-        f"Along training at {budget} ({len(seeds)} seeds, {len(frame)} points): at the end "
-        f"(step {int(end['step'])}) {end['difference']:+.2f} points, {end['verdict']}{at_chosen}. "
-        f"Verdicts along the way: {_counts(frame['verdict'])}.", "",
-        f"![naive - reduced along training, {budget}]({os.path.basename(figure)})", ""
+        f"Along training at {where}, {first} - {second} ({len(seeds)} seeds, {len(frame)} "
+        f"points): at the end (step {int(end['step'])}) {end['difference']:+.2f} points, "
+        f"{end['verdict']}{at_chosen}. Verdicts along the way: {_counts(frame['verdict'])}.", "",
+        f"![{first} - {second} along training, {where}]({os.path.basename(figure)})", ""
     ]
   if lines:
-    figure = plots.accuracy_along_time(tables_by_variant,
-                                       os.path.join(out_dir, f"{name}_along_time.png"))
+    figure = plots.accuracy_along_time(tables_by, os.path.join(out_dir, f"{name}_along_time.png"))
     lines += [f"![accuracy against training time]({os.path.basename(figure)})", ""]
   return lines
+
+
+def _with_lines(parts: tuple, lines: list[str]) -> tuple:
+  """A question's (title, answer, body) with `lines` after its body (none: unchanged)."""
+  title, answer, body = parts
+  return (title, answer, [*body, "", *lines[:-1]]) if lines else parts
 
 
 def _data_line(variant: str, plan) -> str:

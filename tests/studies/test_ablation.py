@@ -287,10 +287,20 @@ def test_runs_evaluated_along_training_get_their_verdict_at_every_point(tmp_path
   runs = pd.DataFrame(rows)
   lines = ablation.along_the_run(str(sweep_dir), runs, str(tmp_path), "iso_macs")
   text = "\n".join(lines)
-  assert "Along training at macs 1e+06 (3 seeds, 3 points): at the end (step 30) " in text
+  assert ("Along training at macs 1e+06, naive - reduced (3 seeds, 3 points): at the end "
+          "(step 30) ") in text
   assert "naive more accurate; at step 20, where validation accuracy stopped improving: " in text
   for figure in ("iso_macs_along_0.png", "iso_macs_along_time.png"):
     assert f"]({figure})" in text and (tmp_path / figure).stat().st_size > 0
+  # Another contrast, grouped by another knob: linear against ReLU at each ratio.
+  ratios = runs.assign(ratio=0.125,
+                       activation=runs["variant"].map({"naive": "relu",
+                                                       "reduced": "linear"})).drop(columns="budget")
+  text = "\n".join(
+      ablation.along_the_run(str(sweep_dir), ratios, str(tmp_path), "ratio", "ratio",
+                             ("activation", "relu", "linear")))
+  assert "Along training at ratio 0.125, relu - linear (3 seeds, 3 points)" in text
+  assert "relu more accurate" in text and "](ratio_along_0.png)" in text
   for step in (20, 30):  # scored once: nothing to say along training
     for run in runs["run"]:
       for split in ("eval", "validation"):
