@@ -143,23 +143,26 @@ def _batch_source(batches, workers: int | None):
 def pipeline_rates(config, split, channels: int, workers: list[int], *, rounds: int, steps: int,
                    say=print) -> list[dict]:
   """The input pipeline alone (`loader.feed` of a config's training batches, no step): for
-  each count of `workers`, images/s over `steps` batches after the first (which starts the
-  workers), in `rounds` rounds taken in turn; medians, and each round's ratio to the first
-  count's. `channels`: the model's input channels."""
+  each count of `workers`, images/s over `steps` batches, in `rounds` rounds taken in turn;
+  medians, and each round's ratio to the first count's. `channels`: the model's input
+  channels. The clock starts once the workers have started and the batches they made ahead
+  while the first was awaited are taken (`warm_up`): it times making batches, not a queue."""
   from bottleneck.data import loader, pipeline
   preprocess = pipeline.Preprocess.from_config(config, channels)
   make = loader.StepBatches([pipeline.Batches(split, config.batch_size, preprocess, config.seed)])
   times, start = {w: [] for w in workers}, 0
   for r in range(rounds):
     for w in workers:
-      feed = loader.feed(make, start, start + steps + 1, w)
-      next(feed)
+      warm_up = 1 + w * (loader.BUFFER + 1)  # the first batch, and what was made meanwhile
+      feed = loader.feed(make, start, start + warm_up + steps, w)
+      for _ in range(warm_up):
+        next(feed)
       t = time.perf_counter()
       for _ in range(steps):
         next(feed)
       times[w].append(time.perf_counter() - t)
       feed.close()
-      start += steps + 1
+      start += warm_up + steps
     say(f"round {r + 1}/{rounds}: " + ", ".join(
         f"{w} workers {steps * config.batch_size / times[w][-1]:.0f} images/s" for w in workers))
   first = times[workers[0]]

@@ -119,3 +119,17 @@ def test_sigterm_stops_the_contenders(digits_dir, monkeypatch):
   finally:
     signal.signal(signal.SIGTERM, previous)
   assert len(started) == 1 and started[0].proc.poll() is not None
+
+
+def test_the_pipeline_alone_is_timed_per_count_of_workers(digits_dir):
+  """`pipeline_rates` (experiments.throughput --pipeline_only): a row per count of workers, in
+  order, the first the reference of the ratios; each round's batches after those made ahead."""
+  from bottleneck.train import run_config
+  config = run_config.default_config()
+  config.data_dir, config.batch_size, config.data.crop_padding = digits_dir, 64, 2
+  split = pipeline.config_splits(config, ("train",))["train"]
+  said = []
+  rows = throughput.pipeline_rates(config, split, 1, [0, 1], rounds=2, steps=3, say=said.append)
+  assert [r["workers"] for r in rows] == [0, 1] and rows[0]["speedup_vs_first"] == 1.0
+  assert all(r["images_per_s"] > 0 and len(r["round_images_per_s"]) == 2 for r in rows)
+  assert len(said) == 2 and said[0].startswith("round 1/2: 0 workers ")
