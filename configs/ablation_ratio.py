@@ -9,7 +9,8 @@ against the naive network (SqueezeNet's squeeze-ratio ablation; Inception-v3's F
 
 Points: ratio {1/8, 1/4, 1/2, 3/4, 1} x activation {relu, linear} x 3 seeds, and the naive
 network x 3 seeds (`:quick` and `:fashion`: ratios {1/8, 1/2, 1}; `:quick` with fewer
-epochs). Datasets, seeds and sizes: configs/study.py.
+epochs; `:fashion,full`: ratio 1/8 alone, without the naive network). Datasets, seeds and
+sizes: configs/study.py.
 """
 
 from configs import study
@@ -22,9 +23,9 @@ def get_config(arg: str = ""):
 
 
 def get_sweep(arg: str = ""):
-  ratios = RATIOS[::2] if {"quick", "fashion"} & study.options(arg) else RATIOS
   seeds = study.seeds(arg)
+  naive = [{"reduce": False, "seed": s} for s in seeds] if study.ratio_naive(arg) else []
   return ([{"model_kwargs.reduction_ratio": r, "model_kwargs.reduction_activation": act, "seed": s}
-           for r in ratios
+           for r in study.ratios(arg, RATIOS)
            for act in (True, False)
-           for s in seeds] + [{"reduce": False, "seed": s} for s in seeds])
+           for s in seeds] + naive)

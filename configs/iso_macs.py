@@ -10,7 +10,8 @@ Budgets on the 8x8 digits: 0.25M, 0.67M and 2M MACs per image (width about 0.12 
 on the cluttered digits (`:cluttered`, 24x24): 1.95M, 6M and 18M; on CIFAR-10 (`:cifar10`,
 28x28): 20M, 50M and 120M; on Fashion-MNIST (`:fashion`, 28x28): 2M, 4M and 8.6M (the
 default width 0.25 costs 8.6M). Each budget x {naive, reduced} x 3 seeds (5 on Fashion-MNIST;
-`:quick`: fewer epochs), and the A/A check: the reduced network at the middle budget with
+`:quick`: fewer epochs; `:fashion,full`: the middle budget alone, on all the training
+images), and the A/A check: the reduced network at the middle budget with
 as many other seeds (configs/study.py). The width each point found is in its result.json
 (`match`).
 """
@@ -28,10 +29,11 @@ def get_config(arg: str = ""):
 
 
 def get_sweep(arg: str = ""):
-  budgets = BUDGETS[study.dataset(arg)]
+  budgets = study.BUDGETS[study.dataset(arg)]
+  chosen = study.budgets(arg)
   # The A/A check: the reduced network at the middle budget again, with other seeds.
   return ([{"match_macs": b, "reduce": r, "seed": s}
-           for b in budgets
+           for b in chosen
            for r in (True, False)
            for s in study.seeds(arg)]
           + [{"match_macs": budgets[1], "reduce": True, "seed": s} for s in study.aa_seeds(arg)])

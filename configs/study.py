@@ -15,6 +15,12 @@ argument (`--config=configs/ablation_ratio.py:quick`, `:cluttered`, `:cifar10,qu
   or `data.source_dir`; configs/fashion_inception.py's recipe) on a training subset of
   `FASHION_TRAIN` images, 5 seeds per point, scored on the whole 10,000-image test set, so that
   the study fits in 2 hours on a 2-core CPU. The placement study (GoogLeNet) is not run on it.
+- `fashion,full` (also `fashion_full`): all of Fashion-MNIST's training images, the last
+  `FASHION_VALIDATION` held out as a validation split, `FULL_EPOCHS` epochs, evaluated on the
+  validation and test splits after every epoch (accuracy along the run); only the questions
+  that the 3-hour budget on a 2-core CPU holds: naive against reduced at the middle budget, and
+  ReLU against linear at ratio 1/8 (no naive point in the ratio sweep), 5 seeds each, and the
+  A/A check (docs/ablations.md).
 - `quick`: a third of the epochs (still 3 seeds: a sweep trains the seeds of a config as one
   program, so they cost little more than one, and a difference needs a spread to be judged);
   with `fashion`, 3 seeds, an eighth of the epochs (half an epoch of the subset) and the first
@@ -35,10 +41,12 @@ from configs import (
     fashion_inception,
 )
 
-OPTIONS = ("quick", "cifar10", "cluttered", "fashion")
+OPTIONS = ("quick", "cifar10", "cluttered", "fashion", "full")
 DATASETS = ("cifar10", "cluttered", "fashion")  # at most one of them
 FASHION_TRAIN = 10_000  # training images of the fashion study (the first of TFDS's order)
 FASHION_QUICK_TEST = 2_000  # test images that `fashion,quick` scores (the first 2,000)
+FASHION_VALIDATION = 5_000  # `fashion,full`: the last training images, held out for validation
+FULL_EPOCHS = 4.0  # `fashion,full`: epochs over the other 55,000
 # The config module of each ablation sweep.
 SWEEP_MODULES = {
     name: f"configs.{name}" for name in ("iso_macs", "ablation_ratio", "ablation_placement")
@@ -62,6 +70,8 @@ def options(arg: str | None) -> set[str]:
   several = sorted(chosen & set(DATASETS))
   if len(several) > 1:
     raise ValueError(f"variants {' and '.join(several)} are datasets: choose one")
+  if "full" in chosen and "fashion" not in chosen:
+    raise ValueError("variant full trains on all of Fashion-MNIST: write fashion,full")
   return chosen
 
 
@@ -78,6 +88,13 @@ def base(arg: str | None, variant: str = "reduced"):
   chosen = options(arg)
   if "cifar10" in chosen:
     c = cifar10_recipe.get_config(variant)
+  elif "full" in chosen:  # every training image but the validation split's, evaluated each epoch
+    c = fashion_inception.get_config(variant)
+    c.train_split = f"train[:{60_000 - FASHION_VALIDATION}]"
+    c.validation_split = f"train[{60_000 - FASHION_VALIDATION}:]"
+    c.num_epochs = FULL_EPOCHS
+    c.eval_every_steps, c.eval_every_epochs = 0, 1.0
+    c.log_every_steps, c.checkpoint_every_steps = 43, 215
   elif "fashion" in chosen:  # on a training subset, a few epochs, no evaluation along the run
     c = fashion_inception.get_config(variant)
     c.train_split = f"train[:{FASHION_TRAIN}]"
@@ -94,7 +111,29 @@ def base(arg: str | None, variant: str = "reduced"):
     c.num_epochs /= 8 if "fashion" in chosen else 3
     if "fashion" in chosen:  # scoring 10,000 images was a fixed cost of every run
       c.eval_split = f"test[:{FASHION_QUICK_TEST}]"
+    if "full" in chosen:  # two evaluations along the run, of a fifth of the validation images
+      c.eval_every_epochs = c.num_epochs / 2
+      c.validation_split = f"train[{60_000 - FASHION_VALIDATION // 5}:]"
   return c
+
+
+def budgets(arg: str | None) -> tuple[float, ...]:
+  """The MAC budgets iso_macs runs: `BUDGETS` of the dataset; under `full` its middle one."""
+  all_ = BUDGETS[dataset(arg)]
+  return all_[1:2] if "full" in options(arg) else all_
+
+
+def ratios(arg: str | None, every: tuple[float, ...]) -> tuple[float, ...]:
+  """The reduction ratios ablation_ratio runs, of `every`: all of them; every other one under
+  `quick` or `fashion`; the smallest under `full`."""
+  chosen = options(arg)
+  return every[:1] if "full" in chosen else every[::2] if {"quick", "fashion"} & chosen else every
+
+
+def ratio_naive(arg: str | None) -> bool:
+  """Whether ablation_ratio trains the naive network (how far the reduction can go): not
+  under `full`, whose budget holds only the ReLU question at ratio 1/8."""
+  return "full" not in options(arg)
 
 
 def seeds(arg: str | None) -> tuple[int, ...]:

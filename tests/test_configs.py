@@ -192,3 +192,35 @@ def test_the_study_configs_are_the_recipes_sized_for_a_study():
           "model_kwargs.reduction_ratio", "train_split", "num_epochs", "log_every_steps",
           "eval_every_steps", "checkpoint_every_steps"
       }, changed
+
+
+def test_the_full_data_fashion_study():
+  """`fashion,full`: every training image but the last 5,000 (validation), evaluated each epoch
+  on both; naive against reduced at the middle budget with the A/A seeds, and ReLU against
+  linear at ratio 1/8 with no naive point; `quick` evaluates twice on fewer images."""
+  from bottleneck.studies import ablation
+  from bottleneck.train import sweep
+  from configs import study
+  root = os.path.join(os.path.dirname(__file__), "..", "configs")
+  expand = lambda name, arg: sweep.expand(  # noqa: E731
+      *config_files.load_config_file(f"{root}/{name}.py:{arg}"), "/nonexistent", arg)
+  iso, ratio = expand("iso_macs", "fashion,full"), expand("ablation_ratio", "fashion,full")
+  assert len(iso) == 2 * 5 + 5 and len(ratio) == 2 * 5
+  assert {p.config.match_macs for p in iso} == {study.BUDGETS["fashion_mnist"][1]}
+  assert {(p.config.reduce, p.config.model_kwargs.reduction_ratio,
+           p.config.model_kwargs.reduction_activation) for p in ratio} == {(True, 0.125, True),
+                                                                           (True, 0.125, False)}
+  for p in iso + ratio:
+    c = p.config
+    assert (c.train_split, c.validation_split, c.eval_split) == ("train[:55000]", "train[55000:]",
+                                                                 "test")
+    assert (c.num_epochs, c.eval_every_epochs, c.eval_every_steps) == (study.FULL_EPOCHS, 1.0, 0)
+  run_config.validate(ratio[0].config)
+  quick = expand("iso_macs", "fashion,full,quick")[0].config
+  assert quick.num_epochs == study.FULL_EPOCHS / 8
+  assert quick.eval_every_epochs == quick.num_epochs / 2
+  assert (quick.validation_split, quick.eval_split) == ("train[59000:]", "test[:2000]")
+  assert ablation.parse_study("ablation:fashion_full", study) == "fashion,full"
+  assert not study.ratio_naive("fashion,full") and study.ratio_naive("fashion")
+  with pytest.raises(ValueError, match="write fashion,full"):
+    study.options("cluttered,full")

@@ -146,10 +146,7 @@ def write(workdir: str, variant: str, plan, start: float | None = None) -> str:
       body += [f"- {f}" for f in failed] + [""]
     return markdown.Section(title, body, answer)
 
-  placement = (_placement(runs.get("ablation_placement"))
-               if "ablation_placement" in plan.sweeps(variant) else
-               ("Which reduction matters?", "not run on this dataset (the placement study "
-                "trains GoogLeNet; see the digits' and CIFAR-10's studies).", ["Not run."]))
+  ratio, placement = _run_or_not(runs, variant, plan)
   sections = [
       section(
           _with_lines(
@@ -162,7 +159,7 @@ def write(workdir: str, variant: str, plan, start: float | None = None) -> str:
               along_the_run(os.path.join(workdir, "ablation_ratio"), runs.get("ablation_ratio"),
                             workdir, "ablation_ratio_activation", "ratio",
                             ("activation", "relu", "linear")))),
-      section(_ratio(runs.get("ablation_ratio")), "ablation_ratio"),
+      section(ratio, "ablation_ratio"),
       section(placement, "ablation_placement"),
       section(_time(bench)),
       section(_a_a(runs.get("iso_macs"), variant, plan)),
@@ -245,6 +242,19 @@ def along_the_run(
   return lines
 
 
+def _run_or_not(runs: dict, variant: str, plan) -> tuple[tuple, tuple]:
+  """The sections of "how far can the reduction go" and "which reduction matters", or a line
+  saying that the variant does not run them."""
+  ratio = (_ratio(runs.get("ablation_ratio")) if plan.ratio_naive(variant) else
+           ("How far can the reduction go?", "not run in this variant (its ratio sweep trains "
+            "no naive network; see the other studies).", ["Not run."]))
+  placement = (_placement(runs.get("ablation_placement"))
+               if "ablation_placement" in plan.sweeps(variant) else
+               ("Which reduction matters?", "not run on this dataset (the placement study "
+                "trains GoogLeNet; see the digits' and CIFAR-10's studies).", ["Not run."]))
+  return ratio, placement
+
+
 def _with_lines(parts: tuple, lines: list[str]) -> tuple:
   """A question's (title, answer, body) with `lines` after its body (none: unchanged)."""
   title, answer, body = parts
@@ -261,8 +271,11 @@ def _data_line(variant: str, plan) -> str:
       "digits_cluttered": "the cluttered digits (24x24, offline), on which small "
                           "networks are capacity-limited (docs/ablations.md).",
       "cifar10": "CIFAR-10 (Zhang et al.'s recipe).",
-      "fashion_mnist": f"Fashion-MNIST (real 28x28 images), trained on the first "
-                       f"{plan.FASHION_TRAIN:,} training images (`{c.train_split}`), " +
+      "fashion_mnist": "Fashion-MNIST (real 28x28 images), trained on " +
+                       (f"the first {plan.FASHION_TRAIN:,} training images (`{c.train_split}`), "
+                        if not c.get("validation_split") else
+                        f"the training images `{c.train_split}`, validated along the run on "
+                        f"held-out images (`{c.validation_split}`), ") +
                        ("scored on all 10,000 test images." if c.eval_split == "test" else
                         f"scored on the test images `{c.eval_split}` (of 10,000).")
   }[dataset]
