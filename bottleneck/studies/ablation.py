@@ -222,12 +222,15 @@ def along_the_run(
       tables_by[v] += tables_of
     step = along_run.chosen_step(
         pd.concat(evaluated[first] + evaluated[second]).groupby("step", as_index=False).mean())
+    end, where = frame.iloc[-1], value if group == "budget" else f"{group} {value}"
     at_chosen = ""
-    if step is not None and (frame["step"] == step).any():
+    if step is not None and step == int(end["step"]):
+      at_chosen = ("; validation accuracy was highest at the last point, so no earlier one is "
+                   "chosen (it had not stopped improving)")
+    elif step is not None and (frame["step"] == step).any():
       row = frame[frame["step"] == step].iloc[0]
       at_chosen = (f"; at step {step}, where validation accuracy stopped improving: "
                    f"{row['difference']:+.2f} points, {row['verdict']}")
-    end, where = frame.iloc[-1], value if group == "budget" else f"{group} {value}"
     figure = plots.difference_along_run(frame, f"{first} - {second}, {where}",
                                         os.path.join(out_dir, f"{name}_along_{i}.png"))
     lines += [

@@ -41,7 +41,12 @@ STUDIES = (
             "docs/ablation_fashion/ABLATION.md",
             "python -m experiments.report --study=ablation:fashion "
             "--workdir=runs/ablation_fashion"),
-    ), ("quick", "cluttered", "cluttered,quick")),
+        Made(
+            "The ablation study on all of Fashion-MNIST, along training",
+            "runs/ablation_fashion_full/ABLATION.md", "docs/ablation_fashion_full/ABLATION.md",
+            "python -m experiments.report --study=ablation:fashion_full "
+            "--workdir=runs/ablation_fashion_full --parallel=2"),
+    ), ("quick", "cluttered", "cluttered,quick", "fashion_full")),
     Study("", "bottleneck.measure.roofline", "ROOFLINE.md", (Made(
         "Memory and the roofline", "runs/roofline/ROOFLINE.md", "docs/roofline_cpu/ROOFLINE.md",
         "python -m experiments.roofline --config=configs/roofline.py --out=runs/roofline"),)),

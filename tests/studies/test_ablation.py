@@ -301,6 +301,13 @@ def test_runs_evaluated_along_training_get_their_verdict_at_every_point(tmp_path
                              ("activation", "relu", "linear")))
   assert "Along training at ratio 0.125, relu - linear (3 seeds, 3 points)" in text
   assert "relu more accurate" in text and "](ratio_along_0.png)" in text
+  # Validation accuracy still rising at the last point: no earlier point is chosen.
+  rising = tmp_path / "rising"
+  for row in rows:
+    _run(rising / row["run"], {10: 20, 20: 30, 30: 36}, {10: .5, 20: .7, 30: .8})
+  text = "\n".join(ablation.along_the_run(str(rising), runs, str(tmp_path), "rising"))
+  assert "highest at the last point, so no earlier one is chosen" in text
+  assert "where validation accuracy stopped improving" not in text
   for step in (20, 30):  # scored once: nothing to say along training
     for run in runs["run"]:
       for split in ("eval", "validation"):
