@@ -45,6 +45,7 @@ OPTIONS = ("quick", "cifar10", "cluttered", "fashion", "full")
 DATASETS = ("cifar10", "cluttered", "fashion")  # at most one of them
 FASHION_TRAIN = 10_000  # training images of the fashion study (the first of TFDS's order)
 FASHION_QUICK_TEST = 2_000  # test images that `fashion,quick` scores (the first 2,000)
+FASHION_IMAGES = 60_000  # Fashion-MNIST's training split
 FASHION_VALIDATION = 5_000  # `fashion,full`: the last training images, held out for validation
 FULL_EPOCHS = 4.0  # `fashion,full`: epochs over the other 55,000
 # The config module of each ablation sweep.
@@ -90,8 +91,8 @@ def base(arg: str | None, variant: str = "reduced"):
     c = cifar10_recipe.get_config(variant)
   elif "full" in chosen:  # every training image but the validation split's, evaluated each epoch
     c = fashion_inception.get_config(variant)
-    c.train_split = f"train[:{60_000 - FASHION_VALIDATION}]"
-    c.validation_split = f"train[{60_000 - FASHION_VALIDATION}:]"
+    c.train_split = f"train[:{FASHION_IMAGES - FASHION_VALIDATION}]"
+    c.validation_split = f"train[{FASHION_IMAGES - FASHION_VALIDATION}:]"
     c.num_epochs = FULL_EPOCHS
     c.eval_every_steps, c.eval_every_epochs = 0, 1.0
     c.log_every_steps, c.checkpoint_every_steps = 43, 215
@@ -113,7 +114,7 @@ def base(arg: str | None, variant: str = "reduced"):
       c.eval_split = f"test[:{FASHION_QUICK_TEST}]"
     if "full" in chosen:  # two evaluations along the run, of a fifth of the validation images
       c.eval_every_epochs = c.num_epochs / 2
-      c.validation_split = f"train[{60_000 - FASHION_VALIDATION // 5}:]"
+      c.validation_split = f"train[{FASHION_IMAGES - FASHION_VALIDATION // 5}:]"
   return c
 
 

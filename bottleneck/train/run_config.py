@@ -213,10 +213,8 @@ def _check_evaluations(c) -> None:
   if validation is None:
     return
   _text(validation, "validation_split")
-  whole = lambda s: s if isinstance(s, str) and "[" not in s else None  # a split, not a slice
-  if validation in (c.get("train_split"),
-                    c.get("eval_split")) or validation.split("[")[0] in (whole(
-                        c.get("train_split")), whole(c.get("eval_split"))):
+  # The same split or slice, or a slice of a split used whole ("train[:100]" of "train").
+  if {validation, validation.split("[")[0]} & {c.get("train_split"), c.get("eval_split")}:
     raise ConfigError(f"config: validation_split={validation!r} is, or is part of, the training "
                       "or the test split; hold it out of the training images (e.g. train_split "
                       "'train[:55000]', validation_split 'train[55000:]').")
