@@ -3,7 +3,9 @@
 Data is read with random access (`builder.as_data_source()`, array_record files), so a batch
 is a function of (seed, step) alone: the order of epoch e is a permutation seeded by (seed, e)
 and the augmentation of step t is seeded by (seed, t). A run resumed from step t therefore sees
-exactly the batches an uninterrupted run sees.
+exactly the batches an uninterrupted run sees. With several processes each reads and
+preprocesses only its own slice of every batch (`Batches`' `part`), with the augmentation drawn
+for the whole batch: the slices together are the batch one process would make.
 
 Datasets: `digits` and `digits_cluttered` (embedded, offline, `bottleneck.data.digits`),
 `fashion_mnist` and `mnist` from their IDX files (offline when the files are on disk,
@@ -282,7 +284,9 @@ class Preprocess:
                             f"{self.channels} channels.")
         object.__setattr__(self, name, tuple(float(v) for v in value))
 
-  def _fit(self, image: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+  def _fit(self, image: np.ndarray, crop: np.ndarray | None) -> np.ndarray:
+    """`image` at the model's size and channels; `crop`: where a random crop falls, as two
+    fractions of the room (training with `random_crop`), else None (the centre)."""
     if image.ndim == 2:
       image = image[..., None]
     s = self.image_size
@@ -299,8 +303,8 @@ class Preprocess:
       ph, pw = max(0, s - h), max(0, s - w)
       image = np.pad(image, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
       h, w = image.shape[:2]
-      if rng is not None and self.random_crop:
-        top, left = rng.integers(0, h - s + 1), rng.integers(0, w - s + 1)
+      if crop is not None:
+        top, left = (min(int(f * (n - s + 1)), n - s) for f, n in zip(crop, (h, w)))
       else:
         top, left = int(round((h - s) / 2)), int(round((w - s) / 2))
       image = image[top:top + s, left:left + s]
@@ -319,23 +323,44 @@ class Preprocess:
     return not self.resize_to and all(
         im.ndim == 3 and im.shape == (s, s, self.channels) for im in images)
 
+  def draws(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The random choices of a training batch of `n` images, each an array over the images
+    (so a part of the batch takes its rows): where a random crop falls (`random_crop`), the
+    offsets of the padded crop (`crop_padding`), the flips (`flip`), drawn from `rng` in that
+    order."""
+    out = {}
+    if self.random_crop:
+      out["crop"] = rng.random((n, 2))
+    if self.crop_padding:
+      out["offsets"] = rng.integers(0, 2 * self.crop_padding + 1, size=(n, 2))
+    if self.flip:
+      out["flip"] = rng.random(n) < 0.5
+    return out
+
   def __call__(self, images: list[np.ndarray], *, train: bool,
                rng: np.random.Generator | None = None) -> np.ndarray:
+    """The batch of `images`: in training augmented by the draws of `rng` (`draws`)."""
+    return self.apply(images, self.draws(len(images), rng) if train else None)
+
+  def apply(self, images: list[np.ndarray], draws: dict[str, np.ndarray] | None) -> np.ndarray:
+    """The batch of `images`, augmented by `draws` (a training batch's, one row per image) or,
+    with None, as evaluated."""
+    draws = draws or {}
     # Cropped and flipped in the images' own type (uint8: a quarter of float32's bytes to move),
     # then converted: the same numbers as converting first, since both only move values.
     if self._fits_as_is(images):
       x = np.stack(images)
     else:
-      x = np.stack([self._fit(im, rng if train else None) for im in images])
-    if train and self.crop_padding:
-      p, s = self.crop_padding, self.image_size
+      crops = draws.get("crop", [None] * len(images))
+      x = np.stack([self._fit(im, c) for im, c in zip(images, crops)])
+    if "offsets" in draws:
+      p, s, offsets = self.crop_padding, self.image_size, draws["offsets"]
       padded = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-      offsets = rng.integers(0, 2 * p + 1, size=(len(x), 2))
       # Every image's window at once: windows[n, i, j] is padded[n, i:i + s, j:j + s].
       windows = np.lib.stride_tricks.sliding_window_view(padded, (s, s), axis=(1, 2))
       x = windows[np.arange(len(x)), offsets[:, 0], offsets[:, 1]].transpose(0, 2, 3, 1)
-    if train and self.flip:
-      flip = rng.random(len(x)) < 0.5
+    if "flip" in draws:
+      flip = draws["flip"]
       x[flip] = x[flip, :, ::-1]
     x = x.astype(np.float32)
     x /= 255.0  # in place: the operations of (x / 255 - mean) / std, in its order
@@ -360,37 +385,57 @@ def check_batch_size(split: Split, batch_size: int) -> None:
 
 
 class Batches:
-  """Deterministic training and evaluation batches over a split."""
+  """Deterministic training and evaluation batches over a split, or one process's part of each
+  (`part`: this process's index and the number of processes; the batch is cut into that many
+  equal slices, and only this one's examples are read and preprocessed)."""
 
-  def __init__(self, split: Split, batch_size: int, preprocess: Preprocess, seed: int):
+  def __init__(self, split: Split, batch_size: int, preprocess: Preprocess, seed: int,
+               part: tuple[int, int] = (0, 1)):
     check_batch_size(split, batch_size)
+    index, count = part
+    if batch_size % count or not 0 <= index < count:
+      raise ConfigError(f"a batch of {batch_size} cannot be cut into {count} equal parts to "
+                        f"take part {index}; use a batch size divisible by {count}.")
     self.split, self.batch_size, self.preprocess, self.seed = split, batch_size, preprocess, seed
+    width = batch_size // count
+    self.mine = slice(index * width, (index + 1) * width)  # this process's part of a batch
     self.steps_per_epoch = len(split) // batch_size  # the remainder is dropped in training
     self._perm_epoch, self._perm = None, None
 
   def train_batch(self, step: int) -> dict[str, np.ndarray]:
-    """The batch of global step `step` (0-based)."""
+    """The batch of global step `step` (0-based), or this process's part of it: the same
+    examples and augmentation (drawn for the whole batch) as the rows of the whole batch."""
     epoch, i = divmod(step, self.steps_per_epoch)
     if epoch != self._perm_epoch:
       self._perm = np.random.default_rng((self.seed, epoch)).permutation(len(self.split))
       self._perm_epoch = epoch
-    images, labels = self.split.read(self._perm[i * self.batch_size:(i + 1) * self.batch_size])
-    rng = np.random.default_rng((self.seed, 1_000_003, step))
-    return {"image": self.preprocess(images, train=True, rng=rng), "label": labels}
+    keys = self._perm[i * self.batch_size:(i + 1) * self.batch_size][self.mine]
+    images, labels = self.split.read(keys)
+    draws = self.preprocess.draws(self.batch_size,
+                                  np.random.default_rng((self.seed, 1_000_003, step)))
+    return {
+        "image": self.preprocess.apply(images, {k: v[self.mine] for k, v in draws.items()}),
+        "label": labels
+    }
 
   @property
   def num_eval_batches(self) -> int:
     return -(-len(self.split) // self.batch_size)
 
   def eval_batch(self, i: int) -> dict[str, np.ndarray]:
-    """Evaluation batch `i`: examples i x batch_size on, in order; the last batch is padded
-    and masked (`mask` 0)."""
+    """Evaluation batch `i` (or this process's part of it): examples i x batch_size on, in
+    order; the last batch is padded and masked (`mask` 0)."""
     n, start = len(self.split), i * self.batch_size
-    idx = np.arange(start, min(start + self.batch_size, n))
+    lo, hi = start + self.mine.start, start + self.mine.stop
+    idx = np.arange(min(lo, n), min(hi, n))
+    pad = (hi - lo) - len(idx)
+    mask = np.concatenate([np.ones(len(idx), np.float32), np.zeros(pad, np.float32)])
+    if not len(idx):  # a part made only of padding
+      shape = (pad, self.preprocess.image_size, self.preprocess.image_size,
+               self.preprocess.channels)
+      return {"image": np.zeros(shape, np.float32), "label": np.zeros(pad, np.int32), "mask": mask}
     images, labels = self.split.read(idx)
     x = self.preprocess(images, train=False)
-    pad = self.batch_size - len(idx)
-    mask = np.concatenate([np.ones(len(idx), np.float32), np.zeros(pad, np.float32)])
     return {
         "image": np.pad(x, ((0, pad), (0, 0), (0, 0), (0, 0))), "label": np.pad(labels, (0, pad)),
         "mask": mask

@@ -141,14 +141,16 @@ def train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
   cost = complexity.analyze_model(models[0])
   _log_model(config, resolved.match, cost, together.n)
   preprocess = pipeline.Preprocess.from_config(config, models[0].in_channels)
+  part = (jax.process_index(), jax.process_count())  # each process reads its part of a batch
   train_batches = [
-      pipeline.Batches(train_split, config.batch_size, preprocess, m.config.seed) for m in members
+      pipeline.Batches(train_split, config.batch_size, preprocess, m.config.seed, part)
+      for m in members
   ]
   workers = _workers(config)  # data workers: the batches made ahead (`loader`)
   # What each evaluation scores: the test split ("eval"), and the validation split if any.
   eval_sets = {
       name: loader.Ahead(
-          pipeline.Batches(splits[s], config.eval_batch_size, preprocess, config.seed),
+          pipeline.Batches(splits[s], config.eval_batch_size, preprocess, config.seed, part),
           workers) for name, s in (("eval", config.eval_split), ("validation", validation)) if s
   }
   steps_per_epoch = train_batches[0].steps_per_epoch

@@ -181,13 +181,17 @@ def agreed_signal(pressed: str | None) -> str | None:
 
 
 def to_device(batch: dict, sharding: NamedSharding) -> dict:
-  """This process's part of a global batch, as arrays sharded over the batch axis (the axis
-  `sharding` names "data")."""
-  axis = list(sharding.spec).index("data")
-  per_process = batch["label"].shape[axis] // jax.process_count()
-  lo = jax.process_index() * per_process
-  part = lambda v: v[(slice(None),) * axis + (slice(lo, lo + per_process),)]
-  return {k: jax.make_array_from_process_local_data(sharding, part(v)) for k, v in batch.items()}
+  """This process's part of a global batch (`pipeline.Batches` with this process's `part`:
+  all of it in one process), as arrays sharded over the batch axis (the axis `sharding` names
+  "data") of the global batch."""
+  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+
+
+def _every_process(x: np.ndarray) -> np.ndarray:
+  """A host array of this process's part of a batch, joined with the other processes' parts
+  in process order (itself in one process)."""
+  return x if jax.process_count() == 1 else np.asarray(
+      multihost_utils.process_allgather(x, tiled=True))
 
 
 # What an evaluation step's per-example sums are called once divided by the examples counted;
@@ -213,8 +217,8 @@ def evaluate(eval_step_fn, model_state, batches, sharding, n: int = 1, progress=
         k: np.asarray(v, np.float64).reshape(n) for k, v in out.items() if k != "predicted"
     }
     sums = batch_sums if sums is None else {k: sums[k] + batch_sums[k] for k in sums}
-    keep = np.asarray(batch["mask"]) > 0
-    labels.append(np.asarray(batch["label"])[keep])
+    keep = _every_process(np.asarray(batch["mask"])) > 0
+    labels.append(_every_process(np.asarray(batch["label"]))[keep])
     for i, p in enumerate(np.asarray(out["predicted"]).reshape(n, -1)):
       predicted[i].append(p[keep])
     if progress is not None:

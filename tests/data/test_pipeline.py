@@ -124,6 +124,52 @@ def test_batches_are_a_function_of_seed_and_step(digits_dir):
     assert missing.min() >= 0 and missing.sum() == 1347 - 1344
 
 
+class _Counted(list):
+  """A list source that records which examples were read."""
+
+  def __init__(self, examples):
+    super().__init__(examples)
+    self.read = []
+
+  def __getitem__(self, i):
+    self.read.append(i)
+    return super().__getitem__(i)
+
+
+def test_each_process_reads_only_its_part_and_the_parts_are_the_batch():
+  """Three processes' parts of every batch, side by side, are the batch one process makes, bit
+  for bit (images of several sizes, resized, randomly cropped, padded and cropped, flipped);
+  each part reads only its own examples; an evaluation part past the split's end is padding."""
+  rng = np.random.default_rng(0)
+  examples = [{
+      "image": rng.integers(0, 256, (int(rng.integers(7, 12)), int(rng.integers(7, 12)), 1),
+                            dtype=np.uint8), "label": i % 10
+  } for i in range(20)]
+  pre = pipeline.Preprocess(6, 1, resize="resize", resize_to=8, random_crop=True, crop_padding=1,
+                            flip=True)
+  whole = pipeline.Batches(pipeline.Split("train", examples, 10), 9, pre, seed=4)
+  sources = [_Counted(examples) for _ in range(3)]
+  parts = [
+      pipeline.Batches(pipeline.Split("train", src, 10), 9, pre, 4, (i, 3))
+      for i, src in enumerate(sources)
+  ]
+  for step in (0, 1, 2, 5):
+    batch = whole.train_batch(step)
+    for key in ("image", "label"):
+      np.testing.assert_array_equal(np.concatenate([p.train_batch(step)[key] for p in parts]),
+                                    batch[key])
+  perm = np.random.default_rng((4, 2)).permutation(20)  # step 5: epoch 2's second batch
+  assert sources[1].read[-3:] == [int(k) for k in perm[9 + 3:9 + 6]]
+  for i in range(whole.num_eval_batches):
+    batch = whole.eval_batch(i)
+    for key in ("image", "label", "mask"):
+      np.testing.assert_array_equal(np.concatenate([p.eval_batch(i)[key] for p in parts]),
+                                    batch[key])
+  assert [p.eval_batch(2)["mask"].sum() for p in parts] == [2, 0, 0]
+  with pytest.raises(ConfigError, match="a batch of 9 cannot be cut into 2 equal parts"):
+    pipeline.Batches(pipeline.Split("train", examples, 10), 9, pre, 4, (0, 2))
+
+
 def test_a_split_in_memory_gives_the_batches_read_from_disk(digits_dir):
   split = pipeline.load_splits("digits", data_dir=digits_dir)["train"]
   nbytes = len(split) * 8 * 8  # 1,347 8x8x1 uint8 images
