@@ -434,18 +434,19 @@ def test_a_signal_to_one_of_two_processes_stops_both_at_one_checkpoint(tmp_path,
   step any of them was signalled at, both save that checkpoint (a process stopping alone left
   the other waiting in the next collective), and the rerun ends where one process of two
   devices ends uninterrupted, step by step (two processes of one CPU device each train what one
-  process of two devices trains: each feeds its half of every batch)."""
+  process of two devices trains: each reads and feeds its half of every batch). Before the
+  signal each process's batches are made by a data worker; the rerun makes them itself."""
   steps = ("--config.num_train_steps=60", "--config.log_every_steps=2",
            "--config.checkpoint_every_steps=20")
 
-  def both(port):
+  def both(port, *more):
     return [
-        run_cli(tmp_path / "hosts", digits_dir, *steps, "--distributed",
+        run_cli(tmp_path / "hosts", digits_dir, *steps, *more, "--distributed",
                 f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}",
                 wait=False) for i in (0, 1)
     ]
 
-  procs = both(_free_port())
+  procs = both(_free_port(), "--config.data.workers=1")
   deadline = time.time() + 300
   while not (tmp_path / "hosts" / wd.METRICS).exists() or not wd.read_jsonl(
       str(tmp_path / "hosts" / wd.METRICS)):
