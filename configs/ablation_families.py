@@ -6,6 +6,7 @@ studied.
 
   python -m experiments.sweep --config=configs/ablation_families.py --workdir=runs/ablation_families
   python -m experiments.sweep --config=configs/ablation_families.py:quick --workdir=runs/ablation_families_quick
+  python -m experiments.sweep --config=configs/ablation_families.py:fashion --workdir=runs/ablation_families_fashion --parallel=2
   python -m experiments.make_table --workdir=runs/ablation_families
 
 Data and recipe: configs/study.py's (the digits by default, `:fashion` for Fashion-MNIST,
@@ -78,3 +79,9 @@ def get_sweep(arg: str = ""):
     points += [{**base, **published, "reduce": r, "seed": s} for r in (True, False) for s in seeds]
     points += [{**base, **KNOBS[model], "reduce": True, "seed": s} for s in seeds]
   return points
+
+
+def seeds_together(arg: str = "") -> bool:
+  """Whether `experiments.sweep` trains a point's seeds as one program (`study.seeds_together`:
+  not on Fashion-MNIST)."""
+  return study.seeds_together(arg)

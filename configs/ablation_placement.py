@@ -41,3 +41,9 @@ def get_sweep(arg: str = ""):
   seeds = study.seeds(arg)
   return ([{"model_kwargs.reduction_places": p, "seed": s} for p in PLACES for s in seeds]
           + [{"reduce": False, "seed": s} for s in seeds])
+
+
+def seeds_together(arg: str = "") -> bool:
+  """Whether `experiments.sweep` trains a point's seeds as one program (`study.seeds_together`:
+  not on Fashion-MNIST)."""
+  return study.seeds_together(arg)

@@ -29,3 +29,9 @@ def get_sweep(arg: str = ""):
            for r in study.ratios(arg, RATIOS)
            for act in (True, False)
            for s in seeds] + naive)
+
+
+def seeds_together(arg: str = "") -> bool:
+  """Whether `experiments.sweep` trains a point's seeds as one program (`study.seeds_together`:
+  not on Fashion-MNIST)."""
+  return study.seeds_together(arg)

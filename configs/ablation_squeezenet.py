@@ -48,3 +48,9 @@ def get_sweep(arg: str = ""):
   return ([{"model_kwargs.reduction_ratio": r, "seed": s} for r in ratios for s in seeds]
           + [{"model_kwargs.pct3x3": p, "seed": s} for p in shares for s in seeds]
           + [{"reduce": False, "seed": s} for s in seeds])
+
+
+def seeds_together(arg: str = "") -> bool:
+  """Whether `experiments.sweep` trains a point's seeds as one program (`study.seeds_together`:
+  not on Fashion-MNIST)."""
+  return study.seeds_together(arg)

@@ -37,3 +37,9 @@ def get_sweep(arg: str = ""):
            for r in (True, False)
            for s in study.seeds(arg)]
           + [{"match_macs": budgets[1], "reduce": True, "seed": s} for s in study.aa_seeds(arg)])
+
+
+def seeds_together(arg: str = "") -> bool:
+  """Whether `experiments.sweep` trains a point's seeds as one program (`study.seeds_together`:
+  not on Fashion-MNIST)."""
+  return study.seeds_together(arg)

@@ -122,6 +122,14 @@ def expand(module, config: ml_collections.ConfigDict, workdir: str, arg: str = "
   return points
 
 
+def seeds_together(module, arg: str = "") -> bool:
+  """Whether a sweep of `module` trains a config's seeds as one program when the command does
+  not say: the config's own `seeds_together(arg)` if it declares one (where vmapped seeds are
+  slower or train otherwise, e.g. the studies on Fashion-MNIST), else True."""
+  declared = getattr(module, "seeds_together", None)
+  return True if declared is None else bool(declared(arg or ""))
+
+
 def run_module(module_name: str, workdir: str, variant: str = "", *, data_dir: str | None = None,
                **run_kwargs) -> tuple[list[Point], dict[str, Outcome]]:
   """The sweep of the config module `module_name` (e.g. "configs.iso_macs": its

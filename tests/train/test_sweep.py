@@ -138,6 +138,19 @@ def test_seeds_of_one_config_are_one_unit(tmp_path, digits_dir):
   assert [len(u) for u in sweep.units(pts, False)] == [1] * 7
 
 
+def test_a_config_declares_whether_its_seeds_train_together():
+  """The study configs train each seed alone on Fashion-MNIST (a sweep's default there, unless
+  --seeds_together says otherwise); a config that declares nothing trains them together."""
+  import types
+
+  from configs import ablation_families, iso_macs
+  for module in (ablation_families, iso_macs):
+    assert sweep.seeds_together(module, "") and sweep.seeds_together(module, "quick")
+    assert not sweep.seeds_together(module, "fashion")
+    assert not sweep.seeds_together(module, "fashion,quick")
+  assert sweep.seeds_together(types.SimpleNamespace(), "fashion")
+
+
 def test_a_sweep_trains_the_seeds_together(tmp_path, digits_dir):
   pts = points(tmp_path, [{"seed": s} for s in (0, 1)] + [{"seed": 2, "image_size": 3}])
   summary = sweep.run(pts)
