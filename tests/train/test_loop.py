@@ -429,6 +429,45 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
+# Two processes' runs: 60 steps, a checkpoint every 20.
+TWO_PROCESS_STEPS = ("--config.num_train_steps=60", "--config.log_every_steps=2",
+                     "--config.checkpoint_every_steps=20")
+
+
+def _two_processes(workdir, digits_dir, *more):
+  """The tiny config started as two processes of one run (one CPU device each) in `workdir`."""
+  port = _free_port()
+  return [
+      run_cli(workdir, digits_dir, *TWO_PROCESS_STEPS, *more, "--distributed",
+              f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}",
+              wait=False) for i in (0, 1)
+  ]
+
+
+def _ends_as_one_process(tmp_path, digits_dir, hosts):
+  """The finished two-process run in `hosts` ends where one process of two devices ends
+  uninterrupted, step by step, each row written once (process 0 writes)."""
+  two = {"XLA_FLAGS": os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"}
+  alone = run_cli(tmp_path / "alone", digits_dir, *TWO_PROCESS_STEPS, env=two)
+  assert alone.returncode == 0, alone.stderr[-2000:]
+  a = wd.read_json(str(tmp_path / "alone" / wd.RESULT))
+  b = wd.read_json(str(hosts / wd.RESULT))
+  assert b["train_steps"] == a["train_steps"] == 60
+  assert b["eval_accuracy"] == a["eval_accuracy"]
+  assert b["eval_loss"] == pytest.approx(a["eval_loss"], abs=1e-6)
+  # The programs are the same partitioned ones; only the collectives differ (gloo between
+  # processes), and a sum of two devices' parts is the same either way (a + b == b + a in
+  # IEEE arithmetic): bitwise equal here, so 1e-6 (a few float32 ulps of a loss near 2) only
+  # allows a library that reduced in another order.
+  rows_a = {(r["split"], r["step"]): r for r in wd.read_jsonl(str(tmp_path / "alone" / wd.METRICS))}
+  rows_b = wd.read_jsonl(str(hosts / wd.METRICS))
+  keys = [(r["split"], r["step"]) for r in rows_b]
+  assert len(keys) == len(set(keys))  # rows after the checkpoint were dropped at the rerun
+  for r in rows_b:
+    if (r["split"], r["step"]) in rows_a and "loss" in r:
+      assert r["loss"] == pytest.approx(rows_a[(r["split"], r["step"])]["loss"], abs=1e-6)
+
+
 def test_a_signal_to_one_of_two_processes_stops_both_at_one_checkpoint(tmp_path, digits_dir):
   """A scheduler's SIGTERM reaches the processes of a run at different steps: each stops at the
   step any of them was signalled at, both save that checkpoint (a process stopping alone left
@@ -436,20 +475,10 @@ def test_a_signal_to_one_of_two_processes_stops_both_at_one_checkpoint(tmp_path,
   devices ends uninterrupted, step by step (two processes of one CPU device each train what one
   process of two devices trains: each reads and feeds its half of every batch). Before the
   signal each process's batches are made by a data worker; the rerun makes them itself."""
-  steps = ("--config.num_train_steps=60", "--config.log_every_steps=2",
-           "--config.checkpoint_every_steps=20")
-
-  def both(port, *more):
-    return [
-        run_cli(tmp_path / "hosts", digits_dir, *steps, *more, "--distributed",
-                f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}",
-                wait=False) for i in (0, 1)
-    ]
-
-  procs = both(_free_port(), "--config.data.workers=1")
+  hosts = tmp_path / "hosts"
+  procs = _two_processes(hosts, digits_dir, "--config.data.workers=1")
   deadline = time.time() + 300
-  while not (tmp_path / "hosts" / wd.METRICS).exists() or not wd.read_jsonl(
-      str(tmp_path / "hosts" / wd.METRICS)):
+  while not (hosts / wd.METRICS).exists() or not wd.read_jsonl(str(hosts / wd.METRICS)):
     assert all(p.poll() is None for p in procs) and time.time() < deadline
     time.sleep(0.05)
   procs[1].send_signal(signal.SIGTERM)
@@ -457,30 +486,35 @@ def test_a_signal_to_one_of_two_processes_stops_both_at_one_checkpoint(tmp_path,
   assert [p.returncode for p in procs] == [130, 130], [e[-2000:] for e in errs]
   stopped = [re.search(r"interrupted \(SIGTERM\) at step (\d+) of 60", e) for e in errs]
   assert all(stopped) and stopped[0].group(1) == stopped[1].group(1), errs[0][-1000:]
-  assert (tmp_path / "hosts" / wd.CHECKPOINTS / stopped[0].group(1)).is_dir()
-  procs = both(_free_port())
+  assert (hosts / wd.CHECKPOINTS / stopped[0].group(1)).is_dir()
+  procs = _two_processes(hosts, digits_dir)
   outs = [p.communicate(timeout=300) for p in procs]
   assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
-  two = {"XLA_FLAGS": os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"}
-  alone = run_cli(tmp_path / "alone", digits_dir, *steps, env=two)
-  assert alone.returncode == 0, alone.stderr[-2000:]
-  a = wd.read_json(str(tmp_path / "alone" / wd.RESULT))
-  b = wd.read_json(str(tmp_path / "hosts" / wd.RESULT))
-  assert b["train_steps"] == a["train_steps"] == 60
-  assert b["eval_accuracy"] == a["eval_accuracy"]
-  assert b["eval_loss"] == pytest.approx(a["eval_loss"], abs=1e-6)
-  # Step by step, the same losses, each row written once (process 0 writes): before the signal,
-  # at the checkpoint it left, and after the rerun. The programs are the same partitioned ones;
-  # only the collectives differ (gloo between processes), and a sum of two devices' parts is
-  # the same either way (a + b == b + a in IEEE arithmetic): bitwise equal here, so 1e-6 (a few
-  # float32 ulps of a loss near 2) only allows a library that reduced in another order.
-  rows_a = {(r["split"], r["step"]): r for r in wd.read_jsonl(str(tmp_path / "alone" / wd.METRICS))}
-  rows_b = wd.read_jsonl(str(tmp_path / "hosts" / wd.METRICS))
-  keys = [(r["split"], r["step"]) for r in rows_b]
-  assert len(keys) == len(set(keys))  # rows after the checkpoint were dropped at the rerun
-  for r in rows_b:
-    if (r["split"], r["step"]) in rows_a and "loss" in r:
-      assert r["loss"] == pytest.approx(rows_a[(r["split"], r["step"])]["loss"], abs=1e-6)
+  _ends_as_one_process(tmp_path, digits_dir, hosts)
+
+
+@pytest.mark.slow
+def test_two_processes_killed_together_resume_as_one_process_ends(tmp_path, digits_dir):
+  """Both processes SIGKILLed once a checkpoint is saved (a job killed, a node lost; the next
+  save may be half written): each rerun process resumes from the newest checkpoint every
+  process can read, and the run ends where one process of two devices ends uninterrupted."""
+  hosts = tmp_path / "hosts"
+  procs = _two_processes(hosts, digits_dir)
+  deadline = time.time() + 300
+  while not _steps(hosts) and all(p.poll() is None for p in procs):
+    assert time.time() < deadline
+    time.sleep(0.02)
+  for p in procs:
+    p.kill()
+  for p in procs:
+    p.communicate(timeout=60)
+  assert [p.returncode for p in procs] == [-signal.SIGKILL] * 2, "a process ended before the kill"
+  assert not (hosts / wd.RESULT).exists()
+  procs = _two_processes(hosts, digits_dir)
+  outs = [p.communicate(timeout=300) for p in procs]
+  assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+  assert all("resuming from the checkpoint at step" in err for _, err in outs)
+  _ends_as_one_process(tmp_path, digits_dir, hosts)
 
 
 def test_bfloat16_compute_trains(tmp_path, digits_dir):
