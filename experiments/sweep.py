@@ -32,8 +32,9 @@ _SEEDS_TOGETHER = flags.DEFINE_bool(
     "seeds_together", None, "Train the points that differ only in their seed as one program "
     "(jax.vmap over the seeds; each keeps its own workdir and result). Unset: as the config "
     "declares (its seeds_together(arg)), else yes.")
-_RAY_ADDRESS = flags.DEFINE_string("ray_address", None,
-                                   "An existing Ray cluster (default: start a local Ray).")
+_RAY_ADDRESS = flags.DEFINE_string(
+    "ray_address", None, "An existing Ray cluster (default: $RAY_ADDRESS if set, else a Ray of "
+    "its own started here, even where a cluster runs).")
 
 
 def main(argv):

@@ -297,10 +297,13 @@ def _run_ray(todo: list[list[Point]], restart: set[str], address: str | None,
     raise ConfigError("--launcher=ray needs Ray: pip install -e '.[ray]'") from None
   started_here = not ray.is_initialized()
   if started_here:
-    local = {} if address else dict(  # a local Ray sized for small sweeps
+    # No address (the flag, or Ray's own RAY_ADDRESS): a Ray of its own, "local", sized for
+    # small sweeps; left to itself, ray.init would join a cluster already running here.
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    local = {} if address else dict(
         object_store_memory=256
         * 1024**2, runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}})
-    ray.init(address=address, include_dashboard=False, log_to_driver=True, **local)
+    ray.init(address=address or "local", include_dashboard=False, log_to_driver=True, **local)
   try:
     task = ray.remote(num_cpus=cpus_per_point, max_retries=RAY_RETRIES)(_on_node)
     units = {task.remote(_unit_args(unit, restart), unit_label(unit)): unit for unit in todo}

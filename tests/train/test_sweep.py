@@ -260,6 +260,7 @@ def test_ray_launcher_sends_each_unit_as_one_task(tmp_path, monkeypatch):
 
   monkeypatch.setattr(sweep, "run_unit", unit)
   monkeypatch.chdir(tmp_path)
+  monkeypatch.delenv("RAY_ADDRESS", raising=False)
   for address, running in ((None, False), ("10.0.0.7:6379", False), ("auto", True)):
     ray = FakeRay(initialized=running)
     monkeypatch.setitem(sys.modules, "ray", ray)
@@ -275,12 +276,20 @@ def test_ray_launcher_sends_each_unit_as_one_task(tmp_path, monkeypatch):
     else:
       (_, init), *rest = ray.calls
       assert rest == tasks + [("shutdown",)]
-      assert init.pop("address") == address
+      # Without an address a Ray of its own ("local"), not a cluster already running here.
+      assert init.pop("address") == (address or "local")
       assert init.pop("include_dashboard") is False and init.pop("log_to_driver") is True
       if address is None:  # a local Ray, sized small, that finds this package
         assert init.pop("object_store_memory") == 256 * 1024**2
         assert init.pop("runtime_env")["env_vars"]["PYTHONPATH"].split(os.pathsep) == sys.path
       assert init == {}
+  # Ray's own variable names a cluster as the flag does.
+  monkeypatch.setenv("RAY_ADDRESS", "10.0.0.8:6379")
+  ray = FakeRay(initialized=False)
+  monkeypatch.setitem(sys.modules, "ray", ray)
+  sweep.run(points("sweep_env", TWO_UNITS), launcher="ray")
+  assert ray.calls[0][1]["address"] == "10.0.0.8:6379"
+  assert "object_store_memory" not in ray.calls[0][1]
 
 
 def test_a_ray_unit_that_fails_is_a_failed_point_and_the_others_are_kept(tmp_path, monkeypatch):
