@@ -213,11 +213,14 @@ def _check_evaluations(c) -> None:
   if validation is None:
     return
   _text(validation, "validation_split")
-  # The same split or slice, or a slice of a split used whole ("train[:100]" of "train").
-  if {validation, validation.split("[")[0]} & {c.get("train_split"), c.get("eval_split")}:
-    raise ConfigError(f"config: validation_split={validation!r} is, or is part of, the training "
-                      "or the test split; hold it out of the training images (e.g. train_split "
-                      "'train[:55000]', validation_split 'train[55000:]').")
+  # The same split or slice, a slice of a split used whole ("train[:100]" of "train"), or a
+  # whole split of which a slice is used ("train" holding "train[:100]").
+  used = {s for s in (c.get("train_split"), c.get("eval_split")) if isinstance(s, str)}
+  split_of = lambda s: s.split("[")[0]
+  if {validation, split_of(validation)} & used or validation in {split_of(s) for s in used}:
+    raise ConfigError(f"config: validation_split={validation!r} is, holds or is part of the "
+                      "training or the test split; hold it out of the training images (e.g. "
+                      "train_split 'train[:55000]', validation_split 'train[55000:]').")
 
 
 def _text(value, name: str) -> None:

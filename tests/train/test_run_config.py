@@ -70,9 +70,12 @@ def test_loading_a_config_imports_no_jax():
     ({"eval_every_steps": 8, "eval_every_epochs": 1.0}, r"eval_every_steps and eval_every_epochs "
      "exclude each other"),
     ({"eval_every_epochs": -1.0}, r"eval_every_epochs=-1.0 is invalid"),
-    ({"validation_split": "train"}, r"validation_split='train' is, or is part of, the training"),
-    ({"validation_split": "train[:100]"}, r"validation_split='train\[:100\]' is, or is part of"),
-    ({"validation_split": "test[5000:]"}, r"validation_split='test\[5000:\]' is, or is part of"),
+    ({"validation_split": "train"}, r"validation_split='train' is, holds or is part of the "
+     "training"),
+    ({"validation_split": "train[:100]"}, r"validation_split='train\[:100\]' is, holds or is"),
+    ({"validation_split": "test[5000:]"}, r"validation_split='test\[5000:\]' is, holds or is"),
+    ({"train_split": "train[:1000]", "validation_split": "train"}, r"validation_split='train' "
+     "is, holds or is part of"),
     ({"data.workers": 1.5}, r"data.workers=1.5 is invalid; it must be a whole number >= 0"),
     ({"match_macs": 1e5, "match_params": 5000}, r"match_macs and match_params exclude each "
      r"other"),
