@@ -81,7 +81,5 @@ def get_sweep(arg: str = ""):
   return points
 
 
-def seeds_together(arg: str = "") -> bool:
-  """Whether `experiments.sweep` trains a point's seeds as one program (`study.seeds_together`:
-  not on Fashion-MNIST)."""
-  return study.seeds_together(arg)
+# Whether `experiments.sweep` trains a point's seeds as one program: not on Fashion-MNIST.
+seeds_together = study.seeds_together

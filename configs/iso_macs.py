@@ -39,7 +39,5 @@ def get_sweep(arg: str = ""):
           + [{"match_macs": budgets[1], "reduce": True, "seed": s} for s in study.aa_seeds(arg)])
 
 
-def seeds_together(arg: str = "") -> bool:
-  """Whether `experiments.sweep` trains a point's seeds as one program (`study.seeds_together`:
-  not on Fashion-MNIST)."""
-  return study.seeds_together(arg)
+# Whether `experiments.sweep` trains a point's seeds as one program: not on Fashion-MNIST.
+seeds_together = study.seeds_together

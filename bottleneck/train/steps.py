@@ -187,11 +187,11 @@ def to_device(batch: dict, sharding: NamedSharding) -> dict:
   return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
 
 
-def _every_process(x: np.ndarray) -> np.ndarray:
-  """A host array of this process's part of a batch, joined with the other processes' parts
-  in process order (itself in one process)."""
-  return x if jax.process_count() == 1 else np.asarray(
-      multihost_utils.process_allgather(x, tiled=True))
+def _every_process(tree: dict) -> dict:
+  """Host arrays of this process's part of a batch, each joined with the other processes' parts
+  in process order (one gather; in one process, themselves)."""
+  return tree if jax.process_count() == 1 else jax.tree.map(
+      np.asarray, multihost_utils.process_allgather(tree, tiled=True))
 
 
 # What an evaluation step's per-example sums are called once divided by the examples counted;
@@ -217,8 +217,9 @@ def evaluate(eval_step_fn, model_state, batches, sharding, n: int = 1, progress=
         k: np.asarray(v, np.float64).reshape(n) for k, v in out.items() if k != "predicted"
     }
     sums = batch_sums if sums is None else {k: sums[k] + batch_sums[k] for k in sums}
-    keep = _every_process(np.asarray(batch["mask"])) > 0
-    labels.append(_every_process(np.asarray(batch["label"]))[keep])
+    every_part = _every_process({k: np.asarray(batch[k]) for k in ("mask", "label")})
+    keep = every_part["mask"] > 0
+    labels.append(every_part["label"][keep])
     for i, p in enumerate(np.asarray(out["predicted"]).reshape(n, -1)):
       predicted[i].append(p[keep])
     if progress is not None:
