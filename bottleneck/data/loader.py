@@ -1,7 +1,8 @@
 """Batches made ahead by Grain (docs/training.md, "The input pipeline: data workers").
 
 A training step's batch is a function of the seed and the step (`pipeline.Batches.train_batch`:
-the epoch's permutation, the examples read and decoded, resized, cropped, flipped, normalised),
+the epoch's permutation, the examples read and decoded, resized, cropped, flipped, and
+normalised, or left uint8 for the device to normalise as the training loop's are),
 and an evaluation batch of its index. `feed` makes the batches of a range of indices in
 `workers` processes, in order, each worker a few batches ahead; with 0 workers each batch is
 made in this process when it is needed. Either way a batch is the same numbers: the workers run

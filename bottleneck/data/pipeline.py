@@ -263,7 +263,9 @@ class Preprocess:
   (Zhang et al.: random 28x28 crops of 32x32 CIFAR-10 images, the centre at test time).
   Training images are then padded by `crop_padding` and randomly cropped back, and flipped
   left-right with probability 1/2 if `flip`. Finally (x / 255 - mean) / std, where `mean` and
-  `std` are numbers or one per channel (torchvision's ImageNet statistics).
+  `std` are numbers or one per channel (torchvision's ImageNet statistics); with `normalise`
+  False that last step is left to the device, and a batch of uint8 images stays uint8 (a
+  quarter of the bytes to move): `pixel_table` gives the steps the same numbers.
   """
   image_size: int
   channels: int
@@ -274,6 +276,7 @@ class Preprocess:
   flip: bool = False
   random_crop: bool = False
   resize_to: int | None = None
+  normalise: bool = True
 
   def __post_init__(self):
     for name in ("mean", "std"):  # from JSON, per-channel statistics arrive as lists
@@ -362,11 +365,22 @@ class Preprocess:
     if "flip" in draws:
       flip = draws["flip"]
       x[flip] = x[flip, :, ::-1]
-    x = x.astype(np.float32)
+    if not self.normalise and x.dtype == np.uint8:
+      return x
+    return self._normalised(x.astype(np.float32))
+
+  def _normalised(self, x: np.ndarray) -> np.ndarray:
     x /= 255.0  # in place: the operations of (x / 255 - mean) / std, in its order
     x -= np.asarray(self.mean, np.float32)
     x /= np.asarray(self.std, np.float32)
     return x
+
+  def pixel_table(self) -> np.ndarray:
+    """(256, channels) float32: row v is what `apply` makes of a uint8 pixel of value v in each
+    channel, computed by the same operations. The steps look a `normalise=False` batch up in it
+    (`steps.images`): the numbers of normalising here, bit for bit, on any backend (XLA's own
+    arithmetic rounds some quotients differently)."""
+    return self._normalised(np.repeat(np.arange(256, dtype=np.float32)[:, None], self.channels, 1))
 
   @classmethod
   def from_config(cls, config, channels: int) -> Preprocess:
@@ -433,7 +447,8 @@ class Batches:
     if not len(idx):  # a part made only of padding
       shape = (pad, self.preprocess.image_size, self.preprocess.image_size,
                self.preprocess.channels)
-      return {"image": np.zeros(shape, np.float32), "label": np.zeros(pad, np.int32), "mask": mask}
+      dtype = np.float32 if self.preprocess.normalise else np.uint8  # as the other parts'
+      return {"image": np.zeros(shape, dtype), "label": np.zeros(pad, np.int32), "mask": mask}
     images, labels = self.split.read(idx)
     x = self.preprocess(images, train=False)
     return {

@@ -12,6 +12,7 @@ from flax import nnx
 from bottleneck.nn import registry
 from bottleneck.train import run_config
 from bottleneck.util import env
+from bottleneck.util.errors import ConfigError
 
 DTYPES = env.DTYPES
 
@@ -24,6 +25,11 @@ def make_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int, total
     return optax.constant_schedule(lr)
   if name == "cosine":
     warmup = round(o.get("warmup_epochs", 0) * steps_per_epoch)
+    if warmup >= total_steps > 0:  # optax's cosine would have no steps left to decay over
+      raise ConfigError(
+          f"config: optimizer.warmup_epochs={o.warmup_epochs} is {warmup} steps ({steps_per_epoch} "
+          f"per epoch), not fewer than the run's {total_steps}; lower it (0: no warm-up) or train "
+          "longer.")
     if warmup > 0:
       return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(total_steps, 1), end_value=0.0)
     return optax.cosine_decay_schedule(lr, max(total_steps, 1))

@@ -10,6 +10,7 @@ resumes and how Ctrl-C or SIGTERM stops it: docs/workdirs.md and docs/training.m
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import math
 import os
@@ -140,7 +141,11 @@ def train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
   models = [builders.model_from(resolved, m.config.seed) for m in members]
   cost = complexity.analyze_model(models[0])
   _log_model(config, resolved.match, cost, together.n)
-  preprocess = pipeline.Preprocess.from_config(config, models[0].in_channels)
+  # Batches of uint8 images, normalised on the device by the steps (`steps.images`): a quarter
+  # of the bytes to move from the data workers and to the device.
+  preprocess = dataclasses.replace(pipeline.Preprocess.from_config(config, models[0].in_channels),
+                                   normalise=False)
+  pixels = preprocess.pixel_table()
   part = (jax.process_index(), jax.process_count())  # each process reads its part of a batch
   train_batches = [
       pipeline.Batches(train_split, config.batch_size, preprocess, m.config.seed, part)
@@ -195,21 +200,23 @@ def train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
     t = time.time()
     first = steps.to_device(make_batch(start_step), data_sharding)
     train_step = jax.jit(
-        together.map(functools.partial(steps.train_step, model_def, opt_def, dtype)),
+        together.map(functools.partial(steps.train_step, model_def, opt_def, dtype, pixels=pixels)),
         donate_argnums=0, out_shardings=(replicated, replicated),
         compiler_options=options).lower(state, first).compile()
     compile_time = time.time() - t
     logging.info("train step compiled in %.1f s", compile_time)
     eval_step = jax.jit(
-        together.map(functools.partial(steps.eval_step, eval_def, dtype), in_axes=(0, None)),
-        compiler_options=options)
+        together.map(functools.partial(steps.eval_step, eval_def, dtype, pixels=pixels),
+                     in_axes=(0, None)), compiler_options=options)
     evaluate = functools.partial(steps.evaluate, eval_step,
                                  sharding=NamedSharding(data_sharding.mesh, P("data")),
                                  n=together.n)  # one eval batch for every run
     # Batch norm's evaluation statistics, recomputed over training batches before every
     # evaluation and before the final checkpoint (`steps.precise_batch_norm`).
     bn_batches = config.get("bn_stats_batches", 0) if layers.batch_norms(models[0]) else 0
-    bn_steps = _batch_norm_steps(together, model_def, dtype, replicated, options, bn_batches)
+    bn_steps = _batch_norm_steps(
+        together, functools.partial(steps.batch_norm_stats, model_def, dtype, pixels=pixels),
+        model_def, replicated, options, bn_batches)
     writers = [rundir.MetricWriter(m.workdir, owner) for m in members]
     for writer in writers:
       closers.callback(writer.close)
@@ -351,13 +358,13 @@ def _workers(config) -> int:
   return workers
 
 
-def _batch_norm_steps(together: Together, model_def, dtype, replicated, options,
+def _batch_norm_steps(together: Together, batch_stats, model_def, replicated, options,
                       bn_batches: int) -> tuple | None:
-  """(statistics of a batch, set the statistics), jitted; None without batch-norm recalibration."""
+  """(statistics of a batch, set the statistics), jitted; None without batch-norm recalibration.
+  `batch_stats`: `steps.batch_norm_stats` bound to all but the state and the batch."""
   if not bn_batches:
     return None
-  stats = jax.jit(together.map(functools.partial(steps.batch_norm_stats, model_def, dtype)),
-                  compiler_options=options)
+  stats = jax.jit(together.map(batch_stats), compiler_options=options)
   set_stats = jax.jit(together.map(functools.partial(steps.set_batch_norm_stats, model_def)),
                       out_shardings=replicated)
   return stats, set_stats

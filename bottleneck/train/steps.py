@@ -30,14 +30,33 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
                                      jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype))
 
 
-def train_step(model_def, opt_def, dtype, state, batch):
-  """One SGD step on (model state, optimizer state); bind the graphdefs and dtype with
-  `functools.partial`, then jit. Returns the new state and the batch's loss and accuracy."""
+def images(batch: dict, dtype, pixels: np.ndarray | None = None) -> jax.Array:
+  """The batch's images as the model takes them, in `dtype`. uint8 images (the training loop's,
+  normalised on the device: `pipeline.Preprocess(normalise=False)`) are looked up in `pixels`,
+  their `Preprocess.pixel_table`: a gather, which gives the host's numbers on every backend.
+  Images already normalised are taken as they are."""
+  x = batch["image"]
+  if x.dtype == jnp.uint8:
+    if pixels is None:
+      raise ValueError("a batch of uint8 images needs its normalisation: the step's `pixels`, "
+                       "pipeline.Preprocess.pixel_table()")
+    channels = pixels.shape[-1]
+    flat = x.astype(jnp.int32) * channels + jnp.arange(channels)
+    # Where the batch is sharded over an explicit mesh, the gather's output is sharded the same.
+    x = jnp.asarray(pixels.reshape(-1)).at[flat].get(out_sharding=jax.typeof(flat).sharding)
+  return x.astype(dtype)
+
+
+def train_step(model_def, opt_def, dtype, state, batch, pixels=None):
+  """One SGD step on (model state, optimizer state); bind the graphdefs, dtype and `pixels`
+  (`images`) with `functools.partial`, then jit. Returns the new state and the batch's loss and
+  accuracy."""
   model = nnx.merge(model_def, state[0])
   optimizer = nnx.merge(opt_def, state[1])
+  x = images(batch, dtype, pixels)
 
   def loss_fn(model):
-    logits = model(batch["image"].astype(dtype)).astype(jnp.float32)
+    logits = model(x).astype(jnp.float32)
     loss = cross_entropy(logits, batch["label"]).mean()
     return loss, logits
 
@@ -47,11 +66,11 @@ def train_step(model_def, opt_def, dtype, state, batch):
   return (nnx.state(model), nnx.state(optimizer)), {"loss": loss, "accuracy": accuracy}
 
 
-def eval_step(eval_def, dtype, model_state, batch):
+def eval_step(eval_def, dtype, model_state, batch, pixels=None):
   """Sums of loss and correct predictions over a batch's unmasked examples, and every
   example's predicted class (eval mode)."""
   model = nnx.merge(eval_def, model_state)
-  logits = model(batch["image"].astype(dtype)).astype(jnp.float32)
+  logits = model(images(batch, dtype, pixels)).astype(jnp.float32)
   loss = cross_entropy(logits, batch["label"])
   predicted = jnp.argmax(logits, -1)
   correct = predicted == batch["label"]
@@ -61,7 +80,8 @@ def eval_step(eval_def, dtype, model_state, batch):
   }
 
 
-def batch_norm_stats(model_def, dtype, model_state, batch) -> list[tuple[jax.Array, jax.Array]]:
+def batch_norm_stats(model_def, dtype, model_state, batch,
+                     pixels=None) -> list[tuple[jax.Array, jax.Array]]:
   """Each batch-norm layer's mean and variance over `batch`, as training computes them
   (`model_def`: the model in training mode): the running statistics are zeroed, one forward
   pass moves them by (1 - momentum) x the batch's, and that is divided out again."""
@@ -70,7 +90,7 @@ def batch_norm_stats(model_def, dtype, model_state, batch) -> list[tuple[jax.Arr
   for m in norms:
     m.mean[...] = jnp.zeros_like(m.mean[...])
     m.var[...] = jnp.zeros_like(m.var[...])
-  model(batch["image"].astype(dtype))
+  model(images(batch, dtype, pixels))
   return [(m.mean[...] / (1 - m.momentum), m.var[...] / (1 - m.momentum)) for m in norms]
 
 

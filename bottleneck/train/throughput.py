@@ -6,6 +6,7 @@ data workers: docs/training.md, "The input pipeline"."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -90,13 +91,20 @@ def _jax_setup(spec: dict):
   fields = set(pipeline.Preprocess.__dataclass_fields__)
   preprocess = pipeline.Preprocess(image_size=config.image_size, channels=model.in_channels,
                                    **{k: v for k, v in config.data.items() if k in fields})
+  # A checkout that normalises on the device has its batches of uint8 images looked up by the
+  # step, as its training loop does (`steps.images`).
+  on_device = {}
+  if "normalise" in fields:
+    preprocess = dataclasses.replace(preprocess, normalise=False)
+    on_device = {"pixels": preprocess.pixel_table()}
   batches = pipeline.Batches(split, config.batch_size, preprocess, config.seed)
   schedule = builders.make_schedule(config, batches.steps_per_epoch, spec["total_steps"])
   optimizer = nnx.Optimizer(model, builders.make_optimizer(config, schedule), wrt=nnx.Param)
   (model_def, model_state), (opt_def, opt_state) = nnx.split(model), nnx.split(optimizer)
   step = jax.jit(
-      functools.partial(steps.train_step, model_def, opt_def, jax.numpy.dtype(config.dtype)),
-      donate_argnums=0, compiler_options=run_config.model_paths(config).compiler_options("config"))
+      functools.partial(steps.train_step, model_def, opt_def, jax.numpy.dtype(config.dtype),
+                        **on_device), donate_argnums=0,
+      compiler_options=run_config.model_paths(config).compiler_options("config"))
   state = [(model_state, opt_state)]
   batch_of = _batch_source(batches, spec["config"].get("data", {}).get("workers"))
 
@@ -142,13 +150,15 @@ def _batch_source(batches, workers: int | None):
 
 def pipeline_rates(config, split, channels: int, workers: list[int], *, rounds: int, steps: int,
                    say=print) -> list[dict]:
-  """The input pipeline alone (`loader.feed` of a config's training batches, no step): for
-  each count of `workers`, images/s over `steps` batches, in `rounds` rounds taken in turn;
-  medians, and each round's ratio to the first count's. `channels`: the model's input
-  channels. The clock starts once the workers have started and the batches they made ahead
-  while the first was awaited are taken (`warm_up`): it times making batches, not a queue."""
+  """The input pipeline alone (`loader.feed` of a config's training batches as the training
+  loop makes them, uint8 images left to the device to normalise; no step): for each count of
+  `workers`, images/s over `steps` batches, in `rounds` rounds taken in turn; medians, and each
+  round's ratio to the first count's. `channels`: the model's input channels. The clock starts
+  once the workers have started and the batches they made ahead while the first was awaited
+  are taken (`warm_up`): it times making batches, not a queue."""
   from bottleneck.data import loader, pipeline
-  preprocess = pipeline.Preprocess.from_config(config, channels)
+  preprocess = dataclasses.replace(pipeline.Preprocess.from_config(config, channels),
+                                   normalise=False)
   make = loader.StepBatches([pipeline.Batches(split, config.batch_size, preprocess, config.seed)])
   times, start = {w: [] for w in workers}, 0
   for r in range(rounds):

@@ -1,6 +1,7 @@
 """Data: the embedded digits builder, catalog datasets through mock data, preprocessing,
 deterministic batches."""
 
+import dataclasses
 import importlib
 import importlib.util
 
@@ -166,6 +167,11 @@ def test_each_process_reads_only_its_part_and_the_parts_are_the_batch():
       np.testing.assert_array_equal(np.concatenate([p.eval_batch(i)[key] for p in parts]),
                                     batch[key])
   assert [p.eval_batch(2)["mask"].sum() for p in parts] == [2, 0, 0]
+  # Left uint8 for the device (the training loop's batches), a part made only of padding is
+  # uint8 too: the processes' parts become one array.
+  for p in parts:
+    p.preprocess = dataclasses.replace(pre, normalise=False)
+  assert {p.eval_batch(2)["image"].dtype for p in parts} == {np.dtype(np.uint8)}
   with pytest.raises(ConfigError, match="a batch of 9 cannot be cut into 2 equal parts"):
     pipeline.Batches(pipeline.Split("train", examples, 10), 9, pre, 4, (0, 2))
 

@@ -6,6 +6,7 @@ import optax
 import pytest
 
 from bottleneck.train import builders, run_config
+from bottleneck.util.errors import ConfigError
 
 
 def test_schedules_and_optimizers():
@@ -19,6 +20,8 @@ def test_schedules_and_optimizers():
   s = builders.make_schedule(c, steps_per_epoch=10, total_steps=100)
   assert float(s(0)) == 0.0 and float(s(10)) == pytest.approx(0.1)
   assert float(s(100)) == pytest.approx(0.0, abs=1e-7)
+  with pytest.raises(ConfigError, match="is 100 steps .* not fewer than the run's 100"):
+    builders.make_schedule(c, steps_per_epoch=100, total_steps=100)  # nothing left to decay
   c.optimizer.schedule = "constant"
   assert float(builders.make_schedule(c, 10, 100)(77)) == pytest.approx(0.1)
   # Weight decay reaches the update: with a zero gradient, SGD (decay added to the gradient)

@@ -2,6 +2,7 @@
 parallelism. Tiny configs on the embedded digits; no test downloads anything."""
 
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -258,13 +259,19 @@ def test_a_locked_workdir_is_refused_at_once(tmp_path, digits_dir):
   assert os.listdir(tmp_path) == [wd.LOCK]
 
 
-@pytest.mark.parametrize("overrides,match", [
-    ({"image_size": 3}, r"image_size=3 is too small; the minimum is 6"),
-    ({"dataset": "digitz"}, r"unknown dataset 'digitz'.*Did you mean 'digits'"),
-    ({"model": "inception_v4"}, r"unknown model 'inception_v4'"),
-    ({"optimizer.name": "adam"}, r"unknown optimizer.name 'adam'; valid: sgd, adamw"),
-    ({"optimizer.schedule": "linear"}, r"unknown optimizer.schedule 'linear'"),
-])
+@pytest.mark.parametrize(
+    "overrides,match",
+    [
+        ({"image_size": 3}, r"image_size=3 is too small; the minimum is 6"),
+        ({"dataset": "digitz"}, r"unknown dataset 'digitz'.*Did you mean 'digits'"),
+        ({"model": "inception_v4"}, r"unknown model 'inception_v4'"),
+        ({"optimizer.name": "adam"}, r"unknown optimizer.name 'adam'; valid: sgd, adamw"),
+        ({"optimizer.schedule": "linear"}, r"unknown optimizer.schedule 'linear'"),
+        # Found shortening configs/imagenette_googlenet.py (2 epochs of warm-up) to a few steps:
+        # optax's ValueError traceback.
+        ({"optimizer.schedule": "cosine", "optimizer.warmup_epochs": 5.0, "num_train_steps": 4},
+         r"optimizer.warmup_epochs=5.0 is \d+ steps \(\d+ per epoch\), not fewer than the run's 4"),
+    ])
 def test_bad_config_is_a_clear_error(tmp_path, digits_dir, overrides, match):
   with pytest.raises(ConfigError, match=match):
     loop.train_and_evaluate(tiny_config(digits_dir, **overrides), str(tmp_path))
@@ -707,3 +714,32 @@ def test_cross_entropy_equals_optax_integer_labels():
   # within rounding (a unit in the last place was seen).
   assert_matches(steps.cross_entropy(logits, labels),
                  optax.softmax_cross_entropy_with_integer_labels, logits, labels)
+
+
+@pytest.mark.parametrize("mean, std, channels", [(0.5, 0.5, 1), (0.2860, 0.3530, 1),
+                                                 ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 3)])
+def test_the_device_normalises_uint8_batches_as_the_host_does(mean, std, channels):
+  """The training loop's batches stay uint8 (`Preprocess(normalise=False)`) and the steps look
+  their pixels up (`steps.images`): bit for bit the host's normalisation, for every value in
+  every channel, jitted on a batch sharded over an explicit mesh as the loop shards it, and on
+  stacked seeds."""
+  host = pipeline.Preprocess(16, channels, mean=mean, std=std, crop_padding=2, flip=True)
+  raw = dataclasses.replace(host, normalise=False)
+  rng = np.random.default_rng(0)
+  images = [rng.integers(0, 256, (16, 16, channels), dtype=np.uint8) for _ in range(4)]
+  every = np.repeat(np.arange(256, dtype=np.uint8).reshape(16, 16, 1), channels, axis=-1)
+  look_up = functools.partial(steps.images, dtype=jnp.float32, pixels=raw.pixel_table())
+  for draws in (None, host.draws(4, np.random.default_rng(1))):  # evaluated, trained
+    batch = raw.apply([every] + images[1:], draws)
+    expected = host.apply([every] + images[1:], draws)
+    assert batch.dtype == np.uint8 and expected.dtype == np.float32
+    mesh = jax.make_mesh((1,), ("data",), axis_types=(jax.sharding.AxisType.Explicit,))
+    sharded = jax.device_put(batch,
+                             jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data")))
+    np.testing.assert_array_equal(np.asarray(jax.jit(look_up)({"image": sharded})), expected)
+    stacked = jax.jit(jax.vmap(look_up))({"image": np.stack([batch, batch[::-1]])})
+    np.testing.assert_array_equal(np.asarray(stacked), np.stack([expected, expected[::-1]]))
+  assert len(np.unique(raw.apply([every], None))) == 256
+  with pytest.raises(ValueError, match="needs its normalisation"):
+    steps.images({"image": batch}, jnp.float32)
+  np.testing.assert_array_equal(steps.images({"image": expected}, jnp.float32), expected)
