@@ -50,6 +50,9 @@ class Split:
   source: object
   num_classes: int
   label_names: tuple[str, ...] | None = None
+  # Which stored examples it holds: (stored split, first, end) ranges, as TFDS reads the slice
+  # ("train[50000:]" of 60,000: ("train", 50000, 60000)); empty where unknown.
+  ranges: tuple[tuple[str, int, int], ...] = ()
 
   def __len__(self):
     return len(self.source)
@@ -245,8 +248,40 @@ def load_splits(name: str, splits: tuple[str, ...] = ("train", "test"), data_dir
     if len(source) == 0:
       raise ConfigError(f"dataset {name!r}: split {split!r} holds no examples.")
     out[split] = Split(split, source, features["label"].num_classes,
-                       tuple(names) if names else None)
+                       tuple(names) if names else None, _ranges(split, builder.info.splits))
   return out
+
+
+def _ranges(split: str, split_infos) -> tuple[tuple[str, int, int], ...]:
+  """`Split.ranges` of TFDS split spec `split` ("train[:10%]+test"); empty where the stored
+  splits' sizes are not known."""
+  try:
+    spec = tfds.core.ReadInstruction.from_spec(split).to_absolute(split_infos)
+    # An open end is None: the split's start or its end.
+    return tuple(
+        (r.splitname, r.from_ or 0, split_infos[r.splitname].num_examples if r.to is None else r.to)
+        for r in spec)
+  except (ValueError, KeyError, AttributeError, AssertionError, TypeError):
+    return ()
+
+
+def check_held_out(splits: dict[str, Split], held_out: str | None, others: tuple[str, ...]) -> None:
+  """A ConfigError when split `held_out` (a validation split) shares examples with any of
+  `others` (the training and test splits); None: nothing to check."""
+  if held_out is None:
+    return
+  for other in others:
+    shared = sum(
+        max(0,
+            min(to, other_to) - max(start, other_start))
+        for name, start, to in splits[held_out].ranges
+        for other_name, other_start, other_to in splits[other].ranges
+        if name == other_name)
+    if shared:
+      raise ConfigError(
+          f"config: validation_split={held_out!r} shares {shared:,} examples with the "
+          f"split {other!r}; hold it out of the training and test images (e.g. "
+          "train_split 'train[:55000]', validation_split 'train[55000:]').")
 
 
 @dataclasses.dataclass(frozen=True)

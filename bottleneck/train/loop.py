@@ -134,6 +134,7 @@ def train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
   validation = config.get("validation_split")  # held out of training: choices along the run
   splits = pipeline.config_splits(config, (config.train_split, config.eval_split) +
                                   ((validation,) if validation else ()))
+  pipeline.check_held_out(splits, validation, (config.train_split, config.eval_split))
   pipeline.log_split_sizes(splits)
   train_split = splits[config.train_split]
   num_classes = train_split.num_classes

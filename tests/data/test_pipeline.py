@@ -209,6 +209,22 @@ def test_training_configs_keep_small_splits_in_memory(digits_dir):
   assert pipeline.config_splits(config, ("test",))["test"].images is None
 
 
+def test_a_held_out_split_sharing_examples_is_refused(digits_dir):
+  """Slices of one stored split compared by the examples TFDS reads for them (percentages and
+  negative ends included); disjoint slices and other splits pass."""
+  names = ("train[:50%]", "train[-10%:]", "train[40%:]", "test", "test[:10]")
+  splits = pipeline.load_splits("digits", names, data_dir=digits_dir)
+  n = len(pipeline.load_splits("digits", ("train",), data_dir=digits_dir)["train"])
+  assert splits["train[-10%:]"].ranges == (("train", n - len(splits["train[-10%:]"]), n),)
+  pipeline.check_held_out(splits, "train[-10%:]", ("train[:50%]", "test"))
+  pipeline.check_held_out(splits, None, ("train[:50%]",))
+  overlap = len(splits["train[:50%]"]) - splits["train[40%:]"].ranges[0][1]
+  with pytest.raises(ConfigError, match=f"shares {overlap} examples with the split 'train\\[:50%"):
+    pipeline.check_held_out(splits, "train[40%:]", ("train[:50%]", "test"))
+  with pytest.raises(ConfigError, match="'test\\[:10\\]' shares 10 examples with the split 'test'"):
+    pipeline.check_held_out(splits, "test[:10]", ("train[:50%]", "test"))
+
+
 def test_eval_batches_cover_every_example_once(digits_dir):
   split = pipeline.load_splits("digits", data_dir=digits_dir)["test"]
   batches = list(pipeline.Batches(split, 64, pipeline.Preprocess(8, 1), 0).eval_batches())
