@@ -155,33 +155,48 @@ def pipeline_rates(config, split, channels: int, workers: list[int], *, rounds: 
   `workers`, images/s over `steps` batches, in `rounds` rounds taken in turn; medians, and each
   round's ratio to the first count's. `channels`: the model's input channels. The clock starts
   once the workers have started and the batches they made ahead while the first was awaited
-  are taken (`warm_up`): it times making batches, not a queue."""
+  are taken (`warm_up`), and it times whole rounds of the workers (`timed_batches`): it times
+  making batches, not a queue."""
   from bottleneck.data import loader, pipeline
   preprocess = dataclasses.replace(pipeline.Preprocess.from_config(config, channels),
                                    normalise=False)
   make = loader.StepBatches([pipeline.Batches(split, config.batch_size, preprocess, config.seed)])
   times, start = {w: [] for w in workers}, 0
+  rate = lambda w, seconds: timed_batches(w, steps) * config.batch_size / seconds  # images/s
   for r in range(rounds):
     for w in workers:
       warm_up = 1 + w * (loader.BUFFER + 1)  # the first batch, and what was made meanwhile
-      feed = loader.feed(make, start, start + warm_up + steps, w)
+      feed = loader.feed(make, start, start + warm_up + timed_batches(w, steps), w)
       for _ in range(warm_up):
         next(feed)
       t = time.perf_counter()
-      for _ in range(steps):
+      for _ in range(timed_batches(w, steps)):
         next(feed)
       times[w].append(time.perf_counter() - t)
       feed.close()
-      start += warm_up + steps
-    say(f"round {r + 1}/{rounds}: " + ", ".join(
-        f"{w} workers {steps * config.batch_size / times[w][-1]:.0f} images/s" for w in workers))
-  first = times[workers[0]]
-  return [{
-      "workers": w, "rounds": rounds, "steps": steps,
-      "images_per_s": statistics.median(steps * config.batch_size / t for t in times[w]),
-      "speedup_vs_first": statistics.median(f / t for t, f in zip(times[w], first)),
-      "round_images_per_s": [steps * config.batch_size / t for t in times[w]]
-  } for w in workers]
+      start += warm_up + timed_batches(w, steps)
+    say(f"round {r + 1}/{rounds}: "
+        + ", ".join(f"{w} workers {rate(w, times[w][-1]):.0f} images/s" for w in workers))
+  rows = []
+  for w in workers:
+    rates = [rate(w, t) for t in times[w]]
+    ratios = [rate(w, t) / rate(workers[0], f) for t, f in zip(times[w], times[workers[0]])]
+    rows.append({
+        "workers": w, "rounds": rounds, "steps": timed_batches(w, steps),
+        "images_per_s": statistics.median(rates), "speedup_vs_first": statistics.median(ratios),
+        "round_images_per_s": rates
+    })
+  return rows
+
+
+def timed_batches(workers: int, steps: int) -> int:
+  """The batches `pipeline_rates` times for a count of workers: `steps`, or with workers at
+  least 4 of their rounds and whole rounds. Workers started together finish their batches
+  together, so batches come in bursts of `workers`: a window shorter than a round times either
+  the burst (as if free: 15 workers on 6 batches) or the wait."""
+  if not workers:
+    return steps
+  return -(-max(steps, 4 * workers) // workers) * workers
 
 
 def _torch_setup(spec: dict):
