@@ -24,10 +24,15 @@ from bottleneck.util import signals
 BUFFER = 2
 
 
-def default_workers(platform: str, cores: int | None = None) -> int:
-  """`data.workers` when the config leaves it unset (None): on a CPU the cores also compute the
-  steps, so none below 8 cores and a quarter of them above; beside an accelerator every core
-  but the training process's, up to 16."""
+def default_workers(platform: str, cores: int | None = None, in_memory: bool = False) -> int:
+  """`data.workers` when the config leaves it unset (None). None for a training split held in
+  memory (`in_memory`: `pipeline.Split.in_memory`, images of one shape): its batch is an index,
+  a crop and a flip, made in the training process while the device computes the step, where
+  workers would cost their start at every evaluation (docs/training.md). Else on a CPU, whose
+  cores also compute the steps, none below 8 cores and a quarter of them above; beside an
+  accelerator every core but the training process's, up to 16."""
+  if in_memory:
+    return 0
   cores = cores or os.cpu_count() or 1
   if platform == "cpu":
     return 0 if cores < 8 else min(cores // 4, 8)

@@ -152,7 +152,7 @@ def train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
       pipeline.Batches(train_split, config.batch_size, preprocess, m.config.seed, part)
       for m in members
   ]
-  workers = _workers(config)  # data workers: the batches made ahead (`loader`)
+  workers = _workers(config, train_split)  # data workers: the batches made ahead (`loader`)
   # What each evaluation scores: the test split ("eval"), and the validation split if any.
   eval_sets = {
       name: loader.Ahead(
@@ -348,14 +348,17 @@ def _same_step(resumed: list[tuple], members: list[Member]) -> int:
   return start
 
 
-def _workers(config) -> int:
-  """`data.workers`, or when unset the default for this device and its cores (logged)."""
+def _workers(config, train_split: pipeline.Split) -> int:
+  """`data.workers`, or when unset the default for this device, its cores and where the
+  training split is (logged)."""
   if config.data.get("workers") is not None:
     return config.data.workers
-  workers = loader.default_workers(jax.default_backend())
-  logging.info("data.workers unset: %d data worker%s (%d cores, %s)", workers,
+  in_memory = train_split.images is not None
+  workers = loader.default_workers(jax.default_backend(), in_memory=in_memory)
+  logging.info("data.workers unset: %d data worker%s (%d cores, %s%s)", workers,
                "" if workers == 1 else "s",
-               os.cpu_count() or 1, jax.default_backend())
+               os.cpu_count() or 1, jax.default_backend(),
+               ", the training split in memory" if in_memory else "")
   return workers
 
 

@@ -132,7 +132,11 @@ def _batch_source(batches, workers: int | None):
   except ImportError:  # a checkout from before the data workers
     return batches.train_batch
   if workers is None:
-    workers = loader.default_workers(jax.default_backend())
+    in_memory = getattr(batches.split, "images", None) is not None
+    try:
+      workers = loader.default_workers(jax.default_backend(), in_memory=in_memory)
+    except TypeError:  # a checkout whose default did not ask where the split is
+      workers = loader.default_workers(jax.default_backend())
   if not workers:
     return batches.train_batch
   make, feeding = loader.StepBatches([batches]), {"next": None, "feed": None}

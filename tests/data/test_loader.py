@@ -53,6 +53,7 @@ def test_encoded_photos_are_decoded_by_the_workers_alike(tmp_path):
                                                       ("tpu", 96, 16)])
 def test_default_workers(platform, cores, workers):
   assert loader.default_workers(platform, cores) == workers
+  assert loader.default_workers(platform, cores, in_memory=True) == 0  # batches from memory
 
 
 def test_a_worker_that_dies_leaves_the_batches_to_this_process(digits_dir, monkeypatch):

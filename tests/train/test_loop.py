@@ -746,3 +746,14 @@ def test_the_device_normalises_uint8_batches_as_the_host_does(mean, std, channel
   with pytest.raises(ValueError, match="needs its normalisation"):
     steps.images({"image": batch}, jnp.float32)
   np.testing.assert_array_equal(steps.images({"image": expected}, jnp.float32), expected)
+
+
+def test_unset_data_workers_are_none_for_a_training_split_in_memory(digits_dir, monkeypatch):
+  """Batches from memory are made in the training process: workers would cost their start at
+  every evaluation. A split read from disk takes the device's default (a 64-core CPU's: 8)."""
+  monkeypatch.setattr(os, "cpu_count", lambda: 64)
+  config = tiny_config(digits_dir, **{"data.workers": None})
+  split = pipeline.config_splits(config, ("train",))["train"]
+  assert split.images is not None and loop._workers(config, split) == 0
+  assert loop._workers(config, dataclasses.replace(split, images=None, labels=None)) == 8
+  assert loop._workers(tiny_config(digits_dir, **{"data.workers": 3}), split) == 3
