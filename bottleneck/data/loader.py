@@ -69,19 +69,44 @@ class _Worker:
     signals.end_with_parent(self.parent)
 
 
+class _Passes:
+  """index -> evaluation batch `index % count`: the passes over a split, one after another.
+  Picklable: Grain sends it to its workers."""
+
+  def __init__(self, make: Callable[[int], dict], count: int):
+    self.make, self.count = make, count
+
+  def __call__(self, index: int) -> dict:
+    return self.make(int(index) % self.count)
+
+
 class Ahead:
   """Evaluation batches (`pipeline.Batches.eval_batches`, in order, the last one padded and
-  masked) made by `workers` processes, started anew for each pass over the split."""
+  masked) made by `workers` processes. The workers are started once, for every pass over the
+  split: after a pass they make the first batches of the next and wait (starting them anew cost
+  2-3 s a pass here, docs/training.md). A pass left unfinished (an error mid-evaluation) restarts
+  them at the next. Close it (`close`) to end them."""
 
   def __init__(self, batches, workers: int):
     self.batches, self.workers = batches, workers
+    self._feed, self._taken = None, 0  # the workers' feed, and the batches taken from it
 
   def eval_batches(self) -> Iterator[dict]:
-    batches = feed(self.batches.eval_batch, 0, self.batches.num_eval_batches, self.workers)
-    try:
-      yield from batches
-    finally:
-      batches.close()
+    count = self.batches.num_eval_batches
+    if self._feed is not None and self._taken % count:  # the last pass was left midway
+      self.close()
+    if self._feed is None:
+      self._feed, self._taken = feed(_Passes(self.batches.eval_batch, count), 0, 2**62,
+                                     self.workers), 0
+    for _ in range(count):
+      batch = next(self._feed)
+      self._taken += 1
+      yield batch
+
+  def close(self) -> None:
+    if self._feed is not None:
+      self._feed.close()
+      self._feed = None
 
 
 def feed(make: Callable[[int], dict], start: int, stop: int, workers: int) -> Iterator[dict]:

@@ -265,18 +265,23 @@ def _ranges(split: str, split_infos) -> tuple[tuple[str, int, int], ...]:
     return ()
 
 
+def _shared(a: Split, b: Split) -> int:
+  """How many stored examples splits `a` and `b` both hold (their `ranges`)."""
+  shared = 0
+  for name, a_start, a_end in a.ranges:
+    for other, b_start, b_end in b.ranges:
+      if name == other:
+        shared += max(0, min(a_end, b_end) - max(a_start, b_start))
+  return shared
+
+
 def check_held_out(splits: dict[str, Split], held_out: str | None, others: tuple[str, ...]) -> None:
   """A ConfigError when split `held_out` (a validation split) shares examples with any of
   `others` (the training and test splits); None: nothing to check."""
   if held_out is None:
     return
   for other in others:
-    shared = sum(
-        max(0,
-            min(to, other_to) - max(start, other_start))
-        for name, start, to in splits[held_out].ranges
-        for other_name, other_start, other_to in splits[other].ranges
-        if name == other_name)
+    shared = _shared(splits[held_out], splits[other])
     if shared:
       raise ConfigError(
           f"config: validation_split={held_out!r} shares {shared:,} examples with the "

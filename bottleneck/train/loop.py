@@ -175,6 +175,8 @@ def train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
   model_def, eval_def, opt_def = _graph_defs(models[0], optimizers[0])
 
   with contextlib.ExitStack() as closers:  # what the set-up opens, closed however it ends
+    for eval_set in eval_sets.values():
+      closers.callback(eval_set.close)  # their workers
     # --- Resume: each run's newest readable checkpoint, or its fresh state.
     managers = [checkpoints.manager(m.workdir, keep=config.keep_checkpoints) for m in members]
     for manager in managers:

@@ -28,10 +28,20 @@ def test_workers_make_the_batches_of_the_training_process(digits_dir):
   ahead.close()
   _equal(made, [make(s) for s in range(5, 13)])
   assert not np.array_equal(made[0]["image"], made[1]["image"])
-  # Evaluation batches, in order, the last one padded and masked.
+  # Evaluation batches, in order, the last one padded and masked: pass after pass from the same
+  # workers, and from new ones after a pass left midway.
   batches = pipeline.Batches(split, 500, pre, 0)
-  _equal(list(loader.Ahead(batches, 2).eval_batches()), list(batches.eval_batches()))
-  assert batches.num_eval_batches == 3 and len(split) == 1347
+  expected = list(batches.eval_batches())
+  ahead = loader.Ahead(batches, 2)
+  _equal(list(ahead.eval_batches()), expected)
+  workers = ahead._feed
+  _equal(list(ahead.eval_batches()), expected)
+  assert ahead._feed is workers
+  next(ahead.eval_batches())  # an evaluation that failed after its first batch
+  _equal(list(ahead.eval_batches()), expected)
+  assert ahead._feed is not workers
+  ahead.close()
+  assert ahead._feed is None and batches.num_eval_batches == 3 and len(split) == 1347
 
 
 def test_encoded_photos_are_decoded_by_the_workers_alike(tmp_path):

@@ -267,11 +267,11 @@ def test_a_locked_workdir_is_refused_at_once(tmp_path, digits_dir):
         ({"model": "inception_v4"}, r"unknown model 'inception_v4'"),
         ({"optimizer.name": "adam"}, r"unknown optimizer.name 'adam'; valid: sgd, adamw"),
         ({"optimizer.schedule": "linear"}, r"unknown optimizer.schedule 'linear'"),
-        # Found shortening configs/imagenette_googlenet.py (2 epochs of warm-up) to a few steps:
-        # optax's ValueError traceback.
         # Overlapping slices of one split pass the config's own check; the data's sizes tell.
         ({"train_split": "train[:200]", "validation_split": "train[150:]"
          }, r"validation_split='train\[150:\]' shares 50 examples with the split 'train\[:200\]'"),
+        # Found shortening configs/imagenette_googlenet.py (2 epochs of warm-up) to a few steps:
+        # optax's ValueError traceback.
         ({"optimizer.schedule": "cosine", "optimizer.warmup_epochs": 5.0, "num_train_steps": 4},
          r"optimizer.warmup_epochs=5.0 is \d+ steps \(\d+ per epoch\), not fewer than the run's 4"),
     ])

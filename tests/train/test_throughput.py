@@ -137,7 +137,7 @@ def test_the_pipeline_alone_is_timed_per_count_of_workers(digits_dir):
 
 
 def test_the_pipeline_is_timed_over_whole_rounds_of_its_workers():
-  """Workers started together deliver in bursts: `.ci/gpu_check` timed 6 batches of 8 workers
-  on 2 cores as 3,468,678 images/s (all made ahead). At least 4 rounds, and whole ones."""
+  """Workers started together deliver in bursts: 6 batches of 8 workers on 2 cores were all
+  made ahead, and timed as a rate of millions of images/s. At least 4 rounds, and whole ones."""
   assert [throughput.timed_batches(w, 6) for w in (0, 1, 2, 4, 8, 15)] == [6, 6, 8, 16, 32, 60]
   assert throughput.timed_batches(3, 13) == 15 and throughput.timed_batches(2, 8) == 8
