@@ -57,24 +57,3 @@ def small_googlenet_dir(tmp_path_factory):
           }
       })
   return path
-
-
-# The slowest tests (10-40 s each on a 2-core VM, cold) are handed out first, so that the
-# workers (pytest-xdist) share the short ones after them out evenly, instead of one worker
-# finishing alone with a long test at the end of the run.
-SLOWEST_FIRST = (
-    "tests/util/test_cli.py::test_bad_input_is_one_line_and_exit_status_2",
-    "tests/train/test_loop.py::test_a_signal_to_one_of_two_processes_stops_both_at_one_checkpoint",
-    "tests/test_analyze_cli.py::test_json_for_all_models_both_variants",
-    "tests/studies/test_report.py::test_report_end_to_end_and_rerun_reuses_work",
-    "tests/train/test_loop.py::test_train_writes_every_output_and_learns",
-    "tests/train/test_sweep.py::test_parallel_sweep_ctrl_c_and_a_killed_parent",
-    "tests/studies/test_fully_conv.py::test_photos_score_map_against_crops",
-    "tests/nn/test_import_weights.py::test_same_logits_as_keras",
-)
-
-
-def pytest_collection_modifyitems(items):
-  first = {name: i for i, name in enumerate(SLOWEST_FIRST)}
-  # A stable sort: the others keep their order.
-  items.sort(key=lambda item: first.get(item.nodeid, len(first)))
