@@ -83,9 +83,9 @@ class _Passes:
 class Ahead:
   """Evaluation batches (`pipeline.Batches.eval_batches`, in order, the last one padded and
   masked) made by `workers` processes. The workers are started once, for every pass over the
-  split: after a pass they make the first batches of the next and wait (starting them anew cost
-  2-3 s a pass here, docs/training.md). A pass left unfinished (an error mid-evaluation) restarts
-  them at the next. Close it (`close`) to end them."""
+  split: after a pass they make the first batches of the next and wait, where starting them anew
+  cost seconds a pass (docs/training.md). A pass left unfinished (an error mid-evaluation)
+  restarts them at the next. Close it (`close`) to end them."""
 
   def __init__(self, batches, workers: int):
     self.batches, self.workers = batches, workers

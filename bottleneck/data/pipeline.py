@@ -423,12 +423,14 @@ class Preprocess:
     return self._normalised(np.repeat(np.arange(256, dtype=np.float32)[:, None], self.channels, 1))
 
   @classmethod
-  def from_config(cls, config, channels: int) -> Preprocess:
+  def from_config(cls, config, channels: int, *, normalise: bool = True) -> Preprocess:
     """The preprocessing of a training config (`config.image_size`, `config.data`'s
-    preprocessing fields) for a model of `channels` input channels."""
+    preprocessing fields) for a model of `channels` input channels; `normalise` False: as the
+    training loop's, uint8 batches left to the device."""
     fields = {f.name for f in dataclasses.fields(cls)}
     data = {k: v for k, v in dict(config.data).items() if k in fields}
-    return cls(**{"image_size": config.image_size, **data, "channels": channels})
+    return cls(
+        **{"image_size": config.image_size, **data, "channels": channels, "normalise": normalise})
 
 
 def check_batch_size(split: Split, batch_size: int) -> None:

@@ -10,7 +10,6 @@ resumes and how Ctrl-C or SIGTERM stops it: docs/workdirs.md and docs/training.m
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import math
 import os
@@ -144,8 +143,7 @@ def train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
   _log_model(config, resolved.match, cost, together.n)
   # Batches of uint8 images, normalised on the device by the steps (`steps.images`): a quarter
   # of the bytes to move from the data workers and to the device.
-  preprocess = dataclasses.replace(pipeline.Preprocess.from_config(config, models[0].in_channels),
-                                   normalise=False)
+  preprocess = pipeline.Preprocess.from_config(config, models[0].in_channels, normalise=False)
   pixels = preprocess.pixel_table()
   part = (jax.process_index(), jax.process_count())  # each process reads its part of a batch
   train_batches = [

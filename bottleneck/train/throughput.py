@@ -162,8 +162,7 @@ def pipeline_rates(config, split, channels: int, workers: list[int], *, rounds: 
   are taken (`warm_up`), and it times whole rounds of the workers (`timed_batches`): it times
   making batches, not a queue."""
   from bottleneck.data import loader, pipeline
-  preprocess = dataclasses.replace(pipeline.Preprocess.from_config(config, channels),
-                                   normalise=False)
+  preprocess = pipeline.Preprocess.from_config(config, channels, normalise=False)
   make = loader.StepBatches([pipeline.Batches(split, config.batch_size, preprocess, config.seed)])
   times, start = {w: [] for w in workers}, 0
   rate = lambda w, seconds: timed_batches(w, steps) * config.batch_size / seconds  # images/s
