@@ -3,6 +3,8 @@
 `ROOT` is the repository root (subprocess tests run commands there); `ODD` a directory name
 that is not a glob pattern; `interruptible()` for commands a test interrupts; `sigterm_when`
 sends SIGTERM at a chosen call; `write_runs(root)` writes a toy sweep's result.json files.
+`tests.commands` runs entry points as `python -m` does, forked from a process that has the
+libraries imported.
 """
 
 import contextlib

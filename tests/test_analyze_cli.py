@@ -1,22 +1,17 @@
-"""`python -m experiments.analyze`, end to end in a subprocess."""
+"""`python -m experiments.analyze`, end to end in a process of its own (`tests.commands`)."""
 
 import json
-import os
-import subprocess
-import sys
 import time
 
 import pytest
 
 from bottleneck.analysis import tables
 from bottleneck.measure import complexity
-from tests import ROOT
+from tests import commands
 
 
 def run(*flags):
-  return subprocess.run([sys.executable, "-m", "experiments.analyze", *flags], cwd=ROOT,
-                        capture_output=True, text=True, timeout=600,
-                        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  return commands.run("experiments.analyze", *flags, timeout=600)
 
 
 def test_json_for_all_models_both_variants():

@@ -14,7 +14,7 @@ from bottleneck.measure import benchmark
 from bottleneck.nn.paths import Paths
 from bottleneck.util import workdir as wd
 from bottleneck.util.errors import ConfigError
-from tests import ROOT, interruptible
+from tests import ROOT, commands, interruptible
 
 KEYS = {
     "name", "reduce", "batch", "image_size", "compile_s", "fwd_ms", "fwd_bwd_ms", "images_per_s",
@@ -105,10 +105,8 @@ def test_cases_and_errors():
 
 
 def test_cli_json_and_files(tmp_path):
-  proc = subprocess.run([
-      sys.executable, "-m", "experiments.benchmark",
-      f"--config={ROOT}/tests/tiny_benchmark_config.py", "--format=json", f"--out={tmp_path}"
-  ], cwd=ROOT, capture_output=True, text=True, timeout=600)
+  proc = commands.run("experiments.benchmark", f"--config={ROOT}/tests/tiny_benchmark_config.py",
+                      "--format=json", f"--out={tmp_path}", timeout=600)
   assert proc.returncode == 0, proc.stderr[-2000:]
   out = json.loads(proc.stdout)
   assert len(out["rows"]) == 4 and len(out["ratios"]) == 2

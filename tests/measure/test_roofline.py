@@ -2,9 +2,6 @@
 No timing is asserted: only that what is measured is placed and labelled right."""
 
 import json
-import os
-import subprocess
-import sys
 
 import jax.numpy as jnp
 import pytest
@@ -14,7 +11,7 @@ from bottleneck.measure import complexity, roofline
 from bottleneck.nn.layers import ConvUnit
 from bottleneck.nn.paths import Paths
 from bottleneck.util.errors import ConfigError
-from tests import ROOT
+from tests import commands
 
 
 def test_the_roofs_by_hand():
@@ -82,14 +79,12 @@ def test_train_memory_analytic():
 
 def test_command_end_to_end(tmp_path):
   out = tmp_path / "roof line"  # a space in the path
-  proc = subprocess.run([
-      sys.executable, "-m", "experiments.roofline", "--config=configs/roofline.py:smoke",
-      "--config.blocks=('flatten_head_cnn@8',)", "--config.fragments=(1, 2)",
-      "--config.memory_models=(('flatten_head_cnn', 8),)", "--config.fragment_shape=(8, 16, 2)",
-      "--config.batch=2", "--config.repeats=1", f"--config.bandwidth_elements={2 ** 20}",
-      "--config.memory_xla=False", f"--out={out}"
-  ], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  proc = commands.run("experiments.roofline", "--config=configs/roofline.py:smoke",
+                      "--config.blocks=('flatten_head_cnn@8',)", "--config.fragments=(1, 2)",
+                      "--config.memory_models=(('flatten_head_cnn', 8),)",
+                      "--config.fragment_shape=(8, 16, 2)", "--config.batch=2",
+                      "--config.repeats=1", f"--config.bandwidth_elements={2 ** 20}",
+                      "--config.memory_xla=False", f"--out={out}", timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   result = json.loads((out / "roofline.json").read_text())
   assert result["peak_gflops_per_s"] > 0 and result["bandwidth"]["triad_gb_per_s"] > 0

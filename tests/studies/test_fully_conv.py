@@ -3,8 +3,6 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import jax.numpy as jnp
 import numpy as np
@@ -16,7 +14,7 @@ from bottleneck.studies import fully_conv
 from bottleneck.train import loop, saved_models as saved
 from bottleneck.util.errors import ConfigError
 from configs import digits_fc_head
-from tests import ROOT
+from tests import commands
 from tests.numerics import DEPTH, network_rtol
 
 
@@ -32,10 +30,8 @@ def trained(tmp_path_factory, digits_dir):
 
 
 def test_cli_json_score_map_matches_crops(trained):
-  proc = subprocess.run([
-      sys.executable, "-m", "experiments.fully_conv", f"--workdir={trained}", "--image_size=24",
-      "--num_digits=3", "--format=json"
-  ], cwd=ROOT, capture_output=True, text=True, timeout=300)
+  proc = commands.run("experiments.fully_conv", f"--workdir={trained}", "--image_size=24",
+                      "--num_digits=3", "--format=json")
   assert proc.returncode == 0, proc.stderr[-2000:]
   out = json.loads(proc.stdout)
   assert out["checkpoint_step"] == 63

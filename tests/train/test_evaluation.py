@@ -3,8 +3,6 @@ on datasets of ImageNet synsets."""
 
 import json
 import os
-import subprocess
-import sys
 
 import jax.numpy as jnp
 import numpy as np
@@ -16,7 +14,7 @@ from bottleneck.data import pipeline
 from bottleneck.train import evaluation, loop, saved_models
 from bottleneck.util import workdir as wd
 from bottleneck.util.errors import ConfigError
-from tests import ROOT
+from tests import commands
 from tests.tiny_train_config import get_config as tiny_config
 
 
@@ -30,10 +28,8 @@ def digits_run(tmp_path_factory, digits_dir):
 
 def test_a_training_run_evaluates_to_its_own_result(digits_run):
   workdir, result = digits_run
-  proc = subprocess.run([
-      sys.executable, "-m", "experiments.evaluate", f"--workdir={workdir}", "--batch_size=7",
-      "--format=json"
-  ], cwd=ROOT, capture_output=True, text=True, timeout=300)
+  proc = commands.run("experiments.evaluate", f"--workdir={workdir}", "--batch_size=7",
+                      "--format=json")
   assert proc.returncode == 0, proc.stderr[-2000:]
   out = json.loads(proc.stdout)
   assert out["dataset"] == "digits" and out["split"] == "test"

@@ -29,7 +29,7 @@ from bottleneck.nn.paths import Paths
 from bottleneck.train import builders, checkpoints, loop, saved_models, seeds, steps, sweep
 from bottleneck.util import workdir as wd
 from bottleneck.util.errors import ConfigError
-from tests import ODD, ROOT, interruptible, sigterm_when, tiny_train_config
+from tests import ODD, ROOT, commands, interruptible, sigterm_when, tiny_train_config
 from tests.numerics import assert_matches
 
 
@@ -47,7 +47,7 @@ def run_cli(workdir, digits_dir, *extra, env=None, wait=True):
   if not wait:
     interruptible()
     return subprocess.Popen(cmd, **kwargs)
-  return subprocess.run(cmd, timeout=600, **kwargs)
+  return commands.run(*cmd[2:], env={"JAX_PLATFORMS": "cpu", **(env or {})}, timeout=600)
 
 
 # The network the project is about, at an eighth of its widths (the other tests train the

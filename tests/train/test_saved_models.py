@@ -5,8 +5,6 @@ import importlib.util
 import json
 import os
 import re
-import subprocess
-import sys
 
 import jax.numpy as jnp
 import numpy as np
@@ -18,7 +16,7 @@ from bottleneck.nn import registry
 from bottleneck.train import builders, checkpoints, loop, saved_models
 from bottleneck.util import compat, workdir as wd
 from bottleneck.util.errors import ConfigError
-from tests import ROOT
+from tests import commands
 from tests.numerics import DEPTH, network_rtol
 from tests.tiny_train_config import get_config as tiny_config
 
@@ -112,10 +110,8 @@ def test_import_command_torchvision_random(tmp_path):
   smallest; every network's conversion: test_import_weights), loaded back with the same
   logits as torchvision's network; analyze reads the directory."""
   out = tmp_path / "tv squeezenet"
-  proc = subprocess.run([
-      sys.executable, "-m", "experiments.import_weights", "--source=torchvision",
-      "--model=squeezenet1_1", f"--out={out}", "--random", "--seed=3"
-  ], cwd=ROOT, capture_output=True, text=True, timeout=600)
+  proc = commands.run("experiments.import_weights", "--source=torchvision", "--model=squeezenet1_1",
+                      f"--out={out}", "--random", "--seed=3", timeout=600)
   assert proc.returncode == 0, proc.stderr[-2000:]
   record = json.loads(proc.stdout)
   assert record["weights"] == "random initialization (torch seed 3)"
@@ -164,10 +160,8 @@ def test_import_bad_input_is_one_line(tmp_path, monkeypatch):
   ]:
     with pytest.raises(ConfigError, match=re.escape(message)):
       saved_models.import_to(out, **kwargs)
-  proc = subprocess.run([
-      sys.executable, "-m", "experiments.import_weights", f"--out={out}", "--model=googlenet_bn",
-      "--random", "--weights_file=x.pth"
-  ], cwd=ROOT, capture_output=True, text=True, timeout=300)
+  proc = commands.run("experiments.import_weights", f"--out={out}", "--model=googlenet_bn",
+                      "--random", "--weights_file=x.pth")
   assert proc.returncode == 2 and "Traceback" not in proc.stderr
   assert proc.stderr.strip().splitlines()[-1] == (
       "error: --random and --weights_file exclude each other: give one.")

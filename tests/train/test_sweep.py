@@ -17,7 +17,7 @@ from bottleneck.analysis import results
 from bottleneck.train import checkpoints, sweep
 from bottleneck.util import config_files, workdir as wd
 from bottleneck.util.errors import ConfigError
-from tests import ROOT, interruptible, sigterm_when, tiny_sweep_config
+from tests import ROOT, commands, interruptible, sigterm_when, tiny_sweep_config
 
 
 def points(tmp_path, sweep_list=None):
@@ -179,10 +179,8 @@ def test_interrupted_point_resumes(tmp_path, digits_dir):
 
 
 def test_print_launcher_cli():
-  proc = subprocess.run([
-      sys.executable, "-m", "experiments.sweep", f"--config={ROOT}/configs/digits_inception.py",
-      "--workdir=/tmp/unused_sweep", "--launcher=print"
-  ], cwd=ROOT, capture_output=True, text=True, timeout=300)
+  proc = commands.run("experiments.sweep", f"--config={ROOT}/configs/digits_inception.py",
+                      "--workdir=/tmp/unused_sweep", "--launcher=print")
   assert proc.returncode == 0, proc.stderr
   lines = proc.stdout.strip().splitlines()
   assert len(lines) == 9  # both variants x 3 seeds, and 3 more reduced ones (the A/A check)

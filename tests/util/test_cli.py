@@ -1,33 +1,14 @@
 """The command-line contract of every entry point: bad input is one line on stderr starting with
-"error:" and exit status 2, never a traceback. The commands run concurrently (each is a process
-that imports JAX) to keep the suite's time down."""
+"error:" and exit status 2, never a traceback. The commands run concurrently, forked from one
+process that imported the libraries (`tests.commands`), to keep the suite's time down."""
 
 import os
-import subprocess
-import sys
 
 from bottleneck.util import workdir as wd
 from tests import ROOT
+from tests.commands import run, run_all
 
 TINY = f"--config={ROOT}/tests/tiny_train_config.py"
-
-
-def run_all(commands: dict[str, list[str]], parallel: int = 4, envs=None) -> dict:
-  """{name: (returncode, stdout, stderr)} of `python -m ...` commands; `envs` adds variables
-  to the environment of the commands it names."""
-  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-  out, queue = {}, list(commands.items())
-  while queue:
-    batch, queue = queue[:parallel], queue[parallel:]
-    procs = {
-        name: subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT,
-                               env={**env, **(envs or {}).get(name, {})}, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True) for name, args in batch
-    }
-    for name, proc in procs.items():
-      stdout, stderr = proc.communicate(timeout=300)
-      out[name] = (proc.returncode, stdout, stderr)
-  return out
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -135,7 +116,5 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, digits_dir):
 
 
 def test_help_still_works():
-  proc = subprocess.run([sys.executable, "-m", "experiments.train", "--helpshort"], cwd=ROOT,
-                        capture_output=True, text=True, timeout=120,
-                        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  proc = run("experiments.train", "--helpshort", timeout=120)
   assert "--workdir" in proc.stdout + proc.stderr
