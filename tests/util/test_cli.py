@@ -118,3 +118,13 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, digits_dir):
 def test_help_still_works():
   proc = run("experiments.train", "--helpshort", timeout=120)
   assert "--workdir" in proc.stdout + proc.stderr
+
+
+def test_commands_run_as_a_fresh_python_m_would():
+  """`tests.commands`: a forked child runs the module with its arguments, status and stderr; a
+  child whose environment changes a `JAX_` variable (read as JAX is imported) starts afresh."""
+  probe = ("timeit", "-n1", "-r1", "import sys; print('jax' in sys.modules)")
+  assert run(*probe).stdout.split()[0] == "True"  # forked: the libraries already imported
+  assert run(*probe, env={"JAX_ENABLE_X64": "1"}).stdout.split()[0] == "False"
+  refused = run("json.tool", "--no-such-flag")
+  assert refused.returncode == 2 and "unrecognized arguments" in refused.stderr
