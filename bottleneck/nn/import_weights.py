@@ -119,27 +119,33 @@ _OIHW, _OUT_IN = (3, 2, 0, 1), (1, 0)
 
 
 @dataclasses.dataclass(frozen=True)
+class _Layer:
+  """What a framework calls a layer's kernel and bias, and the order of the kernel's axes
+  against ours (None: the same)."""
+  kernel: str
+  bias: str
+  order: tuple | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class _Names:
-  """What a framework calls each tensor of a conv unit and of the classifier, and the order of
-  its axes against ours (None: the same)."""
-  conv_kernel: str
-  conv_bias: str
+  """What a framework calls each tensor of a conv unit (its `conv`, and batch norm's scale,
+  offset, mean and variance) and of the classifier (`dense`); `ignored`: tensors of its own
+  that have no place in ours."""
+  conv: _Layer
   scale: str
   offset: str
   mean: str
   var: str
-  dense_kernel: str
-  dense_bias: str
-  conv_order: tuple | None = None
-  dense_order: tuple | None = None
+  dense: _Layer
   ignored: tuple = ()
 
 
-_TORCHVISION = _Names("conv.weight", "conv.bias", "bn.weight", "bn.bias", "bn.running_mean",
-                      "bn.running_var", "weight", "bias", _OIHW, _OUT_IN,
-                      ignored=("bn.num_batches_tracked",))
-_KERAS = _Names("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance", "kernel",
-                "bias")
+_TORCHVISION = _Names(_Layer("conv.weight", "conv.bias", _OIHW), "bn.weight",
+                      "bn.bias", "bn.running_mean", "bn.running_var",
+                      _Layer("weight", "bias", _OUT_IN), ignored=("bn.num_batches_tracked",))
+_KERAS = _Names(_Layer("kernel", "bias"), "gamma", "beta", "moving_mean", "moving_variance",
+                _Layer("kernel", "bias"))
 
 
 def _put(variable, value, key: str, where: str, order=None):
@@ -176,12 +182,12 @@ def _load(model: network.Network, groups: list[tuple[str, dict]], names: _Names,
       _put(variable, tensors[leaf][1], tensors[leaf][0], where, order)
 
     if isinstance(target, layers.ClassifierHead):
-      take(names.dense_kernel, target.dense.kernel, names.dense_order)
-      take(names.dense_bias, target.dense.bias)
+      take(names.dense.kernel, target.dense.kernel, names.dense.order)
+      take(names.dense.bias, target.dense.bias)
     else:
-      take(names.conv_kernel, target.conv.kernel, names.conv_order)
+      take(names.conv.kernel, target.conv.kernel, names.conv.order)
       if target.conv.bias is not None:
-        take(names.conv_bias, target.conv.bias)
+        take(names.conv.bias, target.conv.bias)
       norm = target.norm
       if norm is not None:
         if norm.scale is not None:
