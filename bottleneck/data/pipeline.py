@@ -245,7 +245,11 @@ def load_splits(name: str, splits: tuple[str, ...] = ("train", "test"), data_dir
     except (ValueError, AssertionError) as e:
       raise ConfigError(f"dataset {name!r}: split {split!r} is not a split or a slice of one "
                         f"(e.g. 'train[:10000]', 'train[:10%]'): {e}") from None
-    if len(source) == 0:
+    try:
+      empty = len(source) == 0
+    except ValueError:  # a slice that ends before it starts ("train[5:3]")
+      empty = True
+    if empty:
       raise ConfigError(f"dataset {name!r}: split {split!r} holds no examples.")
     out[split] = Split(split, source, features["label"].num_classes,
                        tuple(names) if names else None, _ranges(split, builder.info.splits))
@@ -447,7 +451,6 @@ class Batches:
 
   def __init__(self, split: Split, batch_size: int, preprocess: Preprocess, seed: int,
                part: tuple[int, int] = (0, 1)):
-    check_batch_size(split, batch_size)
     index, count = part
     if batch_size % count or not 0 <= index < count:
       raise ConfigError(f"a batch of {batch_size} cannot be cut into {count} equal parts to "
@@ -460,7 +463,11 @@ class Batches:
 
   def train_batch(self, step: int) -> dict[str, np.ndarray]:
     """The batch of global step `step` (0-based), or this process's part of it: the same
-    examples and augmentation (drawn for the whole batch) as the rows of the whole batch."""
+    examples and augmentation (drawn for the whole batch) as the rows of the whole batch.
+    Training needs a split of at least one batch (`check_batch_size`, which a trainer calls
+    before it starts); evaluation pads the last batch, whatever the split's size."""
+    if not self.steps_per_epoch:
+      check_batch_size(self.split, self.batch_size)
     epoch, i = divmod(step, self.steps_per_epoch)
     if epoch != self._perm_epoch:
       self._perm = np.random.default_rng((self.seed, epoch)).permutation(len(self.split))

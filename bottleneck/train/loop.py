@@ -136,6 +136,7 @@ def train(members: list[Member], owner: bool, label: str | None) -> list[dict]:
   pipeline.check_held_out(splits, validation, (config.train_split, config.eval_split))
   pipeline.log_split_sizes(splits)
   train_split = splits[config.train_split]
+  pipeline.check_batch_size(train_split, config.batch_size)  # evaluation pads its last batch
   num_classes = train_split.num_classes
   resolved = run_config.resolve(config, num_classes)  # the model's arguments, width matched
   models = [builders.model_from(resolved, m.config.seed) for m in members]

@@ -278,10 +278,22 @@ def test_the_whole_batch_path_is_the_image_by_image_one():
   assert 0 < flip.sum() < 9 and len({tuple(o) for o in offsets}) > 1
 
 
-def test_batch_larger_than_split_is_an_error(digits_dir):
-  split = pipeline.load_splits("digits", data_dir=digits_dir)["test"]
-  with pytest.raises(ConfigError, match="batch_size=512 is larger than the test split"):
-    pipeline.Batches(split, 512, pipeline.Preprocess(8, 1), 0)
+def test_a_split_smaller_than_a_batch_evaluates_padded_and_does_not_train(digits_dir):
+  """Evaluation pads its last batch, so a split smaller than a batch is one padded batch (it
+  was refused, naming `batch_size`, when a test or validation split was smaller than
+  `eval_batch_size`); training needs whole batches."""
+  split = pipeline.load_splits("digits", data_dir=digits_dir, splits=("test[:20]",))["test[:20]"]
+  batches = pipeline.Batches(split, 64, pipeline.Preprocess(8, 1), 0)
+  [batch] = list(batches.eval_batches())
+  assert batch["image"].shape[0] == 64 and batch["mask"].sum() == 20
+  np.testing.assert_array_equal(batch["label"][:20], split.read(np.arange(20))[1])
+  with pytest.raises(ConfigError, match=r"batch_size=64 is larger than the test\[:20\] split"):
+    batches.train_batch(0)
+
+
+def test_a_slice_that_ends_before_it_starts_holds_no_examples(digits_dir):
+  with pytest.raises(ConfigError, match=r"split 'train\[5:3\]' holds no examples"):
+    pipeline.load_splits("digits", data_dir=digits_dir, splits=("train[5:3]",))
 
 
 def test_first_use_by_two_processes_at_once_prepares_once(tmp_path):

@@ -270,6 +270,7 @@ def test_a_locked_workdir_is_refused_at_once(tmp_path, digits_dir):
         # Overlapping slices of one split pass the config's own check; the data's sizes tell.
         ({"train_split": "train[:200]", "validation_split": "train[150:]"
          }, r"validation_split='train\[150:\]' shares 50 examples with the split 'train\[:200\]'"),
+        ({"train_split": "train[:20]"}, r"batch_size=\d+ is larger than the train\[:20\] split"),
         # Found shortening configs/imagenette_googlenet.py (2 epochs of warm-up) to a few steps:
         # optax's ValueError traceback.
         ({"optimizer.schedule": "cosine", "optimizer.warmup_epochs": 5.0, "num_train_steps": 4},
@@ -708,6 +709,15 @@ def test_a_batch_of_one_trains(tmp_path, digits_dir):
   result = loop.train_and_evaluate(
       tiny_config(digits_dir, batch_size=1, eval_batch_size=1, num_train_steps=3), str(tmp_path))
   assert result["train_steps"] == 3 and np.isfinite(result["eval_loss"])
+
+
+def test_a_test_split_smaller_than_an_eval_batch_is_scored_whole(tmp_path, digits_dir):
+  """It was refused ("batch_size=32 is larger than the test[:5] split"): evaluation pads."""
+  result = loop.train_and_evaluate(
+      tiny_config(digits_dir, eval_split="test[:5]", num_train_steps=2), str(tmp_path))
+  predictions = np.load(tmp_path / wd.EVALUATIONS / "eval-2.npz")
+  assert len(predictions["label"]) == 5 and result["eval_accuracy"] * 5 == round(
+      result["eval_accuracy"] * 5)
 
 
 def test_cross_entropy_equals_optax_integer_labels():
