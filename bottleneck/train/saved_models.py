@@ -79,8 +79,9 @@ def load(directory: str) -> Trained:
   """The model saved in `directory` (see the module docstring)."""
   path = os.path.join(directory, wd.CONFIG)
   if not os.path.isdir(directory):
-    raise ConfigError(f"{directory} does not exist: give a training workdir or a directory "
-                      "written by experiments.import_weights.")
+    what = "is a file, not a directory" if os.path.exists(directory) else "does not exist"
+    raise ConfigError(f"{directory} {what}: give a training workdir or a directory written by "
+                      "experiments.import_weights.")
   if not os.path.exists(path):
     raise ConfigError(f"{directory} holds no model: it has no {wd.CONFIG} (give a training "
                       "workdir or a directory written by experiments.import_weights).")

@@ -86,6 +86,10 @@ def test_a_crash_mid_write_leaves_nothing_behind(tmp_path, digits_dir, monkeypat
 def test_directories_without_a_model_are_clear_errors(tmp_path, digits_dir):
   with pytest.raises(ConfigError, match="does not exist"):
     saved_models.load(str(tmp_path / "nowhere"))
+  (tmp_path / "a_file").write_text("x")  # it said "does not exist"
+  with pytest.raises(ConfigError, match="a_file is a file, not a directory"):
+    saved_models.load(str(tmp_path / "a_file"))
+  os.remove(tmp_path / "a_file")
   with pytest.raises(ConfigError, match="holds no model: it has no config.json"):
     saved_models.load(str(tmp_path))
   model, config = _tiny(tmp_path, digits_dir)
