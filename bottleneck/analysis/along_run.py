@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 import pandas as pd
+from absl import logging
 
 from bottleneck.analysis import intervals
 from bottleneck.util import workdir as wd
@@ -55,7 +56,11 @@ def _outcomes(workdirs: list[str], split: str, step: int) -> np.ndarray | None:
     path = os.path.join(w, wd.EVALUATIONS, f"{split}-{step}.npz")
     if not os.path.exists(path):
       return None
-    predicted, label = wd.read_predictions(path)
+    try:
+      predicted, label = wd.read_predictions(path)
+    except wd.CorruptFile as e:  # as a missing one, said: the rest of the report stands
+      logging.warning("%s The difference at step %d is left out.", e, step)
+      return None
     if labels is not None and not np.array_equal(label, labels):
       return None
     labels = label

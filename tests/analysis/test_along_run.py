@@ -3,6 +3,7 @@ split, and a difference with its interval at every point."""
 
 import json
 import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -36,7 +37,7 @@ def _run(path, right: dict[int, int], validation: dict[int, float]):
   return str(path)
 
 
-def test_the_point_is_chosen_on_validation_and_differences_come_with_intervals(tmp_path):
+def test_the_point_is_chosen_on_validation_and_differences_come_with_intervals(tmp_path, caplog):
   naive = [
       _run(tmp_path / f"n{s}", {10: 20 + s, 20: 30 + s, 30: 36 + s}, {10: 0.5, 20: 0.8, 30: 0.8})
       for s in range(3)
@@ -68,6 +69,11 @@ def test_the_point_is_chosen_on_validation_and_differences_come_with_intervals(t
   # A run without a point's evaluation leaves that point out.
   os.remove(os.path.join(reduced[1], wd.EVALUATIONS, "eval-20.npz"))
   assert along_run.difference_along_run(naive, reduced)["step"].tolist() == [10, 30]
+  # So does an unreadable one, with a warning (it raised CorruptFile: the report stopped).
+  with open(os.path.join(naive[2], wd.EVALUATIONS, "eval-30.npz"), "r+b") as f:
+    f.truncate(100)
+  assert along_run.difference_along_run(naive, reduced)["step"].tolist() == [10]
+  assert re.search(r"eval-30.npz is unreadable .* step 30 is left out", caplog.text)
   for draw, args in ((plots.difference_along_run, (frame, "naive - reduced")),
                      (plots.accuracy_along_time, ({
                          "naive": [along_run.evaluations(w) for w in naive],
