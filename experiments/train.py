@@ -63,6 +63,10 @@ def _distributed() -> None:
   if n is not None and (n < 1 or i is None or not 0 <= i < n):
     raise ConfigError(f"--distributed: process_id={i} of num_processes={n} is invalid; give "
                       "--num_processes=N >= 1 and --process_id from 0 to N-1.")
+  host, colon, port = (address or "").rpartition(":")
+  if address and not (colon and host and port.isdigit() and 0 < int(port) < 65536):
+    raise ConfigError(f"--distributed: coordinator address {address!r} is invalid; give "
+                      "HOST:PORT with a port from 1 to 65535 (e.g. 10.0.0.1:12345).")
   if address:  # process 0 may start later: the others wait for it, up to JAX's 5 minutes
     logging.info("process %s of %s: waiting for the coordinator at %s (up to 5 minutes)", i, n,
                  address)

@@ -43,6 +43,15 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, digits_dir):
           f"--workdir={tmp_path}/w1", "--distributed", "--num_processes=2", "--process_id=2",
           "--coordinator_address=127.0.0.1:1"
       ], "process_id=2 of num_processes=2 is invalid"),
+      # "nohost" was an IndexError's traceback; port 0 a 5-minute wait for a coordinator.
+      "no_port": (train + [
+          f"--workdir={tmp_path}/w1", "--distributed", "--num_processes=2", "--process_id=0",
+          "--coordinator_address=nohost"
+      ], "coordinator address 'nohost' is invalid; give HOST:PORT"),
+      "port_0": (train + [
+          f"--workdir={tmp_path}/w1", "--distributed", "--num_processes=1", "--process_id=0",
+          "--coordinator_address=127.0.0.1:0"
+      ], "coordinator address '127.0.0.1:0' is invalid"),
       "without_distributed": (train + [f"--workdir={tmp_path}/w1", "--num_processes=2"],
                               "--num_processes: only with --distributed."),
       "variant": ([
