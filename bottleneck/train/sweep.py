@@ -16,6 +16,7 @@ import queue as queue_lib
 import re
 import shlex
 import signal
+import socket
 import sys
 import traceback
 
@@ -285,6 +286,28 @@ def _on_node(args: tuple, label: str) -> tuple[str, list[dict]]:
   return ray.get_runtime_context().get_node_id(), run_unit(*args, label)
 
 
+def _start_ray(ray, address: str | None) -> None:
+  """`ray.init`: without an address (the flag, or Ray's own RAY_ADDRESS) a Ray of its own,
+  "local", sized for small sweeps (left to itself, ray.init would join a cluster already running
+  here); with one, the cluster there, or one error line: ray.init waits for ever on a port that
+  nothing listens on, and raises RuntimeError where something else answers."""
+  address = address or os.environ.get("RAY_ADDRESS") or None
+  if not address:
+    ray.init(address="local", include_dashboard=False, log_to_driver=True,
+             object_store_memory=256 * 1024**2,
+             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}})
+    return
+  host, colon, port = address.split("://", 1)[-1].rpartition(":")
+  try:
+    if colon and port.isdigit():  # "auto" and the like are Ray's to look up
+      socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    ray.init(address=address, include_dashboard=False, log_to_driver=True)
+  except (OSError, RuntimeError) as e:  # ConnectionError is an OSError
+    why = getattr(e, "strerror", None) or str(e).splitlines()[0]
+    raise ConfigError(f"--ray_address={address}: no Ray cluster answers there ({why}); start one "
+                      "(`ray start --head`) or give the address its head printed.") from None
+
+
 def _run_ray(todo: list[list[Point]], restart: set[str], address: str | None,
              cpus_per_point: float) -> dict[str, dict]:
   """Runs each unit of `todo` as a Ray task; {point name: outcome}. A unit whose node dies is
@@ -297,13 +320,7 @@ def _run_ray(todo: list[list[Point]], restart: set[str], address: str | None,
     raise ConfigError("--launcher=ray needs Ray: pip install -e '.[ray]'") from None
   started_here = not ray.is_initialized()
   if started_here:
-    # No address (the flag, or Ray's own RAY_ADDRESS): a Ray of its own, "local", sized for
-    # small sweeps; left to itself, ray.init would join a cluster already running here.
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    local = {} if address else dict(
-        object_store_memory=256
-        * 1024**2, runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}})
-    ray.init(address=address or "local", include_dashboard=False, log_to_driver=True, **local)
+    _start_ray(ray, address)
   try:
     task = ray.remote(num_cpus=cpus_per_point, max_retries=RAY_RETRIES)(_on_node)
     units = {task.remote(_unit_args(unit, restart), unit_label(unit)): unit for unit in todo}

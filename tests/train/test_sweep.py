@@ -6,6 +6,7 @@ import os
 import pickle
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -257,6 +258,8 @@ def test_ray_launcher_sends_each_unit_as_one_task(tmp_path, monkeypatch):
     return [{"result": {}} for _ in configs]
 
   monkeypatch.setattr(sweep, "run_unit", unit)
+  # Nothing to connect to at 10.0.0.7 (the test of no cluster there: below).
+  monkeypatch.setattr(sweep.socket, "create_connection", lambda *a, **k: socket.socket())
   monkeypatch.chdir(tmp_path)
   monkeypatch.delenv("RAY_ADDRESS", raising=False)
   for address, running in ((None, False), ("10.0.0.7:6379", False), ("auto", True)):
@@ -319,6 +322,33 @@ def test_a_ray_unit_that_fails_is_a_failed_point_and_the_others_are_kept(tmp_pat
       pts[0].name: "done", pts[1].name: "skipped (done)", pts[2].name: "skipped (done)"
   }
   assert ran == ["reduce=True,seed=0"]
+
+
+def test_an_address_where_no_ray_answers_is_one_error_at_once(tmp_path, monkeypatch):
+  """ray.init retried for ever (seen over 6 minutes) where nothing listened, and raised
+  RuntimeError's traceback where something else answered; nothing is run."""
+  with socket.socket() as s:  # a port nothing listens on
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  monkeypatch.setitem(sys.modules, "ray", FakeRay(initialized=False))
+  monkeypatch.setattr(sweep, "run_unit", lambda *a, **k: pytest.fail("a unit ran"))
+  with pytest.raises(
+      ConfigError, match=rf"--ray_address=127.0.0.1:{port}: no Ray cluster "
+      r"answers there \(Connection refused\)"):
+    sweep.run(points(tmp_path, TWO_UNITS), launcher="ray", ray_address=f"127.0.0.1:{port}")
+  assert sys.modules["ray"].calls == []
+
+  def refused(**kwargs):
+    raise RuntimeError("Failed to connect to GCS. Last connection error: ...\n(more)")
+
+  ray = FakeRay(initialized=False)
+  ray.init = refused
+  monkeypatch.setitem(sys.modules, "ray", ray)
+  monkeypatch.setattr(sweep.socket, "create_connection", lambda *a, **k: socket.socket())
+  with pytest.raises(
+      ConfigError, match=r"--ray_address=10.0.0.9:6379: no Ray cluster answers "
+      r"there \(Failed to connect to GCS. Last connection error: ...\);"):
+    sweep.run(points(tmp_path, TWO_UNITS), launcher="ray", ray_address="10.0.0.9:6379")
 
 
 # Ray's own start-up is most of its 25 s; the test above covers the launcher's code.
