@@ -304,8 +304,9 @@ def _start_ray(ray, address: str | None) -> None:
     ray.init(address=address, include_dashboard=False, log_to_driver=True)
   except (OSError, RuntimeError) as e:  # ConnectionError is an OSError
     why = getattr(e, "strerror", None) or str(e).splitlines()[0]
-    raise ConfigError(f"--ray_address={address}: no Ray cluster answers there ({why}); start one "
-                      "(`ray start --head`) or give the address its head printed.") from None
+    raise ConfigError(
+        f"--ray_address={address}: could not join a Ray cluster there ({why}); "
+        "start one (`ray start --head`) or give the address its head printed.") from None
 
 
 def _run_ray(todo: list[list[Point]], restart: set[str], address: str | None,

@@ -333,8 +333,8 @@ def test_an_address_where_no_ray_answers_is_one_error_at_once(tmp_path, monkeypa
   monkeypatch.setitem(sys.modules, "ray", FakeRay(initialized=False))
   monkeypatch.setattr(sweep, "run_unit", lambda *a, **k: pytest.fail("a unit ran"))
   with pytest.raises(
-      ConfigError, match=rf"--ray_address=127.0.0.1:{port}: no Ray cluster "
-      r"answers there \(Connection refused\)"):
+      ConfigError, match=rf"--ray_address=127.0.0.1:{port}: could not join a Ray "
+      r"cluster there \(Connection refused\)"):
     sweep.run(points(tmp_path, TWO_UNITS), launcher="ray", ray_address=f"127.0.0.1:{port}")
   assert sys.modules["ray"].calls == []
 
@@ -346,7 +346,7 @@ def test_an_address_where_no_ray_answers_is_one_error_at_once(tmp_path, monkeypa
   monkeypatch.setitem(sys.modules, "ray", ray)
   monkeypatch.setattr(sweep.socket, "create_connection", lambda *a, **k: socket.socket())
   with pytest.raises(
-      ConfigError, match=r"--ray_address=10.0.0.9:6379: no Ray cluster answers "
+      ConfigError, match=r"--ray_address=10.0.0.9:6379: could not join a Ray cluster "
       r"there \(Failed to connect to GCS. Last connection error: ...\);"):
     sweep.run(points(tmp_path, TWO_UNITS), launcher="ray", ray_address="10.0.0.9:6379")
 
